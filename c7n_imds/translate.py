@@ -1,0 +1,282 @@
+"""Pure data transforms between AWS launch shapes.
+
+Everything here takes and returns plain dicts in AWS's own field names. There are no AWS
+calls and no c7n imports, so every rule can be tested exhaustively and checked against
+botocore's service model.
+
+The launch configuration -> launch template mapping follows AWS's "launch configuration
+mapping reference" (Auto Scaling user guide); see DESIGN.md section 6.
+"""
+import base64
+import binascii
+import hashlib
+import re
+from datetime import datetime, timezone
+
+SOURCE_TAG = "c7n-imds:source"
+SOURCE_CREATED_TAG = "c7n-imds:source-created"
+PREVIOUS_LAUNCH_TAG = "c7n-imds:previous-launch"
+
+TOKENS_REQUIRED = "required"
+TOKENS_OPTIONAL = "optional"
+PRESERVE = "preserve"
+
+# Launch template names: 3-128 characters of [a-zA-Z0-9().-/_].
+TEMPLATE_NAME_INVALID = re.compile(r"[^a-zA-Z0-9().\-/_]+")
+TEMPLATE_NAME_MAX = 128
+TEMPLATE_NAME_MARKER = "-imdsv2-"
+DIGEST_LENGTH = 10
+TAG_VALUE_MAX = 256
+
+SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]+$")
+
+# Launch configuration fields with a straight launch template equivalent
+# (an empty string in the describe output means "unset").
+SAME_NAME_FIELDS = ("ImageId", "InstanceType", "KeyName", "KernelId", "UserData")
+RENAMED_FIELDS = {"RamdiskId": "RamDiskId"}
+# Fields that describe the configuration itself, not the instances it launches.
+IDENTITY_FIELDS = ("LaunchConfigurationName", "LaunchConfigurationARN", "CreatedTime")
+# EC2-Classic was retired in 2023; these have no launch template equivalent.
+CLASSIC_LINK_FIELDS = ("ClassicLinkVPCId", "ClassicLinkVPCSecurityGroups")
+HANDLED_FIELDS = frozenset(
+    SAME_NAME_FIELDS + tuple(RENAMED_FIELDS) + IDENTITY_FIELDS + CLASSIC_LINK_FIELDS + (
+        "EbsOptimized", "SecurityGroups", "AssociatePublicIpAddress", "InstanceMonitoring",
+        "SpotPrice", "IamInstanceProfile", "PlacementTenancy", "BlockDeviceMappings",
+        "MetadataOptions"))
+
+EBS_FIELDS = ("SnapshotId", "VolumeSize", "VolumeType", "DeleteOnTermination", "Iops",
+              "Encrypted", "Throughput")
+METADATA_FIELDS = ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint",
+                   "HttpProtocolIpv6", "InstanceMetadataTags")
+
+
+class TranslationError(ValueError):
+    """A launch configuration cannot be carried faithfully into a launch template."""
+
+
+def security_group_names(launch_configuration):
+    """Entries of an LC's SecurityGroups that are names (default VPC), not ids."""
+    return [g for g in launch_configuration.get("SecurityGroups") or ()
+            if not SECURITY_GROUP_ID.match(g)]
+
+
+def merge_metadata_options(existing, http_tokens=TOKENS_REQUIRED, hop_limit=PRESERVE,
+                           http_endpoint=PRESERVE, instance_metadata_tags=PRESERVE):
+    """Metadata options with the requested settings laid over the existing ones.
+
+    Settings left at ``preserve`` keep whatever the source had, including "unset" (which
+    lets the account default or the AMI decide at launch).
+    """
+    merged = {k: v for k, v in (existing or {}).items() if k in METADATA_FIELDS}
+    if http_tokens != PRESERVE:
+        merged["HttpTokens"] = http_tokens
+    if hop_limit != PRESERVE:
+        merged["HttpPutResponseHopLimit"] = int(hop_limit)
+    if http_endpoint != PRESERVE:
+        merged["HttpEndpoint"] = http_endpoint
+    if instance_metadata_tags != PRESERVE:
+        merged["InstanceMetadataTags"] = instance_metadata_tags
+    return merged
+
+
+def _block_device_mapping(lc_mapping):
+    mapping = {"DeviceName": lc_mapping["DeviceName"]}
+    if lc_mapping.get("VirtualName"):
+        mapping["VirtualName"] = lc_mapping["VirtualName"]
+    if lc_mapping.get("NoDevice"):
+        # LC: boolean true; LT: an empty string suppresses the device.
+        mapping["NoDevice"] = ""
+    if lc_mapping.get("Ebs"):
+        mapping["Ebs"] = {k: lc_mapping["Ebs"][k] for k in EBS_FIELDS
+                          if lc_mapping["Ebs"].get(k) is not None}
+    return mapping
+
+
+def launch_template_data(launch_configuration, security_group_ids=None, *,
+                         http_tokens=TOKENS_REQUIRED, hop_limit=PRESERVE,
+                         http_endpoint=PRESERVE):
+    """Translate a DescribeLaunchConfigurations item into LaunchTemplateData.
+
+    ``security_group_ids`` are the LC's security groups as ids, in order, with any names
+    already resolved by the caller (see :func:`security_group_names`); when omitted, the
+    LC must hold ids only.
+
+    Returns ``(launch_template_data, notes)``; notes are human-readable remarks about
+    settings that could not be carried (ClassicLink). Raises :class:`TranslationError`
+    for anything that cannot be carried faithfully, such as a field this code does not
+    know, so nothing is silently lost.
+    """
+    lc = launch_configuration
+    unknown = sorted(set(lc) - HANDLED_FIELDS)
+    if unknown:
+        raise TranslationError(
+            "launch configuration %r has field(s) %s that c7n-imds does not know how to "
+            "carry into a launch template; upgrade c7n-imds or convert it by hand" % (
+                lc.get("LaunchConfigurationName"), ", ".join(unknown)))
+    if security_group_ids is None:
+        names = security_group_names(lc)
+        if names:
+            raise TranslationError(
+                "launch configuration %r names security groups %s; resolve them to ids "
+                "first" % (lc.get("LaunchConfigurationName"), ", ".join(names)))
+        security_group_ids = list(lc.get("SecurityGroups") or ())
+
+    data, notes = {}, []
+    for field in SAME_NAME_FIELDS:
+        if lc.get(field):
+            data[field] = lc[field]
+    for lc_field, lt_field in RENAMED_FIELDS.items():
+        if lc.get(lc_field):
+            data[lt_field] = lc[lc_field]
+    if lc.get("EbsOptimized") is not None:
+        data["EbsOptimized"] = lc["EbsOptimized"]
+
+    # An LC enables detailed monitoring unless told otherwise; an LT disables it.
+    data["Monitoring"] = {
+        "Enabled": bool((lc.get("InstanceMonitoring") or {}).get("Enabled", True))}
+
+    if lc.get("IamInstanceProfile"):
+        profile = lc["IamInstanceProfile"]
+        data["IamInstanceProfile"] = (
+            {"Arn": profile} if profile.startswith("arn:") else {"Name": profile})
+
+    if lc.get("SpotPrice"):
+        data["InstanceMarketOptions"] = {
+            "MarketType": "spot", "SpotOptions": {"MaxPrice": lc["SpotPrice"]}}
+
+    if lc.get("PlacementTenancy"):
+        data["Placement"] = {"Tenancy": lc["PlacementTenancy"]}
+
+    if lc.get("BlockDeviceMappings"):
+        data["BlockDeviceMappings"] = [
+            _block_device_mapping(m) for m in lc["BlockDeviceMappings"]]
+
+    if lc.get("AssociatePublicIpAddress") is not None:
+        # The public IP setting lives on the primary network interface in a template,
+        # and a template with interfaces must carry its groups there too.
+        interface = {"DeviceIndex": 0,
+                     "AssociatePublicIpAddress": lc["AssociatePublicIpAddress"],
+                     "DeleteOnTermination": True}
+        if security_group_ids:
+            interface["Groups"] = list(security_group_ids)
+        data["NetworkInterfaces"] = [interface]
+    elif security_group_ids:
+        data["SecurityGroupIds"] = list(security_group_ids)
+
+    if any(lc.get(f) for f in CLASSIC_LINK_FIELDS):
+        notes.append(
+            "ClassicLink settings (%s) dropped: EC2-Classic is retired and launch "
+            "templates have no equivalent" % ", ".join(
+                f for f in CLASSIC_LINK_FIELDS if lc.get(f)))
+
+    data["MetadataOptions"] = merge_metadata_options(
+        lc.get("MetadataOptions"), http_tokens=http_tokens, hop_limit=hop_limit,
+        http_endpoint=http_endpoint)
+    return data, notes
+
+
+def _timestamp(value):
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value) if value else ""
+
+
+def source_identity(launch_configuration):
+    """(name, created) - what tells one launch configuration from a later one of the
+    same name. LCs are immutable but can be deleted and re-created under one name."""
+    return (launch_configuration["LaunchConfigurationName"],
+            _timestamp(launch_configuration.get("CreatedTime")))
+
+
+def template_name(launch_configuration):
+    """A valid, deterministic launch template name for a launch configuration.
+
+    LC names allow almost any character and 255 of them; template names allow 3-128 of
+    ``[a-zA-Z0-9().-/_]``. The readable part is the LC name with other characters
+    replaced and cut to fit; the digest of the exact name and creation time keeps
+    names unique when two LC names sanitize alike, and gives a re-created LC of the same
+    name its own template.
+    """
+    name, created = source_identity(launch_configuration)
+    digest = hashlib.sha256(("%s\0%s" % (name, created)).encode("utf-8")).hexdigest()
+    readable = TEMPLATE_NAME_INVALID.sub("_", name).strip("_") or "lc"
+    room = TEMPLATE_NAME_MAX - len(TEMPLATE_NAME_MARKER) - DIGEST_LENGTH
+    return readable[:room] + TEMPLATE_NAME_MARKER + digest[:DIGEST_LENGTH]
+
+
+def client_token(template_name_):
+    """CreateLaunchTemplate idempotency token: concurrent or retried creates of the same
+    template collapse into one (at most 64 ASCII characters)."""
+    return "c7n-imds-" + hashlib.sha256(template_name_.encode("utf-8")).hexdigest()[:48]
+
+
+def encode_previous_launch(launch):
+    """Tag value recording what a group launched from before we changed it.
+
+    ``launch`` is one of ``{"LaunchConfigurationName": name}`` or
+    ``{"LaunchTemplateId": id, "Version": version}``. Launch configuration names can be
+    255 characters, more than a tag value holds once prefixed; such a name is recorded
+    by digest, which :func:`decode_previous_launch` reports for the caller to match.
+    """
+    if "LaunchConfigurationName" in launch:
+        value = "lc:" + launch["LaunchConfigurationName"]
+        if len(value) <= TAG_VALUE_MAX:
+            return value
+        return "lc-sha256:" + hashlib.sha256(
+            launch["LaunchConfigurationName"].encode("utf-8")).hexdigest()
+    return "lt:%s:%s" % (launch["LaunchTemplateId"], launch.get("Version") or "$Default")
+
+
+def decode_previous_launch(value):
+    """Inverse of :func:`encode_previous_launch`; raises ValueError on anything else."""
+    if value.startswith("lc:"):
+        return {"LaunchConfigurationName": value[3:]}
+    if value.startswith("lc-sha256:"):
+        return {"LaunchConfigurationNameSha256": value[len("lc-sha256:"):]}
+    if value.startswith("lt:") and value.count(":") == 2:
+        _, template_id, version = value.split(":")
+        return {"LaunchTemplateId": template_id, "Version": version}
+    raise ValueError("not a %s value: %r" % (PREVIOUS_LAUNCH_TAG, value))
+
+
+def user_data_fingerprint(user_data):
+    """Size and SHA-256 of the decoded user data: enough to check a conversion against
+    the original file without ever showing its content."""
+    try:
+        raw = base64.b64decode(user_data, validate=True)
+    except (binascii.Error, ValueError):
+        raw = user_data.encode("utf-8")
+    return {"Bytes": len(raw), "Sha256": hashlib.sha256(raw).hexdigest()}
+
+
+def redact(launch_template_data):
+    """A copy safe to print, log or report: user data replaced by its fingerprint."""
+    shown = dict(launch_template_data)
+    if shown.get("UserData"):
+        shown["UserData"] = user_data_fingerprint(shown["UserData"])
+    return shown
+
+
+def metadata_view(metadata_options):
+    """The `imds` filter keys for a set of metadata options (from an LC or LT version).
+
+    Only HttpTokens has a fixed meaning when unset - ``optional``, i.e. IMDSv1 allowed
+    unless the account default or the AMI says otherwise. Other unset keys stay None.
+    """
+    options = metadata_options or {}
+    return {
+        "HttpTokens": options.get("HttpTokens") or TOKENS_OPTIONAL,
+        "HttpEndpoint": options.get("HttpEndpoint"),
+        "HttpPutResponseHopLimit": options.get("HttpPutResponseHopLimit"),
+        "InstanceMetadataTags": options.get("InstanceMetadataTags"),
+    }
+
+
+def weakness(view):
+    """Sort key: lower is weaker. IMDS with tokens optional is the weakest; a disabled
+    endpoint cannot be reached with or without a token."""
+    if view.get("HttpEndpoint") == "disabled":
+        return 2
+    return 1 if view.get("HttpTokens") == TOKENS_REQUIRED else 0

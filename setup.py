@@ -1,0 +1,38 @@
+from setuptools import find_packages, setup
+
+# The c7n family is released in lock-step; these three versions are tested together.
+# Transitive versions (boto3, botocore, moto, ...) are pinned in constraints.txt,
+# which the Makefile applies to every install.
+setup(
+    name="c7n-imds",
+    version="0.1.0",
+    description=(
+        "Cloud Custodian plugin and policy pack that moves EC2 Auto Scaling groups "
+        "to IMDSv2 (Security Hub AutoScaling.3, AutoScaling.9, EC2.170, EC2.8)"),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["c7n_imds", "c7n_imds.*"]),
+    package_data={"c7n_imds": ["templates/*", "demo_policies/*"]},
+    install_requires=[
+        "c7n==0.9.53",
+        "c7n-org==0.6.52",
+        "c7n-mailer==0.6.52",
+        "boto3>=1.43,<1.44",
+        "botocore>=1.43,<1.44",
+        "tabulate>=0.9",
+    ],
+    extras_require={
+        "test": [
+            "pytest==9.2.0",
+            "placebo==0.10.0",
+            "moto[server]==5.2.5",
+            "hypothesis==6.170.17",
+            "aiosmtpd==1.4.6",
+        ],
+        # make demo runs an embedded moto server
+        "demo": ["moto[server]==5.2.5"],
+    },
+    entry_points={"console_scripts": ["c7n-imds = c7n_imds.cli:main"]},
+)
