@@ -1,0 +1,306 @@
+"""Actions on `asg` that move groups to IMDSv2."""
+import json
+import logging
+
+from botocore.exceptions import ClientError
+from c7n.actions import BaseAction
+from c7n.exceptions import PolicyExecutionError
+from c7n.resources.asg import ASG
+from c7n.utils import chunks, local_session, type_schema
+
+from c7n_imds import network
+from c7n_imds.launch import LAUNCH_CONFIGURATION, LaunchSources, launch_references, retry
+from c7n_imds.translate import (
+    PRESERVE, PREVIOUS_LAUNCH_TAG, SOURCE_CREATED_TAG, SOURCE_TAG, TranslationError,
+    client_token, encode_previous_launch, launch_template_data, redact,
+    security_group_names, source_identity, template_name)
+
+log = logging.getLogger("custodian.c7n_imds.actions")
+
+HOP_LIMIT_SCHEMA = {"oneOf": [
+    {"enum": [PRESERVE]}, {"type": "integer", "minimum": 1, "maximum": 64}]}
+HTTP_ENDPOINT_SCHEMA = {"enum": [PRESERVE, "enabled", "disabled"]}
+TEMPLATE_NAMES_PER_CALL = 100
+ALREADY_EXISTS = "InvalidLaunchTemplateName.AlreadyExistsException"
+
+
+class RemediationError(PolicyExecutionError):
+    """Some groups could not be remediated; the others were."""
+
+    def __init__(self, action, failures):
+        self.failures = dict(failures)
+        super().__init__("%s failed for %d group(s); the others were processed:\n%s" % (
+            action, len(failures), "\n".join(
+                " - %s: %s" % (group, reason) for group, reason in sorted(failures.items()))))
+
+
+def describe_error(error):
+    if isinstance(error, ClientError):
+        return "%s: %s" % (error.response["Error"]["Code"], error.response["Error"]["Message"])
+    return str(error)
+
+
+@ASG.action_registry.register("convert-to-launch-template")
+class ConvertToLaunchTemplate(BaseAction):
+    """Move launch-configuration groups to a new launch template that requires IMDSv2.
+
+    AWS's recommended fix for Security Hub AutoScaling.3 (and AutoScaling.9). Each
+    launch configuration becomes one launch template - however many groups share it -
+    carrying every setting of the configuration (AWS's launch configuration mapping
+    reference: security group names resolved to ids, the public IP setting moved to a
+    network interface, spot price, detailed monitoring, block devices, instance profile,
+    tenancy, user data byte for byte) with ``HttpTokens: required``. Each group is then
+    switched to the template and tagged ``c7n-imds:previous-launch`` so it can be
+    reverted; the template is tagged ``c7n-imds:source`` with the configuration's name.
+
+    The launch configuration is left in place; deleting it is a separate, later step.
+    Running instances keep their metadata options until they are replaced. The spot
+    price is carried as the template's market options to keep behaviour; AWS advises a
+    mixed instances policy for spot instead.
+
+    Template names are the configuration's name made valid, plus ``-imdsv2-`` and a
+    digest, so a re-run finds the same template: a second run creates nothing, and a
+    run interrupted after creating a template finishes the job. Groups that already
+    launch from a template are skipped. A group that fails does not stop the others;
+    the run then ends with an error naming every failed group and why.
+
+    Preview what would be created, without changing anything, with
+    ``c7n-imds plan POLICY.yml`` (user data is shown only as size and SHA-256).
+
+    Options: ``hop-limit`` (``preserve`` or 1-64; use 2 or more for containers),
+    ``http-endpoint`` (``preserve``, ``enabled``, ``disabled``), ``version`` the group
+    follows (``$Default`` or ``$Latest``), ``http-tokens`` (``required``, or
+    ``preserve`` to move off launch configurations without changing IMDS).
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: asg-lc-to-imdsv2-launch-template
+            resource: asg
+            filters:
+              - type: imds
+                key: LaunchType
+                value: launch-configuration
+              - type: imds
+                key: HttpTokens
+                value: optional
+            actions:
+              - type: convert-to-launch-template
+                hop-limit: preserve
+                version: $Default
+    """
+
+    schema = type_schema(
+        "convert-to-launch-template",
+        **{"http-tokens": {"enum": ["required", PRESERVE]},
+           "hop-limit": HOP_LIMIT_SCHEMA,
+           "http-endpoint": HTTP_ENDPOINT_SCHEMA,
+           "version": {"enum": ["$Default", "$Latest"]}})
+    permissions = LaunchSources.permissions + (
+        "ec2:DescribeLaunchTemplates", "ec2:CreateLaunchTemplate", "ec2:CreateTags",
+        "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups",
+        "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
+        # AWS checks these when a group is switched to a template.
+        "ec2:RunInstances", "iam:PassRole")
+
+    # -- planning: what each launch configuration becomes (no changes) -----------------
+
+    def plan(self, asgs, ec2=None, autoscaling=None):
+        """(plans, failures): one plan per launch configuration, plus groups that cannot
+        be converted and why. Makes only describe calls."""
+        if ec2 is None:
+            session = local_session(self.manager.session_factory)
+            ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
+        groups = [a for a in asgs if launch_references(a)[0] == LAUNCH_CONFIGURATION]
+        for asg in asgs:
+            if asg not in groups:
+                log.info("asg %s: does not launch from a launch configuration; skipped",
+                         asg["AutoScalingGroupName"])
+        sources = LaunchSources(ec2, autoscaling).load(groups)
+        failures, by_config = {}, {}
+        for asg in groups:
+            name = asg["AutoScalingGroupName"]
+            config = sources.launch_configuration(asg["LaunchConfigurationName"])
+            if config is None:
+                failures[name] = ("launch configuration %r no longer exists; point the "
+                                  "group at a valid one first" % asg["LaunchConfigurationName"])
+                continue
+            by_config.setdefault(source_identity(config), (config, []))[1].append(asg)
+        resolved = self.resolve_security_groups(ec2, by_config.values())
+        plans = []
+        for config, config_groups in by_config.values():
+            try:
+                plans.append(self.plan_template(config, config_groups, resolved))
+            except TranslationError as e:
+                for asg in config_groups:
+                    failures[asg["AutoScalingGroupName"]] = str(e)
+        return plans, failures
+
+    def resolve_security_groups(self, ec2, configs_and_groups):
+        """{(group name, SG name): SG id} for configurations that name groups."""
+        needing = [(config, groups) for config, groups in configs_and_groups
+                   if security_group_names(config)]
+        if not needing:
+            return {}
+        vpcs = network.group_vpcs(ec2, [a for _, groups in needing for a in groups])
+        wanted = {}
+        for config, groups in needing:
+            for asg in groups:
+                vpc = vpcs[asg["AutoScalingGroupName"]]
+                if vpc:
+                    wanted.setdefault(vpc, set()).update(security_group_names(config))
+        by_vpc = network.security_group_ids_by_name(ec2, wanted)
+        return {(asg["AutoScalingGroupName"], sg): by_vpc.get(
+                    (vpcs[asg["AutoScalingGroupName"]], sg))
+                for config, groups in needing for asg in groups
+                for sg in security_group_names(config)}
+
+    def plan_template(self, config, groups, resolved):
+        config_name = config["LaunchConfigurationName"]
+        security_group_ids = None
+        if security_group_names(config):
+            choices = set()
+            for asg in groups:
+                ids = []
+                for sg in config["SecurityGroups"]:
+                    if sg in security_group_names(config):
+                        sg_id = resolved.get((asg["AutoScalingGroupName"], sg))
+                        if sg_id is None:
+                            raise TranslationError(
+                                "security group %r of launch configuration %r does not "
+                                "exist in the VPC of group %s; fix the configuration's "
+                                "security groups first" % (
+                                    sg, config_name, asg["AutoScalingGroupName"]))
+                        ids.append(sg_id)
+                    else:
+                        ids.append(sg)
+                choices.add(tuple(ids))
+            if len(choices) > 1:
+                raise TranslationError(
+                    "launch configuration %r names security groups that resolve to "
+                    "different ids in the VPCs of its groups; one template cannot serve "
+                    "them all - give the configuration group ids instead" % config_name)
+            security_group_ids = list(choices.pop())
+        data, notes = launch_template_data(
+            config, security_group_ids,
+            http_tokens=self.data.get("http-tokens", "required"),
+            hop_limit=self.data.get("hop-limit", PRESERVE),
+            http_endpoint=self.data.get("http-endpoint", PRESERVE))
+        for note in notes:
+            log.warning("launch configuration %r: %s", config_name, note)
+        return {"LaunchConfigurationName": config_name,
+                "SourceCreated": source_identity(config)[1],
+                "LaunchTemplateName": template_name(config),
+                "LaunchTemplateData": data,
+                "Notes": notes,
+                "Groups": [a["AutoScalingGroupName"] for a in groups],
+                "GroupLaunch": {a["AutoScalingGroupName"]: a["LaunchConfigurationName"]
+                                for a in groups}}
+
+    def preview(self, asgs):
+        """The plan in a form safe to print: user data as size and hash only."""
+        plans, failures = self.plan(asgs)
+        return {"Templates": [dict(
+                    {k: v for k, v in p.items() if k != "GroupLaunch"},
+                    LaunchTemplateData=redact(p["LaunchTemplateData"])) for p in plans],
+                "Failures": failures}
+
+    # -- execution --------------------------------------------------------------------
+
+    def process(self, asgs):
+        session = local_session(self.manager.session_factory)
+        ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
+        plans, failures = self.plan(asgs, ec2, autoscaling)
+        existing = self.existing_templates(ec2, [p["LaunchTemplateName"] for p in plans])
+        results = []
+        for plan in plans:
+            try:
+                template, created = self.ensure_template(ec2, plan, existing)
+            except (ClientError, TranslationError) as e:
+                for group in plan["Groups"]:
+                    failures[group] = "creating launch template %s: %s" % (
+                        plan["LaunchTemplateName"], describe_error(e))
+                continue
+            for group in plan["Groups"]:
+                try:
+                    self.switch_group(autoscaling, group, plan, template)
+                except ClientError as e:
+                    failures[group] = "switching to launch template %s: %s" % (
+                        template["LaunchTemplateId"], describe_error(e))
+                    continue
+                results.append({
+                    "AutoScalingGroupName": group,
+                    "LaunchConfigurationName": plan["LaunchConfigurationName"],
+                    "LaunchTemplateId": template["LaunchTemplateId"],
+                    "LaunchTemplateName": plan["LaunchTemplateName"],
+                    "Version": self.data.get("version", "$Default"),
+                    "TemplateCreated": created})
+        for group, reason in sorted(failures.items()):
+            log.error("asg %s: not converted: %s", group, reason)
+            results.append({"AutoScalingGroupName": group, "Error": reason})
+        self.manager.ctx.output.write_file(
+            "imds-changes.json", json.dumps(results, indent=2, default=str))
+        if failures:
+            raise RemediationError(self.type, failures)
+        return results
+
+    def existing_templates(self, ec2, names):
+        """{name: DescribeLaunchTemplates item} for those of the names that exist."""
+        found = {}
+        paginator = ec2.get_paginator("describe_launch_templates")
+        for batch in chunks(sorted(set(names)), TEMPLATE_NAMES_PER_CALL):
+            pages = retry(lambda: list(paginator.paginate(
+                Filters=[{"Name": "launch-template-name", "Values": batch}],
+                PaginationConfig={"PageSize": 200})))
+            for page in pages:
+                found.update({t["LaunchTemplateName"]: t for t in page["LaunchTemplates"]})
+        return found
+
+    def ensure_template(self, ec2, plan, existing):
+        """The plan's template, created unless an earlier run already did."""
+        name = plan["LaunchTemplateName"]
+        if name not in existing:
+            try:
+                response = retry(
+                    ec2.create_launch_template, LaunchTemplateName=name,
+                    LaunchTemplateData=plan["LaunchTemplateData"],
+                    ClientToken=client_token(name),
+                    VersionDescription="c7n-imds: from launch configuration, IMDSv2",
+                    TagSpecifications=[{"ResourceType": "launch-template", "Tags": [
+                        {"Key": SOURCE_TAG, "Value": plan["LaunchConfigurationName"]},
+                        {"Key": SOURCE_CREATED_TAG, "Value": plan["SourceCreated"]}]}])
+                log.info("launch template %s (%s) created from launch configuration %r",
+                         name, response["LaunchTemplate"]["LaunchTemplateId"],
+                         plan["LaunchConfigurationName"])
+                return response["LaunchTemplate"], True
+            except ClientError as e:
+                # Another run created it between our look and our create.
+                if e.response["Error"]["Code"] != ALREADY_EXISTS:
+                    raise
+                existing.update(self.existing_templates(ec2, [name]))
+        template = existing[name]
+        tags = {t["Key"]: t["Value"] for t in template.get("Tags") or ()}
+        if tags.get(SOURCE_TAG) != plan["LaunchConfigurationName"]:
+            raise TranslationError(
+                "a launch template named %s already exists and was not created by c7n-imds "
+                "from this launch configuration; rename or delete it" % name)
+        return template, False
+
+    def switch_group(self, autoscaling, group, plan, template):
+        version = self.data.get("version", "$Default")
+        # Record where the group came from before changing it, so that a crash between
+        # the two calls still leaves a way back.
+        retry(autoscaling.create_or_update_tags, Tags=[{
+            "ResourceId": group, "ResourceType": "auto-scaling-group",
+            "Key": PREVIOUS_LAUNCH_TAG, "PropagateAtLaunch": False,
+            "Value": encode_previous_launch(
+                {"LaunchConfigurationName": plan["GroupLaunch"][group]})}])
+        retry(autoscaling.update_auto_scaling_group, AutoScalingGroupName=group,
+              LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"],
+                              "Version": version})
+        log.info("asg %s: launch configuration %r -> launch template %s (%s) %s, "
+                 "HttpTokens %s", group, plan["LaunchConfigurationName"],
+                 plan["LaunchTemplateName"], template["LaunchTemplateId"], version,
+                 plan["LaunchTemplateData"]["MetadataOptions"].get("HttpTokens", "unset"))

@@ -1,0 +1,96 @@
+"""`c7n-imds`: Cloud Custodian and c7n-org with the c7n-imds plugin loaded.
+
+Custodian does not load third-party plugins by itself, so every way of running must
+import ``c7n_imds`` first. This command does that, then hands over:
+
+    c7n-imds run|validate|schema|report|logs|version|...   -> custodian
+    c7n-imds org run|report|...                           -> c7n-org
+    c7n-imds plan [custodian run options] POLICY...       -> preview, changes nothing
+    c7n-imds demo                                         -> the embedded demo estate
+"""
+import json
+import logging
+import sys
+
+import c7n_imds  # noqa: F401  (registers our filters and actions)
+
+log = logging.getLogger("custodian.c7n_imds.cli")
+
+OWN_COMMANDS = ("org", "plan", "demo")
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else None
+    if command == "org":
+        from c7n_org.cli import cli
+        return cli.main(args=argv[1:], prog_name="c7n-imds org")
+    if command == "plan":
+        return plan_main(argv[1:])
+    if command == "demo":
+        from c7n_imds.demo import main as demo_main
+        return demo_main(argv[1:])
+    from c7n.cli import main as custodian_main
+    return custodian_main(argv)
+
+
+def plan_main(args):
+    """Run the policies' filters (as ``custodian run --dryrun`` does) and print what our
+    remediation actions would create for each matched group, without changing anything.
+    Takes the same options as ``run``; ``-s`` defaults to a throw-away directory."""
+    from c7n.cli import _setup_logger, setup_parser
+    from c7n.config import Config
+
+    if not any(a in ("-s", "--output-dir") or a.startswith("--output-dir=") for a in args):
+        args = ["-s", "null://"] + args
+    options = setup_parser().parse_args(["run", "--dryrun"] + args)
+    _setup_logger(options)
+    config = Config.empty(**vars(options))
+    _plan(config)
+
+
+def _plan_command():
+    from c7n.commands import policy_command
+
+    @policy_command
+    def plan(options, policies):
+        for policy in policies:
+            resources = policy() or []
+            for action in policy.resource_manager.actions:
+                if not hasattr(action, "preview"):
+                    continue
+                preview = action.preview(resources) if resources else {
+                    "Templates": [], "Failures": {}}
+                preview.update(Policy=policy.name, Region=policy.options.region,
+                               Action=action.type)
+                print(format_preview(preview))
+                if policy.ctx.output and hasattr(policy.ctx.output, "write_file"):
+                    policy.ctx.output.write_file(
+                        "imds-plan.json", json.dumps(preview, indent=2, default=str))
+    return plan
+
+
+def _plan(config):
+    _plan_command()(config)
+
+
+def format_preview(preview):
+    """A plan as text a person reads top to bottom. User data is already redacted."""
+    lines = ["policy %s (%s) action %s: %d template(s), %d failure(s)" % (
+        preview["Policy"], preview["Region"] or "default", preview["Action"],
+        len(preview["Templates"]), len(preview["Failures"]))]
+    for template in preview["Templates"]:
+        lines.append("  launch configuration %r -> launch template %s" % (
+            template["LaunchConfigurationName"], template["LaunchTemplateName"]))
+        lines.append("    groups: %s" % ", ".join(template["Groups"]))
+        for key, value in sorted(template["LaunchTemplateData"].items()):
+            lines.append("    %s: %s" % (key, json.dumps(value, default=str)))
+        for note in template.get("Notes") or ():
+            lines.append("    note: %s" % note)
+    for group, reason in sorted(preview["Failures"].items()):
+        lines.append("  cannot convert %s: %s" % (group, reason))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Where an Auto Scaling group's instances get their launch settings from.
+
+A group launches from a launch configuration (LC), a launch template (LT) version, or a
+mixed instances policy (a base template plus optional per-override templates). This
+module resolves all of them for a batch of groups with as few API calls as AWS allows:
+
+- launch configurations: DescribeLaunchConfigurations, 50 names per call;
+- ``$Default`` / ``$Latest`` versions of *every* template: one paginated
+  DescribeLaunchTemplateVersions without a template id;
+- pinned version numbers: one call per template, all its numbers at once, skipping
+  numbers the previous call already returned.
+
+AWS I/O lives in :class:`LaunchSources`; :func:`launch_references` and the annotation
+builders are pure.
+"""
+import logging
+
+from botocore.exceptions import ClientError
+from c7n.utils import chunks, get_retry
+
+from c7n_imds.translate import metadata_view, weakness
+
+log = logging.getLogger("custodian.c7n_imds.launch")
+
+LAUNCH_CONFIGURATION = "launch-configuration"
+LAUNCH_TEMPLATE = "launch-template"
+MIXED_INSTANCES_POLICY = "mixed-instances-policy"
+
+LC_NAMES_PER_CALL = 50  # DescribeLaunchConfigurations accepts at most 50 names
+LT_MAX_RESULTS = 200  # DescribeLaunchTemplateVersions allows 200 per page
+ALIASES = ("$Default", "$Latest")
+
+# Throttling and transient server errors; botocore's own retries come first.
+retry = get_retry((
+    "Throttling", "ThrottlingException", "RequestLimitExceeded", "RequestThrottled",
+    "ServiceUnavailable", "InternalError", "InternalFailure"), max_attempts=8)
+
+NOT_FOUND_CODES = (
+    "InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException",
+    "InvalidLaunchTemplateId.Malformed")
+VERSION_NOT_FOUND_CODES = ("InvalidLaunchTemplateId.VersionNotFound",)
+
+
+def template_spec(spec):
+    """A LaunchTemplateSpecification with the version AWS uses when none is given."""
+    return {"LaunchTemplateId": spec.get("LaunchTemplateId"),
+            "LaunchTemplateName": spec.get("LaunchTemplateName"),
+            "Version": str(spec.get("Version") or "$Default")}
+
+
+def launch_references(asg):
+    """(launch type, [references]) for a group, without any API call.
+
+    A reference is an LC name (str) or a template spec (dict). AWS returns exactly one
+    of MixedInstancesPolicy, LaunchTemplate and LaunchConfigurationName; moto keeps the
+    old LaunchConfigurationName beside a template after a switch, so templates win.
+    """
+    if asg.get("MixedInstancesPolicy"):
+        lt = asg["MixedInstancesPolicy"].get("LaunchTemplate") or {}
+        specs = [template_spec(lt.get("LaunchTemplateSpecification") or {})]
+        for override in lt.get("Overrides") or ():
+            if override.get("LaunchTemplateSpecification"):
+                specs.append(template_spec(override["LaunchTemplateSpecification"]))
+        return MIXED_INSTANCES_POLICY, specs
+    if asg.get("LaunchTemplate"):
+        return LAUNCH_TEMPLATE, [template_spec(asg["LaunchTemplate"])]
+    if asg.get("LaunchConfigurationName"):
+        return LAUNCH_CONFIGURATION, [asg["LaunchConfigurationName"]]
+    return None, []
+
+
+class LaunchSources:
+    """Launch configurations and template versions for a batch of groups."""
+
+    permissions = ("autoscaling:DescribeLaunchConfigurations",
+                   "ec2:DescribeLaunchTemplateVersions")
+
+    def __init__(self, ec2, autoscaling):
+        self.ec2 = ec2
+        self.autoscaling = autoscaling
+        self.configs = {}  # exact LC name -> describe item
+        self.versions = {}  # (template id, "3" | "$Default" | "$Latest") -> version item
+        self.template_ids = {}  # template name -> id
+        self.missing_templates = set()  # ids or names that do not exist
+        self.loaded_aliases = set()
+
+    @classmethod
+    def from_session(cls, session):
+        return cls(session.client("ec2"), session.client("autoscaling"))
+
+    # -- loading (AWS I/O) ------------------------------------------------------------
+
+    def load(self, asgs):
+        lc_names, specs = set(), []
+        for asg in asgs:
+            _, refs = launch_references(asg)
+            for ref in refs:
+                if isinstance(ref, str):
+                    # Some groups carry an LC name with trailing white space the LC
+                    # itself does not have; ask for both spellings.
+                    lc_names.update({ref, ref.rstrip()})
+                else:
+                    specs.append(ref)
+        self.load_launch_configurations(lc_names - set(self.configs))
+        self.load_template_versions(specs)
+        return self
+
+    def load_launch_configurations(self, names):
+        paginator = self.autoscaling.get_paginator("describe_launch_configurations")
+        for batch in chunks(sorted(n for n in names if n), LC_NAMES_PER_CALL):
+            pages = retry(lambda: list(paginator.paginate(
+                LaunchConfigurationNames=batch, PaginationConfig={"PageSize": 100})))
+            for page in pages:
+                for config in page["LaunchConfigurations"]:
+                    self.configs[config["LaunchConfigurationName"]] = config
+
+    def load_template_versions(self, specs):
+        aliases = sorted({s["Version"] for s in specs if s["Version"] in ALIASES})
+        if aliases and not self.loaded_aliases.issuperset(aliases):
+            self._load_alias_versions(aliases)
+        numbered = {}
+        for spec in specs:
+            if spec["Version"] in ALIASES:
+                continue
+            key = self._template_key(spec)
+            if key is None or key in self.missing_templates:
+                continue
+            if self.template_version(spec) is None:
+                numbered.setdefault(key, set()).add(spec["Version"])
+        for key, numbers in sorted(numbered.items()):
+            self._load_numbered_versions(key, sorted(numbers, key=_version_sort_key))
+
+    def _load_alias_versions(self, aliases):
+        paginator = self.ec2.get_paginator("describe_launch_template_versions")
+        pages = retry(lambda: list(paginator.paginate(
+            Versions=list(aliases), PaginationConfig={"PageSize": LT_MAX_RESULTS})))
+        latest = {}
+        for page in pages:
+            for version in page["LaunchTemplateVersions"]:
+                self._remember(version)
+                tid = version["LaunchTemplateId"]
+                if version.get("DefaultVersion") or aliases == ["$Default"]:
+                    self.versions[(tid, "$Default")] = version
+                if version["VersionNumber"] > latest.get(tid, {}).get("VersionNumber", 0):
+                    latest[tid] = version
+        if "$Latest" in aliases:
+            for tid, version in latest.items():
+                self.versions[(tid, "$Latest")] = version
+        self.loaded_aliases.update(aliases)
+
+    def _load_numbered_versions(self, key, numbers):
+        ident = {key[0]: key[1]}
+        try:
+            for batch in chunks(numbers, LT_MAX_RESULTS):
+                response = retry(lambda: self.ec2.describe_launch_template_versions(
+                    Versions=batch, MaxResults=LT_MAX_RESULTS, **ident))
+                for version in response["LaunchTemplateVersions"]:
+                    self._remember(version)
+        except ClientError as e:
+            code = e.response["Error"]["Code"]
+            if code in NOT_FOUND_CODES:
+                self.missing_templates.add(key)
+            elif code in VERSION_NOT_FOUND_CODES and len(numbers) > 1:
+                # One missing number fails the whole call: find the ones that exist.
+                for number in numbers:
+                    self._load_numbered_versions(key, [number])
+            elif code not in VERSION_NOT_FOUND_CODES:
+                raise
+
+    def _remember(self, version):
+        tid = version["LaunchTemplateId"]
+        self.template_ids[version["LaunchTemplateName"]] = tid
+        self.versions[(tid, str(version["VersionNumber"]))] = version
+
+    @staticmethod
+    def _template_key(spec):
+        """("LaunchTemplateId", id) when the spec has an id, else by name."""
+        for field in ("LaunchTemplateId", "LaunchTemplateName"):
+            if spec.get(field):
+                return (field, spec[field])
+        return None
+
+    # -- lookups (pure over what was loaded) --------------------------------------------
+
+    def launch_configuration(self, name):
+        """The LC a group names, tolerating trailing white space on the group's side."""
+        if name in self.configs:
+            return self.configs[name]
+        return self.configs.get(name.rstrip())
+
+    def template_version(self, spec):
+        key = self._template_key(spec)
+        if key is None:
+            return None
+        tid = key[1] if key[0] == "LaunchTemplateId" else self.template_ids.get(key[1])
+        return self.versions.get((tid, spec["Version"]))
+
+    def describe(self, asg):
+        """The `imds` filter annotation for a group: plain, JSON-safe, no user data."""
+        launch_type, refs = launch_references(asg)
+        if launch_type is None:
+            return missing_view(None, None, "the group names no launch configuration, "
+                                            "launch template or mixed instances policy")
+        if launch_type == LAUNCH_CONFIGURATION:
+            config = self.launch_configuration(refs[0])
+            if config is None:
+                return missing_view(launch_type, refs[0], "launch configuration %r no "
+                                    "longer exists" % refs[0])
+            return dict(
+                metadata_view(config.get("MetadataOptions")), LaunchType=launch_type,
+                LaunchName=config["LaunchConfigurationName"], LaunchTemplateId=None,
+                LaunchTemplateVersion=None, LaunchSourceMissing=False)
+        templates = [self.template_view(spec) for spec in refs]
+        missing = [t for t in templates if t["LaunchSourceMissing"]]
+        # The weakest template decides; a missing one cannot be judged, so it wins.
+        decider = missing[0] if missing else min(templates, key=weakness)
+        view = dict(decider, LaunchType=launch_type)
+        if launch_type == MIXED_INSTANCES_POLICY:
+            view["Templates"] = templates
+        return view
+
+    def template_view(self, spec):
+        version = self.template_version(spec)
+        name = spec.get("LaunchTemplateName") or spec.get("LaunchTemplateId")
+        if version is None:
+            view = missing_view(LAUNCH_TEMPLATE, name, "launch template %s version %s "
+                                "no longer exists" % (name, spec["Version"]))
+            view.update(LaunchTemplateId=spec.get("LaunchTemplateId"),
+                        LaunchTemplateVersionSpecified=spec["Version"])
+            return view
+        data = version.get("LaunchTemplateData") or {}
+        return dict(
+            metadata_view(data.get("MetadataOptions")),
+            LaunchName=version["LaunchTemplateName"],
+            LaunchTemplateId=version["LaunchTemplateId"],
+            LaunchTemplateVersion=version["VersionNumber"],
+            LaunchTemplateVersionSpecified=spec["Version"],
+            LaunchSourceMissing=False)
+
+
+def missing_view(launch_type, name, reason):
+    return {"LaunchType": launch_type, "LaunchName": name, "LaunchTemplateId": None,
+            "LaunchTemplateVersion": None, "HttpTokens": None, "HttpEndpoint": None,
+            "HttpPutResponseHopLimit": None, "InstanceMetadataTags": None,
+            "LaunchSourceMissing": True, "LaunchSourceError": reason}
+
+
+def _version_sort_key(version):
+    return int(version) if version.isdigit() else 0
