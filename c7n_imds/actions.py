@@ -21,6 +21,7 @@ HOP_LIMIT_SCHEMA = {"oneOf": [
     {"enum": [PRESERVE]}, {"type": "integer", "minimum": 1, "maximum": 64}]}
 HTTP_ENDPOINT_SCHEMA = {"enum": [PRESERVE, "enabled", "disabled"]}
 TEMPLATE_NAMES_PER_CALL = 100
+GROUP_NAMES_PER_CALL = 50
 ALREADY_EXISTS = "InvalidLaunchTemplateName.AlreadyExistsException"
 
 
@@ -38,6 +39,24 @@ def describe_error(error):
     if isinstance(error, ClientError):
         return "%s: %s" % (error.response["Error"]["Code"], error.response["Error"]["Message"])
     return str(error)
+
+
+def current_groups(autoscaling, asgs):
+    """The groups as they are now. Custodian may hand an action a cached listing up to
+    --cache-period minutes old; a change must start from the group's current launch
+    settings. Groups deleted since are dropped."""
+    names = [a["AutoScalingGroupName"] for a in asgs]
+    current = {}
+    paginator = autoscaling.get_paginator("describe_auto_scaling_groups")
+    for batch in chunks(names, GROUP_NAMES_PER_CALL):
+        pages = retry(lambda: list(paginator.paginate(
+            AutoScalingGroupNames=batch, PaginationConfig={"PageSize": 100})))
+        current.update({a["AutoScalingGroupName"]: a for page in pages
+                        for a in page["AutoScalingGroups"]})
+    for name in names:
+        if name not in current:
+            log.info("asg %s: no longer exists; skipped", name)
+    return [current[n] for n in names if n in current]
 
 
 @ASG.action_registry.register("convert-to-launch-template")
@@ -101,7 +120,7 @@ class ConvertToLaunchTemplate(BaseAction):
     permissions = LaunchSources.permissions + (
         "ec2:DescribeLaunchTemplates", "ec2:CreateLaunchTemplate", "ec2:CreateTags",
         "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups",
-        "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
+        "autoscaling:DescribeAutoScalingGroups", "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
         # AWS checks these when a group is switched to a template.
         "ec2:RunInstances", "iam:PassRole")
 
@@ -113,11 +132,13 @@ class ConvertToLaunchTemplate(BaseAction):
         if ec2 is None:
             session = local_session(self.manager.session_factory)
             ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
-        groups = [a for a in asgs if launch_references(a)[0] == LAUNCH_CONFIGURATION]
-        for asg in asgs:
-            if asg not in groups:
-                log.info("asg %s: does not launch from a launch configuration; skipped",
-                         asg["AutoScalingGroupName"])
+        groups = []
+        for asg in current_groups(autoscaling, asgs):
+            if launch_references(asg)[0] == LAUNCH_CONFIGURATION:
+                groups.append(asg)
+            else:
+                log.info("asg %s: does not launch from a launch configuration (any "
+                         "more); skipped", asg["AutoScalingGroupName"])
         sources = LaunchSources(ec2, autoscaling).load(groups)
         failures, by_config = {}, {}
         for asg in groups:

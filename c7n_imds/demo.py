@@ -1,0 +1,225 @@
+"""`c7n-imds demo`: the policy pack against an embedded moto server.
+
+Starts moto on 127.0.0.1, seeds a realistic non-compliant estate, then runs
+detect -> remediate -> detect through the real `c7n-imds` command, exactly as a user
+would, and prints a before/after table. No AWS account or network needed.
+"""
+import argparse
+import base64
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import boto3
+
+REGION = "us-east-1"
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+# Multi-line, non-ASCII user data: must arrive in the template byte for byte.
+WEB_USER_DATA = base64.b64encode(
+    "#!/bin/bash\n# Grüße aus dem Rechenzentrum — デプロイ\n"
+    "echo 'héllo wörld' > /etc/motd\nsystemctl restart nginx\n".encode("utf-8")).decode()
+BATCH_USER_DATA = base64.b64encode(b"#cloud-config\nruncmd:\n  - [ /opt/batch/start ]\n").decode()
+
+
+def launch_configurations(sg):
+    """The estate's launch configurations, as CreateLaunchConfiguration parameters."""
+    return [
+        dict(LaunchConfigurationName="web-lc", ImageId="ami-12c6146b",
+             InstanceType="t3.medium", KeyName="ops", SecurityGroups=[sg["web"]],
+             UserData=WEB_USER_DATA, IamInstanceProfile="web-instance-profile",
+             EbsOptimized=True),
+        dict(LaunchConfigurationName="api-public-lc", ImageId="ami-12c6146b",
+             InstanceType="t3.small", SecurityGroups=["api-sg"],  # by name, default VPC
+             AssociatePublicIpAddress=True, InstanceMonitoring={"Enabled": False}),
+        dict(LaunchConfigurationName="batch-spot-lc", ImageId="ami-12c6146b",
+             InstanceType="c5.large", SpotPrice="0.05", SecurityGroups=[sg["batch"]],
+             UserData=BATCH_USER_DATA,
+             IamInstanceProfile="arn:aws:iam::123456789012:instance-profile/batch"),
+        dict(LaunchConfigurationName="data lake/ingest (v2)", ImageId="ami-12c6146b",
+             InstanceType="r5.xlarge", SecurityGroups=[sg["data"]],
+             BlockDeviceMappings=[
+                 {"DeviceName": "/dev/xvda", "Ebs": {
+                     "VolumeSize": 50, "VolumeType": "gp3", "Encrypted": True,
+                     "DeleteOnTermination": True}},
+                 {"DeviceName": "/dev/sdb", "Ebs": {
+                     "VolumeSize": 500, "VolumeType": "io1", "Iops": 3000,
+                     "DeleteOnTermination": False}},
+                 {"DeviceName": "/dev/sdc", "VirtualName": "ephemeral0"}]),
+        dict(LaunchConfigurationName="k8s-node-lc", ImageId="ami-12c6146b",
+             InstanceType="m5.large", SecurityGroups=[sg["web"]],
+             MetadataOptions={"HttpTokens": "optional", "HttpPutResponseHopLimit": 2,
+                              "HttpEndpoint": "enabled"}),
+        dict(LaunchConfigurationName="hardened-lc", ImageId="ami-12c6146b",
+             InstanceType="t3.micro", SecurityGroups=[sg["web"]],
+             MetadataOptions={"HttpTokens": "required", "HttpPutResponseHopLimit": 1,
+                              "HttpEndpoint": "enabled"}),
+    ]
+
+
+GROUPS = [
+    # (group name, launch configuration or template key, desired capacity)
+    ("web-a", "web-lc", 1),
+    ("web-b", "web-lc", 0),
+    ("api-public", "api-public-lc", 0),
+    ("batch-spot", "batch-spot-lc", 0),
+    ("data-ingest", "data lake/ingest (v2)", 0),
+    ("k8s-nodes", "k8s-node-lc", 0),
+    ("hardened", "hardened-lc", 1),
+    ("svc-template", "lt:svc-template", 0),
+    ("svc-template-v2", "lt:svc-template-v2", 0),
+]
+
+
+def seed(session):
+    """Create the demo estate in whatever endpoint the session talks to."""
+    ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[
+        {"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]][:2]
+    sg = {name: ec2.create_security_group(
+        GroupName="%s-sg" % name, Description="demo %s" % name,
+        VpcId=vpc["VpcId"])["GroupId"] for name in ("web", "api", "batch", "data")}
+    for params in launch_configurations(sg):
+        autoscaling.create_launch_configuration(**params)
+    templates = {
+        "svc-template": {"ImageId": "ami-12c6146b", "InstanceType": "t3.small",
+                         "SecurityGroupIds": [sg["web"]]},
+        "svc-template-v2": {"ImageId": "ami-12c6146b", "InstanceType": "t3.small",
+                            "SecurityGroupIds": [sg["web"]],
+                            "MetadataOptions": {"HttpTokens": "required"}},
+    }
+    template_ids = {name: ec2.create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData=data)["LaunchTemplate"]["LaunchTemplateId"]
+        for name, data in templates.items()}
+    for group, source, desired in GROUPS:
+        launch = ({"LaunchTemplate": {"LaunchTemplateId": template_ids[source[3:]],
+                                      "Version": "$Default"}}
+                  if source.startswith("lt:") else {"LaunchConfigurationName": source})
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=group, MinSize=0, MaxSize=4, DesiredCapacity=desired,
+            VPCZoneIdentifier=",".join(subnets),
+            Tags=[{"Key": "owner", "Value": "team-%s@example.com" % group.split("-")[0],
+                   "PropagateAtLaunch": True}], **launch)
+    return {"security_groups": sg, "templates": template_ids}
+
+
+def estate_table(session):
+    """One row per group: where it launches from and what IMDS it gets."""
+    from c7n_imds.launch import LaunchSources
+    autoscaling = session.client("autoscaling")
+    asgs = [a for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate()
+            for a in page["AutoScalingGroups"]]
+    sources = LaunchSources.from_session(session).load(asgs)
+    rows = {}
+    for asg in sorted(asgs, key=lambda a: a["AutoScalingGroupName"]):
+        view = sources.describe(asg)
+        version = view.get("LaunchTemplateVersion")
+        rows[asg["AutoScalingGroupName"]] = (
+            view["LaunchType"], view["LaunchName"] + (" v%s" % version if version else ""),
+            view["HttpTokens"])
+    return rows
+
+
+@contextlib.contextmanager
+def moto_server():
+    """An in-process moto server on loopback; yields its endpoint URL."""
+    import logging
+    from moto.server import ThreadedMotoServer
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield "http://%s:%d" % (host, port)
+    finally:
+        server.stop()
+
+
+def aws_env(endpoint, region=REGION):
+    """Environment for a process that must talk only to the local endpoint."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
+               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=region,
+               AWS_EC2_METADATA_DISABLED="true")
+    return env
+
+
+def c7n_imds(args, env):
+    """Run the real `c7n-imds` command, as a user would."""
+    script = Path(sys.executable).with_name("c7n-imds")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "c7n_imds.cli"]
+    return subprocess.run(command + args, env=env, capture_output=True, text=True)
+
+
+def policy_counts(out_dir):
+    counts = {}
+    for resources in sorted(Path(out_dir).glob("*/resources.json")):
+        counts[resources.parent.name] = len(json.loads(resources.read_text()))
+    return counts
+
+
+def main(argv=()):
+    parser = argparse.ArgumentParser(prog="c7n-imds demo", description=__doc__)
+    parser.add_argument("--output-dir", default=None,
+                        help="where custodian output goes (default: a temporary folder)")
+    options = parser.parse_args(argv)
+    out = Path(options.output_dir or tempfile.mkdtemp(prefix="c7n-imds-demo-"))
+    with moto_server() as endpoint:
+        env = aws_env(endpoint)
+        session = boto3.Session(region_name=REGION, aws_access_key_id="testing",
+                                aws_secret_access_key="testing")
+        session = EndpointSession(session, endpoint)
+        seed(session)
+        before = estate_table(session)
+        steps = [("detect (before)", "before", "detect.yml", "run"),
+                 ("plan", "plan", "remediate.yml", "plan"),
+                 ("remediate", "remediate", "remediate.yml", "run"),
+                 ("detect (after)", "after", "detect.yml", "run")]
+        for title, folder, policy_file, verb in steps:
+            # --cache-period 0: each step must see the estate as the previous one left it.
+            result = c7n_imds([verb, "-s", str(out / folder), "-r", REGION, "--cache-period", "0",
+                               str(POLICY_DIR / policy_file)], env)
+            print("== c7n-imds %s %s" % (verb, policy_file))
+            if verb == "plan":
+                print(result.stdout)
+            if result.returncode != 0:
+                print(result.stderr, file=sys.stderr)
+                return result.returncode
+            if verb == "run":
+                for policy, count in policy_counts(out / folder).items():
+                    print("   %-48s %d resource(s)" % (policy, count))
+        after = estate_table(session)
+    print()
+    print(format_table(before, after))
+    print("\ncustodian output: %s" % out)
+    return 0
+
+
+class EndpointSession:
+    """A boto3 session whose clients all talk to one endpoint."""
+
+    def __init__(self, session, endpoint):
+        self._session, self._endpoint = session, endpoint
+
+    def client(self, service, **kw):
+        return self._session.client(service, endpoint_url=self._endpoint, **kw)
+
+
+def format_table(before, after):
+    from tabulate import tabulate
+    rows = []
+    for group in sorted(before):
+        b, a = before[group], after.get(group, (None, None, None))
+        rows.append((group, "%s %s" % (b[0], b[1]), b[2], "%s %s" % (a[0], a[1]), a[2],
+                     "converted" if b[0] != a[0] else "unchanged"))
+    return tabulate(rows, headers=("group", "before: launches from", "IMDS tokens",
+                                   "after: launches from", "IMDS tokens", "change"))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
