@@ -5,13 +5,13 @@ detect -> remediate -> detect through the real `c7n-imds` command, exactly as a 
 would, and prints a before/after table. No AWS account or network needed.
 """
 import argparse
-import base64
 import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -20,10 +20,10 @@ REGION = "us-east-1"
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 # Multi-line, non-ASCII user data: must arrive in the template byte for byte.
-WEB_USER_DATA = base64.b64encode(
-    "#!/bin/bash\n# Grüße aus dem Rechenzentrum — デプロイ\n"
-    "echo 'héllo wörld' > /etc/motd\nsystemctl restart nginx\n".encode("utf-8")).decode()
-BATCH_USER_DATA = base64.b64encode(b"#cloud-config\nruncmd:\n  - [ /opt/batch/start ]\n").decode()
+# (botocore base64-encodes CreateLaunchConfiguration's UserData itself.)
+WEB_USER_DATA = ("#!/bin/bash\n# Grüße aus dem Rechenzentrum — デプロイ\n"
+                 "echo 'héllo wörld' > /etc/motd\nsystemctl restart nginx\n")
+BATCH_USER_DATA = "#cloud-config\nruncmd:\n  - [ /opt/batch/start ]\n"
 
 
 def launch_configurations(sg):
@@ -134,8 +134,12 @@ def moto_server():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    endpoint = "http://%s:%d" % (host, port)
+    # moto's backends are process-wide: start every server from an empty estate.
+    urllib.request.urlopen(urllib.request.Request(
+        endpoint + "/moto-api/reset", method="POST")).close()
     try:
-        yield "http://%s:%d" % (host, port)
+        yield endpoint
     finally:
         server.stop()
 

@@ -80,13 +80,16 @@ def merge_metadata_options(existing, http_tokens=TOKENS_REQUIRED, hop_limit=PRES
 
 
 def _block_device_mapping(lc_mapping):
+    """One LC block device mapping as a template one. A mapping is exactly one of:
+    suppressed (NoDevice), an instance store volume (VirtualName), or an EBS volume.
+    (moto adds an empty ``Ebs`` to instance store mappings; AWS never combines them.)"""
     mapping = {"DeviceName": lc_mapping["DeviceName"]}
-    if lc_mapping.get("VirtualName"):
-        mapping["VirtualName"] = lc_mapping["VirtualName"]
     if lc_mapping.get("NoDevice"):
         # LC: boolean true; LT: an empty string suppresses the device.
         mapping["NoDevice"] = ""
-    if lc_mapping.get("Ebs"):
+    elif lc_mapping.get("VirtualName"):
+        mapping["VirtualName"] = lc_mapping["VirtualName"]
+    elif lc_mapping.get("Ebs"):
         mapping["Ebs"] = {k: lc_mapping["Ebs"][k] for k in EBS_FIELDS
                           if lc_mapping["Ebs"].get(k) is not None}
     return mapping

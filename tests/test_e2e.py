@@ -1,0 +1,319 @@
+"""End to end: the real `c7n-imds` command in a subprocess against a real moto server.
+
+The estate is seeded here with plain boto3 calls and the expected templates are written
+out by hand from the launch configurations' describe output, so these checks do not
+reuse the code under test. Where moto deviates from AWS (DESIGN.md §7) the expectation
+follows what moto *describes*, since that is what the command reads: moto reports
+``InstanceMonitoring.Enabled: false`` and ``AssociatePublicIpAddress: false`` when they
+were never set, and drops ``NoDevice``.
+"""
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, read_resources
+
+REMEDIATE = str(REPO / "policies" / "remediate.yml")
+DETECT = str(REPO / "policies" / "detect.yml")
+CANARY = "s3cr3t-canary-7f1e"
+USER_DATA_TEXT = (
+    "#!/bin/bash\n# Grüße — デプロイ\nexport DB_PASSWORD=%s\n"
+    "echo 'héllo' > /etc/motd\n" % CANARY)
+USER_DATA = base64.b64encode(USER_DATA_TEXT.encode("utf-8")).decode()
+PROFILE_ARN = "arn:aws:iam::123456789012:instance-profile/batch"
+ODD_NAME = "ingest/lake (v2) \u00e9t\u00e9 #1"
+
+
+def seed(session):
+    ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    subnets = ",".join(s["SubnetId"] for s in ec2.describe_subnets(Filters=[
+        {"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"][:2])
+    app_sg = ec2.create_security_group(
+        GroupName="app", Description="app", VpcId=vpc["VpcId"])["GroupId"]
+    named_sg = ec2.create_security_group(
+        GroupName="legacy-named", Description="by name", VpcId=vpc["VpcId"])["GroupId"]
+    lcs = [
+        dict(LaunchConfigurationName="shared-lc", ImageId="ami-11111111",
+             InstanceType="t3.medium", KeyName="ops", SecurityGroups=[app_sg],
+             # botocore base64-encodes CreateLaunchConfiguration's UserData itself
+             UserData=USER_DATA_TEXT, IamInstanceProfile="app-profile", EbsOptimized=True),
+        dict(LaunchConfigurationName="public-lc", ImageId="ami-22222222",
+             InstanceType="t3.small", SecurityGroups=["legacy-named"],
+             AssociatePublicIpAddress=True, InstanceMonitoring={"Enabled": True}),
+        dict(LaunchConfigurationName="spot-lc", ImageId="ami-33333333",
+             InstanceType="c5.large", SpotPrice="0.042", SecurityGroups=[app_sg],
+             IamInstanceProfile=PROFILE_ARN, KernelId="aki-12345678",
+             RamdiskId="ari-12345678",
+             MetadataOptions={"HttpTokens": "optional", "HttpPutResponseHopLimit": 3,
+                              "HttpEndpoint": "enabled"}),
+        dict(LaunchConfigurationName=ODD_NAME, ImageId="ami-44444444",
+             InstanceType="r5.large", SecurityGroups=[app_sg],
+             BlockDeviceMappings=[
+                 {"DeviceName": "/dev/xvda", "Ebs": {
+                     "VolumeSize": 40, "VolumeType": "gp3", "Encrypted": True,
+                     "DeleteOnTermination": True, "Throughput": 250, "Iops": 4000}},
+                 {"DeviceName": "/dev/sdb", "Ebs": {
+                     "SnapshotId": "snap-0123456789abcdef0", "VolumeSize": 100,
+                     "VolumeType": "io2", "Iops": 5000, "DeleteOnTermination": False}},
+                 {"DeviceName": "/dev/sdc", "VirtualName": "ephemeral0"}]),
+        dict(LaunchConfigurationName="compliant-lc", ImageId="ami-55555555",
+             InstanceType="t3.micro", SecurityGroups=[app_sg],
+             MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"}),
+    ]
+    for lc in lcs:
+        autoscaling.create_launch_configuration(**lc)
+    template_id = ec2.create_launch_template(
+        LaunchTemplateName="existing-lt", LaunchTemplateData={
+            "ImageId": "ami-66666666", "InstanceType": "t3.small"})["LaunchTemplate"][
+                "LaunchTemplateId"]
+    groups = {"shared-a": "shared-lc", "shared-b": "shared-lc", "public": "public-lc",
+              "spot": "spot-lc", "odd": ODD_NAME, "compliant": "compliant-lc"}
+    for group, lc in groups.items():
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=group, LaunchConfigurationName=lc, MinSize=0, MaxSize=2,
+            DesiredCapacity=1 if group == "shared-a" else 0, VPCZoneIdentifier=subnets)
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="lt-group", MinSize=0, MaxSize=2, DesiredCapacity=0,
+        VPCZoneIdentifier=subnets,
+        LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Default"})
+    return {"app_sg": app_sg, "named_sg": named_sg, "template_id": template_id,
+            "groups": groups}
+
+
+def expected_templates(ids):
+    """LaunchTemplateData per LC, written out from DESIGN.md §6 by hand."""
+    app, named = ids["app_sg"], ids["named_sg"]
+
+    def interface(public, groups):
+        return [{"DeviceIndex": 0, "AssociatePublicIpAddress": public,
+                 "DeleteOnTermination": True, "Groups": groups}]
+    return {
+        "shared-lc": {
+            "ImageId": "ami-11111111", "InstanceType": "t3.medium", "KeyName": "ops",
+            "UserData": USER_DATA, "IamInstanceProfile": {"Name": "app-profile"},
+            "EbsOptimized": True, "Monitoring": {"Enabled": False},
+            "NetworkInterfaces": interface(False, [app]),
+            "MetadataOptions": {"HttpTokens": "required"}},
+        "public-lc": {
+            "ImageId": "ami-22222222", "InstanceType": "t3.small", "EbsOptimized": False,
+            "Monitoring": {"Enabled": True}, "NetworkInterfaces": interface(True, [named]),
+            "MetadataOptions": {"HttpTokens": "required"}},
+        "spot-lc": {
+            "ImageId": "ami-33333333", "InstanceType": "c5.large", "EbsOptimized": False,
+            "KernelId": "aki-12345678", "RamDiskId": "ari-12345678",
+            "IamInstanceProfile": {"Arn": PROFILE_ARN}, "Monitoring": {"Enabled": False},
+            "InstanceMarketOptions": {"MarketType": "spot",
+                                      "SpotOptions": {"MaxPrice": "0.042"}},
+            "NetworkInterfaces": interface(False, [app]),
+            "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 3,
+                                "HttpEndpoint": "enabled"}},
+        ODD_NAME: {
+            "ImageId": "ami-44444444", "InstanceType": "r5.large", "EbsOptimized": False,
+            "Monitoring": {"Enabled": False}, "NetworkInterfaces": interface(False, [app]),
+            "BlockDeviceMappings": [
+                {"DeviceName": "/dev/xvda", "Ebs": {
+                    "VolumeSize": 40, "VolumeType": "gp3", "Encrypted": True,
+                    "DeleteOnTermination": True, "Throughput": 250, "Iops": 4000}},
+                {"DeviceName": "/dev/sdb", "Ebs": {
+                    "SnapshotId": "snap-0123456789abcdef0", "VolumeSize": 100,
+                    "VolumeType": "io2", "Iops": 5000, "DeleteOnTermination": False}},
+                {"DeviceName": "/dev/sdc", "VirtualName": "ephemeral0"}],
+            "MetadataOptions": {"HttpTokens": "required"}},
+    }
+
+
+def groups_by_name(autoscaling):
+    return {g["AutoScalingGroupName"]: g for page in autoscaling.get_paginator(
+        "describe_auto_scaling_groups").paginate() for g in page["AutoScalingGroups"]}
+
+
+def templates_by_name(ec2):
+    return {t["LaunchTemplateName"]: t for t in ec2.describe_launch_templates(
+        MaxResults=200)["LaunchTemplates"]}
+
+
+def estate_state(session):
+    """Everything a run could change, for before/after comparison."""
+    ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
+    versions = {}
+    for t in templates_by_name(ec2).values():
+        versions[t["LaunchTemplateName"]] = (
+            t["DefaultVersionNumber"], t["LatestVersionNumber"])
+    groups = {name: (g.get("LaunchTemplate"), g.get("LaunchConfigurationName"),
+                     sorted((t["Key"], t["Value"]) for t in g.get("Tags", ())))
+              for name, g in groups_by_name(autoscaling).items()}
+    configs = sorted(c["LaunchConfigurationName"] for c in autoscaling.get_paginator(
+        "describe_launch_configurations").paginate().build_full_result()[
+            "LaunchConfigurations"])
+    return {"templates": versions, "groups": groups, "configs": configs}
+
+
+def normalize_ebs(data):
+    """moto echoes numbers in template data as given; AWS too. Compare as JSON."""
+    return json.loads(json.dumps(data, sort_keys=True))
+
+
+@pytest.fixture
+def estate(moto):
+    endpoint, session = moto
+    return endpoint, session, seed(session)
+
+
+def test_remediate_converts_every_noncompliant_group_faithfully(
+        estate, c7n_imds_cmd, tmp_path):
+    endpoint, session, ids = estate
+    ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
+    result = c7n_imds_cmd(["run", "-s", str(tmp_path / "out"), "--cache-period", "0",
+                           REMEDIATE], endpoint)
+
+    matched = {r["AutoScalingGroupName"] for r in read_resources(
+        tmp_path / "out", "autoscaling-3-convert-to-imdsv2-launch-template")}
+    assert matched == {"shared-a", "shared-b", "public", "spot", "odd"}
+
+    groups = groups_by_name(autoscaling)
+    templates = templates_by_name(ec2)
+    expected = expected_templates(ids)
+    template_of = {}
+    for group, lc in ids["groups"].items():
+        if lc == "compliant-lc":
+            continue
+        spec = groups[group]["LaunchTemplate"]
+        assert spec["Version"] == "$Default", group
+        template_of[group] = spec["LaunchTemplateId"]
+        template = [t for t in templates.values()
+                    if t["LaunchTemplateId"] == spec["LaunchTemplateId"]][0]
+        tags = {t["Key"]: t["Value"] for t in template["Tags"]}
+        assert tags["c7n-imds:source"] == lc
+        group_tags = {t["Key"]: t["Value"] for t in groups[group]["Tags"]}
+        assert group_tags["c7n-imds:previous-launch"] == "lc:" + lc
+        version = ec2.describe_launch_template_versions(
+            LaunchTemplateId=spec["LaunchTemplateId"], Versions=["$Default"])[
+                "LaunchTemplateVersions"][0]
+        data = dict(version["LaunchTemplateData"])
+        # moto leaks CreateLaunchTemplate's tags into the version data (DESIGN §7).
+        data.pop("TagSpecifications", None)
+        assert normalize_ebs(data) == normalize_ebs(expected[lc]), group
+        # user data byte for byte, decoded too
+        if lc == "shared-lc":
+            assert base64.b64decode(data["UserData"]).decode("utf-8") == USER_DATA_TEXT
+
+    # one template per launch configuration, shared by both groups
+    assert template_of["shared-a"] == template_of["shared-b"]
+    assert len(set(template_of.values())) == 4
+    assert len(templates) == 5  # four new + the pre-existing one
+    # valid template names derived from the LC names
+    odd_template = [t for t in templates.values()
+                    if t["LaunchTemplateId"] == template_of["odd"]][0]
+    assert odd_template["LaunchTemplateName"].startswith("ingest/lake_(v2)_")
+
+    # compliant and template groups untouched; launch configurations all kept
+    assert groups["compliant"]["LaunchConfigurationName"] == "compliant-lc"
+    assert "LaunchTemplate" not in groups["compliant"]
+    assert groups["lt-group"]["LaunchTemplate"]["LaunchTemplateId"] == ids["template_id"]
+    assert len(estate_state(session)["configs"]) == 5
+
+    # one readable line per changed group, and the user data never appears
+    log_lines = [line for line in result.stderr.splitlines() if "-> launch template" in line]
+    assert len(log_lines) == 5
+    assert CANARY not in result.stdout + result.stderr
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert CANARY.encode() not in path.read_bytes(), path
+            assert USER_DATA.encode() not in path.read_bytes(), path
+
+
+def test_second_run_changes_nothing(estate, c7n_imds_cmd, tmp_path):
+    endpoint, session, _ = estate
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "one"), "--cache-period", "0", REMEDIATE],
+                 endpoint)
+    after_first = estate_state(session)
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "two"), "--cache-period", "0", REMEDIATE],
+                 endpoint)
+    assert estate_state(session) == after_first
+    assert read_resources(tmp_path / "two",
+                          "autoscaling-3-convert-to-imdsv2-launch-template") == []
+
+
+def test_interrupted_run_finishes_the_job(estate, c7n_imds_cmd, tmp_path):
+    """A template created by an earlier run that died before switching the group is
+    reused, not duplicated."""
+    endpoint, session, _ = estate
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "one"), "--cache-period", "0", REMEDIATE],
+                 endpoint)
+    ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
+    # put one group back on its configuration, as if the switch had never happened
+    autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName="shared-b", LaunchConfigurationName="shared-lc")
+    before = templates_by_name(ec2)
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "two"), "--cache-period", "0", REMEDIATE],
+                 endpoint)
+    after = templates_by_name(ec2)
+    assert set(after) == set(before)
+    shared_b = groups_by_name(autoscaling)["shared-b"]
+    shared_a = groups_by_name(autoscaling)["shared-a"]
+    assert shared_b["LaunchTemplate"]["LaunchTemplateId"] == \
+        shared_a["LaunchTemplate"]["LaunchTemplateId"]
+
+
+def test_detect_reports_each_control(estate, c7n_imds_cmd, tmp_path):
+    endpoint, session, _ = estate
+    c7n_imds_cmd(["run", "-s", str(tmp_path), "--cache-period", "0", DETECT], endpoint)
+    names = lambda policy, key: sorted(r[key] for r in read_resources(tmp_path, policy))  # noqa
+    assert names("autoscaling-3-asg-launch-configuration-imdsv1",
+                 "AutoScalingGroupName") == ["odd", "public", "shared-a", "shared-b", "spot"]
+    assert names("autoscaling-9-asg-uses-launch-configuration", "AutoScalingGroupName") == [
+        "compliant", "odd", "public", "shared-a", "shared-b", "spot"]
+    configs = read_resources(tmp_path, "autoscaling-3-launch-configuration-imdsv1")
+    assert sorted(c["LaunchConfigurationName"] for c in configs) == sorted(
+        ["shared-lc", "public-lc", "spot-lc", ODD_NAME])
+    # the LC records carry a fingerprint of the user data, never the data
+    shared = [c for c in configs if c["LaunchConfigurationName"] == "shared-lc"][0]
+    assert shared["UserData"] == {
+        "Bytes": len(USER_DATA_TEXT.encode()),
+        "Sha256": hashlib.sha256(USER_DATA_TEXT.encode()).hexdigest()}
+    for path in Path(tmp_path).rglob("*"):
+        if path.is_file():
+            assert CANARY.encode() not in path.read_bytes(), path
+
+
+def test_plan_previews_without_changing_anything(estate, c7n_imds_cmd, tmp_path):
+    endpoint, session, _ = estate
+    before = estate_state(session)
+    result = c7n_imds_cmd(["plan", "-s", str(tmp_path), "--cache-period", "0", REMEDIATE],
+                          endpoint)
+    assert estate_state(session) == before
+    assert "launch configuration 'shared-lc' -> launch template shared-lc-imdsv2-" in \
+        result.stdout
+    assert "groups: shared-a, shared-b" in result.stdout
+    assert '"Bytes": %d' % len(USER_DATA_TEXT.encode()) in result.stdout
+    assert CANARY not in result.stdout + result.stderr and USER_DATA not in result.stdout
+    plan = json.loads((tmp_path / "autoscaling-3-convert-to-imdsv2-launch-template" /
+                       "imds-plan.json").read_text())
+    assert len(plan["Templates"]) == 4 and plan["Failures"] == {}
+
+
+def test_every_policy_file_validates_and_schema_shows_docs(c7n_imds_cmd, moto):
+    endpoint, _ = moto
+    files = sorted(str(p) for p in (REPO / "policies").rglob("*.yml"))
+    assert files
+    c7n_imds_cmd(["validate"] + files, endpoint)
+    result = c7n_imds_cmd(["schema", "asg.actions.convert-to-launch-template"], endpoint)
+    assert "launch template that requires IMDSv2" in result.stdout
+    assert "hop-limit" in result.stdout
+    assert "c7n-imds run" in (REPO / "README.md").read_text()
+
+
+def test_plain_custodian_does_not_know_our_actions(tmp_path, moto):
+    """Why `c7n-imds` exists: custodian alone has no plugin loading (DESIGN §2)."""
+    import subprocess
+    import sys
+    from c7n_imds.demo import aws_env
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("custodian")), "validate", REMEDIATE],
+        env=aws_env(moto[0]), capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "convert-to-launch-template" in result.stderr
