@@ -316,4 +316,4 @@ def test_plain_custodian_does_not_know_our_actions(tmp_path, moto):
         [str(Path(sys.executable).with_name("custodian")), "validate", REMEDIATE],
         env=aws_env(moto[0]), capture_output=True, text=True)
     assert result.returncode != 0
-    assert "convert-to-launch-template" in result.stderr
+    assert "Configuration invalid" in result.stderr and "'type': 'imds'" in result.stderr
