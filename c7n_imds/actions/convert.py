@@ -1,66 +1,28 @@
-"""Actions on `asg` that move groups to IMDSv2."""
-import json
+"""`convert-to-launch-template`: launch configuration -> IMDSv2 launch template."""
 import logging
 
 from botocore.exceptions import ClientError
-from c7n.actions import BaseAction
-from c7n.exceptions import PolicyExecutionError
 from c7n.resources.asg import ASG
-from c7n.utils import chunks, local_session, type_schema
+from c7n.utils import chunks, type_schema
 
 from c7n_imds import network
+from c7n_imds.actions.common import (
+    HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
+    RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
 from c7n_imds.launch import LAUNCH_CONFIGURATION, LaunchSources, launch_references, retry
 from c7n_imds.translate import (
-    PRESERVE, PREVIOUS_LAUNCH_TAG, SOURCE_CREATED_TAG, SOURCE_TAG, TranslationError,
+    PRESERVE, SOURCE_CREATED_TAG, SOURCE_TAG, TranslationError,
     client_token, encode_previous_launch, launch_template_data, redact,
     security_group_names, source_identity, template_name)
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
-HOP_LIMIT_SCHEMA = {"oneOf": [
-    {"enum": [PRESERVE]}, {"type": "integer", "minimum": 1, "maximum": 64}]}
-HTTP_ENDPOINT_SCHEMA = {"enum": [PRESERVE, "enabled", "disabled"]}
 TEMPLATE_NAMES_PER_CALL = 100
-GROUP_NAMES_PER_CALL = 50
 ALREADY_EXISTS = "InvalidLaunchTemplateName.AlreadyExistsException"
 
 
-class RemediationError(PolicyExecutionError):
-    """Some groups could not be remediated; the others were."""
-
-    def __init__(self, action, failures):
-        self.failures = dict(failures)
-        super().__init__("%s failed for %d group(s); the others were processed:\n%s" % (
-            action, len(failures), "\n".join(
-                " - %s: %s" % (group, reason) for group, reason in sorted(failures.items()))))
-
-
-def describe_error(error):
-    if isinstance(error, ClientError):
-        return "%s: %s" % (error.response["Error"]["Code"], error.response["Error"]["Message"])
-    return str(error)
-
-
-def current_groups(autoscaling, asgs):
-    """The groups as they are now. Custodian may hand an action a cached listing up to
-    --cache-period minutes old; a change must start from the group's current launch
-    settings. Groups deleted since are dropped."""
-    names = [a["AutoScalingGroupName"] for a in asgs]
-    current = {}
-    paginator = autoscaling.get_paginator("describe_auto_scaling_groups")
-    for batch in chunks(names, GROUP_NAMES_PER_CALL):
-        pages = retry(lambda: list(paginator.paginate(
-            AutoScalingGroupNames=batch, PaginationConfig={"PageSize": 100})))
-        current.update({a["AutoScalingGroupName"]: a for page in pages
-                        for a in page["AutoScalingGroups"]})
-    for name in names:
-        if name not in current:
-            log.info("asg %s: no longer exists; skipped", name)
-    return [current[n] for n in names if n in current]
-
-
 @ASG.action_registry.register("convert-to-launch-template")
-class ConvertToLaunchTemplate(BaseAction):
+class ConvertToLaunchTemplate(Remediation):
     """Move launch-configuration groups to a new launch template that requires IMDSv2.
 
     AWS's recommended fix for Security Hub AutoScaling.3 (and AutoScaling.9). Each
@@ -89,7 +51,13 @@ class ConvertToLaunchTemplate(BaseAction):
     Options: ``hop-limit`` (``preserve`` or 1-64; use 2 or more for containers),
     ``http-endpoint`` (``preserve``, ``enabled``, ``disabled``), ``version`` the group
     follows (``$Default`` or ``$Latest``), ``http-tokens`` (``required``, or
-    ``preserve`` to move off launch configurations without changing IMDS).
+    ``preserve`` to move off launch configurations without changing IMDS),
+    ``verify`` (default true: a ``RunInstances`` DryRun with the new template before
+    the group is switched; a template EC2 would refuse leaves the group untouched),
+    ``running-instances``: ``keep`` (default; they change when replaced), ``modify``
+    (ModifyInstanceMetadataOptions on InService instances, no reboot, after the
+    switch) or ``refresh`` (an instance refresh; ``refresh-preferences`` overrides the
+    defaults MinHealthyPercentage 90 and SkipMatching true).
 
     :example:
 
@@ -116,13 +84,17 @@ class ConvertToLaunchTemplate(BaseAction):
         **{"http-tokens": {"enum": ["required", PRESERVE]},
            "hop-limit": HOP_LIMIT_SCHEMA,
            "http-endpoint": HTTP_ENDPOINT_SCHEMA,
-           "version": {"enum": ["$Default", "$Latest"]}})
+           "version": {"enum": ["$Default", "$Latest"]},
+           "verify": {"type": "boolean"},
+           "running-instances": RUNNING_INSTANCES_SCHEMA,
+           "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
     permissions = LaunchSources.permissions + (
         "ec2:DescribeLaunchTemplates", "ec2:CreateLaunchTemplate", "ec2:CreateTags",
         "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups",
         "autoscaling:DescribeAutoScalingGroups", "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
         # AWS checks these when a group is switched to a template.
-        "ec2:RunInstances", "iam:PassRole")
+        "ec2:RunInstances", "iam:PassRole",
+        "ec2:ModifyInstanceMetadataOptions", "autoscaling:StartInstanceRefresh")
 
     # -- planning: what each launch configuration becomes (no changes) -----------------
 
@@ -130,8 +102,7 @@ class ConvertToLaunchTemplate(BaseAction):
         """(plans, failures): one plan per launch configuration, plus groups that cannot
         be converted and why. Makes only describe calls."""
         if ec2 is None:
-            session = local_session(self.manager.session_factory)
-            ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
+            ec2, autoscaling = self.clients()
         groups = []
         for asg in current_groups(autoscaling, asgs):
             if launch_references(asg)[0] == LAUNCH_CONFIGURATION:
@@ -216,41 +187,47 @@ class ConvertToLaunchTemplate(BaseAction):
                 "LaunchTemplateName": template_name(config),
                 "LaunchTemplateData": data,
                 "Notes": notes,
-                "Groups": [a["AutoScalingGroupName"] for a in groups],
-                "GroupLaunch": {a["AutoScalingGroupName"]: a["LaunchConfigurationName"]
-                                for a in groups}}
+                "Groups": groups}
 
     def preview(self, asgs):
         """The plan in a form safe to print: user data as size and hash only."""
         plans, failures = self.plan(asgs)
         return {"Templates": [dict(
-                    {k: v for k, v in p.items() if k != "GroupLaunch"},
+                    p, Groups=[a["AutoScalingGroupName"] for a in p["Groups"]],
                     LaunchTemplateData=redact(p["LaunchTemplateData"])) for p in plans],
                 "Failures": failures}
 
     # -- execution --------------------------------------------------------------------
 
     def process(self, asgs):
-        session = local_session(self.manager.session_factory)
-        ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
+        ec2, autoscaling = self.clients()
         plans, failures = self.plan(asgs, ec2, autoscaling)
         existing = self.existing_templates(ec2, [p["LaunchTemplateName"] for p in plans])
-        results = []
+        results, switched = [], []
         for plan in plans:
             try:
                 template, created = self.ensure_template(ec2, plan, existing)
             except (ClientError, TranslationError) as e:
-                for group in plan["Groups"]:
-                    failures[group] = "creating launch template %s: %s" % (
-                        plan["LaunchTemplateName"], describe_error(e))
+                for asg in plan["Groups"]:
+                    failures[asg["AutoScalingGroupName"]] = \
+                        "creating launch template %s: %s" % (
+                            plan["LaunchTemplateName"], describe_error(e))
                 continue
-            for group in plan["Groups"]:
+            for asg in plan["Groups"]:
+                group = asg["AutoScalingGroupName"]
+                refused = self.preflight(ec2, asg, template["LaunchTemplateId"],
+                                         self.data.get("version", "$Default"),
+                                         plan["LaunchTemplateData"])
+                if refused:
+                    failures[group] = refused
+                    continue
                 try:
-                    self.switch_group(autoscaling, group, plan, template)
+                    self.switch_group(autoscaling, asg, plan, template)
                 except ClientError as e:
                     failures[group] = "switching to launch template %s: %s" % (
                         template["LaunchTemplateId"], describe_error(e))
                     continue
+                switched.append(asg)
                 results.append({
                     "AutoScalingGroupName": group,
                     "LaunchConfigurationName": plan["LaunchConfigurationName"],
@@ -258,14 +235,9 @@ class ConvertToLaunchTemplate(BaseAction):
                     "LaunchTemplateName": plan["LaunchTemplateName"],
                     "Version": self.data.get("version", "$Default"),
                     "TemplateCreated": created})
-        for group, reason in sorted(failures.items()):
-            log.error("asg %s: not converted: %s", group, reason)
-            results.append({"AutoScalingGroupName": group, "Error": reason})
-        self.manager.ctx.output.write_file(
-            "imds-changes.json", json.dumps(results, indent=2, default=str))
-        if failures:
-            raise RemediationError(self.type, failures)
-        return results
+        self.update_running_instances(ec2, autoscaling, switched, results, failures,
+                                      uses_template=True)
+        return self.finish(results, failures)
 
     def existing_templates(self, ec2, names):
         """{name: DescribeLaunchTemplates item} for those of the names that exist."""
@@ -309,15 +281,10 @@ class ConvertToLaunchTemplate(BaseAction):
                 "from this launch configuration; rename or delete it" % name)
         return template, False
 
-    def switch_group(self, autoscaling, group, plan, template):
-        version = self.data.get("version", "$Default")
-        # Record where the group came from before changing it, so that a crash between
-        # the two calls still leaves a way back.
-        retry(autoscaling.create_or_update_tags, Tags=[{
-            "ResourceId": group, "ResourceType": "auto-scaling-group",
-            "Key": PREVIOUS_LAUNCH_TAG, "PropagateAtLaunch": False,
-            "Value": encode_previous_launch(
-                {"LaunchConfigurationName": plan["GroupLaunch"][group]})}])
+    def switch_group(self, autoscaling, asg, plan, template):
+        group, version = asg["AutoScalingGroupName"], self.data.get("version", "$Default")
+        self.record_previous_launch(autoscaling, group, encode_previous_launch(
+            {"LaunchConfigurationName": asg["LaunchConfigurationName"]}))
         retry(autoscaling.update_auto_scaling_group, AutoScalingGroupName=group,
               LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"],
                               "Version": version})

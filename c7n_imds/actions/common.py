@@ -1,0 +1,169 @@
+"""What every remediation action shares: fresh group state, option schemas, the
+pre-flight check, tagging, running instances and the end-of-run report."""
+import json
+import logging
+
+from botocore.exceptions import ClientError
+from c7n.actions import BaseAction
+from c7n.exceptions import PolicyExecutionError
+from c7n.utils import chunks, local_session
+
+from c7n_imds import instances
+from c7n_imds.launch import retry
+from c7n_imds.network import subnet_ids
+from c7n_imds.translate import PRESERVE, PREVIOUS_LAUNCH_TAG
+
+log = logging.getLogger("custodian.c7n_imds.actions")
+
+HOP_LIMIT_SCHEMA = {"oneOf": [
+    {"enum": [PRESERVE]}, {"type": "integer", "minimum": 1, "maximum": 64}]}
+HTTP_ENDPOINT_SCHEMA = {"enum": [PRESERVE, "enabled", "disabled"]}
+RUNNING_INSTANCES_SCHEMA = {"enum": ["keep", "modify", "refresh"]}
+REFRESH_PREFERENCES_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "MinHealthyPercentage": {"type": "integer", "minimum": 0, "maximum": 100},
+        "MaxHealthyPercentage": {"type": "integer", "minimum": 100, "maximum": 200},
+        "InstanceWarmup": {"type": "integer", "minimum": 0},
+        "SkipMatching": {"type": "boolean"},
+        "AutoRollback": {"type": "boolean"},
+        "ScaleInProtectedInstances": {"enum": ["Refresh", "Ignore", "Wait"]},
+        "StandbyInstances": {"enum": ["Terminate", "Ignore", "Wait"]},
+        "BakeTime": {"type": "integer", "minimum": 0}}}
+GROUP_NAMES_PER_CALL = 50
+DRY_RUN_OK = "DryRunOperation"
+
+
+class RemediationError(PolicyExecutionError):
+    """Some groups could not be remediated; the others were."""
+
+    def __init__(self, action, failures):
+        self.failures = dict(failures)
+        super().__init__("%s failed for %d group(s); the others were processed:\n%s" % (
+            action, len(failures), "\n".join(
+                " - %s: %s" % (group, reason) for group, reason in sorted(failures.items()))))
+
+
+def describe_error(error):
+    if isinstance(error, ClientError):
+        return "%s: %s" % (error.response["Error"]["Code"], error.response["Error"]["Message"])
+    return str(error)
+
+
+def current_groups(autoscaling, asgs):
+    """The groups as they are now. Custodian may hand an action a cached listing up to
+    --cache-period minutes old; a change must start from the group's current launch
+    settings. Groups deleted since are dropped."""
+    names = [a["AutoScalingGroupName"] for a in asgs]
+    current = {}
+    paginator = autoscaling.get_paginator("describe_auto_scaling_groups")
+    for batch in chunks(names, GROUP_NAMES_PER_CALL):
+        pages = retry(lambda: list(paginator.paginate(
+            AutoScalingGroupNames=batch, PaginationConfig={"PageSize": 100})))
+        current.update({a["AutoScalingGroupName"]: a for page in pages
+                        for a in page["AutoScalingGroups"]})
+    for name in names:
+        if name not in current:
+            log.info("asg %s: no longer exists; skipped", name)
+    return [current[n] for n in names if n in current]
+
+
+def tag_group(autoscaling, group, key, value):
+    retry(autoscaling.create_or_update_tags, Tags=[{
+        "ResourceId": group, "ResourceType": "auto-scaling-group",
+        "Key": key, "Value": value, "PropagateAtLaunch": False}])
+
+
+def preflight_parameters(asg, template_id, version, launch_template_data):
+    """RunInstances(DryRun) parameters that launch what the group would launch."""
+    params = {"DryRun": True, "MinCount": 1, "MaxCount": 1,
+              "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": str(version)}}
+    subnets = subnet_ids(asg)
+    interfaces = launch_template_data.get("NetworkInterfaces") or []
+    if subnets and interfaces:
+        # A request that names interfaces replaces the template's: repeat the primary
+        # one with the subnet the group would use.
+        primary = {k: v for k, v in interfaces[0].items()
+                   if k in ("DeviceIndex", "AssociatePublicIpAddress", "Groups",
+                            "DeleteOnTermination", "Description")}
+        params["NetworkInterfaces"] = [dict(primary, SubnetId=subnets[0])]
+    elif subnets:
+        params["SubnetId"] = subnets[0]
+    if not launch_template_data.get("InstanceType"):
+        overrides = ((asg.get("MixedInstancesPolicy") or {}).get("LaunchTemplate") or {}).get(
+            "Overrides") or []
+        types = [o["InstanceType"] for o in overrides if o.get("InstanceType")]
+        if types:
+            params["InstanceType"] = types[0]
+    return params
+
+
+class Remediation(BaseAction):
+    """Base for our remediation actions."""
+
+    preflight_permissions = ("ec2:RunInstances",)
+
+    def clients(self):
+        session = local_session(self.manager.session_factory)
+        return session.client("ec2"), session.client("autoscaling")
+
+    def preflight(self, ec2, asg, template_id, version, launch_template_data):
+        """Ask EC2 whether it would launch from the template, without launching.
+        Launch template parameters are not validated when a template is created; a bad
+        one would otherwise surface only at the group's next scale-out. Returns None
+        when the launch would succeed, else the reason."""
+        if not self.data.get("verify", True):
+            return None
+        try:
+            ec2.run_instances(**preflight_parameters(
+                asg, template_id, version, launch_template_data))
+        except ClientError as e:
+            if e.response["Error"]["Code"] == DRY_RUN_OK:
+                return None
+            return "pre-flight RunInstances (DryRun) refused launch template %s version " \
+                   "%s: %s; the group was left unchanged" % (
+                       template_id, version, describe_error(e))
+        return None
+
+    def record_previous_launch(self, autoscaling, group, value):
+        # Recorded before the change, so a crash between the calls still leaves a way back.
+        tag_group(autoscaling, group, PREVIOUS_LAUNCH_TAG, value)
+
+    def update_running_instances(self, ec2, autoscaling, switched, results, failures,
+                                 uses_template):
+        """Apply the `running-instances` option to groups that were switched. Runs only
+        after the switch, so instances never get options their group would not give."""
+        mode = self.data.get("running-instances", "keep")
+        if mode == "keep" or not switched:
+            return
+        by_name = {r["AutoScalingGroupName"]: r for r in results}
+        for asg in switched:
+            name = asg["AutoScalingGroupName"]
+            try:
+                if mode == "modify":
+                    outcome = instances.modify_in_service(
+                        ec2, asg, self.data.get("http-tokens", "required"),
+                        self.data.get("hop-limit", PRESERVE),
+                        self.data.get("http-endpoint", PRESERVE))
+                else:
+                    outcome = instances.start_refresh(
+                        autoscaling, asg, self.data.get("refresh-preferences") or {},
+                        uses_template=uses_template, numbered_version=str(
+                            by_name.get(name, {}).get("Version", "$")).isdigit())
+            except ClientError as e:
+                failures[name] = "group switched, but %s of its running instances " \
+                    "failed: %s" % (mode, describe_error(e))
+                continue
+            by_name.setdefault(name, {"AutoScalingGroupName": name})["RunningInstances"] = \
+                outcome
+
+    def finish(self, results, failures):
+        """Write the per-group outcome file and fail the policy if any group failed."""
+        for group, reason in sorted(failures.items()):
+            log.error("asg %s: not remediated: %s", group, reason)
+            results.append({"AutoScalingGroupName": group, "Error": reason})
+        self.manager.ctx.output.write_file(
+            "imds-changes.json", json.dumps(results, indent=2, default=str))
+        if failures:
+            raise RemediationError(self.type, failures)
+        return results

@@ -1,0 +1,81 @@
+"""Running instances keep the metadata options they launched with. After a group is
+switched, these bring its InService instances in line: in place
+(ModifyInstanceMetadataOptions, no reboot) or by replacement (an instance refresh)."""
+import logging
+
+from botocore.exceptions import ClientError
+
+from c7n_imds.launch import retry
+from c7n_imds.translate import PRESERVE
+
+log = logging.getLogger("custodian.c7n_imds.instances")
+
+# Replace a tenth of the group at a time and skip instances already launched from the
+# new configuration; everything else is AWS's default. Users override any of these
+# with `refresh-preferences`.
+DEFAULT_REFRESH_PREFERENCES = {"MinHealthyPercentage": 90, "SkipMatching": True}
+
+
+def in_service_instance_ids(asg):
+    return sorted(i["InstanceId"] for i in asg.get("Instances") or ()
+                  if i.get("LifecycleState") == "InService")
+
+
+def metadata_parameters(http_tokens, hop_limit, http_endpoint):
+    params = {}
+    if http_tokens != PRESERVE:
+        params["HttpTokens"] = http_tokens
+    if hop_limit not in (PRESERVE, "auto", None):
+        params["HttpPutResponseHopLimit"] = int(hop_limit)
+    if http_endpoint != PRESERVE:
+        params["HttpEndpoint"] = http_endpoint
+    return params
+
+
+def modify_in_service(ec2, asg, http_tokens, hop_limit, http_endpoint):
+    """ModifyInstanceMetadataOptions on each InService instance (the API takes one
+    instance per call). Returns a summary; failures are reported per instance."""
+    params = metadata_parameters(http_tokens, hop_limit, http_endpoint)
+    modified, failed = [], {}
+    for instance_id in in_service_instance_ids(asg):
+        try:
+            retry(ec2.modify_instance_metadata_options, InstanceId=instance_id, **params)
+            modified.append(instance_id)
+        except ClientError as e:
+            failed[instance_id] = e.response["Error"]["Code"]
+    log.info("asg %s: metadata options modified on %d running instance(s)%s",
+             asg["AutoScalingGroupName"], len(modified),
+             ", failed on %s" % failed if failed else "")
+    return {"Mode": "modify", "Modified": modified, "Failed": failed}
+
+
+def refresh_preferences(overrides, uses_template, numbered_version):
+    preferences = dict(DEFAULT_REFRESH_PREFERENCES)
+    preferences.update(overrides)
+    if not uses_template:
+        # SkipMatching and rollback work only with launch templates.
+        preferences.pop("SkipMatching", None)
+        preferences.pop("AutoRollback", None)
+    elif preferences.get("AutoRollback") and not numbered_version:
+        # AWS rolls back only to a numbered template version.
+        log.warning("AutoRollback needs a numbered template version; not requested")
+        preferences.pop("AutoRollback")
+    return preferences
+
+
+def start_refresh(autoscaling, asg, overrides, uses_template, numbered_version):
+    """StartInstanceRefresh; one already in progress is reported, not an error."""
+    name = asg["AutoScalingGroupName"]
+    preferences = refresh_preferences(overrides, uses_template, numbered_version)
+    try:
+        response = retry(autoscaling.start_instance_refresh, AutoScalingGroupName=name,
+                         Strategy="Rolling", Preferences=preferences)
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "InstanceRefreshInProgress":
+            log.warning("asg %s: an instance refresh is already in progress; running "
+                        "instances will be replaced when a refresh next runs", name)
+            return {"Mode": "refresh", "InProgress": True}
+        raise
+    log.info("asg %s: instance refresh %s started", name, response["InstanceRefreshId"])
+    return {"Mode": "refresh", "InstanceRefreshId": response["InstanceRefreshId"],
+            "Preferences": preferences}
