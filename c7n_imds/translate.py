@@ -10,6 +10,7 @@ mapping reference" (Auto Scaling user guide); see DESIGN.md section 6.
 import base64
 import binascii
 import hashlib
+import json
 import re
 from datetime import datetime, timezone
 
@@ -242,6 +243,25 @@ def decode_previous_launch(value):
         _, template_id, version = value.split(":")
         return {"LaunchTemplateId": template_id, "Version": version}
     raise ValueError("not a %s value: %r" % (PREVIOUS_LAUNCH_TAG, value))
+
+
+DERIVED_VERSION = re.compile(r"^c7n-imds: from version (\d+) with (\{.*\})$")
+
+
+def derived_version_description(source_version, metadata_options):
+    """VersionDescription of a version we derive: names its source, so a re-run finds
+    it instead of creating another, and a revert knows where to go back to."""
+    return "c7n-imds: from version %d with %s" % (
+        int(source_version), json.dumps(metadata_options, sort_keys=True,
+                                        separators=(",", ":")))
+
+
+def parse_derived_version_description(description):
+    """(source version, metadata options) of a version we derived, else None."""
+    match = DERIVED_VERSION.match(description or "")
+    if not match:
+        return None
+    return int(match.group(1)), json.loads(match.group(2))
 
 
 def user_data_fingerprint(user_data):

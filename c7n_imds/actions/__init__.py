@@ -1,3 +1,4 @@
 """Remediation actions on `asg`. Importing this package registers them."""
 from c7n_imds.actions.common import RemediationError  # noqa: F401
 from c7n_imds.actions import convert  # noqa: F401
+from c7n_imds.actions import metadata  # noqa: F401
