@@ -233,15 +233,31 @@ def encode_previous_launch(launch):
     return "lt:%s:%s" % (launch["LaunchTemplateId"], launch.get("Version") or "$Default")
 
 
+def encode_previous_mixed_launch(specs):
+    """Tag value for a mixed instances policy's template specs (base, then overrides
+    that name a template), or None when it does not fit in a tag value."""
+    value = "mip:" + ",".join("%s:%s" % (s["LaunchTemplateId"], s["Version"]) for s in specs)
+    return value if len(value) <= TAG_VALUE_MAX else None
+
+
 def decode_previous_launch(value):
-    """Inverse of :func:`encode_previous_launch`; raises ValueError on anything else."""
-    if value.startswith("lc:"):
+    """Inverse of the encoders above; raises ValueError on anything else."""
+    if value.startswith("lc:") and len(value) > 3:
         return {"LaunchConfigurationName": value[3:]}
     if value.startswith("lc-sha256:"):
         return {"LaunchConfigurationNameSha256": value[len("lc-sha256:"):]}
     if value.startswith("lt:") and value.count(":") == 2:
         _, template_id, version = value.split(":")
         return {"LaunchTemplateId": template_id, "Version": version}
+    if value.startswith("mip:") and len(value) > 4:
+        specs = []
+        for item in value[4:].split(","):
+            if item.count(":") != 1:
+                break
+            template_id, version = item.split(":")
+            specs.append({"LaunchTemplateId": template_id, "Version": version})
+        else:
+            return {"MixedInstancesPolicy": specs}
     raise ValueError("not a %s value: %r" % (PREVIOUS_LAUNCH_TAG, value))
 
 

@@ -317,3 +317,42 @@ def test_plain_custodian_does_not_know_our_actions(tmp_path, moto):
         env=aws_env(moto[0]), capture_output=True, text=True)
     assert result.returncode != 0
     assert "Configuration invalid" in result.stderr and "'type': 'imds'" in result.stderr
+
+
+def test_revert_returns_a_converted_group_to_its_configuration(estate, c7n_imds_cmd,
+                                                                tmp_path):
+    """moto keeps a group's LaunchTemplate after UpdateAutoScalingGroup switches it back
+    to a launch configuration (AWS replaces it), so only the configuration name and the
+    tags are checked here; the exact call is checked with placebo data."""
+    endpoint, session, _ = estate
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "one"), "--cache-period", "0", REMEDIATE],
+                 endpoint)
+    revert = tmp_path / "revert.yml"
+    revert.write_text(
+        "policies:\n"
+        "  - name: revert-public\n"
+        "    resource: asg\n"
+        "    filters:\n"
+        "      - AutoScalingGroupName: public\n"
+        "    actions:\n"
+        "      - revert-imds-remediation\n")
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "two"), "--cache-period", "0", str(revert)],
+                 endpoint)
+    group = groups_by_name(session.client("autoscaling"))["public"]
+    assert group["LaunchConfigurationName"] == "public-lc"
+    tags = {t["Key"]: t["Value"] for t in group["Tags"]}
+    assert "c7n-imds:previous-launch" not in tags
+    assert tags["c7n-imds:exempt"].startswith("reverted by c7n-imds on ")
+
+
+def test_exempt_groups_are_not_remediated(estate, c7n_imds_cmd, tmp_path):
+    endpoint, session, _ = estate
+    autoscaling = session.client("autoscaling")
+    autoscaling.create_or_update_tags(Tags=[{
+        "ResourceId": "spot", "ResourceType": "auto-scaling-group",
+        "Key": "c7n-imds:exempt", "Value": "legacy agent needs IMDSv1",
+        "PropagateAtLaunch": False}])
+    c7n_imds_cmd(["run", "-s", str(tmp_path), "--cache-period", "0", REMEDIATE], endpoint)
+    current = groups_by_name(autoscaling)
+    assert not current["spot"].get("LaunchTemplate")
+    assert current["shared-a"].get("LaunchTemplate")

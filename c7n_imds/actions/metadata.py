@@ -14,7 +14,8 @@ from c7n_imds.actions.common import (
 from c7n_imds.launch import (
     LAUNCH_TEMPLATE, MIXED_INSTANCES_POLICY, LaunchSources, launch_references, retry)
 from c7n_imds.translate import (
-    PRESERVE, TAG_VALUE_MAX, derived_version_description, encode_previous_launch,
+    PRESERVE, derived_version_description, encode_previous_launch,
+    encode_previous_mixed_launch,
     merge_metadata_options)
 
 log = logging.getLogger("custodian.c7n_imds.actions")
@@ -257,8 +258,7 @@ def previous_template_launch(asg):
     if launch_type == LAUNCH_TEMPLATE:
         return encode_previous_launch(
             {"LaunchTemplateId": refs[0]["LaunchTemplateId"], "Version": refs[0]["Version"]})
-    value = "mip:" + ",".join("%s:%s" % (r["LaunchTemplateId"], r["Version"]) for r in refs)
-    return value if len(value) <= TAG_VALUE_MAX else None
+    return encode_previous_mixed_launch(refs)
 
 
 def repoint(asg, pinned):
