@@ -96,6 +96,19 @@ def _block_device_mapping(lc_mapping):
     return mapping
 
 
+def _copied_block_device_mapping(lc_mapping):
+    """An LC block device mapping for a copy: the same one-of rule as above."""
+    mapping = {"DeviceName": lc_mapping["DeviceName"]}
+    if lc_mapping.get("NoDevice"):
+        mapping["NoDevice"] = True
+    elif lc_mapping.get("VirtualName"):
+        mapping["VirtualName"] = lc_mapping["VirtualName"]
+    elif lc_mapping.get("Ebs"):
+        mapping["Ebs"] = {k: lc_mapping["Ebs"][k] for k in EBS_FIELDS
+                          if lc_mapping["Ebs"].get(k) is not None}
+    return mapping
+
+
 def launch_template_data(launch_configuration, security_group_ids=None, *,
                          http_tokens=TOKENS_REQUIRED, hop_limit=PRESERVE,
                          http_endpoint=PRESERVE):
@@ -208,6 +221,60 @@ def template_name(launch_configuration):
     readable = TEMPLATE_NAME_INVALID.sub("_", name).strip("_") or "lc"
     room = TEMPLATE_NAME_MAX - len(TEMPLATE_NAME_MARKER) - DIGEST_LENGTH
     return readable[:room] + TEMPLATE_NAME_MARKER + digest[:DIGEST_LENGTH]
+
+
+LAUNCH_CONFIGURATION_NAME_MAX = 255
+
+
+def copy_name(launch_configuration):
+    """A deterministic name for the IMDSv2 copy of a launch configuration (LC names
+    allow any character and 255 of them); re-runs find the copy by this name."""
+    name, created = source_identity(launch_configuration)
+    digest = hashlib.sha256(("%s\0%s" % (name, created)).encode("utf-8")).hexdigest()
+    room = LAUNCH_CONFIGURATION_NAME_MAX - len(TEMPLATE_NAME_MARKER) - DIGEST_LENGTH
+    return name[:room] + TEMPLATE_NAME_MARKER + digest[:DIGEST_LENGTH]
+
+
+def launch_configuration_copy(launch_configuration, new_name, *, http_tokens=TOKENS_REQUIRED,
+                              hop_limit=PRESERVE, http_endpoint=PRESERVE):
+    """CreateLaunchConfiguration parameters for a copy identical in every field but the
+    metadata options. Returns ``(parameters, notes)``.
+
+    The describe output holds user data base64-encoded, and botocore encodes
+    CreateLaunchConfiguration's UserData itself: the copy gets the decoded bytes, so
+    what reaches AWS is the same base64 text, byte for byte.
+    """
+    lc = launch_configuration
+    unknown = sorted(set(lc) - HANDLED_FIELDS)
+    if unknown:
+        raise TranslationError(
+            "launch configuration %r has field(s) %s that c7n-imds does not know how to "
+            "copy; upgrade c7n-imds or copy it by hand" % (
+                lc.get("LaunchConfigurationName"), ", ".join(unknown)))
+    params, notes = {"LaunchConfigurationName": new_name}, []
+    for field in ("ImageId", "KeyName", "InstanceType", "KernelId", "RamdiskId",
+                  "SpotPrice", "IamInstanceProfile", "PlacementTenancy"):
+        if lc.get(field):
+            params[field] = lc[field]
+    for field in ("EbsOptimized", "AssociatePublicIpAddress", "InstanceMonitoring"):
+        if lc.get(field) is not None:
+            params[field] = lc[field]
+    if lc.get("SecurityGroups"):
+        params["SecurityGroups"] = list(lc["SecurityGroups"])
+    if lc.get("UserData"):
+        params["UserData"] = base64.b64decode(lc["UserData"])
+    if lc.get("BlockDeviceMappings"):
+        params["BlockDeviceMappings"] = [
+            _copied_block_device_mapping(m) for m in lc["BlockDeviceMappings"]]
+    if any(lc.get(f) for f in CLASSIC_LINK_FIELDS):
+        notes.append("ClassicLink settings (%s) not copied: EC2-Classic is retired" % (
+            ", ".join(f for f in CLASSIC_LINK_FIELDS if lc.get(f))))
+    params["MetadataOptions"] = {
+        k: v for k, v in merge_metadata_options(
+            lc.get("MetadataOptions"), http_tokens=http_tokens, hop_limit=hop_limit,
+            http_endpoint=http_endpoint).items()
+        if k in ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint")}
+    return params, notes
 
 
 def client_token(template_name_):

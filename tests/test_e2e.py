@@ -356,3 +356,31 @@ def test_exempt_groups_are_not_remediated(estate, c7n_imds_cmd, tmp_path):
     current = groups_by_name(autoscaling)
     assert not current["spot"].get("LaunchTemplate")
     assert current["shared-a"].get("LaunchTemplate")
+
+
+def test_copy_launch_configuration_path(estate, c7n_imds_cmd, tmp_path):
+    endpoint, session, ids = estate
+    autoscaling = session.client("autoscaling")
+    c7n_imds_cmd(["run", "-s", str(tmp_path), "--cache-period", "0",
+                  str(REPO / "policies" / "remediate-copy-lc.yml")], endpoint)
+    configs = {c["LaunchConfigurationName"]: c for c in autoscaling.get_paginator(
+        "describe_launch_configurations").paginate().build_full_result()[
+            "LaunchConfigurations"]}
+    groups = groups_by_name(autoscaling)
+    for group, source in ids["groups"].items():
+        if source == "compliant-lc":
+            assert groups[group]["LaunchConfigurationName"] == source
+            continue
+        copy = configs[groups[group]["LaunchConfigurationName"]]
+        assert copy["LaunchConfigurationName"].startswith(source[:20])
+        assert "-imdsv2-" in copy["LaunchConfigurationName"]
+        original = configs[source]
+        for field in set(original) | set(copy):
+            if field in ("LaunchConfigurationName", "LaunchConfigurationARN",
+                         "CreatedTime", "MetadataOptions"):
+                continue
+            assert copy.get(field) == original.get(field), (group, field)
+        assert copy["MetadataOptions"]["HttpTokens"] == "required"
+    assert groups["shared-a"]["LaunchConfigurationName"] == \
+        groups["shared-b"]["LaunchConfigurationName"]
+    assert len(configs) == 5 + 4  # originals kept, one copy per non-compliant source

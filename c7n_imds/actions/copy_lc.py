@@ -1,0 +1,159 @@
+"""`copy-launch-configuration`: AWS's deprecated fix - an IMDSv2 copy of the launch
+configuration."""
+import logging
+
+from botocore.exceptions import ClientError
+from c7n.resources.asg import ASG
+from c7n.utils import chunks, type_schema
+
+from c7n_imds.actions.common import (
+    HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
+    RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
+from c7n_imds.launch import (
+    LAUNCH_CONFIGURATION, LC_NAMES_PER_CALL, LaunchSources, launch_references, retry)
+from c7n_imds.translate import (
+    PRESERVE, TranslationError, copy_name, encode_previous_launch,
+    launch_configuration_copy, source_identity)
+
+log = logging.getLogger("custodian.c7n_imds.actions")
+
+ALREADY_EXISTS = "AlreadyExists"
+
+
+def launch_configurations_unavailable(error):
+    """Accounts created on or after 2024-10-01 cannot create launch configurations."""
+    message = error.response["Error"].get("Message", "")
+    return (error.response["Error"]["Code"] == "UnsupportedOperation"
+            or "not available in your account" in message)
+
+
+@ASG.action_registry.register("copy-launch-configuration")
+class CopyLaunchConfiguration(Remediation):
+    """Switch launch-configuration groups to a copy of their configuration that
+    requires IMDSv2 (AWS's second, deprecated procedure for AutoScaling.3).
+
+    The copy is identical in every field but the metadata options (user data byte for
+    byte), named after the original plus ``-imdsv2-`` and a digest, so a re-run finds
+    it instead of making another. Each group is tagged ``c7n-imds:previous-launch``
+    and switched; the original configuration is left in place.
+
+    Accounts created on or after 2024-10-01 cannot create launch configurations at
+    all. There the action fails every group with a message pointing to
+    ``convert-to-launch-template`` - the recommended path - and changes nothing.
+    Prefer ``convert-to-launch-template``: it also closes AutoScaling.9.
+
+    Options: ``hop-limit`` (``preserve`` or 1-64), ``http-endpoint``,
+    ``running-instances`` (``keep``, ``modify``, ``refresh``), ``refresh-preferences``.
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: asg-lc-copy-imdsv2
+            resource: asg
+            filters:
+              - type: imds
+                key: LaunchType
+                value: launch-configuration
+              - type: imds
+                key: HttpTokens
+                value: optional
+            actions:
+              - type: copy-launch-configuration
+    """
+
+    schema = type_schema(
+        "copy-launch-configuration",
+        **{"hop-limit": HOP_LIMIT_SCHEMA,
+           "http-endpoint": HTTP_ENDPOINT_SCHEMA,
+           "running-instances": RUNNING_INSTANCES_SCHEMA,
+           "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
+    permissions = LaunchSources.permissions + (
+        "autoscaling:DescribeAutoScalingGroups", "autoscaling:CreateLaunchConfiguration",
+        "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
+        "iam:PassRole", "ec2:ModifyInstanceMetadataOptions",
+        "autoscaling:StartInstanceRefresh")
+
+    def plan(self, asgs, ec2, autoscaling):
+        groups = [a for a in current_groups(autoscaling, asgs)
+                  if launch_references(a)[0] == LAUNCH_CONFIGURATION]
+        sources = LaunchSources(ec2, autoscaling).load(groups)
+        plans, failures = {}, {}
+        for asg in groups:
+            config = sources.launch_configuration(asg["LaunchConfigurationName"])
+            if config is None:
+                failures[asg["AutoScalingGroupName"]] = (
+                    "launch configuration %r no longer exists" % asg["LaunchConfigurationName"])
+                continue
+            identity = source_identity(config)
+            if identity not in plans:
+                try:
+                    params, notes = launch_configuration_copy(
+                        config, copy_name(config),
+                        hop_limit=self.data.get("hop-limit", PRESERVE),
+                        http_endpoint=self.data.get("http-endpoint", PRESERVE))
+                except TranslationError as e:
+                    failures[asg["AutoScalingGroupName"]] = str(e)
+                    continue
+                for note in notes:
+                    log.warning("launch configuration %r: %s", identity[0], note)
+                plans[identity] = {"Source": identity[0], "Parameters": params, "Groups": []}
+            plans[identity]["Groups"].append(asg)
+        return list(plans.values()), failures
+
+    def process(self, asgs):
+        ec2, autoscaling = self.clients()
+        plans, failures = self.plan(asgs, ec2, autoscaling)
+        existing = self.existing(autoscaling, [p["Parameters"]["LaunchConfigurationName"]
+                                               for p in plans])
+        results, switched, unavailable = [], [], None
+        for plan in plans:
+            name = plan["Parameters"]["LaunchConfigurationName"]
+            if unavailable is None and name not in existing:
+                try:
+                    retry(autoscaling.create_launch_configuration, **plan["Parameters"])
+                    log.info("launch configuration %r created from %r with HttpTokens "
+                             "required", name, plan["Source"])
+                except ClientError as e:
+                    if launch_configurations_unavailable(e):
+                        unavailable = describe_error(e)
+                    elif e.response["Error"]["Code"] != ALREADY_EXISTS:
+                        for asg in plan["Groups"]:
+                            failures[asg["AutoScalingGroupName"]] = \
+                                "copying launch configuration %r: %s" % (
+                                    plan["Source"], describe_error(e))
+                        continue
+            if unavailable is not None:
+                for asg in plan["Groups"]:
+                    failures[asg["AutoScalingGroupName"]] = (
+                        "this account cannot create launch configurations (%s); nothing "
+                        "was changed - use convert-to-launch-template instead" % unavailable)
+                continue
+            for asg in plan["Groups"]:
+                group = asg["AutoScalingGroupName"]
+                try:
+                    self.record_previous_launch(autoscaling, group, encode_previous_launch(
+                        {"LaunchConfigurationName": asg["LaunchConfigurationName"]}))
+                    retry(autoscaling.update_auto_scaling_group, AutoScalingGroupName=group,
+                          LaunchConfigurationName=name)
+                except ClientError as e:
+                    failures[group] = "switching to %r: %s" % (name, describe_error(e))
+                    continue
+                log.info("asg %s: launch configuration %r -> %r, HttpTokens required",
+                         group, plan["Source"], name)
+                switched.append(asg)
+                results.append({"AutoScalingGroupName": group,
+                                "LaunchConfigurationName": plan["Source"],
+                                "CopyLaunchConfigurationName": name})
+        self.update_running_instances(ec2, autoscaling, switched, results, failures,
+                                      uses_template=False)
+        return self.finish(results, failures)
+
+    def existing(self, autoscaling, names):
+        found = set()
+        for batch in chunks(sorted(set(names)), LC_NAMES_PER_CALL):
+            found.update(c["LaunchConfigurationName"] for c in retry(
+                autoscaling.describe_launch_configurations,
+                LaunchConfigurationNames=batch, MaxRecords=100)["LaunchConfigurations"])
+        return found

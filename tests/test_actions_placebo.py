@@ -1,0 +1,311 @@
+"""`convert-to-launch-template` against recorded AWS responses (placebo flight data).
+
+Flight data (tests/data/placebo/<test name>/) is hand-written in AWS's response shape,
+where moto differs (DESIGN.md §7): launch configurations report
+``InstanceMonitoring.Enabled`` (true when never set), omit ``AssociatePublicIpAddress``
+unless it was set, keep ``NoDevice: true`` and include ``PlacementTenancy``; a group
+switched to a template carries only ``LaunchTemplate``. botocore's own shape check runs
+over these files in test_filters_placebo.py.
+
+A policy run makes these calls, in this order: DescribeAutoScalingGroups (custodian's
+listing), DescribeLaunchConfigurations (the `imds` filter), then the action's own
+DescribeAutoScalingGroups (it re-reads the groups), DescribeLaunchConfigurations,
+DescribeSubnets/DescribeSecurityGroups when names must be resolved,
+DescribeLaunchTemplates, CreateLaunchTemplate per configuration, and per group
+CreateOrUpdateTags then UpdateAutoScalingGroup. Placebo answers each operation's calls
+in order, whatever their parameters, so where two calls of one operation get different
+answers the test says which call gets which.
+
+The expected template names and client tokens are computed here from the documented
+rule (LC name, ``-imdsv2-``, the first 10 hex digits of SHA-256 of "name NUL created")
+rather than by the code under test: a re-run only finds its own templates if the
+name is stable.
+"""
+import hashlib
+import json
+
+import pytest
+from c7n.schema import generate, validate
+
+from c7n_imds.actions import RemediationError
+from tests.test_filters_placebo import recording_factory
+
+CREATED_TEXT = "2021-03-04T05:06:07Z"  # the flights' LC CreatedTime, 05:06:07.123 UTC
+PROFILE_ARN = "arn:aws:iam::123456789012:instance-profile/legacy/legacy-batch"
+PREVIOUS = "c7n-imds:previous-launch"
+SOURCE = "c7n-imds:source"
+
+
+def template_name(lc_name):
+    digest = hashlib.sha256(("%s\0%s" % (lc_name, CREATED_TEXT)).encode()).hexdigest()
+    return "%s-imdsv2-%s" % (lc_name, digest[:10])
+
+
+def client_token(name):
+    return "c7n-imds-" + hashlib.sha256(name.encode()).hexdigest()[:48]
+
+
+def convert_policy(**options):
+    return {
+        "name": "asg-lc-to-imdsv2", "resource": "asg",
+        "filters": [{"type": "imds", "key": "LaunchType", "value": "launch-configuration"}],
+        "actions": [dict({"type": "convert-to-launch-template"}, **options)]}
+
+
+def previous_launch_tag(group, lc_name):
+    return {"Tags": [{"ResourceId": group, "ResourceType": "auto-scaling-group",
+                      "Key": PREVIOUS, "Value": "lc:" + lc_name,
+                      "PropagateAtLaunch": False}]}
+
+
+def switched(group, template_id, version="$Default"):
+    return {"AutoScalingGroupName": group,
+            "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": version}}
+
+
+def operations(factory):
+    return [name for _, name, _ in factory.calls]
+
+
+# -- test 4 ------------------------------------------------------------------------------
+
+LEGACY_USER_DATA = (
+    "IyEvYmluL2Jhc2gKeXVtIGluc3RhbGwgLXkgbGVnYWN5LWFnZW50CmVjaG8gJ2dyw7zDn2UnID4gL2V0Yy9tb3RkCg==")
+
+
+def test_convert_carries_every_launch_configuration_setting(placebo_factory, load_policy,
+                                                            tmp_path):
+    """Three groups, two configurations: web-a and web-b share web-lc (one template),
+    legacy uses legacy-lc, which has everything: security group names (default VPC,
+    resolved through DescribeSubnets -> VpcId and DescribeSecurityGroups), a public IP,
+    a spot price, an instance profile ARN, dedicated tenancy, kernel and ramdisk, an EBS
+    volume, a suppressed device (NoDevice true) and an instance store, ClassicLink
+    settings, detailed monitoring off. web-lc has AWS's empty strings for KeyName /
+    KernelId / RamdiskId / UserData, monitoring reported true, no public IP setting.
+
+    CreateLaunchTemplate_1 answers web-lc's template (lt-0f1...), _2 legacy-lc's
+    (lt-0f2...): configurations are converted in the order their first group is listed.
+    """
+    factory = recording_factory(
+        placebo_factory, "test_convert_carries_every_launch_configuration_setting")
+    resources = load_policy(convert_policy(), session_factory=factory,
+                            output_dir=tmp_path).run()
+    assert sorted(r["AutoScalingGroupName"] for r in resources) == ["legacy", "web-a", "web-b"]
+
+    creates = factory.called("CreateLaunchTemplate")
+    assert [c["LaunchTemplateName"] for c in creates] == [
+        template_name("web-lc"), template_name("legacy-lc")]
+    web, legacy = creates
+    for create, lc_name in ((web, "web-lc"), (legacy, "legacy-lc")):
+        assert create["ClientToken"] == client_token(create["LaunchTemplateName"])
+        assert len(create["ClientToken"]) <= 64
+        assert len(create["TagSpecifications"]) == 1
+        spec = create["TagSpecifications"][0]
+        assert spec["ResourceType"] == "launch-template"
+        tags = {t["Key"]: t["Value"] for t in spec["Tags"]}
+        assert tags[SOURCE] == lc_name
+        assert tags["c7n-imds:source-created"] == CREATED_TEXT
+
+    assert web["LaunchTemplateData"] == {
+        "ImageId": "ami-0abcdef1234567890",
+        "InstanceType": "t3.micro",
+        "EbsOptimized": True,
+        "Monitoring": {"Enabled": True},
+        "IamInstanceProfile": {"Name": "web-profile"},
+        "SecurityGroupIds": ["sg-0a0a0a0a0a0a0a0a1"],
+        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1,
+                            "HttpEndpoint": "enabled"},
+    }
+    data = legacy["LaunchTemplateData"]
+    expected = {
+        "ImageId": "ami-0123456789abcdef0",
+        "InstanceType": "c5.large",
+        "KeyName": "ops",
+        "KernelId": "aki-0123456789abcdef0",
+        "RamDiskId": "ari-0123456789abcdef0",
+        "UserData": LEGACY_USER_DATA,
+        "EbsOptimized": False,
+        "Monitoring": {"Enabled": False},
+        "IamInstanceProfile": {"Arn": PROFILE_ARN},
+        "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {"MaxPrice": "0.042"}},
+        "Placement": {"Tenancy": "dedicated"},
+        "BlockDeviceMappings": [
+            {"DeviceName": "/dev/xvda", "Ebs": {
+                "SnapshotId": "snap-0123456789abcdef0", "VolumeSize": 30,
+                "VolumeType": "gp3", "DeleteOnTermination": True, "Iops": 3000,
+                "Encrypted": True, "Throughput": 125}},
+            {"DeviceName": "/dev/sdb", "NoDevice": ""},
+            {"DeviceName": "/dev/sdc", "VirtualName": "ephemeral0"}],
+        "NetworkInterfaces": [{
+            "DeviceIndex": 0, "AssociatePublicIpAddress": True, "DeleteOnTermination": True,
+            "Groups": ["sg-0e0e0e0e0e0e0e0e1", "sg-0c0ffee0000000001", "sg-0f0f0f0f0f0f0f0f2"]}],
+        "MetadataOptions": {"HttpTokens": "required"},
+    }
+    for key in sorted(set(expected) | set(data)):
+        assert data.get(key) == expected.get(key), "LaunchTemplateData.%s" % key
+    assert "SecurityGroupIds" not in data and "ClassicLinkVPCId" not in json.dumps(data)
+
+    # Names resolved in the VPC of the group's subnets, in one call each.
+    assert factory.called("DescribeSubnets") == [{"Filters": [
+        {"Name": "subnet-id", "Values": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"]}]}]
+    sg_calls = factory.called("DescribeSecurityGroups")
+    assert len(sg_calls) == 1
+    assert sorted(sg_calls[0]["Filters"], key=lambda f: f["Name"]) == [
+        {"Name": "group-name", "Values": ["legacy-web", "ssh"]},
+        {"Name": "vpc-id", "Values": ["vpc-0d1e2f3a4b5c60001"]}]
+
+    web_id, legacy_id = "lt-0f1000000000000f1", "lt-0f2000000000000f2"
+    assert sorted(factory.called("UpdateAutoScalingGroup"),
+                  key=lambda c: c["AutoScalingGroupName"]) == [
+        switched("legacy", legacy_id), switched("web-a", web_id), switched("web-b", web_id)]
+    assert sorted(factory.called("CreateOrUpdateTags"),
+                  key=lambda c: c["Tags"][0]["ResourceId"]) == [
+        previous_launch_tag("legacy", "legacy-lc"), previous_launch_tag("web-a", "web-lc"),
+        previous_launch_tag("web-b", "web-lc")]
+    # Each group is tagged before it is switched, so a crash in between leaves a way back.
+    ops = [(name, params.get("AutoScalingGroupName") or params.get("Tags", [{}])[0].get(
+        "ResourceId")) for _, name, params in factory.calls
+        if name in ("CreateOrUpdateTags", "UpdateAutoScalingGroup")]
+    for group in ("web-a", "web-b", "legacy"):
+        assert ops.index(("CreateOrUpdateTags", group)) < ops.index(
+            ("UpdateAutoScalingGroup", group)), ops
+
+    changes = json.loads((tmp_path / "asg-lc-to-imdsv2" / "imds-changes.json").read_text())
+    assert sorted((c["AutoScalingGroupName"], c["LaunchTemplateId"], c["TemplateCreated"])
+                  for c in changes) == [("legacy", legacy_id, True), ("web-a", web_id, True),
+                                        ("web-b", web_id, True)]
+
+
+# -- test 5 ------------------------------------------------------------------------------
+
+def test_convert_rerun_reuses_own_template_and_refuses_foreign_one(placebo_factory,
+                                                                  load_policy, tmp_path):
+    """A re-run, or a run after one interrupted between creating a template and
+    switching: DescribeLaunchTemplates already returns web-lc's template, tagged
+    c7n-imds:source=web-lc, so nothing is created and web-a is switched to it. A template
+    of the name squat-lc's would get exists *without* our tag: squatted fails, is not
+    switched, and the error names it. already-done was listed on done-lc but has been
+    switched since (the action's own DescribeAutoScalingGroups shows only LaunchTemplate,
+    as AWS does): it is left alone.
+    """
+    factory = recording_factory(
+        placebo_factory, "test_convert_rerun_reuses_own_template_and_refuses_foreign_one")
+    policy = load_policy(convert_policy(), session_factory=factory, output_dir=tmp_path)
+    with pytest.raises(RemediationError) as raised:
+        policy.run()
+
+    assert factory.called("CreateLaunchTemplate") == []
+    lookup = factory.called("DescribeLaunchTemplates")
+    assert len(lookup) == 1
+    assert lookup[0]["Filters"] == [{"Name": "launch-template-name", "Values": sorted(
+        [template_name("squat-lc"), template_name("web-lc")])}]
+    assert factory.called("UpdateAutoScalingGroup") == [
+        switched("web-a", "lt-0f1000000000000f1")]
+    assert factory.called("CreateOrUpdateTags") == [previous_launch_tag("web-a", "web-lc")]
+    # The action re-read exactly the listed groups.
+    assert factory.called("DescribeAutoScalingGroups")[-1]["AutoScalingGroupNames"] == [
+        "web-a", "squatted", "already-done"]
+
+    error = raised.value
+    assert set(error.failures) == {"squatted"}
+    reason = error.failures["squatted"]
+    assert template_name("squat-lc") in reason
+    assert "already exists" in reason and "not created by c7n-imds" in reason
+    assert "squatted" in str(error) and "web-a" not in str(error)
+
+    changes = json.loads((tmp_path / "asg-lc-to-imdsv2" / "imds-changes.json").read_text())
+    assert {c["AutoScalingGroupName"]: c.get("TemplateCreated", c.get("Error"))
+            for c in changes} == {"web-a": False, "squatted": reason}
+
+
+def test_convert_create_race_reuses_template_made_meanwhile(placebo_factory, load_policy):
+    """Another run creates the template between our look and our create:
+    CreateLaunchTemplate fails with InvalidLaunchTemplateName.AlreadyExistsException,
+    the second DescribeLaunchTemplates finds it tagged with our source, and the group is
+    switched to it."""
+    factory = recording_factory(
+        placebo_factory, "test_convert_create_race_reuses_template_made_meanwhile")
+    load_policy(convert_policy(), session_factory=factory).run()
+    assert len(factory.called("CreateLaunchTemplate")) == 1
+    assert [c["Filters"][0]["Values"] for c in factory.called("DescribeLaunchTemplates")] == [
+        [template_name("web-lc")], [template_name("web-lc")]]
+    assert factory.called("UpdateAutoScalingGroup") == [
+        switched("web-a", "lt-0f1000000000000f1")]
+
+
+# -- test 6 ------------------------------------------------------------------------------
+
+def test_convert_one_failing_group_does_not_stop_the_others(placebo_factory, load_policy,
+                                                           tmp_path):
+    """Four groups: good converts; bad-update's UpdateAutoScalingGroup (the second one
+    made) fails with ValidationError; bad-sg's configuration names a security group that
+    does not exist in its VPC; lc-gone's configuration was deleted. good is switched,
+    and the run then fails with a RemediationError naming the three others and why."""
+    factory = recording_factory(
+        placebo_factory, "test_convert_one_failing_group_does_not_stop_the_others")
+    policy = load_policy(convert_policy(), session_factory=factory, output_dir=tmp_path)
+    with pytest.raises(RemediationError) as raised:
+        policy.run()
+
+    assert [c["LaunchTemplateName"] for c in factory.called("CreateLaunchTemplate")] == [
+        template_name("good-lc"), template_name("update-lc")]
+    assert factory.called("UpdateAutoScalingGroup") == [
+        switched("good", "lt-0a1000000000000a1"), switched("bad-update", "lt-0a2000000000000a2")]
+
+    failures = raised.value.failures
+    assert sorted(failures) == ["bad-sg", "bad-update", "lc-gone"]
+    assert "ValidationError" in failures["bad-update"]
+    assert "invalid security group: sg-0b0b0b0b0b0b0b0b2" in failures["bad-update"]
+    assert "lt-0a2000000000000a2" in failures["bad-update"]
+    assert "'does-not-exist'" in failures["bad-sg"] and "'named-lc'" in failures["bad-sg"]
+    assert "'vanished-lc'" in failures["lc-gone"]
+    assert "no longer exists" in failures["lc-gone"]
+    message = str(raised.value)
+    for group in ("bad-update", "bad-sg", "lc-gone"):
+        assert " - %s: " % group in message
+    assert " - good:" not in message
+
+    changes = json.loads((tmp_path / "asg-lc-to-imdsv2" / "imds-changes.json").read_text())
+    by_group = {c["AutoScalingGroupName"]: c for c in changes}
+    assert by_group["good"]["LaunchTemplateId"] == "lt-0a1000000000000a1"
+    assert {g for g, c in by_group.items() if "Error" in c} == {"bad-update", "bad-sg",
+                                                                 "lc-gone"}
+
+
+# -- test 7 ------------------------------------------------------------------------------
+
+def test_convert_options_reach_the_api(placebo_factory, load_policy):
+    """hop-limit 2, http-endpoint enabled and version $Latest reach CreateLaunchTemplate
+    and UpdateAutoScalingGroup; the configuration had hop limit 1, endpoint disabled."""
+    factory = recording_factory(placebo_factory, "test_convert_options_reach_the_api")
+    load_policy(convert_policy(**{"hop-limit": 2, "http-endpoint": "enabled",
+                                  "version": "$Latest"}),
+                session_factory=factory).run()
+    (create,) = factory.called("CreateLaunchTemplate")
+    assert create["LaunchTemplateData"]["MetadataOptions"] == {
+        "HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
+    assert factory.called("UpdateAutoScalingGroup") == [
+        switched("containers", "lt-0c4000000000000c4", "$Latest")]
+
+
+@pytest.fixture(scope="module")
+def asg_schema():
+    return generate(["aws.asg"])
+
+
+@pytest.mark.parametrize("options", [
+    {"hop-limit": 1}, {"hop-limit": 64}, {"hop-limit": "preserve"},
+    {"http-endpoint": "disabled"}, {"version": "$Default"}, {"version": "$Latest"},
+    {"http-tokens": "preserve"}, {}])
+def test_convert_schema_accepts(asg_schema, options):
+    assert validate({"policies": [convert_policy(**options)]}, asg_schema) == []
+
+
+@pytest.mark.parametrize("options", [
+    {"hop-limit": 0}, {"hop-limit": 65}, {"hop-limit": "2"}, {"hop-limit": True},
+    {"version": 3}, {"version": "3"}, {"http-endpoint": "on"}, {"http-tokens": "optional"},
+    {"hop-limits": 2}])
+def test_convert_schema_rejects(asg_schema, options):
+    errors = validate({"policies": [convert_policy(**options)]}, asg_schema)
+    assert errors, "accepted %r" % options
+    assert "asg-lc-to-imdsv2" in str(errors[0]) or errors[1] == "asg-lc-to-imdsv2"
