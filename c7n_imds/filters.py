@@ -1,10 +1,16 @@
 """Filters: `imds` on `asg` and `launch-config`."""
-from c7n.filters import ValueFilter
-from c7n.resources.asg import ASG, LaunchConfig
-from c7n.utils import local_session, type_schema
+import datetime
 
-from c7n_imds.launch import LAUNCH_CONFIGURATION, LaunchSources
-from c7n_imds.translate import metadata_view, user_data_fingerprint
+from c7n.filters import Filter, ValueFilter
+from c7n.resources.asg import ASG, LaunchConfig
+from c7n.utils import chunks, local_session, type_schema
+from dateutil.parser import parse as parse_date
+
+from c7n_imds.launch import (
+    LAUNCH_CONFIGURATION, LC_NAMES_PER_CALL, LaunchSources, launch_references, retry)
+from c7n_imds.translate import (
+    SOURCE_CREATED_TAG, SOURCE_TAG, copy_name, metadata_view, source_identity,
+    user_data_fingerprint)
 
 ANNOTATION_KEY = "c7n-imds:launch"
 
@@ -27,6 +33,16 @@ class AsgImdsFilter(ValueFilter):
       (null when unset)
     - ``LaunchSourceMissing``: true when the configuration or template version no longer
       exists (``LaunchSourceError`` says which)
+    - ``ImageId`` of the launch data
+    - ``EffectiveHttpTokens``: what instances really get - the launch data's value, else
+      the account default for the region (GetInstanceMetadataDefaults), else the AMI's
+      ``ImdsSupport`` (``v2.0`` means required), else ``optional``
+    - ``ScaleOutBlocked``: true when the account enforces IMDSv2 (HttpTokensEnforced)
+      but the group's launch resolves to ``optional``: such a group cannot launch
+      instances any more
+
+    The two last keys cost a GetInstanceMetadataDefaults and a DescribeImages call, made
+    only by filters that use them.
 
     The result is annotated on each group under ``c7n-imds:launch``.
 
@@ -50,12 +66,25 @@ class AsgImdsFilter(ValueFilter):
     schema_alias = False
     annotation_key = ANNOTATION_KEY
     permissions = ("autoscaling:DescribeAutoScalingGroups",) + LaunchSources.permissions
+    effective_keys = ("EffectiveHttpTokens", "ScaleOutBlocked")
+
+    def get_permissions(self):
+        if self.data.get("key") in self.effective_keys:
+            return self.permissions + ("ec2:GetInstanceMetadataDefaults", "ec2:DescribeImages")
+        return self.permissions
 
     def process(self, asgs, event=None):
-        sources = LaunchSources.from_session(
-            local_session(self.manager.session_factory)).load(asgs)
-        for asg in asgs:
-            asg[self.annotation_key] = sources.describe(asg)
+        effective = self.data.get("key") in self.effective_keys
+        # Several imds filters in one policy resolve the launch sources once.
+        todo = [a for a in asgs if self.annotation_key not in a or (
+            effective and "EffectiveHttpTokens" not in a[self.annotation_key])]
+        if todo:
+            sources = LaunchSources.from_session(
+                local_session(self.manager.session_factory)).load(todo)
+            if effective:
+                sources.load_effective()
+            for asg in todo:
+                asg[self.annotation_key] = sources.describe(asg)
         return super().process(asgs, event)
 
     def __call__(self, asg):
@@ -106,3 +135,107 @@ class LaunchConfigImdsFilter(ValueFilter):
 
     def __call__(self, config):
         return self.match(config[self.annotation_key])
+
+
+@LaunchConfig.filter_registry.register("imds-converted")
+class ConvertedLaunchConfigFilter(Filter):
+    """Launch configurations that c7n-imds replaced at least ``days`` ago and that no
+    Auto Scaling group uses now - the ones safe to delete.
+
+    Security Hub AutoScaling.3 keeps failing for a launch configuration that allows
+    IMDSv1 until it is deleted, even when no group uses it. A configuration counts as
+    replaced when a launch template tagged ``c7n-imds:source`` with its name (and
+    creation time) exists, or its ``copy-launch-configuration`` copy does; ``days``
+    counts from when that replacement was created, a soak period during which
+    ``revert-imds-remediation`` can still go back. Group usage is read fresh from
+    DescribeAutoScalingGroups (never custodian's cache), and AWS itself refuses to
+    delete a configuration a group still uses.
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: delete-replaced-imdsv1-launch-configurations
+            resource: launch-config
+            filters:
+              - type: imds
+                key: HttpTokens
+                value: optional
+              - type: imds-converted
+                days: 14
+            actions:
+              - delete
+    """
+
+    schema = type_schema("imds-converted", days={"type": "number", "minimum": 0})
+    permissions = ("ec2:DescribeLaunchTemplates", "autoscaling:DescribeAutoScalingGroups",
+                   "autoscaling:DescribeLaunchConfigurations")
+    annotation_key = "c7n-imds:replaced-by"
+
+    def process(self, configs, event=None):
+        session = local_session(self.manager.session_factory)
+        ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
+        replacements = template_replacements(ec2)
+        replacements.update(copy_replacements(autoscaling, configs))
+        in_use = launch_configurations_in_use(autoscaling)
+        cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
+            days=self.data.get("days", 14))
+        matched = []
+        for config in configs:
+            replacement = replacements.get(source_identity(config))
+            if replacement is None or config["LaunchConfigurationName"] in in_use:
+                continue
+            if replacement["Created"] > cutoff:
+                continue
+            config[self.annotation_key] = dict(
+                replacement, Created=replacement["Created"].isoformat())
+            matched.append(config)
+        return matched
+
+
+def _aware(value):
+    value = value if isinstance(value, datetime.datetime) else parse_date(str(value))
+    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+
+
+def template_replacements(ec2):
+    """{(LC name, LC created): {Kind, Name, Created}} from our templates' tags."""
+    found = {}
+    for page in ec2.get_paginator("describe_launch_templates").paginate(
+            Filters=[{"Name": "tag-key", "Values": [SOURCE_TAG]}],
+            PaginationConfig={"PageSize": 200}):
+        for template in page["LaunchTemplates"]:
+            tags = {t["Key"]: t["Value"] for t in template.get("Tags") or ()}
+            key = (tags.get(SOURCE_TAG), tags.get(SOURCE_CREATED_TAG, ""))
+            found[key] = {"Kind": "launch-template", "Name": template["LaunchTemplateName"],
+                          "Created": _aware(template["CreateTime"])}
+    return found
+
+
+def copy_replacements(autoscaling, configs):
+    """{(LC name, LC created): {...}} for configurations with an IMDSv2 copy."""
+    by_copy = {copy_name(c): source_identity(c) for c in configs}
+    found = {}
+    for batch in chunks(sorted(by_copy), LC_NAMES_PER_CALL):
+        response = retry(autoscaling.describe_launch_configurations,
+                         LaunchConfigurationNames=batch, MaxRecords=100)
+        for copy in response["LaunchConfigurations"]:
+            found[by_copy[copy["LaunchConfigurationName"]]] = {
+                "Kind": "launch-configuration", "Name": copy["LaunchConfigurationName"],
+                "Created": _aware(copy["CreatedTime"])}
+    return found
+
+
+def launch_configurations_in_use(autoscaling):
+    """Names of launch configurations some group launches from, read fresh (AWS also
+    refuses to delete a configuration in use). A template beside a configuration name
+    wins, as in launch_references: moto keeps the old name after a switch."""
+    used = set()
+    for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
+            PaginationConfig={"PageSize": 100}):
+        for asg in page["AutoScalingGroups"]:
+            launch_type, refs = launch_references(asg)
+            if launch_type == LAUNCH_CONFIGURATION:
+                used.update({refs[0], refs[0].rstrip()})
+    return used

@@ -18,7 +18,7 @@ import logging
 from botocore.exceptions import ClientError
 from c7n.utils import chunks, get_retry
 
-from c7n_imds.translate import metadata_view, weakness
+from c7n_imds.translate import effective_http_tokens, metadata_view, weakness
 
 log = logging.getLogger("custodian.c7n_imds.launch")
 
@@ -83,6 +83,8 @@ class LaunchSources:
         self.template_ids = {}  # template name -> id
         self.missing_templates = set()  # ids or names that do not exist
         self.loaded_aliases = set()
+        self.account_defaults = None  # GetInstanceMetadataDefaults AccountLevel
+        self.image_imds_support = None  # image id -> ImdsSupport ("v2.0" or None)
 
     @classmethod
     def from_session(cls, session):
@@ -180,6 +182,44 @@ class LaunchSources:
                 return (field, spec[field])
         return None
 
+    def load_effective(self):
+        """What decides metadata options the launch data leaves unset: the account
+        default (per region) and the AMI's ImdsSupport. Only needed for the
+        EffectiveHttpTokens and ScaleOutBlocked keys."""
+        try:
+            self.account_defaults = retry(
+                self.ec2.get_instance_metadata_defaults).get("AccountLevel") or {}
+        except ClientError as e:
+            log.warning("cannot read the account's instance metadata defaults (%s); "
+                        "EffectiveHttpTokens ignores them", e.response["Error"]["Code"])
+            self.account_defaults = {}
+        image_ids = {c.get("ImageId") for c in self.configs.values()} | {
+            (v.get("LaunchTemplateData") or {}).get("ImageId") for v in self.versions.values()}
+        # Templates may name an SSM parameter instead of an image id; it stays unknown.
+        image_ids = sorted(i for i in image_ids if i and i.startswith("ami-"))
+        self.image_imds_support = {}
+        paginator = self.ec2.get_paginator("describe_images")
+        for batch in chunks(image_ids, LT_MAX_RESULTS):
+            # A filter, unlike ImageIds, does not fail on an image that no longer exists.
+            pages = retry(lambda: list(paginator.paginate(
+                Filters=[{"Name": "image-id", "Values": batch}])))
+            self.image_imds_support.update(
+                {i["ImageId"]: i.get("ImdsSupport") for page in pages for i in page["Images"]})
+        return self
+
+    def with_effective(self, view, metadata_options, image_id):
+        if self.account_defaults is None:
+            return view
+        tokens = effective_http_tokens(
+            (metadata_options or {}).get("HttpTokens"), self.account_defaults,
+            self.image_imds_support.get(image_id))
+        view["EffectiveHttpTokens"] = tokens
+        # With IMDSv2 enforced for the account, a launch resolving to optional fails.
+        view["ScaleOutBlocked"] = (
+            self.account_defaults.get("HttpTokensEnforced") == "enabled"
+            and tokens == "optional")
+        return view
+
     # -- lookups (pure over what was loaded) --------------------------------------------
 
     def launch_configuration(self, name):
@@ -206,10 +246,12 @@ class LaunchSources:
             if config is None:
                 return missing_view(launch_type, refs[0], "launch configuration %r no "
                                     "longer exists" % refs[0])
-            return dict(
+            return self.with_effective(dict(
                 metadata_view(config.get("MetadataOptions")), LaunchType=launch_type,
                 LaunchName=config["LaunchConfigurationName"], LaunchTemplateId=None,
-                LaunchTemplateVersion=None, LaunchSourceMissing=False)
+                LaunchTemplateVersion=None, ImageId=config.get("ImageId"),
+                LaunchSourceMissing=False), config.get("MetadataOptions"),
+                config.get("ImageId"))
         templates = [self.template_view(spec) for spec in refs]
         missing = [t for t in templates if t["LaunchSourceMissing"]]
         # The weakest template decides; a missing one cannot be judged, so it wins.
@@ -229,13 +271,14 @@ class LaunchSources:
                         LaunchTemplateVersionSpecified=spec["Version"])
             return view
         data = version.get("LaunchTemplateData") or {}
-        return dict(
+        return self.with_effective(dict(
             metadata_view(data.get("MetadataOptions")),
             LaunchName=version["LaunchTemplateName"],
             LaunchTemplateId=version["LaunchTemplateId"],
             LaunchTemplateVersion=version["VersionNumber"],
             LaunchTemplateVersionSpecified=spec["Version"],
-            LaunchSourceMissing=False)
+            ImageId=data.get("ImageId"),
+            LaunchSourceMissing=False), data.get("MetadataOptions"), data.get("ImageId"))
 
 
 def missing_view(launch_type, name, reason):

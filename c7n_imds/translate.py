@@ -380,6 +380,20 @@ def metadata_view(metadata_options):
     }
 
 
+def effective_http_tokens(launch_http_tokens, account_defaults, image_imds_support):
+    """What instances really get (DESIGN.md section 6): a value in the launch data wins,
+    then the account default for the region, then the AMI (``ImdsSupport: v2.0`` means
+    tokens required); otherwise ``optional``."""
+    if launch_http_tokens in (TOKENS_REQUIRED, TOKENS_OPTIONAL):
+        return launch_http_tokens
+    account = (account_defaults or {}).get("HttpTokens")
+    if account in (TOKENS_REQUIRED, TOKENS_OPTIONAL):
+        return account
+    if image_imds_support == "v2.0":
+        return TOKENS_REQUIRED
+    return TOKENS_OPTIONAL
+
+
 def weakness(view):
     """Sort key: lower is weaker. IMDS with tokens optional is the weakest; a disabled
     endpoint cannot be reached with or without a token."""

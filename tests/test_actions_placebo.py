@@ -162,6 +162,12 @@ def test_convert_carries_every_launch_configuration_setting(placebo_factory, loa
                   key=lambda c: c["Tags"][0]["ResourceId"]) == [
         previous_launch_tag("legacy", "legacy-lc"), previous_launch_tag("web-a", "web-lc"),
         previous_launch_tag("web-b", "web-lc")]
+    # Each group's template is tried with a RunInstances DryRun before the group is switched.
+    preflights = factory.called("RunInstances")
+    assert sorted(c["LaunchTemplate"]["LaunchTemplateId"] for c in preflights) == sorted(
+        [legacy_id, web_id, web_id])
+    assert all(c["DryRun"] is True and c["LaunchTemplate"]["Version"] == "$Default"
+               for c in preflights), preflights
     # Each group is tagged before it is switched, so a crash in between leaves a way back.
     ops = [(name, params.get("AutoScalingGroupName") or params.get("Tags", [{}])[0].get(
         "ResourceId")) for _, name, params in factory.calls
@@ -237,10 +243,12 @@ def test_convert_create_race_reuses_template_made_meanwhile(placebo_factory, loa
 
 def test_convert_one_failing_group_does_not_stop_the_others(placebo_factory, load_policy,
                                                            tmp_path):
-    """Four groups: good converts; bad-update's UpdateAutoScalingGroup (the second one
+    """Five groups: good converts; bad-update's UpdateAutoScalingGroup (the second one
     made) fails with ValidationError; bad-sg's configuration names a security group that
-    does not exist in its VPC; lc-gone's configuration was deleted. good is switched,
-    and the run then fails with a RemediationError naming the three others and why."""
+    does not exist in its VPC; lc-gone's configuration was deleted; bad-preflight's
+    template is refused by the RunInstances DryRun pre-flight (the third one made:
+    InvalidAMIID.NotFound). good is switched; the run then fails with a RemediationError
+    naming the four others and why, and none of them was switched."""
     factory = recording_factory(
         placebo_factory, "test_convert_one_failing_group_does_not_stop_the_others")
     policy = load_policy(convert_policy(), session_factory=factory, output_dir=tmp_path)
@@ -248,28 +256,32 @@ def test_convert_one_failing_group_does_not_stop_the_others(placebo_factory, loa
         policy.run()
 
     assert [c["LaunchTemplateName"] for c in factory.called("CreateLaunchTemplate")] == [
-        template_name("good-lc"), template_name("update-lc")]
+        template_name("good-lc"), template_name("update-lc"), template_name("refused-lc")]
+    assert [c["LaunchTemplate"]["LaunchTemplateId"] for c in factory.called("RunInstances")] \
+        == ["lt-0a1000000000000a1", "lt-0a2000000000000a2", "lt-0a3000000000000a3"]
     assert factory.called("UpdateAutoScalingGroup") == [
         switched("good", "lt-0a1000000000000a1"), switched("bad-update", "lt-0a2000000000000a2")]
 
     failures = raised.value.failures
-    assert sorted(failures) == ["bad-sg", "bad-update", "lc-gone"]
+    assert sorted(failures) == ["bad-preflight", "bad-sg", "bad-update", "lc-gone"]
     assert "ValidationError" in failures["bad-update"]
-    assert "invalid security group: sg-0b0b0b0b0b0b0b0b2" in failures["bad-update"]
+    assert "bad-update is pending delete" in failures["bad-update"]
     assert "lt-0a2000000000000a2" in failures["bad-update"]
     assert "'does-not-exist'" in failures["bad-sg"] and "'named-lc'" in failures["bad-sg"]
     assert "'vanished-lc'" in failures["lc-gone"]
     assert "no longer exists" in failures["lc-gone"]
+    assert "InvalidAMIID.NotFound" in failures["bad-preflight"]
+    assert "lt-0a3000000000000a3" in failures["bad-preflight"]
     message = str(raised.value)
-    for group in ("bad-update", "bad-sg", "lc-gone"):
+    for group in ("bad-update", "bad-sg", "lc-gone", "bad-preflight"):
         assert " - %s: " % group in message
     assert " - good:" not in message
 
     changes = json.loads((tmp_path / "asg-lc-to-imdsv2" / "imds-changes.json").read_text())
     by_group = {c["AutoScalingGroupName"]: c for c in changes}
     assert by_group["good"]["LaunchTemplateId"] == "lt-0a1000000000000a1"
-    assert {g for g, c in by_group.items() if "Error" in c} == {"bad-update", "bad-sg",
-                                                                 "lc-gone"}
+    assert {g for g, c in by_group.items() if "Error" in c} == {
+        "bad-update", "bad-sg", "lc-gone", "bad-preflight"}
 
 
 # -- test 7 ------------------------------------------------------------------------------

@@ -384,3 +384,28 @@ def test_copy_launch_configuration_path(estate, c7n_imds_cmd, tmp_path):
     assert groups["shared-a"]["LaunchConfigurationName"] == \
         groups["shared-b"]["LaunchConfigurationName"]
     assert len(configs) == 5 + 4  # originals kept, one copy per non-compliant source
+
+
+def test_cleanup_deletes_only_replaced_unused_configurations(estate, c7n_imds_cmd, tmp_path):
+    endpoint, session, ids = estate
+    autoscaling = session.client("autoscaling")
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "one"), "--cache-period", "0", REMEDIATE],
+                 endpoint)
+    # a group created on a replaced configuration after the conversion still uses it
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="late", LaunchConfigurationName="shared-lc", MinSize=0,
+        MaxSize=1, DesiredCapacity=0, AvailabilityZones=["us-east-1a"])
+
+    def configs():
+        return sorted(c["LaunchConfigurationName"] for c in autoscaling.get_paginator(
+            "describe_launch_configurations").paginate().build_full_result()[
+                "LaunchConfigurations"])
+    soak = (REPO / "policies" / "cleanup.yml").read_text()
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "two"), "--cache-period", "0",
+                  str(REPO / "policies" / "cleanup.yml")], endpoint)
+    assert len(configs()) == 5  # still inside the 14-day soak period
+    now = tmp_path / "cleanup-now.yml"
+    now.write_text(soak.replace("days: 14", "days: 0"))
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "three"), "--cache-period", "0", str(now)],
+                 endpoint)
+    assert configs() == ["compliant-lc", "shared-lc"]
