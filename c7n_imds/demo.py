@@ -219,8 +219,10 @@ def format_table(before, after):
     rows = []
     for group in sorted(before):
         b, a = before[group], after.get(group, (None, None, None))
+        change = ("converted" if b[0] != a[0] else
+                  "new template version" if b != a else "unchanged")
         rows.append((group, "%s %s" % (b[0], b[1]), b[2], "%s %s" % (a[0], a[1]), a[2],
-                     "converted" if b[0] != a[0] else "unchanged"))
+                     change))
     return tabulate(rows, headers=("group", "before: launches from", "IMDS tokens",
                                    "after: launches from", "IMDS tokens", "change"))
 

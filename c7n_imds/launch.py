@@ -15,7 +15,7 @@ builders are pure.
 """
 import logging
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from c7n.utils import chunks, get_retry
 
 from c7n_imds.translate import effective_http_tokens, metadata_view, weakness
@@ -189,9 +189,10 @@ class LaunchSources:
         try:
             self.account_defaults = retry(
                 self.ec2.get_instance_metadata_defaults).get("AccountLevel") or {}
-        except ClientError as e:
+        except (ClientError, BotoCoreError) as e:
+            # Read-only context for a report: say so and judge without it.
             log.warning("cannot read the account's instance metadata defaults (%s); "
-                        "EffectiveHttpTokens ignores them", e.response["Error"]["Code"])
+                        "EffectiveHttpTokens ignores them", describe_botocore_error(e))
             self.account_defaults = {}
         image_ids = {c.get("ImageId") for c in self.configs.values()} | {
             (v.get("LaunchTemplateData") or {}).get("ImageId") for v in self.versions.values()}
@@ -286,6 +287,12 @@ def missing_view(launch_type, name, reason):
             "LaunchTemplateVersion": None, "HttpTokens": None, "HttpEndpoint": None,
             "HttpPutResponseHopLimit": None, "InstanceMetadataTags": None,
             "LaunchSourceMissing": True, "LaunchSourceError": reason}
+
+
+def describe_botocore_error(error):
+    if isinstance(error, ClientError):
+        return error.response["Error"]["Code"]
+    return type(error).__name__
 
 
 def _version_sort_key(version):

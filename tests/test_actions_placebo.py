@@ -63,21 +63,21 @@ def switched(group, template_id, version="$Default"):
             "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": version}}
 
 
-def operations(factory):
-    return [name for _, name, _ in factory.calls]
-
-
 # -- test 4 ------------------------------------------------------------------------------
 
+# base64 of "#!/bin/bash\nyum install -y legacy-agent\necho 'grüße' > /etc/motd\n" (UTF-8),
+# as DescribeLaunchConfigurations returns it: the template must carry it unchanged.
 LEGACY_USER_DATA = (
     "IyEvYmluL2Jhc2gKeXVtIGluc3RhbGwgLXkgbGVnYWN5LWFnZW50CmVjaG8gJ2dyw7zDn2UnID4gL2V0Yy9tb3RkCg==")
 
 
 def test_convert_carries_every_launch_configuration_setting(placebo_factory, load_policy,
                                                             tmp_path):
-    """Three groups, two configurations: web-a and web-b share web-lc (one template),
-    legacy uses legacy-lc, which has everything: security group names (default VPC,
-    resolved through DescribeSubnets -> VpcId and DescribeSecurityGroups), a public IP,
+    """Four groups, two configurations: web-a and web-b share web-lc (one template),
+    legacy and legacy-az share legacy-lc, which has everything: security group names
+    (default VPC, found through legacy's subnets with DescribeSubnets -> VpcId, and for
+    legacy-az, which has no subnets, DescribeVpcs isDefault; the names resolved with one
+    DescribeSecurityGroups), a public IP,
     a spot price, an instance profile ARN, dedicated tenancy, kernel and ramdisk, an EBS
     volume, a suppressed device (NoDevice true) and an instance store, ClassicLink
     settings, detailed monitoring off. web-lc has AWS's empty strings for KeyName /
@@ -90,7 +90,8 @@ def test_convert_carries_every_launch_configuration_setting(placebo_factory, loa
         placebo_factory, "test_convert_carries_every_launch_configuration_setting")
     resources = load_policy(convert_policy(), session_factory=factory,
                             output_dir=tmp_path).run()
-    assert sorted(r["AutoScalingGroupName"] for r in resources) == ["legacy", "web-a", "web-b"]
+    assert sorted(r["AutoScalingGroupName"] for r in resources) == [
+        "legacy", "legacy-az", "web-a", "web-b"]
 
     creates = factory.called("CreateLaunchTemplate")
     assert [c["LaunchTemplateName"] for c in creates] == [
@@ -145,9 +146,11 @@ def test_convert_carries_every_launch_configuration_setting(placebo_factory, loa
         assert data.get(key) == expected.get(key), "LaunchTemplateData.%s" % key
     assert "SecurityGroupIds" not in data and "ClassicLinkVPCId" not in json.dumps(data)
 
-    # Names resolved in the VPC of the group's subnets, in one call each.
+    # Names resolved in the VPC of the group's subnets (or the default VPC), one call each.
     assert factory.called("DescribeSubnets") == [{"Filters": [
         {"Name": "subnet-id", "Values": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"]}]}]
+    assert factory.called("DescribeVpcs") == [
+        {"Filters": [{"Name": "isDefault", "Values": ["true"]}]}]
     sg_calls = factory.called("DescribeSecurityGroups")
     assert len(sg_calls) == 1
     assert sorted(sg_calls[0]["Filters"], key=lambda f: f["Name"]) == [
@@ -157,29 +160,30 @@ def test_convert_carries_every_launch_configuration_setting(placebo_factory, loa
     web_id, legacy_id = "lt-0f1000000000000f1", "lt-0f2000000000000f2"
     assert sorted(factory.called("UpdateAutoScalingGroup"),
                   key=lambda c: c["AutoScalingGroupName"]) == [
-        switched("legacy", legacy_id), switched("web-a", web_id), switched("web-b", web_id)]
+        switched("legacy", legacy_id), switched("legacy-az", legacy_id),
+        switched("web-a", web_id), switched("web-b", web_id)]
     assert sorted(factory.called("CreateOrUpdateTags"),
                   key=lambda c: c["Tags"][0]["ResourceId"]) == [
-        previous_launch_tag("legacy", "legacy-lc"), previous_launch_tag("web-a", "web-lc"),
-        previous_launch_tag("web-b", "web-lc")]
+        previous_launch_tag("legacy", "legacy-lc"), previous_launch_tag("legacy-az", "legacy-lc"),
+        previous_launch_tag("web-a", "web-lc"), previous_launch_tag("web-b", "web-lc")]
     # Each group's template is tried with a RunInstances DryRun before the group is switched.
     preflights = factory.called("RunInstances")
     assert sorted(c["LaunchTemplate"]["LaunchTemplateId"] for c in preflights) == sorted(
-        [legacy_id, web_id, web_id])
+        [legacy_id, legacy_id, web_id, web_id])
     assert all(c["DryRun"] is True and c["LaunchTemplate"]["Version"] == "$Default"
                for c in preflights), preflights
     # Each group is tagged before it is switched, so a crash in between leaves a way back.
     ops = [(name, params.get("AutoScalingGroupName") or params.get("Tags", [{}])[0].get(
-        "ResourceId")) for _, name, params in factory.calls
+        "ResourceId")) for _, name, params in factory.api_calls
         if name in ("CreateOrUpdateTags", "UpdateAutoScalingGroup")]
-    for group in ("web-a", "web-b", "legacy"):
+    for group in ("web-a", "web-b", "legacy", "legacy-az"):
         assert ops.index(("CreateOrUpdateTags", group)) < ops.index(
             ("UpdateAutoScalingGroup", group)), ops
 
     changes = json.loads((tmp_path / "asg-lc-to-imdsv2" / "imds-changes.json").read_text())
     assert sorted((c["AutoScalingGroupName"], c["LaunchTemplateId"], c["TemplateCreated"])
-                  for c in changes) == [("legacy", legacy_id, True), ("web-a", web_id, True),
-                                        ("web-b", web_id, True)]
+                  for c in changes) == [("legacy", legacy_id, True), ("legacy-az", legacy_id, True),
+                                        ("web-a", web_id, True), ("web-b", web_id, True)]
 
 
 # -- test 5 ------------------------------------------------------------------------------
@@ -237,6 +241,22 @@ def test_convert_create_race_reuses_template_made_meanwhile(placebo_factory, loa
         [template_name("web-lc")], [template_name("web-lc")]]
     assert factory.called("UpdateAutoScalingGroup") == [
         switched("web-a", "lt-0f1000000000000f1")]
+
+
+def test_convert_template_not_yet_visible_after_already_exists(placebo_factory,
+                                                              load_policy):
+    """CreateLaunchTemplate says the name is taken, but EC2 (eventually consistent)
+    does not list the template yet: that group fails with a clear reason and the next
+    configuration (good-lc, CreateLaunchTemplate_2) is still converted."""
+    factory = recording_factory(
+        placebo_factory, "test_convert_template_not_yet_visible_after_already_exists")
+    policy = load_policy(convert_policy(), session_factory=factory)
+    with pytest.raises(RemediationError) as raised:
+        policy.run()
+    assert set(raised.value.failures) == {"web-a"}
+    assert template_name("web-lc") in raised.value.failures["web-a"]
+    assert factory.called("UpdateAutoScalingGroup") == [
+        switched("good", "lt-0a1000000000000a1")]
 
 
 # -- test 6 ------------------------------------------------------------------------------

@@ -273,6 +273,10 @@ class ConvertToLaunchTemplate(Remediation):
                 if e.response["Error"]["Code"] != ALREADY_EXISTS:
                     raise
                 existing.update(self.existing_templates(ec2, [name]))
+                if name not in existing:
+                    raise TranslationError(
+                        "launch template %s was created concurrently but is not visible "
+                        "yet; run the policy again to finish" % name)
         template = existing[name]
         tags = {t["Key"]: t["Value"] for t in template.get("Tags") or ()}
         if tags.get(SOURCE_TAG) != plan["LaunchConfigurationName"]:
