@@ -409,3 +409,27 @@ def test_cleanup_deletes_only_replaced_unused_configurations(estate, c7n_imds_cm
     c7n_imds_cmd(["run", "-s", str(tmp_path / "three"), "--cache-period", "0", str(now)],
                  endpoint)
     assert configs() == ["compliant-lc", "shared-lc"]
+
+
+def test_running_instances_modified_in_place_after_the_switch(estate, c7n_imds_cmd,
+                                                              tmp_path):
+    endpoint, session, _ = estate
+    ec2 = session.client("ec2")
+    policy = tmp_path / "modify.yml"
+    policy.write_text((REPO / "policies" / "remediate.yml").read_text().replace(
+        "        version: $Default\n", "        version: $Default\n"
+        "        running-instances: modify\n", 1))
+    assert "running-instances: modify" in policy.read_text()
+
+    def tokens():
+        return {i["InstanceId"]: i["MetadataOptions"]["HttpTokens"]
+                for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+                if any(t["Value"] == "shared-a" for t in i.get("Tags", ()))}
+    assert set(tokens().values()) == {"optional"}
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "out"), "--cache-period", "0", str(policy)],
+                 endpoint)
+    assert tokens() and set(tokens().values()) == {"required"}
+    changes = json.loads((tmp_path / "out" / "autoscaling-3-convert-to-imdsv2-launch-template"
+                          / "imds-changes.json").read_text())
+    shared_a = [c for c in changes if c["AutoScalingGroupName"] == "shared-a"][0]
+    assert shared_a["RunningInstances"]["Modified"] == sorted(tokens())
