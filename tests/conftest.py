@@ -1,5 +1,6 @@
 """Shared test fixtures: placebo flight data for unit tests, a real moto server on
 127.0.0.1 and the real `c7n-imds` command for end-to-end tests."""
+import copy
 import json
 import os
 from pathlib import Path
@@ -36,10 +37,13 @@ class PlaceboFactory:
         self.pill = placebo.attach(self.session, data_path=str(self.path))
         self.pill.playback()
         self.calls = []
-        self.session.events.register("before-call.*.*", self._count)
+        # Placebo answers at before-call and stops the chain there, so count earlier,
+        # while params are still the API parameters.
+        self.session.events.register_first("before-parameter-build.*.*", self._count)
 
     def _count(self, model, params, **kwargs):
-        self.calls.append((model.service_model.service_name, model.name, params))
+        self.calls.append((model.service_model.service_name, model.name,
+                           copy.deepcopy(params)))
 
     def __call__(self, *args, **kwargs):
         return self.session
