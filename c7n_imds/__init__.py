@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 def register():
     """Register our filters and actions with c7n's resource registries (idempotent)."""
-    from c7n_imds import filters, actions  # noqa: F401  (import registers)
+    from c7n_imds import filters, rollout, actions  # noqa: F401  (import registers)
 
 
 register()

@@ -1,5 +1,7 @@
 """What every remediation action shares: fresh group state, option schemas, the
 pre-flight check, tagging, running instances and the end-of-run report."""
+import base64
+import binascii
 import json
 import logging
 
@@ -16,7 +18,15 @@ from c7n_imds.translate import PRESERVE, PREVIOUS_LAUNCH_TAG
 log = logging.getLogger("custodian.c7n_imds.actions")
 
 HOP_LIMIT_SCHEMA = {"oneOf": [
-    {"enum": [PRESERVE]}, {"type": "integer", "minimum": 1, "maximum": 64}]}
+    {"enum": [PRESERVE, "auto"]}, {"type": "integer", "minimum": 1, "maximum": 64}]}
+IAC_MANAGED_SCHEMA = {"enum": ["skip", "remediate"]}
+CLOUDFORMATION_TAG = "aws:cloudformation:stack-name"
+BEANSTALK_TAG = "elasticbeanstalk:environment-name"
+CONTAINER_TAG_PREFIXES = (
+    "kubernetes.io/cluster/", "k8s.io/cluster-autoscaler/", "eks:cluster-name",
+    "eks:nodegroup-name", "alpha.eksctl.io/", "AmazonECSManaged", "aws:ecs:")
+CONTAINER_USER_DATA_MARKERS = (
+    b"/etc/eks/bootstrap.sh", b"node.eks.aws", b"ECS_CLUSTER=", b"/etc/ecs/ecs.config")
 HTTP_ENDPOINT_SCHEMA = {"enum": [PRESERVE, "enabled", "disabled"]}
 RUNNING_INSTANCES_SCHEMA = {"enum": ["keep", "modify", "refresh"]}
 REFRESH_PREFERENCES_SCHEMA = {
@@ -74,6 +84,54 @@ def tag_group(autoscaling, group, key, value):
         "Key": key, "Value": value, "PropagateAtLaunch": False}])
 
 
+def runs_containers(asg, user_data=None):
+    """Whether a group evidently runs containers, which need a hop limit of 2 or more
+    to reach IMDSv2 from inside a container: EKS/ECS/Kubernetes tags on the group, or
+    an EKS/ECS bootstrap in its user data (read here, never shown)."""
+    if any(t["Key"].startswith(CONTAINER_TAG_PREFIXES) for t in asg.get("Tags") or ()):
+        return True
+    if user_data:
+        try:
+            raw = base64.b64decode(user_data)
+        except (binascii.Error, ValueError):
+            return False
+        return any(marker in raw for marker in CONTAINER_USER_DATA_MARKERS)
+    return False
+
+
+def resolve_hop_limit(option, existing_metadata_options, containers):
+    """`hop-limit: auto`: at least 2 where containers run, else keep what is there."""
+    if option != "auto":
+        return option
+    if not containers:
+        return PRESERVE
+    current = (existing_metadata_options or {}).get("HttpPutResponseHopLimit") or 1
+    return max(int(current), 2)
+
+
+def iac_owner(asg):
+    """(tag, owner name) of the stack or environment that manages a group, or None."""
+    tags = {t["Key"]: t["Value"] for t in asg.get("Tags") or ()}
+    for key in (CLOUDFORMATION_TAG, BEANSTALK_TAG):
+        if tags.get(key):
+            return key, tags[key]
+    return None
+
+
+def iac_guidance(asg):
+    key, owner = iac_owner(asg)
+    if key == CLOUDFORMATION_TAG:
+        return ("managed by CloudFormation stack %s: a change made behind the stack "
+                "drifts or is reverted. Set MetadataOptions HttpTokens: required in the "
+                "stack's launch template (or replace its AWS::AutoScaling::"
+                "LaunchConfiguration with an AWS::EC2::LaunchTemplate) and update the "
+                "stack; or set iac-managed: remediate" % owner)
+    return ("managed by Elastic Beanstalk environment %s: set the option "
+            "aws:autoscaling:launchconfiguration DisableIMDSv1=true in the environment's "
+            "configuration (Beanstalk then uses a launch template); or set "
+            "iac-managed: remediate" % owner)
+
+
 def preflight_parameters(asg, template_id, version, launch_template_data):
     """RunInstances(DryRun) parameters that launch what the group would launch."""
     params = {"DryRun": True, "MinCount": 1, "MaxCount": 1,
@@ -102,6 +160,30 @@ class Remediation(BaseAction):
     """Base for our remediation actions."""
 
     preflight_permissions = ("ec2:RunInstances",)
+    skipped = ()  # groups left to their stack, set by eligible()
+
+    def eligible(self, groups):
+        """Groups owned by CloudFormation or Elastic Beanstalk are reported (in
+        self.skipped) with what to change in the stack instead, unless
+        `iac-managed: remediate`."""
+        self.skipped = []
+        if self.data.get("iac-managed", "skip") == "remediate":
+            return groups
+        eligible = []
+        for asg in groups:
+            if iac_owner(asg) is None:
+                eligible.append(asg)
+                continue
+            guidance = iac_guidance(asg)
+            log.warning("asg %s: not changed: %s", asg["AutoScalingGroupName"], guidance)
+            self.skipped.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
+                                 "Skipped": guidance})
+        return eligible
+
+    def hop_limit(self, groups, existing_metadata_options, user_data=None):
+        return resolve_hop_limit(
+            self.data.get("hop-limit", PRESERVE), existing_metadata_options,
+            any(runs_containers(asg, user_data) for asg in groups))
 
     def clients(self):
         session = local_session(self.manager.session_factory)
@@ -143,7 +225,7 @@ class Remediation(BaseAction):
                 if mode == "modify":
                     outcome = instances.modify_in_service(
                         ec2, asg, self.data.get("http-tokens", "required"),
-                        self.data.get("hop-limit", PRESERVE),
+                        self.hop_limit([asg], None),
                         self.data.get("http-endpoint", PRESERVE))
                 else:
                     outcome = instances.start_refresh(

@@ -7,7 +7,7 @@ from c7n.utils import chunks, type_schema
 
 from c7n_imds import network
 from c7n_imds.actions.common import (
-    HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
+    HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
 from c7n_imds.launch import LAUNCH_CONFIGURATION, LaunchSources, launch_references, retry
 from c7n_imds.translate import (
@@ -48,7 +48,9 @@ class ConvertToLaunchTemplate(Remediation):
     Preview what would be created, without changing anything, with
     ``c7n-imds plan POLICY.yml`` (user data is shown only as size and SHA-256).
 
-    Options: ``hop-limit`` (``preserve`` or 1-64; use 2 or more for containers),
+    Options: ``hop-limit`` (``preserve``, 1-64, or ``auto``: at least 2 where the group
+    evidently runs containers - EKS/ECS/Kubernetes tags on the group or an EKS/ECS
+    bootstrap in the user data - else preserved),
     ``http-endpoint`` (``preserve``, ``enabled``, ``disabled``), ``version`` the group
     follows (``$Default`` or ``$Latest``), ``http-tokens`` (``required``, or
     ``preserve`` to move off launch configurations without changing IMDS),
@@ -57,7 +59,10 @@ class ConvertToLaunchTemplate(Remediation):
     ``running-instances``: ``keep`` (default; they change when replaced), ``modify``
     (ModifyInstanceMetadataOptions on InService instances, no reboot, after the
     switch) or ``refresh`` (an instance refresh; ``refresh-preferences`` overrides the
-    defaults MinHealthyPercentage 90 and SkipMatching true).
+    defaults MinHealthyPercentage 90 and SkipMatching true), ``iac-managed``: ``skip``
+    (default) reports groups tagged by CloudFormation or Elastic Beanstalk with what to
+    change in the stack instead - a change behind a stack drifts or is reverted -
+    and ``remediate`` changes them anyway.
 
     :example:
 
@@ -86,6 +91,7 @@ class ConvertToLaunchTemplate(Remediation):
            "http-endpoint": HTTP_ENDPOINT_SCHEMA,
            "version": {"enum": ["$Default", "$Latest"]},
            "verify": {"type": "boolean"},
+           "iac-managed": IAC_MANAGED_SCHEMA,
            "running-instances": RUNNING_INSTANCES_SCHEMA,
            "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
     permissions = LaunchSources.permissions + (
@@ -104,7 +110,7 @@ class ConvertToLaunchTemplate(Remediation):
         if ec2 is None:
             ec2, autoscaling = self.clients()
         groups = []
-        for asg in current_groups(autoscaling, asgs):
+        for asg in self.eligible(current_groups(autoscaling, asgs)):
             if launch_references(asg)[0] == LAUNCH_CONFIGURATION:
                 groups.append(asg)
             else:
@@ -178,7 +184,8 @@ class ConvertToLaunchTemplate(Remediation):
         data, notes = launch_template_data(
             config, security_group_ids,
             http_tokens=self.data.get("http-tokens", "required"),
-            hop_limit=self.data.get("hop-limit", PRESERVE),
+            hop_limit=self.hop_limit(groups, config.get("MetadataOptions"),
+                                     config.get("UserData")),
             http_endpoint=self.data.get("http-endpoint", PRESERVE))
         for note in notes:
             log.warning("launch configuration %r: %s", config_name, note)
@@ -195,7 +202,7 @@ class ConvertToLaunchTemplate(Remediation):
         return {"Templates": [dict(
                     p, Groups=[a["AutoScalingGroupName"] for a in p["Groups"]],
                     LaunchTemplateData=redact(p["LaunchTemplateData"])) for p in plans],
-                "Failures": failures}
+                "Failures": failures, "Skipped": self.skipped}
 
     # -- execution --------------------------------------------------------------------
 
@@ -203,7 +210,7 @@ class ConvertToLaunchTemplate(Remediation):
         ec2, autoscaling = self.clients()
         plans, failures = self.plan(asgs, ec2, autoscaling)
         existing = self.existing_templates(ec2, [p["LaunchTemplateName"] for p in plans])
-        results, switched = [], []
+        results, switched = list(self.skipped), []
         for plan in plans:
             try:
                 template, created = self.ensure_template(ec2, plan, existing)

@@ -7,7 +7,7 @@ from c7n.resources.asg import ASG
 from c7n.utils import chunks, type_schema
 
 from c7n_imds.actions.common import (
-    HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
+    HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
 from c7n_imds.launch import (
     LAUNCH_CONFIGURATION, LC_NAMES_PER_CALL, LaunchSources, launch_references, retry)
@@ -42,8 +42,9 @@ class CopyLaunchConfiguration(Remediation):
     ``convert-to-launch-template`` - the recommended path - and changes nothing.
     Prefer ``convert-to-launch-template``: it also closes AutoScaling.9.
 
-    Options: ``hop-limit`` (``preserve`` or 1-64), ``http-endpoint``,
-    ``running-instances`` (``keep``, ``modify``, ``refresh``), ``refresh-preferences``.
+    Options: ``hop-limit`` (``preserve``, 1-64 or ``auto``), ``http-endpoint``,
+    ``running-instances`` (``keep``, ``modify``, ``refresh``), ``refresh-preferences``,
+    ``iac-managed`` (``skip`` or ``remediate``) - as for ``convert-to-launch-template``.
 
     :example:
 
@@ -66,6 +67,7 @@ class CopyLaunchConfiguration(Remediation):
     schema = type_schema(
         "copy-launch-configuration",
         **{"hop-limit": HOP_LIMIT_SCHEMA,
+           "iac-managed": IAC_MANAGED_SCHEMA,
            "http-endpoint": HTTP_ENDPOINT_SCHEMA,
            "running-instances": RUNNING_INSTANCES_SCHEMA,
            "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
@@ -76,7 +78,7 @@ class CopyLaunchConfiguration(Remediation):
         "autoscaling:StartInstanceRefresh")
 
     def plan(self, asgs, ec2, autoscaling):
-        groups = [a for a in current_groups(autoscaling, asgs)
+        groups = [a for a in self.eligible(current_groups(autoscaling, asgs))
                   if launch_references(a)[0] == LAUNCH_CONFIGURATION]
         sources = LaunchSources(ec2, autoscaling).load(groups)
         plans, failures = {}, {}
@@ -91,7 +93,10 @@ class CopyLaunchConfiguration(Remediation):
                 try:
                     params, notes = launch_configuration_copy(
                         config, copy_name(config),
-                        hop_limit=self.data.get("hop-limit", PRESERVE),
+                        hop_limit=self.hop_limit(
+                            [a for a in groups if a["LaunchConfigurationName"] ==
+                             asg["LaunchConfigurationName"]],
+                            config.get("MetadataOptions"), config.get("UserData")),
                         http_endpoint=self.data.get("http-endpoint", PRESERVE))
                 except TranslationError as e:
                     failures[asg["AutoScalingGroupName"]] = str(e)
@@ -107,7 +112,7 @@ class CopyLaunchConfiguration(Remediation):
         plans, failures = self.plan(asgs, ec2, autoscaling)
         existing = self.existing(autoscaling, [p["Parameters"]["LaunchConfigurationName"]
                                                for p in plans])
-        results, switched, unavailable = [], [], None
+        results, switched, unavailable = list(self.skipped), [], None
         for plan in plans:
             name = plan["Parameters"]["LaunchConfigurationName"]
             if unavailable is None and name not in existing:

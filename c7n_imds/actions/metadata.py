@@ -9,7 +9,7 @@ from c7n.resources.asg import ASG
 from c7n.utils import type_schema
 
 from c7n_imds.actions.common import (
-    HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
+    HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
 from c7n_imds.launch import (
     LAUNCH_TEMPLATE, MIXED_INSTANCES_POLICY, LaunchSources, launch_references, retry)
@@ -49,10 +49,12 @@ class SetMetadataAccess(Remediation):
     Before any group or default changes, a ``RunInstances`` DryRun with the new version
     (``verify``, on by default) catches a template EC2 would refuse.
 
-    Options: ``http-tokens`` (default ``required``), ``hop-limit`` (``preserve`` or
-    1-64), ``http-endpoint``, ``metadata-tags`` (``preserve``, ``enabled``,
-    ``disabled``), ``set-default``, ``verify``, ``running-instances`` (``keep``,
-    ``modify``, ``refresh``) and ``refresh-preferences``.
+    Options: ``http-tokens`` (default ``required``), ``hop-limit`` (``preserve``, 1-64,
+    or ``auto``: at least 2 for groups that evidently run containers), ``http-endpoint``,
+    ``metadata-tags`` (``preserve``, ``enabled``, ``disabled``), ``set-default``,
+    ``verify``, ``running-instances`` (``keep``, ``modify``, ``refresh``),
+    ``refresh-preferences`` and ``iac-managed`` (``skip`` or ``remediate``), as for
+    ``convert-to-launch-template``.
 
     :example:
 
@@ -82,6 +84,7 @@ class SetMetadataAccess(Remediation):
            "http-endpoint": HTTP_ENDPOINT_SCHEMA,
            "metadata-tags": {"enum": [PRESERVE, "enabled", "disabled"]},
            "set-default": {"type": "boolean"},
+           "iac-managed": IAC_MANAGED_SCHEMA,
            "verify": {"type": "boolean"},
            "running-instances": RUNNING_INSTANCES_SCHEMA,
            "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
@@ -91,10 +94,10 @@ class SetMetadataAccess(Remediation):
         "autoscaling:CreateOrUpdateTags", "ec2:RunInstances", "iam:PassRole",
         "ec2:ModifyInstanceMetadataOptions", "autoscaling:StartInstanceRefresh")
 
-    def requested(self, existing):
+    def requested(self, existing, groups, user_data=None):
         return merge_metadata_options(
             existing, http_tokens=self.data.get("http-tokens", "required"),
-            hop_limit=self.data.get("hop-limit", PRESERVE),
+            hop_limit=self.hop_limit(groups, existing, user_data),
             http_endpoint=self.data.get("http-endpoint", PRESERVE),
             instance_metadata_tags=self.data.get("metadata-tags", PRESERVE))
 
@@ -102,7 +105,8 @@ class SetMetadataAccess(Remediation):
 
     def plan(self, asgs, ec2, autoscaling):
         """({(template id, source number): work}, failures, groups). Describe calls only."""
-        groups = [a for a in current_groups(autoscaling, asgs) if template_group_specs(a)]
+        groups = [a for a in self.eligible(current_groups(autoscaling, asgs))
+                  if template_group_specs(a)]
         sources = LaunchSources(ec2, autoscaling).load(groups)
         work, failures = {}, {}
         for asg in groups:
@@ -116,9 +120,10 @@ class SetMetadataAccess(Remediation):
                                           spec.get("LaunchTemplateId") or
                                           spec.get("LaunchTemplateName"), spec["Version"]))
                     break
-                existing = (version.get("LaunchTemplateData") or {}).get("MetadataOptions")
-                if self.requested(existing) != merge_metadata_options(
-                        existing, http_tokens=PRESERVE):
+                data = version.get("LaunchTemplateData") or {}
+                existing = data.get("MetadataOptions")
+                unchanged = merge_metadata_options(existing, http_tokens=PRESERVE)
+                if self.requested(existing, [asg], data.get("UserData")) != unchanged:
                     needed.append((spec, version))
             else:
                 for spec, version in needed:
@@ -141,22 +146,24 @@ class SetMetadataAccess(Remediation):
                                                k[1])):
             item = work[key]
             try:
-                new_versions[key] = self.ensure_version(ec2, item["Source"])
+                new_versions[key] = self.ensure_version(
+                    ec2, item["Source"], [asg for asg, _ in item["Groups"]])
             except ClientError as e:
                 for asg, _ in item["Groups"]:
                     failures[asg["AutoScalingGroupName"]] = \
                         "creating a version of launch template %s from version %s: %s" % (
                             key[0], key[1], describe_error(e))
         results, switched = self.apply(ec2, autoscaling, work, new_versions, failures)
+        results = list(self.skipped) + results
         self.update_running_instances(ec2, autoscaling, switched, results, failures,
                                       uses_template=True)
         return self.finish(results, failures)
 
-    def ensure_version(self, ec2, source):
+    def ensure_version(self, ec2, source, groups):
         """The new version for a source version: reused if an earlier run made it."""
         template_id, number = source["LaunchTemplateId"], source["VersionNumber"]
-        metadata = self.requested(
-            (source.get("LaunchTemplateData") or {}).get("MetadataOptions"))
+        data = source.get("LaunchTemplateData") or {}
+        metadata = self.requested(data.get("MetadataOptions"), groups, data.get("UserData"))
         description = derived_version_description(number, metadata)
         newer = retry(ec2.describe_launch_template_versions, LaunchTemplateId=template_id,
                       MinVersion=str(number + 1), MaxResults=200)["LaunchTemplateVersions"]

@@ -1,0 +1,215 @@
+"""Safe rollout filters: real IMDSv1 use (`imdsv1-usage`) and exemptions (`imds-exempt`).
+
+Requiring IMDSv2 breaks whatever still calls IMDSv1 - old SDKs, CLIs, agents. EC2
+publishes the calls each instance receives without a token as the CloudWatch metric
+``MetadataNoToken`` (namespace ``AWS/EC2``, dimension ``InstanceId``); gating
+remediation on it being zero over a window is what makes the change safe.
+"""
+import datetime
+import re
+
+from c7n.filters import ValueFilter
+from c7n.resources.asg import ASG
+from c7n.resources.ec2 import EC2
+from c7n.utils import chunks, local_session, type_schema
+
+from c7n_imds.launch import retry
+
+METRIC_QUERIES_PER_CALL = 500  # GetMetricData's limit
+USAGE_KEY = "c7n-imds:imdsv1-calls"
+EXEMPT_KEY = "c7n-imds:exemption"
+EXEMPT_TAG = "c7n-imds:exempt"
+DAY = 86400
+UNTIL = re.compile(r"^(?P<reason>.*?)\s*\buntil\s+(?P<date>\S+)\s*$", re.IGNORECASE)
+
+
+def metadata_no_token_sums(cloudwatch, instance_ids, days, now=None):
+    """{instance id: sum of MetadataNoToken over the last `days`, or None without data}.
+    Up to 500 instances per GetMetricData call."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    start = now - datetime.timedelta(days=days)
+    sums = {}
+    for batch in chunks(sorted(set(instance_ids)), METRIC_QUERIES_PER_CALL):
+        queries = [{
+            "Id": "i%d" % n, "ReturnData": True,
+            "MetricStat": {"Stat": "Sum", "Period": DAY, "Metric": {
+                "Namespace": "AWS/EC2", "MetricName": "MetadataNoToken",
+                "Dimensions": [{"Name": "InstanceId", "Value": instance_id}]}}}
+            for n, instance_id in enumerate(batch)]
+        ids = {q["Id"]: instance_id for q, instance_id in zip(queries, batch)}
+        paginator = cloudwatch.get_paginator("get_metric_data")
+        pages = retry(lambda: list(paginator.paginate(
+            MetricDataQueries=queries, StartTime=start, EndTime=now)))
+        for page in pages:
+            for result in page["MetricDataResults"]:
+                instance_id = ids[result["Id"]]
+                if result.get("Values"):
+                    sums[instance_id] = (sums.get(instance_id) or 0) + sum(result["Values"])
+                else:
+                    sums.setdefault(instance_id, None)
+    return {i: sums.get(i) for i in instance_ids}
+
+
+class UsageFilter(ValueFilter):
+    """Shared by the asg and ec2 filters: instance ids in, a number out."""
+
+    schema = type_schema(
+        "imdsv1-usage", rinherit=ValueFilter.schema,
+        days={"type": "number", "minimum": 1, "maximum": 455},
+        missing={"enum": ["exclude", "zero", "include"]})
+    schema_alias = False
+    annotation_key = USAGE_KEY
+    permissions = ("cloudwatch:GetMetricData",)
+
+    def instance_ids(self, resource):
+        raise NotImplementedError
+
+    def process(self, resources, event=None):
+        self.data.setdefault("key", "Total")
+        days = self.data.get("days", 14)
+        client = local_session(self.manager.session_factory).client("cloudwatch")
+        sums = metadata_no_token_sums(
+            client, [i for r in resources for i in self.instance_ids(r)], days)
+        for r in resources:
+            counts = {i: sums.get(i) for i in self.instance_ids(r)}
+            without_data = sorted(i for i, c in counts.items() if c is None)
+            r[self.annotation_key] = {
+                "Total": sum(c for c in counts.values() if c is not None),
+                "Days": days, "Instances": counts, "InstancesWithoutData": without_data,
+                # no instances, or some without data points: no evidence either way
+                "Incomplete": not counts or bool(without_data)}
+        return super().process(resources, event)
+
+    def __call__(self, r):
+        usage = r[self.annotation_key]
+        missing = self.data.get("missing", "exclude")
+        if usage["Incomplete"] and missing != "zero":
+            return missing == "include"
+        return self.match(usage)
+
+
+@ASG.filter_registry.register("imdsv1-usage")
+class AsgImdsV1Usage(UsageFilter):
+    """Filter groups by how often their instances called IMDSv1 (without a token).
+
+    Sums the CloudWatch metric ``MetadataNoToken`` (``AWS/EC2``, per ``InstanceId``)
+    over the last ``days`` (default 14) for each group's instances, fetched with
+    GetMetricData for up to 500 instances per call, and compares the total as a value
+    filter - ``value: 0`` means nobody used IMDSv1 in the window. The key is always
+    ``Total`` and may be omitted.
+
+    ``missing`` says what a group with no instances, or with instances that have no
+    data points, means - there is no evidence either way:
+
+    - ``exclude`` (default): the group never matches (held back - the safe choice);
+    - ``zero``: count the missing data as zero calls;
+    - ``include``: the group always matches.
+
+    Annotated under ``c7n-imds:imdsv1-calls`` with the total and per-instance counts.
+
+    :example:
+
+    Groups whose instances made no IMDSv1 call in two weeks:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: asg-no-imdsv1-use
+            resource: asg
+            filters:
+              - type: imdsv1-usage
+                days: 14
+                value: 0
+                missing: exclude
+    """
+
+    def instance_ids(self, asg):
+        return [i["InstanceId"] for i in asg.get("Instances") or ()]
+
+
+@EC2.filter_registry.register("imdsv1-usage")
+class Ec2ImdsV1Usage(AsgImdsV1Usage):
+    """Filter instances by how often they called IMDSv1 (``MetadataNoToken``).
+
+    Same options as the ``asg`` filter of this name; an instance without data points is
+    handled as ``missing`` says (default ``exclude``: never matches).
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: ec2-imdsv1-callers
+            resource: ec2
+            filters:
+              - type: imdsv1-usage
+                days: 7
+                value: 0
+                op: gt
+    """
+
+    def instance_ids(self, instance):
+        return [instance["InstanceId"]]
+
+
+def parse_exemption(value, today):
+    """Read a ``c7n-imds:exempt`` tag value: a reason, optionally ending in
+    ``until YYYY-MM-DD``. Returns the annotation; malformed values are exempt (the safe
+    reading) and say why."""
+    if value is None:
+        return {"Exempt": False, "Malformed": False}
+    text = value.strip()
+    if not text:
+        return {"Exempt": True, "Malformed": True, "Reason": "",
+                "Error": "empty value; write a reason, optionally 'until YYYY-MM-DD'"}
+    match = UNTIL.match(text)
+    if not match:
+        return {"Exempt": True, "Malformed": False, "Reason": text, "Until": None,
+                "Expired": False}
+    try:
+        until = datetime.date.fromisoformat(match.group("date"))
+    except ValueError:
+        return {"Exempt": True, "Malformed": True, "Reason": match.group("reason"),
+                "Error": "%r after 'until' is not a date (YYYY-MM-DD)" % match.group("date")}
+    expired = until < today
+    return {"Exempt": not expired, "Malformed": False, "Reason": match.group("reason"),
+            "Until": until.isoformat(), "Expired": expired}
+
+
+@ASG.filter_registry.register("imds-exempt")
+class ImdsExemptFilter(ValueFilter):
+    """Filter groups by their IMDS remediation exemption (tag ``c7n-imds:exempt``).
+
+    The tag's value is a reason, optionally ending in ``until YYYY-MM-DD``: the group
+    is exempt until that day has passed, or for good without a date. Keys: ``Exempt``
+    (bool), ``Reason``, ``Until``, ``Expired``, ``Malformed`` and ``Error``. A malformed
+    value (empty, or a bad date) counts as exempt - nothing is changed on a guess - and
+    is reported by ``policies/detect.yml``. Annotated under ``c7n-imds:exemption``.
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: asg-not-exempt
+            resource: asg
+            filters:
+              - type: imds-exempt
+                key: Exempt
+                value: false
+    """
+
+    schema = type_schema("imds-exempt", rinherit=ValueFilter.schema)
+    schema_alias = False
+    annotation_key = EXEMPT_KEY
+    permissions = ("autoscaling:DescribeAutoScalingGroups",)
+
+    def process(self, asgs, event=None):
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        for asg in asgs:
+            tags = {t["Key"]: t["Value"] for t in asg.get("Tags") or ()}
+            asg[self.annotation_key] = parse_exemption(tags.get(EXEMPT_TAG), today)
+        return super().process(asgs, event)
+
+    def __call__(self, asg):
+        return self.match(asg[self.annotation_key])
