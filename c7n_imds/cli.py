@@ -7,16 +7,19 @@ import ``c7n_imds`` first. This command does that, then hands over:
     c7n-imds org run|report|...                           -> c7n-org
     c7n-imds plan [custodian run options] POLICY...       -> preview, changes nothing
     c7n-imds demo                                         -> the embedded demo estate
+    c7n-imds templates-dir                                -> c7n-mailer templates (-t)
 """
 import json
 import logging
+import os
 import sys
 
 import c7n_imds  # noqa: F401  (registers our filters and actions)
 
 log = logging.getLogger("custodian.c7n_imds.cli")
 
-OWN_COMMANDS = ("org", "plan", "demo")
+TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(c7n_imds.__file__)),
+                             "templates")
 
 
 def main(argv=None):
@@ -27,6 +30,9 @@ def main(argv=None):
         return cli.main(args=argv[1:], prog_name="c7n-imds org")
     if command == "plan":
         return plan_main(argv[1:])
+    if command == "templates-dir":
+        print(TEMPLATES_DIR)
+        return 0
     if command == "demo":
         from c7n_imds.demo import main as demo_main
         return demo_main(argv[1:])

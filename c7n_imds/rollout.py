@@ -44,7 +44,9 @@ def metadata_no_token_sums(cloudwatch, instance_ids, days, now=None):
             for result in page["MetricDataResults"]:
                 instance_id = ids[result["Id"]]
                 if result.get("Values"):
-                    sums[instance_id] = (sums.get(instance_id) or 0) + sum(result["Values"])
+                    total = (sums.get(instance_id) or 0) + sum(result["Values"])
+                    # counts of calls: show 14, not 14.0
+                    sums[instance_id] = int(total) if float(total).is_integer() else total
                 else:
                     sums.setdefault(instance_id, None)
     return {i: sums.get(i) for i in instance_ids}
@@ -64,8 +66,11 @@ class UsageFilter(ValueFilter):
     def instance_ids(self, resource):
         raise NotImplementedError
 
+    def validate(self):
+        self.data.setdefault("key", "Total")  # the only key; users may omit it
+        return super().validate()
+
     def process(self, resources, event=None):
-        self.data.setdefault("key", "Total")
         days = self.data.get("days", 14)
         client = local_session(self.manager.session_factory).client("cloudwatch")
         sums = metadata_no_token_sums(

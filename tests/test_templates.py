@@ -1,0 +1,43 @@
+"""The shipped c7n-mailer templates render with c7n-mailer's own renderer."""
+import json
+import logging
+
+from c7n_mailer.utils import get_rendered_jinja
+
+from tests.conftest import REPO
+
+TEMPLATES = [str(REPO / "c7n_imds" / "templates")]
+GROUP = {
+    "AutoScalingGroupName": 'web "blue"',
+    "Tags": [{"Key": "c7n-imds:exempt", "Value": "agent until 2027-01-31"}],
+    "c7n-imds:launch": {"LaunchType": "launch-template", "LaunchName": "web-lt"},
+    "c7n-imds:imdsv1-calls": {"Total": 3, "Days": 14, "Incomplete": False},
+}
+MESSAGE = {
+    "account": "prod", "account_id": "123456789012", "region": "eu-west-1",
+    "policy": {"name": "asg-imdsv1-in-use-held-back", "resource": "asg"},
+    "action": {"violation_desc": "They allow IMDSv1.", "action_desc": "Not changed.",
+               "template": "imds.html", "slack_template": "imds_slack"},
+}
+
+
+def render(template_key, default):
+    return get_rendered_jinja("owner@example.com", MESSAGE, [GROUP],
+                              logging.getLogger("test"), template_key, default, TEMPLATES)
+
+
+def test_html_template_lists_each_group():
+    html = render("template", "imds.html")
+    for expected in ('web &#34;blue&#34;', "123456789012 (prod)", "eu-west-1",
+                     "launch-template web-lt", "3 in 14 days", "agent until 2027-01-31",
+                     "Not changed."):
+        assert expected in html, expected
+
+
+def test_slack_template_is_valid_json():
+    payload = json.loads(render("slack_template", "imds_slack"))
+    attachment = payload["attachments"][0]
+    assert payload["channel"] == "owner@example.com"
+    assert attachment["fields"][0]["title"] == 'web "blue"'
+    assert "IMDSv1 calls: 3" in attachment["fields"][0]["value"]
+    assert "eu-west-1" in attachment["title"]
