@@ -5,6 +5,7 @@ detect -> remediate -> detect through the real `c7n-imds` command, exactly as a 
 would, and prints a before/after table. No AWS account or network needed.
 """
 import argparse
+import datetime
 import contextlib
 import json
 import os
@@ -65,8 +66,9 @@ GROUPS = [
     # (group name, launch configuration or template key, desired capacity)
     ("web-a", "web-lc", 1),
     ("web-b", "web-lc", 0),
+    ("legacy-agent", "web-lc", 1),  # its instance still calls IMDSv1: held back
     ("api-public", "api-public-lc", 0),
-    ("batch-spot", "batch-spot-lc", 0),
+    ("batch-spot", "batch-spot-lc", 0),  # exempt for a month
     ("data-ingest", "data lake/ingest (v2)", 0),
     ("k8s-nodes", "k8s-node-lc", 0),
     ("hardened", "hardened-lc", 1),
@@ -96,15 +98,30 @@ def seed(session):
     template_ids = {name: ec2.create_launch_template(
         LaunchTemplateName=name, LaunchTemplateData=data)["LaunchTemplate"]["LaunchTemplateId"]
         for name, data in templates.items()}
+    expiry = (datetime.date.today() + datetime.timedelta(days=30)).isoformat()
     for group, source, desired in GROUPS:
         launch = ({"LaunchTemplate": {"LaunchTemplateId": template_ids[source[3:]],
                                       "Version": "$Default"}}
                   if source.startswith("lt:") else {"LaunchConfigurationName": source})
+        tags = [{"Key": "owner", "Value": "team-%s@example.com" % group.split("-")[0],
+                 "PropagateAtLaunch": True}]
+        if group == "batch-spot":
+            tags.append({"Key": "c7n-imds:exempt", "PropagateAtLaunch": False,
+                         "Value": "vendor scheduler needs IMDSv1 until %s" % expiry})
         autoscaling.create_auto_scaling_group(
             AutoScalingGroupName=group, MinSize=0, MaxSize=4, DesiredCapacity=desired,
-            VPCZoneIdentifier=",".join(subnets),
-            Tags=[{"Key": "owner", "Value": "team-%s@example.com" % group.split("-")[0],
-                   "PropagateAtLaunch": True}], **launch)
+            VPCZoneIdentifier=",".join(subnets), Tags=tags, **launch)
+    # CloudWatch's MetadataNoToken: IMDSv1 calls each instance received
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for asg in autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]:
+        for instance in asg["Instances"]:
+            calls = 42 if asg["AutoScalingGroupName"] == "legacy-agent" else 0
+            session.client("cloudwatch").put_metric_data(Namespace="AWS/EC2", MetricData=[{
+                "MetricName": "MetadataNoToken", "Value": calls, "Unit": "Count",
+                "Timestamp": now - datetime.timedelta(hours=2), "Dimensions": [
+                    {"Name": "InstanceId", "Value": instance["InstanceId"]}]}])
+    # the queue c7n-mailer reads; held-back groups' owners are notified through it
+    session.client("sqs").create_queue(QueueName="c7n-mailer")
     return {"security_groups": sg, "templates": template_ids}
 
 
@@ -198,10 +215,36 @@ def main(argv=()):
                 for policy, count in policy_counts(out / folder).items():
                     print("   %-48s %d resource(s)" % (policy, count))
         after = estate_table(session)
+        why = reasons(out / "remediate", session)
     print()
-    print(format_table(before, after))
+    print(format_table(before, after, why))
+    print(FOOTNOTES)
     print("\ncustodian output: %s" % out)
     return 0
+
+
+FOOTNOTES = """
+- Launch configurations stay until policies/cleanup.yml deletes them after a 14-day soak
+  (AutoScaling.3 keeps reporting them until then); revert-imds-remediation goes back.
+- Running instances keep IMDSv1 until replaced (EC2.8 above): use running-instances:
+  refresh or modify on the remediation actions when ready.
+- The held-back group's owner gets a mail through c7n-mailer (policies/notify.yml)."""
+
+
+def reasons(remediate_out, session):
+    """Why a group that still allows IMDSv1 was left alone."""
+    why = {}
+    held = Path(remediate_out) / "asg-imdsv1-in-use-held-back" / "resources.json"
+    if held.exists():
+        for asg in json.loads(held.read_text()):
+            why[asg["AutoScalingGroupName"]] = "held back: %s IMDSv1 calls in %s days" % (
+                asg["c7n-imds:imdsv1-calls"]["Total"], asg["c7n-imds:imdsv1-calls"]["Days"])
+    for asg in session.client("autoscaling").describe_auto_scaling_groups()[
+            "AutoScalingGroups"]:
+        tags = {t["Key"]: t["Value"] for t in asg.get("Tags", ())}
+        if "c7n-imds:exempt" in tags:
+            why[asg["AutoScalingGroupName"]] = "exempt: " + tags["c7n-imds:exempt"]
+    return why
 
 
 class EndpointSession:
@@ -214,13 +257,14 @@ class EndpointSession:
         return self._session.client(service, endpoint_url=self._endpoint, **kw)
 
 
-def format_table(before, after):
+def format_table(before, after, why=None):
     from tabulate import tabulate
     rows = []
     for group in sorted(before):
         b, a = before[group], after.get(group, (None, None, None))
         change = ("converted" if b[0] != a[0] else
-                  "new template version" if b != a else "unchanged")
+                  "new template version" if b != a else
+                  (why or {}).get(group, "unchanged"))
         rows.append((group, "%s %s" % (b[0], b[1]), b[2], "%s %s" % (a[0], a[1]), a[2],
                      change))
     return tabulate(rows, headers=("group", "before: launches from", "IMDS tokens",
