@@ -98,6 +98,8 @@ def main(argv=None):
     print()
     print(growth_table(measured))
     print()
+    print(breakdown_table(measured))
+    print()
     print(targets(measured))
     ok = all(r["correct"] for results in measured.values() for r in results.values())
     return 0 if ok else 1
@@ -113,6 +115,23 @@ def growth_table(measured):
     return "Growth (linear cost means flat per-group figures)\n" + common.fmt_table(
         ["groups", "filter", "calls per 1000 groups", "ms per group",
          "MB above import baseline"], rows)
+
+
+def breakdown_table(measured):
+    rows = []
+    for size, results in sorted(measured.items()):
+        result = results["imds (ours)"]
+        calls, seconds = result["calls"], result["seconds"]
+        total_calls, total_seconds = sum(calls.values()), sum(seconds.values()) or 1
+        for op in sorted(calls, key=lambda o: -calls[o]):
+            rows.append([size, op, calls[op], "%.0f%%" % (100.0 * calls[op] / total_calls),
+                         "%.2f" % seconds.get(op, 0),
+                         "%.0f%%" % (100.0 * seconds.get(op, 0) / total_seconds)])
+        rows.append([size, "(outside API calls)", "", "",
+                     "%.2f" % max(result["wall"] - result["api_seconds"], 0), ""])
+    return ("Where the imds policy's cost goes (DescribeAutoScalingGroups is custodian's own "
+            "listing of the groups, 50 per page)\n") + common.fmt_table(
+        ["groups", "operation", "calls", "of calls", "API s", "of API time"], rows)
 
 
 def targets(measured):

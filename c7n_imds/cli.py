@@ -8,6 +8,8 @@ import ``c7n_imds`` first. This command does that, then hands over:
     c7n-imds plan [custodian run options] POLICY...       -> preview, changes nothing
     c7n-imds demo                                         -> the embedded demo estate
     c7n-imds templates-dir                                -> c7n-mailer templates (-t)
+    c7n-imds summary OUTPUT_DIR...                        -> org-wide compliance report
+    c7n-imds iam-policy POLICY.yml...                     -> least-privilege IAM policy
 """
 import json
 import logging
@@ -30,6 +32,12 @@ def main(argv=None):
         return cli.main(args=argv[1:], prog_name="c7n-imds org")
     if command == "plan":
         return plan_main(argv[1:])
+    if command == "summary":
+        from c7n_imds.report import main as summary_main
+        return summary_main(argv[1:])
+    if command == "iam-policy":
+        from c7n_imds.iam import main as iam_main
+        return iam_main(argv[1:])
     if command == "templates-dir":
         print(TEMPLATES_DIR)
         return 0

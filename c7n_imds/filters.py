@@ -1,5 +1,6 @@
 """Filters: `imds` on `asg` and `launch-config`."""
 import datetime
+import json
 
 from c7n.filters import Filter, ValueFilter
 from c7n.resources.asg import ASG, LaunchConfig
@@ -85,7 +86,23 @@ class AsgImdsFilter(ValueFilter):
                 sources.load_effective()
             for asg in todo:
                 asg[self.annotation_key] = sources.describe(asg)
+        self.write_scan(asgs)
         return super().process(asgs, event)
+
+    def write_scan(self, asgs):
+        """Record what the policy's first imds filter saw - every group, before any
+        filtering - for `c7n-imds summary` (groups scanned, by launch type)."""
+        if getattr(self.manager, "_c7n_imds_scan_written", False):
+            return
+        self.manager._c7n_imds_scan_written = True
+        by_type = {}
+        for asg in asgs:
+            view = asg[self.annotation_key]
+            entry = by_type.setdefault(str(view["LaunchType"]), {"Groups": 0, "Optional": 0})
+            entry["Groups"] += 1
+            entry["Optional"] += view["HttpTokens"] == "optional"
+        self.manager.ctx.output.write_file("imds-scan.json", json.dumps(
+            {"Scanned": len(asgs), "ByLaunchType": by_type}, indent=2))
 
     def __call__(self, asg):
         return self.match(asg[self.annotation_key])
