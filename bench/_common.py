@@ -243,7 +243,9 @@ class ApiCounter:
     def before_call(self, model, params, context, **kwargs):
         with self.lock:
             self.calls[model.name] += 1
-            if params.get("DryRun"):
+            # params is the serialized request here (query protocol: a dict body).
+            body = params.get("body")
+            if isinstance(body, dict) and str(body.get("DryRun")).lower() == "true":
                 self.dry_runs += 1
         context["bench-started"] = time.perf_counter()
 
@@ -269,7 +271,9 @@ class ApiCounter:
 
 
 def throttled_response(request, service):
-    """What AWS answers a throttled request with: 400 and the service's error XML."""
+    """What AWS answers a throttled request with: EC2 sends RequestLimitExceeded with
+    HTTP 503 (botocore's legacy retry rules expect exactly that), Auto Scaling sends
+    Throttling with HTTP 400."""
     from botocore.awsrequest import AWSResponse
 
     class Raw:
@@ -279,7 +283,9 @@ def throttled_response(request, service):
         def stream(self, **kwargs):
             yield self.body
 
+    status = 400
     if service == "ec2":
+        status = 503
         body = (b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>"
                 b"Request limit exceeded.</Message></Error></Errors><RequestID>"
                 b"bench</RequestID></Response>")
@@ -287,7 +293,7 @@ def throttled_response(request, service):
         body = (b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
                 b"<Message>Rate exceeded</Message></Error><RequestId>bench</RequestId>"
                 b"</ErrorResponse>")
-    return AWSResponse(request.url, 400, {"Content-Type": "text/xml"}, Raw(body))
+    return AWSResponse(request.url, status, {"Content-Type": "text/xml"}, Raw(body))
 
 
 def maxrss_mb():

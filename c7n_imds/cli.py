@@ -28,8 +28,8 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
     if command == "org":
-        from c7n_org.cli import cli
-        return cli.main(args=argv[1:], prog_name="c7n-imds org")
+        from c7n_imds.org import main as org_main
+        return org_main(argv[1:])
     if command == "plan":
         return plan_main(argv[1:])
     if command == "summary":
