@@ -364,13 +364,14 @@ def worker(job_path):
     Path(job_path).with_suffix(".out.json").write_text(json.dumps(result))
 
 
-def run_worker(endpoint, policy, fault=None):
+def run_worker(endpoint, policy, fault=None, extra_env=None):
     """Run a policy in a fresh process against the endpoint; returns its measurements."""
     from c7n_imds.demo import aws_env
     job = Path(tempfile.mkdtemp(prefix="c7n-imds-bench-job-")) / "job.json"
     job.write_text(json.dumps({"policy": policy, "fault": fault}))
     env = aws_env(endpoint)
     env["HOME"] = os.environ.get("HOME", "/tmp")
+    env.update(extra_env or {})
     process = subprocess.run([sys.executable, __file__, "--worker", str(job)], env=env,
                              capture_output=True, text=True)
     if process.returncode != 0:

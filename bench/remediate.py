@@ -28,6 +28,8 @@ POLICY = {"name": "asg-convert-to-imdsv2-launch-template", "resource": "asg",
                       {"type": "imds", "key": "HttpTokens", "value": "optional"}],
           "actions": [{"type": "convert-to-launch-template"}]}
 MUTATING = ("CreateLaunchTemplate", "UpdateAutoScalingGroup", "CreateOrUpdateTags")
+# EC2 token buckets per account and region (burst, refill per second), DESIGN.md section 6.
+EC2_BUCKETS = {"RunInstances": (5, 2.0), "CreateLaunchTemplate": (50, 5.0)}
 SOURCE_TAG = "c7n-imds:source"
 PREVIOUS_LAUNCH_TAG = "c7n-imds:previous-launch"
 
@@ -168,6 +170,16 @@ def main(argv=None):
         print("  <= 3 mutating calls per converted group at %d: %.2f (+%.2f DryRun "
               "pre-flight) -> %s" % (size, per, result["dry_runs"] / (result["converted"] or 1),
                                     "holds" if per <= 3 else "MISSED"))
+    print()
+    print("AWS floor: however fast the client, EC2's token buckets (burst, refill/s) bound "
+          "a run's duration")
+    for size, result in clean:
+        floors = []
+        for op, (burst, refill) in sorted(EC2_BUCKETS.items()):
+            n = result["calls"].get(op, 0)
+            floors.append("%s %d calls -> >= %.0f s" % (op, n, max(n - burst, 0) / refill))
+        print("  %d groups: %s" % (size, "; ".join(floors)))
+    print()
     for size, result in results:
         if result["label"] != "none":
             print("  correct under %s at %d: %s" % (

@@ -49,24 +49,20 @@ def modify_in_service(ec2, asg, http_tokens, hop_limit, http_endpoint):
     return {"Mode": "modify", "Modified": modified, "Failed": failed}
 
 
-def refresh_preferences(overrides, uses_template, numbered_version):
+def refresh_preferences(overrides, uses_template):
     preferences = dict(DEFAULT_REFRESH_PREFERENCES)
     preferences.update(overrides)
     if not uses_template:
-        # SkipMatching and rollback work only with launch templates.
+        # SkipMatching works only with launch templates.
         preferences.pop("SkipMatching", None)
-        preferences.pop("AutoRollback", None)
-    elif preferences.get("AutoRollback") and not numbered_version:
-        # AWS rolls back only to a numbered template version.
-        log.warning("AutoRollback needs a numbered template version; not requested")
-        preferences.pop("AutoRollback")
     return preferences
 
 
-def start_refresh(autoscaling, asg, overrides, uses_template, numbered_version):
-    """StartInstanceRefresh; one already in progress is reported, not an error."""
+def start_refresh(autoscaling, asg, overrides, uses_template):
+    """StartInstanceRefresh; one already in progress is reported, not an error.
+    (Automatic rollback is not offered: AWS needs a DesiredConfiguration for it.)"""
     name = asg["AutoScalingGroupName"]
-    preferences = refresh_preferences(overrides, uses_template, numbered_version)
+    preferences = refresh_preferences(overrides, uses_template)
     try:
         response = retry(autoscaling.start_instance_refresh, AutoScalingGroupName=name,
                          Strategy="Rolling", Preferences=preferences)

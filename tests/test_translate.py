@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from c7n_imds.translate import (
     PRESERVE, TranslationError, client_token, decode_previous_launch,
@@ -168,10 +168,10 @@ def test_security_group_names_without_ids_are_refused():
 @pytest.mark.parametrize("public", [True, False])
 def test_public_ip_setting_moves_groups_to_the_primary_interface(public):
     data = translate(describe_item(
-        AssociatePublicIpAddress=public, SecurityGroups=["sg-0123abcd", "sg-0456cdef"]))
+        AssociatePublicIpAddress=public, SecurityGroups=["sg-0456cdef", "sg-0123abcd"]))
     assert data["NetworkInterfaces"] == [{
         "DeviceIndex": 0, "AssociatePublicIpAddress": public,
-        "Groups": ["sg-0123abcd", "sg-0456cdef"], "DeleteOnTermination": True}]
+        "Groups": ["sg-0456cdef", "sg-0123abcd"], "DeleteOnTermination": True}]
     # A template with interfaces must not also carry top-level groups (EC2 refuses
     # the launch: "Network interfaces and an instance-level security groups may not be
     # specified on the same request").

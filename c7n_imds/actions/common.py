@@ -36,7 +36,6 @@ REFRESH_PREFERENCES_SCHEMA = {
         "MaxHealthyPercentage": {"type": "integer", "minimum": 100, "maximum": 200},
         "InstanceWarmup": {"type": "integer", "minimum": 0},
         "SkipMatching": {"type": "boolean"},
-        "AutoRollback": {"type": "boolean"},
         "ScaleInProtectedInstances": {"enum": ["Refresh", "Ignore", "Wait"]},
         "StandbyInstances": {"enum": ["Terminate", "Ignore", "Wait"]},
         "BakeTime": {"type": "integer", "minimum": 0}}}
@@ -230,8 +229,7 @@ class Remediation(BaseAction):
                 else:
                     outcome = instances.start_refresh(
                         autoscaling, asg, self.data.get("refresh-preferences") or {},
-                        uses_template=uses_template, numbered_version=str(
-                            by_name.get(name, {}).get("Version", "$")).isdigit())
+                        uses_template=uses_template)
             except ClientError as e:
                 failures[name] = "group switched, but %s of its running instances " \
                     "failed: %s" % (mode, describe_error(e))

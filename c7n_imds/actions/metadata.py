@@ -202,6 +202,9 @@ class SetMetadataAccess(Remediation):
                         "%s failed" % key)
                 continue
             for asg, spec in item["Groups"]:
+                if spec["Version"] == "$Default" and not self.data.get("set-default", True):
+                    # The default stays where it is, so this group launches as before.
+                    continue
                 group_specs.setdefault(asg["AutoScalingGroupName"], (asg, []))[1].append(
                     (spec, new))
             if item["Source"].get("DefaultVersion"):

@@ -1,0 +1,85 @@
+"""Pure rules of the safe rollout: exemptions, container detection, hop limits and the
+effective HttpTokens precedence (DESIGN.md section 6)."""
+import base64
+import datetime
+
+import pytest
+
+from c7n_imds.actions.common import iac_guidance, iac_owner, resolve_hop_limit, runs_containers
+from c7n_imds.rollout import parse_exemption
+from c7n_imds.translate import effective_http_tokens
+
+TODAY = datetime.date(2026, 11, 29)
+
+
+@pytest.mark.parametrize("value, exempt, malformed, until", [
+    ("legacy agent", True, False, None),
+    ("legacy agent until 2026-12-31", True, False, "2026-12-31"),
+    ("legacy agent until 2026-11-29", True, False, "2026-11-29"),  # through that day
+    ("legacy agent until 2026-11-28", False, False, "2026-11-28"),  # expired
+    ("UNTIL 2027-01-01", True, False, "2027-01-01"),
+    ("until someday", True, True, None),
+    ("until 2026-13-01", True, True, None),
+    ("   ", True, True, None),
+    ("reverted by c7n-imds on 2026-11-01", True, False, None),  # a date, not an expiry
+])
+def test_exemption_values(value, exempt, malformed, until):
+    parsed = parse_exemption(value, TODAY)
+    assert (parsed["Exempt"], parsed["Malformed"]) == (exempt, malformed)
+    assert parsed.get("Until") == until
+    if malformed:
+        assert parsed["Error"]
+
+
+def test_no_tag_is_not_exempt():
+    assert parse_exemption(None, TODAY) == {"Exempt": False, "Malformed": False}
+
+
+def tags(*keys):
+    return {"Tags": [{"Key": k, "Value": "x"} for k in keys]}
+
+
+@pytest.mark.parametrize("asg, user_data, expected", [
+    (tags("kubernetes.io/cluster/prod"), None, True),
+    (tags("eks:nodegroup-name"), None, True),
+    (tags("AmazonECSManaged"), None, True),
+    (tags("owner"), base64.b64encode(b"#!/bin/bash\n/etc/eks/bootstrap.sh prod\n"), True),
+    (tags("owner"), base64.b64encode(b"echo ECS_CLUSTER=web >> /etc/ecs/ecs.config"), True),
+    (tags("owner"), base64.b64encode(b"#!/bin/bash\nyum install -y nginx\n"), False),
+    (tags(), "not base64 !!", False),
+])
+def test_container_detection(asg, user_data, expected):
+    assert runs_containers(asg, user_data.decode() if isinstance(user_data, bytes)
+                           else user_data) is expected
+
+
+@pytest.mark.parametrize("option, existing, containers, expected", [
+    ("auto", None, True, 2),
+    ("auto", {"HttpPutResponseHopLimit": 3}, True, 3),
+    ("auto", {"HttpPutResponseHopLimit": 1}, False, "preserve"),
+    ("preserve", None, True, "preserve"),
+    (5, None, False, 5),
+])
+def test_hop_limit(option, existing, containers, expected):
+    assert resolve_hop_limit(option, existing, containers) == expected
+
+
+@pytest.mark.parametrize("launch, account, ami, expected", [
+    ("optional", {"HttpTokens": "required"}, "v2.0", "optional"),  # launch data wins
+    ("required", {"HttpTokens": "optional"}, None, "required"),
+    (None, {"HttpTokens": "optional"}, "v2.0", "optional"),  # account beats the AMI
+    (None, {"HttpTokens": "required"}, None, "required"),
+    (None, {"HttpTokens": "no-preference"}, "v2.0", "required"),  # then the AMI
+    (None, {}, None, "optional"),
+    (None, None, "v2.0", "required"),
+])
+def test_effective_http_tokens_precedence(launch, account, ami, expected):
+    assert effective_http_tokens(launch, account, ami) == expected
+
+
+def test_stack_owned_groups_get_guidance():
+    cfn = {"Tags": [{"Key": "aws:cloudformation:stack-name", "Value": "web-stack"}]}
+    beanstalk = {"Tags": [{"Key": "elasticbeanstalk:environment-name", "Value": "api-prod"}]}
+    assert iac_owner({"Tags": []}) is None
+    assert "web-stack" in iac_guidance(cfn) and "HttpTokens" in iac_guidance(cfn)
+    assert "DisableIMDSv1" in iac_guidance(beanstalk)
