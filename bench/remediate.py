@@ -162,6 +162,13 @@ def main(argv=None):
           "retries = HTTP attempts - API calls)")
     print(common.fmt_table(headers, [row(size, r) for size, r in results]))
     print()
+    print("Calls by operation (runs without faults):")
+    for size, result in results:
+        if result["label"] == "none":
+            print("  %d groups: %s" % (size, ", ".join(
+                "%s %d" % (op, n) for op, n in sorted(result["calls"].items(),
+                                                      key=lambda item: -item[1]))))
+    print()
     print("Targets (issue 6):")
     clean = [(s, r) for s, r in results if r["label"] == "none"]
     for size, result in clean:

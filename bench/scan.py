@@ -36,6 +36,7 @@ def measure(endpoint, size):
     should_match = sorted(g for g, tokens in expected.items() if tokens != common.REQUIRED)
     common.progress("N=%d: seeded %d groups (%d allow IMDSv1) in %.1fs" % (
         size, len(expected), len(should_match), time.perf_counter() - started))
+    check_paging(endpoint)
     results = {}
     for variant, policy in (("imds (ours)", OURS), ("launch-config (built-in)", BUILTIN)):
         result = common.run_worker(endpoint, policy)
@@ -51,6 +52,20 @@ def measure(endpoint, size):
             result["maxrss_mb"], "correct" if result["correct"] else result["detail"]))
         results[variant] = result
     return len(should_match), results
+
+
+def check_paging(endpoint):
+    """The listing a scan sees must hold every template: moto without the paging patch
+    stops at MaxResults and would make any scan look complete and cheap."""
+    import boto3
+    ec2 = boto3.Session(region_name=common.REGION, aws_access_key_id="testing",
+                        aws_secret_access_key="testing").client("ec2", endpoint_url=endpoint)
+    seen = sum(len(page["LaunchTemplateVersions"]) for page in ec2.get_paginator(
+        "describe_launch_template_versions").paginate(
+            Versions=["$Default"], PaginationConfig={"PageSize": 200}))
+    seeded = len(common.backends()[0].launch_templates)
+    if seen != seeded:
+        raise SystemExit("moto paging is broken: %d of %d templates listed" % (seen, seeded))
 
 
 def row(size, variant, result, expected):

@@ -1,0 +1,73 @@
+"""Lambda: the function archive c7n builds for our policies carries the plugin, and the
+handler imported from the extracted archive runs the policy on a scheduled event
+against a moto server - our filters and actions execute there."""
+import json
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+from c7n.config import Config
+from c7n.loader import PolicyLoader
+from c7n.mu import PolicyLambda
+
+from c7n_imds.demo import aws_env
+from tests.conftest import REPO
+from tests.test_e2e import groups_by_name, seed
+
+POLICY_FILE = REPO / "policies" / "lambda" / "remediate-periodic.yml"
+
+RUN_HANDLER = textwrap.dedent("""
+    import json, sys, types
+    import c7n_imds, c7n
+    from c7n_imds.handler import run
+    print(json.dumps({"c7n_imds": c7n_imds.__file__, "c7n": c7n.__file__}))
+    event = {"id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
+             "account": "123456789012", "region": "us-east-1",
+             "time": "2026-11-29T00:00:00Z", "resources": [], "detail": {}}
+    context = types.SimpleNamespace(
+        aws_request_id="r1", function_name="custodian-test",
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:f")
+    run(event, context)
+""")
+
+
+def build_archive(tmp_path):
+    loader = PolicyLoader(Config.empty(region="us-east-1", account_id="123456789012"))
+    policy = [p for p in loader.load_file(str(POLICY_FILE))
+              if p.name == "autoscaling-3-convert-to-imdsv2-launch-template-daily"][0]
+    function = PolicyLambda(policy)
+    assert function.handler == "c7n_imds.handler.run"
+    archive = function.get_archive()
+    path = tmp_path / "function.zip"
+    path.write_bytes(archive.get_bytes())
+    return path
+
+
+def test_archive_carries_the_plugin_and_the_handler_runs_it(moto, tmp_path):
+    endpoint, session = moto
+    seed(session)
+    archive = build_archive(tmp_path)
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        config = json.loads(z.read("config.json"))
+        extracted = tmp_path / "task"
+        z.extractall(extracted)
+    assert {"c7n_imds/__init__.py", "c7n_imds/handler.py", "c7n_imds/actions/convert.py",
+            "c7n/handler.py", "config.json"} <= names
+    assert config["policies"][0]["mode"]["handler"] == "c7n_imds.handler.run"
+
+    script = extracted / "invoke_handler.py"
+    script.write_text(RUN_HANDLER)
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=str(extracted), capture_output=True, text=True,
+        env=dict(aws_env(endpoint), PYTHONPATH=str(extracted)), timeout=300)
+    assert result.returncode == 0, result.stderr
+    origin = json.loads(result.stdout.splitlines()[0])
+    # the plugin and custodian came from the archive, not from this checkout
+    assert origin["c7n_imds"].startswith(str(extracted))
+    assert origin["c7n"].startswith(str(extracted))
+
+    groups = groups_by_name(session.client("autoscaling"))
+    converted = {n for n, g in groups.items() if g.get("LaunchTemplate")} - {"lt-group"}
+    assert converted == {"shared-a", "shared-b", "public", "spot", "odd"}
