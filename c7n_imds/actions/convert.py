@@ -2,7 +2,7 @@
 import logging
 
 from botocore.exceptions import ClientError
-from c7n.resources.asg import ASG
+from c7n.resources.asg import ASG, LaunchConfig
 from c7n.utils import chunks, type_schema
 
 from c7n_imds import network
@@ -303,3 +303,51 @@ class ConvertToLaunchTemplate(Remediation):
                  "HttpTokens %s", group, plan["LaunchConfigurationName"],
                  plan["LaunchTemplateName"], template["LaunchTemplateId"], version,
                  plan["LaunchTemplateData"]["MetadataOptions"].get("HttpTokens", "unset"))
+
+
+@LaunchConfig.action_registry.register("convert-to-launch-template")
+class ConvertLaunchConfigurationGroups(ConvertToLaunchTemplate):
+    """Convert every Auto Scaling group that uses these launch configurations to an
+    IMDSv2 launch template.
+
+    Security Hub's AutoScaling.3 findings name the launch configuration, not the group:
+    this lets a ``hub-action`` policy (a custom action in the Security Hub console)
+    remediate from such a finding. It finds the groups that launch from the
+    configuration and converts them exactly as the ``asg`` action of the same name
+    does, with the same options.
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: autoscaling-3-remediate-from-finding
+            resource: launch-config
+            mode:
+              type: hub-action
+              role: arn:aws:iam::{account_id}:role/c7n-imds-lambda
+              packages: [c7n_imds]
+              handler: c7n_imds.handler.run
+            filters:
+              - type: imds
+                key: HttpTokens
+                value: optional
+            actions:
+              - convert-to-launch-template
+    """
+
+    def process(self, configs):
+        ec2, autoscaling = self.clients()
+        names = {c["LaunchConfigurationName"] for c in configs}
+        groups = [asg for page in autoscaling.get_paginator(
+                      "describe_auto_scaling_groups").paginate(
+                          PaginationConfig={"PageSize": 100})
+                  for asg in page["AutoScalingGroups"]
+                  if launch_references(asg)[0] == LAUNCH_CONFIGURATION and (
+                      asg["LaunchConfigurationName"] in names or
+                      asg["LaunchConfigurationName"].rstrip() in names)]
+        if not groups:
+            log.info("no Auto Scaling group uses launch configuration(s) %s",
+                     ", ".join(sorted(names)))
+            return self.finish([], {})
+        return super().process(groups)
