@@ -33,11 +33,6 @@ REQUIRED, OPTIONAL, ABSENT = "required", "optional", None
 # HttpTokens by index: a quarter unset, a quarter optional, half required.
 TOKEN_PATTERN = (ABSENT, OPTIONAL, REQUIRED, REQUIRED)
 
-MUTATING = ("CreateLaunchTemplate", "CreateLaunchTemplateVersion", "ModifyLaunchTemplate",
-            "UpdateAutoScalingGroup", "CreateOrUpdateTags", "CreateLaunchConfiguration",
-            "DeleteLaunchConfiguration", "ModifyInstanceMetadataOptions",
-            "StartInstanceRefresh", "CreateTags")
-
 
 def progress(message):
     print(message, file=sys.stderr, flush=True)
