@@ -97,7 +97,8 @@ class ConvertToLaunchTemplate(Remediation):
     permissions = LaunchSources.permissions + (
         "ec2:DescribeLaunchTemplates", "ec2:CreateLaunchTemplate", "ec2:CreateTags",
         "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups",
-        "autoscaling:DescribeAutoScalingGroups", "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
+        "autoscaling:DescribeAutoScalingGroups", "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:CreateOrUpdateTags",
         # AWS checks these when a group is switched to a template.
         "ec2:RunInstances", "iam:PassRole",
         "ec2:ModifyInstanceMetadataOptions", "autoscaling:StartInstanceRefresh")
@@ -336,8 +337,9 @@ class ConvertLaunchConfigurationGroups(ConvertToLaunchTemplate):
               - convert-to-launch-template
     """
 
-    def process(self, configs):
-        ec2, autoscaling = self.clients()
+    def groups_using(self, configs):
+        """The groups that launch from any of these configurations, read fresh."""
+        _, autoscaling = self.clients()
         names = {c["LaunchConfigurationName"] for c in configs}
         groups = [asg for page in autoscaling.get_paginator(
                       "describe_auto_scaling_groups").paginate(
@@ -349,5 +351,13 @@ class ConvertLaunchConfigurationGroups(ConvertToLaunchTemplate):
         if not groups:
             log.info("no Auto Scaling group uses launch configuration(s) %s",
                      ", ".join(sorted(names)))
+        return groups
+
+    def preview(self, configs):
+        return super().preview(self.groups_using(configs))
+
+    def process(self, configs):
+        groups = self.groups_using(configs)
+        if not groups:
             return self.finish([], {})
         return super().process(groups)
