@@ -73,8 +73,7 @@ def _plan_command():
             for action in policy.resource_manager.actions:
                 if not hasattr(action, "preview"):
                     continue
-                preview = action.preview(resources) if resources else {
-                    "Templates": [], "Failures": {}}
+                preview = action.preview(resources) if resources else {"Failures": {}}
                 preview.update(Policy=policy.name, Region=policy.options.region,
                                Action=action.type)
                 print(format_preview(preview))
@@ -90,10 +89,11 @@ def _plan(config):
 
 def format_preview(preview):
     """A plan as text a person reads top to bottom. User data is already redacted."""
-    lines = ["policy %s (%s) action %s: %d template(s), %d failure(s)" % (
+    templates, versions = preview.get("Templates", []), preview.get("Versions", [])
+    lines = ["policy %s (%s) action %s: %d template(s), %d version(s), %d failure(s)" % (
         preview["Policy"], preview["Region"] or "default", preview["Action"],
-        len(preview["Templates"]), len(preview["Failures"]))]
-    for template in preview["Templates"]:
+        len(templates), len(versions), len(preview["Failures"]))]
+    for template in templates:
         lines.append("  launch configuration %r -> launch template %s" % (
             template["LaunchConfigurationName"], template["LaunchTemplateName"]))
         lines.append("    groups: %s" % ", ".join(template["Groups"]))
@@ -101,8 +101,17 @@ def format_preview(preview):
             lines.append("    %s: %s" % (key, json.dumps(value, default=str)))
         for note in template.get("Notes") or ():
             lines.append("    note: %s" % note)
+    for version in versions:
+        lines.append("  launch template %s (%s) version %s -> new version%s" % (
+            version["LaunchTemplateName"], version["LaunchTemplateId"],
+            version["SourceVersion"], ", made default" if version["MakeDefault"] else ""))
+        lines.append("    groups: %s" % ", ".join(version["Groups"]))
+        lines.append("    MetadataOptions: %s" % json.dumps(version["MetadataOptions"]))
+    for skipped in preview.get("Skipped") or ():
+        lines.append("  left to its stack %s: %s" % (
+            skipped["AutoScalingGroupName"], skipped["Skipped"]))
     for group, reason in sorted(preview["Failures"].items()):
-        lines.append("  cannot convert %s: %s" % (group, reason))
+        lines.append("  cannot remediate %s: %s" % (group, reason))
     return "\n".join(lines)
 
 

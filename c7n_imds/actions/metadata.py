@@ -134,6 +134,25 @@ class SetMetadataAccess(Remediation):
                         item["FollowedAsLatest"] = True
         return work, failures
 
+    def preview(self, asgs):
+        """What `process` would create: one version per (template, source version)."""
+        ec2, autoscaling = self.clients()
+        work, failures = self.plan(asgs, ec2, autoscaling)
+        versions = []
+        for (template_id, number), item in sorted(work.items()):
+            data = item["Source"].get("LaunchTemplateData") or {}
+            groups = [asg for asg, _ in item["Groups"]]
+            versions.append({
+                "LaunchTemplateId": template_id,
+                "LaunchTemplateName": item["Source"].get("LaunchTemplateName"),
+                "SourceVersion": number,
+                "MakeDefault": bool(item["Source"].get("DefaultVersion")) and
+                self.data.get("set-default", True),
+                "MetadataOptions": self.requested(
+                    data.get("MetadataOptions"), groups, data.get("UserData")),
+                "Groups": [asg["AutoScalingGroupName"] for asg in groups]})
+        return {"Versions": versions, "Failures": failures, "Skipped": list(self.skipped)}
+
     # -- execution ----------------------------------------------------------------------
 
     def process(self, asgs):
