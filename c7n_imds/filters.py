@@ -16,6 +16,19 @@ from c7n_imds.translate import (
 ANNOTATION_KEY = "c7n-imds:launch"
 
 
+def _full_pages(resource_class, limit_key="MaxRecords", page_size=100):
+    """Custodian lists groups and launch configurations 50 per page; AWS allows 100.
+    Listing is most of a scan's API calls, so every policy run by c7n-imds asks for
+    full pages (only the page size changes, never what is listed)."""
+    enum_op, path, extra_args = resource_class.resource_type.enum_spec
+    if not extra_args:
+        resource_class.resource_type.enum_spec = (enum_op, path, {limit_key: page_size})
+
+
+_full_pages(ASG)
+_full_pages(LaunchConfig)
+
+
 @ASG.filter_registry.register("imds")
 class AsgImdsFilter(ValueFilter):
     """Filter Auto Scaling groups by the instance metadata (IMDS) options their
@@ -80,8 +93,9 @@ class AsgImdsFilter(ValueFilter):
         todo = [a for a in asgs if self.annotation_key not in a or (
             effective and "EffectiveHttpTokens" not in a[self.annotation_key])]
         if todo:
-            sources = LaunchSources.from_session(
-                local_session(self.manager.session_factory)).load(todo)
+            session = local_session(self.manager.session_factory)
+            sources = LaunchSources.for_manager(
+                self.manager, session.client("ec2"), session.client("autoscaling")).load(todo)
             if effective:
                 sources.load_effective()
             for asg in todo:

@@ -8,7 +8,8 @@ module resolves all of them for a batch of groups with as few API calls as AWS a
 - ``$Default`` / ``$Latest`` versions of *every* template: one paginated
   DescribeLaunchTemplateVersions without a template id;
 - pinned version numbers: one call per template, all its numbers at once, skipping
-  numbers the previous call already returned.
+  numbers the previous call already returned (and, when many templates are pinned,
+  loading every $Default/$Latest first, since pins are usually one of those).
 
 AWS I/O lives in :class:`LaunchSources`; :func:`launch_references` and the annotation
 builders are pure.
@@ -29,6 +30,9 @@ MIXED_INSTANCES_POLICY = "mixed-instances-policy"
 LC_NAMES_PER_CALL = 50  # DescribeLaunchConfigurations accepts at most 50 names
 LT_MAX_RESULTS = 200  # DescribeLaunchTemplateVersions allows 200 per page
 ALIASES = ("$Default", "$Latest")
+# Past this many templates with pinned numbers, load every template's $Default and
+# $Latest first (one paginated call) and fetch per template only what is still missing.
+BULK_THRESHOLD = 2
 
 # Throttling and transient server errors; botocore's own retries come first.
 retry = get_retry((
@@ -75,10 +79,12 @@ class LaunchSources:
     permissions = ("autoscaling:DescribeLaunchConfigurations",
                    "ec2:DescribeLaunchTemplateVersions")
 
-    def __init__(self, ec2, autoscaling):
+    def __init__(self, ec2, autoscaling, configs=None):
         self.ec2 = ec2
         self.autoscaling = autoscaling
-        self.configs = {}  # exact LC name -> describe item
+        # exact LC name -> describe item; LCs are immutable, so a policy's filter and
+        # action can share what was read (see for_manager).
+        self.configs = {} if configs is None else configs
         self.versions = {}  # (template id, "3" | "$Default" | "$Latest") -> version item
         self.template_ids = {}  # template name -> id
         self.missing_templates = set()  # ids or names that do not exist
@@ -89,6 +95,13 @@ class LaunchSources:
     @classmethod
     def from_session(cls, session):
         return cls(session.client("ec2"), session.client("autoscaling"))
+
+    @classmethod
+    def for_manager(cls, manager, ec2, autoscaling):
+        """Sources sharing the launch configurations already read during this policy
+        run (held in memory only, never written out)."""
+        return cls(ec2, autoscaling, configs=manager.__dict__.setdefault(
+            "_c7n_imds_launch_configurations", {}))
 
     # -- loading (AWS I/O) ------------------------------------------------------------
 
@@ -120,6 +133,18 @@ class LaunchSources:
         aliases = sorted({s["Version"] for s in specs if s["Version"] in ALIASES})
         if aliases and not self.loaded_aliases.issuperset(aliases):
             self._load_alias_versions(aliases)
+        numbered = self._numbered_to_fetch(specs)
+        if len(numbered) > BULK_THRESHOLD and not self.loaded_aliases.issuperset(ALIASES):
+            # Pinned numbers are usually a template's default or latest (CloudFormation
+            # and Terraform pin LatestVersionNumber): one paginated call for every
+            # template's $Default and $Latest beats a call per template.
+            self._load_alias_versions(list(ALIASES))
+            numbered = self._numbered_to_fetch(specs)
+        for key, numbers in sorted(numbered.items()):
+            self._load_numbered_versions(key, sorted(numbers, key=_version_sort_key))
+
+    def _numbered_to_fetch(self, specs):
+        """{template key: {version numbers}} not loaded yet."""
         numbered = {}
         for spec in specs:
             if spec["Version"] in ALIASES:
@@ -129,8 +154,7 @@ class LaunchSources:
                 continue
             if self.template_version(spec) is None:
                 numbered.setdefault(key, set()).add(spec["Version"])
-        for key, numbers in sorted(numbered.items()):
-            self._load_numbered_versions(key, sorted(numbers, key=_version_sort_key))
+        return numbered
 
     def _load_alias_versions(self, aliases):
         paginator = self.ec2.get_paginator("describe_launch_template_versions")

@@ -3,7 +3,8 @@ output folders of `c7n-imds run -s OUT` and `c7n-imds org run -s OUT`.
 
 Three layers: ``load_folder`` reads the files and keeps, of each resource, only the
 names and facts counted below (never user data or any other field); ``summarize`` and
-the functions it calls are pure; ``render_*`` turn a summary into text.
+the functions it calls are pure; ``c7n_imds.report_render`` turns a summary into a
+table, CSV, JSON, Markdown or HTML.
 
 How the figures are counted, per account, region and control, as distinct group names
 (a group matched by several policies counts once):
@@ -36,10 +37,7 @@ sub-folder. Several runs give a trend, one line per run with totals. Totals coun
 distinct groups per account and region across controls.
 """
 import argparse
-import csv
 import datetime
-import html
-import io
 import json
 import os
 import re
@@ -144,8 +142,6 @@ def change_outcomes(changes):
     for entry in changes if isinstance(changes, list) else ():
         if not isinstance(entry, dict) or not entry.get("AutoScalingGroupName"):
             continue
-        if "RevertedTo" in entry:
-            continue
         outcome = "Failed" if "Error" in entry else (
             "LeftToStack" if "Skipped" in entry else "Remediated")
         outcomes.append({"Group": str(entry["AutoScalingGroupName"]), "Outcome": outcome})
@@ -237,8 +233,10 @@ def run_cells(outputs):
             launch_type = launch_of.get(where + (change["Group"],))
             cells[where + (control_for(o["Controls"], launch_type),)][
                 change["Outcome"]].setdefault(change["Group"], launch_type)
-    for where in {key[:2] for key in cells}:
-        rows = [figures for key, figures in cells.items() if key[:2] == where]
+    by_place = defaultdict(list)
+    for key, figures in cells.items():
+        by_place[key[:2]].append(figures)
+    for rows in by_place.values():
         remediated = {g for f in rows for g in f["Remediated"]}
         failed = {g for f in rows for g in f["Failed"]}
         for figures in rows:
@@ -278,7 +276,7 @@ def summarize_run(outputs):
     cells, scans = run_cells(outputs)
     names = {}
     for o in outputs:
-        names.setdefault(o["Account"], account_name(o))
+        names[o["Account"]] = names.get(o["Account"]) or account_name(o)
     rows = []
     for key, counts in sorted(tally(cells, lambda k: k).items(), key=lambda kv: (
             kv[0][0], kv[0][1], control_sort_key(kv[0][2]))):
@@ -296,7 +294,8 @@ def summarize_run(outputs):
     return {"Run": iso(start), "Start": start,
             "Folders": sorted({o["Folder"] for o in outputs}),
             "Rows": rows, "Accounts": accounts,
-            "Totals": dict(Accounts=len(names), Regions=len({k[1] for k in cells}),
+            "Totals": dict(Accounts=len({k[0] for k in cells}),
+                           Regions=len({k[1] for k in cells}),
                            Scanned=scanned(scans, lambda w: True), **totals)}
 
 
@@ -311,181 +310,9 @@ def iso(epoch):
         "%Y-%m-%d %H:%M:%S UTC")
 
 
-# ---- rendering -------------------------------------------------------------------
-
-FIGURE_LABELS = [("NonCompliant", "Non-compliant"), (LC, "LC"), (LT, "LT"),
-                 (MIXED, "Mixed"), (UNKNOWN, "Unknown type"),
-                 ("LaunchConfigurations", "Launch configs"), ("Remediated", "Remediated"),
-                 ("HeldBack", "Held back (IMDSv1 use)"), ("Exempt", "Exempt"),
-                 ("LeftToStack", "Left to stack"), ("Failed", "Failed")]
-
-
-def figure_columns(summary):
-    has_unknown = any(UNKNOWN in r["NonCompliantByLaunchType"]
-                      for run in summary["Runs"] for r in run["Rows"])
-    return [(k, label) for k, label in FIGURE_LABELS if k != UNKNOWN or has_unknown]
-
-
-def figure(counts, key):
-    if key in LAUNCH_TYPES + (UNKNOWN,):
-        return counts["NonCompliantByLaunchType"].get(key, 0)
-    return counts[key]
-
-
-def display_account(row):
-    return "%s (%s)" % (row["AccountName"], row["Account"]) if row.get("AccountName") \
-        else row["Account"]
-
-
-def dash(value):
-    return "-" if value is None else value
-
-
-def rows_table(summary, run):
-    columns = figure_columns(summary)
-    headers = ["Account", "Region", "Control", "Scanned"] + [c[1] for c in columns]
-    body = [[display_account(r), r["Region"], r["Control"], dash(r["Scanned"])] +
-            [figure(r, k) for k, _ in columns] for r in run["Rows"]]
-    totals = run["Totals"]
-    body.append(["Total (%d accounts)" % totals["Accounts"], "%d regions" % totals["Regions"],
-                 "all", dash(totals["Scanned"])] + [figure(totals, k) for k, _ in columns])
-    return headers, body
-
-
-def trend_table(summary):
-    columns = [c for c in figure_columns(summary) if c[0] not in LAUNCH_TYPES + (UNKNOWN,)]
-    headers = ["Run", "Folders", "Accounts", "Regions", "Scanned"] + [c[1] for c in columns]
-    body = [[run["Run"], ", ".join(run["Folders"]), run["Totals"]["Accounts"],
-             run["Totals"]["Regions"], dash(run["Totals"]["Scanned"])] +
-            [run["Totals"][k] for k, _ in columns] for run in summary["Runs"]]
-    return headers, body
-
-
-def render_text(summary, tablefmt, escape=str):
-    from tabulate import tabulate
-    latest = summary["Runs"][-1]
-    title, section = ("# ", "## ") if tablefmt == "pipe" else ("", "")
-
-    def table(headers, body):
-        return tabulate([[escape(c) for c in row] for row in body], headers,
-                        tablefmt=tablefmt, disable_numparse=True)
-    out = ["%sIMDSv2 summary, run of %s (%s)" % (
-        title, latest["Run"], escape(", ".join(latest["Folders"]))), "",
-        table(*rows_table(summary, latest))]
-    if len(summary["Runs"]) > 1:
-        out += ["", section + "Trend", "", table(*trend_table(summary))]
-    return "\n".join(out) + "\n"
-
-
-def render_table(summary):
-    return render_text(summary, "simple")
-
-
-def render_markdown(summary):
-    return render_text(summary, "pipe", lambda v: html.escape(str(v)).replace("|", "\\|"))
-
-
-def render_json(summary):
-    return json.dumps(summary, indent=2, sort_keys=False) + "\n"
-
-
-def render_csv(summary):
-    columns = [("NonCompliant", "NonCompliant")] + [
-        (t, "NonCompliant:" + t) for t in LAUNCH_TYPES + (UNKNOWN,)] + [
-        (k, k) for k in SETS[1:]]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["Run", "Account", "AccountName", "Region", "Control", "Scanned"] +
-                    [name for _, name in columns])
-    for run in summary["Runs"]:
-        for r in run["Rows"] + [dict(run["Totals"], Account="(all)", AccountName="",
-                                     Region="(all)", Control="(all)")]:
-            writer.writerow([run["Run"], r["Account"], r["AccountName"] or "", r["Region"],
-                             r["Control"], "" if r["Scanned"] is None else r["Scanned"]] +
-                            [figure(r, k) for k, _ in columns])
-    return buffer.getvalue()
-
-
-def bar_chart(title, labels, series):
-    """Grouped bars as inline SVG: series = [(name, colour, values)]."""
-    e = html.escape
-    top = max([v for _, _, values in series for v in values] + [1])
-    bar, gap, height, left, base = 22, 26, 160, 40, 200
-    group = bar * len(series) + gap
-    width = max(360, left + group * len(labels) + 20)
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" role="img" width="%d" height="%d" '
-             'viewBox="0 0 %d %d"><title>%s</title>' % (width, base + 60, width,
-                                                         base + 60, e(title)),
-             '<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#555"/>' % (
-                 left - 5, base, width - 10, base)]
-    for i, label in enumerate(labels):
-        x0 = left + i * group
-        for j, (name, colour, values) in enumerate(series):
-            h = round(height * values[i] / top)
-            x = x0 + j * bar
-            parts.append('<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>%s: '
-                         '%s %d</title></rect>' % (x, base - h, bar - 2, h, colour,
-                                                   e(label), e(name), values[i]))
-            parts.append('<text class="value" x="%d" y="%d" text-anchor="middle">%d</text>'
-                         % (x + bar // 2, base - h - 4, values[i]))
-        parts.append('<text class="label" x="%d" y="%d" text-anchor="middle">%s</text>' % (
-            x0 + (group - gap) // 2, base + 16, e(label if len(label) <= 24
-                                                    else label[:23] + "\u2026")))
-    for j, (name, colour, _) in enumerate(series):
-        parts.append('<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text '
-                     'x="%d" y="%d">%s</text>' % (left + j * 150, base + 34, colour,
-                                                  left + j * 150 + 16, base + 44, e(name)))
-    return "".join(parts) + "</svg>"
-
-
-def html_table(headers, body):
-    e = html.escape
-    return "<table><thead><tr>%s</tr></thead><tbody>%s</tbody></table>" % (
-        "".join("<th>%s</th>" % e(str(h)) for h in headers),
-        "".join("<tr>%s</tr>" % "".join("<td>%s</td>" % e(str(c)) for c in row)
-                for row in body))
-
-
-SERIES = (("Non-compliant", "#c0392b", "NonCompliant"),
-          ("Remediated", "#27ae60", "Remediated"))
-STYLE = ("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
-         "margin:1em 0}th,td{border:1px solid #bbb;padding:4px 8px;text-align:right}"
-         "th{background:#eee}td:first-child,td:nth-child(2),td:nth-child(3){text-align:left}"
-         "svg text{font-size:12px}.note{color:#555;max-width:60em}")
-
-
-def render_html(summary):
-    e = html.escape
-    latest = summary["Runs"][-1]
-    accounts = latest["Accounts"]
-    body = ["<h1>IMDSv2 compliance summary</h1>",
-            "<p>Run of %s, from %s.</p>" % (e(latest["Run"]), e(", ".join(latest["Folders"]))),
-            "<h2>Non-compliant and remediated groups per account</h2>",
-            bar_chart("Non-compliant and remediated groups per account",
-                      [display_account(a) for a in accounts],
-                      [(n, c, [a[k] for a in accounts]) for n, c, k in SERIES])]
-    if len(summary["Runs"]) > 1:
-        body += ["<h2>Trend</h2>", bar_chart(
-            "Non-compliant and remediated groups per run",
-            [r["Run"][:16] for r in summary["Runs"]],
-            [(n, c, [r["Totals"][k] for r in summary["Runs"]]) for n, c, k in SERIES]),
-            html_table(*trend_table(summary))]
-    body += ["<h2>By account, region and control</h2>", html_table(*rows_table(
-        summary, latest)), '<p class="note">Groups are counted once per account and '
-        'region, whichever policies matched them. Held back: instances still call IMDSv1 '
-        '(CloudWatch MetadataNoToken). Left to stack: managed by CloudFormation or '
-        'Elastic Beanstalk. Launch configs: launch configurations that allow IMDSv1; '
-        'AutoScaling.3 fails them until deleted.</p>']
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>c7n-imds '
-            'IMDSv2 summary</title><style>%s</style></head><body>\n%s\n</body></html>\n' % (
-                STYLE, "\n".join(body)))
-
-
-RENDERERS = {"table": render_table, "csv": render_csv, "json": render_json,
-             "markdown": render_markdown, "html": render_html}
-
-
 def main(argv=None):
+    from c7n_imds.report_render import RENDERERS
+
     parser = argparse.ArgumentParser(
         prog="c7n-imds summary", description="IMDSv2 compliance per account, region and "
         "control, from the output folders of `c7n-imds run -s` / `c7n-imds org run -s`. "

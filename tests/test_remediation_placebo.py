@@ -473,7 +473,8 @@ def test_copy_launch_configuration_copies_every_field(placebo_factory, load_poli
     assert len(wire) == 1
     assert wire[0]["UserData"] == base64.b64encode(LEGACY_USER_DATA).decode()
 
-    assert factory.called("DescribeLaunchConfigurations")[2] == {
+    # the configuration read by the filter is reused; then one look for the copy
+    assert factory.called("DescribeLaunchConfigurations")[-1] == {
         "LaunchConfigurationNames": [name], "MaxRecords": 100}
     assert factory.called("CreateOrUpdateTags") == [
         group_tag("legacy", PREVIOUS, "lc:legacy-lc")]

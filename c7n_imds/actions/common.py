@@ -41,6 +41,9 @@ REFRESH_PREFERENCES_SCHEMA = {
         "BakeTime": {"type": "integer", "minimum": 0}}}
 GROUP_NAMES_PER_CALL = 50
 DRY_RUN_OK = "DryRunOperation"
+THROTTLING_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded",
+                    "RequestThrottled")
+TAGS_PER_CALL = 25
 
 
 class RemediationError(PolicyExecutionError):
@@ -192,15 +195,29 @@ class Remediation(BaseAction):
         """Ask EC2 whether it would launch from the template, without launching.
         Launch template parameters are not validated when a template is created; a bad
         one would otherwise surface only at the group's next scale-out. Returns None
-        when the launch would succeed, else the reason."""
+        when the launch would succeed, else the reason. Groups that would launch the
+        same way (template, subnet, instance type) share one check: RunInstances has the
+        smallest of EC2's rate limits."""
         if not self.data.get("verify", True):
             return None
+        params = preflight_parameters(asg, template_id, version, launch_template_data)
+        key = json.dumps(params, sort_keys=True)
+        checked = self.__dict__.setdefault("_preflight_checked", {})
+        if key not in checked:
+            checked[key] = self._dry_run(ec2, params, template_id, version)
+        return checked[key]
+
+    def _dry_run(self, ec2, params, template_id, version):
         try:
-            ec2.run_instances(**preflight_parameters(
-                asg, template_id, version, launch_template_data))
+            retry(ec2.run_instances, **params)
         except ClientError as e:
-            if e.response["Error"]["Code"] == DRY_RUN_OK:
+            code = e.response["Error"]["Code"]
+            if code == DRY_RUN_OK:
                 return None
+            if code in THROTTLING_CODES:
+                return ("could not verify launch template %s version %s (%s); the group "
+                        "was left unchanged - run the policy again" % (
+                            template_id, version, describe_error(e)))
             return "pre-flight RunInstances (DryRun) refused launch template %s version " \
                    "%s: %s; the group was left unchanged" % (
                        template_id, version, describe_error(e))
@@ -209,6 +226,14 @@ class Remediation(BaseAction):
     def record_previous_launch(self, autoscaling, group, value):
         # Recorded before the change, so a crash between the calls still leaves a way back.
         tag_group(autoscaling, group, PREVIOUS_LAUNCH_TAG, value)
+
+    def record_previous_launches(self, autoscaling, values):
+        """{group: tag value} in as few CreateOrUpdateTags calls as possible."""
+        tags = [{"ResourceId": group, "ResourceType": "auto-scaling-group",
+                 "Key": PREVIOUS_LAUNCH_TAG, "Value": value, "PropagateAtLaunch": False}
+                for group, value in sorted(values.items())]
+        for batch in chunks(tags, TAGS_PER_CALL):
+            retry(autoscaling.create_or_update_tags, Tags=batch)
 
     def update_running_instances(self, ec2, autoscaling, switched, results, failures,
                                  uses_template):

@@ -62,7 +62,8 @@ class ConvertToLaunchTemplate(Remediation):
     defaults MinHealthyPercentage 90 and SkipMatching true), ``iac-managed``: ``skip``
     (default) reports groups tagged by CloudFormation or Elastic Beanstalk with what to
     change in the stack instead - a change behind a stack drifts or is reverted -
-    and ``remediate`` changes them anyway.
+    and ``remediate`` changes them anyway. ``concurrency`` (1-16, default 1): launch
+    configurations converted at a time.
 
     :example:
 
@@ -91,6 +92,7 @@ class ConvertToLaunchTemplate(Remediation):
            "http-endpoint": HTTP_ENDPOINT_SCHEMA,
            "version": {"enum": ["$Default", "$Latest"]},
            "verify": {"type": "boolean"},
+           "concurrency": {"type": "integer", "minimum": 1, "maximum": 16},
            "iac-managed": IAC_MANAGED_SCHEMA,
            "running-instances": RUNNING_INSTANCES_SCHEMA,
            "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
@@ -117,7 +119,7 @@ class ConvertToLaunchTemplate(Remediation):
             else:
                 log.info("asg %s: does not launch from a launch configuration (any "
                          "more); skipped", asg["AutoScalingGroupName"])
-        sources = LaunchSources(ec2, autoscaling).load(groups)
+        sources = LaunchSources.for_manager(self.manager, ec2, autoscaling).load(groups)
         failures, by_config = {}, {}
         for asg in groups:
             name = asg["AutoScalingGroupName"]
@@ -212,40 +214,66 @@ class ConvertToLaunchTemplate(Remediation):
         plans, failures = self.plan(asgs, ec2, autoscaling)
         existing = self.existing_templates(ec2, [p["LaunchTemplateName"] for p in plans])
         results, switched = list(self.skipped), []
-        for plan in plans:
-            try:
-                template, created = self.ensure_template(ec2, plan, existing)
-            except (ClientError, TranslationError) as e:
-                for asg in plan["Groups"]:
-                    failures[asg["AutoScalingGroupName"]] = \
-                        "creating launch template %s: %s" % (
-                            plan["LaunchTemplateName"], describe_error(e))
-                continue
-            for asg in plan["Groups"]:
-                group = asg["AutoScalingGroupName"]
-                refused = self.preflight(ec2, asg, template["LaunchTemplateId"],
-                                         self.data.get("version", "$Default"),
-                                         plan["LaunchTemplateData"])
-                if refused:
-                    failures[group] = refused
-                    continue
-                try:
-                    self.switch_group(autoscaling, asg, plan, template)
-                except ClientError as e:
-                    failures[group] = "switching to launch template %s: %s" % (
-                        template["LaunchTemplateId"], describe_error(e))
-                    continue
-                switched.append(asg)
-                results.append({
-                    "AutoScalingGroupName": group,
-                    "LaunchConfigurationName": plan["LaunchConfigurationName"],
-                    "LaunchTemplateId": template["LaunchTemplateId"],
-                    "LaunchTemplateName": plan["LaunchTemplateName"],
-                    "Version": self.data.get("version", "$Default"),
-                    "TemplateCreated": created})
+        # Launch configurations are independent of each other; `concurrency` of them are
+        # converted at a time (EC2's rate limits bound what more workers could gain).
+        with self.executor_factory(max_workers=self.data.get("concurrency", 1)) as pool:
+            outcomes = pool.map(
+                lambda plan: self.convert(ec2, autoscaling, plan, existing), plans)
+            for plan_results, plan_failures, plan_switched in outcomes:
+                results.extend(plan_results)
+                failures.update(plan_failures)
+                switched.extend(plan_switched)
         self.update_running_instances(ec2, autoscaling, switched, results, failures,
                                       uses_template=True)
         return self.finish(results, failures)
+
+    def convert(self, ec2, autoscaling, plan, existing):
+        """One launch configuration: its template, then its groups.
+        Returns (results, failures, switched groups)."""
+        results, failures, switched = [], {}, []
+        try:
+            template, created = self.ensure_template(ec2, plan, existing)
+        except (ClientError, TranslationError) as e:
+            for asg in plan["Groups"]:
+                failures[asg["AutoScalingGroupName"]] = "creating launch template %s: %s" % (
+                    plan["LaunchTemplateName"], describe_error(e))
+            return results, failures, switched
+        version = self.data.get("version", "$Default")
+        ready = []
+        for asg in plan["Groups"]:
+            refused = self.preflight(ec2, asg, template["LaunchTemplateId"], version,
+                                     plan["LaunchTemplateData"])
+            if refused:
+                failures[asg["AutoScalingGroupName"]] = refused
+            else:
+                ready.append(asg)
+        try:
+            # One call records where every ready group came from, before any switch.
+            self.record_previous_launches(autoscaling, {
+                asg["AutoScalingGroupName"]: encode_previous_launch(
+                    {"LaunchConfigurationName": asg["LaunchConfigurationName"]})
+                for asg in ready})
+        except ClientError as e:
+            for asg in ready:
+                failures[asg["AutoScalingGroupName"]] = "tagging the group: %s" % (
+                    describe_error(e))
+            return results, failures, switched
+        for asg in ready:
+            group = asg["AutoScalingGroupName"]
+            try:
+                self.switch_group(autoscaling, asg, plan, template)
+            except ClientError as e:
+                failures[group] = "switching to launch template %s: %s" % (
+                    template["LaunchTemplateId"], describe_error(e))
+                continue
+            switched.append(asg)
+            results.append({
+                "AutoScalingGroupName": group,
+                "LaunchConfigurationName": plan["LaunchConfigurationName"],
+                "LaunchTemplateId": template["LaunchTemplateId"],
+                "LaunchTemplateName": plan["LaunchTemplateName"],
+                "Version": version, "TemplateCreated": created})
+        return results, failures, switched
 
     def existing_templates(self, ec2, names):
         """{name: DescribeLaunchTemplates item} for those of the names that exist."""
@@ -295,8 +323,6 @@ class ConvertToLaunchTemplate(Remediation):
 
     def switch_group(self, autoscaling, asg, plan, template):
         group, version = asg["AutoScalingGroupName"], self.data.get("version", "$Default")
-        self.record_previous_launch(autoscaling, group, encode_previous_launch(
-            {"LaunchConfigurationName": asg["LaunchConfigurationName"]}))
         retry(autoscaling.update_auto_scaling_group, AutoScalingGroupName=group,
               LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"],
                               "Version": version})

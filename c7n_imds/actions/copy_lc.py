@@ -80,7 +80,7 @@ class CopyLaunchConfiguration(Remediation):
     def plan(self, asgs, ec2, autoscaling):
         groups = [a for a in self.eligible(current_groups(autoscaling, asgs))
                   if launch_references(a)[0] == LAUNCH_CONFIGURATION]
-        sources = LaunchSources(ec2, autoscaling).load(groups)
+        sources = LaunchSources.for_manager(self.manager, ec2, autoscaling).load(groups)
         plans, failures = {}, {}
         for asg in groups:
             config = sources.launch_configuration(asg["LaunchConfigurationName"])

@@ -107,7 +107,7 @@ class SetMetadataAccess(Remediation):
         """({(template id, source number): work}, failures, groups). Describe calls only."""
         groups = [a for a in self.eligible(current_groups(autoscaling, asgs))
                   if template_group_specs(a)]
-        sources = LaunchSources(ec2, autoscaling).load(groups)
+        sources = LaunchSources.for_manager(self.manager, ec2, autoscaling).load(groups)
         work, failures = {}, {}
         for asg in groups:
             name = asg["AutoScalingGroupName"]

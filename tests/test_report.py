@@ -1,0 +1,423 @@
+"""`c7n-imds summary`: figures checked against what was seeded, in every format.
+
+End to end: a small estate on a real moto server, the real `c7n-imds run` of
+policies/detect.yml and policies/remediate.yml into one folder, detect.yml again into a
+second (the trend), then `c7n-imds summary` in a subprocess. The expected figures are
+written out by hand from the seeded estate. Unit: the aggregation over hand-written
+folders in c7n-org's layout (accounts x regions, two runs in one parent folder).
+"""
+import base64
+import csv
+import datetime
+import io
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import boto3
+import pytest
+
+from c7n_imds import report
+from c7n_imds.demo import EndpointSession, aws_env, c7n_imds as run_c7n_imds, moto_server
+from tests.conftest import REGION, REPO
+
+DETECT = str(REPO / "policies" / "detect.yml")
+REMEDIATE = str(REPO / "policies" / "remediate.yml")
+CANARY = "s3cr3t-report-canary-91b3"
+ACCOUNT = "123456789012"  # moto's default account
+FORMATS = ("table", "csv", "json", "markdown", "html")
+
+
+# ---- end to end --------------------------------------------------------------------
+
+def seed(session):
+    """9 groups: web-1, web-2 (one LC), batch: IMDSv1, to be converted; legacy: exempt;
+    stacked: CloudFormation-managed; busy: its instance called IMDSv1; broken: its LC
+    names a security group that does not exist (conversion fails); compliant: LC with
+    IMDSv2 required; lt-group: launch template allowing IMDSv1."""
+    autoscaling, ec2 = session.client("autoscaling"), session.client("ec2")
+    for name, extra in (
+            ("web-lc", {"UserData": "#!/bin/sh\nexport TOKEN=%s\n" % CANARY}),
+            ("batch-lc", {"MetadataOptions": {"HttpTokens": "optional"}}),
+            ("legacy-lc", {}), ("stack-lc", {}), ("busy-lc", {}),
+            ("broken-lc", {"SecurityGroups": ["no-such-group"]}),
+            ("ok-lc", {"MetadataOptions": {"HttpTokens": "required"}})):
+        autoscaling.create_launch_configuration(
+            LaunchConfigurationName=name, ImageId="ami-12c6146b", InstanceType="t3.small",
+            **extra)
+    template = ec2.create_launch_template(LaunchTemplateName="svc", LaunchTemplateData={
+        "ImageId": "ami-12c6146b", "InstanceType": "t3.small"})["LaunchTemplate"]
+    groups = {"web-1": "web-lc", "web-2": "web-lc", "batch": "batch-lc",
+              "legacy": "legacy-lc", "stacked": "stack-lc", "busy": "busy-lc",
+              "broken": "broken-lc", "compliant": "ok-lc"}
+    tags = {"legacy": ("c7n-imds:exempt", "vendor agent until 2099-01-01"),
+            "stacked": ("aws:cloudformation:stack-name", "app-stack"),
+            "web-1": ("note", CANARY)}  # a field the report must not carry
+    for group, config in groups.items():
+        extra = {}
+        if group in tags:
+            extra["Tags"] = [{"Key": tags[group][0], "Value": tags[group][1],
+                              "PropagateAtLaunch": False}]
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=group, LaunchConfigurationName=config, MinSize=0, MaxSize=1,
+            DesiredCapacity=1 if group == "busy" else 0, AvailabilityZones=["us-east-1a"],
+            **extra)
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="lt-group", MinSize=0, MaxSize=1, DesiredCapacity=0,
+        AvailabilityZones=["us-east-1a"],
+        LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"],
+                        "Version": "$Default"})
+    busy = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["busy"])[
+        "AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+    session.client("cloudwatch").put_metric_data(Namespace="AWS/EC2", MetricData=[{
+        "MetricName": "MetadataNoToken", "Value": 7, "Unit": "Count",
+        "Dimensions": [{"Name": "InstanceId", "Value": busy}],
+        "Timestamp": datetime.datetime.now(datetime.timezone.utc) -
+        datetime.timedelta(hours=2)}])
+    session.client("sqs").create_queue(QueueName="c7n-mailer")  # remediate.yml notifies
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Run 1: detect + remediate into one folder; run 2: detect after remediation."""
+    base = tmp_path_factory.mktemp("summary")
+    with moto_server() as endpoint:
+        session = EndpointSession(boto3.Session(
+            region_name=REGION, aws_access_key_id="testing",
+            aws_secret_access_key="testing"), endpoint)
+        seed(session)
+        env = aws_env(endpoint)
+
+        def run(folder, policies):
+            return run_c7n_imds(["run", "-s", str(base / folder), "--cache-period", "0",
+                                 policies], env)
+        assert run("one", DETECT).returncode == 0
+        remediation = run("one", REMEDIATE)
+        # `broken` cannot be converted: the run reports it and fails
+        assert remediation.returncode != 0 and "broken" in remediation.stderr
+        assert run("two", DETECT).returncode == 0
+    return base
+
+
+def summary_of(folders, fmt, out_dir):
+    """`c7n-imds summary FOLDERS --format FMT -o FILE` as a user runs it."""
+    target = out_dir / ("summary-%s.out" % fmt)
+    result = run_c7n_imds(["summary"] + [str(f) for f in folders] +
+                          ["--format", fmt, "-o", str(target)], dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    return target.read_text(encoding="utf-8")
+
+
+FIGURES = ("Scanned", "NonCompliant", "NonCompliantByLaunchType", "LaunchConfigurations",
+           "Remediated", "HeldBack", "Exempt", "LeftToStack", "Failed")
+LC, LT = "launch-configuration", "launch-template"
+
+
+def row(non_compliant, by_type, configs=0, remediated=0, held=0, exempt=0, stack=0,
+        failed=0, scanned=9):
+    return dict(zip(FIGURES, (scanned, non_compliant, by_type, configs, remediated, held,
+                              exempt, stack, failed)))
+
+
+EXPECTED_RUN_1 = {
+    # 7 LC groups allow IMDSv1; 6 LCs allow IMDSv1 (web-lc is shared)
+    "AutoScaling.3": row(7, {LC: 7}, configs=6, remediated=3, held=1, exempt=1, stack=1,
+                         failed=1),
+    "AutoScaling.9": row(8, {LC: 8}),  # every LC group, the compliant one too
+    "EC2.8": row(1, {LC: 1}),  # busy's running instance
+    "EC2.170": row(1, {LT: 1}, remediated=1),
+}
+EXPECTED_RUN_2 = {
+    "AutoScaling.3": row(4, {LC: 4}, configs=6, exempt=1),  # LCs are kept: still failing
+    "AutoScaling.9": row(5, {LC: 5}),
+    "EC2.8": row(1, {LC: 1}),
+    "EC2.170": row(0, {}),
+}
+
+
+def test_summary_json_matches_the_seeded_estate(runs, tmp_path):
+    summary = json.loads(summary_of([runs / "one", runs / "two"], "json", tmp_path))
+    first, second = summary["Runs"]
+    assert first["Start"] < second["Start"]
+    assert first["Folders"] == [str(runs / "one")] and second["Folders"] == [str(runs / "two")]
+    for run, expected in ((first, EXPECTED_RUN_1), (second, EXPECTED_RUN_2)):
+        assert [(r["Account"], r["Region"]) for r in run["Rows"]] == \
+            [(ACCOUNT, REGION)] * len(expected)
+        got = {r["Control"]: {k: r[k] for k in FIGURES} for r in run["Rows"]}
+        assert got == expected
+    assert {k: first["Totals"][k] for k in FIGURES + ("Accounts", "Regions")} == dict(
+        row(9, {LC: 8, LT: 1}, configs=6, remediated=4, held=1, exempt=1, stack=1,
+            failed=1), Accounts=1, Regions=1)
+    assert {k: second["Totals"][k] for k in FIGURES} == row(5, {LC: 5}, configs=6, exempt=1)
+    assert first["Rows"][0]["ScannedByLaunchType"] == {LC: 8, LT: 1}
+
+
+class Tables(HTMLParser):
+    """Cells of every table, and the raw text of every <svg>."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.tables, self.cell = [], None
+        self.feed(text)
+        self.svgs = re.findall(r"<svg\b.*?</svg>", text, re.S)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.tables[-1][-1].append(self.cell)
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+def svg_values(svg):
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    return [int(t.text) for t in root.iter(ns + "text") if t.get("class") == "value"]
+
+
+def test_summary_html_csv_markdown_table(runs, tmp_path):
+    folders = [runs / "one", runs / "two"]
+    text = summary_of(folders, "html", tmp_path)
+    page = Tables(text)
+    trend, rows = page.tables
+    # per account (latest run): 5 non-compliant, 0 remediated; trend: 9/4 then 5/0
+    assert [svg_values(s) for s in page.svgs] == [[5, 0], [9, 4, 5, 0]]
+    header = trend[0]
+    assert [dict(zip(header, r))["Remediated"] for r in trend[1:]] == ["4", "0"]
+    by_control = {r[2]: dict(zip(rows[0], r)) for r in rows[1:]}
+    assert by_control["AutoScaling.3"]["Non-compliant"] == "4"
+    assert by_control["AutoScaling.3"]["Launch configs"] == "6"
+    assert by_control["AutoScaling.9"]["LC"] == "5"
+    assert by_control["all"]["Scanned"] == "9" and by_control["all"]["Exempt"] == "1"
+    # self-contained: no script, no link to anything but the SVG namespace
+    assert "<script" not in text and "<link" not in text
+    assert "http" not in text.replace("http://www.w3.org/2000/svg", "")
+
+    lines = list(csv.DictReader(io.StringIO(summary_of(folders, "csv", tmp_path))))
+    first = [r for r in lines if r["Run"] == lines[0]["Run"]]
+    as3 = [r for r in first if r["Control"] == "AutoScaling.3"][0]
+    assert (as3["NonCompliant"], as3["NonCompliant:launch-configuration"], as3["Remediated"],
+            as3["HeldBack"], as3["Exempt"], as3["LeftToStack"], as3["Failed"]) == \
+        ("7", "7", "3", "1", "1", "1", "1")
+    assert [(r["Control"], r["NonCompliant"], r["Remediated"]) for r in lines
+            if r["Control"] == "(all)"] == [("(all)", "9", "4"), ("(all)", "5", "0")]
+
+    markdown = summary_of(folders, "markdown", tmp_path).splitlines()
+    table_start = next(i for i, line in enumerate(markdown) if line.startswith("| Account"))
+    assert re.match(r"^\|[:\- |]+\|$", markdown[table_start + 1])
+    assert "## Trend" in markdown
+
+    table = summary_of(folders, "table", tmp_path)
+    assert re.search(r"^%s\s+%s\s+AutoScaling\.3\s+9\s+4\s+4\b" % (ACCOUNT, REGION),
+                     table, re.M)
+
+
+def test_no_user_data_or_other_fields_in_any_format(runs, tmp_path):
+    # the canary really is in the estate the report reads...
+    assert any(CANARY in p.read_text(errors="replace") for p in runs.rglob("resources.json"))
+    encoded = base64.b64encode(("#!/bin/sh\nexport TOKEN=%s\n" % CANARY).encode()).decode()
+    for fmt in FORMATS:
+        text = summary_of([runs / "one", runs / "two"], fmt, tmp_path)
+        # ...and in no output: neither user data nor tags nor instance ids
+        assert CANARY not in text and encoded not in text, fmt
+        assert not re.search(r"\b(i|lt|sg|subnet)-[0-9a-f]{8,}", text), fmt
+        assert "web-lc" not in text and "web-1" not in text, fmt
+
+
+def test_summary_refuses_a_folder_without_output(tmp_path):
+    result = run_c7n_imds(["summary", str(tmp_path)], dict(os.environ))
+    assert result.returncode == 2 and "no custodian output" in result.stderr
+
+
+# ---- unit: aggregation over hand-written folders ------------------------------------
+
+START = 1_700_000_000.0  # before the files are written, as in a real run
+AS3 = "Security Hub AutoScaling.3: groups whose launch configuration allows IMDSv1."
+BOTH = "Supports AutoScaling.3 and EC2.170: groups exempt from IMDSv2 remediation."
+
+
+def group(name, launch_type=LC, tokens="optional", calls=None, exempt=None, **other):
+    record = {"AutoScalingGroupName": name, "Tags": [{"Key": "note", "Value": CANARY}],
+              **other}
+    if launch_type:
+        record["c7n-imds:launch"] = {"LaunchType": launch_type, "HttpTokens": tokens,
+                                     "LaunchName": "secret-launch-name"}
+    if calls is not None:
+        record["c7n-imds:imdsv1-calls"] = {"Total": calls, "Instances": {"i-0abc": calls}}
+    if exempt is not None:
+        record["c7n-imds:exemption"] = {"Exempt": exempt, "Reason": CANARY}
+    return record
+
+
+def write_policy(root, parts, name, description, resources, resource="asg", account=ACCOUNT,
+                 region=REGION, start=START, scan=None, changes=None, actions=(),
+                 stale_changes=False):
+    folder = Path(root, *parts, name)
+    folder.mkdir(parents=True)
+    (folder / "metadata.json").write_text(json.dumps({
+        "policy": {"name": name, "resource": resource, "description": description,
+                   "actions": [{"type": a} for a in actions]},
+        "execution": {"start": start},
+        "config": {"account_id": account, "region": region}}))
+    (folder / "resources.json").write_text(json.dumps(resources))
+    if scan is not None:
+        (folder / "imds-scan.json").write_text(json.dumps(
+            {"Scanned": scan, "ByLaunchType": {LC: {"Groups": scan, "Optional": 1}}}))
+    if changes is not None:
+        path = folder / "imds-changes.json"
+        path.write_text(json.dumps(changes))
+        if stale_changes:  # left over from an earlier run into the same folder
+            os.utime(path, (START - 86400, START - 86400))
+
+
+def org_day(root, day, start):
+    """One c7n-org run: OUT/<account name>/<region>/<policy>/ for 2 accounts x 2 regions."""
+    for account, name in (("111111111111", "payments"), ("222222222222", "r&d <lab>|x")):
+        for region in ("us-east-1", "eu-west-1"):
+            parts = (day, name, region)
+            kw = dict(account=account, region=region, start=start)
+            write_policy(root, parts, "as3-groups", AS3, [group("app-1"), group("app-2")],
+                         scan=4, **kw)
+            write_policy(root, parts, "ec2-170-groups", "Security Hub EC2.170: LT groups.",
+                         [group("svc", LT)], scan=4, **kw)
+            write_policy(root, parts, "as9-groups", "Security Hub AutoScaling.9: LC groups.",
+                         [group("app-1"), group("app-2"), group("ok", tokens="required")],
+                         scan=6, **kw)
+            write_policy(root, parts, "as3-configs", AS3, [
+                {"LaunchConfigurationName": "app-lc", "UserData": CANARY,
+                 "c7n-imds:launch": {"HttpTokens": "optional", "LaunchType": LC}},
+                {"LaunchConfigurationName": "ok-lc", "UserData": CANARY,
+                 "c7n-imds:launch": {"HttpTokens": "required", "LaunchType": LC}}],
+                resource="launch-config", **kw)
+            # not a resource the summary counts: no EC2.8 row on day 1 from this
+            write_policy(root, parts, "account-defaults", "Supports EC2.8.", [
+                {"AutoScalingGroupName": "app-1"}], resource="account", **kw)
+            if day == "day2":  # the fix ran on day 2 only
+                write_policy(root, parts, "convert", AS3, [
+                    group("app-1", calls=0, exempt=False), group("app-2", calls=0)],
+                    actions=["convert-to-launch-template"], changes=[
+                        {"AutoScalingGroupName": "app-1", "LaunchTemplateId": "lt-1"},
+                        {"AutoScalingGroupName": "app-2", "Error": CANARY},
+                        # switched, but its running instances could not be modified
+                        {"AutoScalingGroupName": "both", "LaunchTemplateId": "lt-1"},
+                        {"AutoScalingGroupName": "both", "Error": "modify failed"},
+                        {"AutoScalingGroupName": "gone", "Skipped": "stack"}], **kw)
+                write_policy(root, parts, "held-back", "Security Hub AutoScaling.3 and "
+                             "EC2.170: still calling IMDSv1.", [
+                                 group("svc", LT, calls=3),
+                                 group("app-1", calls=5)],  # remediated all the same
+                             **kw)
+                write_policy(root, parts, "exempt", BOTH, [
+                    group("svc", None, exempt=True), group("ok", None, exempt=False)], **kw)
+                write_policy(root, parts, "revert", AS3, [], changes=[
+                    {"AutoScalingGroupName": "ok", "RevertedTo": "lc:ok-lc"},
+                    {"AutoScalingGroupName": "ok", "LaunchTemplateId": "lt-2"}],
+                    actions=["revert-imds-remediation"], **kw)
+                write_policy(root, parts, "reused-folder", AS3, [], changes=[
+                    {"AutoScalingGroupName": "old", "LaunchTemplateId": "lt-3"}],
+                    actions=["convert-to-launch-template"], stale_changes=True, **kw)
+                write_policy(root, parts, "instances", "Security Hub EC2.8: instances.", [
+                    {"InstanceId": "i-0abc", "UserData": CANARY,
+                     "MetadataOptions": {"HttpTokens": "optional"},
+                     "Tags": [{"Key": "aws:autoscaling:groupName", "Value": "svc"}]}],
+                    resource="ec2", **kw)
+                write_policy(root, parts, "no-control", "A custom report.", [group("app-1")],
+                             **kw)
+
+
+def test_aggregation_over_an_org_layout_with_two_runs(tmp_path):
+    org_day(tmp_path, "day1", START)
+    org_day(tmp_path, "day2", START + 86400)
+    summary = report.summarize([report.load_folder(tmp_path)])
+    day1, day2 = summary["Runs"]
+    assert day1["Folders"] == [os.path.join(str(tmp_path), "day1")]
+    assert {r["AccountName"] for r in day2["Rows"]} == {"payments", "r&d <lab>|x"}
+    assert len(day1["Rows"]) == 4 * 3 and len(day2["Rows"]) == 4 * 5
+
+    def rows(run):
+        return {(r["Account"], r["Region"], r["Control"]): r for r in run["Rows"]}
+    one = rows(day1)[("111111111111", "eu-west-1", "AutoScaling.3")]
+    # the largest scan wins; ok requires IMDSv2; so does ok-lc
+    assert (one["Scanned"], one["NonCompliant"], one["NonCompliantByLaunchType"],
+            one["LaunchConfigurations"]) == (6, 2, {LC: 2}, 1)
+    assert rows(day1)[("111111111111", "eu-west-1", "AutoScaling.9")]["NonCompliant"] == 3
+
+    by = rows(day2)
+    as3 = by[("222222222222", "us-east-1", "AutoScaling.3")]
+    # app-1 matched by 5 policies counts once and, remediated, is not held back; app-2
+    # and both failed; gone left to its stack; the revert and the stale changes file
+    # count for nothing
+    assert {k: as3[k] for k in ("NonCompliant", "Remediated", "Failed", "LeftToStack",
+                                "HeldBack", "Exempt")} == dict(
+        NonCompliant=2, Remediated=1, Failed=2, LeftToStack=1, HeldBack=0, Exempt=0)
+    ec2_170 = by[("222222222222", "us-east-1", "EC2.170")]
+    assert (ec2_170["NonCompliant"], ec2_170["HeldBack"], ec2_170["Exempt"]) == (1, 1, 1)
+    assert by[("222222222222", "us-east-1", "EC2.8")]["NonCompliantByLaunchType"] == {LT: 1}
+    assert by[("222222222222", "us-east-1", "other")]["NonCompliant"] == 1
+    assert all(r["Control"] != "EC2.8" or r["Remediated"] == 0 for r in day2["Rows"])
+
+    totals = day2["Totals"]  # 2 accounts x 2 regions, groups counted once across controls
+    assert (totals["Accounts"], totals["Regions"], totals["Scanned"]) == (2, 2, 24)
+    assert (totals["NonCompliant"], totals["NonCompliantByLaunchType"]) == (
+        16, {LC: 12, LT: 4})
+    assert (totals["Remediated"], totals["Failed"], totals["LeftToStack"],
+            totals["HeldBack"], totals["Exempt"], totals["LaunchConfigurations"]) == (
+        4, 8, 4, 4, 4, 4)
+    assert [a["NonCompliant"] for a in day2["Accounts"]] == [8, 8]
+    assert [r["Totals"]["Remediated"] for r in summary["Runs"]] == [0, 4]
+
+
+def test_renderers_escape_names_and_carry_no_record_fields(tmp_path):
+    org_day(tmp_path, "day1", START)
+    org_day(tmp_path, "day2", START + 86400)
+    for fmt in FORMATS:
+        out = tmp_path / ("out." + fmt)
+        assert report.main([str(tmp_path), "--format", fmt, "-o", str(out)]) == 0
+        text = out.read_text(encoding="utf-8")
+        for secret in (CANARY, "secret-launch-name", "i-0abc", "lt-1", "app-lc"):
+            assert secret not in text, (fmt, secret)
+        if fmt in ("html", "markdown"):
+            assert "<lab>" not in text and "r&amp;d &lt;lab&gt;" in text, fmt
+        if fmt == "html":
+            page = Tables(text)
+            assert len(page.svgs) == 2 and all(ET.fromstring(s) is not None
+                                               for s in page.svgs)
+        if fmt == "markdown":
+            assert "r&amp;d &lt;lab&gt;\\|x" in text  # a | in a name keeps the columns
+        if fmt == "json":
+            assert json.loads(text)["Runs"][1]["Totals"]["NonCompliant"] == 16
+
+
+def test_controls_and_run_splitting_rules():
+    assert report.controls_of("Security Hub EC2.170 (and AutoScaling.3 for template "
+                              "groups); EC2.170 again") == ["EC2.170", "AutoScaling.3"]
+    assert report.control_for(["AutoScaling.3", "EC2.170"], LT) == "EC2.170"
+    assert report.control_for(["AutoScaling.3", "EC2.170"], LC) == "AutoScaling.3"
+    assert report.control_for(["AutoScaling.3", "EC2.8"], LT) == "EC2.8"
+    assert report.control_for(["AutoScaling.3"], LT) == "AutoScaling.3"
+    assert report.control_for([], None) == "other"
+    facts = report.resource_facts("asg", group("g", calls=2, exempt=True, UserData=CANARY))
+    assert facts == {"Kind": "group", "Name": "g", "LaunchType": LC,
+                     "HttpTokens": "optional", "Calls": 2, "Exempt": True}
+
+    def output(parts, policy="p"):
+        return {"Account": ACCOUNT, "Region": REGION, "Policy": policy, "Parts": parts,
+                "Folder": "OUT"}
+    one_run = [output(("a",), "p"), output(("b",), "q")]
+    assert report.split_runs(one_run) == [one_run]
+    runs = report.split_runs([output(("d1", "x", "p")), output(("d2", "x", "p"))])
+    assert [[o["Folder"] for o in run] for run in runs] == [
+        [os.path.join("OUT", "d1")], [os.path.join("OUT", "d2")]]
