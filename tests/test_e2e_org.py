@@ -91,3 +91,28 @@ def test_org_run_remediates_every_account_and_region(moto, tmp_path):
                               "imds-changes.json").read_text())
         assert sorted(c["AutoScalingGroupName"] for c in changes) == ["app-1", "app-2"]
     assert os.environ.get("C7N_IMDS_START_METHOD") is None  # the test did not leak it
+
+    # the org-wide summary agrees with what was seeded: per account and region, two
+    # launch-configuration groups and one template group allowed IMDSv1, all remediated
+    summary = subprocess.run(
+        [str(Path(sys.executable).with_name("c7n-imds")), "summary", str(out),
+         "--format", "json"], capture_output=True, text=True, timeout=120)
+    assert summary.returncode == 0, summary.stderr
+    report = json.loads(summary.stdout)
+    text = json.dumps(report)
+    for name in ACCOUNTS.values():
+        assert name in text
+    print(subprocess.run(
+        [str(Path(sys.executable).with_name("c7n-imds")), "summary", str(out)],
+        capture_output=True, text=True, timeout=120).stdout)
+    totals = report_totals(report)
+    assert (totals["Accounts"], totals["Regions"]) == (3, 2)
+    assert totals["Scanned"] == 4 * 6
+    assert totals["NonCompliant"] == 3 * 6
+    assert totals["Remediated"] == 3 * 6
+    assert totals["Failed"] == 0
+
+
+def report_totals(report):
+    """The totals of the (single) run in the summary's JSON."""
+    return report["Runs"][-1]["Totals"]
