@@ -55,6 +55,17 @@ class TranslationError(ValueError):
     """A launch configuration cannot be carried faithfully into a launch template."""
 
 
+def refuse_unknown_fields(launch_configuration, purpose):
+    """A field this code does not know would be lost: refuse instead."""
+    unknown = sorted(set(launch_configuration) - HANDLED_FIELDS)
+    if unknown:
+        raise TranslationError(
+            "launch configuration %r has field(s) %s that c7n-imds does not know how to "
+            "%s; upgrade c7n-imds or do it by hand" % (
+                launch_configuration.get("LaunchConfigurationName"), ", ".join(unknown),
+                purpose))
+
+
 def security_group_names(launch_configuration):
     """Entries of an LC's SecurityGroups that are names (default VPC), not ids."""
     return [g for g in launch_configuration.get("SecurityGroups") or ()
@@ -124,12 +135,7 @@ def launch_template_data(launch_configuration, security_group_ids=None, *,
     know, so nothing is silently lost.
     """
     lc = launch_configuration
-    unknown = sorted(set(lc) - HANDLED_FIELDS)
-    if unknown:
-        raise TranslationError(
-            "launch configuration %r has field(s) %s that c7n-imds does not know how to "
-            "carry into a launch template; upgrade c7n-imds or convert it by hand" % (
-                lc.get("LaunchConfigurationName"), ", ".join(unknown)))
+    refuse_unknown_fields(lc, "carry into a launch template")
     if security_group_ids is None:
         names = security_group_names(lc)
         if names:
@@ -245,12 +251,7 @@ def launch_configuration_copy(launch_configuration, new_name, *, http_tokens=TOK
     what reaches AWS is the same base64 text, byte for byte.
     """
     lc = launch_configuration
-    unknown = sorted(set(lc) - HANDLED_FIELDS)
-    if unknown:
-        raise TranslationError(
-            "launch configuration %r has field(s) %s that c7n-imds does not know how to "
-            "copy; upgrade c7n-imds or copy it by hand" % (
-                lc.get("LaunchConfigurationName"), ", ".join(unknown)))
+    refuse_unknown_fields(lc, "copy")
     params, notes = {"LaunchConfigurationName": new_name}, []
     for field in ("ImageId", "KeyName", "InstanceType", "KernelId", "RamdiskId",
                   "SpotPrice", "IamInstanceProfile", "PlacementTenancy"):

@@ -161,7 +161,6 @@ def preflight_parameters(asg, template_id, version, launch_template_data):
 class Remediation(BaseAction):
     """Base for our remediation actions."""
 
-    preflight_permissions = ("ec2:RunInstances",)
     skipped = ()  # groups left to their stack, set by eligible()
 
     def eligible(self, groups):
