@@ -7,6 +7,7 @@ from c7n.resources.asg import ASG, LaunchConfig
 from c7n.utils import chunks, local_session, type_schema
 from dateutil.parser import parse as parse_date
 
+from c7n_imds.keys import LAUNCH_CONFIGURATION_KEYS, LAUNCH_KEYS, check_key_and_value
 from c7n_imds.launch import (
     LAUNCH_CONFIGURATION, LC_NAMES_PER_CALL, LaunchSources, launch_references, retry)
 from c7n_imds.translate import (
@@ -82,6 +83,10 @@ class AsgImdsFilter(ValueFilter):
     permissions = ("autoscaling:DescribeAutoScalingGroups",) + LaunchSources.permissions
     effective_keys = ("EffectiveHttpTokens", "ScaleOutBlocked")
 
+    def validate(self):
+        check_key_and_value(self, LAUNCH_KEYS)
+        return super().validate()
+
     def get_permissions(self):
         if self.data.get("key") in self.effective_keys:
             return self.permissions + ("ec2:GetInstanceMetadataDefaults", "ec2:DescribeImages")
@@ -151,6 +156,10 @@ class LaunchConfigImdsFilter(ValueFilter):
     schema_alias = False
     annotation_key = ANNOTATION_KEY
     permissions = ("autoscaling:DescribeLaunchConfigurations",)
+
+    def validate(self):
+        check_key_and_value(self, LAUNCH_CONFIGURATION_KEYS)
+        return super().validate()
 
     def process(self, configs, event=None):
         for config in configs:

@@ -3,7 +3,7 @@ switched, these bring its InService instances in line: in place
 (ModifyInstanceMetadataOptions, no reboot) or by replacement (an instance refresh)."""
 import logging
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from c7n_imds.launch import retry
 from c7n_imds.translate import PRESERVE
@@ -43,6 +43,8 @@ def modify_in_service(ec2, asg, http_tokens, hop_limit, http_endpoint):
             modified.append(instance_id)
         except ClientError as e:
             failed[instance_id] = e.response["Error"]["Code"]
+        except BotoCoreError as e:
+            failed[instance_id] = type(e).__name__
     log.info("asg %s: metadata options modified on %d running instance(s)%s",
              asg["AutoScalingGroupName"], len(modified),
              ", failed on %s" % failed if failed else "")

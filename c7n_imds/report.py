@@ -205,7 +205,9 @@ def run_cells(outputs):
             if r["Kind"] == "group" and r["LaunchType"]:
                 launch_of.setdefault((o["Account"], o["Region"], r["Name"]), r["LaunchType"])
     cells = defaultdict(lambda: {figure: {} for figure in SETS})
-    for o in outputs:
+    # Earliest policy first: of equally large scans, the one made before any change
+    # says how the estate stood (launch types move as groups are converted).
+    for o in sorted(outputs, key=lambda o: o["Start"]):
         if o["Resource"] not in COUNTED_RESOURCES:
             continue
         where = (o["Account"], o["Region"])

@@ -13,6 +13,7 @@ from c7n.resources.asg import ASG
 from c7n.resources.ec2 import EC2
 from c7n.utils import chunks, local_session, type_schema
 
+from c7n_imds.keys import EXEMPTION_KEYS, USAGE_KEYS, check_key_and_value
 from c7n_imds.launch import retry
 
 METRIC_QUERIES_PER_CALL = 500  # GetMetricData's limit
@@ -68,6 +69,7 @@ class UsageFilter(ValueFilter):
 
     def validate(self):
         self.data.setdefault("key", "Total")  # the only key; users may omit it
+        check_key_and_value(self, USAGE_KEYS)
         return super().validate()
 
     def process(self, resources, event=None):
@@ -208,6 +210,10 @@ class ImdsExemptFilter(ValueFilter):
     schema_alias = False
     annotation_key = EXEMPT_KEY
     permissions = ("autoscaling:DescribeAutoScalingGroups",)
+
+    def validate(self):
+        check_key_and_value(self, EXEMPTION_KEYS)
+        return super().validate()
 
     def process(self, asgs, event=None):
         today = datetime.datetime.now(datetime.timezone.utc).date()

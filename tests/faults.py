@@ -7,7 +7,8 @@ up, which calls :func:`activate` here. ``activate`` wraps ``botocore.session.Ses
 so that every botocore session the process creates (c7n makes several) gets event
 handlers that, as the JSON plan in ``C7N_IMDS_FAULTS`` says:
 
-- ``rate``/``mutating_rate``/``kinds``/``seed``: fail a share of the HTTP requests (``before-send``) with
+- ``rate``/``mutating_rate``/``kinds``/``seed``: fail a share of the HTTP requests
+  (``before-send``) with
   what AWS or the network really answers - throttling (``Throttling`` for the query
   protocol, ``RequestLimitExceeded`` for EC2, ``ThrottlingException`` for JSON/CBOR),
   ``ServiceUnavailable`` (503), ``InternalError`` (500), a connection reset before the
@@ -16,7 +17,7 @@ handlers that, as the JSON plan in ``C7N_IMDS_FAULTS`` says:
 - ``crash_after``: ``os._exit(137)`` - as if the process were killed - right after the
   n-th successful call of an operation (``after-call``);
 - ``refuse``: answer one operation, when its request mentions a string, with a given
-  AWS error (e.g. a template quota exceeded);
+  AWS error (e.g. a template quota exceeded), or with a fault ``kind`` on every attempt;
 - ``missing_images``: answer ``RunInstances`` (the pre-flight DryRun) with
   ``InvalidAMIID.NotFound`` when the launch template version names one of these images,
   as EC2 does and moto does not (moto answers a DryRun before any validation);
@@ -42,11 +43,12 @@ from urllib.parse import parse_qsl
 
 ENV = "C7N_IMDS_FAULTS"
 ALL_KINDS = ("throttle", "unavailable", "internal", "reset", "lost-response")
-# Operations a lost response may hit: on AWS and on moto a retry of these has the same
-# effect as one call. (moto ignores ClientToken, so a retried CreateLaunchTemplateVersion
-# would make a second version on moto where AWS would not: left out, see the test.)
-REPLAY_SAFE = ("CreateLaunchTemplate", "CreateOrUpdateTags", "UpdateAutoScalingGroup",
-               "ModifyLaunchTemplate", "DeleteTags")
+# Operations a lost response may hit: on AWS and on moto a retry of these ends as one
+# call would (a replayed create meets AlreadyExists on AWS; moto overwrites an LC of the
+# same name). moto ignores ClientToken, so a replayed CreateLaunchTemplateVersion would
+# make a second version on moto where AWS would not: left out, see the tests.
+REPLAY_SAFE = ("CreateLaunchTemplate", "CreateLaunchConfiguration", "CreateOrUpdateTags",
+               "UpdateAutoScalingGroup", "ModifyLaunchTemplate", "DeleteTags")
 _state = threading.local()
 
 
@@ -131,7 +133,8 @@ class Injector:
             self.write(event="call", service=service, operation=operation, **{
                 k: params[k] for k in ("ClientToken", "LaunchTemplateName",
                                        "LaunchTemplateId", "VersionDescription",
-                                       "SourceVersion", "AutoScalingGroupName")
+                                       "SourceVersion", "AutoScalingGroupName",
+                                       "Tags.member.1.ResourceId")
                 if k in params})
         for barrier in self.plan.get("barriers") or ():
             if barrier["operation"] == operation and operation not in self.barriers_passed:
@@ -140,6 +143,9 @@ class Injector:
         for rule in self.plan.get("refuse") or ():
             if rule["operation"] == operation and any(
                     rule["match"] in v for v in params.values()):
+                if rule.get("kind"):  # a fault on every attempt, e.g. a dead network path
+                    self.write(event="refused", operation=operation, code=rule["kind"])
+                    return self.fault(rule["kind"], request, service)
                 self.write(event="refused", operation=operation, code=rule["code"])
                 return error_response(request, service, rule.get("status", 400),
                                       rule["code"], rule["message"])

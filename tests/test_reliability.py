@@ -71,6 +71,21 @@ def c7n(args, endpoint, tmp_path, plan=None, endpoint_url=None):
     return run_c7n_imds(list(args), command_env(endpoint, tmp_path, plan, endpoint_url))
 
 
+def c7n_together(commands, endpoint, tmp_path):
+    """Several read-only `c7n-imds` commands at once (their start-up dominates)."""
+    script = Path(sys.executable).with_name("c7n-imds")
+    env = command_env(endpoint, tmp_path)
+    processes = [subprocess.Popen([str(script)] + list(args), env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for args in commands]
+    FIGURES["runs"] += len(processes)
+    results = []
+    for args, process in zip(commands, processes):
+        stdout, stderr = process.communicate(timeout=300)
+        results.append(subprocess.CompletedProcess(args, process.returncode, stdout, stderr))
+    return results
+
+
 def run_args(out, *policies, verbose=False):
     return ["run"] + (["-v", "-v"] if verbose else []) + [
         "-s", str(out), "--cache-period", "0"] + [str(p) for p in policies]
@@ -201,7 +216,8 @@ def test_transient_faults_lose_nothing_and_converge(moto, tmp_path):
     """Throttling, 503, 500, connection resets and lost responses on every call at
     seeded rates; between the faulty runs some groups are put back on their
     configurations (as an operator might) so that the second faulty run switches
-    groups too. After each run nothing is lost; a clean run converges."""
+    groups too. After each run nothing is lost; a clean run converges. Then the
+    deprecated copy path, under faults too."""
     endpoint, session = moto
     ids = seed(session)
     grow(session, ids)
@@ -209,10 +225,15 @@ def test_transient_faults_lose_nothing_and_converge(moto, tmp_path):
     origin = launch_origin(autoscaling)
     configs_before = set(all_configs(autoscaling))
     kinds, injected, survived = Counter(), 0, 0
-    rounds = [(31, 0.2, 0.35), (32, 0.25, 0.4)]
-    for n, (seed_value, rate, mutating_rate) in enumerate(rounds):
+    # the first round converts four configurations at a time (option `concurrency`)
+    parallel = tmp_path / "remediate-parallel.yml"
+    parallel.write_text(Path(REMEDIATE).read_text().replace(
+        "        version: $Default\n", "        version: $Default\n        concurrency: 4\n", 1))
+    assert "concurrency: 4" in parallel.read_text()
+    rounds = [(parallel, 31, 0.2, 0.35), (REMEDIATE, 32, 0.25, 0.4)]
+    for n, (policy, seed_value, rate, mutating_rate) in enumerate(rounds):
         log = tmp_path / ("faults-%d.jsonl" % n)
-        result = c7n(run_args(tmp_path / ("out-%d" % n), REMEDIATE), endpoint, tmp_path, {
+        result = c7n(run_args(tmp_path / ("out-%d" % n), policy), endpoint, tmp_path, {
             "rate": rate, "mutating_rate": mutating_rate, "seed": seed_value,
             "log": str(log), "services": ["ec2", "auto-scaling", "cloudwatch"]})
         i, s, k = fault_figures(log, result.returncode)
@@ -231,11 +252,45 @@ def test_transient_faults_lose_nothing_and_converge(moto, tmp_path):
     check_nothing_lost(session, configs_before, origin, "after the clean run")
     assert_converged(session, origin, left_alone={"compliant", "exempt"})
     assert set(all_configs(autoscaling)) == configs_before
-    FIGURES["fault groups"] += len(groups_by_name(autoscaling))
+    runs = len(rounds) + 1
+
+    # The deprecated path under faults: new groups on the configurations, copied.
+    subnets = groups_by_name(autoscaling)["public"]["VPCZoneIdentifier"]
+    late = {"late-%d" % i: lc for i, lc in enumerate(
+        ["extra-1", "extra-1", "extra-2", "extra-3", "public-lc", "spot-lc"])}
+    for name, lc in late.items():
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=name, LaunchConfigurationName=lc, MinSize=0, MaxSize=1,
+            DesiredCapacity=0, VPCZoneIdentifier=subnets)
+    origin.update(late)
+    log = tmp_path / "faults-copy.jsonl"
+    result = c7n(run_args(tmp_path / "copy", COPY_LC), endpoint, tmp_path, {
+        "rate": 0.25, "mutating_rate": 0.4, "seed": 33, "log": str(log),
+        "services": ["ec2", "auto-scaling", "cloudwatch"]})
+    i, s, k = fault_figures(log, result.returncode)
+    injected, survived, kinds = injected + i, survived + s, kinds + k
+    check_nothing_lost(session, configs_before, origin, "after the faulty copy run")
+    runs += 1
+    if result.returncode != 0:
+        assert "failed for" in result.stderr or "had errors" in result.stderr
+        result = c7n(run_args(tmp_path / "copy-clean", COPY_LC), endpoint, tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs += 1
+    configs, groups = all_configs(autoscaling), groups_by_name(autoscaling)
+    copies = Counter(name.rsplit("-imdsv2-", 1)[0] for name in configs
+                     if "-imdsv2-" in name)
+    assert copies == Counter({lc: 1 for lc in set(late.values())}), copies
+    for name, lc in late.items():
+        copy = configs[groups[name]["LaunchConfigurationName"]]
+        assert copy["LaunchConfigurationName"].startswith(lc + "-imdsv2-"), name
+        assert copy["MetadataOptions"]["HttpTokens"] == "required", name
+        assert tags_of(groups[name])[PREVIOUS_TAG] == "lc:" + lc, name
+
+    FIGURES["fault groups"] += len(groups)
     FIGURES["faults injected"] += injected
     FIGURES["faults survived"] += survived
     print("\ntransient faults: %d runs, %d groups, %d faults injected (%s), %d survived" % (
-        len(rounds) + 1, len(groups_by_name(autoscaling)), injected, dict(kinds), survived))
+        runs, len(groups), injected, dict(kinds), survived))
     assert len(kinds) >= 3 and injected >= 20, kinds
     assert survived > 0
 
@@ -270,8 +325,10 @@ def test_killed_runs_lose_nothing_and_a_rerun_finishes(moto, tmp_path):
             assert switched == [] and tagged == []
             assert len(all_templates(ec2)) == 2  # existing-lt + the first new one
         elif operation == "CreateOrUpdateTags":
-            # tagged but not switched: still on its (existing) configuration
-            assert switched == [] and len(tagged) == 1
+            # the first configuration's groups are tagged (one call may tag several)
+            # but none is switched: all still on their (existing) configurations
+            assert switched == [] and tagged
+            assert len({origin[g] for g in tagged}) == 1, tagged
         elif operation == "UpdateAutoScalingGroup":
             assert len(switched) == 1 and switched[0] in tagged
         else:  # the convert policy finished; the new version exists, not yet default
@@ -355,8 +412,8 @@ def test_two_runs_at_once_make_one_of_everything(moto, tmp_path):
                 e.get("ClientToken"))
     assert version_tokens and all(len(t) == 1 for t in version_tokens.values()), (
         "concurrent runs sent CreateLaunchTemplateVersion for the same source version "
-        "with different ClientTokens - AWS makes %d IMDSv2 versions of %s, not one" % (
-            len(derived_versions(ec2, lt)), lt), version_tokens)
+        "with different ClientTokens: AWS keeps both versions, as moto did (%d IMDSv2 "
+        "versions of %s)" % (len(derived_versions(ec2, lt)), lt), version_tokens)
 
 
 # -- 3. bad input ---------------------------------------------------------------------
@@ -388,22 +445,28 @@ def bad_option_cases():
         cases.append((resource, "actions", {"type": action_type, option: value}, option,
                       allowed))
 
-    remediations = ["convert-to-launch-template", "set-metadata-access",
-                    "copy-launch-configuration"]
-    for action_type in remediations:
+    remediations = [("asg", "convert-to-launch-template"), ("asg", "set-metadata-access"),
+                    ("asg", "copy-launch-configuration"),
+                    ("launch-config", "convert-to-launch-template")]
+    for resource, action_type in remediations:
         for option, (value, allowed) in ASG_ACTION_OPTIONS.items():
-            action("asg", action_type, option, value, allowed)
+            action(resource, action_type, option, value, allowed)
         for value, allowed in HOP[1]:
-            action("asg", action_type, HOP[0], value, allowed)
+            action(resource, action_type, HOP[0], value, allowed)
         for value, sub, allowed in REFRESH:
-            cases.append(("asg", "actions", {"type": action_type,
-                                             "refresh-preferences": value},
+            cases.append((resource, "actions", {"type": action_type,
+                                                "refresh-preferences": value},
                           "refresh-preferences", allowed))
-        action("asg", action_type, "no-such-option", 1, "was unexpected")
-    action("asg", "convert-to-launch-template", "http-tokens", "optional",
-           "'required', 'preserve'")
-    action("asg", "convert-to-launch-template", "version", "3", "'$Default', '$Latest'")
-    action("asg", "convert-to-launch-template", "verify", "yes", "'boolean'")
+        action(resource, action_type, "no-such-option", 1, "was unexpected")
+    for resource in ("asg", "launch-config"):
+        action(resource, "convert-to-launch-template", "http-tokens", "optional",
+               "'required', 'preserve'")
+        action(resource, "convert-to-launch-template", "version", "3",
+               "'$Default', '$Latest'")
+        action(resource, "convert-to-launch-template", "verify", "yes", "'boolean'")
+        for value, allowed in ((0, "'minimum': 1"), (17, "'maximum': 16"),
+                               ("4", "'integer'")):
+            action(resource, "convert-to-launch-template", "concurrency", value, allowed)
     action("asg", "set-metadata-access", "http-tokens", "maybe", "'required', 'optional'")
     action("asg", "set-metadata-access", "metadata-tags", "on",
            "'preserve', 'enabled', 'disabled'")
@@ -412,26 +475,15 @@ def bad_option_cases():
     action("asg", "copy-launch-configuration", "http-tokens", "required", "was unexpected")
     action("asg", "revert-imds-remediation", "exempt", "yes", "'boolean'")
     action("asg", "revert-imds-remediation", "no-such-option", 1, "was unexpected")
-    action("launch-config", "convert-to-launch-template", "hop-limit", 65, "'maximum': 64")
-    action("launch-config", "convert-to-launch-template", "version", "1",
-           "'$Default', '$Latest'")
 
     def filter_(resource, block, option, allowed):
         cases.append((resource, "filters", block, option, allowed))
 
-    imds_keys = "HttpTokens"  # the message must list the keys, this one among them
     for resource in ("asg", "launch-config"):
         filter_(resource, {"type": "imds", "key": "HttpTokens", "op": "bogus",
                            "value": "optional"}, "op", "'eq'")
         filter_(resource, {"type": "imds", "key": "HttpTokens", "value": "optional",
                            "value_type": "bogus"}, "value_type", "'age'")
-        # a mistyped key silently matches nothing: remediation silently does nothing
-        filter_(resource, {"type": "imds", "key": "HttpToken", "value": "optional"},
-                "key", imds_keys)
-        filter_(resource, {"type": "imds", "key": "HttpTokens", "value": "requried"},
-                "value", "'required', 'optional'")
-        filter_(resource, {"type": "imds", "key": "LaunchType",
-                           "value": "launch-configuraton"}, "value", "launch-template")
     filter_("asg", {"type": "imdsv1-usage", "days": 0, "value": 0}, "days",
             "'minimum': 1")
     filter_("asg", {"type": "imdsv1-usage", "days": 456, "value": 0}, "days",
@@ -439,10 +491,15 @@ def bad_option_cases():
     filter_("asg", {"type": "imdsv1-usage", "days": "14", "value": 0}, "days", "'number'")
     filter_("asg", {"type": "imdsv1-usage", "missing": "maybe", "value": 0}, "missing",
             "'exclude', 'zero', 'include'")
-    filter_("asg", {"type": "imdsv1-usage", "op": "bogus", "value": 0}, "op", "'eq'")
-    filter_("asg", {"type": "imdsv1-usage", "key": "Totl", "value": 0}, "key", "Total")
-    filter_("asg", {"type": "imds-exempt", "key": "Exempted", "value": True}, "key",
-            "Exempt")
+    filter_("ec2", {"type": "imdsv1-usage", "days": 0, "value": 0}, "days", "'minimum': 1")
+    filter_("ec2", {"type": "imdsv1-usage", "missing": "maybe", "value": 0}, "missing",
+            "'exclude', 'zero', 'include'")
+    for resource in ("asg", "ec2"):
+        filter_(resource, {"type": "imdsv1-usage", "op": "bogus", "value": 0}, "op", "'eq'")
+        filter_(resource, {"type": "imdsv1-usage", "value_type": "bogus", "value": 0},
+                "value_type", "'age'")
+    filter_("asg", {"type": "imds-exempt", "key": "Exempt", "value_type": "bogus",
+                    "value": True}, "value_type", "'age'")
     filter_("asg", {"type": "imds-exempt", "key": "Exempt", "op": "bogus",
                     "value": True}, "op", "'eq'")
     filter_("launch-config", {"type": "imds-converted", "days": -1}, "days",
@@ -450,6 +507,28 @@ def bad_option_cases():
     filter_("launch-config", {"type": "imds-converted", "days": "14"}, "days", "'number'")
     filter_("launch-config", {"type": "imds-converted", "day": 3}, "day",
             "was unexpected")
+    return cases
+
+
+def mistyped_filter_cases():
+    """Keys and values the filters document a fixed set of. A mistyped one silently
+    matches nothing (or everything), so a remediation policy silently does nothing."""
+    cases = []
+    for resource in ("asg", "launch-config"):
+        cases += [
+            (resource, "filters", {"type": "imds", "key": "HttpToken", "value": "optional"},
+             "key", "HttpTokens"),
+            (resource, "filters", {"type": "imds", "key": "HttpTokens", "value": "requried"},
+             "value", "'required', 'optional'"),
+            (resource, "filters", {"type": "imds", "key": "LaunchType",
+                                   "value": "launch-configuraton"}, "value", "launch-template"),
+        ]
+    cases += [
+        ("asg", "filters", {"type": "imdsv1-usage", "key": "Totl", "value": 0}, "key",
+         "Total"),
+        ("asg", "filters", {"type": "imds-exempt", "key": "Exempted", "value": True}, "key",
+         "Exempt"),
+    ]
     return cases
 
 
@@ -469,6 +548,7 @@ policies:
         http-endpoint: preserve
         version: $Latest
         verify: false
+        concurrency: 16
         iac-managed: remediate
         running-instances: refresh
         refresh-preferences: {MinHealthyPercentage: 50, MaxHealthyPercentage: 150,
@@ -495,47 +575,114 @@ policies:
       - {type: imds, key: HttpTokens, value: optional}
       - {type: imds-converted, days: 0}
     actions:
-      - {type: convert-to-launch-template, hop-limit: preserve, version: $Default}
+      - {type: convert-to-launch-template, hop-limit: preserve, version: $Default,
+         concurrency: 1}
+  - name: every-option-valid-ec2
+    resource: ec2
+    filters:
+      - {type: imdsv1-usage, days: 455, missing: include, value: 0, op: gt}
 """
 
 
-def test_every_invalid_option_is_rejected_at_validate_without_api_calls(tmp_path):
-    """Each invalid value in its own file, all checked by one `c7n-imds validate`
-    whose AWS endpoint is a closed port and whose every HTTP request is recorded:
-    each file must be refused naming its policy, the option and what is allowed, and
-    no request may be attempted."""
-    cases = bad_option_cases()
+@pytest.fixture(scope="module")
+def validated(tmp_path_factory):
+    """One `c7n-imds validate` over every bad case, each in its own file, plus a file
+    using every option validly. Its AWS endpoint is a closed port and every HTTP
+    request it attempts is recorded."""
+    tmp_path = tmp_path_factory.mktemp("validate")
+    cases = {"option": bad_option_cases(), "typo": mistyped_filter_cases()}
     files, expected = [], {}
-    for n, (resource, kind, block, option, allowed) in enumerate(cases):
-        name = "bad-%02d-%s" % (n, re.sub(r"[^a-z0-9]+", "-", str(block.get("type"))))
-        path = tmp_path / ("%s.yml" % name)
-        path.write_text(yaml.safe_dump({"policies": [
-            {"name": name, "resource": resource, kind: [block]}]}, sort_keys=False))
-        files.append(str(path))
-        expected[str(path)] = (name, option, allowed, block)
+    for group, group_cases in cases.items():
+        for n, (resource, kind, block, option, allowed) in enumerate(group_cases):
+            name = "bad-%s-%02d-%s-%s" % (
+                group, n, resource, re.sub(r"[^a-z0-9]+", "-", block["type"]))
+            path = tmp_path / ("%s.yml" % name)
+            path.write_text(yaml.safe_dump({"policies": [
+                {"name": name, "resource": resource, kind: [block]}]}, sort_keys=False))
+            files.append(str(path))
+            expected[str(path)] = (group, name, option, allowed, block)
     valid = tmp_path / "valid.yml"
     valid.write_text(VALID_POLICIES)
     log = tmp_path / "calls.jsonl"
     result = c7n(["validate", str(valid)] + files, None, tmp_path,
                  {"record": True, "log": str(log)}, endpoint_url="http://127.0.0.1:9")
-    assert result.returncode != 0
-    assert faults.read_log(log) == [], "validate made API calls"
-    for marker in ("Could not connect", "EndpointConnectionError", "Traceback"):
-        assert marker not in result.stderr, marker
-    verdicts = split_validate_output(result.stderr)
-    assert verdicts.get(str(valid)) == "valid", verdicts.get(str(valid))
-    problems = []
-    for path, (name, option, allowed, block) in expected.items():
+    FIGURES["invalid options checked"] += len(expected)
+    return result, split_validate_output(result.stderr), expected, str(valid), log
+
+
+def validate_problems(validated, group):
+    result, verdicts, expected, _, _ = validated
+    problems, checked = [], 0
+    for path, (case_group, name, option, allowed, block) in expected.items():
+        if case_group != group:
+            continue
+        checked += 1
         text = verdicts.get(path)
         if text is None or text == "valid":
-            problems.append("%s %s accepted: %s" % (name, option, json.dumps(block)))
+            problems.append("%s accepted: %s" % (name, json.dumps(block)))
             continue
         missing = [part for part in (name, option, allowed) if part not in text]
         if missing:
             problems.append("%s: message lacks %s:\n%s" % (name, missing, text[:600]))
-    FIGURES["invalid options checked"] += len(cases)
+    return problems, checked
+
+
+def test_every_invalid_option_is_rejected_at_validate_without_api_calls(validated):
+    """Every option of every c7n-imds filter and action, given an invalid value, is
+    refused by `c7n-imds validate` with a message naming the policy, the option and
+    what is allowed - before, and without, any API call."""
+    result, verdicts, _, valid, log = validated
+    assert result.returncode != 0
+    assert faults.read_log(log) == [], "validate made API calls"
+    for marker in ("Could not connect", "EndpointConnectionError", "Traceback"):
+        assert marker not in result.stderr, marker
+    assert verdicts.get(valid) == "valid", verdicts.get(valid)
+    problems, checked = validate_problems(validated, "option")
+    assert checked >= 60
     assert not problems, "%d of %d invalid options not rejected properly:\n%s" % (
-        len(problems), len(cases), "\n".join(problems))
+        len(problems), checked, "\n".join(problems))
+
+
+def test_the_invalid_cases_cover_every_option_there_is():
+    """Every option of every filter and action c7n-imds registers (read from their
+    schemas, so a new option needs a case here) has an invalid-value case above."""
+    from c7n.filters import ValueFilter
+    from c7n.resources.asg import ASG, LaunchConfig
+    from c7n.resources.ec2 import EC2
+    covered = {(resource, block["type"], option)
+               for resource, _, block, option, _ in bad_option_cases()}
+    covered |= {(resource, block["type"], "refresh-preferences." + sub)
+                for resource, _, block, _, _ in bad_option_cases()
+                for sub in block.get("refresh-preferences") or ()}
+    value_filter_options = set(ValueFilter.schema["properties"])
+    missing = []
+    for resource, manager in (("asg", ASG), ("launch-config", LaunchConfig), ("ec2", EC2)):
+        for registry in (manager.filter_registry, manager.action_registry):
+            for name, klass in registry.items():
+                if not klass.__module__.startswith("c7n_imds"):
+                    continue
+                properties = klass.schema.get("properties") or {}
+                options = set(properties) - value_filter_options - {"type"}
+                if set(properties) & value_filter_options - {"type"}:
+                    options |= {"op", "value_type"}  # the value filter's own enums
+                for option in options:
+                    if (resource, name, option) not in covered:
+                        missing.append((resource, name, option))
+                nested = (properties.get("refresh-preferences") or {}).get("properties")
+                for sub in nested or ():
+                    if (resource, name, "refresh-preferences." + sub) not in covered:
+                        missing.append((resource, name, "refresh-preferences." + sub))
+    assert not missing, "options without an invalid-value case: %s" % sorted(missing)
+
+
+def test_mistyped_filter_keys_and_values_are_rejected_at_validate(validated):
+    """`imds`, `imdsv1-usage` and `imds-exempt` document a closed set of keys (and
+    `HttpTokens` / `LaunchType` a closed set of values). A typo such as
+    ``key: HttpToken`` validates today and then matches no group, so remediation
+    silently does nothing - the classic false green."""
+    problems, checked = validate_problems(validated, "typo")
+    assert not problems, "%d of %d mistyped filter keys/values accepted:\n%s" % (
+        len(problems), checked, "\n".join(problems))
 
 
 def split_validate_output(stderr):
@@ -599,6 +746,33 @@ def test_unresolvable_groups_fail_clearly_and_the_others_convert(moto, tmp_path)
     assert {c["AutoScalingGroupName"] for c in changes if "Error" in c} == set(broken)
     assert {c["AutoScalingGroupName"] for c in changes if "Error" not in c} == {
         "shared-a", "shared-b", "public", "spot", "odd"}
+
+
+def test_a_group_cut_off_by_the_network_fails_alone(moto, tmp_path):
+    """Every attempt to switch group `public` dies on the network (the connection
+    closes; botocore retries 4 times, then raises ConnectionClosedError, a
+    BotoCoreError rather than a ClientError). As with an AWS error, that group must
+    fail alone - named, with the reason - while the groups after it are still
+    converted and the outcome file is written."""
+    endpoint, session = moto
+    seed(session)
+    autoscaling = session.client("autoscaling")
+    origin = launch_origin(autoscaling)
+    configs_before = set(all_configs(autoscaling))
+    log = tmp_path / "refusals.jsonl"
+    result = c7n(run_args(tmp_path / "out", REMEDIATE), endpoint, tmp_path, {
+        "log": str(log), "refuse": [
+            {"operation": "UpdateAutoScalingGroup", "match": "public", "kind": "reset"}]})
+    assert result.returncode != 0
+    assert len(faults.read_log(log)) == 5  # botocore's 5 attempts, all cut off
+    check_nothing_lost(session, configs_before, origin, "after the cut-off run")
+    failed = [line for line in result.stderr.splitlines() if line.startswith(" - public:")]
+    assert failed and "Connection" in failed[0], result.stderr[-3000:]
+    assert_converged(session, origin, left_alone={"compliant", "public"})
+    changes = tmp_path / "out" / "autoscaling-3-convert-to-imdsv2-launch-template" / \
+        "imds-changes.json"
+    assert {c["AutoScalingGroupName"] for c in json.loads(changes.read_text())
+            if "Error" in c} == {"public"}
 
 
 LONG_NAME = ("Prod \u00e9t\u00e9 / web (v2) [blue] #1 & 'q' \"dq\" <x> 100% ~ \u2713 "
@@ -722,7 +896,7 @@ def test_user_data_canary_never_leaves_the_configuration(moto, tmp_path):
     and every message put on the mailer queue is searched for the canary."""
     endpoint, session = moto
     seed(session)
-    autoscaling, ec2 = session.client("autoscaling"), session.client("ec2")
+    autoscaling = session.client("autoscaling")
     cloudwatch, sqs = session.client("cloudwatch"), session.client("sqs")
     queue_url = sqs.create_queue(QueueName="c7n-mailer")["QueueUrl"]
     # shared-a's instance still calls IMDSv1: held back, its owner notified
@@ -734,16 +908,17 @@ def test_user_data_canary_never_leaves_the_configuration(moto, tmp_path):
         "Dimensions": [{"Name": "InstanceId", "Value": instance}]}])
     outputs = []
 
-    def run(args):
-        result = c7n(args, endpoint, tmp_path)
-        outputs.append((" ".join(args[:2]), result.stdout + result.stderr))
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result
+    def record(results):
+        for result in results:
+            outputs.append((" ".join(result.args[:2]), result.stdout + result.stderr))
+            assert result.returncode == 0, (result.args, result.stderr[-3000:])
 
-    run(run_args(tmp_path / "detect", DETECT, verbose=True))
-    run(["plan", "-v", "-v", "-s", str(tmp_path / "plan"), "--cache-period", "0",
-         REMEDIATE])
-    run(run_args(tmp_path / "remediate", REMEDIATE, verbose=True))
+    record(c7n_together([
+        run_args(tmp_path / "detect", DETECT, verbose=True),
+        ["plan", "-v", "-v", "-s", str(tmp_path / "plan"), "--cache-period", "0",
+         REMEDIATE]], endpoint, tmp_path))
+    record([c7n(run_args(tmp_path / "remediate", REMEDIATE, verbose=True), endpoint,
+                tmp_path)])
     groups = groups_by_name(autoscaling)
     assert groups["shared-b"].get("LaunchTemplate") and not groups["shared-a"].get(
         "LaunchTemplate")
@@ -751,19 +926,18 @@ def test_user_data_canary_never_leaves_the_configuration(moto, tmp_path):
     autoscaling.create_auto_scaling_group(
         AutoScalingGroupName="late", LaunchConfigurationName="shared-lc", MinSize=0,
         MaxSize=1, DesiredCapacity=0, VPCZoneIdentifier=groups["public"]["VPCZoneIdentifier"])
-    run(run_args(tmp_path / "copy", COPY_LC, verbose=True))
+    record([c7n(run_args(tmp_path / "copy", COPY_LC, verbose=True), endpoint, tmp_path)])
     late = groups_by_name(autoscaling)["late"]["LaunchConfigurationName"]
     assert late != "shared-lc"
     copied = all_configs(autoscaling)[late]
     assert base64.b64decode(copied["UserData"]).decode() == USER_DATA_TEXT  # it did pass
-    run(run_args(tmp_path / "detect-after", DETECT, verbose=True))
-    folders = ["detect", "remediate", "copy", "detect-after"]
+    # the needles do find the secret where it legitimately is
+    assert any(n in copied["UserData"].encode() for n in secret_needles())
+    folders = [str(tmp_path / f) for f in ("detect", "remediate", "copy")]
     if (REPO / "c7n_imds" / "report.py").exists():
-        from c7n_imds.report_render import RENDERERS
-        for fmt in sorted(RENDERERS):
-            run(["summary", "--format", fmt, "-o", str(tmp_path / ("summary." + fmt))]
-                + [str(tmp_path / f) for f in folders])
-        run(["summary"] + [str(tmp_path / f) for f in folders])
+        record(c7n_together([["summary"] + folders] + [
+            ["summary", "--format", fmt, "-o", str(tmp_path / ("summary." + fmt))] + folders
+            for fmt in ("json", "html")], endpoint, tmp_path))
 
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)[
         "Messages"]

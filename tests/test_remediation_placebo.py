@@ -123,7 +123,9 @@ def test_set_metadata_access_default_follower_gets_new_default_version(
     assert derived_options(create["VersionDescription"], 3) == {
         "HttpTokens": "required", "HttpPutResponseHopLimit": 1}
     assert set(create) == {"LaunchTemplateId", "SourceVersion", "VersionDescription",
-                           "LaunchTemplateData"}
+                           "LaunchTemplateData", "ClientToken"}
+    # deterministic, so racing runs (or a retry after a lost answer) create one version
+    assert create["ClientToken"].startswith("c7n-imds-") and len(create["ClientToken"]) <= 64
 
     # The look for an earlier run's version asks only for versions after the source.
     lookups = factory.called("DescribeLaunchTemplateVersions")

@@ -5,7 +5,7 @@ import binascii
 import json
 import logging
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError
 from c7n.utils import chunks, local_session
@@ -44,6 +44,9 @@ DRY_RUN_OK = "DryRunOperation"
 THROTTLING_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded",
                     "RequestThrottled")
 TAGS_PER_CALL = 25
+# An AWS error answer, or no answer at all (connection reset, timeout): either way one
+# group fails, named with the reason, and the others go on.
+AWS_ERRORS = (ClientError, BotoCoreError)
 
 
 class RemediationError(PolicyExecutionError):
@@ -209,6 +212,10 @@ class Remediation(BaseAction):
     def _dry_run(self, ec2, params, template_id, version):
         try:
             retry(ec2.run_instances, **params)
+        except BotoCoreError as e:
+            return ("could not verify launch template %s version %s (%s); the group was "
+                    "left unchanged - run the policy again" % (
+                        template_id, version, describe_error(e)))
         except ClientError as e:
             code = e.response["Error"]["Code"]
             if code == DRY_RUN_OK:
@@ -254,7 +261,7 @@ class Remediation(BaseAction):
                     outcome = instances.start_refresh(
                         autoscaling, asg, self.data.get("refresh-preferences") or {},
                         uses_template=uses_template)
-            except ClientError as e:
+            except AWS_ERRORS as e:
                 failures[name] = "group switched, but %s of its running instances " \
                     "failed: %s" % (mode, describe_error(e))
                 continue

@@ -7,7 +7,7 @@ from c7n.utils import chunks, type_schema
 
 from c7n_imds import network
 from c7n_imds.actions.common import (
-    HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
+    AWS_ERRORS, HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
 from c7n_imds.launch import LAUNCH_CONFIGURATION, LaunchSources, launch_references, retry
 from c7n_imds.translate import (
@@ -233,7 +233,7 @@ class ConvertToLaunchTemplate(Remediation):
         results, failures, switched = [], {}, []
         try:
             template, created = self.ensure_template(ec2, plan, existing)
-        except (ClientError, TranslationError) as e:
+        except AWS_ERRORS + (TranslationError,) as e:
             for asg in plan["Groups"]:
                 failures[asg["AutoScalingGroupName"]] = "creating launch template %s: %s" % (
                     plan["LaunchTemplateName"], describe_error(e))
@@ -253,7 +253,7 @@ class ConvertToLaunchTemplate(Remediation):
                 asg["AutoScalingGroupName"]: encode_previous_launch(
                     {"LaunchConfigurationName": asg["LaunchConfigurationName"]})
                 for asg in ready})
-        except ClientError as e:
+        except AWS_ERRORS as e:
             for asg in ready:
                 failures[asg["AutoScalingGroupName"]] = "tagging the group: %s" % (
                     describe_error(e))
@@ -262,7 +262,7 @@ class ConvertToLaunchTemplate(Remediation):
             group = asg["AutoScalingGroupName"]
             try:
                 self.switch_group(autoscaling, asg, plan, template)
-            except ClientError as e:
+            except AWS_ERRORS as e:
                 failures[group] = "switching to launch template %s: %s" % (
                     template["LaunchTemplateId"], describe_error(e))
                 continue

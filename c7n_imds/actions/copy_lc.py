@@ -2,12 +2,12 @@
 configuration."""
 import logging
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from c7n.resources.asg import ASG
 from c7n.utils import chunks, type_schema
 
 from c7n_imds.actions.common import (
-    HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
+    AWS_ERRORS, HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
 from c7n_imds.launch import (
     LAUNCH_CONFIGURATION, LC_NAMES_PER_CALL, LaunchSources, launch_references, retry)
@@ -120,6 +120,12 @@ class CopyLaunchConfiguration(Remediation):
                     retry(autoscaling.create_launch_configuration, **plan["Parameters"])
                     log.info("launch configuration %r created from %r with HttpTokens "
                              "required", name, plan["Source"])
+                except BotoCoreError as e:
+                    for asg in plan["Groups"]:
+                        failures[asg["AutoScalingGroupName"]] = \
+                            "copying launch configuration %r: %s" % (
+                                plan["Source"], describe_error(e))
+                    continue
                 except ClientError as e:
                     if launch_configurations_unavailable(e):
                         unavailable = describe_error(e)
@@ -142,7 +148,7 @@ class CopyLaunchConfiguration(Remediation):
                         {"LaunchConfigurationName": asg["LaunchConfigurationName"]}))
                     retry(autoscaling.update_auto_scaling_group, AutoScalingGroupName=group,
                           LaunchConfigurationName=name)
-                except ClientError as e:
+                except AWS_ERRORS as e:
                     failures[group] = "switching to %r: %s" % (name, describe_error(e))
                     continue
                 log.info("asg %s: launch configuration %r -> %r, HttpTokens required",

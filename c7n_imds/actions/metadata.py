@@ -4,17 +4,16 @@ import copy
 import json
 import logging
 
-from botocore.exceptions import ClientError
 from c7n.resources.asg import ASG
 from c7n.utils import type_schema
 
 from c7n_imds.actions.common import (
-    HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
+    AWS_ERRORS, HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
 from c7n_imds.launch import (
     LAUNCH_TEMPLATE, MIXED_INSTANCES_POLICY, LaunchSources, launch_references, retry)
 from c7n_imds.translate import (
-    PRESERVE, derived_version_description, encode_previous_launch,
+    PRESERVE, client_token, derived_version_description, encode_previous_launch,
     encode_previous_mixed_launch,
     merge_metadata_options)
 
@@ -167,7 +166,7 @@ class SetMetadataAccess(Remediation):
             try:
                 new_versions[key] = self.ensure_version(
                     ec2, item["Source"], [asg for asg, _ in item["Groups"]])
-            except ClientError as e:
+            except AWS_ERRORS as e:
                 for asg, _ in item["Groups"]:
                     failures[asg["AutoScalingGroupName"]] = \
                         "creating a version of launch template %s from version %s: %s" % (
@@ -192,6 +191,9 @@ class SetMetadataAccess(Remediation):
         version = retry(
             ec2.create_launch_template_version, LaunchTemplateId=template_id,
             SourceVersion=str(number), VersionDescription=description,
+            # Runs racing on the same source version (overlapping schedules) create
+            # it once: the token makes the retried or repeated create idempotent.
+            ClientToken=client_token("%s:%s:%s" % (template_id, number, description)),
             LaunchTemplateData={"MetadataOptions": metadata})["LaunchTemplateVersion"]
         log.info("launch template %s: version %s created from version %s with metadata "
                  "options %s", template_id, version["VersionNumber"], number,
@@ -246,7 +248,7 @@ class SetMetadataAccess(Remediation):
                       DefaultVersion=str(new["VersionNumber"]))
                 log.info("launch template %s: default version %s -> %s", template_id,
                          number, new["VersionNumber"])
-            except ClientError as e:
+            except AWS_ERRORS as e:
                 for name in names:
                     failures[name] = "setting the default version of %s: %s" % (
                         template_id, describe_error(e))
@@ -256,7 +258,7 @@ class SetMetadataAccess(Remediation):
                 continue
             try:
                 self.point_group(autoscaling, asg, specs)
-            except ClientError as e:
+            except AWS_ERRORS as e:
                 failures[name] = "pointing the group at the new version: %s" % (
                     describe_error(e))
                 continue

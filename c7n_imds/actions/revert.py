@@ -4,12 +4,11 @@ import datetime
 import hashlib
 import logging
 
-from botocore.exceptions import ClientError
 from c7n.resources.asg import ASG
 from c7n.utils import type_schema
 
 from c7n_imds.actions.common import (
-    Remediation, current_groups, describe_error, tag_group)
+    AWS_ERRORS, Remediation, current_groups, describe_error, tag_group)
 from c7n_imds.launch import retry
 from c7n_imds.translate import (
     PREVIOUS_LAUNCH_TAG, decode_previous_launch, parse_derived_version_description)
@@ -93,7 +92,7 @@ class RevertImdsRemediation(Remediation):
             except RevertRefused as e:
                 failures[name] = str(e)
                 continue
-            except ClientError as e:
+            except AWS_ERRORS as e:
                 failures[name] = "reverting: %s" % describe_error(e)
                 continue
             log.info("asg %s: reverted to %s", name, value)
@@ -180,7 +179,7 @@ class RevertImdsRemediation(Remediation):
         try:
             found = retry(ec2.describe_launch_template_versions,
                           LaunchTemplateId=template_id, Versions=[version])
-        except ClientError as e:
+        except AWS_ERRORS as e:
             raise RevertRefused(
                 "launch template %s version %s no longer exists (%s), so the group "
                 "cannot go back to it" % (template_id, version, describe_error(e)))
