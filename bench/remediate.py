@@ -103,18 +103,21 @@ def verify(endpoint, expected):
                       "configs_converted": len(sources_needed)}
 
 
-def measure(endpoint, size, fault):
+def measure(endpoint, size, fault, concurrency=1):
     common.reset(endpoint)
     expected = common.seed_estate(size, 0)
     to_convert = sum(1 for t in expected.values() if t != common.REQUIRED)
     label = "throttled %.0f%%" % (100 * fault["rate"]) if fault else "none"
+    label += ", %d worker%s" % (concurrency, "s" if concurrency > 1 else "")
     common.progress("N=%d faults=%s: seeded %d groups, %d to convert; running ..." % (
         size, label, size, to_convert))
-    result = common.run_worker(endpoint, POLICY, fault)
+    policy = dict(POLICY, actions=[dict(POLICY["actions"][0], concurrency=concurrency)])
+    result = common.run_worker(endpoint, policy, fault)
     problems, facts = verify(endpoint, expected)
     if result["error"]:
         problems.insert(0, "policy run failed: %s" % result["error"][:500])
-    result.update(facts, problems=problems, to_convert=to_convert, label=label)
+    result.update(facts, problems=problems, to_convert=to_convert, label=label,
+                  faulty=bool(fault))
     common.progress("N=%d faults=%s: %.1fs, %d converted, %s" % (
         size, label, result["wall"], facts["converted"],
         "correct" if not problems else "; ".join(problems[:3])))
@@ -140,6 +143,9 @@ def main(argv=None):
     parser.add_argument("--throttle-rate", type=float, default=0.05,
                         help="share of HTTP attempts answered with a throttling error "
                              "(default 0.05; 0 skips the throttled runs)")
+    parser.add_argument("--concurrency", default="1,4",
+                        help="convert-to-launch-template `concurrency` values to compare "
+                             "(default 1,4); throttled runs use the largest")
     parser.add_argument("--throttle-sizes", default=None,
                         help="sizes to repeat with throttling (default: all --sizes)")
     options = parser.parse_args(argv)
@@ -150,12 +156,14 @@ def main(argv=None):
     from c7n_imds.demo import moto_server
     results = []
     started = time.perf_counter()
+    workers = [int(c) for c in options.concurrency.split(",") if c]
     with moto_server() as endpoint:
         for size in sizes:
-            results.append((size, measure(endpoint, size, None)))
+            for concurrency in workers:
+                results.append((size, measure(endpoint, size, None, concurrency)))
             if options.throttle_rate > 0 and size in throttle_sizes:
                 results.append((size, measure(endpoint, size, {
-                    "rate": options.throttle_rate, "seed": size})))
+                    "rate": options.throttle_rate, "seed": size}, max(workers))))
     headers = ["groups", "faults", "converted", "templates"] + list(MUTATING) + [
         "mutating/group", "DryRun", "describes", "throttled", "retries", "wall s", "result"]
     print("Remediation: convert-to-launch-template (moto on 127.0.0.1; one process per run; "
@@ -164,13 +172,13 @@ def main(argv=None):
     print()
     print("Calls by operation (runs without faults):")
     for size, result in results:
-        if result["label"] == "none":
-            print("  %d groups: %s" % (size, ", ".join(
+        if not result["faulty"]:
+            print("  %d groups, %s: %s" % (size, result["label"], ", ".join(
                 "%s %d" % (op, n) for op, n in sorted(result["calls"].items(),
                                                       key=lambda item: -item[1]))))
     print()
     print("Targets (issue 6):")
-    clean = [(s, r) for s, r in results if r["label"] == "none"]
+    clean = [(s, r) for s, r in results if not r["faulty"]]
     for size, result in clean:
         calls = result["calls"]
         per = sum(calls.get(op, 0) for op in MUTATING) / (result["converted"] or 1)
@@ -188,7 +196,7 @@ def main(argv=None):
         print("  %d groups: %s" % (size, "; ".join(floors)))
     print()
     for size, result in results:
-        if result["label"] != "none":
+        if result["faulty"]:
             print("  correct under %s at %d: %s" % (
                 result["label"], size, "holds" if not result["problems"] else
                 "MISSED: " + "; ".join(result["problems"][:5])))
