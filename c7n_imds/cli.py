@@ -44,6 +44,9 @@ def main(argv=None):
     if command == "demo":
         from c7n_imds.demo import main as demo_main
         return demo_main(argv[1:])
+    if command in (None, "-h", "--help"):
+        # custodian's help follows; our own commands are listed first
+        print(__doc__.split("\n\n", 1)[1], file=sys.stderr)
     from c7n.cli import main as custodian_main
     return custodian_main(argv)
 
@@ -60,7 +63,7 @@ def plan_main(args):
     options = setup_parser().parse_args(["run", "--dryrun"] + args)
     _setup_logger(options)
     config = Config.empty(**vars(options))
-    _plan(config)
+    _plan_command()(config)
 
 
 def _plan_command():
@@ -81,10 +84,6 @@ def _plan_command():
                     policy.ctx.output.write_file(
                         "imds-plan.json", json.dumps(preview, indent=2, default=str))
     return plan
-
-
-def _plan(config):
-    _plan_command()(config)
 
 
 def format_preview(preview):
