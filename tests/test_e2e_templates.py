@@ -170,3 +170,52 @@ def test_revert_puts_groups_back(template_estate, c7n_imds_cmd, tmp_path):
     tags = {t["Key"]: t["Value"] for t in current["shared-1"]["Tags"]}
     assert "c7n-imds:previous-launch" not in tags
     assert tags["c7n-imds:exempt"].startswith("reverted")
+
+
+def test_shared_templates_never_change_groups_outside_the_run(moto, c7n_imds_cmd, tmp_path):
+    """`app` and `app-exempt` follow $Default of one template; `app-exempt` is exempt.
+    Moving the default would change the exempt group too, so the default stays and
+    `app` is pinned to the new version. `cache` follows $Default of a template that the
+    compliant group `cache-next` follows as $Latest: a new version would become what
+    `cache-next` launches, so `cache` is refused with a message naming it."""
+    endpoint, session = moto
+    ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+
+    def template(name):
+        return ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={
+            "ImageId": "ami-12345678", "InstanceType": "t3.small"})["LaunchTemplate"][
+                "LaunchTemplateId"]
+    app, cache = template("app"), template("cache")
+    ec2.create_launch_template_version(  # cache v2: the latest, already requires IMDSv2
+        LaunchTemplateId=cache, SourceVersion="1", LaunchTemplateData={
+            "ImageId": "ami-87654321", "MetadataOptions": {"HttpTokens": "required"}})
+    for name, template_id, version, tags in (
+            ("app", app, "$Default", []),
+            ("app-exempt", app, "$Default", [{"Key": "c7n-imds:exempt",
+                                              "Value": "vendor agent",
+                                              "PropagateAtLaunch": False}]),
+            ("cache", cache, "$Default", []),
+            ("cache-next", cache, "$Latest", [])):
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=name, MinSize=0, MaxSize=1, DesiredCapacity=0,
+            VPCZoneIdentifier=subnet, Tags=tags,
+            LaunchTemplate={"LaunchTemplateId": template_id, "Version": version})
+    policy = tmp_path / "templates.yml"
+    text = POLICY.replace("        hop-limit: 2\n", "").replace(
+        "      - type: imds\n        key: HttpTokens\n        value: optional\n",
+        "      - type: imds\n        key: HttpTokens\n        value: optional\n"
+        "      - type: imds-exempt\n        key: Exempt\n        value: false\n")
+    assert "imds-exempt" in text and "hop-limit" not in text
+    policy.write_text(text)
+    result = c7n_imds_cmd(["run", "-s", str(tmp_path / "out"), "--cache-period", "0",
+                           str(policy)], endpoint, check=False)
+    assert result.returncode != 0  # cache was refused
+    assert "cache-next" in result.stderr and " - cache:" in result.stderr
+
+    current = groups(autoscaling)
+    assert template_state(ec2, app)[:2] == (1, 2)  # new version, default kept
+    assert current["app"]["LaunchTemplate"]["Version"] == "2"  # pinned to it
+    assert current["app-exempt"]["LaunchTemplate"]["Version"] == "$Default"
+    assert template_state(ec2, cache)[:2] == (1, 2)  # nothing created
+    assert current["cache"]["LaunchTemplate"]["Version"] == "$Default"

@@ -133,17 +133,19 @@ def test_set_metadata_access_default_follower_gets_new_default_version(
     assert lookups[2] == {"LaunchTemplateId": WEB, "MinVersion": "4", "MaxResults": 200}
 
     assert factory.called("RunInstances") == [
-        dry_run(WEB, "4", SubnetId="subnet-0a1b2c3d4e5f60001")]
+        dry_run(WEB, "3", SubnetId="subnet-0a1b2c3d4e5f60001", MetadataOptions={
+            "HttpTokens": "required", "HttpPutResponseHopLimit": 1})]
     assert factory.called("ModifyLaunchTemplate") == [
         {"LaunchTemplateId": WEB, "DefaultVersion": "4"}]
     assert factory.called("CreateOrUpdateTags") == [
         group_tag("web", PREVIOUS, "lt:%s:$Default" % WEB)]
     assert factory.called("UpdateAutoScalingGroup") == []
 
-    # Create, check, record the way back, and only then move the default.
+    # Check (before anything exists, even a new $Latest), create, record the way back,
+    # and only then move the default.
     assert call_order(factory, "CreateLaunchTemplateVersion", "RunInstances",
                       "CreateOrUpdateTags", "ModifyLaunchTemplate") == [
-        ("CreateLaunchTemplateVersion", WEB), ("RunInstances", None),
+        ("RunInstances", None), ("CreateLaunchTemplateVersion", WEB),
         ("CreateOrUpdateTags", "web"), ("ModifyLaunchTemplate", WEB)]
 
     assert changes(tmp_path, "asg-lt-imdsv2") == {"web": {
@@ -230,8 +232,10 @@ def test_set_metadata_access_pinned_groups_share_one_new_version(
         group_tag("api-green", PREVIOUS, "lt:%s:2" % API)]
     # Each group is tried in its own first subnet.
     assert sorted(factory.called("RunInstances"), key=lambda c: c["SubnetId"]) == [
-        dry_run(API, "4", SubnetId="subnet-0c1c1c1c1c1c1c1c1"),
-        dry_run(API, "4", SubnetId="subnet-0c2c2c2c2c2c2c2c2")]
+        dry_run(API, "2", SubnetId="subnet-0c1c1c1c1c1c1c1c1", MetadataOptions={
+            "HttpTokens": "required", "HttpEndpoint": "enabled"}),
+        dry_run(API, "2", SubnetId="subnet-0c2c2c2c2c2c2c2c2", MetadataOptions={
+            "HttpTokens": "required", "HttpEndpoint": "enabled"})]
     order = call_order(factory, "CreateOrUpdateTags", "UpdateAutoScalingGroup")
     for group in ("api-blue", "api-green"):
         assert order.index(("CreateOrUpdateTags", group)) < order.index(
@@ -256,8 +260,9 @@ def test_set_metadata_access_reuses_version_an_interrupted_run_created(
     lookups = [c for c in factory.called("DescribeLaunchTemplateVersions")
                if "MinVersion" in c]
     assert lookups == [{"LaunchTemplateId": BATCH, "MinVersion": "3", "MaxResults": 200}]
-    assert factory.called("RunInstances") == [
-        dry_run(BATCH, "4", SubnetId="subnet-0a1b2c3d4e5f60001")]
+    assert [c["LaunchTemplate"] for c in factory.called("RunInstances")] == [
+        {"LaunchTemplateId": BATCH, "Version": "2"}]
+    assert factory.called("RunInstances")[0]["MetadataOptions"]["HttpTokens"] == "required"
     assert factory.called("ModifyLaunchTemplate") == [
         {"LaunchTemplateId": BATCH, "DefaultVersion": "4"}]
     assert factory.called("UpdateAutoScalingGroup") == [

@@ -193,7 +193,8 @@ class Remediation(BaseAction):
         session = local_session(self.manager.session_factory)
         return session.client("ec2"), session.client("autoscaling")
 
-    def preflight(self, ec2, asg, template_id, version, launch_template_data):
+    def preflight(self, ec2, asg, template_id, version, launch_template_data,
+                  metadata_options=None):
         """Ask EC2 whether it would launch from the template, without launching.
         Launch template parameters are not validated when a template is created; a bad
         one would otherwise surface only at the group's next scale-out. Returns None
@@ -203,6 +204,9 @@ class Remediation(BaseAction):
         if not self.data.get("verify", True):
             return None
         params = preflight_parameters(asg, template_id, version, launch_template_data)
+        if metadata_options:
+            # The options a new version would carry, checked before it exists.
+            params["MetadataOptions"] = dict(metadata_options)
         key = json.dumps(params, sort_keys=True)
         checked = self.__dict__.setdefault("_preflight_checked", {})
         if key not in checked:

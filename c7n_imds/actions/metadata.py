@@ -157,12 +157,16 @@ class SetMetadataAccess(Remediation):
     def process(self, asgs):
         ec2, autoscaling = self.clients()
         work, failures = self.plan(asgs, ec2, autoscaling)
+        self.guard_shared_templates(work, template_followers(autoscaling, work), failures)
+        self.check_before_creating(ec2, work, failures)
         new_versions = {}
         # Per template, the version followed as $Latest is derived last, so that its
         # derivative ends up the latest.
         for key in sorted(work, key=lambda k: (k[0], bool(work[k].get("FollowedAsLatest")),
                                                k[1])):
             item = work[key]
+            if any(asg["AutoScalingGroupName"] in failures for asg, _ in item["Groups"]):
+                continue
             try:
                 new_versions[key] = self.ensure_version(
                     ec2, item["Source"], [asg for asg, _ in item["Groups"]])
@@ -176,6 +180,61 @@ class SetMetadataAccess(Remediation):
         self.update_running_instances(ec2, autoscaling, switched, results, failures,
                                       uses_template=True)
         return self.finish(results, failures)
+
+    def guard_shared_templates(self, work, followers, failures):
+        """A template is shared with groups this run does not change (exempt, held
+        back, compliant, filtered out). A new version becomes every follower's $Latest,
+        so a template followed as $Latest by such a group is refused; and its $Default
+        is not moved under such a group - this run's groups are pinned to the new
+        version instead."""
+        in_run = {}
+        for (template_id, _), item in work.items():
+            for asg, spec in item["Groups"]:
+                in_run.setdefault(template_id, set()).add(
+                    (asg["AutoScalingGroupName"], spec["Version"]))
+        for key, item in work.items():
+            template_id = key[0]
+            following = followers.get(template_id, {})
+            latest_outside = sorted(following.get("$Latest", set()) - {
+                name for name, version in in_run[template_id] if version == "$Latest"})
+            if latest_outside:
+                for asg, _ in item["Groups"]:
+                    failures[asg["AutoScalingGroupName"]] = (
+                        "launch template %s is followed as $Latest by %s, which this run "
+                        "does not change; a new version would change what they launch. "
+                        "Pin them to a version number or remediate them in the same run"
+                        % (template_id, ", ".join(latest_outside)))
+                continue
+            default_outside = sorted(following.get("$Default", set()) - {
+                name for name, version in in_run[template_id] if version == "$Default"})
+            if item["Source"].get("DefaultVersion") and default_outside:
+                log.warning("launch template %s: default version %s kept because %s "
+                            "follow it and are not changed by this run; this run's groups "
+                            "are pinned to the new version instead", template_id, key[1],
+                            ", ".join(default_outside))
+                item["DefaultOutsiders"] = default_outside
+
+    def check_before_creating(self, ec2, work, failures):
+        """RunInstances DryRun with each source version and the new metadata options, so
+        nothing is created - not even a $Latest - that EC2 would refuse. A version shared
+        by groups goes live for all of them or for none."""
+        for key, item in sorted(work.items()):
+            data = item["Source"].get("LaunchTemplateData") or {}
+            groups = [asg for asg, _ in item["Groups"]]
+            metadata = self.requested(data.get("MetadataOptions"), groups, data.get("UserData"))
+            names = [asg["AutoScalingGroupName"] for asg in groups]
+            if any(n in failures for n in names):
+                refused = {}
+            else:
+                refused = {asg["AutoScalingGroupName"]: self.preflight(
+                    ec2, asg, key[0], key[1], data, metadata_options=metadata)
+                    for asg in groups}
+                refused = {n: r for n, r in refused.items() if r}
+            if refused or any(n in failures for n in names):
+                for name in names:
+                    failures[name] = refused.get(name) or failures.get(name) or (
+                        "not changed: another group sharing launch template %s version "
+                        "%s failed" % key)
 
     def ensure_version(self, ec2, source, groups):
         """The new version for a source version: reused if an earlier run made it."""
@@ -211,24 +270,15 @@ class SetMetadataAccess(Remediation):
             if new is None:
                 continue
             names = [asg["AutoScalingGroupName"] for asg, _ in item["Groups"]]
-            refused = {asg["AutoScalingGroupName"]: self.preflight(
-                ec2, asg, key[0], new["VersionNumber"], new.get("LaunchTemplateData") or {})
-                for asg, _ in item["Groups"]}
-            refused = {n: r for n, r in refused.items() if r}
-            if refused or any(n in failures for n in names):
-                # A version shared by groups goes live for all of them or for none.
-                for name in names:
-                    failures[name] = refused.get(name) or failures.get(name) or (
-                        "not changed: another group sharing launch template %s version "
-                        "%s failed" % key)
-                continue
             for asg, spec in item["Groups"]:
-                if spec["Version"] == "$Default" and not self.data.get("set-default", True):
+                if spec["Version"] == "$Default" and item.get("DefaultOutsiders"):
+                    spec = dict(spec, PinInstead=True)
+                elif spec["Version"] == "$Default" and not self.data.get("set-default", True):
                     # The default stays where it is, so this group launches as before.
                     continue
                 group_specs.setdefault(asg["AutoScalingGroupName"], (asg, []))[1].append(
                     (spec, new))
-            if item["Source"].get("DefaultVersion"):
+            if item["Source"].get("DefaultVersion") and not item.get("DefaultOutsiders"):
                 defaults.append((key, new, names))
         for name, (asg, _) in sorted(group_specs.items()):
             previous = previous_template_launch(asg)
@@ -272,15 +322,35 @@ class SetMetadataAccess(Remediation):
         """Point pinned specs at the new version numbers."""
         name = asg["AutoScalingGroupName"]
         pinned = {(s.get("LaunchTemplateId") or new["LaunchTemplateId"], s["Version"]): new
-                  for s, new in specs if s["Version"] not in ("$Default", "$Latest")}
+                  for s, new in specs
+                  if s["Version"] not in ("$Default", "$Latest") or s.get("PinInstead")}
         update = repoint(asg, pinned)
         if update:
             retry(autoscaling.update_auto_scaling_group, AutoScalingGroupName=name, **update)
         for spec, new in specs:
             log.info("asg %s: launch template %s %s -> version %s (%s)", name,
                      new["LaunchTemplateId"], spec["Version"], new["VersionNumber"],
+                     "pinned" if spec.get("PinInstead") else
                      "pointed" if spec["Version"] not in ("$Default", "$Latest")
                      else "follows " + spec["Version"])
+
+
+def template_followers(autoscaling, work):
+    """{template id: {"$Default": {groups}, "$Latest": {groups}}} over every group in the
+    region, read fresh, for the templates this run would give a new version."""
+    wanted = {template_id for template_id, _ in work}
+    followers = {}
+    if not wanted:
+        return followers
+    for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
+            PaginationConfig={"PageSize": 100}):
+        for asg in page["AutoScalingGroups"]:
+            for spec in template_group_specs(asg):
+                if spec.get("LaunchTemplateId") in wanted and spec["Version"] in (
+                        "$Default", "$Latest"):
+                    followers.setdefault(spec["LaunchTemplateId"], {}).setdefault(
+                        spec["Version"], set()).add(asg["AutoScalingGroupName"])
+    return followers
 
 
 def previous_template_launch(asg):
