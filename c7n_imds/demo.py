@@ -189,6 +189,10 @@ def main(argv=()):
     parser.add_argument("--output-dir", default=None,
                         help="where custodian output goes (default: a temporary folder)")
     options = parser.parse_args(argv)
+    if not (POLICY_DIR / "remediate.yml").exists():
+        print("c7n-imds demo runs the policy pack of a source checkout (%s not found); "
+              "run `make demo` from the repository" % POLICY_DIR, file=sys.stderr)
+        return 2
     out = Path(options.output_dir or tempfile.mkdtemp(prefix="c7n-imds-demo-"))
     with moto_server() as endpoint:
         env = aws_env(endpoint)

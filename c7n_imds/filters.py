@@ -170,7 +170,7 @@ class LaunchConfigImdsFilter(ValueFilter):
                 LaunchType=LAUNCH_CONFIGURATION,
                 LaunchName=config["LaunchConfigurationName"],
                 LaunchTemplateId=None, LaunchTemplateVersion=None,
-                LaunchSourceMissing=False)
+                ImageId=config.get("ImageId"), LaunchSourceMissing=False)
         return super().process(configs, event)
 
     def __call__(self, config):

@@ -226,8 +226,10 @@ class LaunchSources:
         paginator = self.ec2.get_paginator("describe_images")
         for batch in chunks(image_ids, LT_MAX_RESULTS):
             # A filter, unlike ImageIds, does not fail on an image that no longer exists.
+            # Deprecated or disabled AMIs still launch existing groups' instances.
             pages = retry(lambda: list(paginator.paginate(
-                Filters=[{"Name": "image-id", "Values": batch}])))
+                Filters=[{"Name": "image-id", "Values": batch}],
+                IncludeDeprecated=True, IncludeDisabled=True)))
             self.image_imds_support.update(
                 {i["ImageId"]: i.get("ImdsSupport") for page in pages for i in page["Images"]})
         return self
@@ -279,8 +281,11 @@ class LaunchSources:
                 config.get("ImageId"))
         templates = [self.template_view(spec) for spec in refs]
         missing = [t for t in templates if t["LaunchSourceMissing"]]
-        # The weakest template decides; a missing one cannot be judged, so it wins.
-        decider = missing[0] if missing else min(templates, key=weakness)
+        # The weakest template decides - by what instances really get when that is
+        # known; a missing one cannot be judged, so it wins.
+        decider = missing[0] if missing else min(templates, key=lambda t: (
+            weakness(dict(t, HttpTokens=t.get("EffectiveHttpTokens", t["HttpTokens"]))),
+            weakness(t)))
         view = dict(decider, LaunchType=launch_type)
         if launch_type == MIXED_INSTANCES_POLICY:
             view["Templates"] = templates

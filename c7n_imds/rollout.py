@@ -109,7 +109,8 @@ class AsgImdsV1Usage(UsageFilter):
     data points, means - there is no evidence either way:
 
     - ``exclude`` (default): the group never matches (held back - the safe choice);
-    - ``zero``: count the missing data as zero calls;
+    - ``zero``: count a group without instances, and instances without data points, as
+      zero calls;
     - ``include``: the group always matches.
 
     Annotated under ``c7n-imds:imdsv1-calls`` with the total and per-instance counts.

@@ -435,3 +435,30 @@ def test_running_instances_modified_in_place_after_the_switch(estate, c7n_imds_c
                           / "imds-changes.json").read_text())
     shared_a = [c for c in changes if c["AutoScalingGroupName"] == "shared-a"][0]
     assert shared_a["RunningInstances"]["Modified"] == sorted(tokens())
+
+
+def test_an_earlier_template_with_other_options_is_not_reused(estate, c7n_imds_cmd, tmp_path):
+    """shared-a was moved off its configuration with `http-tokens: preserve` (IMDSv1 still
+    allowed). The regular remediation of shared-b must not switch it to that template."""
+    endpoint, session, _ = estate
+    preserve = tmp_path / "preserve.yml"
+    preserve.write_text(
+        "policies:\n"
+        "  - name: preserve-a\n"
+        "    resource: asg\n"
+        "    filters:\n"
+        "      - AutoScalingGroupName: shared-a\n"
+        "    actions:\n"
+        "      - type: convert-to-launch-template\n"
+        "        http-tokens: preserve\n")
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "one"), "--cache-period", "0", str(preserve)],
+                 endpoint)
+    result = c7n_imds_cmd(["run", "-s", str(tmp_path / "two"), "--cache-period", "0",
+                           REMEDIATE], endpoint, check=False)
+    assert result.returncode != 0
+    failed = [line for line in result.stderr.splitlines() if line.startswith(" - shared-b:")]
+    assert failed and "set-metadata-access" in failed[0]
+    groups = groups_by_name(session.client("autoscaling"))
+    assert groups["shared-b"]["LaunchConfigurationName"] == "shared-lc"
+    assert not groups["shared-b"].get("LaunchTemplate")
+    assert groups["public"].get("LaunchTemplate")  # the others were converted

@@ -600,7 +600,7 @@ def effective(placebo_factory, load_policy, tmp_path, flight, key, value):
 def assert_effective_calls(factory):
     assert factory.called("GetInstanceMetadataDefaults") == [{}]
     assert factory.called("DescribeImages") == [
-        {"Filters": [{"Name": "image-id", "Values": [PLAIN_AMI, V2_AMI]}]}]
+        {"Filters": [{"Name": "image-id", "Values": [PLAIN_AMI, V2_AMI]}], "IncludeDeprecated": True, "IncludeDisabled": True}]
 
 
 def test_effective_http_tokens_from_account_default(placebo_factory, load_policy,

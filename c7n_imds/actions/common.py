@@ -2,6 +2,7 @@
 pre-flight check, tagging, running instances and the end-of-run report."""
 import base64
 import binascii
+import datetime
 import json
 import logging
 
@@ -22,6 +23,7 @@ HOP_LIMIT_SCHEMA = {"oneOf": [
 IAC_MANAGED_SCHEMA = {"enum": ["skip", "remediate"]}
 CLOUDFORMATION_TAG = "aws:cloudformation:stack-name"
 BEANSTALK_TAG = "elasticbeanstalk:environment-name"
+EKS_NODEGROUP_TAG = "eks:nodegroup-name"
 CONTAINER_TAG_PREFIXES = (
     "kubernetes.io/cluster/", "k8s.io/cluster-autoscaler/", "eks:cluster-name",
     "eks:nodegroup-name", "alpha.eksctl.io/", "AmazonECSManaged", "aws:ecs:")
@@ -117,7 +119,7 @@ def resolve_hop_limit(option, existing_metadata_options, containers):
 def iac_owner(asg):
     """(tag, owner name) of the stack or environment that manages a group, or None."""
     tags = {t["Key"]: t["Value"] for t in asg.get("Tags") or ()}
-    for key in (CLOUDFORMATION_TAG, BEANSTALK_TAG):
+    for key in (CLOUDFORMATION_TAG, BEANSTALK_TAG, EKS_NODEGROUP_TAG):
         if tags.get(key):
             return key, tags[key]
     return None
@@ -131,6 +133,11 @@ def iac_guidance(asg):
                 "stack's launch template (or replace its AWS::AutoScaling::"
                 "LaunchConfiguration with an AWS::EC2::LaunchTemplate) and update the "
                 "stack; or set iac-managed: remediate" % owner)
+    if key == EKS_NODEGROUP_TAG:
+        return ("managed by EKS managed node group %s: EKS owns its launch template and "
+                "reverts changes made behind it. Give the node group a launch template "
+                "version with HttpTokens required (and hop limit 2 for pods) and update "
+                "the node group to it; or set iac-managed: remediate" % owner)
     return ("managed by Elastic Beanstalk environment %s: set the option "
             "aws:autoscaling:launchconfiguration DisableIMDSv1=true in the environment's "
             "configuration (Beanstalk then uses a launch template); or set "
@@ -167,15 +174,25 @@ class Remediation(BaseAction):
     skipped = ()  # groups left to their stack, set by eligible()
 
     def eligible(self, groups):
-        """Groups owned by CloudFormation or Elastic Beanstalk are reported (in
-        self.skipped) with what to change in the stack instead, unless
-        `iac-managed: remediate`."""
+        """Groups this action leaves alone, reported in self.skipped: exempt ones (tag
+        c7n-imds:exempt - also when a policy forgot the imds-exempt filter, as a
+        Security Hub custom action may), and those owned by CloudFormation, Elastic
+        Beanstalk or an EKS managed node group, with what to change there instead,
+        unless `iac-managed: remediate`."""
+        from c7n_imds.rollout import EXEMPT_TAG, parse_exemption
         self.skipped = []
-        if self.data.get("iac-managed", "skip") == "remediate":
-            return groups
+        today = datetime.datetime.now(datetime.timezone.utc).date()
         eligible = []
         for asg in groups:
-            if iac_owner(asg) is None:
+            tags = {t["Key"]: t["Value"] for t in asg.get("Tags") or ()}
+            exemption = parse_exemption(tags.get(EXEMPT_TAG), today)
+            if exemption["Exempt"]:
+                self.skipped.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
+                                     "Skipped": "exempt: %s" % tags[EXEMPT_TAG]})
+                log.info("asg %s: exempt (%s); not changed", asg["AutoScalingGroupName"],
+                         tags[EXEMPT_TAG])
+                continue
+            if iac_owner(asg) is None or self.data.get("iac-managed", "skip") == "remediate":
                 eligible.append(asg)
                 continue
             guidance = iac_guidance(asg)
@@ -246,7 +263,7 @@ class Remediation(BaseAction):
             retry(autoscaling.create_or_update_tags, Tags=batch)
 
     def update_running_instances(self, ec2, autoscaling, switched, results, failures,
-                                 uses_template):
+                                 uses_template, metadata=None):
         """Apply the `running-instances` option to groups that were switched. Runs only
         after the switch, so instances never get options their group would not give."""
         mode = self.data.get("running-instances", "keep")
@@ -257,10 +274,13 @@ class Remediation(BaseAction):
             name = asg["AutoScalingGroupName"]
             try:
                 if mode == "modify":
+                    # exactly the options the group's new launch source carries
+                    options = (metadata or {}).get(name) or {}
                     outcome = instances.modify_in_service(
-                        ec2, asg, self.data.get("http-tokens", "required"),
-                        self.hop_limit([asg], None),
-                        self.data.get("http-endpoint", PRESERVE))
+                        ec2, asg, options.get("HttpTokens", self.data.get(
+                            "http-tokens", "required")),
+                        options.get("HttpPutResponseHopLimit", PRESERVE),
+                        options.get("HttpEndpoint", PRESERVE))
                 else:
                     outcome = instances.start_refresh(
                         autoscaling, asg, self.data.get("refresh-preferences") or {},

@@ -1,4 +1,5 @@
 """`convert-to-launch-template`: launch configuration -> IMDSv2 launch template."""
+import json
 import logging
 
 from botocore.exceptions import ClientError
@@ -12,7 +13,7 @@ from c7n_imds.actions.common import (
 from c7n_imds.launch import LAUNCH_CONFIGURATION, LaunchSources, launch_references, retry
 from c7n_imds.translate import (
     PRESERVE, SOURCE_CREATED_TAG, SOURCE_TAG, TranslationError,
-    client_token, encode_previous_launch, launch_template_data, redact,
+    client_token, encode_previous_launch, launch_template_data, merge_metadata_options, redact,
     security_group_names, source_identity, template_name)
 
 log = logging.getLogger("custodian.c7n_imds.actions")
@@ -223,8 +224,10 @@ class ConvertToLaunchTemplate(Remediation):
                 results.extend(plan_results)
                 failures.update(plan_failures)
                 switched.extend(plan_switched)
+        metadata = {asg["AutoScalingGroupName"]: plan["LaunchTemplateData"]["MetadataOptions"]
+                    for plan in plans for asg in plan["Groups"]}
         self.update_running_instances(ec2, autoscaling, switched, results, failures,
-                                      uses_template=True)
+                                      uses_template=True, metadata=metadata)
         return self.finish(results, failures)
 
     def convert(self, ec2, autoscaling, plan, existing):
@@ -319,6 +322,22 @@ class ConvertToLaunchTemplate(Remediation):
             raise TranslationError(
                 "a launch template named %s already exists and was not created by c7n-imds "
                 "from this launch configuration; rename or delete it" % name)
+        # An earlier run may have converted with other options (http-tokens: preserve,
+        # another hop limit): never switch a group to settings it did not ask for.
+        default = retry(ec2.describe_launch_template_versions,
+                        LaunchTemplateId=template["LaunchTemplateId"],
+                        Versions=["$Default"])["LaunchTemplateVersions"]
+        existing_options = merge_metadata_options(
+            ((default[0].get("LaunchTemplateData") or {}) if default else {}).get(
+                "MetadataOptions"), http_tokens=PRESERVE)
+        wanted = plan["LaunchTemplateData"]["MetadataOptions"]
+        if existing_options != wanted:
+            raise TranslationError(
+                "launch template %s, made from this configuration by an earlier run, has "
+                "metadata options %s as its default version; this run asks for %s. Use "
+                "set-metadata-access on the groups already on it, then run again" % (
+                    name, json.dumps(existing_options, sort_keys=True),
+                    json.dumps(wanted, sort_keys=True)))
         return template, False
 
     def switch_group(self, autoscaling, asg, plan, template):

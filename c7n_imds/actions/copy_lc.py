@@ -157,8 +157,10 @@ class CopyLaunchConfiguration(Remediation):
                 results.append({"AutoScalingGroupName": group,
                                 "LaunchConfigurationName": plan["Source"],
                                 "CopyLaunchConfigurationName": name})
+        metadata = {asg["AutoScalingGroupName"]: plan["Parameters"]["MetadataOptions"]
+                    for plan in plans for asg in plan["Groups"]}
         self.update_running_instances(ec2, autoscaling, switched, results, failures,
-                                      uses_template=False)
+                                      uses_template=False, metadata=metadata)
         return self.finish(results, failures)
 
     def existing(self, autoscaling, names):

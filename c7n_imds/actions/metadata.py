@@ -110,6 +110,13 @@ class SetMetadataAccess(Remediation):
         work, failures = {}, {}
         for asg in groups:
             name = asg["AutoScalingGroupName"]
+            if previous_template_launch(asg) is None:
+                # no way back could be recorded: change nothing for this group
+                failures[name] = ("its mixed instances policy names too many templates to "
+                                  "record in the c7n-imds:previous-launch tag (256 "
+                                  "characters), so it could not be reverted; remediate it "
+                                  "by hand")
+                continue
             needed = []
             for spec in template_group_specs(asg):
                 version = sources.template_version(spec)
@@ -177,8 +184,15 @@ class SetMetadataAccess(Remediation):
                             key[0], key[1], describe_error(e))
         results, switched = self.apply(ec2, autoscaling, work, new_versions, failures)
         results = list(self.skipped) + results
+        metadata = {}
+        for key, item in work.items():
+            if key in new_versions:
+                options = (new_versions[key].get("LaunchTemplateData") or {}).get(
+                    "MetadataOptions") or {}
+                for asg, _ in item["Groups"]:
+                    metadata.setdefault(asg["AutoScalingGroupName"], options)
         self.update_running_instances(ec2, autoscaling, switched, results, failures,
-                                      uses_template=True)
+                                      uses_template=True, metadata=metadata)
         return self.finish(results, failures)
 
     def guard_shared_templates(self, work, followers, failures):
@@ -281,12 +295,10 @@ class SetMetadataAccess(Remediation):
             if item["Source"].get("DefaultVersion") and not item.get("DefaultOutsiders"):
                 defaults.append((key, new, names))
         for name, (asg, _) in sorted(group_specs.items()):
-            previous = previous_template_launch(asg)
-            if previous:
-                self.record_previous_launch(autoscaling, name, previous)
-            else:
-                log.warning("asg %s: launch specification too long to record in a tag; "
-                            "revert relies on the versions' descriptions", name)
+            try:
+                self.record_previous_launch(autoscaling, name, previous_template_launch(asg))
+            except AWS_ERRORS as e:
+                failures[name] = "tagging the group: %s" % describe_error(e)
         for (template_id, number), new, names in defaults:
             if not self.data.get("set-default", True):
                 log.warning("launch template %s: default version %s left as it is "
