@@ -256,9 +256,11 @@ class SetMetadataAccess(Remediation):
         data = source.get("LaunchTemplateData") or {}
         metadata = self.requested(data.get("MetadataOptions"), groups, data.get("UserData"))
         description = derived_version_description(number, metadata)
-        newer = retry(ec2.describe_launch_template_versions, LaunchTemplateId=template_id,
-                      MinVersion=str(number + 1), MaxResults=200)["LaunchTemplateVersions"]
-        for version in newer:
+        paginator = ec2.get_paginator("describe_launch_template_versions")
+        pages = retry(lambda: list(paginator.paginate(
+            LaunchTemplateId=template_id, MinVersion=str(number + 1),
+            PaginationConfig={"PageSize": 200})))
+        for version in (v for page in pages for v in page["LaunchTemplateVersions"]):
             if version.get("VersionDescription") == description:
                 return version
         version = retry(
