@@ -9,10 +9,10 @@ from dateutil.parser import parse as parse_date
 
 from c7n_imds.keys import LAUNCH_CONFIGURATION_KEYS, LAUNCH_KEYS, check_key_and_value
 from c7n_imds.launch import (
-    LAUNCH_CONFIGURATION, LC_NAMES_PER_CALL, LaunchSources, launch_references, retry)
+    LAUNCH_CONFIGURATION, LC_NAMES_PER_CALL, LaunchSources, launch_configuration_view,
+    launch_references, retry)
 from c7n_imds.translate import (
-    SOURCE_CREATED_TAG, SOURCE_TAG, copy_name, metadata_view, source_identity,
-    user_data_fingerprint)
+    SOURCE_CREATED_TAG, SOURCE_TAG, copy_name, source_identity, user_data_fingerprint)
 
 ANNOTATION_KEY = "c7n-imds:launch"
 
@@ -165,12 +165,7 @@ class LaunchConfigImdsFilter(ValueFilter):
         for config in configs:
             if isinstance(config.get("UserData"), str) and config["UserData"]:
                 config["UserData"] = user_data_fingerprint(config["UserData"])
-            config[self.annotation_key] = dict(
-                metadata_view(config.get("MetadataOptions")),
-                LaunchType=LAUNCH_CONFIGURATION,
-                LaunchName=config["LaunchConfigurationName"],
-                LaunchTemplateId=None, LaunchTemplateVersion=None,
-                ImageId=config.get("ImageId"), LaunchSourceMissing=False)
+            config[self.annotation_key] = launch_configuration_view(config)
         return super().process(configs, event)
 
     def __call__(self, config):

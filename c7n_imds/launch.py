@@ -216,7 +216,7 @@ class LaunchSources:
         except (ClientError, BotoCoreError) as e:
             # Read-only context for a report: say so and judge without it.
             log.warning("cannot read the account's instance metadata defaults (%s); "
-                        "EffectiveHttpTokens ignores them", describe_botocore_error(e))
+                        "EffectiveHttpTokens ignores them", describe_error(e))
             self.account_defaults = {}
         image_ids = {c.get("ImageId") for c in self.configs.values()} | {
             (v.get("LaunchTemplateData") or {}).get("ImageId") for v in self.versions.values()}
@@ -273,12 +273,8 @@ class LaunchSources:
             if config is None:
                 return missing_view(launch_type, refs[0], "launch configuration %r no "
                                     "longer exists" % refs[0])
-            return self.with_effective(dict(
-                metadata_view(config.get("MetadataOptions")), LaunchType=launch_type,
-                LaunchName=config["LaunchConfigurationName"], LaunchTemplateId=None,
-                LaunchTemplateVersion=None, ImageId=config.get("ImageId"),
-                LaunchSourceMissing=False), config.get("MetadataOptions"),
-                config.get("ImageId"))
+            return self.with_effective(launch_configuration_view(config),
+                                       config.get("MetadataOptions"), config.get("ImageId"))
         templates = [self.template_view(spec) for spec in refs]
         missing = [t for t in templates if t["LaunchSourceMissing"]]
         # The weakest template decides - by what instances really get when that is
@@ -311,6 +307,14 @@ class LaunchSources:
             LaunchSourceMissing=False), data.get("MetadataOptions"), data.get("ImageId"))
 
 
+def launch_configuration_view(config):
+    """The `imds` keys of a launch configuration (a group's, or the LC itself)."""
+    return dict(metadata_view(config.get("MetadataOptions")), LaunchType=LAUNCH_CONFIGURATION,
+                LaunchName=config["LaunchConfigurationName"], LaunchTemplateId=None,
+                LaunchTemplateVersion=None, ImageId=config.get("ImageId"),
+                LaunchSourceMissing=False)
+
+
 def missing_view(launch_type, name, reason):
     return {"LaunchType": launch_type, "LaunchName": name, "LaunchTemplateId": None,
             "LaunchTemplateVersion": None, "HttpTokens": None, "HttpEndpoint": None,
@@ -318,10 +322,11 @@ def missing_view(launch_type, name, reason):
             "LaunchSourceMissing": True, "LaunchSourceError": reason}
 
 
-def describe_botocore_error(error):
+def describe_error(error):
+    """An AWS error answer as "Code: Message"; no answer at all by its description."""
     if isinstance(error, ClientError):
-        return error.response["Error"]["Code"]
-    return type(error).__name__
+        return "%s: %s" % (error.response["Error"]["Code"], error.response["Error"]["Message"])
+    return str(error)
 
 
 def _version_sort_key(version):

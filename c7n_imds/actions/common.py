@@ -12,7 +12,7 @@ from c7n.exceptions import PolicyExecutionError
 from c7n.utils import chunks, local_session
 
 from c7n_imds import instances
-from c7n_imds.launch import retry
+from c7n_imds.launch import describe_error, retry
 from c7n_imds.network import subnet_ids
 from c7n_imds.translate import PRESERVE, PREVIOUS_LAUNCH_TAG
 
@@ -59,12 +59,6 @@ class RemediationError(PolicyExecutionError):
         super().__init__("%s failed for %d group(s); the others were processed:\n%s" % (
             action, len(failures), "\n".join(
                 " - %s: %s" % (group, reason) for group, reason in sorted(failures.items()))))
-
-
-def describe_error(error):
-    if isinstance(error, ClientError):
-        return "%s: %s" % (error.response["Error"]["Code"], error.response["Error"]["Message"])
-    return str(error)
 
 
 def current_groups(autoscaling, asgs):
