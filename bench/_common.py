@@ -1,8 +1,8 @@
 """Shared by the benchmarks in bench/ (not a benchmark itself: `make bench` skips files
 that start with an underscore, and running this file without --worker does nothing).
 
-- a moto server on 127.0.0.1 (c7n_imds.demo.moto_server) whose launch template
-  listings page like AWS's (moto returns at most MaxResults items and never a NextToken);
+- a moto server on 127.0.0.1 (c7n_imds.testing.moto_server, whose launch template
+  listings page like AWS's);
 - estates seeded through moto's backend objects in this process (the server shares
   them), because seeding 5000 groups through the API alone takes minutes;
 - a worker: a separate Python process that runs one policy through c7n's own loader
@@ -39,66 +39,6 @@ def progress(message):
 
 
 # -- moto: AWS-like paging for launch template listings ---------------------------------
-
-def patch_moto_paging():
-    """Make moto's DescribeLaunchTemplates / DescribeLaunchTemplateVersions honour
-    MaxResults *and* NextToken like AWS. Without this, any caller that pages (ours does)
-    sees only the first MaxResults templates and the scan silently misses the rest."""
-    from moto.core.responses import ActionResult
-    from moto.ec2.responses.launch_templates import LaunchTemplates
-
-    def page(self, items):
-        max_results = self._get_int_param("MaxResults", 15)
-        start = int(self._get_param("NextToken") or 0)
-        chunk = items[start:start + max_results]
-        token = str(start + max_results) if start + max_results < len(items) else None
-        return chunk, token
-
-    def describe_launch_template_versions(self):
-        self.error_on_dryrun()
-        versions = self.ec2_backend.describe_launch_template_versions(
-            template_name=self._get_param("LaunchTemplateName"),
-            template_id=self._get_param("LaunchTemplateId"),
-            versions=self._get_param("Versions", []),
-            min_version=self._get_int_param("MinVersion"),
-            max_version=self._get_int_param("MaxVersion"),
-            max_results=10 ** 9)
-        chunk, token = page(self, versions)
-        result = {"LaunchTemplateVersions": [{
-            "CreateTime": version.create_time,
-            "CreatedBy": "arn:%s:iam::%s:root" % (self.partition, self.current_account),
-            "DefaultVersion": template.is_default(version),
-            "LaunchTemplateData": version.data,
-            "LaunchTemplateId": template.id,
-            "LaunchTemplateName": template.name,
-            "VersionDescription": version.description,
-            "VersionNumber": version.number} for template, version in chunk]}
-        if token:
-            result["NextToken"] = token
-        return ActionResult(result)
-
-    def describe_launch_templates(self):
-        self.error_on_dryrun()
-        templates = self.ec2_backend.describe_launch_templates(
-            template_names=self._get_param("LaunchTemplateNames", []),
-            template_ids=self._get_param("LaunchTemplateIds", []),
-            filters=self._filters_from_querystring())
-        chunk, token = page(self, list(templates))
-        result = {"LaunchTemplates": [{
-            "CreateTime": template.create_time,
-            "CreatedBy": "arn:%s:iam::%s:root" % (self.partition, self.current_account),
-            "DefaultVersionNumber": template.default_version_number,
-            "LatestVersionNumber": template.latest_version_number,
-            "LaunchTemplateId": template.id,
-            "LaunchTemplateName": template.name,
-            "Tags": template.tags} for template in chunk]}
-        if token:
-            result["NextToken"] = token
-        return ActionResult(result)
-
-    LaunchTemplates.describe_launch_template_versions = describe_launch_template_versions
-    LaunchTemplates.describe_launch_templates = describe_launch_templates
-
 
 def backends():
     from moto.backends import get_backend
@@ -362,7 +302,7 @@ def worker(job_path):
 
 def run_worker(endpoint, policy, fault=None, extra_env=None):
     """Run a policy in a fresh process against the endpoint; returns its measurements."""
-    from c7n_imds.demo import aws_env
+    from c7n_imds.testing import aws_env
     job = Path(tempfile.mkdtemp(prefix="c7n-imds-bench-job-")) / "job.json"
     job.write_text(json.dumps({"policy": policy, "fault": fault}))
     env = aws_env(endpoint)

@@ -152,8 +152,7 @@ def main(argv=None):
     sizes = [int(s) for s in options.sizes.split(",") if s]
     throttle_sizes = sizes if options.throttle_sizes is None else [
         int(s) for s in options.throttle_sizes.split(",") if s]
-    common.patch_moto_paging()
-    from c7n_imds.demo import moto_server
+    from c7n_imds.testing import moto_server
     results = []
     started = time.perf_counter()
     workers = [int(c) for c in options.concurrency.split(",") if c]

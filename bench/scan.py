@@ -88,8 +88,7 @@ def main(argv=None):
                         help="comma-separated group counts (default 100,1000,5000)")
     options = parser.parse_args(argv)
     sizes = [int(s) for s in options.sizes.split(",") if s]
-    common.patch_moto_paging()
-    from c7n_imds.demo import moto_server
+    from c7n_imds.testing import moto_server
     rows, measured = [], {}
     with moto_server() as endpoint:
         for size in sizes:

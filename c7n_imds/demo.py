@@ -6,16 +6,14 @@ would, and prints a before/after table. No AWS account or network needed.
 """
 import argparse
 import datetime
-import contextlib
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 import boto3
+
+from c7n_imds.testing import EndpointSession, aws_env, moto_server, run_c7n_imds
 
 REGION = "us-east-1"
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -142,41 +140,6 @@ def estate_table(session):
     return rows
 
 
-@contextlib.contextmanager
-def moto_server():
-    """An in-process moto server on loopback; yields its endpoint URL."""
-    import logging
-    from moto.server import ThreadedMotoServer
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = "http://%s:%d" % (host, port)
-    # moto's backends are process-wide: start every server from an empty estate.
-    urllib.request.urlopen(urllib.request.Request(
-        endpoint + "/moto-api/reset", method="POST")).close()
-    try:
-        yield endpoint
-    finally:
-        server.stop()
-
-
-def aws_env(endpoint, region=REGION):
-    """Environment for a process that must talk only to the local endpoint."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=region,
-               AWS_EC2_METADATA_DISABLED="true")
-    return env
-
-
-def c7n_imds(args, env):
-    """Run the real `c7n-imds` command, as a user would."""
-    script = Path(sys.executable).with_name("c7n-imds")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "c7n_imds.cli"]
-    return subprocess.run(command + args, env=env, capture_output=True, text=True)
-
-
 def policy_counts(out_dir):
     counts = {}
     for resources in sorted(Path(out_dir).glob("*/resources.json")):
@@ -207,7 +170,7 @@ def main(argv=()):
                  ("detect (after)", "after", "detect.yml", "run")]
         for title, folder, policy_file, verb in steps:
             # --cache-period 0: each step must see the estate as the previous one left it.
-            result = c7n_imds([verb, "-s", str(out / folder), "-r", REGION, "--cache-period", "0",
+            result = run_c7n_imds([verb, "-s", str(out / folder), "-r", REGION, "--cache-period", "0",
                                str(POLICY_DIR / policy_file)], env)
             print("== c7n-imds %s %s" % (verb, policy_file))
             if verb == "plan":
@@ -249,16 +212,6 @@ def reasons(remediate_out, session):
         if "c7n-imds:exempt" in tags:
             why[asg["AutoScalingGroupName"]] = "exempt: " + tags["c7n-imds:exempt"]
     return why
-
-
-class EndpointSession:
-    """A boto3 session whose clients all talk to one endpoint."""
-
-    def __init__(self, session, endpoint):
-        self._session, self._endpoint = session, endpoint
-
-    def client(self, service, **kw):
-        return self._session.client(service, endpoint_url=self._endpoint, **kw)
 
 
 def format_table(before, after, why=None):

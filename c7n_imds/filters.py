@@ -10,7 +10,8 @@ from dateutil.parser import parse as parse_date
 from c7n_imds.keys import LAUNCH_CONFIGURATION_KEYS, LAUNCH_KEYS, check_key_and_value
 from c7n_imds.launch import (
     LAUNCH_CONFIGURATION, LC_NAMES_PER_CALL, LaunchSources, launch_configuration_view,
-    launch_references, retry)
+    launch_references)
+from c7n_imds.aws import all_groups, retry
 from c7n_imds.translate import (
     SOURCE_CREATED_TAG, SOURCE_TAG, copy_name, source_identity, user_data_fingerprint)
 
@@ -219,7 +220,7 @@ class ConvertedLaunchConfigFilter(Filter):
         matched = []
         for config in configs:
             replacement = replacements.get(source_identity(config))
-            if replacement is None or config["LaunchConfigurationName"] in in_use:
+            if replacement is None or config["LaunchConfigurationName"].strip() in in_use:
                 continue
             if replacement["Created"] > cutoff:
                 continue
@@ -263,14 +264,11 @@ def copy_replacements(autoscaling, configs):
 
 
 def launch_configurations_in_use(autoscaling):
-    """Names of launch configurations some group launches from, read fresh (AWS also
-    refuses to delete a configuration in use). A template beside a configuration name
-    wins, as in launch_references: moto keeps the old name after a switch."""
-    used = set()
-    for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
-            PaginationConfig={"PageSize": 100}):
-        for asg in page["AutoScalingGroups"]:
-            launch_type, refs = launch_references(asg)
-            if launch_type == LAUNCH_CONFIGURATION:
-                used.update({refs[0], refs[0].rstrip()})
-    return used
+    """Names, stripped of white space, of launch configurations some group launches
+    from, read fresh (AWS also refuses to delete a configuration in use). Recorded AWS
+    answers carry trailing spaces in these names on either side - the group's or the
+    configuration's - so callers compare stripped names. A template beside a
+    configuration name wins, as in launch_references: moto keeps the old name after a
+    switch."""
+    return {launch_references(asg)[1][0].strip() for asg in all_groups(autoscaling)
+            if launch_references(asg)[0] == LAUNCH_CONFIGURATION}

@@ -3,8 +3,9 @@
 Built from the permissions each resource, filter and action declares (custodian's own
 `Policy.get_permissions`), plus what custodian itself calls, and what AWS checks
 implicitly when a group is switched to a launch template: the caller must be allowed to
-launch with it (ec2:RunInstances, ec2:CreateTags for its tag specifications) and to
-pass the role of its instance profile (iam:PassRole, only to EC2).
+launch with it (ec2:RunInstances, ec2:CreateTags for its tag specifications, and
+ssm:GetParameters where its image is an SSM parameter) and to pass the role of its
+instance profile (iam:PassRole, only to EC2).
 """
 import argparse
 import json
@@ -14,12 +15,25 @@ import c7n_imds  # noqa: F401  (registers our filters and actions)
 
 # Custodian resolves the account id at start-up when not told it.
 RUNNER_PERMISSIONS = {"sts:GetCallerIdentity"}
-# AWS checks these when UpdateAutoScalingGroup points a group at a launch template.
-IMPLICIT_ON_SWITCH = {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole"}
-SWITCHING_ACTIONS = {"convert-to-launch-template", "set-metadata-access",
-                     "revert-imds-remediation"}
+# AWS checks these when UpdateAutoScalingGroup points a group at a launch template:
+# launching with it (ec2:RunInstances, ec2:CreateTags for its tag specifications),
+# passing its instance profile's role, and - for templates c7n-imds did not make, whose
+# image may be an SSM parameter (resolve:ssm:) - reading that parameter.
+IMPLICIT_ON_SWITCH = {
+    "convert-to-launch-template": {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole"},
+    "set-metadata-access": {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole",
+                            "ssm:GetParameters"},
+    "revert-imds-remediation": {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole",
+                                "ssm:GetParameters"},
+}
 # Calls custodian's own actions make without declaring them.
 UNDECLARED = {"notify": {"iam:ListAccountAliases"}}
+# ec2:CreateTags is needed only as part of these creates (tags given in the request),
+# never to tag an existing resource.
+CREATE_ACTIONS = ["CreateLaunchTemplate", "RunInstances"]
+# The service EC2 instance roles are passed to: ec2.amazonaws.com, or
+# ec2.amazonaws.com.cn in the aws-cn partition.
+PASSED_TO_EC2 = "ec2.amazonaws.com*"
 
 
 def policy_permissions(policies):
@@ -27,23 +41,28 @@ def policy_permissions(policies):
     for policy in policies:
         permissions.update(policy.get_permissions())
         for action in policy.resource_manager.actions:
-            if action.type in SWITCHING_ACTIONS:
-                permissions.update(IMPLICIT_ON_SWITCH)
+            permissions.update(IMPLICIT_ON_SWITCH.get(action.type, ()))
             permissions.update(UNDECLARED.get(action.type, ()))
     return permissions
 
 
 def policy_document(permissions):
-    """An IAM policy document: everything but iam:PassRole on any resource (describe
-    and tag APIs do not support resource scoping for these calls), and iam:PassRole
-    only towards EC2."""
-    actions = sorted(p for p in permissions if p != "iam:PassRole")
+    """An IAM policy document: the describe and change calls on any resource (these
+    calls do not support resource scoping here), ec2:CreateTags only within the creates
+    that tag, and iam:PassRole only towards EC2."""
+    scoped = {"iam:PassRole", "ec2:CreateTags"}
+    actions = sorted(p for p in permissions if p not in scoped)
     statements = [{"Sid": "C7nImds", "Effect": "Allow", "Action": actions, "Resource": "*"}]
+    if "ec2:CreateTags" in permissions:
+        statements.append({
+            "Sid": "C7nImdsTagOnCreate", "Effect": "Allow", "Action": "ec2:CreateTags",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"ec2:CreateAction": CREATE_ACTIONS}}})
     if "iam:PassRole" in permissions:
         statements.append({
             "Sid": "C7nImdsPassInstanceRole", "Effect": "Allow", "Action": "iam:PassRole",
             "Resource": "*",
-            "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}})
+            "Condition": {"StringLike": {"iam:PassedToService": PASSED_TO_EC2}}})
     return {"Version": "2012-10-17", "Statement": statements}
 
 

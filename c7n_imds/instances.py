@@ -5,15 +5,19 @@ import logging
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from c7n_imds.launch import retry
+from c7n_imds.aws import retry
 from c7n_imds.translate import PRESERVE
 
 log = logging.getLogger("custodian.c7n_imds.instances")
 
-# Replace a tenth of the group at a time and skip instances already launched from the
-# new configuration; everything else is AWS's default. Users override any of these
-# with `refresh-preferences`.
-DEFAULT_REFRESH_PREFERENCES = {"MinHealthyPercentage": 90, "SkipMatching": True}
+# Skip instances already launched from the new configuration; everything else is
+# AWS's default. MinHealthyPercentage and MaxHealthyPercentage are sent only when the
+# user sets them: unset, the group's instance maintenance policy applies (else AWS's
+# 90 and 100), and a value sent here would override the policy the group's owner chose.
+DEFAULT_REFRESH_PREFERENCES = {"SkipMatching": True}
+MIN_HEALTHY_RANGE = (0, 100)
+MAX_HEALTHY_RANGE = (100, 200)
+MAX_HEALTHY_SPREAD = 100
 
 
 def in_service_instance_ids(asg):
@@ -49,6 +53,25 @@ def modify_in_service(ec2, asg, http_tokens, hop_limit, http_endpoint):
              asg["AutoScalingGroupName"], len(modified),
              ", failed on %s" % failed if failed else "")
     return {"Mode": "modify", "Modified": modified, "Failed": failed}
+
+
+def refresh_preferences_problem(preferences):
+    """What StartInstanceRefresh would refuse in these preferences (botocore's
+    documentation of RefreshPreferences), or None. Checked when the policy is
+    validated: after the switch it would be too late."""
+    low, high = (preferences.get("MinHealthyPercentage"),
+                 preferences.get("MaxHealthyPercentage"))
+    for name, value, (least, most) in (("MinHealthyPercentage", low, MIN_HEALTHY_RANGE),
+                                       ("MaxHealthyPercentage", high, MAX_HEALTHY_RANGE)):
+        if value is not None and not least <= value <= most:
+            return "%s %s is outside %d-%d" % (name, value, least, most)
+    if high is not None and low is None:
+        return ("MaxHealthyPercentage needs MinHealthyPercentage too (AWS refuses one "
+                "without the other)")
+    if high is not None and high - low > MAX_HEALTHY_SPREAD:
+        return ("MaxHealthyPercentage %d minus MinHealthyPercentage %d is more than %d"
+                % (high, low, MAX_HEALTHY_SPREAD))
+    return None
 
 
 def refresh_preferences(overrides, uses_template):

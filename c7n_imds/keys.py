@@ -18,10 +18,11 @@ LAUNCH_KEYS = {
     "HttpTokens": TOKENS, "HttpEndpoint": ON_OFF, "HttpPutResponseHopLimit": NUMBER,
     "InstanceMetadataTags": ON_OFF, "LaunchSourceMissing": BOOLEAN,
     "LaunchSourceError": ANY, "EffectiveHttpTokens": TOKENS, "ScaleOutBlocked": BOOLEAN,
+    "RemediationPending": BOOLEAN,
 }
 LAUNCH_CONFIGURATION_KEYS = {k: v for k, v in LAUNCH_KEYS.items() if k not in (
     "LaunchTemplateVersionSpecified", "EffectiveHttpTokens", "ScaleOutBlocked",
-    "LaunchSourceError")}
+    "LaunchSourceError", "RemediationPending")}
 USAGE_KEYS = {"Total": NUMBER}
 EXEMPTION_KEYS = {"Exempt": BOOLEAN, "Malformed": BOOLEAN, "Expired": BOOLEAN,
                   "Reason": ANY, "Until": ANY, "Error": ANY}

@@ -17,9 +17,12 @@ builders are pure.
 import logging
 
 from botocore.exceptions import BotoCoreError, ClientError
-from c7n.utils import chunks, get_retry
+from c7n.utils import chunks
 
-from c7n_imds.translate import effective_http_tokens, metadata_view, weakness
+from c7n_imds.aws import describe_error, retry, tags_of
+from c7n_imds.translate import (
+    PREVIOUS_LAUNCH_TAG, TOKENS_OPTIONAL, effective_http_tokens, metadata_view,
+    parse_derived_version_description, weakness)
 
 log = logging.getLogger("custodian.c7n_imds.launch")
 
@@ -33,11 +36,6 @@ ALIASES = ("$Default", "$Latest")
 # Past this many templates with pinned numbers, load every template's $Default and
 # $Latest first (one paginated call) and fetch per template only what is still missing.
 BULK_THRESHOLD = 2
-
-# Throttling and transient server errors; botocore's own retries come first.
-retry = get_retry((
-    "Throttling", "ThrottlingException", "RequestLimitExceeded", "RequestThrottled",
-    "ServiceUnavailable", "InternalError", "InternalFailure"), max_attempts=8)
 
 NOT_FOUND_CODES = (
     "InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException",
@@ -91,6 +89,7 @@ class LaunchSources:
         self.loaded_aliases = set()
         self.account_defaults = None  # GetInstanceMetadataDefaults AccountLevel
         self.image_imds_support = None  # image id -> ImdsSupport ("v2.0" or None)
+        self.override_images = set()  # ImageIds that mixed instances overrides carry
 
     @classmethod
     def from_session(cls, session):
@@ -111,11 +110,13 @@ class LaunchSources:
             _, refs = launch_references(asg)
             for ref in refs:
                 if isinstance(ref, str):
-                    # Some groups carry an LC name with trailing white space the LC
-                    # itself does not have; ask for both spellings.
-                    lc_names.update({ref, ref.rstrip()})
+                    # Recorded answers carry trailing white space in LC names, on the
+                    # group's side or the LC's; ask for both spellings.
+                    lc_names.update({ref, ref.strip()})
                 else:
                     specs.append(ref)
+            self.override_images.update(
+                o["ImageId"] for o in mixed_overrides(asg) if o.get("ImageId"))
         self.load_launch_configurations(lc_names - set(self.configs))
         self.load_template_versions(specs)
         return self
@@ -131,6 +132,10 @@ class LaunchSources:
 
     def load_template_versions(self, specs):
         aliases = sorted({s["Version"] for s in specs if s["Version"] in ALIASES})
+        if "$Latest" in aliases:
+            # A template's EC2.170 state is its default version, whatever a group
+            # follows: $Latest followers need it too (see remediation_pending).
+            aliases = list(ALIASES)
         if aliases and not self.loaded_aliases.issuperset(aliases):
             self._load_alias_versions(aliases)
         numbered = self._numbered_to_fetch(specs)
@@ -219,7 +224,8 @@ class LaunchSources:
                         "EffectiveHttpTokens ignores them", describe_error(e))
             self.account_defaults = {}
         image_ids = {c.get("ImageId") for c in self.configs.values()} | {
-            (v.get("LaunchTemplateData") or {}).get("ImageId") for v in self.versions.values()}
+            (v.get("LaunchTemplateData") or {}).get("ImageId")
+            for v in self.versions.values()} | self.override_images
         # Templates may name an SSM parameter instead of an image id; it stays unknown.
         image_ids = sorted(i for i in image_ids if i and i.startswith("ami-"))
         self.image_imds_support = {}
@@ -250,10 +256,14 @@ class LaunchSources:
     # -- lookups (pure over what was loaded) --------------------------------------------
 
     def launch_configuration(self, name):
-        """The LC a group names, tolerating trailing white space on the group's side."""
+        """The LC a group names, tolerating white space around the name on either side
+        (the group's or the configuration's)."""
         if name in self.configs:
             return self.configs[name]
-        return self.configs.get(name.rstrip())
+        stripped = name.strip()
+        if stripped in self.configs:
+            return self.configs[stripped]
+        return next((c for n, c in self.configs.items() if n.strip() == stripped), None)
 
     def template_version(self, spec):
         key = self._template_key(spec)
@@ -275,19 +285,59 @@ class LaunchSources:
                                     "longer exists" % refs[0])
             return self.with_effective(launch_configuration_view(config),
                                        config.get("MetadataOptions"), config.get("ImageId"))
-        templates = [self.template_view(spec) for spec in refs]
+        templates = [self.template_view(spec, asg) for spec in refs]
+        if launch_type == MIXED_INSTANCES_POLICY:
+            templates += self.override_image_views(asg, refs)
         missing = [t for t in templates if t["LaunchSourceMissing"]]
         # The weakest template decides - by what instances really get when that is
         # known; a missing one cannot be judged, so it wins.
         decider = missing[0] if missing else min(templates, key=lambda t: (
             weakness(dict(t, HttpTokens=t.get("EffectiveHttpTokens", t["HttpTokens"]))),
             weakness(t)))
-        view = dict(decider, LaunchType=launch_type)
+        view = dict(decider, LaunchType=launch_type, RemediationPending=any(
+            t.get("RemediationPending") for t in templates))
         if launch_type == MIXED_INSTANCES_POLICY:
             view["Templates"] = templates
         return view
 
-    def template_view(self, spec):
+    def override_image_views(self, asg, refs):
+        """Views of the templates that overrides launch with an AMI of their own: the
+        override's image decides what the account default and ImdsSupport give."""
+        views = []
+        for override in mixed_overrides(asg):
+            if not override.get("ImageId"):
+                continue
+            spec = (template_spec(override["LaunchTemplateSpecification"])
+                    if override.get("LaunchTemplateSpecification") else refs[0])
+            version = self.template_version(spec)
+            if version is None:
+                continue  # already reported missing by the spec's own view
+            view = self.template_view(spec, asg)
+            options = (version.get("LaunchTemplateData") or {}).get("MetadataOptions")
+            view["ImageId"] = override["ImageId"]
+            views.append(self.with_effective(view, options, override["ImageId"]))
+        return views
+
+    def remediation_pending(self, spec, version, asg):
+        """Whether an earlier run stopped half-way for a group following ``$Latest``:
+        its latest is a version c7n-imds derived, but the group was never tagged with
+        where it came from (stopped before verification finished), or the version was
+        derived from the template's default and the default still allows IMDSv1
+        (stopped before the default moved; EC2.170 judges the default)."""
+        if spec["Version"] != "$Latest" or asg is None:
+            return False
+        derived = parse_derived_version_description(version.get("VersionDescription"))
+        if derived is None:
+            return False
+        recorded = tags_of(asg).get(PREVIOUS_LAUNCH_TAG) or ""
+        if version["LaunchTemplateId"] not in recorded:
+            return True
+        default = self.versions.get((version["LaunchTemplateId"], "$Default"))
+        return bool(default) and default["VersionNumber"] == derived[0] and metadata_view(
+            (default.get("LaunchTemplateData") or {}).get("MetadataOptions"))[
+                "HttpTokens"] == TOKENS_OPTIONAL
+
+    def template_view(self, spec, asg=None):
         version = self.template_version(spec)
         name = spec.get("LaunchTemplateName") or spec.get("LaunchTemplateId")
         if version is None:
@@ -304,7 +354,14 @@ class LaunchSources:
             LaunchTemplateVersion=version["VersionNumber"],
             LaunchTemplateVersionSpecified=spec["Version"],
             ImageId=data.get("ImageId"),
+            RemediationPending=self.remediation_pending(spec, version, asg),
             LaunchSourceMissing=False), data.get("MetadataOptions"), data.get("ImageId"))
+
+
+def mixed_overrides(asg):
+    """The overrides of a group's mixed instances policy ([] for other groups)."""
+    policy = asg.get("MixedInstancesPolicy") or {}
+    return list((policy.get("LaunchTemplate") or {}).get("Overrides") or ())
 
 
 def launch_configuration_view(config):
@@ -312,21 +369,15 @@ def launch_configuration_view(config):
     return dict(metadata_view(config.get("MetadataOptions")), LaunchType=LAUNCH_CONFIGURATION,
                 LaunchName=config["LaunchConfigurationName"], LaunchTemplateId=None,
                 LaunchTemplateVersion=None, ImageId=config.get("ImageId"),
-                LaunchSourceMissing=False)
+                RemediationPending=False, LaunchSourceMissing=False)
 
 
 def missing_view(launch_type, name, reason):
     return {"LaunchType": launch_type, "LaunchName": name, "LaunchTemplateId": None,
             "LaunchTemplateVersion": None, "HttpTokens": None, "HttpEndpoint": None,
             "HttpPutResponseHopLimit": None, "InstanceMetadataTags": None,
-            "LaunchSourceMissing": True, "LaunchSourceError": reason}
-
-
-def describe_error(error):
-    """An AWS error answer as "Code: Message"; no answer at all by its description."""
-    if isinstance(error, ClientError):
-        return "%s: %s" % (error.response["Error"]["Code"], error.response["Error"]["Message"])
-    return str(error)
+            "RemediationPending": False, "LaunchSourceMissing": True,
+            "LaunchSourceError": reason}
 
 
 def _version_sort_key(version):

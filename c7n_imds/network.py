@@ -2,13 +2,11 @@
 names (allowed in a launch configuration for the default VPC) resolved to ids there."""
 from c7n.utils import chunks
 
-from c7n_imds.launch import retry
+from c7n_imds.aws import retry
+from c7n_imds.model.preflight import subnet_ids
 
+# EC2 describes take at most 200 filter values per call, all filters together.
 FILTER_VALUES_PER_CALL = 200
-
-
-def subnet_ids(asg):
-    return [s.strip() for s in (asg.get("VPCZoneIdentifier") or "").split(",") if s.strip()]
 
 
 def group_vpcs(ec2, asgs):
@@ -36,7 +34,8 @@ def security_group_ids_by_name(ec2, vpc_names):
     """{(VPC id, group name): group id} for the given {VPC id: {names}}."""
     resolved = {}
     for vpc_id, names in sorted(vpc_names.items()):
-        for batch in chunks(sorted(names), FILTER_VALUES_PER_CALL):
+        # The vpc-id value counts towards the 200.
+        for batch in chunks(sorted(names), FILTER_VALUES_PER_CALL - 1):
             pages = retry(lambda: list(ec2.get_paginator(
                 "describe_security_groups").paginate(Filters=[
                     {"Name": "vpc-id", "Values": [vpc_id]},

@@ -14,7 +14,7 @@ from c7n.resources.ec2 import EC2
 from c7n.utils import chunks, local_session, type_schema
 
 from c7n_imds.keys import EXEMPTION_KEYS, USAGE_KEYS, check_key_and_value
-from c7n_imds.launch import retry
+from c7n_imds.aws import retry
 
 METRIC_QUERIES_PER_CALL = 500  # GetMetricData's limit
 USAGE_KEY = "c7n-imds:imdsv1-calls"

@@ -13,7 +13,7 @@ from c7n.policy import PolicyCollection
 from c7n.utils import reset_session_cache
 
 import c7n_imds  # noqa: F401  (registers filters and actions)
-from c7n_imds.demo import EndpointSession, aws_env, c7n_imds as run_c7n_imds, moto_server
+from c7n_imds.testing import EndpointSession, aws_env, moto_server, run_c7n_imds
 
 PLACEBO_DIR = Path(__file__).parent / "data" / "placebo"
 REPO = Path(__file__).resolve().parent.parent

@@ -314,7 +314,7 @@ def test_plain_custodian_does_not_know_our_actions(tmp_path, moto):
     """Why `c7n-imds` exists: custodian alone has no plugin loading (DESIGN §2)."""
     import subprocess
     import sys
-    from c7n_imds.demo import aws_env
+    from c7n_imds.testing import aws_env
     result = subprocess.run(
         [str(Path(sys.executable).with_name("custodian")), "validate", REMEDIATE],
         env=aws_env(moto[0]), capture_output=True, text=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import yaml
 
-from c7n_imds.demo import aws_env
+from c7n_imds.testing import aws_env
 from tests.conftest import REPO
 
 ACCOUNTS = {"111111111111": "payments", "222222222222": "data", "333333333333": "web"}

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from c7n_imds.iam import policy_permissions
 from tests.conftest import REPO
 from tests.test_e2e import seed
 
@@ -29,8 +32,17 @@ def test_generated_policy_covers_every_call_of_a_run(moto, c7n_imds_cmd, tmp_pat
         actions = statement["Action"]
         allowed.update([actions] if isinstance(actions, str) else actions)
     pass_role = [s for s in document["Statement"] if s["Action"] == "iam:PassRole"][0]
-    assert pass_role["Condition"]["StringEquals"]["iam:PassedToService"] == \
-        "ec2.amazonaws.com"
+    # ec2.amazonaws.com, and ec2.amazonaws.com.cn in the aws-cn partition
+    assert pass_role["Condition"] == {
+        "StringLike": {"iam:PassedToService": "ec2.amazonaws.com*"}}
+    tagging = [s for s in document["Statement"] if s["Action"] == "ec2:CreateTags"][0]
+    assert tagging["Condition"] == {"StringEquals": {
+        "ec2:CreateAction": ["CreateLaunchTemplate", "RunInstances"]}}
+    # templates c7n-imds did not make may take their image from an SSM parameter
+    assert "ssm:GetParameters" in allowed
+    # remediate.yml keeps running instances as they are
+    assert not {"ec2:ModifyInstanceMetadataOptions",
+                "autoscaling:StartInstanceRefresh"} & allowed
 
     for f in files:
         c7n_imds_cmd(["run", "-s", str(tmp_path / Path(f).stem), "--cache-period", "0", f],
@@ -51,3 +63,30 @@ def test_iam_policy_rejects_a_missing_file():
         [str(Path(sys.executable).with_name("c7n-imds")), "iam-policy", "no-such.yml"],
         capture_output=True, text=True)
     assert result.returncode != 0
+
+
+@pytest.mark.parametrize("action, present, absent", [
+    ({"type": "set-metadata-access"},
+     {"ec2:RunInstances", "ec2:GetInstanceTypesFromInstanceRequirements",
+      "ec2:DeleteLaunchTemplateVersions"},
+     {"ec2:ModifyInstanceMetadataOptions", "autoscaling:StartInstanceRefresh"}),
+    ({"type": "set-metadata-access", "running-instances": "modify"},
+     {"ec2:ModifyInstanceMetadataOptions"}, {"autoscaling:StartInstanceRefresh"}),
+    ({"type": "set-metadata-access", "running-instances": "refresh"},
+     {"autoscaling:StartInstanceRefresh"}, {"ec2:ModifyInstanceMetadataOptions"}),
+    ({"type": "set-metadata-access", "verify": False},
+     {"ec2:CreateLaunchTemplateVersion"},
+     {"ec2:GetInstanceTypesFromInstanceRequirements", "ec2:DescribeImages"}),
+    ({"type": "convert-to-launch-template"}, {"ec2:DeleteLaunchTemplate"},
+     {"ssm:GetParameters", "ec2:ModifyInstanceMetadataOptions"}),
+])
+def test_permissions_follow_the_options(load_policy, action, present, absent):
+    """Only what a policy's options use: running-instances keep needs nothing on
+    running instances, modify and refresh each need their one call, verify false
+    drops what only the pre-flight needs; a conversion makes templates from AMI ids,
+    so it needs no SSM parameter."""
+    policy = load_policy({"name": "p", "resource": "asg", "actions": [action]},
+                         session_factory=None)
+    permissions = policy_permissions([policy])
+    assert present <= permissions
+    assert not absent & permissions

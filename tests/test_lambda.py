@@ -11,7 +11,7 @@ from c7n.config import Config
 from c7n.loader import PolicyLoader
 from c7n.mu import PolicyLambda
 
-from c7n_imds.demo import aws_env
+from c7n_imds.testing import aws_env
 from tests.conftest import REPO
 from tests.test_e2e import groups_by_name, seed
 

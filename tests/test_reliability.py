@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from c7n_imds.demo import aws_env, c7n_imds as run_c7n_imds
+from c7n_imds.testing import aws_env, run_c7n_imds
 from tests import faults
 from tests.conftest import REPO
 from tests.test_e2e import (

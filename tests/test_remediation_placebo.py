@@ -99,10 +99,14 @@ def test_set_metadata_access_default_follower_gets_new_default_version(
     and an instance profile. The account's other template, reports (default version 1,
     also optional), is used by no group and must not be touched.
 
-    Exactly one CreateLaunchTemplateVersion from SourceVersion 3 carrying *only* the
-    merged MetadataOptions (AWS copies everything else from the source - moto would not,
-    hence placebo); the new version 4 becomes the default; web is tagged with where it
-    was before the default moved, and is not updated (it follows $Default).
+    Exactly one CreateLaunchTemplateVersion from SourceVersion 3 carrying the merged
+    MetadataOptions and the source's block device mappings again: AWS copies
+    everything else from the source, but drops the root volume's SnapshotId unless the
+    mappings are sent (botocore's documentation of SourceVersion). The new version 4
+    is described (read back: DescribeLaunchTemplateVersions _4, what AWS stores - the
+    source's data with the new options) and dry-run *before* anything else happens; it
+    becomes the default; web is tagged with where it was before the default moved, and
+    is not updated (it follows $Default).
 
     DescribeLaunchTemplateVersions _1 (filter) and _2 (action) answer the $Default
     listing, _3 the action's look for a version an earlier run derived (none).
@@ -119,7 +123,11 @@ def test_set_metadata_access_default_follower_gets_new_default_version(
     assert create["LaunchTemplateId"] == WEB
     assert create["SourceVersion"] == "3"
     assert create["LaunchTemplateData"] == {
-        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1}}
+        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
+        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {
+            "Encrypted": True, "DeleteOnTermination": True,
+            "SnapshotId": "snap-0fedcba9876543210", "VolumeSize": 50, "VolumeType": "gp3",
+            "Iops": 3000, "Throughput": 125}}]}
     assert derived_options(create["VersionDescription"], 3) == {
         "HttpTokens": "required", "HttpPutResponseHopLimit": 1}
     assert set(create) == {"LaunchTemplateId", "SourceVersion", "VersionDescription",
@@ -129,24 +137,27 @@ def test_set_metadata_access_default_follower_gets_new_default_version(
 
     # The look for an earlier run's version asks only for versions after the source.
     lookups = factory.called("DescribeLaunchTemplateVersions")
-    assert len(lookups) == 3, lookups
+    assert len(lookups) == 4, lookups
     assert lookups[2] == {"LaunchTemplateId": WEB, "MinVersion": "4", "MaxResults": 200}
+    # the read-back: exactly the version just created
+    assert lookups[3] == {"LaunchTemplateId": WEB, "Versions": ["4"]}
 
+    # the pre-flight launches the stored new version, not the source
     assert factory.called("RunInstances") == [
-        dry_run(WEB, "3", SubnetId="subnet-0a1b2c3d4e5f60001", MetadataOptions={
-            "HttpTokens": "required", "HttpPutResponseHopLimit": 1})]
+        dry_run(WEB, "4", SubnetId="subnet-0a1b2c3d4e5f60001")]
     assert factory.called("ModifyLaunchTemplate") == [
         {"LaunchTemplateId": WEB, "DefaultVersion": "4"}]
     assert factory.called("CreateOrUpdateTags") == [
         group_tag("web", PREVIOUS, "lt:%s:$Default" % WEB)]
     assert factory.called("UpdateAutoScalingGroup") == []
 
-    # Check (before anything exists, even a new $Latest), create, record the way back,
-    # and only then move the default.
-    assert call_order(factory, "CreateLaunchTemplateVersion", "RunInstances",
-                      "CreateOrUpdateTags", "ModifyLaunchTemplate") == [
-        ("RunInstances", None), ("CreateLaunchTemplateVersion", WEB),
-        ("CreateOrUpdateTags", "web"), ("ModifyLaunchTemplate", WEB)]
+    # Create, read back, check, record the way back, and only then move the default.
+    assert call_order(factory, "CreateLaunchTemplateVersion",
+                      "DescribeLaunchTemplateVersions", "RunInstances",
+                      "CreateOrUpdateTags", "ModifyLaunchTemplate")[-5:] == [
+        ("CreateLaunchTemplateVersion", WEB), ("DescribeLaunchTemplateVersions", WEB),
+        ("RunInstances", None), ("CreateOrUpdateTags", "web"),
+        ("ModifyLaunchTemplate", WEB)]
 
     assert changes(tmp_path, "asg-lt-imdsv2") == {"web": {
         "AutoScalingGroupName": "web",
@@ -232,10 +243,8 @@ def test_set_metadata_access_pinned_groups_share_one_new_version(
         group_tag("api-green", PREVIOUS, "lt:%s:2" % API)]
     # Each group is tried in its own first subnet.
     assert sorted(factory.called("RunInstances"), key=lambda c: c["SubnetId"]) == [
-        dry_run(API, "2", SubnetId="subnet-0c1c1c1c1c1c1c1c1", MetadataOptions={
-            "HttpTokens": "required", "HttpEndpoint": "enabled"}),
-        dry_run(API, "2", SubnetId="subnet-0c2c2c2c2c2c2c2c2", MetadataOptions={
-            "HttpTokens": "required", "HttpEndpoint": "enabled"})]
+        dry_run(API, "4", SubnetId="subnet-0c1c1c1c1c1c1c1c1"),
+        dry_run(API, "4", SubnetId="subnet-0c2c2c2c2c2c2c2c2")]
     order = call_order(factory, "CreateOrUpdateTags", "UpdateAutoScalingGroup")
     for group in ("api-blue", "api-green"):
         assert order.index(("CreateOrUpdateTags", group)) < order.index(
@@ -260,9 +269,11 @@ def test_set_metadata_access_reuses_version_an_interrupted_run_created(
     lookups = [c for c in factory.called("DescribeLaunchTemplateVersions")
                if "MinVersion" in c]
     assert lookups == [{"LaunchTemplateId": BATCH, "MinVersion": "3", "MaxResults": 200}]
+    # the version found again is verified like a new one: its stored data (the
+    # listing's) compared with version 2 plus the options, then dry-run
     assert [c["LaunchTemplate"] for c in factory.called("RunInstances")] == [
-        {"LaunchTemplateId": BATCH, "Version": "2"}]
-    assert factory.called("RunInstances")[0]["MetadataOptions"]["HttpTokens"] == "required"
+        {"LaunchTemplateId": BATCH, "Version": "4"}]
+    assert "MetadataOptions" not in factory.called("RunInstances")[0]
     assert factory.called("ModifyLaunchTemplate") == [
         {"LaunchTemplateId": BATCH, "DefaultVersion": "4"}]
     assert factory.called("UpdateAutoScalingGroup") == [
@@ -299,11 +310,13 @@ def test_convert_preflight_refusal_leaves_group_unswitched(placebo_factory, load
         policy.run()
 
     assert factory.called("RunInstances") == [
-        dry_run(PUB_TEMPLATE, "$Default", NetworkInterfaces=[{
+        dry_run(PUB_TEMPLATE, "1", NetworkInterfaces=[{
             "DeviceIndex": 0, "AssociatePublicIpAddress": True,
             "Groups": ["sg-0a0a0a0a0a0a0a0a1"], "DeleteOnTermination": True,
             "SubnetId": "subnet-0aa0000000000aa01"}]),
-        dry_run(PRIV_TEMPLATE, "$Default", SubnetId="subnet-0bb0000000000bb01")]
+        dry_run(PRIV_TEMPLATE, "1", SubnetId="subnet-0bb0000000000bb01")]
+    # pub's template failed its check and no group uses it: withdrawn
+    assert factory.called("DeleteLaunchTemplate") == [{"LaunchTemplateId": PUB_TEMPLATE}]
     assert factory.called("UpdateAutoScalingGroup") == [
         {"AutoScalingGroupName": "priv-app",
          "LaunchTemplate": {"LaunchTemplateId": PRIV_TEMPLATE, "Version": "$Default"}}]
@@ -348,8 +361,9 @@ def test_running_instances_refresh_reports_refresh_in_progress(placebo_factory,
                                                                load_policy, tmp_path):
     """svc-a and svc-b follow $Default of template svc (version 1, optional): version 2
     is derived and made the default, then an instance refresh is started for each group
-    - Rolling, with the defaults (MinHealthyPercentage 90, SkipMatching true) overlaid by
-    `refresh-preferences`. StartInstanceRefresh _1 (svc-a) starts one; _2 (svc-b) fails
+    - Rolling, with the default SkipMatching true overlaid by `refresh-preferences`, and
+    no MinHealthyPercentage or MaxHealthyPercentage, so that the group's instance
+    maintenance policy applies. StartInstanceRefresh _1 (svc-a) starts one; _2 (svc-b) fails
     with InstanceRefreshInProgress: reported in imds-changes.json, not a policy error.
     moto does not implement StartInstanceRefresh."""
     factory = recording_factory(
@@ -359,7 +373,7 @@ def test_running_instances_refresh_reports_refresh_in_progress(placebo_factory,
         "refresh-preferences": {"InstanceWarmup": 120, "SkipMatching": False}}),
         session_factory=factory, output_dir=tmp_path).run()  # no RemediationError
 
-    preferences = {"MinHealthyPercentage": 90, "SkipMatching": False, "InstanceWarmup": 120}
+    preferences = {"SkipMatching": False, "InstanceWarmup": 120}
     assert factory.called("StartInstanceRefresh") == [
         {"AutoScalingGroupName": "svc-a", "Strategy": "Rolling", "Preferences": preferences},
         {"AutoScalingGroupName": "svc-b", "Strategy": "Rolling", "Preferences": preferences}]
@@ -437,8 +451,9 @@ def test_copy_launch_configuration_copies_every_field(placebo_factory, load_poli
     data goes in as the *decoded* bytes, because botocore base64-encodes
     CreateLaunchConfiguration's UserData itself - checked on the serialized request too.
 
-    DescribeLaunchConfigurations _1 (filter) and _2 (action) return legacy-lc, _3 (does
-    the copy exist already?) nothing.
+    DescribeLaunchConfigurations _1 (filter) returns legacy-lc, which the action reuses;
+    _2 answers the look for an existing copy, _3 the read-back of the copy just made
+    (what AWS stores: the copy's every field, KernelId and RamdiskId as empty strings).
     """
     factory = recording_factory(placebo_factory,
                                 "test_copy_launch_configuration_copies_every_field")
@@ -480,9 +495,11 @@ def test_copy_launch_configuration_copies_every_field(placebo_factory, load_poli
     assert len(wire) == 1
     assert wire[0]["UserData"] == base64.b64encode(LEGACY_USER_DATA).decode()
 
-    # the configuration read by the filter is reused; then one look for the copy
-    assert factory.called("DescribeLaunchConfigurations")[-1] == {
-        "LaunchConfigurationNames": [name], "MaxRecords": 100}
+    # the configuration read by the filter is reused; then one look for the copy, and
+    # after the create the read-back of exactly the copy
+    assert factory.called("DescribeLaunchConfigurations")[-2:] == [
+        {"LaunchConfigurationNames": [name], "MaxRecords": 100},
+        {"LaunchConfigurationNames": [name]}]
     assert factory.called("CreateOrUpdateTags") == [
         group_tag("legacy", PREVIOUS, "lc:legacy-lc")]
     assert factory.called("UpdateAutoScalingGroup") == [
@@ -708,3 +725,81 @@ def test_flight_data_matches_botocore_output_shapes(flight):
     """Every response file has only fields botocore's model knows, with its types."""
     assert (PLACEBO_DIR / flight).is_dir(), flight
     assert flight_shape_errors(PLACEBO_DIR / flight) == []
+
+
+# -- the read-back: nothing launches from what AWS stored differently ---------------------
+
+def test_set_metadata_access_read_back_difference_leaves_group_and_default(
+        placebo_factory, load_policy, tmp_path):
+    """As test_set_metadata_access_default_follower_gets_new_default_version, but the
+    read-back (DescribeLaunchTemplateVersions _4: version 4 as AWS stored it) shows the
+    root volume without its SnapshotId - what AWS stores for a version made from a
+    source without the mappings. The difference is caught before anything launches:
+    no pre-flight, no tag, the default stays 3, the group is not touched, version 4 is
+    deleted again (DeleteLaunchTemplateVersions _1), and the error and the outcome file
+    name the field."""
+    factory = recording_factory(
+        placebo_factory,
+        "test_set_metadata_access_read_back_difference_leaves_group_and_default")
+    policy = load_policy(set_access_policy(), session_factory=factory, output_dir=tmp_path)
+    with pytest.raises(RemediationError) as raised:
+        policy.run()
+
+    assert len(factory.called("CreateLaunchTemplateVersion")) == 1
+    assert factory.called("DescribeLaunchTemplateVersions")[-1] == {
+        "LaunchTemplateId": WEB, "Versions": ["4"]}
+    assert factory.called("RunInstances") == []
+    assert factory.called("CreateOrUpdateTags") == []
+    assert factory.called("ModifyLaunchTemplate") == []
+    assert factory.called("UpdateAutoScalingGroup") == []
+    assert factory.called("DeleteLaunchTemplateVersions") == [
+        {"LaunchTemplateId": WEB, "Versions": ["4"]}]
+
+    reason = raised.value.failures["web"]
+    assert "BlockDeviceMappings[0].Ebs.SnapshotId" in reason
+    assert "snap-0fedcba9876543210" in reason and "left unchanged" in reason
+    outcome = changes(tmp_path, "asg-lt-imdsv2")["web"]
+    assert outcome["Error"] == reason
+    assert outcome["Differences"] == [{
+        "Field": "BlockDeviceMappings[0].Ebs.SnapshotId",
+        "Expected": "snap-0fedcba9876543210", "Stored": None}]
+
+
+def test_set_metadata_access_create_warning_withdraws_version(placebo_factory, load_policy,
+                                                              tmp_path):
+    """CreateLaunchTemplateVersion _1 succeeds but carries a Warning (invalid
+    parameters AWS accepted without rejecting the request). The version is not used:
+    deleted again, no pre-flight, the default and the group untouched, the warning
+    named in the error."""
+    factory = recording_factory(
+        placebo_factory, "test_set_metadata_access_create_warning_withdraws_version")
+    policy = load_policy(set_access_policy(), session_factory=factory, output_dir=tmp_path)
+    with pytest.raises(RemediationError) as raised:
+        policy.run()
+    assert factory.called("DeleteLaunchTemplateVersions") == [
+        {"LaunchTemplateId": WEB, "Versions": ["4"]}]
+    for operation in ("RunInstances", "CreateOrUpdateTags", "ModifyLaunchTemplate",
+                      "UpdateAutoScalingGroup"):
+        assert factory.called(operation) == [], operation
+    reason = raised.value.failures["web"]
+    assert "warning" in reason and "InvalidParameterCombination" in reason
+
+
+def test_convert_create_warning_withdraws_template(placebo_factory, load_policy, tmp_path):
+    """CreateLaunchTemplate _1 answers with a Warning: the new template is deleted
+    (DeleteLaunchTemplate _1) - no group uses it yet - and the group stays on its
+    launch configuration, untagged."""
+    factory = recording_factory(placebo_factory,
+                                "test_convert_create_warning_withdraws_template")
+    policy = load_policy(convert_policy(**{"hop-limit": 2, "http-endpoint": "enabled",
+                                           "version": "$Latest"}),
+                         session_factory=factory, output_dir=tmp_path)
+    with pytest.raises(RemediationError) as raised:
+        policy.run()
+    assert factory.called("DeleteLaunchTemplate") == [
+        {"LaunchTemplateId": "lt-0c4000000000000c4"}]
+    assert factory.called("RunInstances") == []
+    assert factory.called("CreateOrUpdateTags") == []
+    assert factory.called("UpdateAutoScalingGroup") == []
+    reason = raised.value.failures["containers"]
+    assert "warning" in reason and "HttpPutResponseHopLimit 2" in reason

@@ -21,7 +21,7 @@ import boto3
 import pytest
 
 from c7n_imds import report
-from c7n_imds.demo import EndpointSession, aws_env, c7n_imds as run_c7n_imds, moto_server
+from c7n_imds.testing import EndpointSession, aws_env, moto_server, run_c7n_imds
 from tests.conftest import REGION, REPO
 
 DETECT = str(REPO / "policies" / "detect.yml")

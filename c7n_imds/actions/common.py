@@ -8,12 +8,13 @@ import logging
 
 from botocore.exceptions import BotoCoreError, ClientError
 from c7n.actions import BaseAction
-from c7n.exceptions import PolicyExecutionError
+from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.utils import chunks, local_session
 
 from c7n_imds import instances
-from c7n_imds.launch import describe_error, retry
-from c7n_imds.network import subnet_ids
+from c7n_imds.aws import AWS_ERRORS, THROTTLING_CODES, describe_error, retry
+from c7n_imds.model.verify import differences, summary
+from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
 from c7n_imds.translate import PRESERVE, PREVIOUS_LAUNCH_TAG
 
 log = logging.getLogger("custodian.c7n_imds.actions")
@@ -31,6 +32,8 @@ CONTAINER_USER_DATA_MARKERS = (
     b"/etc/eks/bootstrap.sh", b"node.eks.aws", b"ECS_CLUSTER=", b"/etc/ecs/ecs.config")
 HTTP_ENDPOINT_SCHEMA = {"enum": [PRESERVE, "enabled", "disabled"]}
 RUNNING_INSTANCES_SCHEMA = {"enum": ["keep", "modify", "refresh"]}
+RUNNING_INSTANCES_PERMISSIONS = {"modify": ("ec2:ModifyInstanceMetadataOptions",),
+                                 "refresh": ("autoscaling:StartInstanceRefresh",)}
 REFRESH_PREFERENCES_SCHEMA = {
     "type": "object", "additionalProperties": False,
     "properties": {
@@ -43,12 +46,8 @@ REFRESH_PREFERENCES_SCHEMA = {
         "BakeTime": {"type": "integer", "minimum": 0}}}
 GROUP_NAMES_PER_CALL = 50
 DRY_RUN_OK = "DryRunOperation"
-THROTTLING_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded",
-                    "RequestThrottled")
 TAGS_PER_CALL = 25
-# An AWS error answer, or no answer at all (connection reset, timeout): either way one
-# group fails, named with the reason, and the others go on.
-AWS_ERRORS = (ClientError, BotoCoreError)
+SSM_IMAGE_PREFIX = "resolve:ssm:"
 
 
 class RemediationError(PolicyExecutionError):
@@ -138,30 +137,6 @@ def iac_guidance(asg):
             "iac-managed: remediate" % owner)
 
 
-def preflight_parameters(asg, template_id, version, launch_template_data):
-    """RunInstances(DryRun) parameters that launch what the group would launch."""
-    params = {"DryRun": True, "MinCount": 1, "MaxCount": 1,
-              "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": str(version)}}
-    subnets = subnet_ids(asg)
-    interfaces = launch_template_data.get("NetworkInterfaces") or []
-    if subnets and interfaces:
-        # A request that names interfaces replaces the template's: repeat the primary
-        # one with the subnet the group would use.
-        primary = {k: v for k, v in interfaces[0].items()
-                   if k in ("DeviceIndex", "AssociatePublicIpAddress", "Groups",
-                            "DeleteOnTermination", "Description")}
-        params["NetworkInterfaces"] = [dict(primary, SubnetId=subnets[0])]
-    elif subnets:
-        params["SubnetId"] = subnets[0]
-    if not launch_template_data.get("InstanceType"):
-        overrides = ((asg.get("MixedInstancesPolicy") or {}).get("LaunchTemplate") or {}).get(
-            "Overrides") or []
-        types = [o["InstanceType"] for o in overrides if o.get("InstanceType")]
-        if types:
-            params["InstanceType"] = types[0]
-    return params
-
-
 class Remediation(BaseAction):
     """Base for our remediation actions."""
 
@@ -195,6 +170,19 @@ class Remediation(BaseAction):
                                  "Skipped": guidance})
         return eligible
 
+    # What the pre-flight DryRun needs (``verify``, on by default).
+    verify_permissions = ("ec2:RunInstances",)
+
+    def get_permissions(self):
+        """Only what the action's options use: ``running-instances: keep`` needs no
+        permission on running instances, ``verify: false`` none for the pre-flight."""
+        permissions = set(self.permissions)
+        if self.data.get("verify", True):
+            permissions.update(self.verify_permissions)
+        permissions.update(RUNNING_INSTANCES_PERMISSIONS.get(
+            self.data.get("running-instances", "keep"), ()))
+        return sorted(permissions)
+
     def hop_limit(self, groups, existing_metadata_options, user_data=None):
         return resolve_hop_limit(
             self.data.get("hop-limit", PRESERVE), existing_metadata_options,
@@ -204,45 +192,127 @@ class Remediation(BaseAction):
         session = local_session(self.manager.session_factory)
         return session.client("ec2"), session.client("autoscaling")
 
-    def preflight(self, ec2, asg, template_id, version, launch_template_data,
-                  metadata_options=None):
-        """Ask EC2 whether it would launch from the template, without launching.
-        Launch template parameters are not validated when a template is created; a bad
-        one would otherwise surface only at the group's next scale-out. Returns None
-        when the launch would succeed, else the reason. Groups that would launch the
-        same way (template, subnet, instance type) share one check: RunInstances has the
-        smallest of EC2's rate limits."""
+    def validate(self):
+        """Refuse at validate time what AWS would refuse only after groups switched."""
+        preferences = self.data.get("refresh-preferences") or {}
+        problem = instances.refresh_preferences_problem(preferences)
+        if problem:
+            raise PolicyValidationError("policy %s: action %s: refresh-preferences: %s" % (
+                (self.manager.data or {}).get("name", "?") if self.manager else "?",
+                self.type, problem))
+        return self
+
+    def preflight(self, ec2, asg, spec, template_id, version, launch_template_data):
+        """Ask EC2 whether it would launch the group from this template version,
+        without launching. Launch template parameters are not validated when a
+        template or version is created; a bad one would otherwise surface only at the
+        group's next scale-out. Returns None when the launch would succeed, else the
+        reason. ``spec`` is the group's template specification (None for a group
+        about to be switched from a launch configuration): in a mixed instances
+        policy it decides which override's instance type and image the check uses.
+        Groups that would launch the same way share one check: RunInstances has the
+        smallest of EC2's rate limits. Each verdict is logged."""
         if not self.data.get("verify", True):
             return None
-        params = preflight_parameters(asg, template_id, version, launch_template_data)
-        if metadata_options:
-            # The options a new version would carry, checked before it exists.
-            params["MetadataOptions"] = dict(metadata_options)
+        name = asg["AutoScalingGroupName"]
+        choice = launch_choice(asg, spec)
+        requirements = instance_requirements(choice, launch_template_data)
+        instance_type = None
+        if requirements:
+            image_id = choice.get("ImageId") or launch_template_data.get("ImageId")
+            instance_type, problem = self.concrete_instance_type(ec2, requirements, image_id)
+            if problem:
+                log.info("asg %s: pre-flight launch template %s version %s: %s", name,
+                         template_id, version, problem)
+                return problem
+        params = preflight_parameters(asg, template_id, version, launch_template_data,
+                                      choice, instance_type)
         key = json.dumps(params, sort_keys=True)
         checked = self.__dict__.setdefault("_preflight_checked", {})
         if key not in checked:
             checked[key] = self._dry_run(ec2, params, template_id, version)
+        log.info("asg %s: pre-flight launch template %s version %s, instance type %s%s: "
+                 "%s", name, template_id, version,
+                 params.get("InstanceType") or launch_template_data.get("InstanceType")
+                 or "the template's",
+                 ", image %s" % params["ImageId"] if params.get("ImageId") else "",
+                 "would launch" if checked[key] is None else checked[key])
         return checked[key]
+
+    def concrete_instance_type(self, ec2, requirements, image_id):
+        """(instance type, None) for attribute-based selection - RunInstances cannot
+        take InstanceRequirements - or (None, reason)."""
+        cache = self.__dict__.setdefault("_requirement_types", {})
+        key = json.dumps([requirements, image_id], sort_keys=True, default=str)
+        if key in cache:
+            return cache[key]
+        try:
+            image = self.image_platform(ec2, image_id)
+            types = retry(ec2.get_instance_types_from_instance_requirements,
+                          ArchitectureTypes=[image["Architecture"]],
+                          VirtualizationTypes=[image["VirtualizationType"]],
+                          InstanceRequirements=requirements, MaxResults=10)["InstanceTypes"]
+        except AWS_ERRORS + (LookupError,) as e:
+            cache[key] = (None, "could not find an instance type for the template's "
+                          "InstanceRequirements (%s); the group was left unchanged - run "
+                          "the policy again" % describe_error(e))
+            return cache[key]
+        if not types:
+            cache[key] = (None, "no instance type matches the template's "
+                          "InstanceRequirements for image %s; the group was left unchanged"
+                          % image_id)
+        else:
+            cache[key] = (types[0]["InstanceType"], None)
+        return cache[key]
+
+    def image_platform(self, ec2, image_id):
+        """{Architecture, VirtualizationType} of an image; an image named by an SSM
+        parameter (``resolve:ssm:NAME``) is resolved first."""
+        if image_id and image_id.startswith(SSM_IMAGE_PREFIX):
+            ssm = local_session(self.manager.session_factory).client("ssm")
+            parameter = retry(ssm.get_parameters, Names=[image_id[len(SSM_IMAGE_PREFIX):]])
+            image_id = parameter["Parameters"][0]["Value"] if parameter["Parameters"] else None
+        images = retry(ec2.describe_images, ImageIds=[image_id])["Images"] if image_id else []
+        if not images:
+            raise LookupError("image %s not found" % image_id)
+        return {"Architecture": images[0].get("Architecture") or "x86_64",
+                "VirtualizationType": images[0].get("VirtualizationType") or "hvm"}
+
+    def stored_problem(self, what, expected, stored, warnings, groups):
+        """The read-back verdict: None when AWS stored what the groups should launch
+        (the accepted normalisations aside), else the reason. Field-level differences
+        go into the outcome file for each group, user data only as size and SHA-256."""
+        if warnings:
+            return ("%s: AWS accepted the create with a warning (%s); it is not used and "
+                    "the group was left unchanged" % (what, "; ".join(warnings)))
+        found = differences(expected, stored)
+        if not found:
+            return None
+        recorded = self.__dict__.setdefault("read_back_differences", {})
+        for group in groups:
+            recorded[group] = found
+        return ("%s as stored by AWS differs from what the group launched before: %s; "
+                "it is not used and the group was left unchanged" % (what, summary(found)))
 
     def _dry_run(self, ec2, params, template_id, version):
         try:
             retry(ec2.run_instances, **params)
-        except BotoCoreError as e:
-            return ("could not verify launch template %s version %s (%s); the group was "
-                    "left unchanged - run the policy again" % (
-                        template_id, version, describe_error(e)))
         except ClientError as e:
             code = e.response["Error"]["Code"]
             if code == DRY_RUN_OK:
                 return None
-            if code in THROTTLING_CODES:
-                return ("could not verify launch template %s version %s (%s); the group "
-                        "was left unchanged - run the policy again" % (
+            if code not in THROTTLING_CODES:
+                return ("pre-flight RunInstances (DryRun) refused launch template %s "
+                        "version %s: %s; the group was left unchanged" % (
                             template_id, version, describe_error(e)))
-            return "pre-flight RunInstances (DryRun) refused launch template %s version " \
-                   "%s: %s; the group was left unchanged" % (
-                       template_id, version, describe_error(e))
-        return None
+            error = e
+        except BotoCoreError as e:
+            error = e
+        else:
+            return None
+        return ("could not verify launch template %s version %s (%s); the group was left "
+                "unchanged - run the policy again" % (template_id, version,
+                                                      describe_error(error)))
 
     def record_previous_launch(self, autoscaling, group, value):
         # Recorded before the change, so a crash between the calls still leaves a way back.
@@ -288,9 +358,13 @@ class Remediation(BaseAction):
 
     def finish(self, results, failures):
         """Write the per-group outcome file and fail the policy if any group failed."""
+        differences_ = self.__dict__.get("read_back_differences", {})
         for group, reason in sorted(failures.items()):
             log.error("asg %s: not remediated: %s", group, reason)
-            results.append({"AutoScalingGroupName": group, "Error": reason})
+            outcome = {"AutoScalingGroupName": group, "Error": reason}
+            if group in differences_:
+                outcome["Differences"] = differences_[group]
+            results.append(outcome)
         self.manager.ctx.output.write_file(
             "imds-changes.json", json.dumps(results, indent=2, default=str))
         if failures:

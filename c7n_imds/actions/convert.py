@@ -10,16 +10,19 @@ from c7n_imds import network
 from c7n_imds.actions.common import (
     AWS_ERRORS, HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
-from c7n_imds.launch import LAUNCH_CONFIGURATION, LaunchSources, launch_references, retry
+from c7n_imds.launch import LAUNCH_CONFIGURATION, LaunchSources, launch_references
+from c7n_imds.aws import all_groups, retry, tags_of
+from c7n_imds.model.verify import differences, warning_messages
 from c7n_imds.translate import (
     PRESERVE, SOURCE_CREATED_TAG, SOURCE_TAG, TranslationError,
-    client_token, encode_previous_launch, launch_template_data, merge_metadata_options, redact,
+    client_token, encode_previous_launch, launch_template_data, redact,
     security_group_names, source_identity, template_name)
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
 TEMPLATE_NAMES_PER_CALL = 100
 ALREADY_EXISTS = "InvalidLaunchTemplateName.AlreadyExistsException"
+NOT_FOUND_CODES = ("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateId.VersionNotFound")
 
 
 @ASG.action_registry.register("convert-to-launch-template")
@@ -99,12 +102,12 @@ class ConvertToLaunchTemplate(Remediation):
            "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
     permissions = LaunchSources.permissions + (
         "ec2:DescribeLaunchTemplates", "ec2:CreateLaunchTemplate", "ec2:CreateTags",
+        "ec2:DeleteLaunchTemplate",
         "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups",
         "autoscaling:DescribeAutoScalingGroups", "autoscaling:UpdateAutoScalingGroup",
         "autoscaling:CreateOrUpdateTags",
         # AWS checks these when a group is switched to a template.
-        "ec2:RunInstances", "iam:PassRole",
-        "ec2:ModifyInstanceMetadataOptions", "autoscaling:StartInstanceRefresh")
+        "ec2:RunInstances", "iam:PassRole")
 
     # -- planning: what each launch configuration becomes (no changes) -----------------
 
@@ -234,22 +237,40 @@ class ConvertToLaunchTemplate(Remediation):
         """One launch configuration: its template, then its groups.
         Returns (results, failures, switched groups)."""
         results, failures, switched = [], {}, []
+        names = [asg["AutoScalingGroupName"] for asg in plan["Groups"]]
         try:
-            template, created = self.ensure_template(ec2, plan, existing)
+            template, stored, created, warnings = self.ensure_template(ec2, plan, existing)
         except AWS_ERRORS + (TranslationError,) as e:
-            for asg in plan["Groups"]:
-                failures[asg["AutoScalingGroupName"]] = "creating launch template %s: %s" % (
+            for name in names:
+                failures[name] = "creating launch template %s: %s" % (
                     plan["LaunchTemplateName"], describe_error(e))
             return results, failures, switched
-        version = self.data.get("version", "$Default")
+        # Nothing switches to the template before it is proven: what AWS stored must be
+        # the configuration, translated, plus the requested metadata options ...
+        problem = self.stored_problem(
+            "launch template %s (%s) version %s" % (
+                plan["LaunchTemplateName"], template["LaunchTemplateId"],
+                stored["VersionNumber"]),
+            plan["LaunchTemplateData"], stored.get("LaunchTemplateData"), warnings, names)
+        if problem and not created:
+            problem = self.reuse_problem(plan, stored) or problem
         ready = []
-        for asg in plan["Groups"]:
-            refused = self.preflight(ec2, asg, template["LaunchTemplateId"], version,
-                                     plan["LaunchTemplateData"])
+        for asg in plan["Groups"] if not problem else ():
+            # ... and EC2 must launch it, as each group would.
+            refused = self.preflight(ec2, asg, None, template["LaunchTemplateId"],
+                                     stored["VersionNumber"], stored.get("LaunchTemplateData")
+                                     or {})
             if refused:
                 failures[asg["AutoScalingGroupName"]] = refused
             else:
                 ready.append(asg)
+        if problem:
+            failures.update({name: problem for name in names})
+        if not ready:
+            if created:
+                self.withdraw_template(ec2, template)
+            return results, failures, switched
+        version = self.data.get("version", "$Default")
         try:
             # One call records where every ready group came from, before any switch.
             self.record_previous_launches(autoscaling, {
@@ -291,22 +312,13 @@ class ConvertToLaunchTemplate(Remediation):
         return found
 
     def ensure_template(self, ec2, plan, existing):
-        """The plan's template, created unless an earlier run already did."""
+        """(template, stored version, created, warnings): the plan's template, created
+        unless an earlier run already did, and the version its groups will follow as
+        AWS stored it (described, not taken from the create's answer)."""
         name = plan["LaunchTemplateName"]
         if name not in existing:
             try:
-                response = retry(
-                    ec2.create_launch_template, LaunchTemplateName=name,
-                    LaunchTemplateData=plan["LaunchTemplateData"],
-                    ClientToken=client_token(name),
-                    VersionDescription="c7n-imds: from launch configuration, IMDSv2",
-                    TagSpecifications=[{"ResourceType": "launch-template", "Tags": [
-                        {"Key": SOURCE_TAG, "Value": plan["LaunchConfigurationName"]},
-                        {"Key": SOURCE_CREATED_TAG, "Value": plan["SourceCreated"]}]}])
-                log.info("launch template %s (%s) created from launch configuration %r",
-                         name, response["LaunchTemplate"]["LaunchTemplateId"],
-                         plan["LaunchConfigurationName"])
-                return response["LaunchTemplate"], True
+                return self.create_template(ec2, plan)
             except ClientError as e:
                 # Another run created it between our look and our create.
                 if e.response["Error"]["Code"] != ALREADY_EXISTS:
@@ -317,28 +329,75 @@ class ConvertToLaunchTemplate(Remediation):
                         "launch template %s was created concurrently but is not visible "
                         "yet; run the policy again to finish" % name)
         template = existing[name]
-        tags = {t["Key"]: t["Value"] for t in template.get("Tags") or ()}
-        if tags.get(SOURCE_TAG) != plan["LaunchConfigurationName"]:
+        if tags_of(template).get(SOURCE_TAG) != plan["LaunchConfigurationName"]:
             raise TranslationError(
                 "a launch template named %s already exists and was not created by c7n-imds "
                 "from this launch configuration; rename or delete it" % name)
-        # An earlier run may have converted with other options (http-tokens: preserve,
-        # another hop limit): never switch a group to settings it did not ask for.
-        default = retry(ec2.describe_launch_template_versions,
-                        LaunchTemplateId=template["LaunchTemplateId"],
-                        Versions=["$Default"])["LaunchTemplateVersions"]
-        existing_options = merge_metadata_options(
-            ((default[0].get("LaunchTemplateData") or {}) if default else {}).get(
-                "MetadataOptions"), http_tokens=PRESERVE)
+        return template, self.followed_version(ec2, template["LaunchTemplateId"]), False, []
+
+    def create_template(self, ec2, plan, stale=None):
+        data = plan["LaunchTemplateData"]
+        response = retry(
+            ec2.create_launch_template, LaunchTemplateName=plan["LaunchTemplateName"],
+            LaunchTemplateData=data,
+            # The token covers the data too: a later run with other options, after the
+            # template was deleted, must not meet IdempotentParameterMismatch.
+            ClientToken=client_token(json.dumps(
+                [plan["LaunchTemplateName"], data, stale], sort_keys=True)),
+            VersionDescription="c7n-imds: from launch configuration, IMDSv2",
+            TagSpecifications=[{"ResourceType": "launch-template", "Tags": [
+                {"Key": SOURCE_TAG, "Value": plan["LaunchConfigurationName"]},
+                {"Key": SOURCE_CREATED_TAG, "Value": plan["SourceCreated"]}]}])
+        template = response["LaunchTemplate"]
+        try:
+            stored = self.followed_version(ec2, template["LaunchTemplateId"])
+        except ClientError as e:
+            if e.response["Error"]["Code"] not in NOT_FOUND_CODES or stale:
+                raise
+            # The token matched an earlier create of a template deleted since (AWS
+            # answers a repeated token with the original answer): create it anew.
+            return self.create_template(ec2, plan, stale=template["LaunchTemplateId"])
+        log.info("launch template %s (%s) created from launch configuration %r",
+                 plan["LaunchTemplateName"], template["LaunchTemplateId"],
+                 plan["LaunchConfigurationName"])
+        return template, stored, True, warning_messages(response)
+
+    def followed_version(self, ec2, template_id):
+        """The template version the converted groups follow ($Default or $Latest)."""
+        return retry(ec2.describe_launch_template_versions, LaunchTemplateId=template_id,
+                     Versions=[self.data.get("version", "$Default")])[
+                         "LaunchTemplateVersions"][0]
+
+    @staticmethod
+    def reuse_problem(plan, stored):
+        """A clearer reason when an earlier run converted with other metadata options
+        (http-tokens: preserve, another hop limit): never switch a group to settings
+        it did not ask for. Only the options the product sets are compared."""
         wanted = plan["LaunchTemplateData"]["MetadataOptions"]
-        if existing_options != wanted:
-            raise TranslationError(
-                "launch template %s, made from this configuration by an earlier run, has "
-                "metadata options %s as its default version; this run asks for %s. Use "
+        data = dict(stored.get("LaunchTemplateData") or {})
+        if differences(dict(plan["LaunchTemplateData"], MetadataOptions={}),
+                       dict(data, MetadataOptions={})):
+            return None
+        if not differences({"MetadataOptions": wanted},
+                           {"MetadataOptions": data.get("MetadataOptions")}):
+            return None
+        return ("launch template %s, made from this configuration by an earlier run, has "
+                "metadata options %s in version %s; this run asks for %s. Use "
                 "set-metadata-access on the groups already on it, then run again" % (
-                    name, json.dumps(existing_options, sort_keys=True),
-                    json.dumps(wanted, sort_keys=True)))
-        return template, False
+                    plan["LaunchTemplateName"], json.dumps(
+                        data.get("MetadataOptions") or {}, sort_keys=True),
+                    stored["VersionNumber"], json.dumps(wanted, sort_keys=True)))
+
+    def withdraw_template(self, ec2, template):
+        """Delete a template this run created that no group may use: nothing else
+        launches from it yet, and a re-run makes it anew."""
+        try:
+            retry(ec2.delete_launch_template, LaunchTemplateId=template["LaunchTemplateId"])
+            log.warning("launch template %s: failed its check; deleted",
+                        template["LaunchTemplateId"])
+        except AWS_ERRORS as e:
+            log.error("launch template %s failed its check and could not be deleted (%s); "
+                      "delete it by hand", template["LaunchTemplateId"], describe_error(e))
 
     def switch_group(self, autoscaling, asg, plan, template):
         group, version = asg["AutoScalingGroupName"], self.data.get("version", "$Default")
@@ -385,14 +444,11 @@ class ConvertLaunchConfigurationGroups(ConvertToLaunchTemplate):
     def groups_using(self, configs):
         """The groups that launch from any of these configurations, read fresh."""
         _, autoscaling = self.clients()
-        names = {c["LaunchConfigurationName"] for c in configs}
-        groups = [asg for page in autoscaling.get_paginator(
-                      "describe_auto_scaling_groups").paginate(
-                          PaginationConfig={"PageSize": 100})
-                  for asg in page["AutoScalingGroups"]
-                  if launch_references(asg)[0] == LAUNCH_CONFIGURATION and (
-                      asg["LaunchConfigurationName"] in names or
-                      asg["LaunchConfigurationName"].rstrip() in names)]
+        # Names compared stripped: recorded answers carry trailing spaces on either side.
+        names = {c["LaunchConfigurationName"].strip() for c in configs}
+        groups = [asg for asg in all_groups(autoscaling)
+                  if launch_references(asg)[0] == LAUNCH_CONFIGURATION and
+                  asg["LaunchConfigurationName"].strip() in names]
         if not groups:
             log.info("no Auto Scaling group uses launch configuration(s) %s",
                      ", ".join(sorted(names)))

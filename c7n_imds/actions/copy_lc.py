@@ -10,9 +10,11 @@ from c7n_imds.actions.common import (
     AWS_ERRORS, HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
 from c7n_imds.launch import (
-    LAUNCH_CONFIGURATION, LC_NAMES_PER_CALL, LaunchSources, launch_references, retry)
+    LAUNCH_CONFIGURATION, LC_NAMES_PER_CALL, LaunchSources, launch_references)
+from c7n_imds.aws import retry
+from c7n_imds.model.verify import expected_configuration_copy, stored_configuration
 from c7n_imds.translate import (
-    PRESERVE, TranslationError, copy_name, encode_previous_launch,
+    CLASSIC_LINK_FIELDS, PRESERVE, TranslationError, copy_name, encode_previous_launch,
     launch_configuration_copy, source_identity)
 
 log = logging.getLogger("custodian.c7n_imds.actions")
@@ -74,8 +76,8 @@ class CopyLaunchConfiguration(Remediation):
     permissions = LaunchSources.permissions + (
         "autoscaling:DescribeAutoScalingGroups", "autoscaling:CreateLaunchConfiguration",
         "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
-        "iam:PassRole", "ec2:ModifyInstanceMetadataOptions",
-        "autoscaling:StartInstanceRefresh")
+        "iam:PassRole")
+    verify_permissions = ()  # no pre-flight: RunInstances cannot dry-run a configuration
 
     def plan(self, asgs, ec2, autoscaling):
         groups = [a for a in self.eligible(current_groups(autoscaling, asgs))
@@ -103,7 +105,8 @@ class CopyLaunchConfiguration(Remediation):
                     continue
                 for note in notes:
                     log.warning("launch configuration %r: %s", identity[0], note)
-                plans[identity] = {"Source": identity[0], "Parameters": params, "Groups": []}
+                plans[identity] = {"Source": identity[0], "Config": config,
+                                   "Parameters": params, "Groups": []}
             plans[identity]["Groups"].append(asg)
         return list(plans.values()), failures
 
@@ -141,6 +144,14 @@ class CopyLaunchConfiguration(Remediation):
                         "this account cannot create launch configurations (%s); nothing "
                         "was changed - use convert-to-launch-template instead" % unavailable)
                 continue
+            try:
+                problem = self.check_copy(autoscaling, plan)
+            except AWS_ERRORS as e:
+                problem = "reading back launch configuration %r: %s" % (name, describe_error(e))
+            if problem:
+                for asg in plan["Groups"]:
+                    failures[asg["AutoScalingGroupName"]] = problem
+                continue
             for asg in plan["Groups"]:
                 group = asg["AutoScalingGroupName"]
                 try:
@@ -162,6 +173,23 @@ class CopyLaunchConfiguration(Remediation):
         self.update_running_instances(ec2, autoscaling, switched, results, failures,
                                       uses_template=False, metadata=metadata)
         return self.finish(results, failures)
+
+    def check_copy(self, autoscaling, plan):
+        """The read-back: the copy as AWS stored it must be the source configuration in
+        every field but its name and metadata options. None, or the reason."""
+        name = plan["Parameters"]["LaunchConfigurationName"]
+        stored = retry(autoscaling.describe_launch_configurations,
+                       LaunchConfigurationNames=[name])["LaunchConfigurations"]
+        if not stored:
+            return ("launch configuration %r was created but is not visible yet; run the "
+                    "policy again to finish" % name)
+        return self.stored_problem(
+            "launch configuration %r (copy of %r)" % (name, plan["Source"]),
+            expected_configuration_copy(plan["Config"], name,
+                                        plan["Parameters"]["MetadataOptions"],
+                                        dropped=CLASSIC_LINK_FIELDS),
+            stored_configuration(stored[0], dropped=CLASSIC_LINK_FIELDS), [],
+            [asg["AutoScalingGroupName"] for asg in plan["Groups"]])
 
     def existing(self, autoscaling, names):
         found = set()

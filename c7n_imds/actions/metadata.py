@@ -4,6 +4,7 @@ import copy
 import json
 import logging
 
+from botocore.exceptions import ClientError
 from c7n.resources.asg import ASG
 from c7n.utils import type_schema
 
@@ -11,11 +12,14 @@ from c7n_imds.actions.common import (
     AWS_ERRORS, HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
 from c7n_imds.launch import (
-    LAUNCH_TEMPLATE, MIXED_INSTANCES_POLICY, LaunchSources, launch_references, retry)
+    LAUNCH_TEMPLATE, MIXED_INSTANCES_POLICY, VERSION_NOT_FOUND_CODES, LaunchSources,
+    launch_references)
+from c7n_imds.aws import all_groups, retry, tags_of
+from c7n_imds.model.verify import (
+    CannotCarry, block_device_mappings_request, expected_version_data, warning_messages)
 from c7n_imds.translate import (
-    PRESERVE, client_token, derived_version_description, encode_previous_launch,
-    encode_previous_mixed_launch,
-    merge_metadata_options)
+    PRESERVE, PREVIOUS_LAUNCH_TAG, client_token, derived_version_description, encode_previous_launch,
+    encode_previous_mixed_launch, merge_metadata_options, parse_derived_version_description)
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
@@ -32,21 +36,32 @@ class SetMetadataAccess(Remediation):
 
     For every template version a group launches from - its launch template, or each
     template of a mixed instances policy including per-override templates - that does
-    not already have the requested options, a new version is created from it
-    (``SourceVersion``: every other setting, block-device snapshots included, is kept)
-    with the options merged into its existing metadata options. Each (template,
-    version) pair is handled once, however many groups share it.
+    not already have the requested options, a new version is created from it with
+    ``SourceVersion``, the options merged into its existing metadata options and sent
+    whole, and its block device mappings sent again: AWS drops every inherited EBS
+    ``SnapshotId`` from a new version unless the mappings are given explicitly. Each
+    (template, version) pair is handled once, however many groups share it.
+
+    Nothing launches from the new version before it is proven: c7n-imds describes the
+    version AWS stored and compares it field by field with the source version plus the
+    requested options (docs/readback.md lists the few normalisations accepted), treats
+    a ``Warning`` in AWS's answer the same way, and then runs a ``RunInstances`` DryRun
+    with the stored version as each group would launch it - in a mixed instances
+    policy with an instance type (and image) of the template's own override, a
+    concrete type for attribute-based templates, and the template's network
+    interfaces whole (``verify``, on by default). A version that fails is deleted again
+    (so groups following ``$Latest`` never launch from it), its groups are left
+    unchanged and the run reports the differing fields.
 
     The new version becomes the template's default when it was made from the default
     version (AWS Config's check behind EC2.170 judges the default version), unless
     ``set-default: false``. Groups pinned to a version number are pointed at the new
     number; groups following ``$Default`` or ``$Latest`` launch from it without further
     change. Groups already compliant are left alone, and a re-run changes nothing:
-    a version created by an earlier, interrupted run is found by its description and
-    reused. Each group is tagged ``c7n-imds:previous-launch`` so it can be reverted.
-
-    Before any group or default changes, a ``RunInstances`` DryRun with the new version
-    (``verify``, on by default) catches a template EC2 would refuse.
+    a version created by an earlier, interrupted run is found by its description,
+    verified and reused; a group following ``$Latest`` whose run stopped before the
+    default moved is found by the ``imds`` key ``RemediationPending``. Each group is
+    tagged ``c7n-imds:previous-launch`` so it can be reverted.
 
     Options: ``http-tokens`` (default ``required``), ``hop-limit`` (``preserve``, 1-64,
     or ``auto``: at least 2 for groups that evidently run containers), ``http-endpoint``,
@@ -89,9 +104,15 @@ class SetMetadataAccess(Remediation):
            "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
     permissions = LaunchSources.permissions + (
         "autoscaling:DescribeAutoScalingGroups", "ec2:CreateLaunchTemplateVersion",
-        "ec2:ModifyLaunchTemplate", "autoscaling:UpdateAutoScalingGroup",
-        "autoscaling:CreateOrUpdateTags", "ec2:RunInstances", "iam:PassRole",
-        "ec2:ModifyInstanceMetadataOptions", "autoscaling:StartInstanceRefresh")
+        "ec2:DeleteLaunchTemplateVersions", "ec2:ModifyLaunchTemplate",
+        "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
+        # AWS checks these when a group is pointed at a version.
+        "ec2:RunInstances", "iam:PassRole")
+    # Attribute-based templates get a concrete instance type for the DryRun, from the
+    # architecture of their image (which may be named by an SSM parameter).
+    verify_permissions = ("ec2:RunInstances", "ec2:DescribeImages",
+                          "ec2:GetInstanceTypesFromInstanceRequirements",
+                          "ssm:GetParameters")
 
     def requested(self, existing, groups, user_data=None):
         return merge_metadata_options(
@@ -126,6 +147,17 @@ class SetMetadataAccess(Remediation):
                                           spec.get("LaunchTemplateId") or
                                           spec.get("LaunchTemplateName"), spec["Version"]))
                     break
+                if sources.remediation_pending(spec, version, asg):
+                    # An earlier run stopped half-way: finish from the version ours was
+                    # derived from (the derived one is found again and verified).
+                    version = self.derived_source(sources, version)
+                    if version is None:
+                        failures[name] = (
+                            "an earlier run derived launch template %s version %s for "
+                            "this group, but its source version no longer exists; point "
+                            "the group at a valid version" % (
+                                spec.get("LaunchTemplateId"), spec["Version"]))
+                        break
                 data = version.get("LaunchTemplateData") or {}
                 existing = data.get("MetadataOptions")
                 unchanged = merge_metadata_options(existing, http_tokens=PRESERVE)
@@ -138,7 +170,21 @@ class SetMetadataAccess(Remediation):
                     item["Groups"].append((asg, spec))
                     if spec["Version"] == "$Latest":
                         item["FollowedAsLatest"] = True
+        for item in work.values():
+            data = item["Source"].get("LaunchTemplateData") or {}
+            item["Metadata"] = self.requested(
+                data.get("MetadataOptions"), [asg for asg, _ in item["Groups"]],
+                data.get("UserData"))
         return work, failures
+
+    @staticmethod
+    def derived_source(sources, version):
+        """The version a c7n-imds version was derived from (loaded when needed)."""
+        number, _ = parse_derived_version_description(version["VersionDescription"])
+        spec = {"LaunchTemplateId": version["LaunchTemplateId"], "Version": str(number)}
+        if sources.template_version(spec) is None:
+            sources.load_template_versions([spec])
+        return sources.template_version(spec)
 
     def preview(self, asgs):
         """What `process` would create: one version per (template, source version)."""
@@ -146,7 +192,6 @@ class SetMetadataAccess(Remediation):
         work, failures = self.plan(asgs, ec2, autoscaling)
         versions = []
         for (template_id, number), item in sorted(work.items()):
-            data = item["Source"].get("LaunchTemplateData") or {}
             groups = [asg for asg, _ in item["Groups"]]
             versions.append({
                 "LaunchTemplateId": template_id,
@@ -154,8 +199,7 @@ class SetMetadataAccess(Remediation):
                 "SourceVersion": number,
                 "MakeDefault": bool(item["Source"].get("DefaultVersion")) and
                 self.data.get("set-default", True),
-                "MetadataOptions": self.requested(
-                    data.get("MetadataOptions"), groups, data.get("UserData")),
+                "MetadataOptions": item["Metadata"],
                 "Groups": [asg["AutoScalingGroupName"] for asg in groups]})
         return {"Versions": versions, "Failures": failures, "Skipped": list(self.skipped)}
 
@@ -164,24 +208,9 @@ class SetMetadataAccess(Remediation):
     def process(self, asgs):
         ec2, autoscaling = self.clients()
         work, failures = self.plan(asgs, ec2, autoscaling)
-        self.guard_shared_templates(work, template_followers(autoscaling, work), failures)
-        self.check_before_creating(ec2, work, failures)
-        new_versions = {}
-        # Per template, the version followed as $Latest is derived last, so that its
-        # derivative ends up the latest.
-        for key in sorted(work, key=lambda k: (k[0], bool(work[k].get("FollowedAsLatest")),
-                                               k[1])):
-            item = work[key]
-            if any(asg["AutoScalingGroupName"] in failures for asg, _ in item["Groups"]):
-                continue
-            try:
-                new_versions[key] = self.ensure_version(
-                    ec2, item["Source"], [asg for asg, _ in item["Groups"]])
-            except AWS_ERRORS as e:
-                for asg, _ in item["Groups"]:
-                    failures[asg["AutoScalingGroupName"]] = \
-                        "creating a version of launch template %s from version %s: %s" % (
-                            key[0], key[1], describe_error(e))
+        followers = template_followers(autoscaling, work)
+        self.guard_shared_templates(work, followers, failures)
+        new_versions = self.make_versions(ec2, work, followers, failures)
         results, switched = self.apply(ec2, autoscaling, work, new_versions, failures)
         results = list(self.skipped) + results
         metadata = {}
@@ -194,6 +223,112 @@ class SetMetadataAccess(Remediation):
         self.update_running_instances(ec2, autoscaling, switched, results, failures,
                                       uses_template=True, metadata=metadata)
         return self.finish(results, failures)
+
+    def make_versions(self, ec2, work, followers, failures):
+        """{(template id, source number): new version}, each one read back and
+        pre-flighted before anything can switch to it. A version that fails is
+        withdrawn (deleted) so that nothing launches from it - not even the groups that
+        follow $Latest - and its groups fail with the reason."""
+        new_versions, ready = {}, {}
+        # Per template, the version followed as $Latest is derived last, so that its
+        # derivative ends up the latest.
+        for key in sorted(work, key=lambda k: (k[0], bool(work[k].get("FollowedAsLatest")),
+                                               k[1])):
+            item = work[key]
+            names = [asg["AutoScalingGroupName"] for asg, _ in item["Groups"]]
+            if any(n in failures for n in names):
+                for name in names:
+                    failures.setdefault(name, "not changed: another group sharing launch "
+                                        "template %s version %s failed" % key)
+                continue
+            try:
+                version, problem = self.verified_version(ec2, item, followers)
+            except AWS_ERRORS + (CannotCarry,) as e:
+                version, problem = None, (
+                    "creating a version of launch template %s from version %s: %s" % (
+                        key[0], key[1], describe_error(e)))
+            if version is not None:
+                ready.setdefault(key[0], []).append(key)
+                new_versions[key] = version
+                continue
+            for name in names:
+                failures[name] = problem
+            if any(w.get("FollowedAsLatest") for k, w in work.items() if k[0] == key[0]):
+                # The template's $Latest must stay what its followers launched: take
+                # back this run's other versions of it too.
+                for earlier in ready.pop(key[0], []):
+                    self.withdraw(ec2, new_versions.pop(earlier), followers)
+                    for asg, _ in work[earlier]["Groups"]:
+                        failures[asg["AutoScalingGroupName"]] = (
+                            "not changed: the new version of launch template %s for the "
+                            "groups that follow $Latest failed (%s), so this run's other "
+                            "versions of it were withdrawn" % (key[0], problem))
+        return new_versions
+
+    def verified_version(self, ec2, item, followers):
+        """(version, None) once a new version for the item is stored as intended and
+        EC2 would launch every group of the item from it, else (None, reason). A
+        version an earlier run left that fails the check is withdrawn and made anew."""
+        version, created, warnings = self.ensure_version(ec2, item)
+        problem = self.check_version(ec2, item, version, warnings)
+        if problem and not created and self.withdraw(ec2, version, followers):
+            log.warning("launch template %s: version %s left by an earlier run failed its "
+                        "check (%s); withdrawn and made again", version["LaunchTemplateId"],
+                        version["VersionNumber"], problem)
+            version, created, warnings = self.ensure_version(ec2, item)
+            problem = self.check_version(ec2, item, version, warnings)
+        if problem:
+            if created:
+                self.withdraw(ec2, version, followers)
+            return None, problem
+        return version, None
+
+    def check_version(self, ec2, item, version, warnings):
+        """The read-back (``version`` as described after its create, or as an earlier
+        run left it), then the pre-flight: None, or why no group may use it."""
+        source = item["Source"]
+        template_id, number = version["LaunchTemplateId"], version["VersionNumber"]
+        problem = self.stored_problem(
+            "launch template %s version %s (made from version %s)" % (
+                template_id, number, source["VersionNumber"]),
+            expected_version_data(source.get("LaunchTemplateData"), item["Metadata"]),
+            version.get("LaunchTemplateData"), warnings,
+            [asg["AutoScalingGroupName"] for asg, _ in item["Groups"]])
+        if problem:
+            return problem
+        data = version.get("LaunchTemplateData") or {}
+        for asg, spec in item["Groups"]:
+            refused = self.preflight(ec2, asg, spec, template_id, number, data)
+            if refused:
+                return refused
+        return None
+
+    def withdraw(self, ec2, version, followers):
+        """Delete a version of ours that failed its check, unless it is the default or a
+        group is pinned to it; True when it is gone."""
+        template_id, number = version["LaunchTemplateId"], version["VersionNumber"]
+        pinned = followers.get(template_id, {}).get(str(number))
+        if version.get("DefaultVersion") or pinned:
+            log.warning("launch template %s: version %s failed its check but is kept: %s",
+                        template_id, number, "it is the default" if not pinned else
+                        "groups %s are pinned to it" % ", ".join(sorted(pinned)))
+            return False
+        try:
+            answer = retry(ec2.delete_launch_template_versions, LaunchTemplateId=template_id,
+                           Versions=[str(number)])
+        except AWS_ERRORS as e:
+            log.error("launch template %s: version %s failed its check and could not be "
+                      "deleted (%s); delete it by hand", template_id, number,
+                      describe_error(e))
+            return False
+        if answer.get("UnsuccessfullyDeletedLaunchTemplateVersions"):
+            log.error("launch template %s: version %s failed its check and could not be "
+                      "deleted (%s); delete it by hand", template_id, number, json.dumps(
+                          answer["UnsuccessfullyDeletedLaunchTemplateVersions"], default=str))
+            return False
+        log.warning("launch template %s: version %s failed its check and was deleted",
+                    template_id, number)
+        return True
 
     def guard_shared_templates(self, work, followers, failures):
         """A template is shared with groups this run does not change (exempt, held
@@ -228,56 +363,58 @@ class SetMetadataAccess(Remediation):
                             ", ".join(default_outside))
                 item["DefaultOutsiders"] = default_outside
 
-    def check_before_creating(self, ec2, work, failures):
-        """RunInstances DryRun with each source version and the new metadata options, so
-        nothing is created - not even a $Latest - that EC2 would refuse. A version shared
-        by groups goes live for all of them or for none."""
-        for key, item in sorted(work.items()):
-            data = item["Source"].get("LaunchTemplateData") or {}
-            groups = [asg for asg, _ in item["Groups"]]
-            metadata = self.requested(data.get("MetadataOptions"), groups, data.get("UserData"))
-            names = [asg["AutoScalingGroupName"] for asg in groups]
-            if any(n in failures for n in names):
-                refused = {}
-            else:
-                refused = {asg["AutoScalingGroupName"]: self.preflight(
-                    ec2, asg, key[0], key[1], data, metadata_options=metadata)
-                    for asg in groups}
-                refused = {n: r for n, r in refused.items() if r}
-            if refused or any(n in failures for n in names):
-                for name in names:
-                    failures[name] = refused.get(name) or failures.get(name) or (
-                        "not changed: another group sharing launch template %s version "
-                        "%s failed" % key)
-
-    def ensure_version(self, ec2, source, groups):
-        """The new version for a source version: reused if an earlier run made it."""
+    def ensure_version(self, ec2, item):
+        """(version, created, warnings): the new version for a source version, reused if
+        an earlier run made it (found by its description)."""
+        source = item["Source"]
         template_id, number = source["LaunchTemplateId"], source["VersionNumber"]
         data = source.get("LaunchTemplateData") or {}
-        metadata = self.requested(data.get("MetadataOptions"), groups, data.get("UserData"))
-        description = derived_version_description(number, metadata)
+        description = derived_version_description(number, item["Metadata"])
         paginator = ec2.get_paginator("describe_launch_template_versions")
         pages = retry(lambda: list(paginator.paginate(
             LaunchTemplateId=template_id, MinVersion=str(number + 1),
             PaginationConfig={"PageSize": 200})))
         for version in (v for page in pages for v in page["LaunchTemplateVersions"]):
             if version.get("VersionDescription") == description:
-                return version
-        version = retry(
+                return version, False, []
+        # SourceVersion inherits every parameter but block-device snapshots, which AWS
+        # drops unless they are sent again: send the mappings whenever there are any,
+        # and the metadata options whole.
+        launch_template_data = {"MetadataOptions": item["Metadata"]}
+        if data.get("BlockDeviceMappings"):
+            launch_template_data["BlockDeviceMappings"] = block_device_mappings_request(
+                data["BlockDeviceMappings"], "launch template %s version %s" % (
+                    template_id, number))
+        return self.create_version(ec2, template_id, number, description,
+                                   launch_template_data)
+
+    def create_version(self, ec2, template_id, number, description, launch_template_data,
+                       stale=None):
+        response = retry(
             ec2.create_launch_template_version, LaunchTemplateId=template_id,
             SourceVersion=str(number), VersionDescription=description,
             # Runs racing on the same source version (overlapping schedules) create
             # it once: the token makes the retried or repeated create idempotent.
-            ClientToken=client_token("%s:%s:%s" % (template_id, number, description)),
-            LaunchTemplateData={"MetadataOptions": metadata})["LaunchTemplateVersion"]
+            ClientToken=client_token(json.dumps(
+                [template_id, number, description, stale], sort_keys=True)),
+            LaunchTemplateData=launch_template_data)
+        created = response["LaunchTemplateVersion"]
+        try:
+            # What AWS stored, not what it answered: describe exactly that version.
+            version = retry(
+                ec2.describe_launch_template_versions, LaunchTemplateId=template_id,
+                Versions=[str(created["VersionNumber"])])["LaunchTemplateVersions"][0]
+        except ClientError as e:
+            if e.response["Error"]["Code"] not in VERSION_NOT_FOUND_CODES or stale:
+                raise
+            # The token matched an earlier create of a version deleted since (AWS
+            # answers a repeated token with the original answer): create it anew.
+            return self.create_version(ec2, template_id, number, description,
+                                       launch_template_data, stale=created["VersionNumber"])
         log.info("launch template %s: version %s created from version %s with metadata "
                  "options %s", template_id, version["VersionNumber"], number,
-                 json.dumps(metadata, sort_keys=True))
-        # What the version launches is the source's data with the new options; AWS
-        # merges SourceVersion, but keep the source data for the pre-flight check.
-        version.setdefault("LaunchTemplateData", dict(
-            source.get("LaunchTemplateData") or {}, MetadataOptions=metadata))
-        return version
+                 json.dumps(launch_template_data["MetadataOptions"], sort_keys=True))
+        return version, True, warning_messages(response)
 
     def apply(self, ec2, autoscaling, work, new_versions, failures):
         results, switched, group_specs, defaults = [], {}, {}, []
@@ -297,6 +434,8 @@ class SetMetadataAccess(Remediation):
             if item["Source"].get("DefaultVersion") and not item.get("DefaultOutsiders"):
                 defaults.append((key, new, names))
         for name, (asg, _) in sorted(group_specs.items()):
+            if tags_of(asg).get(PREVIOUS_LAUNCH_TAG) == previous_template_launch(asg):
+                continue  # recorded by an earlier, interrupted run
             try:
                 self.record_previous_launch(autoscaling, name, previous_template_launch(asg))
             except AWS_ERRORS as e:
@@ -350,20 +489,18 @@ class SetMetadataAccess(Remediation):
 
 
 def template_followers(autoscaling, work):
-    """{template id: {"$Default": {groups}, "$Latest": {groups}}} over every group in the
-    region, read fresh, for the templates this run would give a new version."""
+    """{template id: {version ("$Default", "$Latest" or a number): {groups}}} over every
+    group in the region, read fresh, for the templates this run would give a new
+    version."""
     wanted = {template_id for template_id, _ in work}
     followers = {}
     if not wanted:
         return followers
-    for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
-            PaginationConfig={"PageSize": 100}):
-        for asg in page["AutoScalingGroups"]:
-            for spec in template_group_specs(asg):
-                if spec.get("LaunchTemplateId") in wanted and spec["Version"] in (
-                        "$Default", "$Latest"):
-                    followers.setdefault(spec["LaunchTemplateId"], {}).setdefault(
-                        spec["Version"], set()).add(asg["AutoScalingGroupName"])
+    for asg in all_groups(autoscaling):
+        for spec in template_group_specs(asg):
+            if spec.get("LaunchTemplateId") in wanted:
+                followers.setdefault(spec["LaunchTemplateId"], {}).setdefault(
+                    spec["Version"], set()).add(asg["AutoScalingGroupName"])
     return followers
 
 

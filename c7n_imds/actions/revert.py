@@ -9,7 +9,7 @@ from c7n.utils import type_schema
 
 from c7n_imds.actions.common import (
     AWS_ERRORS, Remediation, current_groups, describe_error, tag_group)
-from c7n_imds.launch import retry
+from c7n_imds.aws import retry
 from c7n_imds.translate import (
     PREVIOUS_LAUNCH_TAG, decode_previous_launch, parse_derived_version_description)
 
@@ -68,6 +68,7 @@ class RevertImdsRemediation(Remediation):
         "ec2:DescribeLaunchTemplateVersions", "ec2:ModifyLaunchTemplate",
         "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
         "autoscaling:DeleteTags", "ec2:RunInstances", "iam:PassRole")
+    verify_permissions = ()  # puts back what was proven before; no pre-flight
 
     def process(self, asgs):
         ec2, autoscaling = self.clients()
