@@ -102,9 +102,15 @@ def _block_device_mapping(lc_mapping):
     elif lc_mapping.get("VirtualName"):
         mapping["VirtualName"] = lc_mapping["VirtualName"]
     elif lc_mapping.get("Ebs"):
-        mapping["Ebs"] = {k: lc_mapping["Ebs"][k] for k in EBS_FIELDS
-                          if lc_mapping["Ebs"].get(k) is not None}
+        mapping["Ebs"] = _ebs(lc_mapping["Ebs"])
     return mapping
+
+
+def _ebs(lc_ebs):
+    """An LC's Ebs settings, ids stripped: recorded AWS answers carry trailing spaces
+    in SnapshotIds (e.g. "snap-5d72a050 "), which must not reach a create."""
+    return {k: (lc_ebs[k].strip() if isinstance(lc_ebs[k], str) else lc_ebs[k])
+            for k in EBS_FIELDS if lc_ebs.get(k) is not None}
 
 
 def _copied_block_device_mapping(lc_mapping):
@@ -115,8 +121,7 @@ def _copied_block_device_mapping(lc_mapping):
     elif lc_mapping.get("VirtualName"):
         mapping["VirtualName"] = lc_mapping["VirtualName"]
     elif lc_mapping.get("Ebs"):
-        mapping["Ebs"] = {k: lc_mapping["Ebs"][k] for k in EBS_FIELDS
-                          if lc_mapping["Ebs"].get(k) is not None}
+        mapping["Ebs"] = _ebs(lc_mapping["Ebs"])
     return mapping
 
 

@@ -16,6 +16,8 @@ handlers that, as the JSON plan in ``C7N_IMDS_FAULTS`` says:
   request (the request is really sent, then a read timeout is raised);
 - ``crash_after``: ``os._exit(137)`` - as if the process were killed - right after the
   n-th successful call of an operation (``after-call``);
+- ``crash_after_mutating``: the same right after the n-th successful call that changes
+  the account, whatever its operation (every kill point between two changes);
 - ``refuse``: answer one operation, when its request mentions a string, with a given
   AWS error (e.g. a template quota exceeded), or with a fault ``kind`` on every attempt;
 - ``missing_images``: answer ``RunInstances`` (the pre-flight DryRun) with
@@ -102,6 +104,7 @@ class Injector:
         self.lock = threading.Lock()
         self.log_path = plan.get("log")
         self.successes = {}
+        self.mutations = 0
         self.barriers_passed = set()
         self.real_sleep = time.sleep
 
@@ -246,6 +249,15 @@ class Injector:
         if crash and crash["operation"] == operation and count == crash.get("nth", 1):
             self.write(event="crash", operation=operation, nth=count)
             os._exit(137)
+        nth_change = self.plan.get("crash_after_mutating")
+        if nth_change and mutating(operation, dry_run_ok):
+            with self.lock:
+                self.mutations += 1
+                reached = self.mutations == nth_change
+            self.write(event="mutation", operation=operation, nth=self.mutations)
+            if reached:
+                self.write(event="crash", operation=operation, nth=self.mutations)
+                os._exit(137)
 
 
     def after_call_error(self, event_name, **kwargs):
@@ -253,6 +265,11 @@ class Injector:
         lost, _state.faults_in_call = getattr(_state, "faults_in_call", 0), 0
         if lost and not getattr(_state, "bypass", False):
             self.write(event="gave-up", operation=event_name.rsplit(".", 1)[-1], count=lost)
+
+
+def mutating(operation, dry_run):
+    """Whether a call changes the account (a DryRun or a read does not)."""
+    return not dry_run and not operation.startswith(("Describe", "Get", "List"))
 
 
 def _form(request):

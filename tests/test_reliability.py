@@ -433,6 +433,10 @@ REFRESH = [
     ({"StandbyInstances": "Keep"}, "StandbyInstances", "'Terminate'"),
     ({"BakeTime": -5}, "BakeTime", "'minimum': 0"),
     ({"Unknown": 1}, "Unknown", "MinHealthyPercentage"),
+    # what StartInstanceRefresh would refuse only after the groups switched
+    ({"MaxHealthyPercentage": 150}, "MaxHealthyPercentage", "needs MinHealthyPercentage"),
+    ({"MinHealthyPercentage": 40, "MaxHealthyPercentage": 150}, "MaxHealthyPercentage",
+     "more than 100"),
 ]
 
 

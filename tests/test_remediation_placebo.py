@@ -756,12 +756,12 @@ def test_set_metadata_access_read_back_difference_leaves_group_and_default(
         {"LaunchTemplateId": WEB, "Versions": ["4"]}]
 
     reason = raised.value.failures["web"]
-    assert "BlockDeviceMappings[0].Ebs.SnapshotId" in reason
+    assert "BlockDeviceMappings[/dev/xvda].Ebs.SnapshotId" in reason
     assert "snap-0fedcba9876543210" in reason and "left unchanged" in reason
     outcome = changes(tmp_path, "asg-lt-imdsv2")["web"]
     assert outcome["Error"] == reason
     assert outcome["Differences"] == [{
-        "Field": "BlockDeviceMappings[0].Ebs.SnapshotId",
+        "Field": "BlockDeviceMappings[/dev/xvda].Ebs.SnapshotId",
         "Expected": "snap-0fedcba9876543210", "Stored": None}]
 
 

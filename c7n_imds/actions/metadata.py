@@ -211,7 +211,8 @@ class SetMetadataAccess(Remediation):
         followers = template_followers(autoscaling, work)
         self.guard_shared_templates(work, followers, failures)
         new_versions = self.make_versions(ec2, work, followers, failures)
-        results, switched = self.apply(ec2, autoscaling, work, new_versions, failures)
+        results, switched = self.apply(ec2, autoscaling, work, new_versions, followers,
+                                       failures)
         results = list(self.skipped) + results
         metadata = {}
         for key, item in work.items():
@@ -229,7 +230,7 @@ class SetMetadataAccess(Remediation):
         pre-flighted before anything can switch to it. A version that fails is
         withdrawn (deleted) so that nothing launches from it - not even the groups that
         follow $Latest - and its groups fail with the reason."""
-        new_versions, ready = {}, {}
+        new_versions = {}
         # Per template, the version followed as $Latest is derived last, so that its
         # derivative ends up the latest.
         for key in sorted(work, key=lambda k: (k[0], bool(work[k].get("FollowedAsLatest")),
@@ -248,22 +249,61 @@ class SetMetadataAccess(Remediation):
                     "creating a version of launch template %s from version %s: %s" % (
                         key[0], key[1], describe_error(e)))
             if version is not None:
-                ready.setdefault(key[0], []).append(key)
                 new_versions[key] = version
                 continue
             for name in names:
                 failures[name] = problem
             if any(w.get("FollowedAsLatest") for k, w in work.items() if k[0] == key[0]):
-                # The template's $Latest must stay what its followers launched: take
-                # back this run's other versions of it too.
-                for earlier in ready.pop(key[0], []):
-                    self.withdraw(ec2, new_versions.pop(earlier), followers)
-                    for asg, _ in work[earlier]["Groups"]:
-                        failures[asg["AutoScalingGroupName"]] = (
-                            "not changed: the new version of launch template %s for the "
-                            "groups that follow $Latest failed (%s), so this run's other "
-                            "versions of it were withdrawn" % (key[0], problem))
+                # The template's $Latest must stay what its followers launched.
+                self.take_back(ec2, key[0], work, new_versions, followers, failures,
+                               "the new version of launch template %s for the groups that "
+                               "follow $Latest failed (%s)" % (key[0], problem))
+        self.settle(ec2, work, new_versions, followers, failures)
         return new_versions
+
+    def all_or_none(self, item):
+        """Whether a new version goes live for every group sharing it at once: it
+        becomes their $Latest, or it becomes the template's default."""
+        return bool(item.get("FollowedAsLatest")) or bool(
+            item["Source"].get("DefaultVersion") and self.data.get("set-default", True)
+            and not item.get("DefaultOutsiders"))
+
+    def settle(self, ec2, work, new_versions, followers, failures):
+        """A group changes completely or not at all, and a version that goes live for
+        all groups sharing it goes live for all of them or for none: while a group of
+        such a version has failed (another of its templates, its tag), the version is
+        not used, and a version that is already its followers' $Latest is taken back."""
+        while True:
+            broken = [key for key in sorted(new_versions) if self.all_or_none(work[key]) and
+                      any(asg["AutoScalingGroupName"] in failures
+                          for asg, _ in work[key]["Groups"])]
+            if not broken:
+                return
+            for key in broken:
+                if key not in new_versions:
+                    continue  # taken back with another version of its template
+                failed = sorted(asg["AutoScalingGroupName"] for asg, _ in work[key]["Groups"]
+                                if asg["AutoScalingGroupName"] in failures)
+                reason = "group %s, which shares launch template %s version %s, failed" % (
+                    failed[0], key[0], new_versions[key]["VersionNumber"])
+                if work[key].get("FollowedAsLatest"):
+                    self.take_back(ec2, key[0], work, new_versions, followers, failures,
+                                   reason)
+                    continue
+                del new_versions[key]  # unused: a later run finds and verifies it again
+                for asg, _ in work[key]["Groups"]:
+                    failures.setdefault(asg["AutoScalingGroupName"],
+                                        "not changed: %s" % reason)
+
+    def take_back(self, ec2, template_id, work, new_versions, followers, failures, reason):
+        """Withdraw every version this run made of a template, so that its $Latest is
+        again what its followers launched, and fail the groups they were for."""
+        for key in [k for k in sorted(new_versions, reverse=True) if k[0] == template_id]:
+            self.withdraw(ec2, new_versions.pop(key), followers)
+            for asg, _ in work[key]["Groups"]:
+                failures.setdefault(asg["AutoScalingGroupName"], (
+                    "not changed: %s, so this run's versions of launch template %s were "
+                    "withdrawn" % (reason, template_id)))
 
     def verified_version(self, ec2, item, followers):
         """(version, None) once a new version for the item is stored as intended and
@@ -416,7 +456,7 @@ class SetMetadataAccess(Remediation):
                  json.dumps(launch_template_data["MetadataOptions"], sort_keys=True))
         return version, True, warning_messages(response)
 
-    def apply(self, ec2, autoscaling, work, new_versions, failures):
+    def apply(self, ec2, autoscaling, work, new_versions, followers, failures):
         results, switched, group_specs, defaults = [], {}, {}, []
         for key, item in sorted(work.items()):
             new = new_versions.get(key)
@@ -434,13 +474,18 @@ class SetMetadataAccess(Remediation):
             if item["Source"].get("DefaultVersion") and not item.get("DefaultOutsiders"):
                 defaults.append((key, new, names))
         for name, (asg, _) in sorted(group_specs.items()):
-            if tags_of(asg).get(PREVIOUS_LAUNCH_TAG) == previous_template_launch(asg):
-                continue  # recorded by an earlier, interrupted run
+            if name in failures or tags_of(asg).get(
+                    PREVIOUS_LAUNCH_TAG) == previous_template_launch(asg):
+                continue  # failed, or recorded by an earlier, interrupted run
             try:
                 self.record_previous_launch(autoscaling, name, previous_template_launch(asg))
             except AWS_ERRORS as e:
                 failures[name] = "tagging the group: %s" % describe_error(e)
+        # a group whose tag could not be written must not change with a default
+        self.settle(ec2, work, new_versions, followers, failures)
         for (template_id, number), new, names in defaults:
+            if (template_id, number) not in new_versions:
+                continue
             if not self.data.get("set-default", True):
                 log.warning("launch template %s: default version %s left as it is "
                             "(set-default: false); groups following $Default keep it",

@@ -19,8 +19,9 @@ from c7n_imds.translate import user_data_fingerprint
 # (where, what is accepted, why) - the only differences a read-back tolerates.
 NORMALISATIONS: tuple[tuple[str, str, str], ...] = (
     ("any field", "absent, null, an empty string, an empty list and an empty structure "
-     "are the same", "AWS omits unset members in describe output, and launch "
-     "configurations describe unset ids (KernelId, RamdiskId) as empty strings"),
+     "are the same (but for NoDevice, whose empty string suppresses a device)",
+     "AWS omits unset members in describe output, and launch configurations describe "
+     "unset ids (KernelId, RamdiskId) as empty strings"),
     ("ids and names (fields ending in Id or Name, security group lists)",
      "leading and trailing white space is ignored", "recorded AWS answers carry "
      "trailing spaces in launch configuration names and Ebs SnapshotIds; AWS resolves "
@@ -34,7 +35,8 @@ NORMALISATIONS: tuple[tuple[str, str, str], ...] = (
      "intent leaves it unset", "AWS may echo the default it applies; botocore "
      "documents these defaults for launch templates. HttpTokens and "
      "HttpPutResponseHopLimit get no such allowance: their defaults depend on the AMI"),
-    ("BlockDeviceMappings", "compared by DeviceName", "a device's place in the list "
+    ("BlockDeviceMappings", "compared by DeviceName (a difference names the device: "
+     "BlockDeviceMappings[/dev/xvda].Ebs.SnapshotId)", "a device's place in the list "
      "has no meaning; its name identifies it"),
     ("Monitoring.Enabled", "false is the same as unset", "detailed monitoring is off "
      "in a launch template unless enabled"),
@@ -99,7 +101,8 @@ def _normalise(value: Any, key: str = "", parent: str = "") -> Any:
             if (key, k) in RESPONSE_ONLY:
                 continue
             v = _normalise(v, k, key)
-            if not _is_unset(v):
+            # NoDevice "" suppresses a device: the one empty string that means something.
+            if k == "NoDevice" or not _is_unset(v):
                 result[k] = v
         if key == "Monitoring" and result.get("Enabled") is False:
             result.pop("Enabled")
@@ -109,9 +112,9 @@ def _normalise(value: Any, key: str = "", parent: str = "") -> Any:
         items = [v for v in items if not _is_unset(v)]
         if key in SET_VALUED:
             return sorted(items, key=repr)
-        if key == "BlockDeviceMappings":
-            return sorted(items, key=lambda m: str(m.get("DeviceName")) if isinstance(
-                m, dict) else repr(m))
+        if key == "BlockDeviceMappings" and all(
+                isinstance(m, dict) and m.get("DeviceName") for m in items):
+            return _ByDevice({m["DeviceName"]: m for m in items})
         return items
     if isinstance(value, str):
         if _is_identifier(key):
@@ -124,11 +127,27 @@ def _normalise(value: Any, key: str = "", parent: str = "") -> Any:
     return value
 
 
+class _ByDevice(dict):
+    """Block device mappings keyed by device name (a difference names the device)."""
+
+
 def _walk(expected: Any, stored: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    if isinstance(expected, dict) and stored is None:
+        stored = {}
+    if isinstance(stored, dict) and expected is None:
+        expected = {}
     if isinstance(expected, dict) and isinstance(stored, dict):
+        by_device = isinstance(expected, _ByDevice) or isinstance(stored, _ByDevice)
         for key in sorted(set(expected) | set(stored)):
-            yield from _walk(expected.get(key), stored.get(key),
-                             "%s.%s" % (path, key) if path else key)
+            if by_device:
+                if key not in expected or key not in stored:
+                    # a whole device added or lost
+                    yield "%s[%s]" % (path, key), expected.get(key), stored.get(key)
+                else:
+                    yield from _walk(expected[key], stored[key], "%s[%s]" % (path, key))
+            else:
+                yield from _walk(expected.get(key), stored.get(key),
+                                 "%s.%s" % (path, key) if path else key)
     elif isinstance(expected, list) and isinstance(stored, list) and \
             len(expected) == len(stored):
         for index, (e, s) in enumerate(zip(expected, stored)):
