@@ -56,8 +56,13 @@ class AsgImdsFilter(ValueFilter):
     - ``ScaleOutBlocked``: true when the account enforces IMDSv2 (HttpTokensEnforced)
       but the group's launch resolves to ``optional``: such a group cannot launch
       instances any more
+    - ``RemediationPending``: true when a run of ``set-metadata-access`` stopped
+      half-way for a group that follows ``$Latest``: the group already launches the
+      new version, but the run did not record it or move the template's default (which
+      Security Hub EC2.170 judges) - select these beside ``HttpTokens: optional`` so
+      the next run finishes the job
 
-    The two last keys cost a GetInstanceMetadataDefaults and a DescribeImages call, made
+    ``EffectiveHttpTokens`` and ``ScaleOutBlocked`` cost a GetInstanceMetadataDefaults and a DescribeImages call, made
     only by filters that use them.
 
     The result is annotated on each group under ``c7n-imds:launch``.

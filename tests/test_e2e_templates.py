@@ -1,10 +1,9 @@
 """End to end for launch-template groups: `set-metadata-access` and revert, through the
 real `c7n-imds` command against moto.
 
-moto deviations (DESIGN.md §7): CreateLaunchTemplateVersion ignores SourceVersion data,
-so only the metadata options and version pointers are checked here; the exact
-CreateLaunchTemplateVersion parameters (SourceVersion plus MetadataOptions only) are
-checked against AWS-shaped flight data in the placebo tests.
+The moto server stores versions as AWS does (c7n_imds.testing restores SourceVersion
+inheritance, docs/moto-gaps.md); that every other setting survives is checked in
+test_e2e_verified.py, the version pointers and defaults here.
 """
 import textwrap
 

@@ -9,8 +9,6 @@ import copy
 import json
 import urllib.request
 
-import pytest
-
 from c7n_imds.testing import aws_env, run_c7n_imds
 from tests import faults
 from tests.conftest import REPO
@@ -206,10 +204,11 @@ def test_a_version_that_would_not_launch_is_withdrawn(moto, tmp_path):
     endpoint, session = moto
     ids = seed(session)
     autoscaling, ec2 = session.client("autoscaling"), session.client("ec2")
+    before_policy = {"LaunchTemplateSpecification": {
+        "LaunchTemplateId": ids["mixed-base"], "Version": "$Default"}}
     autoscaling.update_auto_scaling_group(AutoScalingGroupName="mixed", MixedInstancesPolicy={
         "LaunchTemplate": {
-            "LaunchTemplateSpecification": {"LaunchTemplateId": ids["mixed-base"],
-                                            "Version": "$Default"},
+            "LaunchTemplateSpecification": before_policy["LaunchTemplateSpecification"],
             "Overrides": [{"InstanceType": "c5.large"}, {
                 "InstanceType": "c5.xlarge", "LaunchTemplateSpecification": {
                     "LaunchTemplateId": ids["mixed-arm"], "Version": "1"}}]}})
@@ -222,7 +221,26 @@ def test_a_version_that_would_not_launch_is_withdrawn(moto, tmp_path):
     after, defaults = launch_data(session)
     assert after["mixed"] == before["mixed"]
     assert defaults["mixed-arm"] == (1, 1)  # version 2 was deleted again
+    # the base template's version would have become the default under the failed
+    # group: its default stays (the version is made or not, by the order of the work)
+    assert defaults["mixed-base"][0] == 1
     assert after["data"][0][1]["MetadataOptions"]["HttpTokens"] == "required"
+
+    # Once the override is fixed, the next run makes the version again. Its create
+    # repeats the client token of the withdrawn one, which AWS (and the launcher)
+    # answers with the original answer - a version that no longer exists: the read-back
+    # notices and the create is repeated with a token of its own.
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName="mixed", MixedInstancesPolicy={
+        "LaunchTemplate": dict(before_policy, Overrides=[{"InstanceType": "c5.large"}, {
+            "InstanceType": "m6g.large", "LaunchTemplateSpecification": {
+                "LaunchTemplateId": ids["mixed-arm"], "Version": "1"}}])})
+    again = run(endpoint, tmp_path, "again")
+    assert again.returncode == 0, again.stderr[-3000:]
+    after, defaults = launch_data(session)
+    assert [data["MetadataOptions"]["HttpTokens"] for _, data in after["mixed"]] == [
+        "required", "required"]
+    assert defaults["mixed-arm"] == (3, 3)  # 2 was withdrawn; numbers are never reused
+    assert defaults["mixed-base"] == (2, 2)  # made now, or made before and verified
 
 
 def reset(endpoint):

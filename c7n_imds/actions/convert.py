@@ -38,6 +38,11 @@ class ConvertToLaunchTemplate(Remediation):
     switched to the template and tagged ``c7n-imds:previous-launch`` so it can be
     reverted; the template is tagged ``c7n-imds:source`` with the configuration's name.
 
+    Before any group switches, the template AWS stored is described and compared field
+    by field with the translated configuration (docs/readback.md lists the few
+    normalisations accepted); a difference, or a ``Warning`` in AWS's answer, deletes
+    the new template again and fails its groups with the differing fields named.
+
     The launch configuration is left in place; deleting it is a separate, later step.
     Running instances keep their metadata options until they are replaced. The spot
     price is carried as the template's market options to keep behaviour; AWS advises a
@@ -58,12 +63,16 @@ class ConvertToLaunchTemplate(Remediation):
     ``http-endpoint`` (``preserve``, ``enabled``, ``disabled``), ``version`` the group
     follows (``$Default`` or ``$Latest``), ``http-tokens`` (``required``, or
     ``preserve`` to move off launch configurations without changing IMDS),
-    ``verify`` (default true: a ``RunInstances`` DryRun with the new template before
-    the group is switched; a template EC2 would refuse leaves the group untouched),
+    ``verify`` (default true: a ``RunInstances`` DryRun with the stored template before
+    the group is switched; a template EC2 would refuse is deleted again and leaves the
+    group untouched),
     ``running-instances``: ``keep`` (default; they change when replaced), ``modify``
     (ModifyInstanceMetadataOptions on InService instances, no reboot, after the
-    switch) or ``refresh`` (an instance refresh; ``refresh-preferences`` overrides the
-    defaults MinHealthyPercentage 90 and SkipMatching true), ``iac-managed``: ``skip``
+    switch) or ``refresh`` (an instance refresh with SkipMatching true; the group's
+    instance maintenance policy decides the healthy percentages unless
+    ``refresh-preferences`` sets them - values StartInstanceRefresh would refuse, such
+    as MaxHealthyPercentage without MinHealthyPercentage or more than 100 apart, are
+    rejected at validate time), ``iac-managed``: ``skip``
     (default) reports groups tagged by CloudFormation or Elastic Beanstalk with what to
     change in the stack instead - a change behind a stack drifts or is reverted -
     and ``remediate`` changes them anyway. ``concurrency`` (1-16, default 1): launch

@@ -36,8 +36,11 @@ class CopyLaunchConfiguration(Remediation):
 
     The copy is identical in every field but the metadata options (user data byte for
     byte), named after the original plus ``-imdsv2-`` and a digest, so a re-run finds
-    it instead of making another. Each group is tagged ``c7n-imds:previous-launch``
-    and switched; the original configuration is left in place.
+    it instead of making another. The copy AWS stored is described and compared field
+    by field with the original before any group uses it (a difference fails the
+    groups and names the fields; the unused copy is kept). Each group is tagged
+    ``c7n-imds:previous-launch`` and switched; the original configuration is left in
+    place. A configuration cannot be dry-run, so there is no pre-flight.
 
     Accounts created on or after 2024-10-01 cannot create launch configurations at
     all. There the action fails every group with a message pointing to
