@@ -203,7 +203,7 @@ def test_a_version_that_would_not_launch_is_withdrawn(moto, tmp_path):
     group keeps its policy, the other groups go on."""
     endpoint, session = moto
     ids = seed(session)
-    autoscaling, ec2 = session.client("autoscaling"), session.client("ec2")
+    autoscaling = session.client("autoscaling")
     before_policy = {"LaunchTemplateSpecification": {
         "LaunchTemplateId": ids["mixed-base"], "Version": "$Default"}}
     autoscaling.update_auto_scaling_group(AutoScalingGroupName="mixed", MixedInstancesPolicy={
