@@ -1,11 +1,18 @@
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# One version source: c7n_imds/__init__.py.
+VERSION = re.search(r'^__version__ = "([^"]+)"', (
+    Path(__file__).parent / "c7n_imds" / "__init__.py").read_text(), re.M).group(1)
 
 # The c7n family is released in lock-step; these three versions are tested together.
 # Transitive versions (boto3, botocore, moto, ...) are pinned in constraints.txt,
 # which the Makefile applies to every install.
 setup(
     name="c7n-imds",
-    version="0.1.0",
+    version=VERSION,
     description=(
         "Cloud Custodian plugin and policy pack that moves EC2 Auto Scaling groups "
         "to IMDSv2 (Security Hub AutoScaling.3, AutoScaling.9, EC2.170, EC2.8)"),
@@ -30,6 +37,7 @@ setup(
             "moto[server]==5.2.5",
             "hypothesis==6.170.17",
             "aiosmtpd==1.4.6",
+            "ruff==0.17.6",
         ],
         # make demo runs an embedded moto server
         "demo": ["moto[server]==5.2.5"],

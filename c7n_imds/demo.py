@@ -170,8 +170,9 @@ def main(argv=()):
                  ("detect (after)", "after", "detect.yml", "run")]
         for title, folder, policy_file, verb in steps:
             # --cache-period 0: each step must see the estate as the previous one left it.
-            result = run_c7n_imds([verb, "-s", str(out / folder), "-r", REGION, "--cache-period", "0",
-                               str(POLICY_DIR / policy_file)], env)
+            result = run_c7n_imds([verb, "-s", str(out / folder), "-r", REGION,
+                                   "--cache-period", "0", str(POLICY_DIR / policy_file)],
+                                  env)
             print("== c7n-imds %s %s" % (verb, policy_file))
             if verb == "plan":
                 print(result.stdout)

@@ -62,8 +62,8 @@ class AsgImdsFilter(ValueFilter):
       Security Hub EC2.170 judges) - select these beside ``HttpTokens: optional`` so
       the next run finishes the job
 
-    ``EffectiveHttpTokens`` and ``ScaleOutBlocked`` cost a GetInstanceMetadataDefaults and a DescribeImages call, made
-    only by filters that use them.
+    ``EffectiveHttpTokens`` and ``ScaleOutBlocked`` cost a GetInstanceMetadataDefaults
+    and a DescribeImages call, made only by filters that use them.
 
     The result is annotated on each group under ``c7n-imds:launch``.
 

@@ -25,8 +25,8 @@ docs/moto-gaps.md:
   answering ``DryRunOperation``: a version that does not exist, a template with
   ``InstanceRequirements`` (attribute-based selection is "only supported when using
   Auto Scaling groups, EC2 Fleet, and Spot Fleet") unless the request names an
-  instance type, and an instance type whose architecture the image does not have (moto answers every DryRun
-  before any validation).
+  instance type, and an instance type whose architecture the image does not have
+  (moto answers every DryRun before any validation).
 
 Patches apply to moto's classes in this process (the threaded server serves from it)
 and are idempotent.

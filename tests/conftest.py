@@ -36,6 +36,14 @@ class PlaceboFactory:
             region_name=REGION, aws_access_key_id="placebo", aws_secret_access_key="placebo")
         self.pill = placebo.attach(self.session, data_path=str(self.path))
         self.pill.playback()
+        self.served = []
+        next_file = self.pill.get_next_file_path
+
+        def serve(service, operation):
+            found = next_file(service, operation)
+            self.served.append(Path(found[0]).name)
+            return found
+        self.pill.get_next_file_path = serve
         self.calls = []
         # Placebo answers at before-call and stops the chain there, so count earlier,
         # while params are still the API parameters.
@@ -51,12 +59,71 @@ class PlaceboFactory:
     def called(self, operation):
         return [params for _, name, params in self.calls if name == operation]
 
+    def repeated(self):
+        """Files that answered more than one call of an operation that has several:
+        placebo starts an operation's files over when they run out, so a call the
+        flight does not know about silently gets the first answer. (An operation with
+        one file may answer every call with it.)"""
+        operations = {}
+        for path in self.path.glob("*.json"):
+            operations.setdefault(path.name.rsplit("_", 1)[0], []).append(path.name)
+        return sorted({f for f in self.served if self.served.count(f) > 1
+                       and len(operations[f.rsplit("_", 1)[0]]) > 1})
+
+
+def flight_problems(factories):
+    """A flight must say exactly what happened: every recorded response answers a call
+    (of one of the test's policy runs), and no operation's files start over."""
+    problems = []
+    for path in sorted({f.path for f in factories}):
+        used = {name for f in factories if f.path == path for name in f.served}
+        unused = sorted(p.name for p in path.glob("*.json") if p.name not in used)
+        if unused:
+            problems.append("%s: never used: %s" % (path.name, ", ".join(unused)))
+    for f in factories:
+        if f.repeated():
+            problems.append("%s: answered more than one call: %s" % (
+                f.path.name, ", ".join(f.repeated())))
+    return problems
+
+
+E2E_FIXTURES = {"moto", "c7n_imds_cmd", "runs", "validated"}
+
+
+def pytest_collection_modifyitems(items):
+    """Every test is `unit` or `e2e`, by what it uses: a moto server or the real command
+    makes it end to end (marked from the fixtures, so a marker cannot drift)."""
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        module = getattr(item, "module", None)
+        e2e = uses & E2E_FIXTURES or getattr(module, "E2E", False)
+        item.add_marker(pytest.mark.e2e if e2e else pytest.mark.unit)
+
 
 @pytest.fixture
-def placebo_factory():
+def placebo_factory(request):
     reset_session_cache()
-    yield PlaceboFactory
+    made = []
+
+    def factory(name):
+        # c7n caches the session of the first factory it meets (local_session): a new
+        # factory must really answer the policy runs that follow
+        reset_session_cache()
+        made.append(PlaceboFactory(name))
+        return made[-1]
+    yield factory
     reset_session_cache()
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.passed:
+        problems = flight_problems(made)
+        assert not problems, "flight data does not match the calls made:\n" + "\n".join(
+            problems)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, "rep_" + report.when, report)
+    return report
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ import pytest
 from c7n.schema import generate, validate
 
 from c7n_imds.actions import RemediationError
-from tests.test_filters_placebo import recording_factory
+from tests.support.placebo import recording_factory
 
 CREATED_TEXT = "2021-03-04T05:06:07Z"  # the flights' LC CreatedTime, 05:06:07.123 UTC
 PROFILE_ARN = "arn:aws:iam::123456789012:instance-profile/legacy/legacy-batch"

@@ -13,132 +13,17 @@ Placebo answers calls in the order they are made, one file per call
 order the code makes its calls, the docstring says so.
 """
 import base64
-import copy
-import functools
 import hashlib
 import json
-import re
-from pathlib import Path
 
-import botocore.session
-import pytest
 
-from tests.conftest import PLACEBO_DIR
+from tests.support.placebo import assert_fields, by_name, recording_factory
 
 WEB, API, GONE, BATCH, LEGACY = (
     "lt-0aa000000000000a1", "lt-0bb000000000000b2", "lt-0cc000000000000c3",
     "lt-0dd000000000000d4", "lt-0ee000000000000e5")
 ANNOTATION = "c7n-imds:launch"
 
-
-# -- helpers shared with test_actions_placebo ------------------------------------------
-
-def recording_factory(placebo_factory, name):
-    """A PlaceboFactory whose ``called(operation)`` lists every call's API parameters
-    (``api_calls`` holds (service, operation, parameters) in call order).
-
-    conftest's factory counts on ``before-call``, which (a) runs *after* placebo's
-    playback handler has answered, so botocore never reaches the counter, and (b) would
-    see the serialized HTTP request, not the parameters. ``before-parameter-build`` sees
-    the parameters as the caller passed them. Kept in a list of its own, so a fixed
-    conftest counter cannot double the entries.
-    """
-    factory = placebo_factory(name)
-    factory.api_calls = []
-
-    def record(params, model, **kwargs):
-        factory.api_calls.append(
-            (model.service_model.service_name, model.name, copy.deepcopy(params)))
-
-    factory.session.events.register_first("before-parameter-build.*.*", record)
-    factory.called = lambda operation: [
-        params for _, name, params in factory.api_calls if name == operation]
-    return factory
-
-
-def assert_fields(actual, expected, what):
-    """Compare the expected keys one by one, so a failure names the field."""
-    for key, value in expected.items():
-        assert key in actual, "%s: no %r in %r" % (what, key, actual)
-        assert actual[key] == value, "%s: %s is %r, expected %r" % (
-            what, key, actual[key], value)
-
-
-def by_name(resources, key="AutoScalingGroupName"):
-    return {r[key]: r for r in resources}
-
-
-def _check_shape(shape, value, path, errors):
-    kind = shape.type_name
-    if kind == "structure":
-        if not isinstance(value, dict) or "__class__" in value:
-            errors.append("%s: expected a structure" % path)
-            return
-        for key, member in value.items():
-            if key not in shape.members:
-                errors.append("%s.%s: not a member of %s" % (path, key, shape.name))
-            else:
-                _check_shape(shape.members[key], member, "%s.%s" % (path, key), errors)
-    elif kind == "list":
-        if not isinstance(value, list):
-            errors.append("%s: expected a list" % path)
-            return
-        for i, member in enumerate(value):
-            _check_shape(shape.member, member, "%s[%d]" % (path, i), errors)
-    elif kind == "string":
-        if not isinstance(value, str):
-            errors.append("%s: expected a string" % path)
-        elif shape.enum and value not in shape.enum:
-            errors.append("%s: %r is not one of %s" % (path, value, shape.enum))
-    elif kind in ("integer", "long"):
-        if not isinstance(value, int) or isinstance(value, bool):
-            errors.append("%s: expected an integer" % path)
-    elif kind == "boolean":
-        if not isinstance(value, bool):
-            errors.append("%s: expected a boolean" % path)
-    elif kind == "timestamp":
-        if not (isinstance(value, dict) and value.get("__class__") == "datetime"):
-            errors.append("%s: expected a placebo datetime" % path)
-    else:
-        errors.append("%s: unchecked type %s" % (path, kind))
-
-
-@functools.lru_cache(maxsize=None)
-def service_model(service):
-    return botocore.session.get_session().get_service_model(service)
-
-
-def flight_shape_errors(directory):
-    """Every way the flight files in a directory differ from AWS's response shape."""
-    errors = []
-    for path in sorted(Path(directory).glob("*.json")):
-        match = re.match(r"^([a-z0-9-]+)\.([A-Za-z0-9]+)_(\d+)\.json$", path.name)
-        if not match:
-            errors.append("%s: not <service>.<Operation>_<n>.json" % path.name)
-            continue
-        model = service_model(match.group(1)).operation_model(match.group(2))
-        flight = json.loads(path.read_text())
-        if set(flight) != {"status_code", "data"}:
-            errors.append("%s: keys %s" % (path.name, sorted(flight)))
-            continue
-        data = dict(flight["data"])
-        data.pop("ResponseMetadata", None)
-        if flight["status_code"] >= 400:
-            error = data.pop("Error", None) or {}
-            if not (isinstance(error.get("Code"), str) and isinstance(error.get("Message"), str)):
-                errors.append("%s: an error needs Error.Code and Error.Message" % path.name)
-            if data:
-                errors.append("%s: unexpected keys beside Error: %s" % (path.name, sorted(data)))
-        elif model.output_shape is None:
-            if data:
-                errors.append("%s: %s returns nothing, got %s" % (
-                    path.name, model.name, sorted(data)))
-        else:
-            _check_shape(model.output_shape, data, path.name, errors)
-    return errors
-
-
-# -- imds on asg -----------------------------------------------------------------------
 
 def test_imds_filter_resolves_every_launch_source(placebo_factory, load_policy, tmp_path):
     """Every kind of launch source resolves to its effective metadata options.
@@ -353,35 +238,3 @@ def test_launch_config_imds_filter_hides_user_data(placebo_factory, load_policy,
     assert_fields(required["lc-required"][ANNOTATION], {
         "HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"},
         "lc-required")
-
-
-# -- the flight data itself ------------------------------------------------------------
-
-FLIGHTS = (
-    "test_imds_filter_resolves_every_launch_source",
-    "test_imds_filter_api_call_economy",
-    "test_launch_config_imds_filter_hides_user_data",
-    "test_convert_carries_every_launch_configuration_setting",
-    "test_convert_rerun_reuses_own_template_and_refuses_foreign_one",
-    "test_convert_create_race_reuses_template_made_meanwhile",
-    "test_convert_one_failing_group_does_not_stop_the_others",
-    "test_convert_options_reach_the_api",
-    "test_convert_template_not_yet_visible_after_already_exists",
-)
-
-
-@pytest.mark.parametrize("flight", FLIGHTS)
-def test_flight_data_matches_botocore_output_shapes(flight):
-    """Every response file has only fields botocore's model knows, with its types."""
-    assert (PLACEBO_DIR / flight).is_dir(), flight
-    assert flight_shape_errors(PLACEBO_DIR / flight) == []
-
-
-def test_flight_shape_check_catches_a_moto_ism(tmp_path):
-    """The shape check itself fails on a field AWS does not return."""
-    (tmp_path / "autoscaling.DescribeAutoScalingGroups_1.json").write_text(json.dumps({
-        "status_code": 200, "data": {"AutoScalingGroups": [
-            {"AutoScalingGroupName": "a", "MinSize": "0", "LaunchTemplateName": "x"}]}}))
-    errors = flight_shape_errors(tmp_path)
-    assert any("MinSize: expected an integer" in e for e in errors), errors
-    assert any("LaunchTemplateName: not a member" in e for e in errors), errors

@@ -12,7 +12,7 @@ import pytest
 
 from c7n_imds.iam import policy_permissions
 from tests.conftest import REPO
-from tests.test_e2e import seed
+from tests.support.estates import seed
 
 # botocore endpoint prefixes that differ from IAM's service prefixes
 IAM_PREFIX = {"monitoring": "cloudwatch"}

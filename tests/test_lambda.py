@@ -13,7 +13,7 @@ from c7n.mu import PolicyLambda
 
 from c7n_imds.testing import aws_env
 from tests.conftest import REPO
-from tests.test_e2e import groups_by_name, seed
+from tests.support.estates import groups_by_name, seed
 
 POLICY_FILE = REPO / "policies" / "lambda" / "remediate-periodic.yml"
 

@@ -39,7 +39,7 @@ import yaml
 from c7n_imds.testing import aws_env, run_c7n_imds
 from tests import faults
 from tests.conftest import REPO
-from tests.test_e2e import (
+from tests.support.estates import (
     CANARY, ODD_NAME, USER_DATA, USER_DATA_TEXT, groups_by_name, seed)
 
 REMEDIATE = str(REPO / "policies" / "remediate.yml")

@@ -33,8 +33,7 @@ import json
 import pytest
 
 from c7n_imds.actions import RemediationError
-from tests.conftest import PLACEBO_DIR
-from tests.test_filters_placebo import assert_fields, flight_shape_errors, recording_factory
+from tests.support.placebo import assert_fields, recording_factory
 
 PREVIOUS = "c7n-imds:previous-launch"
 EXEMPT = "c7n-imds:exempt"
@@ -617,7 +616,8 @@ def effective(placebo_factory, load_policy, tmp_path, flight, key, value):
 def assert_effective_calls(factory):
     assert factory.called("GetInstanceMetadataDefaults") == [{}]
     assert factory.called("DescribeImages") == [
-        {"Filters": [{"Name": "image-id", "Values": [PLAIN_AMI, V2_AMI]}], "IncludeDeprecated": True, "IncludeDisabled": True}]
+        {"Filters": [{"Name": "image-id", "Values": [PLAIN_AMI, V2_AMI]}],
+         "IncludeDeprecated": True, "IncludeDisabled": True}]
 
 
 def test_effective_http_tokens_from_account_default(placebo_factory, load_policy,
@@ -698,34 +698,6 @@ def test_http_tokens_filter_makes_no_effective_calls(placebo_factory, load_polic
 
 
 # -- the flight data itself --------------------------------------------------------------
-
-FLIGHTS = (
-    "test_set_metadata_access_default_follower_gets_new_default_version",
-    "test_set_metadata_access_set_default_false_keeps_default_version",
-    "test_set_metadata_access_set_default_false_leaves_running_instances_alone",
-    "test_set_metadata_access_pinned_groups_share_one_new_version",
-    "test_set_metadata_access_reuses_version_an_interrupted_run_created",
-    "test_convert_preflight_refusal_leaves_group_unswitched",
-    "test_convert_without_verify_makes_no_preflight_call",
-    "test_running_instances_refresh_reports_refresh_in_progress",
-    "test_running_instances_modify_touches_only_in_service_instances",
-    "test_copy_launch_configuration_copies_every_field",
-    "test_copy_launch_configuration_refused_where_unavailable",
-    "test_revert_refuses_when_launch_configuration_is_gone",
-    "test_revert_restores_launch_configuration",
-    "test_effective_http_tokens_from_account_default",
-    "test_effective_http_tokens_from_ami_without_account_default",
-    "test_scale_out_blocked_when_account_enforces_imdsv2",
-    "test_http_tokens_filter_makes_no_effective_calls",
-)
-
-
-@pytest.mark.parametrize("flight", FLIGHTS)
-def test_flight_data_matches_botocore_output_shapes(flight):
-    """Every response file has only fields botocore's model knows, with its types."""
-    assert (PLACEBO_DIR / flight).is_dir(), flight
-    assert flight_shape_errors(PLACEBO_DIR / flight) == []
-
 
 # -- the read-back: nothing launches from what AWS stored differently ---------------------
 

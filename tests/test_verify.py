@@ -49,7 +49,8 @@ def test_every_normalisation_is_documented():
     {"KernelId": "", "SecurityGroups": [], "TagSpecifications": []},
     # white space around ids and names
     {"ImageId": "ami-0abcdef1234567890 "},
-    {"BlockDeviceMappings": [dict(ROOT, Ebs=dict(ROOT["Ebs"], SnapshotId="snap-0fedcba9876543210 ")),
+    {"BlockDeviceMappings": [dict(ROOT, Ebs=dict(ROOT["Ebs"],
+                                                 SnapshotId="snap-0fedcba9876543210 ")),
                              {"DeviceName": "/dev/sdb", "NoDevice": ""}]},
     # security groups as a set
     {"SecurityGroupIds": ["sg-0000000000000000b", "sg-0000000000000000a"]},

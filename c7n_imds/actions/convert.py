@@ -8,7 +8,8 @@ from c7n.utils import chunks, type_schema
 
 from c7n_imds import network
 from c7n_imds.actions.common import (
-    AWS_ERRORS, HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
+    AWS_ERRORS, HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA,
+    REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
 from c7n_imds.launch import LAUNCH_CONFIGURATION, LaunchSources, launch_references
 from c7n_imds.aws import all_groups, retry, tags_of

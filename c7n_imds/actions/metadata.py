@@ -9,7 +9,8 @@ from c7n.resources.asg import ASG
 from c7n.utils import type_schema
 
 from c7n_imds.actions.common import (
-    AWS_ERRORS, HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA, REFRESH_PREFERENCES_SCHEMA,
+    AWS_ERRORS, HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA,
+    REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
 from c7n_imds.launch import (
     LAUNCH_TEMPLATE, MIXED_INSTANCES_POLICY, VERSION_NOT_FOUND_CODES, LaunchSources,
@@ -18,8 +19,9 @@ from c7n_imds.aws import all_groups, retry, tags_of
 from c7n_imds.model.verify import (
     CannotCarry, block_device_mappings_request, expected_version_data, warning_messages)
 from c7n_imds.translate import (
-    PRESERVE, PREVIOUS_LAUNCH_TAG, client_token, derived_version_description, encode_previous_launch,
-    encode_previous_mixed_launch, merge_metadata_options, parse_derived_version_description)
+    PRESERVE, PREVIOUS_LAUNCH_TAG, client_token, derived_version_description,
+    encode_previous_launch, encode_previous_mixed_launch, merge_metadata_options,
+    parse_derived_version_description)
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 

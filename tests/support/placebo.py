@@ -1,0 +1,118 @@
+"""Placebo helpers the placebo tests share: a factory that records every call's API
+parameters, field-by-field assertions, and the check that a flight file has AWS's
+shape (botocore's output shapes)."""
+import copy
+import functools
+import json
+import re
+from pathlib import Path
+
+import botocore.session
+
+
+def recording_factory(placebo_factory, name):
+    """A PlaceboFactory whose ``called(operation)`` lists every call's API parameters
+    (``api_calls`` holds (service, operation, parameters) in call order).
+
+    conftest's factory counts on ``before-call``, which (a) runs *after* placebo's
+    playback handler has answered, so botocore never reaches the counter, and (b) would
+    see the serialized HTTP request, not the parameters. ``before-parameter-build`` sees
+    the parameters as the caller passed them. Kept in a list of its own, so a fixed
+    conftest counter cannot double the entries.
+    """
+    factory = placebo_factory(name)
+    factory.api_calls = []
+
+    def record(params, model, **kwargs):
+        factory.api_calls.append(
+            (model.service_model.service_name, model.name, copy.deepcopy(params)))
+
+    factory.session.events.register_first("before-parameter-build.*.*", record)
+    factory.called = lambda operation: [
+        params for _, name, params in factory.api_calls if name == operation]
+    return factory
+
+
+def assert_fields(actual, expected, what):
+    """Compare the expected keys one by one, so a failure names the field."""
+    for key, value in expected.items():
+        assert key in actual, "%s: no %r in %r" % (what, key, actual)
+        assert actual[key] == value, "%s: %s is %r, expected %r" % (
+            what, key, actual[key], value)
+
+
+def by_name(resources, key="AutoScalingGroupName"):
+    return {r[key]: r for r in resources}
+
+
+def _check_shape(shape, value, path, errors):
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict) or "__class__" in value:
+            errors.append("%s: expected a structure" % path)
+            return
+        for key, member in value.items():
+            if key not in shape.members:
+                errors.append("%s.%s: not a member of %s" % (path, key, shape.name))
+            else:
+                _check_shape(shape.members[key], member, "%s.%s" % (path, key), errors)
+    elif kind == "list":
+        if not isinstance(value, list):
+            errors.append("%s: expected a list" % path)
+            return
+        for i, member in enumerate(value):
+            _check_shape(shape.member, member, "%s[%d]" % (path, i), errors)
+    elif kind == "string":
+        if not isinstance(value, str):
+            errors.append("%s: expected a string" % path)
+        elif shape.enum and value not in shape.enum:
+            errors.append("%s: %r is not one of %s" % (path, value, shape.enum))
+    elif kind in ("integer", "long"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            errors.append("%s: expected an integer" % path)
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            errors.append("%s: expected a boolean" % path)
+    elif kind == "timestamp":
+        if not (isinstance(value, dict) and value.get("__class__") == "datetime"):
+            errors.append("%s: expected a placebo datetime" % path)
+    else:
+        errors.append("%s: unchecked type %s" % (path, kind))
+
+
+@functools.lru_cache(maxsize=None)
+def service_model(service):
+    return botocore.session.get_session().get_service_model(service)
+
+
+def flight_shape_errors(directory):
+    """Every way the flight files in a directory differ from AWS's response shape."""
+    errors = []
+    for path in sorted(Path(directory).glob("*.json")):
+        match = re.match(r"^([a-z0-9-]+)\.([A-Za-z0-9]+)_(\d+)\.json$", path.name)
+        if not match:
+            errors.append("%s: not <service>.<Operation>_<n>.json" % path.name)
+            continue
+        model = service_model(match.group(1)).operation_model(match.group(2))
+        flight = json.loads(path.read_text())
+        if set(flight) != {"status_code", "data"}:
+            errors.append("%s: keys %s" % (path.name, sorted(flight)))
+            continue
+        data = dict(flight["data"])
+        data.pop("ResponseMetadata", None)
+        if flight["status_code"] >= 400:
+            error = data.pop("Error", None) or {}
+            if not (isinstance(error.get("Code"), str) and isinstance(error.get("Message"), str)):
+                errors.append("%s: an error needs Error.Code and Error.Message" % path.name)
+            if data:
+                errors.append("%s: unexpected keys beside Error: %s" % (path.name, sorted(data)))
+        elif model.output_shape is None:
+            if data:
+                errors.append("%s: %s returns nothing, got %s" % (
+                    path.name, model.name, sorted(data)))
+        else:
+            _check_shape(model.output_shape, data, path.name, errors)
+    return errors
+
+
+# -- imds on asg -----------------------------------------------------------------------
