@@ -248,12 +248,13 @@ def worker(job_path):
     """Run one policy (job file: {"policy": {...}, "fault": {...} | null}) and write
     the measurements next to it."""
     job = json.loads(Path(job_path).read_text())
-    import c7n_imds
     from c7n.config import Config
     from c7n.credentials import SessionFactory
     from c7n.policy import PolicyCollection
     from c7n.resources import load_resources
     from c7n.utils import reset_session_cache
+
+    import c7n_imds
 
     c7n_imds.register()  # importing registers; the call keeps linters quiet
     load_resources(("aws.asg", "aws.launch-config", "aws.launch-template-version",

@@ -28,7 +28,7 @@ POLICY = {"name": "asg-convert-to-imdsv2-launch-template", "resource": "asg",
                       {"type": "imds", "key": "HttpTokens", "value": "optional"}],
           "actions": [{"type": "convert-to-launch-template"}]}
 MUTATING = ("CreateLaunchTemplate", "UpdateAutoScalingGroup", "CreateOrUpdateTags")
-# EC2 token buckets per account and region (burst, refill per second), DESIGN.md section 6.
+# EC2 token buckets per account and region (burst, refill per second), docs/aws-facts.md.
 EC2_BUCKETS = {"RunInstances": (5, 2.0), "CreateLaunchTemplate": (50, 5.0)}
 SOURCE_TAG = "c7n-imds:source"
 PREVIOUS_LAUNCH_TAG = "c7n-imds:previous-launch"

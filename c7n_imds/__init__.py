@@ -8,9 +8,27 @@ module once, and registration happens at import).
 __version__ = "0.1.0"
 
 
+# One version source: setup.py reads it from here.
+PAGE_SIZE = 100  # DescribeAutoScalingGroups / DescribeLaunchConfigurations allow 100
+
+
+def full_pages(resource_class, limit_key="MaxRecords", page_size=PAGE_SIZE):
+    """Custodian lists groups and launch configurations 50 per page; AWS allows 100.
+    Listing is most of a scan's API calls, so every policy run by c7n-imds asks for
+    full pages (only the page size changes, never what is listed)."""
+    enum_op, path, extra_args = resource_class.resource_type.enum_spec
+    if not extra_args:
+        resource_class.resource_type.enum_spec = (enum_op, path, {limit_key: page_size})
+
+
 def register():
-    """Register our filters and actions with c7n's resource registries (idempotent)."""
-    from c7n_imds import filters, rollout, actions  # noqa: F401  (import registers)
+    """Register our filters and actions with c7n's resource registries, and ask for
+    full listing pages (idempotent)."""
+    from c7n.resources.asg import ASG, LaunchConfig
+
+    from c7n_imds import actions, filters  # noqa: F401  (import registers)
+    full_pages(ASG)
+    full_pages(LaunchConfig)
 
 
 register()

@@ -33,7 +33,7 @@ def main(argv=None):
     if command == "plan":
         return plan_main(argv[1:])
     if command == "summary":
-        from c7n_imds.report import main as summary_main
+        from c7n_imds.summary.cli import main as summary_main
         return summary_main(argv[1:])
     if command == "iam-policy":
         from c7n_imds.iam import main as iam_main

@@ -125,7 +125,7 @@ def seed(session):
 
 def estate_table(session):
     """One row per group: where it launches from and what IMDS it gets."""
-    from c7n_imds.launch import LaunchSources
+    from c7n_imds.sources import LaunchSources
     autoscaling = session.client("autoscaling")
     asgs = [a for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate()
             for a in page["AutoScalingGroups"]]

@@ -62,9 +62,12 @@ def aws_semantics():
         return
     from moto.core.responses import ActionResult
     from moto.ec2.exceptions import (
-        EC2ClientError, InvalidLaunchTemplateVersionNotFound, InvalidParameterValue)
-    from moto.ec2.models.launch_templates import LaunchTemplate, LaunchTemplateVersion
+        EC2ClientError,
+        InvalidLaunchTemplateVersionNotFound,
+        InvalidParameterValue,
+    )
     from moto.ec2.models.instance_types import INSTANCE_TYPES
+    from moto.ec2.models.launch_templates import LaunchTemplate, LaunchTemplateVersion
     from moto.ec2.responses.instances import InstanceResponse
     from moto.ec2.responses.launch_templates import LaunchTemplates
     from moto.ec2.utils import parse_user_data

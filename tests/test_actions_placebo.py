@@ -1,7 +1,7 @@
 """`convert-to-launch-template` against recorded AWS responses (placebo flight data).
 
 Flight data (tests/data/placebo/<test name>/) is hand-written in AWS's response shape,
-where moto differs (DESIGN.md §7): launch configurations report
+where moto differs (docs/moto-gaps.md): launch configurations report
 ``InstanceMonitoring.Enabled`` (true when never set), omit ``AssociatePublicIpAddress``
 unless it was set, keep ``NoDevice: true`` and include ``PlacementTenancy``; a group
 switched to a template carries only ``LaunchTemplate``. botocore's own shape check runs

@@ -16,7 +16,6 @@ import base64
 import hashlib
 import json
 
-
 from tests.support.placebo import assert_fields, by_name, recording_factory
 
 WEB, API, GONE, BATCH, LEGACY = (

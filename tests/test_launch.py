@@ -1,7 +1,7 @@
 """c7n_imds.launch, over data already loaded (no AWS call): override images in
 EffectiveHttpTokens, names with white space on either side, RemediationPending."""
-from c7n_imds.launch import LaunchSources
-from c7n_imds.translate import derived_version_description
+from c7n_imds.model.provenance import derived_version_description
+from c7n_imds.sources import LaunchSources
 
 REQUIRED = {"HttpTokens": "required"}
 

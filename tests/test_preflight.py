@@ -2,7 +2,7 @@
 c7n_imds.instances.refresh_preferences_problem: what StartInstanceRefresh refuses."""
 import pytest
 
-from c7n_imds.instances import refresh_preferences, refresh_preferences_problem
+from c7n_imds.actions.running_instances import refresh_preferences, refresh_preferences_problem
 from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
 
 BASE = {"LaunchTemplateId": "lt-base", "Version": "$Default"}

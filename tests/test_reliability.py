@@ -6,7 +6,7 @@ event hooks (tests/faults.py, loaded through a generated ``sitecustomize.py``):
 throttling, 503, 500, connection resets and lost responses at seeded rates, and
 ``os._exit(137)`` right after a chosen call to simulate the process being killed.
 
-Where moto is not AWS (DESIGN.md §7 and below) the injector answers as AWS would:
+Where moto is not AWS (docs/moto-gaps.md and below) the injector answers as AWS would:
 
 - moto answers a ``RunInstances`` DryRun before validating anything, so a template
   naming a missing image passes moto's pre-flight; the injector answers
@@ -39,8 +39,7 @@ import yaml
 from c7n_imds.testing import aws_env, run_c7n_imds
 from tests import faults
 from tests.conftest import REPO
-from tests.support.estates import (
-    CANARY, ODD_NAME, USER_DATA, USER_DATA_TEXT, groups_by_name, seed)
+from tests.support.estates import CANARY, ODD_NAME, USER_DATA, USER_DATA_TEXT, groups_by_name, seed
 
 REMEDIATE = str(REPO / "policies" / "remediate.yml")
 DETECT = str(REPO / "policies" / "detect.yml")

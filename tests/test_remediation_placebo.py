@@ -1,7 +1,7 @@
 """Remediation actions and the effective-metadata keys of the `imds` filter against
 recorded AWS responses (placebo flight data).
 
-Why placebo and not moto here (DESIGN.md section 7): moto 5.2.5 does not implement
+Why placebo and not moto here (docs/moto-gaps.md): moto 5.2.5 does not implement
 ``StartInstanceRefresh`` or ``GetInstanceMetadataDefaults``, and its
 ``CreateLaunchTemplateVersion`` ignores ``SourceVersion`` - the very call that lets
 ``set-metadata-access`` send only the new ``MetadataOptions`` and have AWS carry every

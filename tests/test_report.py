@@ -20,7 +20,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from c7n_imds import report
+from c7n_imds.summary import aggregate, cli, load
 from c7n_imds.testing import EndpointSession, aws_env, moto_server, run_c7n_imds
 from tests.conftest import REGION, REPO
 
@@ -341,7 +341,7 @@ def org_day(root, day, start):
 def test_aggregation_over_an_org_layout_with_two_runs(tmp_path):
     org_day(tmp_path, "day1", START)
     org_day(tmp_path, "day2", START + 86400)
-    summary = report.summarize([report.load_folder(tmp_path)])
+    summary = aggregate.summarize([load.load_folder(tmp_path)])
     day1, day2 = summary["Runs"]
     assert day1["Folders"] == [os.path.join(str(tmp_path), "day1")]
     assert {r["AccountName"] for r in day2["Rows"]} == {"payments", "r&d <lab>|x"}
@@ -385,7 +385,7 @@ def test_renderers_escape_names_and_carry_no_record_fields(tmp_path):
     org_day(tmp_path, "day2", START + 86400)
     for fmt in FORMATS:
         out = tmp_path / ("out." + fmt)
-        assert report.main([str(tmp_path), "--format", fmt, "-o", str(out)]) == 0
+        assert cli.main([str(tmp_path), "--format", fmt, "-o", str(out)]) == 0
         text = out.read_text(encoding="utf-8")
         for secret in (CANARY, "secret-launch-name", "i-0abc", "lt-1", "app-lc"):
             assert secret not in text, (fmt, secret)
@@ -402,14 +402,19 @@ def test_renderers_escape_names_and_carry_no_record_fields(tmp_path):
 
 
 def test_controls_and_run_splitting_rules():
-    assert report.controls_of("Security Hub EC2.170 (and AutoScaling.3 for template "
-                              "groups); EC2.170 again") == ["EC2.170", "AutoScaling.3"]
-    assert report.control_for(["AutoScaling.3", "EC2.170"], LT) == "EC2.170"
-    assert report.control_for(["AutoScaling.3", "EC2.170"], LC) == "AutoScaling.3"
-    assert report.control_for(["AutoScaling.3", "EC2.8"], LT) == "EC2.8"
-    assert report.control_for(["AutoScaling.3"], LT) == "AutoScaling.3"
-    assert report.control_for([], None) == "other"
-    facts = report.resource_facts("asg", group("g", calls=2, exempt=True, UserData=CANARY))
+    # a policy's metadata names its controls; older outputs and the user's own
+    # policies may name them only in the description
+    assert load.controls_of({"metadata": {"controls": ["EC2.170", "AutoScaling.3"]},
+                             "description": "AutoScaling.9"}) == ["EC2.170", "AutoScaling.3"]
+    assert load.controls_of({"description": "Security Hub EC2.170 (and AutoScaling.3 for "
+                             "template groups); EC2.170 again"}) == ["EC2.170", "AutoScaling.3"]
+    assert load.controls_of({"metadata": {"owner": "x"}}) == []
+    assert aggregate.control_for(["AutoScaling.3", "EC2.170"], LT) == "EC2.170"
+    assert aggregate.control_for(["AutoScaling.3", "EC2.170"], LC) == "AutoScaling.3"
+    assert aggregate.control_for(["AutoScaling.3", "EC2.8"], LT) == "EC2.8"
+    assert aggregate.control_for(["AutoScaling.3"], LT) == "AutoScaling.3"
+    assert aggregate.control_for([], None) == "other"
+    facts = load.resource_facts("asg", group("g", calls=2, exempt=True, UserData=CANARY))
     assert facts == {"Kind": "group", "Name": "g", "LaunchType": LC,
                      "HttpTokens": "optional", "Calls": 2, "Exempt": True}
 
@@ -417,7 +422,7 @@ def test_controls_and_run_splitting_rules():
         return {"Account": ACCOUNT, "Region": REGION, "Policy": policy, "Parts": parts,
                 "Folder": "OUT"}
     one_run = [output(("a",), "p"), output(("b",), "q")]
-    assert report.split_runs(one_run) == [one_run]
-    runs = report.split_runs([output(("d1", "x", "p")), output(("d2", "x", "p"))])
+    assert aggregate.split_runs(one_run) == [one_run]
+    runs = aggregate.split_runs([output(("d1", "x", "p")), output(("d2", "x", "p"))])
     assert [[o["Folder"] for o in run] for run in runs] == [
         [os.path.join("OUT", "d1")], [os.path.join("OUT", "d2")]]

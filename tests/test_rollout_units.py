@@ -1,13 +1,18 @@
 """Pure rules of the safe rollout: exemptions, container detection, hop limits and the
-effective HttpTokens precedence (DESIGN.md section 6)."""
+effective HttpTokens precedence (docs/aws-facts.md)."""
 import base64
 import datetime
 
 import pytest
 
-from c7n_imds.actions.common import iac_guidance, iac_owner, resolve_hop_limit, runs_containers
-from c7n_imds.rollout import parse_exemption
-from c7n_imds.translate import effective_http_tokens
+from c7n_imds.model.launch_source import effective_http_tokens
+from c7n_imds.model.safety import (
+    iac_guidance,
+    iac_owner,
+    parse_exemption,
+    resolve_hop_limit,
+    runs_containers,
+)
 
 TODAY = datetime.date(2026, 11, 29)
 

@@ -1,4 +1,4 @@
-"""Pure translation (c7n_imds/translate.py): every row of the DESIGN.md section 6 mapping
+"""Pure translation (c7n_imds/translate.py): every row of the docs/mapping.md mapping
 table, the naming/tagging helpers, and generated launch configurations whose output is
 checked against botocore's own service model with botocore's own parameter validator.
 
@@ -14,12 +14,24 @@ from datetime import datetime, timedelta, timezone
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from c7n_imds.translate import (
-    PRESERVE, TranslationError, client_token, decode_previous_launch,
-    encode_previous_launch, launch_template_data, merge_metadata_options, metadata_view,
-    redact, security_group_names, template_name, user_data_fingerprint, weakness)
+from c7n_imds.model.launch_source import metadata_view, weakness
+from c7n_imds.model.provenance import (
+    client_token,
+    decode_previous_launch,
+    encode_previous_launch,
+    template_name,
+)
+from c7n_imds.model.redaction import redact, user_data_fingerprint
+from c7n_imds.model.translate import (
+    TranslationError,
+    launch_template_data,
+    merge_metadata_options,
+    security_group_names,
+)
+from c7n_imds.names import PRESERVE
 
 # What AWS accepts for a launch template name (CreateLaunchTemplate docs). botocore's ec2
 # model carries no constraint on the name, so the validator alone would not catch a bad one.
@@ -83,7 +95,7 @@ def assert_valid_template_request(lc, data):
     assert TEMPLATE_NAME.match(params["LaunchTemplateName"]), params["LaunchTemplateName"]
 
 
-# -- DESIGN.md section 6, row by row ------------------------------------------------------
+# -- docs/mapping.md, row by row ------------------------------------------------------
 
 @pytest.mark.parametrize("field, value", [
     ("ImageId", "ami-0123456789abcdef0"),

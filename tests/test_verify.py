@@ -7,11 +7,20 @@ from pathlib import Path
 import botocore.session
 import pytest
 
+from c7n_imds.model.redaction import user_data_fingerprint
 from c7n_imds.model.verify import (
-    BLOCK_DEVICE_FIELDS, EBS_FIELDS, NORMALISATIONS, CannotCarry,
-    block_device_mappings_request, differences, expected_configuration_copy,
-    expected_version_data, stored_configuration, summary, warning_messages)
-from c7n_imds.translate import user_data_fingerprint
+    BLOCK_DEVICE_FIELDS,
+    EBS_FIELDS,
+    NORMALISATIONS,
+    CannotCarry,
+    block_device_mappings_request,
+    differences,
+    expected_configuration_copy,
+    expected_version_data,
+    stored_configuration,
+    summary,
+    warning_messages,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 USER_DATA = "IyEvYmluL2Jhc2gKZWNobyBzZWNyZXQ9aHVudGVyMgo="  # contains a "secret"

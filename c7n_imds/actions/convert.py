@@ -6,24 +6,42 @@ from botocore.exceptions import ClientError
 from c7n.resources.asg import ASG, LaunchConfig
 from c7n.utils import chunks, type_schema
 
-from c7n_imds import network
-from c7n_imds.actions.common import (
-    AWS_ERRORS, HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA,
+from c7n_imds import sources
+from c7n_imds.actions.base import Remediation, current_groups
+from c7n_imds.actions.options import (
+    HOP_LIMIT_SCHEMA,
+    HTTP_ENDPOINT_SCHEMA,
+    IAC_MANAGED_SCHEMA,
     REFRESH_PREFERENCES_SCHEMA,
-    RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
-from c7n_imds.launch import LAUNCH_CONFIGURATION, LaunchSources, launch_references
-from c7n_imds.aws import all_groups, retry, tags_of
+    RUNNING_INSTANCES_SCHEMA,
+)
+from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry, tags_of
+from c7n_imds.model.launch_source import launch_references
+from c7n_imds.model.provenance import (
+    client_token,
+    encode_previous_launch,
+    source_identity,
+    template_name,
+)
+from c7n_imds.model.redaction import redact
+from c7n_imds.model.translate import TranslationError, launch_template_data, security_group_names
 from c7n_imds.model.verify import differences, warning_messages
-from c7n_imds.translate import (
-    PRESERVE, SOURCE_CREATED_TAG, SOURCE_TAG, TranslationError,
-    client_token, encode_previous_launch, launch_template_data, redact,
-    security_group_names, source_identity, template_name)
+from c7n_imds.names import (
+    LAUNCH_CONFIGURATION,
+    PRESERVE,
+    SOURCE_CREATED_TAG,
+    SOURCE_TAG,
+    TEMPLATE_NAME_EXISTS,
+    TEMPLATE_NOT_FOUND,
+    VERSION_NOT_FOUND,
+)
+from c7n_imds.sources import LaunchSources
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
 TEMPLATE_NAMES_PER_CALL = 100
-ALREADY_EXISTS = "InvalidLaunchTemplateName.AlreadyExistsException"
-NOT_FOUND_CODES = ("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateId.VersionNotFound")
+# A template or version the create just answered with is not there (a stale token).
+CREATED_NOT_FOUND = TEMPLATE_NOT_FOUND[:1] + VERSION_NOT_FOUND
 
 
 @ASG.action_registry.register("convert-to-launch-template")
@@ -73,10 +91,10 @@ class ConvertToLaunchTemplate(Remediation):
     instance maintenance policy decides the healthy percentages unless
     ``refresh-preferences`` sets them - values StartInstanceRefresh would refuse, such
     as MaxHealthyPercentage without MinHealthyPercentage or more than 100 apart, are
-    rejected at validate time), ``iac-managed``: ``skip``
-    (default) reports groups tagged by CloudFormation or Elastic Beanstalk with what to
-    change in the stack instead - a change behind a stack drifts or is reverted -
-    and ``remediate`` changes them anyway. ``concurrency`` (1-16, default 1): launch
+    rejected at validate time), ``iac-managed``: ``skip`` (default) reports groups
+    owned by CloudFormation, Elastic Beanstalk or an EKS managed node group with what
+    to change there instead - a change behind a stack drifts or is reverted - and
+    ``remediate`` changes them anyway. ``concurrency`` (1-16, default 1): launch
     configurations converted at a time.
 
     :example:
@@ -159,14 +177,14 @@ class ConvertToLaunchTemplate(Remediation):
                    if security_group_names(config)]
         if not needing:
             return {}
-        vpcs = network.group_vpcs(ec2, [a for _, groups in needing for a in groups])
+        vpcs = sources.group_vpcs(ec2, [a for _, groups in needing for a in groups])
         wanted = {}
         for config, groups in needing:
             for asg in groups:
                 vpc = vpcs[asg["AutoScalingGroupName"]]
                 if vpc:
                     wanted.setdefault(vpc, set()).update(security_group_names(config))
-        by_vpc = network.security_group_ids_by_name(ec2, wanted)
+        by_vpc = sources.security_group_ids_by_name(ec2, wanted)
         return {(asg["AutoScalingGroupName"], sg): by_vpc.get(
                     (vpcs[asg["AutoScalingGroupName"]], sg))
                 for config, groups in needing for asg in groups
@@ -331,7 +349,7 @@ class ConvertToLaunchTemplate(Remediation):
                 return self.create_template(ec2, plan)
             except ClientError as e:
                 # Another run created it between our look and our create.
-                if e.response["Error"]["Code"] != ALREADY_EXISTS:
+                if e.response["Error"]["Code"] != TEMPLATE_NAME_EXISTS:
                     raise
                 existing.update(self.existing_templates(ec2, [name]))
                 if name not in existing:
@@ -362,7 +380,7 @@ class ConvertToLaunchTemplate(Remediation):
         try:
             stored = self.followed_version(ec2, template["LaunchTemplateId"])
         except ClientError as e:
-            if e.response["Error"]["Code"] not in NOT_FOUND_CODES or stale:
+            if e.response["Error"]["Code"] not in CREATED_NOT_FOUND or stale:
                 raise
             # The token matched an earlier create of a template deleted since (AWS
             # answers a repeated token with the original answer): create it anew.

@@ -6,21 +6,27 @@ from botocore.exceptions import BotoCoreError, ClientError
 from c7n.resources.asg import ASG
 from c7n.utils import chunks, type_schema
 
-from c7n_imds.actions.common import (
-    AWS_ERRORS, HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA,
+from c7n_imds.actions.base import Remediation, current_groups
+from c7n_imds.actions.options import (
+    HOP_LIMIT_SCHEMA,
+    HTTP_ENDPOINT_SCHEMA,
+    IAC_MANAGED_SCHEMA,
     REFRESH_PREFERENCES_SCHEMA,
-    RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
-from c7n_imds.launch import (
-    LAUNCH_CONFIGURATION, LC_NAMES_PER_CALL, LaunchSources, launch_references)
-from c7n_imds.aws import retry
+    RUNNING_INSTANCES_SCHEMA,
+)
+from c7n_imds.aws import AWS_ERRORS, describe_error, retry
+from c7n_imds.model.launch_source import launch_references
+from c7n_imds.model.provenance import copy_name, encode_previous_launch, source_identity
+from c7n_imds.model.translate import (
+    CLASSIC_LINK_FIELDS,
+    TranslationError,
+    launch_configuration_copy,
+)
 from c7n_imds.model.verify import expected_configuration_copy, stored_configuration
-from c7n_imds.translate import (
-    CLASSIC_LINK_FIELDS, PRESERVE, TranslationError, copy_name, encode_previous_launch,
-    launch_configuration_copy, source_identity)
+from c7n_imds.names import CONFIGURATION_EXISTS, LAUNCH_CONFIGURATION, PRESERVE
+from c7n_imds.sources import LC_NAMES_PER_CALL, LaunchSources
 
 log = logging.getLogger("custodian.c7n_imds.actions")
-
-ALREADY_EXISTS = "AlreadyExists"
 
 
 def launch_configurations_unavailable(error):
@@ -136,7 +142,7 @@ class CopyLaunchConfiguration(Remediation):
                 except ClientError as e:
                     if launch_configurations_unavailable(e):
                         unavailable = describe_error(e)
-                    elif e.response["Error"]["Code"] != ALREADY_EXISTS:
+                    elif e.response["Error"]["Code"] != CONFIGURATION_EXISTS:
                         for asg in plan["Groups"]:
                             failures[asg["AutoScalingGroupName"]] = \
                                 "copying launch configuration %r: %s" % (

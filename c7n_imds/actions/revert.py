@@ -7,16 +7,12 @@ import logging
 from c7n.resources.asg import ASG
 from c7n.utils import type_schema
 
-from c7n_imds.actions.common import (
-    AWS_ERRORS, Remediation, current_groups, describe_error, tag_group)
-from c7n_imds.aws import retry
-from c7n_imds.translate import (
-    PREVIOUS_LAUNCH_TAG, decode_previous_launch, parse_derived_version_description)
+from c7n_imds.actions.base import Remediation, current_groups, tag_group
+from c7n_imds.aws import AWS_ERRORS, describe_error, retry
+from c7n_imds.model.provenance import decode_previous_launch, parse_derived_version_description
+from c7n_imds.names import ALIASES, EXEMPT_TAG, PREVIOUS_LAUNCH_TAG
 
 log = logging.getLogger("custodian.c7n_imds.actions")
-
-EXEMPT_TAG = "c7n-imds:exempt"
-ALIASES = ("$Default", "$Latest")
 
 
 class RevertRefused(Exception):

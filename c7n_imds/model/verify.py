@@ -14,7 +14,7 @@ import copy
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterator
 
-from c7n_imds.translate import user_data_fingerprint
+from c7n_imds.model.redaction import user_data_fingerprint
 
 # (where, what is accepted, why) - the only differences a read-back tolerates.
 NORMALISATIONS: tuple[tuple[str, str, str], ...] = (

@@ -9,7 +9,11 @@ import html
 import io
 import json
 
-from c7n_imds.report import LAUNCH_TYPES, LC, LT, MIXED, SETS, UNKNOWN
+from c7n_imds.names import LAUNCH_CONFIGURATION as LC
+from c7n_imds.names import LAUNCH_TEMPLATE as LT
+from c7n_imds.names import LAUNCH_TYPES
+from c7n_imds.names import MIXED_INSTANCES_POLICY as MIXED
+from c7n_imds.summary.aggregate import SETS, UNKNOWN
 
 FIGURE_LABELS = [("NonCompliant", "Non-compliant"), (LC, "LC"), (LT, "LT"),
                  (MIXED, "Mixed"), (UNKNOWN, "Unknown type"),
@@ -179,9 +183,9 @@ def render_html(summary):
     body += ["<h2>By account, region and control</h2>", html_table(*rows_table(
         summary, latest)), '<p class="note">Groups are counted once per account and '
         'region, whichever policies matched them. Held back: instances still call IMDSv1 '
-        '(CloudWatch MetadataNoToken). Left to stack: managed by CloudFormation or '
-        'Elastic Beanstalk. Launch configs: launch configurations that allow IMDSv1; '
-        'AutoScaling.3 fails them until deleted.</p>']
+        '(CloudWatch MetadataNoToken). Left to stack: managed by CloudFormation, '
+        'Elastic Beanstalk or an EKS managed node group. Launch configs: launch '
+        'configurations that allow IMDSv1; AutoScaling.3 fails them until deleted.</p>']
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>c7n-imds '
             'IMDSv2 summary</title><style>%s</style></head><body>\n%s\n</body></html>\n' % (
                 STYLE, "\n".join(body)))

@@ -6,22 +6,20 @@ publishes the calls each instance receives without a token as the CloudWatch met
 remediation on it being zero over a window is what makes the change safe.
 """
 import datetime
-import re
 
 from c7n.filters import ValueFilter
 from c7n.resources.asg import ASG
 from c7n.resources.ec2 import EC2
 from c7n.utils import chunks, local_session, type_schema
 
-from c7n_imds.keys import EXEMPTION_KEYS, USAGE_KEYS, check_key_and_value
 from c7n_imds.aws import retry
+from c7n_imds.filters.keys import USAGE_KEYS, check_key_and_value
 
 METRIC_QUERIES_PER_CALL = 500  # GetMetricData's limit
-USAGE_KEY = "c7n-imds:imdsv1-calls"
-EXEMPT_KEY = "c7n-imds:exemption"
+USAGE_ANNOTATION = "c7n-imds:imdsv1-calls"
+EXEMPTION_ANNOTATION = "c7n-imds:exemption"
 EXEMPT_TAG = "c7n-imds:exempt"
 DAY = 86400
-UNTIL = re.compile(r"^(?P<reason>.*?)\s*\buntil\s+(?P<date>\S+)\s*$", re.IGNORECASE)
 
 
 def metadata_no_token_sums(cloudwatch, instance_ids, days, now=None):
@@ -61,7 +59,7 @@ class UsageFilter(ValueFilter):
         days={"type": "number", "minimum": 1, "maximum": 455},
         missing={"enum": ["exclude", "zero", "include"]})
     schema_alias = False
-    annotation_key = USAGE_KEY
+    annotation_key = USAGE_ANNOTATION
     permissions = ("cloudwatch:GetMetricData",)
 
     def instance_ids(self, resource):
@@ -158,70 +156,3 @@ class Ec2ImdsV1Usage(AsgImdsV1Usage):
 
     def instance_ids(self, instance):
         return [instance["InstanceId"]]
-
-
-def parse_exemption(value, today):
-    """Read a ``c7n-imds:exempt`` tag value: a reason, optionally ending in
-    ``until YYYY-MM-DD``. Returns the annotation; malformed values are exempt (the safe
-    reading) and say why."""
-    if value is None:
-        return {"Exempt": False, "Malformed": False}
-    text = value.strip()
-    if not text:
-        return {"Exempt": True, "Malformed": True, "Reason": "",
-                "Error": "empty value; write a reason, optionally 'until YYYY-MM-DD'"}
-    match = UNTIL.match(text)
-    if not match:
-        return {"Exempt": True, "Malformed": False, "Reason": text, "Until": None,
-                "Expired": False}
-    try:
-        until = datetime.date.fromisoformat(match.group("date"))
-    except ValueError:
-        return {"Exempt": True, "Malformed": True, "Reason": match.group("reason"),
-                "Error": "%r after 'until' is not a date (YYYY-MM-DD)" % match.group("date")}
-    expired = until < today
-    return {"Exempt": not expired, "Malformed": False, "Reason": match.group("reason"),
-            "Until": until.isoformat(), "Expired": expired}
-
-
-@ASG.filter_registry.register("imds-exempt")
-class ImdsExemptFilter(ValueFilter):
-    """Filter groups by their IMDS remediation exemption (tag ``c7n-imds:exempt``).
-
-    The tag's value is a reason, optionally ending in ``until YYYY-MM-DD``: the group
-    is exempt until that day has passed, or for good without a date. Keys: ``Exempt``
-    (bool), ``Reason``, ``Until``, ``Expired``, ``Malformed`` and ``Error``. A malformed
-    value (empty, or a bad date) counts as exempt - nothing is changed on a guess - and
-    is reported by ``policies/detect.yml``. Annotated under ``c7n-imds:exemption``.
-
-    :example:
-
-    .. code-block:: yaml
-
-        policies:
-          - name: asg-not-exempt
-            resource: asg
-            filters:
-              - type: imds-exempt
-                key: Exempt
-                value: false
-    """
-
-    schema = type_schema("imds-exempt", rinherit=ValueFilter.schema)
-    schema_alias = False
-    annotation_key = EXEMPT_KEY
-    permissions = ("autoscaling:DescribeAutoScalingGroups",)
-
-    def validate(self):
-        check_key_and_value(self, EXEMPTION_KEYS)
-        return super().validate()
-
-    def process(self, asgs, event=None):
-        today = datetime.datetime.now(datetime.timezone.utc).date()
-        for asg in asgs:
-            tags = {t["Key"]: t["Value"] for t in asg.get("Tags") or ()}
-            asg[self.annotation_key] = parse_exemption(tags.get(EXEMPT_TAG), today)
-        return super().process(asgs, event)
-
-    def __call__(self, asg):
-        return self.match(asg[self.annotation_key])

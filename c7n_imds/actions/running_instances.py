@@ -6,7 +6,7 @@ import logging
 from botocore.exceptions import BotoCoreError, ClientError
 
 from c7n_imds.aws import retry
-from c7n_imds.translate import PRESERVE
+from c7n_imds.names import PRESERVE
 
 log = logging.getLogger("custodian.c7n_imds.instances")
 

@@ -36,127 +36,22 @@ policy appears twice for one account and region holds several runs and is split 
 sub-folder. Several runs give a trend, one line per run with totals. Totals count
 distinct groups per account and region across controls.
 """
-import argparse
 import datetime
-import json
 import os
-import re
-import sys
 from collections import defaultdict
-from pathlib import Path
 
-LC, LT, MIXED, UNKNOWN = (
-    "launch-configuration", "launch-template", "mixed-instances-policy", "unknown")
-LAUNCH_TYPES = (LC, LT, MIXED)
-CONTROL = re.compile(r"\b((?:AutoScaling|EC2)\.\d+)\b")
+from c7n_imds.names import LAUNCH_CONFIGURATION as LC
+from c7n_imds.names import LAUNCH_TEMPLATE as LT
+from c7n_imds.names import MIXED_INSTANCES_POLICY as MIXED
+
+UNKNOWN = "unknown"
 CONTROL_SCOPE = {"AutoScaling.3": {LC}, "AutoScaling.9": {LC}, "EC2.170": {LT, MIXED}}
 COUNTED_RESOURCES = ("asg", "launch-config", "ec2")
-LAUNCH_KEY, USAGE_KEY, EXEMPT_KEY = (
-    "c7n-imds:launch", "c7n-imds:imdsv1-calls", "c7n-imds:exemption")
-GROUP_TAG = "aws:autoscaling:groupName"
-REVERT_ACTION = "revert-imds-remediation"
 SETS = ("NonCompliant", "LaunchConfigurations", "Remediated", "HeldBack", "Exempt",
         "LeftToStack", "Failed")
-MTIME_SLACK = 2  # seconds; some filesystems store coarse modification times
-
-
-# ---- reading ---------------------------------------------------------------------
-
-def read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def fresh_json(path, start):
-    try:
-        if os.path.getmtime(path) < start - MTIME_SLACK:
-            return None
-    except OSError:
-        return None
-    return read_json(path)
-
-
-def load_folder(root):
-    """Every policy output under ``root`` (any layout), reduced to counted facts."""
-    root = Path(root)
-    outputs = []
-    for meta_path in sorted(root.rglob("metadata.json")):
-        meta = read_json(meta_path)
-        if not isinstance(meta, dict) or not isinstance(meta.get("policy"), dict):
-            continue
-        folder = meta_path.parent
-        start = float((meta.get("execution") or {}).get("start") or 0)
-        resources = read_json(folder / "resources.json")
-        outputs.append(policy_output(
-            meta, resources if isinstance(resources, list) else [],
-            fresh_json(folder / "imds-scan.json", start),
-            fresh_json(folder / "imds-changes.json", start),
-            folder.relative_to(root).parts, str(root)))
-    return outputs
-
-
-def policy_output(meta, resources, scan, changes, parts, folder):
-    """One policy's output as plain facts. Pure."""
-    policy, config = meta["policy"], meta.get("config") or {}
-    resource = str(policy.get("resource") or "")
-    resource = resource[4:] if resource.startswith("aws.") else resource
-    actions = [a.get("type") if isinstance(a, dict) else a
-               for a in policy.get("actions") or ()]
-    records = [resource_facts(resource, r) for r in resources if isinstance(r, dict)]
-    return {
-        "Folder": folder, "Parts": tuple(parts), "Policy": str(policy.get("name")),
-        "Resource": resource, "Controls": controls_of(policy.get("description")),
-        "Account": str(config.get("account_id") or "unknown"),
-        "Region": str(config.get("region") or "unknown"),
-        "Start": float((meta.get("execution") or {}).get("start") or 0),
-        "Records": [r for r in records if r["Name"]],
-        "Scan": scan if isinstance(scan, dict) else None,
-        "Changes": [] if REVERT_ACTION in actions else change_outcomes(changes)}
-
-
-def resource_facts(resource, record):
-    """The fields counted, and nothing else, of one resource record."""
-    launch = record.get(LAUNCH_KEY) if isinstance(record.get(LAUNCH_KEY), dict) else {}
-    if resource == "launch-config":
-        return {"Kind": "launch-config", "Name": record.get("LaunchConfigurationName"),
-                "LaunchType": LC, "HttpTokens": launch.get("HttpTokens")}
-    if resource == "ec2":
-        tags = {t.get("Key"): t.get("Value") for t in record.get("Tags") or ()
-                if isinstance(t, dict)}
-        return {"Kind": "instance", "Name": tags.get(GROUP_TAG), "LaunchType": None,
-                "HttpTokens": (record.get("MetadataOptions") or {}).get("HttpTokens")}
-    usage = record.get(USAGE_KEY) if isinstance(record.get(USAGE_KEY), dict) else {}
-    exemption = record.get(EXEMPT_KEY) if isinstance(record.get(EXEMPT_KEY), dict) else {}
-    calls = usage.get("Total")
-    return {"Kind": "group", "Name": record.get("AutoScalingGroupName"),
-            "LaunchType": launch.get("LaunchType"), "HttpTokens": launch.get("HttpTokens"),
-            "Calls": calls if isinstance(calls, (int, float)) else 0,
-            "Exempt": exemption.get("Exempt") is True}
-
-
-def change_outcomes(changes):
-    outcomes = []
-    for entry in changes if isinstance(changes, list) else ():
-        if not isinstance(entry, dict) or not entry.get("AutoScalingGroupName"):
-            continue
-        outcome = "Failed" if "Error" in entry else (
-            "LeftToStack" if "Skipped" in entry else "Remediated")
-        outcomes.append({"Group": str(entry["AutoScalingGroupName"]), "Outcome": outcome})
-    return outcomes
 
 
 # ---- pure aggregation ------------------------------------------------------------
-
-def controls_of(description):
-    found = []
-    for control in CONTROL.findall(str(description or "")):
-        if control not in found:
-            found.append(control)
-    return found
-
 
 def control_for(controls, launch_type):
     for control in controls:
@@ -310,31 +205,3 @@ def summarize(outputs_per_folder):
 def iso(epoch):
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime(
         "%Y-%m-%d %H:%M:%S UTC")
-
-
-def main(argv=None):
-    from c7n_imds.report_render import RENDERERS
-
-    parser = argparse.ArgumentParser(
-        prog="c7n-imds summary", description="IMDSv2 compliance per account, region and "
-        "control, from the output folders of `c7n-imds run -s` / `c7n-imds org run -s`. "
-        "Several folders (or runs in one folder) give a trend.")
-    parser.add_argument("folders", nargs="+", metavar="OUTPUT_DIR")
-    parser.add_argument("--format", choices=sorted(RENDERERS), default="table")
-    parser.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
-    options = parser.parse_args(argv)
-    outputs = []
-    for folder in options.folders:
-        loaded = load_folder(folder) if os.path.isdir(folder) else []
-        if not loaded:
-            print("c7n-imds summary: no custodian output (metadata.json) under %s" % folder,
-                  file=sys.stderr)
-            return 2
-        outputs.append(loaded)
-    text = RENDERERS[options.format](summarize(outputs))
-    if options.output:
-        with open(options.output, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
-    return 0

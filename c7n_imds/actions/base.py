@@ -1,7 +1,5 @@
 """What every remediation action shares: fresh group state, option schemas, the
 pre-flight check, tagging, running instances and the end-of-run report."""
-import base64
-import binascii
 import datetime
 import json
 import logging
@@ -11,39 +9,23 @@ from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.utils import chunks, local_session
 
-from c7n_imds import instances
+from c7n_imds.actions import running_instances
+from c7n_imds.actions.options import RUNNING_INSTANCES_PERMISSIONS
 from c7n_imds.aws import AWS_ERRORS, THROTTLING_CODES, describe_error, retry
-from c7n_imds.model.verify import differences, summary
 from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
-from c7n_imds.translate import PRESERVE, PREVIOUS_LAUNCH_TAG
+from c7n_imds.model.safety import (
+    iac_guidance,
+    iac_owner,
+    parse_exemption,
+    resolve_hop_limit,
+    runs_containers,
+)
+from c7n_imds.model.verify import differences, summary
+from c7n_imds.names import EXEMPT_TAG, PRESERVE, PREVIOUS_LAUNCH_TAG
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
-HOP_LIMIT_SCHEMA = {"oneOf": [
-    {"enum": [PRESERVE, "auto"]}, {"type": "integer", "minimum": 1, "maximum": 64}]}
-IAC_MANAGED_SCHEMA = {"enum": ["skip", "remediate"]}
-CLOUDFORMATION_TAG = "aws:cloudformation:stack-name"
-BEANSTALK_TAG = "elasticbeanstalk:environment-name"
-EKS_NODEGROUP_TAG = "eks:nodegroup-name"
-CONTAINER_TAG_PREFIXES = (
-    "kubernetes.io/cluster/", "k8s.io/cluster-autoscaler/", "eks:cluster-name",
-    "eks:nodegroup-name", "alpha.eksctl.io/", "AmazonECSManaged", "aws:ecs:")
-CONTAINER_USER_DATA_MARKERS = (
-    b"/etc/eks/bootstrap.sh", b"node.eks.aws", b"ECS_CLUSTER=", b"/etc/ecs/ecs.config")
-HTTP_ENDPOINT_SCHEMA = {"enum": [PRESERVE, "enabled", "disabled"]}
-RUNNING_INSTANCES_SCHEMA = {"enum": ["keep", "modify", "refresh"]}
-RUNNING_INSTANCES_PERMISSIONS = {"modify": ("ec2:ModifyInstanceMetadataOptions",),
-                                 "refresh": ("autoscaling:StartInstanceRefresh",)}
-REFRESH_PREFERENCES_SCHEMA = {
-    "type": "object", "additionalProperties": False,
-    "properties": {
-        "MinHealthyPercentage": {"type": "integer", "minimum": 0, "maximum": 100},
-        "MaxHealthyPercentage": {"type": "integer", "minimum": 100, "maximum": 200},
-        "InstanceWarmup": {"type": "integer", "minimum": 0},
-        "SkipMatching": {"type": "boolean"},
-        "ScaleInProtectedInstances": {"enum": ["Refresh", "Ignore", "Wait"]},
-        "StandbyInstances": {"enum": ["Terminate", "Ignore", "Wait"]},
-        "BakeTime": {"type": "integer", "minimum": 0}}}
+
 GROUP_NAMES_PER_CALL = 50
 DRY_RUN_OK = "DryRunOperation"
 TAGS_PER_CALL = 25
@@ -84,59 +66,6 @@ def tag_group(autoscaling, group, key, value):
         "Key": key, "Value": value, "PropagateAtLaunch": False}])
 
 
-def runs_containers(asg, user_data=None):
-    """Whether a group evidently runs containers, which need a hop limit of 2 or more
-    to reach IMDSv2 from inside a container: EKS/ECS/Kubernetes tags on the group, or
-    an EKS/ECS bootstrap in its user data (read here, never shown)."""
-    if any(t["Key"].startswith(CONTAINER_TAG_PREFIXES) for t in asg.get("Tags") or ()):
-        return True
-    if user_data:
-        try:
-            raw = base64.b64decode(user_data)
-        except (binascii.Error, ValueError):
-            return False
-        return any(marker in raw for marker in CONTAINER_USER_DATA_MARKERS)
-    return False
-
-
-def resolve_hop_limit(option, existing_metadata_options, containers):
-    """`hop-limit: auto`: at least 2 where containers run, else keep what is there."""
-    if option != "auto":
-        return option
-    if not containers:
-        return PRESERVE
-    current = (existing_metadata_options or {}).get("HttpPutResponseHopLimit") or 1
-    return max(int(current), 2)
-
-
-def iac_owner(asg):
-    """(tag, owner name) of the stack or environment that manages a group, or None."""
-    tags = {t["Key"]: t["Value"] for t in asg.get("Tags") or ()}
-    for key in (CLOUDFORMATION_TAG, BEANSTALK_TAG, EKS_NODEGROUP_TAG):
-        if tags.get(key):
-            return key, tags[key]
-    return None
-
-
-def iac_guidance(asg):
-    key, owner = iac_owner(asg)
-    if key == CLOUDFORMATION_TAG:
-        return ("managed by CloudFormation stack %s: a change made behind the stack "
-                "drifts or is reverted. Set MetadataOptions HttpTokens: required in the "
-                "stack's launch template (or replace its AWS::AutoScaling::"
-                "LaunchConfiguration with an AWS::EC2::LaunchTemplate) and update the "
-                "stack; or set iac-managed: remediate" % owner)
-    if key == EKS_NODEGROUP_TAG:
-        return ("managed by EKS managed node group %s: EKS owns its launch template and "
-                "reverts changes made behind it. Give the node group a launch template "
-                "version with HttpTokens required (and hop limit 2 for pods) and update "
-                "the node group to it; or set iac-managed: remediate" % owner)
-    return ("managed by Elastic Beanstalk environment %s: set the option "
-            "aws:autoscaling:launchconfiguration DisableIMDSv1=true in the environment's "
-            "configuration (Beanstalk then uses a launch template); or set "
-            "iac-managed: remediate" % owner)
-
-
 class Remediation(BaseAction):
     """Base for our remediation actions."""
 
@@ -148,7 +77,7 @@ class Remediation(BaseAction):
         Security Hub custom action may), and those owned by CloudFormation, Elastic
         Beanstalk or an EKS managed node group, with what to change there instead,
         unless `iac-managed: remediate`."""
-        from c7n_imds.rollout import EXEMPT_TAG, parse_exemption
+
         self.skipped = []
         today = datetime.datetime.now(datetime.timezone.utc).date()
         eligible = []
@@ -195,7 +124,7 @@ class Remediation(BaseAction):
     def validate(self):
         """Refuse at validate time what AWS would refuse only after groups switched."""
         preferences = self.data.get("refresh-preferences") or {}
-        problem = instances.refresh_preferences_problem(preferences)
+        problem = running_instances.refresh_preferences_problem(preferences)
         if problem:
             raise PolicyValidationError("policy %s: action %s: refresh-preferences: %s" % (
                 (self.manager.data or {}).get("name", "?") if self.manager else "?",
@@ -340,13 +269,13 @@ class Remediation(BaseAction):
                 if mode == "modify":
                     # exactly the options the group's new launch source carries
                     options = (metadata or {}).get(name) or {}
-                    outcome = instances.modify_in_service(
+                    outcome = running_instances.modify_in_service(
                         ec2, asg, options.get("HttpTokens", self.data.get(
                             "http-tokens", "required")),
                         options.get("HttpPutResponseHopLimit", PRESERVE),
                         options.get("HttpEndpoint", PRESERVE))
                 else:
-                    outcome = instances.start_refresh(
+                    outcome = running_instances.start_refresh(
                         autoscaling, asg, self.data.get("refresh-preferences") or {},
                         uses_template=uses_template)
             except AWS_ERRORS as e:

@@ -1,34 +1,15 @@
 """Filters: `imds` on `asg` and `launch-config`."""
-import datetime
 import json
 
-from c7n.filters import Filter, ValueFilter
+from c7n.filters import ValueFilter
 from c7n.resources.asg import ASG, LaunchConfig
-from c7n.utils import chunks, local_session, type_schema
-from dateutil.parser import parse as parse_date
+from c7n.utils import local_session, type_schema
 
-from c7n_imds.keys import LAUNCH_CONFIGURATION_KEYS, LAUNCH_KEYS, check_key_and_value
-from c7n_imds.launch import (
-    LAUNCH_CONFIGURATION, LC_NAMES_PER_CALL, LaunchSources, launch_configuration_view,
-    launch_references)
-from c7n_imds.aws import all_groups, retry
-from c7n_imds.translate import (
-    SOURCE_CREATED_TAG, SOURCE_TAG, copy_name, source_identity, user_data_fingerprint)
-
-ANNOTATION_KEY = "c7n-imds:launch"
-
-
-def _full_pages(resource_class, limit_key="MaxRecords", page_size=100):
-    """Custodian lists groups and launch configurations 50 per page; AWS allows 100.
-    Listing is most of a scan's API calls, so every policy run by c7n-imds asks for
-    full pages (only the page size changes, never what is listed)."""
-    enum_op, path, extra_args = resource_class.resource_type.enum_spec
-    if not extra_args:
-        resource_class.resource_type.enum_spec = (enum_op, path, {limit_key: page_size})
-
-
-_full_pages(ASG)
-_full_pages(LaunchConfig)
+from c7n_imds.filters.keys import LAUNCH_CONFIGURATION_KEYS, LAUNCH_KEYS, check_key_and_value
+from c7n_imds.model.launch_source import launch_configuration_view
+from c7n_imds.model.redaction import user_data_fingerprint
+from c7n_imds.names import LAUNCH_ANNOTATION
+from c7n_imds.sources import LaunchSources
 
 
 @ASG.filter_registry.register("imds")
@@ -85,7 +66,7 @@ class AsgImdsFilter(ValueFilter):
 
     schema = type_schema("imds", rinherit=ValueFilter.schema)
     schema_alias = False
-    annotation_key = ANNOTATION_KEY
+    annotation_key = LAUNCH_ANNOTATION
     permissions = ("autoscaling:DescribeAutoScalingGroups",) + LaunchSources.permissions
     effective_keys = ("EffectiveHttpTokens", "ScaleOutBlocked")
 
@@ -160,7 +141,7 @@ class LaunchConfigImdsFilter(ValueFilter):
 
     schema = type_schema("imds", rinherit=ValueFilter.schema)
     schema_alias = False
-    annotation_key = ANNOTATION_KEY
+    annotation_key = LAUNCH_ANNOTATION
     permissions = ("autoscaling:DescribeLaunchConfigurations",)
 
     def validate(self):
@@ -176,104 +157,3 @@ class LaunchConfigImdsFilter(ValueFilter):
 
     def __call__(self, config):
         return self.match(config[self.annotation_key])
-
-
-@LaunchConfig.filter_registry.register("imds-converted")
-class ConvertedLaunchConfigFilter(Filter):
-    """Launch configurations that c7n-imds replaced at least ``days`` ago and that no
-    Auto Scaling group uses now - the ones safe to delete.
-
-    Security Hub AutoScaling.3 keeps failing for a launch configuration that allows
-    IMDSv1 until it is deleted, even when no group uses it. A configuration counts as
-    replaced when a launch template tagged ``c7n-imds:source`` with its name (and
-    creation time) exists, or its ``copy-launch-configuration`` copy does; ``days``
-    counts from when that replacement was created, a soak period during which
-    ``revert-imds-remediation`` can still go back. Group usage is read fresh from
-    DescribeAutoScalingGroups (never custodian's cache), and AWS itself refuses to
-    delete a configuration a group still uses.
-
-    :example:
-
-    .. code-block:: yaml
-
-        policies:
-          - name: delete-replaced-imdsv1-launch-configurations
-            resource: launch-config
-            filters:
-              - type: imds
-                key: HttpTokens
-                value: optional
-              - type: imds-converted
-                days: 14
-            actions:
-              - delete
-    """
-
-    schema = type_schema("imds-converted", days={"type": "number", "minimum": 0})
-    permissions = ("ec2:DescribeLaunchTemplates", "autoscaling:DescribeAutoScalingGroups",
-                   "autoscaling:DescribeLaunchConfigurations")
-    annotation_key = "c7n-imds:replaced-by"
-
-    def process(self, configs, event=None):
-        session = local_session(self.manager.session_factory)
-        ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
-        replacements = template_replacements(ec2)
-        replacements.update(copy_replacements(autoscaling, configs))
-        in_use = launch_configurations_in_use(autoscaling)
-        cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
-            days=self.data.get("days", 14))
-        matched = []
-        for config in configs:
-            replacement = replacements.get(source_identity(config))
-            if replacement is None or config["LaunchConfigurationName"].strip() in in_use:
-                continue
-            if replacement["Created"] > cutoff:
-                continue
-            config[self.annotation_key] = dict(
-                replacement, Created=replacement["Created"].isoformat())
-            matched.append(config)
-        return matched
-
-
-def _aware(value):
-    value = value if isinstance(value, datetime.datetime) else parse_date(str(value))
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
-
-
-def template_replacements(ec2):
-    """{(LC name, LC created): {Kind, Name, Created}} from our templates' tags."""
-    found = {}
-    for page in ec2.get_paginator("describe_launch_templates").paginate(
-            Filters=[{"Name": "tag-key", "Values": [SOURCE_TAG]}],
-            PaginationConfig={"PageSize": 200}):
-        for template in page["LaunchTemplates"]:
-            tags = {t["Key"]: t["Value"] for t in template.get("Tags") or ()}
-            key = (tags.get(SOURCE_TAG), tags.get(SOURCE_CREATED_TAG, ""))
-            found[key] = {"Kind": "launch-template", "Name": template["LaunchTemplateName"],
-                          "Created": _aware(template["CreateTime"])}
-    return found
-
-
-def copy_replacements(autoscaling, configs):
-    """{(LC name, LC created): {...}} for configurations with an IMDSv2 copy."""
-    by_copy = {copy_name(c): source_identity(c) for c in configs}
-    found = {}
-    for batch in chunks(sorted(by_copy), LC_NAMES_PER_CALL):
-        response = retry(autoscaling.describe_launch_configurations,
-                         LaunchConfigurationNames=batch, MaxRecords=100)
-        for copy in response["LaunchConfigurations"]:
-            found[by_copy[copy["LaunchConfigurationName"]]] = {
-                "Kind": "launch-configuration", "Name": copy["LaunchConfigurationName"],
-                "Created": _aware(copy["CreatedTime"])}
-    return found
-
-
-def launch_configurations_in_use(autoscaling):
-    """Names, stripped of white space, of launch configurations some group launches
-    from, read fresh (AWS also refuses to delete a configuration in use). Recorded AWS
-    answers carry trailing spaces in these names on either side - the group's or the
-    configuration's - so callers compare stripped names. A template beside a
-    configuration name wins, as in launch_references: moto keeps the old name after a
-    switch."""
-    return {launch_references(asg)[1][0].strip() for asg in all_groups(autoscaling)
-            if launch_references(asg)[0] == LAUNCH_CONFIGURATION}

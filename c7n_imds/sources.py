@@ -20,55 +20,37 @@ from botocore.exceptions import BotoCoreError, ClientError
 from c7n.utils import chunks
 
 from c7n_imds.aws import describe_error, retry, tags_of
-from c7n_imds.translate import (
-    PREVIOUS_LAUNCH_TAG, TOKENS_OPTIONAL, effective_http_tokens, metadata_view,
-    parse_derived_version_description, weakness)
+from c7n_imds.model.launch_source import (
+    effective_http_tokens,
+    launch_configuration_view,
+    launch_references,
+    metadata_view,
+    missing_view,
+    mixed_overrides,
+    template_spec,
+    weakness,
+)
+from c7n_imds.model.preflight import subnet_ids
+from c7n_imds.model.provenance import parse_derived_version_description
+from c7n_imds.names import (
+    ALIASES,
+    LAUNCH_CONFIGURATION,
+    LAUNCH_TEMPLATE,
+    MIXED_INSTANCES_POLICY,
+    PREVIOUS_LAUNCH_TAG,
+    TEMPLATE_NOT_FOUND,
+    TOKENS_OPTIONAL,
+    VERSION_NOT_FOUND,
+)
 
 log = logging.getLogger("custodian.c7n_imds.launch")
 
-LAUNCH_CONFIGURATION = "launch-configuration"
-LAUNCH_TEMPLATE = "launch-template"
-MIXED_INSTANCES_POLICY = "mixed-instances-policy"
 
 LC_NAMES_PER_CALL = 50  # DescribeLaunchConfigurations accepts at most 50 names
 LT_MAX_RESULTS = 200  # DescribeLaunchTemplateVersions allows 200 per page
-ALIASES = ("$Default", "$Latest")
 # Past this many templates with pinned numbers, load every template's $Default and
 # $Latest first (one paginated call) and fetch per template only what is still missing.
 BULK_THRESHOLD = 2
-
-NOT_FOUND_CODES = (
-    "InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException",
-    "InvalidLaunchTemplateId.Malformed")
-VERSION_NOT_FOUND_CODES = ("InvalidLaunchTemplateId.VersionNotFound",)
-
-
-def template_spec(spec):
-    """A LaunchTemplateSpecification with the version AWS uses when none is given."""
-    return {"LaunchTemplateId": spec.get("LaunchTemplateId"),
-            "LaunchTemplateName": spec.get("LaunchTemplateName"),
-            "Version": str(spec.get("Version") or "$Default")}
-
-
-def launch_references(asg):
-    """(launch type, [references]) for a group, without any API call.
-
-    A reference is an LC name (str) or a template spec (dict). AWS returns exactly one
-    of MixedInstancesPolicy, LaunchTemplate and LaunchConfigurationName; moto keeps the
-    old LaunchConfigurationName beside a template after a switch, so templates win.
-    """
-    if asg.get("MixedInstancesPolicy"):
-        lt = asg["MixedInstancesPolicy"].get("LaunchTemplate") or {}
-        specs = [template_spec(lt.get("LaunchTemplateSpecification") or {})]
-        for override in lt.get("Overrides") or ():
-            if override.get("LaunchTemplateSpecification"):
-                specs.append(template_spec(override["LaunchTemplateSpecification"]))
-        return MIXED_INSTANCES_POLICY, specs
-    if asg.get("LaunchTemplate"):
-        return LAUNCH_TEMPLATE, [template_spec(asg["LaunchTemplate"])]
-    if asg.get("LaunchConfigurationName"):
-        return LAUNCH_CONFIGURATION, [asg["LaunchConfigurationName"]]
-    return None, []
 
 
 class LaunchSources:
@@ -189,13 +171,13 @@ class LaunchSources:
                     self._remember(version)
         except ClientError as e:
             code = e.response["Error"]["Code"]
-            if code in NOT_FOUND_CODES:
+            if code in TEMPLATE_NOT_FOUND:
                 self.missing_templates.add(key)
-            elif code in VERSION_NOT_FOUND_CODES and len(numbers) > 1:
+            elif code in VERSION_NOT_FOUND and len(numbers) > 1:
                 # One missing number fails the whole call: find the ones that exist.
                 for number in numbers:
                     self._load_numbered_versions(key, [number])
-            elif code not in VERSION_NOT_FOUND_CODES:
+            elif code not in VERSION_NOT_FOUND:
                 raise
 
     def _remember(self, version):
@@ -358,27 +340,46 @@ class LaunchSources:
             LaunchSourceMissing=False), data.get("MetadataOptions"), data.get("ImageId"))
 
 
-def mixed_overrides(asg):
-    """The overrides of a group's mixed instances policy ([] for other groups)."""
-    policy = asg.get("MixedInstancesPolicy") or {}
-    return list((policy.get("LaunchTemplate") or {}).get("Overrides") or ())
-
-
-def launch_configuration_view(config):
-    """The `imds` keys of a launch configuration (a group's, or the LC itself)."""
-    return dict(metadata_view(config.get("MetadataOptions")), LaunchType=LAUNCH_CONFIGURATION,
-                LaunchName=config["LaunchConfigurationName"], LaunchTemplateId=None,
-                LaunchTemplateVersion=None, ImageId=config.get("ImageId"),
-                RemediationPending=False, LaunchSourceMissing=False)
-
-
-def missing_view(launch_type, name, reason):
-    return {"LaunchType": launch_type, "LaunchName": name, "LaunchTemplateId": None,
-            "LaunchTemplateVersion": None, "HttpTokens": None, "HttpEndpoint": None,
-            "HttpPutResponseHopLimit": None, "InstanceMetadataTags": None,
-            "RemediationPending": False, "LaunchSourceMissing": True,
-            "LaunchSourceError": reason}
-
-
 def _version_sort_key(version):
     return int(version) if version.isdigit() else 0
+
+
+# EC2 describes take at most 200 filter values per call, all filters together.
+FILTER_VALUES_PER_CALL = 200
+
+
+def group_vpcs(ec2, asgs):
+    """{group name: VPC id}. A group without subnets launches into the default VPC."""
+    subnets = sorted({s for asg in asgs for s in subnet_ids(asg)})
+    subnet_vpc = {}
+    for batch in chunks(subnets, FILTER_VALUES_PER_CALL):
+        pages = retry(lambda: list(ec2.get_paginator("describe_subnets").paginate(
+            Filters=[{"Name": "subnet-id", "Values": batch}])))
+        for page in pages:
+            subnet_vpc.update({s["SubnetId"]: s["VpcId"] for s in page["Subnets"]})
+    default_vpc = None
+    if any(not subnet_ids(asg) for asg in asgs):
+        vpcs = retry(ec2.describe_vpcs, Filters=[{"Name": "isDefault", "Values": ["true"]}])
+        default_vpc = vpcs["Vpcs"][0]["VpcId"] if vpcs["Vpcs"] else None
+    result = {}
+    for asg in asgs:
+        ids = subnet_ids(asg)
+        result[asg["AutoScalingGroupName"]] = (
+            subnet_vpc.get(ids[0]) if ids else default_vpc)
+    return result
+
+
+def security_group_ids_by_name(ec2, vpc_names):
+    """{(VPC id, group name): group id} for the given {VPC id: {names}}."""
+    resolved = {}
+    for vpc_id, names in sorted(vpc_names.items()):
+        # The vpc-id value counts towards the 200.
+        for batch in chunks(sorted(names), FILTER_VALUES_PER_CALL - 1):
+            pages = retry(lambda: list(ec2.get_paginator(
+                "describe_security_groups").paginate(Filters=[
+                    {"Name": "vpc-id", "Values": [vpc_id]},
+                    {"Name": "group-name", "Values": batch}])))
+            for page in pages:
+                for group in page["SecurityGroups"]:
+                    resolved[(vpc_id, group["GroupName"])] = group["GroupId"]
+    return resolved

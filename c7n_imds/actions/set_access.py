@@ -8,20 +8,38 @@ from botocore.exceptions import ClientError
 from c7n.resources.asg import ASG
 from c7n.utils import type_schema
 
-from c7n_imds.actions.common import (
-    AWS_ERRORS, HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, IAC_MANAGED_SCHEMA,
+from c7n_imds.actions.base import Remediation, current_groups
+from c7n_imds.actions.options import (
+    HOP_LIMIT_SCHEMA,
+    HTTP_ENDPOINT_SCHEMA,
+    IAC_MANAGED_SCHEMA,
     REFRESH_PREFERENCES_SCHEMA,
-    RUNNING_INSTANCES_SCHEMA, Remediation, current_groups, describe_error)
-from c7n_imds.launch import (
-    LAUNCH_TEMPLATE, MIXED_INSTANCES_POLICY, VERSION_NOT_FOUND_CODES, LaunchSources,
-    launch_references)
-from c7n_imds.aws import all_groups, retry, tags_of
+    RUNNING_INSTANCES_SCHEMA,
+)
+from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry, tags_of
+from c7n_imds.model.launch_source import launch_references
+from c7n_imds.model.provenance import (
+    client_token,
+    derived_version_description,
+    encode_previous_launch,
+    encode_previous_mixed_launch,
+    parse_derived_version_description,
+)
+from c7n_imds.model.translate import merge_metadata_options
 from c7n_imds.model.verify import (
-    CannotCarry, block_device_mappings_request, expected_version_data, warning_messages)
-from c7n_imds.translate import (
-    PRESERVE, PREVIOUS_LAUNCH_TAG, client_token, derived_version_description,
-    encode_previous_launch, encode_previous_mixed_launch, merge_metadata_options,
-    parse_derived_version_description)
+    CannotCarry,
+    block_device_mappings_request,
+    expected_version_data,
+    warning_messages,
+)
+from c7n_imds.names import (
+    LAUNCH_TEMPLATE,
+    MIXED_INSTANCES_POLICY,
+    PRESERVE,
+    PREVIOUS_LAUNCH_TAG,
+    VERSION_NOT_FOUND,
+)
+from c7n_imds.sources import LaunchSources
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
@@ -447,7 +465,7 @@ class SetMetadataAccess(Remediation):
                 ec2.describe_launch_template_versions, LaunchTemplateId=template_id,
                 Versions=[str(created["VersionNumber"])])["LaunchTemplateVersions"][0]
         except ClientError as e:
-            if e.response["Error"]["Code"] not in VERSION_NOT_FOUND_CODES or stale:
+            if e.response["Error"]["Code"] not in VERSION_NOT_FOUND or stale:
                 raise
             # The token matched an earlier create of a version deleted since (AWS
             # answers a repeated token with the original answer): create it anew.

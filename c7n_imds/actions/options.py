@@ -1,0 +1,21 @@
+"""The options the remediation actions share: their schemas (which reject typos at
+validate time) and what each costs in permissions."""
+from c7n_imds.names import PRESERVE
+
+HOP_LIMIT_SCHEMA = {"oneOf": [
+    {"enum": [PRESERVE, "auto"]}, {"type": "integer", "minimum": 1, "maximum": 64}]}
+IAC_MANAGED_SCHEMA = {"enum": ["skip", "remediate"]}
+HTTP_ENDPOINT_SCHEMA = {"enum": [PRESERVE, "enabled", "disabled"]}
+RUNNING_INSTANCES_SCHEMA = {"enum": ["keep", "modify", "refresh"]}
+RUNNING_INSTANCES_PERMISSIONS = {"modify": ("ec2:ModifyInstanceMetadataOptions",),
+                                 "refresh": ("autoscaling:StartInstanceRefresh",)}
+REFRESH_PREFERENCES_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "MinHealthyPercentage": {"type": "integer", "minimum": 0, "maximum": 100},
+        "MaxHealthyPercentage": {"type": "integer", "minimum": 100, "maximum": 200},
+        "InstanceWarmup": {"type": "integer", "minimum": 0},
+        "SkipMatching": {"type": "boolean"},
+        "ScaleInProtectedInstances": {"enum": ["Refresh", "Ignore", "Wait"]},
+        "StandbyInstances": {"enum": ["Terminate", "Ignore", "Wait"]},
+        "BakeTime": {"type": "integer", "minimum": 0}}}

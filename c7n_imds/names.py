@@ -1,0 +1,59 @@
+"""The public vocabulary: every name users write in YAML or find on their resources, and
+the AWS names the code matches on, declared once."""
+
+# What launches a group's instances (the `imds` filter's LaunchType).
+LAUNCH_CONFIGURATION = "launch-configuration"
+LAUNCH_TEMPLATE = "launch-template"
+MIXED_INSTANCES_POLICY = "mixed-instances-policy"
+LAUNCH_TYPES = (LAUNCH_CONFIGURATION, LAUNCH_TEMPLATE, MIXED_INSTANCES_POLICY)
+
+# Template version aliases a group can follow.
+DEFAULT = "$Default"
+LATEST = "$Latest"
+ALIASES = (DEFAULT, LATEST)
+
+# Annotations on resource records (custodian's output files).
+LAUNCH_ANNOTATION = "c7n-imds:launch"
+USAGE_ANNOTATION = "c7n-imds:imdsv1-calls"
+EXEMPTION_ANNOTATION = "c7n-imds:exemption"
+REPLACEMENT_ANNOTATION = "c7n-imds:replaced-by"
+
+# Tags c7n-imds reads or writes.
+EXEMPT_TAG = "c7n-imds:exempt"  # on a group: leave it alone ("reason until YYYY-MM-DD")
+SOURCE_TAG = "c7n-imds:source"  # on a template: the configuration it was made from
+SOURCE_CREATED_TAG = "c7n-imds:source-created"  # ... and that configuration's CreatedTime
+PREVIOUS_LAUNCH_TAG = "c7n-imds:previous-launch"  # on a group: where it launched before
+
+# Tags AWS puts on groups that a stack or service owns.
+CLOUDFORMATION_TAG = "aws:cloudformation:stack-name"
+BEANSTALK_TAG = "elasticbeanstalk:environment-name"
+EKS_NODEGROUP_TAG = "eks:nodegroup-name"
+OWNER_TAGS = (CLOUDFORMATION_TAG, BEANSTALK_TAG, EKS_NODEGROUP_TAG)
+
+# Filters and actions (their registered names).
+IMDS_FILTER = "imds"
+USAGE_FILTER = "imdsv1-usage"
+EXEMPT_FILTER = "imds-exempt"
+CONVERTED_FILTER = "imds-converted"
+CONVERT_ACTION = "convert-to-launch-template"
+SET_ACCESS_ACTION = "set-metadata-access"
+COPY_ACTION = "copy-launch-configuration"
+REVERT_ACTION = "revert-imds-remediation"
+
+# HttpTokens values, and the option value that keeps what the source has.
+TOKENS_REQUIRED = "required"
+TOKENS_OPTIONAL = "optional"
+PRESERVE = "preserve"
+
+# AWS error codes matched on.
+TEMPLATE_NAME_EXISTS = "InvalidLaunchTemplateName.AlreadyExistsException"
+CONFIGURATION_EXISTS = "AlreadyExists"
+TEMPLATE_NOT_FOUND = ("InvalidLaunchTemplateId.NotFound",
+                      "InvalidLaunchTemplateName.NotFoundException",
+                      "InvalidLaunchTemplateId.Malformed")
+VERSION_NOT_FOUND = ("InvalidLaunchTemplateId.VersionNotFound",)
+DRY_RUN_OK = "DryRunOperation"
+REFRESH_IN_PROGRESS = "InstanceRefreshInProgress"
+
+# The instance tag Auto Scaling puts on the instances of a group.
+GROUP_NAME_TAG = "aws:autoscaling:groupName"
