@@ -1,19 +1,27 @@
-"""c7n_imds.model.preflight: the DryRun launches what the group would launch, and
-c7n_imds.instances.refresh_preferences_problem: what StartInstanceRefresh refuses."""
+"""c7n_imds.model.preflight: the DryRun launches what the group would launch."""
+
+
 import pytest
 
-from c7n_imds.actions.running_instances import refresh_preferences, refresh_preferences_problem
 from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
 
 BASE = {"LaunchTemplateId": "lt-base", "Version": "$Default"}
+
+
+
 ARM = {"LaunchTemplateId": "lt-arm", "Version": "3"}
+
+
+
 REQUIREMENTS = {"VCpuCount": {"Min": 2, "Max": 4}, "MemoryMiB": {"Min": 4096}}
+
 
 
 def mixed(*overrides, base=BASE):
     return {"AutoScalingGroupName": "g", "VPCZoneIdentifier": "subnet-1, subnet-2",
             "MixedInstancesPolicy": {"LaunchTemplate": {
                 "LaunchTemplateSpecification": dict(base), "Overrides": list(overrides)}}}
+
 
 
 def test_per_override_template_gets_its_own_override():
@@ -23,10 +31,12 @@ def test_per_override_template_gets_its_own_override():
     assert launch_choice(asg, ARM) == {"InstanceType": "m6g.large", "ImageId": "ami-arm"}
 
 
+
 def test_base_template_gets_an_override_without_a_template():
     asg = mixed({"InstanceType": "m6g.large", "LaunchTemplateSpecification": ARM},
                 {"InstanceType": "c5.large"}, {"InstanceType": "m5.large"})
     assert launch_choice(asg, BASE) == {"InstanceType": "c5.large"}
+
 
 
 def test_spec_matching_defaults_the_version():
@@ -35,11 +45,13 @@ def test_spec_matching_defaults_the_version():
     assert launch_choice(asg, BASE) == {"InstanceType": "c5.large"}
 
 
+
 def test_attribute_based_override():
     asg = mixed({"InstanceRequirements": REQUIREMENTS})
     choice = launch_choice(asg, BASE)
     assert choice == {"InstanceRequirements": REQUIREMENTS}
     assert instance_requirements(choice, {"ImageId": "ami-1"}) == REQUIREMENTS
+
 
 
 @pytest.mark.parametrize("asg, spec", [
@@ -51,6 +63,7 @@ def test_no_override_means_the_templates_own_settings(asg, spec):
     assert launch_choice(asg, spec) == {}
 
 
+
 @pytest.mark.parametrize("choice, data, wanted", [
     ({}, {"InstanceType": "t3.small"}, None),
     ({}, {"InstanceRequirements": REQUIREMENTS}, REQUIREMENTS),
@@ -60,6 +73,7 @@ def test_no_override_means_the_templates_own_settings(asg, spec):
 ])
 def test_instance_requirements(choice, data, wanted):
     assert instance_requirements(choice, data) == wanted
+
 
 
 def test_parameters_pass_every_interface_with_the_groups_subnet():
@@ -87,6 +101,7 @@ def test_parameters_pass_every_interface_with_the_groups_subnet():
     assert interfaces[0]["SubnetId"] == "subnet-template"  # the template data is untouched
 
 
+
 def test_parameters_without_interfaces_name_the_subnet_type_and_image():
     params = preflight_parameters(mixed(), "lt-1", "2", {"InstanceType": "t3.small"},
                                   {"ImageId": "ami-arm"}, instance_type="m6g.large")
@@ -95,36 +110,8 @@ def test_parameters_without_interfaces_name_the_subnet_type_and_image():
     assert "NetworkInterfaces" not in params
 
 
+
 def test_parameters_for_the_default_vpc():
     params = preflight_parameters({"AutoScalingGroupName": "g"}, "lt-1", 1,
                                   {"NetworkInterfaces": [{"DeviceIndex": 0}]}, {})
     assert "SubnetId" not in params and "NetworkInterfaces" not in params
-
-
-@pytest.mark.parametrize("preferences", [
-    {}, {"MinHealthyPercentage": 0}, {"MinHealthyPercentage": 100},
-    {"MinHealthyPercentage": 90, "MaxHealthyPercentage": 120},
-    {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200},
-    {"InstanceWarmup": 60, "SkipMatching": False}])
-def test_refresh_preferences_aws_accepts(preferences):
-    assert refresh_preferences_problem(preferences) is None
-
-
-@pytest.mark.parametrize("preferences, words", [
-    ({"MinHealthyPercentage": 101}, "outside 0-100"),
-    ({"MinHealthyPercentage": -1}, "outside 0-100"),
-    ({"MinHealthyPercentage": 50, "MaxHealthyPercentage": 99}, "outside 100-200"),
-    ({"MinHealthyPercentage": 50, "MaxHealthyPercentage": 201}, "outside 100-200"),
-    ({"MaxHealthyPercentage": 150}, "needs MinHealthyPercentage"),
-    ({"MinHealthyPercentage": 40, "MaxHealthyPercentage": 150}, "more than 100"),
-])
-def test_refresh_preferences_aws_refuses(preferences, words):
-    assert words in refresh_preferences_problem(preferences)
-
-
-def test_refresh_preferences_leave_health_to_the_group():
-    """Unset, the group's instance maintenance policy applies: nothing is sent."""
-    assert refresh_preferences({}, uses_template=True) == {"SkipMatching": True}
-    assert refresh_preferences({}, uses_template=False) == {}
-    assert refresh_preferences({"MinHealthyPercentage": 95}, uses_template=True) == {
-        "SkipMatching": True, "MinHealthyPercentage": 95}

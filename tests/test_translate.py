@@ -1,10 +1,12 @@
-"""Pure translation (c7n_imds/translate.py): every row of the docs/mapping.md mapping
-table, the naming/tagging helpers, and generated launch configurations whose output is
+"""c7n_imds.model.translate: every row of the docs/mapping.md mapping table, and
+generated launch configurations whose output is
 checked against botocore's own service model with botocore's own parameter validator.
 
 The expected values below are written out by hand from the mapping table and AWS's
 documentation, not derived from the code under test.
 """
+
+
 import base64
 import hashlib
 import json
@@ -17,14 +19,13 @@ from botocore.validate import ParamValidator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from c7n_imds.model.launch_source import metadata_view, weakness
 from c7n_imds.model.provenance import (
     client_token,
     decode_previous_launch,
     encode_previous_launch,
     template_name,
 )
-from c7n_imds.model.redaction import redact, user_data_fingerprint
+from c7n_imds.model.redaction import redact
 from c7n_imds.model.translate import (
     TranslationError,
     launch_template_data,
@@ -37,24 +38,56 @@ from c7n_imds.names import PRESERVE
 # model carries no constraint on the name, so the validator alone would not catch a bad one.
 TEMPLATE_NAME = re.compile(r"^[a-zA-Z0-9().\-/_]{3,128}$")
 
+
+
 SESSION = botocore.session.get_session()
+
+
+
 EC2 = SESSION.get_service_model("ec2")
+
+
+
 AUTOSCALING = SESSION.get_service_model("autoscaling")
+
+
+
 CREATE_LAUNCH_TEMPLATE = EC2.operation_model("CreateLaunchTemplate").input_shape
+
+
+
 LAUNCH_CONFIGURATION_SHAPE = AUTOSCALING.operation_model(
     "DescribeLaunchConfigurations").output_shape.members["LaunchConfigurations"].member
+
+
+
 # Fields a template's data may hold (the request shape, not a describe output shape).
 TEMPLATE_DATA_FIELDS = set(CREATE_LAUNCH_TEMPLATE.members["LaunchTemplateData"].members)
 
+
+
 CREATED = datetime(2021, 3, 4, 5, 6, 7, 123000, tzinfo=timezone.utc)
+
+
+
 USER_DATA_TEXT = (
     "#!/bin/bash\n"
     "# Grüße aus Köln — デプロイ スクリプト\n"
     "export API_TOKEN=canary-9c1d-do-not-print\n"
     "echo 'naïve café' > /etc/motd\n")
+
+
+
 USER_DATA_RAW = USER_DATA_TEXT.encode("utf-8")
+
+
+
 USER_DATA = base64.b64encode(USER_DATA_RAW).decode("ascii")
+
+
+
 PROFILE_ARN = "arn:aws:iam::123456789012:instance-profile/app/web-profile"
+
 
 
 def describe_item(**fields):
@@ -83,9 +116,11 @@ def describe_item(**fields):
     return item
 
 
+
 def translate(lc, *args, **kwargs):
     data, notes = launch_template_data(lc, *args, **kwargs)
     return data
+
 
 
 def assert_valid_template_request(lc, data):
@@ -95,7 +130,6 @@ def assert_valid_template_request(lc, data):
     assert TEMPLATE_NAME.match(params["LaunchTemplateName"]), params["LaunchTemplateName"]
 
 
-# -- docs/mapping.md, row by row ------------------------------------------------------
 
 @pytest.mark.parametrize("field, value", [
     ("ImageId", "ami-0123456789abcdef0"),
@@ -108,10 +142,12 @@ def test_same_name_fields_are_copied(field, value):
     assert data[field] == value
 
 
+
 @pytest.mark.parametrize("field", ["ImageId", "InstanceType", "KeyName", "KernelId"])
 def test_same_name_field_empty_string_means_unset(field):
     data = translate(describe_item(**{field: ""}))
     assert field not in data
+
 
 
 @pytest.mark.parametrize("value", [True, False])
@@ -120,10 +156,12 @@ def test_ebs_optimized_is_copied_true_and_false(value):
     assert data["EbsOptimized"] is value
 
 
+
 def test_ebs_optimized_absent_stays_absent():
     lc = describe_item()
     del lc["EbsOptimized"]
     assert "EbsOptimized" not in translate(lc)
+
 
 
 def test_ramdisk_id_is_renamed():
@@ -132,9 +170,11 @@ def test_ramdisk_id_is_renamed():
     assert "RamdiskId" not in data
 
 
+
 def test_ramdisk_id_empty_string_means_unset():
     data = translate(describe_item(RamdiskId=""))
     assert "RamDiskId" not in data and "RamdiskId" not in data
+
 
 
 def test_user_data_is_byte_identical():
@@ -143,8 +183,10 @@ def test_user_data_is_byte_identical():
     assert base64.b64decode(data["UserData"]) == USER_DATA_RAW
 
 
+
 def test_user_data_empty_string_means_unset():
     assert "UserData" not in translate(describe_item(UserData=""))
+
 
 
 def test_security_group_ids_become_security_group_ids_in_order():
@@ -155,10 +197,12 @@ def test_security_group_ids_become_security_group_ids_in_order():
     assert "NetworkInterfaces" not in data
 
 
+
 def test_security_group_names_are_recognised():
     lc = describe_item(SecurityGroups=["web", "sg-0123abcd", "default", "sg-legacy"])
     assert security_group_names(lc) == ["web", "default", "sg-legacy"]
     assert security_group_names(describe_item()) == []
+
 
 
 def test_security_group_names_use_the_resolved_ids():
@@ -168,6 +212,7 @@ def test_security_group_names_use_the_resolved_ids():
     assert "web" not in json.dumps(data)
 
 
+
 def test_security_group_names_without_ids_are_refused():
     lc = describe_item(LaunchConfigurationName="named-groups-lc",
                        SecurityGroups=["web", "sg-0123abcd"])
@@ -175,6 +220,7 @@ def test_security_group_names_without_ids_are_refused():
         launch_template_data(lc)
     assert "web" in str(raised.value)
     assert "named-groups-lc" in str(raised.value)
+
 
 
 @pytest.mark.parametrize("public", [True, False])
@@ -190,11 +236,13 @@ def test_public_ip_setting_moves_groups_to_the_primary_interface(public):
     assert "SecurityGroupIds" not in data
 
 
+
 def test_public_ip_setting_with_resolved_names():
     data = translate(describe_item(AssociatePublicIpAddress=True, SecurityGroups=["web"]),
                      ["sg-0aaa1111bbbb2222c"])
     assert data["NetworkInterfaces"][0]["Groups"] == ["sg-0aaa1111bbbb2222c"]
     assert "SecurityGroupIds" not in data
+
 
 
 def test_public_ip_setting_without_groups():
@@ -207,8 +255,10 @@ def test_public_ip_setting_without_groups():
     assert "SecurityGroupIds" not in data
 
 
+
 def test_no_public_ip_setting_means_no_interfaces():
     assert "NetworkInterfaces" not in translate(describe_item(SecurityGroups=["sg-0123abcd"]))
+
 
 
 @pytest.mark.parametrize("monitoring, enabled", [
@@ -225,14 +275,17 @@ def test_monitoring(monitoring, enabled):
     assert translate(lc)["Monitoring"] == {"Enabled": enabled}
 
 
+
 def test_spot_price_becomes_market_options():
     data = translate(describe_item(SpotPrice="0.0416"))
     assert data["InstanceMarketOptions"] == {
         "MarketType": "spot", "SpotOptions": {"MaxPrice": "0.0416"}}
 
 
+
 def test_no_spot_price_means_on_demand():
     assert "InstanceMarketOptions" not in translate(describe_item())
+
 
 
 def test_instance_profile_by_name():
@@ -240,15 +293,18 @@ def test_instance_profile_by_name():
     assert data["IamInstanceProfile"] == {"Name": "web-profile"}
 
 
+
 def test_instance_profile_by_arn():
     data = translate(describe_item(IamInstanceProfile=PROFILE_ARN))
     assert data["IamInstanceProfile"] == {"Arn": PROFILE_ARN}
+
 
 
 def test_placement_tenancy():
     data = translate(describe_item(PlacementTenancy="dedicated"))
     assert data["Placement"] == {"Tenancy": "dedicated"}
     assert "Placement" not in translate(describe_item())
+
 
 
 def test_block_device_mappings():
@@ -278,11 +334,13 @@ def test_block_device_mappings():
     assert_valid_template_request(lc, data)
 
 
+
 def test_block_device_no_device_false_keeps_the_volume():
     lc = describe_item(BlockDeviceMappings=[
         {"DeviceName": "/dev/sdf", "NoDevice": False, "Ebs": {"VolumeSize": 100}}])
     assert translate(lc)["BlockDeviceMappings"] == [
         {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 100}}]
+
 
 
 def test_metadata_options_require_tokens_and_keep_the_rest():
@@ -292,9 +350,11 @@ def test_metadata_options_require_tokens_and_keep_the_rest():
         "HttpTokens": "required", "HttpPutResponseHopLimit": 3, "HttpEndpoint": "enabled"}
 
 
+
 def test_metadata_options_absent_only_require_tokens():
     # Unset hop limit / endpoint stay unset: the account default or the AMI decides.
     assert translate(describe_item())["MetadataOptions"] == {"HttpTokens": "required"}
+
 
 
 @pytest.mark.parametrize("hop_limit, expected", [(2, 2), ("2", 2), (64, 64)])
@@ -307,10 +367,12 @@ def test_metadata_options_explicit_hop_limit(hop_limit, expected):
     assert options["HttpTokens"] == "required"
 
 
+
 def test_metadata_options_preserve_hop_limit():
     lc = describe_item(MetadataOptions={"HttpPutResponseHopLimit": 1})
     assert translate(lc, hop_limit=PRESERVE)["MetadataOptions"][
         "HttpPutResponseHopLimit"] == 1
+
 
 
 def test_metadata_options_http_endpoint_preserve_and_explicit():
@@ -323,6 +385,7 @@ def test_metadata_options_http_endpoint_preserve_and_explicit():
         "HttpTokens": "required", "HttpEndpoint": "enabled"}
 
 
+
 def test_classic_link_is_dropped_with_a_note():
     lc = describe_item(ClassicLinkVPCId="vpc-0a1b2c3d",
                        ClassicLinkVPCSecurityGroups=["sg-0123abcd"])
@@ -333,9 +396,11 @@ def test_classic_link_is_dropped_with_a_note():
     assert "ClassicLinkVPCId" in notes[0] and "ClassicLinkVPCSecurityGroups" in notes[0]
 
 
+
 def test_empty_classic_link_fields_need_no_note():
     # AWS reports ClassicLinkVPCSecurityGroups: [] for every LC.
     assert launch_template_data(describe_item())[1] == []
+
 
 
 def test_unknown_field_is_refused_by_name():
@@ -346,11 +411,13 @@ def test_unknown_field_is_refused_by_name():
     assert "future-lc" in str(raised.value)
 
 
+
 def test_describe_only_fields_are_not_carried():
     data = translate(describe_item())
     for field in ("LaunchConfigurationName", "LaunchConfigurationARN", "CreatedTime"):
         assert field not in data
     assert set(data) <= TEMPLATE_DATA_FIELDS
+
 
 
 def test_full_launch_configuration():
@@ -380,6 +447,7 @@ def test_full_launch_configuration():
     assert_valid_template_request(lc, data)
 
 
+
 def test_translation_does_not_modify_its_input():
     lc = describe_item(SecurityGroups=["sg-0123abcd"], AssociatePublicIpAddress=True,
                        MetadataOptions={"HttpTokens": "optional"},
@@ -389,11 +457,11 @@ def test_translation_does_not_modify_its_input():
     assert json.dumps(lc, default=str, sort_keys=True) == before
 
 
-# -- merge_metadata_options -----------------------------------------------------------------
 
 def test_merge_metadata_options_defaults():
     assert merge_metadata_options(None) == {"HttpTokens": "required"}
     assert merge_metadata_options({}) == {"HttpTokens": "required"}
+
 
 
 def test_merge_metadata_options_preserve_everything():
@@ -401,6 +469,7 @@ def test_merge_metadata_options_preserve_everything():
                 "HttpEndpoint": "enabled", "InstanceMetadataTags": "enabled",
                 "HttpProtocolIpv6": "disabled"}
     assert merge_metadata_options(existing, http_tokens=PRESERVE) == existing
+
 
 
 def test_merge_metadata_options_overrides():
@@ -414,6 +483,7 @@ def test_merge_metadata_options_overrides():
                         "HttpEndpoint": "disabled"}
 
 
+
 def test_merge_metadata_options_drops_describe_only_keys():
     # DescribeLaunchTemplateVersions reports State; a request may not carry it.
     existing = {"State": "applied", "HttpTokens": "optional", "HttpEndpoint": "enabled"}
@@ -421,172 +491,6 @@ def test_merge_metadata_options_drops_describe_only_keys():
         "HttpTokens": "required", "HttpEndpoint": "enabled"}
 
 
-# -- template_name / client_token -------------------------------------------------------------
-
-def lc_named(name, created=CREATED):
-    return {"LaunchConfigurationName": name, "CreatedTime": created}
-
-
-@pytest.mark.parametrize("name", [
-    "web-lc",
-    "a",
-    "web lc",
-    "web lc ",                        # trailing whitespace
-    " \t\r\n",                        # whitespace only
-    "ünïcödé",                        # nothing readable survives
-    "🙂" * 255,
-    "x" * 255,
-    "é" * 254 + " ",
-    "ingest/lake (v2) été #1",
-    "___",
-    ".." * 127 + "x",
-])
-def test_template_name_is_valid(name):
-    assert TEMPLATE_NAME.match(template_name(lc_named(name)))
-
-
-def test_template_name_is_deterministic_and_readable():
-    assert template_name(lc_named("web-lc")) == template_name(lc_named("web-lc"))
-    assert template_name(lc_named("web-lc")).startswith("web-lc")
-
-
-def test_template_name_distinct_for_names_that_sanitize_alike():
-    names = ["my lc", "my_lc", "my:lc", "my  lc", "my\tlc", "my lc ", " my lc", "my\u00a0lc"]
-    templates = [template_name(lc_named(n)) for n in names]
-    assert len(set(templates)) == len(names), templates
-
-
-def test_template_name_trailing_whitespace_is_significant():
-    assert template_name(lc_named("web")) != template_name(lc_named("web "))
-    assert template_name(lc_named("x" * 254)) != template_name(lc_named("x" * 254 + " "))
-
-
-def test_template_name_long_names_differing_only_at_the_end():
-    a, b = "x" * 254 + "a", "x" * 254 + "b"
-    assert template_name(lc_named(a)) != template_name(lc_named(b))
-
-
-def test_template_name_distinct_for_a_recreated_launch_configuration():
-    first = template_name(lc_named("web-lc", CREATED))
-    assert first != template_name(lc_named("web-lc", CREATED + timedelta(days=30)))
-    assert first != template_name(lc_named("web-lc", CREATED + timedelta(seconds=1)))
-
-
-def test_template_name_same_instant_in_any_timezone():
-    utc = template_name(lc_named("web-lc", CREATED))
-    other = CREATED.astimezone(timezone(timedelta(hours=-7)))
-    naive = CREATED.replace(tzinfo=None)
-    assert template_name(lc_named("web-lc", other)) == utc
-    assert template_name(lc_named("web-lc", naive)) == utc
-
-
-def test_client_token():
-    token = client_token(template_name(lc_named("web-lc")))
-    assert len(token) <= 64 and token.isascii()
-    assert token == client_token(template_name(lc_named("web-lc")))
-    assert token != client_token(template_name(lc_named("web-lc2")))
-
-
-# -- previous-launch tag ---------------------------------------------------------------------
-
-@pytest.mark.parametrize("name", [
-    "web-lc", "lc:with:colons", "lt:lt-0123:1", "ünïcödé 🙂", "x" * 253, " trailing "])
-def test_previous_launch_configuration_round_trip(name):
-    value = encode_previous_launch({"LaunchConfigurationName": name})
-    assert len(value) <= 256
-    assert decode_previous_launch(value) == {"LaunchConfigurationName": name}
-
-
-@pytest.mark.parametrize("name", ["x" * 254, "x" * 255, "é" * 255, "🙂" * 255])
-def test_previous_launch_configuration_long_name_uses_a_digest(name):
-    value = encode_previous_launch({"LaunchConfigurationName": name})
-    assert len(value) <= 256
-    assert decode_previous_launch(value) == {
-        "LaunchConfigurationNameSha256": hashlib.sha256(name.encode("utf-8")).hexdigest()}
-
-
-@pytest.mark.parametrize("launch, decoded", [
-    ({"LaunchTemplateId": "lt-0123456789abcdef0", "Version": "3"},
-     {"LaunchTemplateId": "lt-0123456789abcdef0", "Version": "3"}),
-    ({"LaunchTemplateId": "lt-0123456789abcdef0", "Version": "$Latest"},
-     {"LaunchTemplateId": "lt-0123456789abcdef0", "Version": "$Latest"}),
-    ({"LaunchTemplateId": "lt-0123456789abcdef0"},
-     {"LaunchTemplateId": "lt-0123456789abcdef0", "Version": "$Default"}),
-])
-def test_previous_launch_template_round_trip(launch, decoded):
-    value = encode_previous_launch(launch)
-    assert len(value) <= 256
-    assert decode_previous_launch(value) == decoded
-
-
-@pytest.mark.parametrize("value", ["", "web-lc", "lt:lt-0123", "lt:a:b:c", "LC:web"])
-def test_decode_previous_launch_refuses_anything_else(value):
-    with pytest.raises(ValueError):
-        decode_previous_launch(value)
-
-
-# -- user data fingerprint / redaction ---------------------------------------------------------
-
-def test_user_data_fingerprint():
-    assert user_data_fingerprint(USER_DATA) == {
-        "Bytes": len(USER_DATA_RAW), "Sha256": hashlib.sha256(USER_DATA_RAW).hexdigest()}
-
-
-def test_user_data_fingerprint_of_text_that_is_not_base64():
-    text = "#!/bin/bash\necho hi\n"
-    assert user_data_fingerprint(text) == {
-        "Bytes": len(text.encode()), "Sha256": hashlib.sha256(text.encode()).hexdigest()}
-
-
-def test_redact_hides_user_data():
-    data = translate(describe_item(UserData=USER_DATA, KeyName="ops-key"))
-    shown = redact(data)
-    assert shown["UserData"] == user_data_fingerprint(USER_DATA)
-    for text in (json.dumps(shown), json.dumps(shown, ensure_ascii=False)):
-        assert USER_DATA not in text
-        assert "canary-9c1d-do-not-print" not in text
-    assert {k: v for k, v in shown.items() if k != "UserData"} == \
-        {k: v for k, v in data.items() if k != "UserData"}
-    assert data["UserData"] == USER_DATA        # the original is untouched
-
-
-def test_redact_without_user_data():
-    data = translate(describe_item())
-    assert redact(data) == data
-
-
-# -- metadata_view / weakness ----------------------------------------------------------------
-
-def test_metadata_view_absent_tokens_mean_optional():
-    expected = {"HttpTokens": "optional", "HttpEndpoint": None,
-                "HttpPutResponseHopLimit": None, "InstanceMetadataTags": None}
-    assert metadata_view(None) == expected
-    assert metadata_view({}) == expected
-    assert metadata_view({"HttpEndpoint": "enabled"})["HttpTokens"] == "optional"
-
-
-def test_metadata_view_carries_the_settings():
-    assert metadata_view({"HttpTokens": "required", "HttpEndpoint": "enabled",
-                          "HttpPutResponseHopLimit": 2, "InstanceMetadataTags": "disabled",
-                          "State": "applied"}) == {
-        "HttpTokens": "required", "HttpEndpoint": "enabled",
-        "HttpPutResponseHopLimit": 2, "InstanceMetadataTags": "disabled"}
-
-
-def test_weakness_ordering():
-    unset = metadata_view(None)
-    optional = metadata_view({"HttpTokens": "optional", "HttpEndpoint": "enabled"})
-    required = metadata_view({"HttpTokens": "required"})
-    disabled_optional = metadata_view({"HttpTokens": "optional", "HttpEndpoint": "disabled"})
-    disabled_required = metadata_view({"HttpTokens": "required", "HttpEndpoint": "disabled"})
-    assert weakness(unset) == weakness(optional)
-    assert weakness(optional) < weakness(required) < weakness(disabled_optional)
-    assert weakness(disabled_optional) == weakness(disabled_required)
-    ordered = sorted([disabled_required, required, optional], key=weakness)
-    assert ordered == [optional, required, disabled_required]
-
-
-# -- generated launch configurations ---------------------------------------------------------
 
 def _aws_string_char(c):
     # botocore's autoscaling pattern for XmlString:
@@ -595,7 +499,11 @@ def _aws_string_char(c):
     return c in "\r\n\t" or 0x20 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD or o >= 0x10000
 
 
+
 AWS_CHAR = st.characters(exclude_categories=("Cs",)).filter(_aws_string_char)
+
+
+
 LC_NAMES = st.one_of(
     st.text(AWS_CHAR, min_size=1, max_size=255),
     st.text(AWS_CHAR, min_size=240, max_size=255),
@@ -604,13 +512,28 @@ LC_NAMES = st.one_of(
               st.text(AWS_CHAR, min_size=1, max_size=200),
               st.text(" \t\n", min_size=1, max_size=55)),
 )
+
+
+
 HEX = "0123456789abcdef"
+
+
+
 SG_IDS = st.builds(lambda h: "sg-" + h, st.text(HEX, min_size=8, max_size=17))
+
+
+
 SG_NAMES = st.text(AWS_CHAR, min_size=1, max_size=255).filter(
     lambda n: not re.match(r"^sg-[0-9a-f]+$", n))
+
+
+
 CREATED_TIMES = st.datetimes(
     min_value=datetime(2010, 1, 1), max_value=datetime(2030, 1, 1),
     timezones=st.just(timezone.utc))
+
+
+
 EBS = st.fixed_dictionaries({}, optional={
     "SnapshotId": st.builds(lambda h: "snap-" + h, st.text(HEX, min_size=17, max_size=17)),
     "VolumeSize": st.integers(1, 16384),
@@ -620,10 +543,16 @@ EBS = st.fixed_dictionaries({}, optional={
     "Encrypted": st.booleans(),
     "Throughput": st.integers(125, 1000),
 })
+
+
+
 DEVICE_NAMES = st.one_of(
     st.builds(lambda c: "/dev/sd" + c, st.sampled_from("bcdefghijklmnop")),
     st.builds(lambda c: "/dev/xvd" + c, st.sampled_from("abcdefgh")),
     st.just("/dev/sda1"))
+
+
+
 BLOCK_DEVICE = st.one_of(
     st.fixed_dictionaries({"DeviceName": DEVICE_NAMES, "NoDevice": st.just(True)}),
     st.fixed_dictionaries({"DeviceName": DEVICE_NAMES,
@@ -632,14 +561,21 @@ BLOCK_DEVICE = st.one_of(
     st.fixed_dictionaries({"DeviceName": DEVICE_NAMES, "Ebs": EBS},
                           optional={"NoDevice": st.just(False)}),
 )
+
+
+
 METADATA = st.fixed_dictionaries({}, optional={
     "HttpTokens": st.sampled_from(["optional", "required"]),
     "HttpPutResponseHopLimit": st.integers(1, 64),
     "HttpEndpoint": st.sampled_from(["enabled", "disabled"]),
 })
+
+
+
 USER_DATA_VALUES = st.one_of(
     st.just(""), st.binary(min_size=1, max_size=4096).map(
         lambda b: base64.b64encode(b).decode("ascii")))
+
 
 
 def _with_arn(lc):
@@ -648,6 +584,7 @@ def _with_arn(lc):
         "6a2a1a36-0c1f-4e5e-9b0e-1d5b1e7c9a10:launchConfigurationName/"
         + lc["LaunchConfigurationName"])
     return lc
+
 
 
 LAUNCH_CONFIGURATIONS = st.fixed_dictionaries({
@@ -677,8 +614,11 @@ LAUNCH_CONFIGURATIONS = st.fixed_dictionaries({
     "MetadataOptions": METADATA,
 }).map(_with_arn)
 
+
+
 PROPERTY = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
 
 
 def _check_generated_is_aws_shaped(lc):
@@ -687,6 +627,7 @@ def _check_generated_is_aws_shaped(lc):
     report = ParamValidator().validate(
         {k: v for k, v in lc.items() if v != ""}, LAUNCH_CONFIGURATION_SHAPE)
     assert not report.has_errors(), report.generate_report()
+
 
 
 @PROPERTY
@@ -731,6 +672,7 @@ def test_generated_launch_configurations_make_valid_templates(lc, hop_limit, htt
         assert data["UserData"] not in json.dumps(redact(data))
 
 
+
 @PROPERTY
 @given(lc=LAUNCH_CONFIGURATIONS, data=st.data())
 def test_generated_named_security_groups_use_the_resolved_ids(lc, data):
@@ -747,6 +689,11 @@ def test_generated_named_security_groups_use_the_resolved_ids(lc, data):
     assert groups == resolved
 
 
+
+def lc_named(name, created=CREATED):
+    return {"LaunchConfigurationName": name, "CreatedTime": created}
+
+
 @PROPERTY
 @given(name=LC_NAMES, other=LC_NAMES, created=CREATED_TIMES,
        later=st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=3650)))
@@ -760,6 +707,7 @@ def test_generated_template_names(name, other, created, later):
     assert template_name(lc_named(name, created + later)) != result
     token = client_token(result)
     assert len(token) <= 64 and token.isascii()
+
 
 
 @PROPERTY

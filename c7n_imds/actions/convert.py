@@ -1,10 +1,8 @@
 """`convert-to-launch-template`: launch configuration -> IMDSv2 launch template."""
-import json
 import logging
 
-from botocore.exceptions import ClientError
 from c7n.resources.asg import ASG, LaunchConfig
-from c7n.utils import chunks, type_schema
+from c7n.utils import type_schema
 
 from c7n_imds import sources
 from c7n_imds.actions.base import Remediation, current_groups
@@ -15,37 +13,28 @@ from c7n_imds.actions.options import (
     REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA,
 )
-from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry, tags_of
+from c7n_imds.actions.templates import TemplateMaking
+from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry
 from c7n_imds.model.launch_source import launch_references
 from c7n_imds.model.provenance import (
-    client_token,
     encode_previous_launch,
     source_identity,
     template_name,
 )
 from c7n_imds.model.redaction import redact
 from c7n_imds.model.translate import TranslationError, launch_template_data, security_group_names
-from c7n_imds.model.verify import differences, warning_messages
 from c7n_imds.names import (
     LAUNCH_CONFIGURATION,
     PRESERVE,
-    SOURCE_CREATED_TAG,
-    SOURCE_TAG,
-    TEMPLATE_NAME_EXISTS,
-    TEMPLATE_NOT_FOUND,
-    VERSION_NOT_FOUND,
 )
 from c7n_imds.sources import LaunchSources
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
-TEMPLATE_NAMES_PER_CALL = 100
-# A template or version the create just answered with is not there (a stale token).
-CREATED_NOT_FOUND = TEMPLATE_NOT_FOUND[:1] + VERSION_NOT_FOUND
 
 
 @ASG.action_registry.register("convert-to-launch-template")
-class ConvertToLaunchTemplate(Remediation):
+class ConvertToLaunchTemplate(TemplateMaking, Remediation):
     """Move launch-configuration groups to a new launch template that requires IMDSv2.
 
     AWS's recommended fix for Security Hub AutoScaling.3 (and AutoScaling.9). Each
@@ -326,106 +315,6 @@ class ConvertToLaunchTemplate(Remediation):
                 "LaunchTemplateName": plan["LaunchTemplateName"],
                 "Version": version, "TemplateCreated": created})
         return results, failures, switched
-
-    def existing_templates(self, ec2, names):
-        """{name: DescribeLaunchTemplates item} for those of the names that exist."""
-        found = {}
-        paginator = ec2.get_paginator("describe_launch_templates")
-        for batch in chunks(sorted(set(names)), TEMPLATE_NAMES_PER_CALL):
-            pages = retry(lambda: list(paginator.paginate(
-                Filters=[{"Name": "launch-template-name", "Values": batch}],
-                PaginationConfig={"PageSize": 200})))
-            for page in pages:
-                found.update({t["LaunchTemplateName"]: t for t in page["LaunchTemplates"]})
-        return found
-
-    def ensure_template(self, ec2, plan, existing):
-        """(template, stored version, created, warnings): the plan's template, created
-        unless an earlier run already did, and the version its groups will follow as
-        AWS stored it (described, not taken from the create's answer)."""
-        name = plan["LaunchTemplateName"]
-        if name not in existing:
-            try:
-                return self.create_template(ec2, plan)
-            except ClientError as e:
-                # Another run created it between our look and our create.
-                if e.response["Error"]["Code"] != TEMPLATE_NAME_EXISTS:
-                    raise
-                existing.update(self.existing_templates(ec2, [name]))
-                if name not in existing:
-                    raise TranslationError(
-                        "launch template %s was created concurrently but is not visible "
-                        "yet; run the policy again to finish" % name)
-        template = existing[name]
-        if tags_of(template).get(SOURCE_TAG) != plan["LaunchConfigurationName"]:
-            raise TranslationError(
-                "a launch template named %s already exists and was not created by c7n-imds "
-                "from this launch configuration; rename or delete it" % name)
-        return template, self.followed_version(ec2, template["LaunchTemplateId"]), False, []
-
-    def create_template(self, ec2, plan, stale=None):
-        data = plan["LaunchTemplateData"]
-        response = retry(
-            ec2.create_launch_template, LaunchTemplateName=plan["LaunchTemplateName"],
-            LaunchTemplateData=data,
-            # The token covers the data too: a later run with other options, after the
-            # template was deleted, must not meet IdempotentParameterMismatch.
-            ClientToken=client_token(json.dumps(
-                [plan["LaunchTemplateName"], data, stale], sort_keys=True)),
-            VersionDescription="c7n-imds: from launch configuration, IMDSv2",
-            TagSpecifications=[{"ResourceType": "launch-template", "Tags": [
-                {"Key": SOURCE_TAG, "Value": plan["LaunchConfigurationName"]},
-                {"Key": SOURCE_CREATED_TAG, "Value": plan["SourceCreated"]}]}])
-        template = response["LaunchTemplate"]
-        try:
-            stored = self.followed_version(ec2, template["LaunchTemplateId"])
-        except ClientError as e:
-            if e.response["Error"]["Code"] not in CREATED_NOT_FOUND or stale:
-                raise
-            # The token matched an earlier create of a template deleted since (AWS
-            # answers a repeated token with the original answer): create it anew.
-            return self.create_template(ec2, plan, stale=template["LaunchTemplateId"])
-        log.info("launch template %s (%s) created from launch configuration %r",
-                 plan["LaunchTemplateName"], template["LaunchTemplateId"],
-                 plan["LaunchConfigurationName"])
-        return template, stored, True, warning_messages(response)
-
-    def followed_version(self, ec2, template_id):
-        """The template version the converted groups follow ($Default or $Latest)."""
-        return retry(ec2.describe_launch_template_versions, LaunchTemplateId=template_id,
-                     Versions=[self.data.get("version", "$Default")])[
-                         "LaunchTemplateVersions"][0]
-
-    @staticmethod
-    def reuse_problem(plan, stored):
-        """A clearer reason when an earlier run converted with other metadata options
-        (http-tokens: preserve, another hop limit): never switch a group to settings
-        it did not ask for. Only the options the product sets are compared."""
-        wanted = plan["LaunchTemplateData"]["MetadataOptions"]
-        data = dict(stored.get("LaunchTemplateData") or {})
-        if differences(dict(plan["LaunchTemplateData"], MetadataOptions={}),
-                       dict(data, MetadataOptions={})):
-            return None
-        if not differences({"MetadataOptions": wanted},
-                           {"MetadataOptions": data.get("MetadataOptions")}):
-            return None
-        return ("launch template %s, made from this configuration by an earlier run, has "
-                "metadata options %s in version %s; this run asks for %s. Use "
-                "set-metadata-access on the groups already on it, then run again" % (
-                    plan["LaunchTemplateName"], json.dumps(
-                        data.get("MetadataOptions") or {}, sort_keys=True),
-                    stored["VersionNumber"], json.dumps(wanted, sort_keys=True)))
-
-    def withdraw_template(self, ec2, template):
-        """Delete a template this run created that no group may use: nothing else
-        launches from it yet, and a re-run makes it anew."""
-        try:
-            retry(ec2.delete_launch_template, LaunchTemplateId=template["LaunchTemplateId"])
-            log.warning("launch template %s: failed its check; deleted",
-                        template["LaunchTemplateId"])
-        except AWS_ERRORS as e:
-            log.error("launch template %s failed its check and could not be deleted (%s); "
-                      "delete it by hand", template["LaunchTemplateId"], describe_error(e))
 
     def switch_group(self, autoscaling, asg, plan, template):
         group, version = asg["AutoScalingGroupName"], self.data.get("version", "$Default")

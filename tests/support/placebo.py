@@ -116,3 +116,48 @@ def flight_shape_errors(directory):
 
 
 # -- imds on asg -----------------------------------------------------------------------
+
+
+def asg_policy(name, action, filters):
+    return {"name": name, "resource": "asg", "filters": filters, "actions": [action]}
+
+
+def group_tag(group, key, value):
+    return {"Tags": [{"ResourceId": group, "ResourceType": "auto-scaling-group",
+                      "Key": key, "Value": value, "PropagateAtLaunch": False}]}
+
+
+def dry_run(template_id, version, **network):
+    return dict({"DryRun": True, "MinCount": 1, "MaxCount": 1,
+                 "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": version}},
+                **network)
+
+
+def call_order(factory, *operations):
+    """[(operation, group or template)] of the given operations, in call order."""
+    order = []
+    for _, name, params in factory.api_calls:
+        if name in operations:
+            target = (params.get("AutoScalingGroupName") or params.get("LaunchTemplateId")
+                      or params.get("InstanceId")
+                      or (params.get("Tags") or [{}])[0].get("ResourceId"))
+            order.append((name, target))
+    return order
+
+
+def changes(tmp_path, policy):
+    return {c["AutoScalingGroupName"]: c for c in json.loads(
+        (tmp_path / policy / "imds-changes.json").read_text())}
+
+
+def derived_options(description, source_version):
+    """The metadata options a c7n-imds version description names, after checking that it
+    names the source version ("c7n-imds: from version N with {json}")."""
+    prefix = "c7n-imds: from version %s with " % source_version
+    assert description.startswith(prefix), description
+    return json.loads(description[len(prefix):])
+
+
+def set_access_policy(**options):
+    return asg_policy("asg-lt-imdsv2", dict({"type": "set-metadata-access"}, **options),
+                      [{"type": "imds", "key": "HttpTokens", "value": "optional"}])

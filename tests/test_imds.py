@@ -1,4 +1,5 @@
-"""The `imds` filters against recorded AWS responses (placebo flight data).
+"""The `imds` filters (c7n_imds/filters/imds.py over c7n_imds/sources.py) against
+recorded AWS responses (placebo flight data).
 
 Flight data lives in tests/data/placebo/<test name>/ and is written in the shape AWS
 returns (botocore's parsed output), not moto's: DescribeLaunchConfigurations items carry
@@ -237,3 +238,101 @@ def test_launch_config_imds_filter_hides_user_data(placebo_factory, load_policy,
     assert_fields(required["lc-required"][ANNOTATION], {
         "HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"},
         "lc-required")
+
+
+# -- EffectiveHttpTokens and ScaleOutBlocked ------------------------------------------
+
+PLAIN_AMI, V2_AMI = "ami-0a1a1a1a1a1a1a1a1", "ami-0b2b2b2b2b2b2b2b2"
+
+
+def effective(placebo_factory, load_policy, tmp_path, flight, key, value):
+    factory = recording_factory(placebo_factory, flight)
+    resources = load_policy({
+        "name": "effective", "resource": "asg",
+        "filters": [{"type": "imds", "key": key, "value": value}]},
+        session_factory=factory, output_dir=tmp_path).run()
+    return factory, {r["AutoScalingGroupName"]: r[ANNOTATION] for r in resources}
+
+
+def assert_effective_calls(factory):
+    assert factory.called("GetInstanceMetadataDefaults") == [{}]
+    assert factory.called("DescribeImages") == [
+        {"Filters": [{"Name": "image-id", "Values": [PLAIN_AMI, V2_AMI]}],
+         "IncludeDeprecated": True, "IncludeDisabled": True}]
+
+
+def test_effective_http_tokens_from_account_default(placebo_factory, load_policy,
+                                                    tmp_path):
+    """The account default for the region requires tokens (GetInstanceMetadataDefaults
+    AccountLevel HttpTokens required): every group whose launch data leaves HttpTokens
+    unset gets required, whatever its AMI; the explicit optional wins over both the
+    account default and the v2.0 AMI. Nothing enforces IMDSv2, so nothing is blocked.
+    (Estate: see the comment above.)
+    """
+    factory, launch = effective(placebo_factory, load_policy, tmp_path,
+                                "test_effective_http_tokens_from_account_default",
+                                "EffectiveHttpTokens", "present")
+    assert {name: (view["HttpTokens"], view["EffectiveHttpTokens"], view["ScaleOutBlocked"])
+            for name, view in launch.items()} == {
+        "lc-unset": ("optional", "required", False),
+        "lc-required": ("required", "required", False),
+        "lt-unset-v2-ami": ("optional", "required", False),
+        "lt-optional-v2-ami": ("optional", "optional", False),
+        "lt-unset-plain-ami": ("optional", "required", False)}
+    assert_fields(launch["lt-optional-v2-ami"], {
+        "LaunchTemplateVersion": 2, "ImageId": V2_AMI}, "lt-optional-v2-ami")
+    assert_effective_calls(factory)
+
+
+def test_effective_http_tokens_from_ami_without_account_default(placebo_factory,
+                                                                load_policy, tmp_path):
+    """No account default (AccountLevel empty): unset HttpTokens falls to the AMI -
+    ImdsSupport v2.0 means required, no ImdsSupport means optional; the explicit
+    optional still wins over the v2.0 AMI.
+    (Estate: see the comment above.)
+    """
+    factory, launch = effective(placebo_factory, load_policy, tmp_path,
+                                "test_effective_http_tokens_from_ami_without_account_default",
+                                "EffectiveHttpTokens", "present")
+    assert {name: view["EffectiveHttpTokens"] for name, view in launch.items()} == {
+        "lc-unset": "optional",
+        "lc-required": "required",
+        "lt-unset-v2-ami": "required",
+        "lt-optional-v2-ami": "optional",
+        "lt-unset-plain-ami": "optional"}
+    assert not any(view["ScaleOutBlocked"] for view in launch.values())
+    assert_effective_calls(factory)
+
+
+def test_scale_out_blocked_when_account_enforces_imdsv2(placebo_factory, load_policy,
+                                                        tmp_path):
+    """The account enforces IMDSv2 (AccountLevel HttpTokensEnforced enabled) without a
+    HttpTokens default: a launch that resolves to optional fails there, so `key:
+    ScaleOutBlocked, value: true` matches exactly the groups that resolve to optional -
+    unset on a plain AMI, or explicitly optional.
+    (Estate: see the comment above.)
+    """
+    factory, launch = effective(placebo_factory, load_policy, tmp_path,
+                                "test_scale_out_blocked_when_account_enforces_imdsv2",
+                                "ScaleOutBlocked", True)
+    assert sorted(launch) == ["lc-unset", "lt-optional-v2-ami", "lt-unset-plain-ami"]
+    assert all(view["EffectiveHttpTokens"] == "optional" for view in launch.values())
+    assert_effective_calls(factory)
+
+
+def test_http_tokens_filter_makes_no_effective_calls(placebo_factory, load_policy,
+                                                     tmp_path):
+    """A policy that uses only `key: HttpTokens` needs neither the account default nor
+    the AMIs: no GetInstanceMetadataDefaults, no DescribeImages (the flight has no
+    answer for them either).
+    (Estate: see the comment above.)
+    """
+    factory, launch = effective(placebo_factory, load_policy, tmp_path,
+                                "test_http_tokens_filter_makes_no_effective_calls",
+                                "HttpTokens", "optional")
+    # Unset HttpTokens reads as optional here, whatever the account or AMI would make it.
+    assert sorted(launch) == [
+        "lc-unset", "lt-optional-v2-ami", "lt-unset-plain-ami", "lt-unset-v2-ami"]
+    assert factory.called("GetInstanceMetadataDefaults") == []
+    assert factory.called("DescribeImages") == []
+    assert not any("EffectiveHttpTokens" in view for view in launch.values())

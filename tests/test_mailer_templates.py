@@ -1,4 +1,4 @@
-"""The shipped c7n-mailer templates render with c7n-mailer's own renderer."""
+"""c7n_imds/templates: the shipped c7n-mailer templates render with c7n-mailer's own renderer."""
 import json
 import logging
 

@@ -1,4 +1,5 @@
-"""`convert-to-launch-template` against recorded AWS responses (placebo flight data).
+"""`convert-to-launch-template` (c7n_imds/actions/convert.py, templates.py) against
+recorded AWS responses (placebo flight data).
 
 Flight data (tests/data/placebo/<test name>/) is hand-written in AWS's response shape,
 where moto differs (docs/moto-gaps.md): launch configurations report
@@ -28,7 +29,7 @@ import pytest
 from c7n.schema import generate, validate
 
 from c7n_imds.actions import RemediationError
-from tests.support.placebo import recording_factory
+from tests.support.placebo import changes, dry_run, group_tag, recording_factory
 
 CREATED_TEXT = "2021-03-04T05:06:07Z"  # the flights' LC CreatedTime, 05:06:07.123 UTC
 PROFILE_ARN = "arn:aws:iam::123456789012:instance-profile/legacy/legacy-batch"
@@ -352,3 +353,86 @@ def test_convert_schema_rejects(asg_schema, options):
     errors = validate({"policies": [convert_policy(**options)]}, asg_schema)
     assert errors, "accepted %r" % options
     assert "asg-lc-to-imdsv2" in str(errors[0]) or errors[1] == "asg-lc-to-imdsv2"
+
+
+# -- the pre-flight check and the read-back -------------------------------------------
+
+PUB_TEMPLATE, PRIV_TEMPLATE = "lt-0d1000000000000d1", "lt-0d2000000000000d2"
+
+
+def test_convert_preflight_refusal_leaves_group_unswitched(placebo_factory, load_policy,
+                                                           tmp_path):
+    """pub-app's configuration pub-lc (public IP, so the template has a network
+    interface) names an arm64 AMI with an x86_64 instance type; priv-lc is fine. Both
+    templates are created (CreateLaunchTemplate _1 pub, _2 priv). RunInstances _1 (DryRun
+    for pub-app) fails with InvalidParameterValue - not DryRunOperation - so pub-app is
+    neither tagged nor switched; _2 answers DryRunOperation (HTTP 412, what AWS sends
+    when the launch would succeed) and priv-app is switched. The run then fails naming
+    pub-app and the pre-flight."""
+    factory = recording_factory(
+        placebo_factory, "test_convert_preflight_refusal_leaves_group_unswitched")
+    policy = load_policy(convert_policy(), session_factory=factory, output_dir=tmp_path)
+    with pytest.raises(RemediationError) as raised:
+        policy.run()
+
+    assert factory.called("RunInstances") == [
+        dry_run(PUB_TEMPLATE, "1", NetworkInterfaces=[{
+            "DeviceIndex": 0, "AssociatePublicIpAddress": True,
+            "Groups": ["sg-0a0a0a0a0a0a0a0a1"], "DeleteOnTermination": True,
+            "SubnetId": "subnet-0aa0000000000aa01"}]),
+        dry_run(PRIV_TEMPLATE, "1", SubnetId="subnet-0bb0000000000bb01")]
+    # pub's template failed its check and no group uses it: withdrawn
+    assert factory.called("DeleteLaunchTemplate") == [{"LaunchTemplateId": PUB_TEMPLATE}]
+    assert factory.called("UpdateAutoScalingGroup") == [
+        {"AutoScalingGroupName": "priv-app",
+         "LaunchTemplate": {"LaunchTemplateId": PRIV_TEMPLATE, "Version": "$Default"}}]
+    assert factory.called("CreateOrUpdateTags") == [
+        group_tag("priv-app", PREVIOUS, "lc:priv-lc")]
+
+    error = raised.value
+    assert set(error.failures) == {"pub-app"}
+    reason = error.failures["pub-app"]
+    assert "pre-flight" in reason
+    assert "InvalidParameterValue" in reason and "arm64" in reason
+    assert PUB_TEMPLATE in reason
+    assert " - pub-app: " in str(error) and "priv-app" not in str(error)
+
+    done = changes(tmp_path, "asg-lc-to-imdsv2")
+    assert done["pub-app"]["Error"] == reason
+    assert done["priv-app"]["LaunchTemplateId"] == PRIV_TEMPLATE
+
+
+def test_convert_without_verify_makes_no_preflight_call(placebo_factory, load_policy,
+                                                        tmp_path):
+    """The same estate with `verify: false`: no RunInstances call at all, and both
+    groups are switched (the flight holds no RunInstances answer)."""
+    factory = recording_factory(
+        placebo_factory, "test_convert_without_verify_makes_no_preflight_call")
+    load_policy(convert_policy(verify=False), session_factory=factory,
+                output_dir=tmp_path).run()
+    assert factory.called("RunInstances") == []
+    assert factory.called("UpdateAutoScalingGroup") == [
+        {"AutoScalingGroupName": "pub-app",
+         "LaunchTemplate": {"LaunchTemplateId": PUB_TEMPLATE, "Version": "$Default"}},
+        {"AutoScalingGroupName": "priv-app",
+         "LaunchTemplate": {"LaunchTemplateId": PRIV_TEMPLATE, "Version": "$Default"}}]
+
+
+def test_convert_create_warning_withdraws_template(placebo_factory, load_policy, tmp_path):
+    """CreateLaunchTemplate _1 answers with a Warning: the new template is deleted
+    (DeleteLaunchTemplate _1) - no group uses it yet - and the group stays on its
+    launch configuration, untagged."""
+    factory = recording_factory(placebo_factory,
+                                "test_convert_create_warning_withdraws_template")
+    policy = load_policy(convert_policy(**{"hop-limit": 2, "http-endpoint": "enabled",
+                                           "version": "$Latest"}),
+                         session_factory=factory, output_dir=tmp_path)
+    with pytest.raises(RemediationError) as raised:
+        policy.run()
+    assert factory.called("DeleteLaunchTemplate") == [
+        {"LaunchTemplateId": "lt-0c4000000000000c4"}]
+    assert factory.called("RunInstances") == []
+    assert factory.called("CreateOrUpdateTags") == []
+    assert factory.called("UpdateAutoScalingGroup") == []
+    reason = raised.value.failures["containers"]
+    assert "warning" in reason and "HttpPutResponseHopLimit 2" in reason

@@ -1,4 +1,5 @@
-"""Pure rules of the safe rollout: exemptions, container detection, hop limits and the
+"""c7n_imds.model.safety (and launch_source.effective_http_tokens): the pure rules of
+the safe rollout: exemptions, container detection, hop limits and the
 effective HttpTokens precedence (docs/aws-facts.md)."""
 import base64
 import datetime

@@ -1,4 +1,4 @@
-"""`c7n-imds summary`: figures checked against what was seeded, in every format.
+"""c7n_imds.summary (`c7n-imds summary`): figures checked against what was seeded, in every format.
 
 End to end: a small estate on a real moto server, the real `c7n-imds run` of
 policies/detect.yml and policies/remediate.yml into one folder, detect.yml again into a

@@ -1,4 +1,4 @@
-"""c7n_imds.launch, over data already loaded (no AWS call): override images in
+"""c7n_imds.sources.LaunchSources, over data already loaded (no AWS call): override images in
 EffectiveHttpTokens, names with white space on either side, RemediationPending."""
 from c7n_imds.model.provenance import derived_version_description
 from c7n_imds.sources import LaunchSources

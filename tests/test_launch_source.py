@@ -1,0 +1,43 @@
+"""c7n_imds.model.launch_source: the `imds` view of metadata options and which
+template is weakest."""
+import base64
+import re
+from datetime import datetime, timezone
+
+from c7n_imds.model.launch_source import metadata_view, weakness
+
+TEMPLATE_NAME = re.compile(r"^[a-zA-Z0-9().\-/_]{3,128}$")
+CREATED = datetime(2021, 3, 4, 5, 6, 7, 123000, tzinfo=timezone.utc)
+USER_DATA_TEXT = "#!/bin/bash\necho 'h\u00e9llo'\n"
+USER_DATA = base64.b64encode(USER_DATA_TEXT.encode("utf-8")).decode("ascii")
+
+
+def test_metadata_view_absent_tokens_mean_optional():
+    expected = {"HttpTokens": "optional", "HttpEndpoint": None,
+                "HttpPutResponseHopLimit": None, "InstanceMetadataTags": None}
+    assert metadata_view(None) == expected
+    assert metadata_view({}) == expected
+    assert metadata_view({"HttpEndpoint": "enabled"})["HttpTokens"] == "optional"
+
+
+
+def test_metadata_view_carries_the_settings():
+    assert metadata_view({"HttpTokens": "required", "HttpEndpoint": "enabled",
+                          "HttpPutResponseHopLimit": 2, "InstanceMetadataTags": "disabled",
+                          "State": "applied"}) == {
+        "HttpTokens": "required", "HttpEndpoint": "enabled",
+        "HttpPutResponseHopLimit": 2, "InstanceMetadataTags": "disabled"}
+
+
+
+def test_weakness_ordering():
+    unset = metadata_view(None)
+    optional = metadata_view({"HttpTokens": "optional", "HttpEndpoint": "enabled"})
+    required = metadata_view({"HttpTokens": "required"})
+    disabled_optional = metadata_view({"HttpTokens": "optional", "HttpEndpoint": "disabled"})
+    disabled_required = metadata_view({"HttpTokens": "required", "HttpEndpoint": "disabled"})
+    assert weakness(unset) == weakness(optional)
+    assert weakness(optional) < weakness(required) < weakness(disabled_optional)
+    assert weakness(disabled_optional) == weakness(disabled_required)
+    ordered = sorted([disabled_required, required, optional], key=weakness)
+    assert ordered == [optional, required, disabled_required]

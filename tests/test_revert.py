@@ -1,0 +1,76 @@
+"""`revert-imds-remediation` (c7n_imds/actions/revert.py) against recorded AWS
+responses.
+
+Placebo answers each operation's calls in order, one file per call
+(<service>.<Operation>_<n>.json), whatever the parameters; every file must answer a
+call and no operation's files may start over (tests/conftest.py checks both). A policy
+run makes: DescribeAutoScalingGroups (custodian's listing), the `imds` filter's
+describes, the action's own DescribeAutoScalingGroups (it re-reads the groups it
+changes), its own describes, then its changes - each create followed by a describe of
+exactly what it created (the read-back). Where one operation gets different answers,
+the test's docstring says which call gets which. Flights are in AWS's shape
+(botocore's parsed output; tests/test_flights.py checks every file); expected values
+are written out from the documented rules, not computed by the code under test.
+"""
+import datetime
+
+import pytest
+
+from c7n_imds.actions import RemediationError
+from tests.support.placebo import asg_policy, call_order, changes, group_tag, recording_factory
+
+PREVIOUS = "c7n-imds:previous-launch"
+EXEMPT = "c7n-imds:exempt"
+ANNOTATION = "c7n-imds:launch"
+CREATED_TEXT = "2021-03-04T05:06:07Z"  # the flights' LC CreatedTime, 05:06:07.123 UTC
+
+
+def revert_policy():
+    return asg_policy("asg-revert-imds", {"type": "revert-imds-remediation"},
+                      [{"tag:%s" % PREVIOUS: "present"}])
+
+
+def test_revert_refuses_when_launch_configuration_is_gone(placebo_factory, load_policy,
+                                                          tmp_path):
+    """Group app was converted from old-lc (tag c7n-imds:previous-launch = lc:old-lc),
+    and old-lc has since been deleted: DescribeLaunchConfigurations returns nothing. The
+    revert is refused with a message naming the configuration; nothing is changed -
+    not the group, not its tags."""
+    factory = recording_factory(placebo_factory,
+                                "test_revert_refuses_when_launch_configuration_is_gone")
+    policy = load_policy(revert_policy(), session_factory=factory, output_dir=tmp_path)
+    with pytest.raises(RemediationError) as raised:
+        policy.run()
+
+    assert factory.called("DescribeLaunchConfigurations") == [
+        {"LaunchConfigurationNames": ["old-lc"]}]
+    assert factory.called("UpdateAutoScalingGroup") == []
+    assert factory.called("DeleteTags") == []
+    assert factory.called("CreateOrUpdateTags") == []
+    assert set(raised.value.failures) == {"app"}
+    reason = raised.value.failures["app"]
+    assert "'old-lc'" in reason and "no longer exists" in reason
+
+
+def test_revert_restores_launch_configuration(placebo_factory, load_policy, tmp_path):
+    """The same group with old-lc still there: the group goes back to old-lc, the
+    previous-launch tag is removed and the group is tagged c7n-imds:exempt so the next
+    scheduled remediation leaves it alone - in that order."""
+    factory = recording_factory(placebo_factory, "test_revert_restores_launch_configuration")
+    before = datetime.date.today()
+    load_policy(revert_policy(), session_factory=factory, output_dir=tmp_path).run()
+    after = datetime.date.today()
+
+    assert factory.called("UpdateAutoScalingGroup") == [
+        {"AutoScalingGroupName": "app", "LaunchConfigurationName": "old-lc"}]
+    assert factory.called("DeleteTags") == [{"Tags": [{
+        "ResourceId": "app", "ResourceType": "auto-scaling-group", "Key": PREVIOUS}]}]
+    (exempt,) = factory.called("CreateOrUpdateTags")
+    assert exempt in (group_tag("app", EXEMPT, "reverted by c7n-imds on %s" % day.isoformat())
+                      for day in {before, after}), exempt
+    assert call_order(factory, "UpdateAutoScalingGroup", "DeleteTags",
+                      "CreateOrUpdateTags") == [
+        ("UpdateAutoScalingGroup", "app"), ("DeleteTags", "app"),
+        ("CreateOrUpdateTags", "app")]
+    assert changes(tmp_path, "asg-revert-imds") == {"app": {
+        "AutoScalingGroupName": "app", "RevertedTo": "lc:old-lc"}}
