@@ -1,6 +1,8 @@
 """What launches a group's instances, and the `imds` filter's view of it, from data
 already loaded: launch references, the views of configurations and template versions,
 the weakest template of a mixed instances policy, what instances really get. Pure."""
+from __future__ import annotations
+
 from c7n_imds.names import (
     LAUNCH_CONFIGURATION,
     LAUNCH_TEMPLATE,
@@ -10,7 +12,7 @@ from c7n_imds.names import (
 )
 
 
-def metadata_view(metadata_options):
+def metadata_view(metadata_options: dict | None) -> dict:
     """The `imds` filter keys for a set of metadata options (from an LC or LT version).
 
     Only HttpTokens has a fixed meaning when unset - ``optional``, i.e. IMDSv1 allowed
@@ -25,7 +27,8 @@ def metadata_view(metadata_options):
     }
 
 
-def effective_http_tokens(launch_http_tokens, account_defaults, image_imds_support):
+def effective_http_tokens(launch_http_tokens: str | None, account_defaults: dict | None,
+                          image_imds_support: str | None) -> str:
     """What instances really get (docs/aws-facts.md): a value in the launch data wins,
     then the account default for the region, then the AMI (``ImdsSupport: v2.0`` means
     tokens required); otherwise ``optional``."""
@@ -39,7 +42,7 @@ def effective_http_tokens(launch_http_tokens, account_defaults, image_imds_suppo
     return TOKENS_OPTIONAL
 
 
-def weakness(view):
+def weakness(view: dict) -> int:
     """Sort key: lower is weaker. IMDS with tokens optional is the weakest; a disabled
     endpoint cannot be reached with or without a token."""
     if view.get("HttpEndpoint") == "disabled":
@@ -47,14 +50,14 @@ def weakness(view):
     return 1 if view.get("HttpTokens") == TOKENS_REQUIRED else 0
 
 
-def template_spec(spec):
+def template_spec(spec: dict) -> dict:
     """A LaunchTemplateSpecification with the version AWS uses when none is given."""
     return {"LaunchTemplateId": spec.get("LaunchTemplateId"),
             "LaunchTemplateName": spec.get("LaunchTemplateName"),
             "Version": str(spec.get("Version") or "$Default")}
 
 
-def launch_references(asg):
+def launch_references(asg: dict) -> tuple[str | None, list]:
     """(launch type, [references]) for a group, without any API call.
 
     A reference is an LC name (str) or a template spec (dict). AWS returns exactly one
@@ -75,13 +78,13 @@ def launch_references(asg):
     return None, []
 
 
-def mixed_overrides(asg):
+def mixed_overrides(asg: dict) -> list[dict]:
     """The overrides of a group's mixed instances policy ([] for other groups)."""
     policy = asg.get("MixedInstancesPolicy") or {}
     return list((policy.get("LaunchTemplate") or {}).get("Overrides") or ())
 
 
-def launch_configuration_view(config):
+def launch_configuration_view(config: dict) -> dict:
     """The `imds` keys of a launch configuration (a group's, or the LC itself)."""
     return dict(metadata_view(config.get("MetadataOptions")), LaunchType=LAUNCH_CONFIGURATION,
                 LaunchName=config["LaunchConfigurationName"], LaunchTemplateId=None,
@@ -89,7 +92,7 @@ def launch_configuration_view(config):
                 RemediationPending=False, LaunchSourceMissing=False)
 
 
-def missing_view(launch_type, name, reason):
+def missing_view(launch_type: str | None, name: str | None, reason: str) -> dict:
     return {"LaunchType": launch_type, "LaunchName": name, "LaunchTemplateId": None,
             "LaunchTemplateVersion": None, "HttpTokens": None, "HttpEndpoint": None,
             "HttpPutResponseHopLimit": None, "InstanceMetadataTags": None,

@@ -1,6 +1,8 @@
 """Where c7n-imds's own resources come from and how a re-run finds them again: names
 derived from the source, idempotency tokens, the previous-launch tag codec and the
 descriptions of derived versions. Pure."""
+from __future__ import annotations
+
 import hashlib
 import json
 import re
@@ -16,7 +18,7 @@ DIGEST_LENGTH = 10
 TAG_VALUE_MAX = 256
 
 
-def _timestamp(value):
+def _timestamp(value: datetime | str | None) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
@@ -24,14 +26,14 @@ def _timestamp(value):
     return str(value) if value else ""
 
 
-def source_identity(launch_configuration):
+def source_identity(launch_configuration: dict) -> tuple[str, str]:
     """(name, created) - what tells one launch configuration from a later one of the
     same name. LCs are immutable but can be deleted and re-created under one name."""
     return (launch_configuration["LaunchConfigurationName"],
             _timestamp(launch_configuration.get("CreatedTime")))
 
 
-def template_name(launch_configuration):
+def template_name(launch_configuration: dict) -> str:
     """A valid, deterministic launch template name for a launch configuration.
 
     LC names allow almost any character and 255 of them; template names allow 3-128 of
@@ -50,7 +52,7 @@ def template_name(launch_configuration):
 LAUNCH_CONFIGURATION_NAME_MAX = 255
 
 
-def copy_name(launch_configuration):
+def copy_name(launch_configuration: dict) -> str:
     """A deterministic name for the IMDSv2 copy of a launch configuration (LC names
     allow any character and 255 of them); re-runs find the copy by this name."""
     name, created = source_identity(launch_configuration)
@@ -59,13 +61,13 @@ def copy_name(launch_configuration):
     return name[:room] + TEMPLATE_NAME_MARKER + digest[:DIGEST_LENGTH]
 
 
-def client_token(template_name_):
+def client_token(template_name_: str) -> str:
     """CreateLaunchTemplate idempotency token: concurrent or retried creates of the same
     template collapse into one (at most 64 ASCII characters)."""
     return "c7n-imds-" + hashlib.sha256(template_name_.encode("utf-8")).hexdigest()[:48]
 
 
-def encode_previous_launch(launch):
+def encode_previous_launch(launch: dict) -> str:
     """Tag value recording what a group launched from before we changed it.
 
     ``launch`` is one of ``{"LaunchConfigurationName": name}`` or
@@ -82,14 +84,14 @@ def encode_previous_launch(launch):
     return "lt:%s:%s" % (launch["LaunchTemplateId"], launch.get("Version") or "$Default")
 
 
-def encode_previous_mixed_launch(specs):
+def encode_previous_mixed_launch(specs: list[dict]) -> str | None:
     """Tag value for a mixed instances policy's template specs (base, then overrides
     that name a template), or None when it does not fit in a tag value."""
     value = "mip:" + ",".join("%s:%s" % (s["LaunchTemplateId"], s["Version"]) for s in specs)
     return value if len(value) <= TAG_VALUE_MAX else None
 
 
-def decode_previous_launch(value):
+def decode_previous_launch(value: str) -> dict:
     """Inverse of the encoders above; raises ValueError on anything else."""
     if value.startswith("lc:") and len(value) > 3:
         return {"LaunchConfigurationName": value[3:]}
@@ -113,7 +115,7 @@ def decode_previous_launch(value):
 DERIVED_VERSION = re.compile(r"^c7n-imds: from version (\d+) with (\{.*\})$")
 
 
-def derived_version_description(source_version, metadata_options):
+def derived_version_description(source_version: int | str, metadata_options: dict) -> str:
     """VersionDescription of a version we derive: names its source, so a re-run finds
     it instead of creating another, and a revert knows where to go back to."""
     return "c7n-imds: from version %d with %s" % (
@@ -121,7 +123,7 @@ def derived_version_description(source_version, metadata_options):
                                         separators=(",", ":")))
 
 
-def parse_derived_version_description(description):
+def parse_derived_version_description(description: str | None) -> tuple[int, dict] | None:
     """(source version, metadata options) of a version we derived, else None."""
     match = DERIVED_VERSION.match(description or "")
     if not match:

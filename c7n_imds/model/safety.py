@@ -1,5 +1,7 @@
 """What keeps a remediation from breaking a workload: exemptions, the owners of a
 group (stacks and services), containers and the hop limit they need. Pure."""
+from __future__ import annotations
+
 import base64
 import binascii
 import datetime
@@ -10,7 +12,7 @@ from c7n_imds.names import BEANSTALK_TAG, CLOUDFORMATION_TAG, EKS_NODEGROUP_TAG,
 UNTIL = re.compile(r"^(?P<reason>.*?)\s*\buntil\s+(?P<date>\S+)\s*$", re.IGNORECASE)
 
 
-def parse_exemption(value, today):
+def parse_exemption(value: str | None, today: datetime.date) -> dict:
     """Read a ``c7n-imds:exempt`` tag value: a reason, optionally ending in
     ``until YYYY-MM-DD``. Returns the annotation; malformed values are exempt (the safe
     reading) and say why."""
@@ -41,7 +43,7 @@ CONTAINER_USER_DATA_MARKERS = (
     b"/etc/eks/bootstrap.sh", b"node.eks.aws", b"ECS_CLUSTER=", b"/etc/ecs/ecs.config")
 
 
-def runs_containers(asg, user_data=None):
+def runs_containers(asg: dict, user_data: str | None = None) -> bool:
     """Whether a group evidently runs containers, which need a hop limit of 2 or more
     to reach IMDSv2 from inside a container: EKS/ECS/Kubernetes tags on the group, or
     an EKS/ECS bootstrap in its user data (read here, never shown)."""
@@ -56,7 +58,8 @@ def runs_containers(asg, user_data=None):
     return False
 
 
-def resolve_hop_limit(option, existing_metadata_options, containers):
+def resolve_hop_limit(option: int | str, existing_metadata_options: dict | None,
+                      containers: bool) -> int | str:
     """`hop-limit: auto`: at least 2 where containers run, else keep what is there."""
     if option != "auto":
         return option
@@ -66,7 +69,7 @@ def resolve_hop_limit(option, existing_metadata_options, containers):
     return max(int(current), 2)
 
 
-def iac_owner(asg):
+def iac_owner(asg: dict) -> tuple[str, str] | None:
     """(tag, owner name) of the stack or environment that manages a group, or None."""
     tags = {t["Key"]: t["Value"] for t in asg.get("Tags") or ()}
     for key in (CLOUDFORMATION_TAG, BEANSTALK_TAG, EKS_NODEGROUP_TAG):
@@ -75,7 +78,7 @@ def iac_owner(asg):
     return None
 
 
-def iac_guidance(asg):
+def iac_guidance(asg: dict) -> str:
     key, owner = iac_owner(asg)
     if key == CLOUDFORMATION_TAG:
         return ("managed by CloudFormation stack %s: a change made behind the stack "

@@ -7,11 +7,15 @@ botocore's service model.
 The launch configuration -> launch template mapping follows AWS's "launch configuration
 mapping reference" (Auto Scaling user guide); see docs/mapping.md.
 """
+from __future__ import annotations
+
 import base64
 import re
 
 from c7n_imds.names import PRESERVE, TOKENS_REQUIRED
 
+# A hop limit: a number, or `preserve` (keep what the source has).
+HopLimit = int | str
 SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]+$")
 # Launch configuration fields with a straight launch template equivalent
 # (an empty string in the describe output means "unset").
@@ -36,7 +40,7 @@ class TranslationError(ValueError):
     """A launch configuration cannot be carried faithfully into a launch template."""
 
 
-def refuse_unknown_fields(launch_configuration, purpose):
+def refuse_unknown_fields(launch_configuration: dict, purpose: str) -> None:
     """A field this code does not know would be lost: refuse instead."""
     unknown = sorted(set(launch_configuration) - HANDLED_FIELDS)
     if unknown:
@@ -47,14 +51,15 @@ def refuse_unknown_fields(launch_configuration, purpose):
                 purpose))
 
 
-def security_group_names(launch_configuration):
+def security_group_names(launch_configuration: dict) -> list[str]:
     """Entries of an LC's SecurityGroups that are names (default VPC), not ids."""
     return [g for g in launch_configuration.get("SecurityGroups") or ()
             if not SECURITY_GROUP_ID.match(g)]
 
 
-def merge_metadata_options(existing, http_tokens=TOKENS_REQUIRED, hop_limit=PRESERVE,
-                           http_endpoint=PRESERVE, instance_metadata_tags=PRESERVE):
+def merge_metadata_options(existing: dict | None, http_tokens: str = TOKENS_REQUIRED,
+                           hop_limit: HopLimit = PRESERVE, http_endpoint: str = PRESERVE,
+                           instance_metadata_tags: str = PRESERVE) -> dict:
     """Metadata options with the requested settings laid over the existing ones.
 
     Settings left at ``preserve`` keep whatever the source had, including "unset" (which
@@ -72,7 +77,7 @@ def merge_metadata_options(existing, http_tokens=TOKENS_REQUIRED, hop_limit=PRES
     return merged
 
 
-def _block_device_mapping(lc_mapping):
+def _block_device_mapping(lc_mapping: dict) -> dict:
     """One LC block device mapping as a template one. A mapping is exactly one of:
     suppressed (NoDevice), an instance store volume (VirtualName), or an EBS volume.
     (moto adds an empty ``Ebs`` to instance store mappings; AWS never combines them.)"""
@@ -87,14 +92,14 @@ def _block_device_mapping(lc_mapping):
     return mapping
 
 
-def _ebs(lc_ebs):
+def _ebs(lc_ebs: dict) -> dict:
     """An LC's Ebs settings, ids stripped: recorded AWS answers carry trailing spaces
     in SnapshotIds (e.g. "snap-5d72a050 "), which must not reach a create."""
     return {k: (lc_ebs[k].strip() if isinstance(lc_ebs[k], str) else lc_ebs[k])
             for k in EBS_FIELDS if lc_ebs.get(k) is not None}
 
 
-def _copied_block_device_mapping(lc_mapping):
+def _copied_block_device_mapping(lc_mapping: dict) -> dict:
     """An LC block device mapping for a copy: the same one-of rule as above."""
     mapping = {"DeviceName": lc_mapping["DeviceName"]}
     if lc_mapping.get("NoDevice"):
@@ -106,9 +111,10 @@ def _copied_block_device_mapping(lc_mapping):
     return mapping
 
 
-def launch_template_data(launch_configuration, security_group_ids=None, *,
-                         http_tokens=TOKENS_REQUIRED, hop_limit=PRESERVE,
-                         http_endpoint=PRESERVE):
+def launch_template_data(launch_configuration: dict,
+                         security_group_ids: list[str] | None = None, *,
+                         http_tokens: str = TOKENS_REQUIRED, hop_limit: HopLimit = PRESERVE,
+                         http_endpoint: str = PRESERVE) -> tuple[dict, list[str]]:
     """Translate a DescribeLaunchConfigurations item into LaunchTemplateData.
 
     ``security_group_ids`` are the LC's security groups as ids, in order, with any names
@@ -184,8 +190,9 @@ def launch_template_data(launch_configuration, security_group_ids=None, *,
     return data, notes
 
 
-def launch_configuration_copy(launch_configuration, new_name, *, http_tokens=TOKENS_REQUIRED,
-                              hop_limit=PRESERVE, http_endpoint=PRESERVE):
+def launch_configuration_copy(launch_configuration: dict, new_name: str, *,
+                              http_tokens: str = TOKENS_REQUIRED, hop_limit: HopLimit = PRESERVE,
+                              http_endpoint: str = PRESERVE) -> tuple[dict, list[str]]:
     """CreateLaunchConfiguration parameters for a copy identical in every field but the
     metadata options. Returns ``(parameters, notes)``.
 
