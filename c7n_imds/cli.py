@@ -89,9 +89,17 @@ def _plan_command():
 def format_preview(preview):
     """A plan as text a person reads top to bottom. User data is already redacted."""
     templates, versions = preview.get("Templates", []), preview.get("Versions", [])
-    lines = ["policy %s (%s) action %s: %d template(s), %d version(s), %d failure(s)" % (
+    copies = preview.get("Copies", [])
+    made = ["%d template(s)" % len(templates), "%d version(s)" % len(versions)] + (
+        ["%d copy(ies)" % len(copies)] if copies else [])
+    lines = ["policy %s (%s) action %s: %s, %d failure(s)" % (
         preview["Policy"], preview["Region"] or "default", preview["Action"],
-        len(templates), len(versions), len(preview["Failures"]))]
+        ", ".join(made), len(preview["Failures"]))]
+    for copy in copies:
+        lines.append("  launch configuration %r -> copy %r" % (
+            copy["LaunchConfigurationName"], copy["CopyLaunchConfigurationName"]))
+        lines.append("    groups: %s" % ", ".join(copy["Groups"]))
+        lines.append("    MetadataOptions: %s" % json.dumps(copy["MetadataOptions"]))
     for template in templates:
         lines.append("  launch configuration %r -> launch template %s" % (
             template["LaunchConfigurationName"], template["LaunchTemplateName"]))

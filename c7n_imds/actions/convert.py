@@ -16,12 +16,12 @@ from c7n_imds.actions.options import (
 from c7n_imds.actions.templates import TemplateMaking
 from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry
 from c7n_imds.model.launch_source import launch_references
+from c7n_imds.model.plans import Plan, TemplatePlan
 from c7n_imds.model.provenance import (
     encode_previous_launch,
     source_identity,
     template_name,
 )
-from c7n_imds.model.redaction import redact
 from c7n_imds.model.translate import TranslationError, launch_template_data, security_group_names
 from c7n_imds.names import (
     LAUNCH_CONFIGURATION,
@@ -129,8 +129,8 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
     # -- planning: what each launch configuration becomes (no changes) -----------------
 
     def plan(self, asgs, ec2=None, autoscaling=None):
-        """(plans, failures): one plan per launch configuration, plus groups that cannot
-        be converted and why. Makes only describe calls."""
+        """The Plan: a TemplatePlan per launch configuration, the groups that cannot be
+        converted and why, and those left alone. Makes only describe calls."""
         if ec2 is None:
             ec2, autoscaling = self.clients()
         groups = []
@@ -158,7 +158,7 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
             except TranslationError as e:
                 for asg in config_groups:
                     failures[asg["AutoScalingGroupName"]] = str(e)
-        return plans, failures
+        return Plan(items=plans, failures=failures, skipped=list(self.skipped))
 
     def resolve_security_groups(self, ec2, configs_and_groups):
         """{(group name, SG name): SG id} for configurations that name groups."""
@@ -213,27 +213,22 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
             http_endpoint=self.data.get("http-endpoint", PRESERVE))
         for note in notes:
             log.warning("launch configuration %r: %s", config_name, note)
-        return {"LaunchConfigurationName": config_name,
-                "SourceCreated": source_identity(config)[1],
-                "LaunchTemplateName": template_name(config),
-                "LaunchTemplateData": data,
-                "Notes": notes,
-                "Groups": groups}
+        return TemplatePlan(launch_configuration_name=config_name,
+                            source_created=source_identity(config)[1],
+                            launch_template_name=template_name(config),
+                            launch_template_data=data, notes=notes, groups=groups)
 
     def preview(self, asgs):
         """The plan in a form safe to print: user data as size and hash only."""
-        plans, failures = self.plan(asgs)
-        return {"Templates": [dict(
-                    p, Groups=[a["AutoScalingGroupName"] for a in p["Groups"]],
-                    LaunchTemplateData=redact(p["LaunchTemplateData"])) for p in plans],
-                "Failures": failures, "Skipped": self.skipped}
+        return self.plan(asgs).preview("Templates")
 
     # -- execution --------------------------------------------------------------------
 
     def process(self, asgs):
         ec2, autoscaling = self.clients()
-        plans, failures = self.plan(asgs, ec2, autoscaling)
-        existing = self.existing_templates(ec2, [p["LaunchTemplateName"] for p in plans])
+        plan = self.plan(asgs, ec2, autoscaling)
+        plans, failures = plan.items, plan.failures
+        existing = self.existing_templates(ec2, [p.launch_template_name for p in plans])
         results, switched = list(self.skipped), []
         # Launch configurations are independent of each other; `concurrency` of them are
         # converted at a time (EC2's rate limits bound what more workers could gain).
@@ -244,8 +239,8 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
                 results.extend(plan_results)
                 failures.update(plan_failures)
                 switched.extend(plan_switched)
-        metadata = {asg["AutoScalingGroupName"]: plan["LaunchTemplateData"]["MetadataOptions"]
-                    for plan in plans for asg in plan["Groups"]}
+        metadata = {asg["AutoScalingGroupName"]: plan.launch_template_data["MetadataOptions"]
+                    for plan in plans for asg in plan.groups}
         self.update_running_instances(ec2, autoscaling, switched, results, failures,
                                       uses_template=True, metadata=metadata)
         return self.finish(results, failures)
@@ -254,25 +249,25 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
         """One launch configuration: its template, then its groups.
         Returns (results, failures, switched groups)."""
         results, failures, switched = [], {}, []
-        names = [asg["AutoScalingGroupName"] for asg in plan["Groups"]]
+        names = [asg["AutoScalingGroupName"] for asg in plan.groups]
         try:
             template, stored, created, warnings = self.ensure_template(ec2, plan, existing)
         except AWS_ERRORS + (TranslationError,) as e:
             for name in names:
                 failures[name] = "creating launch template %s: %s" % (
-                    plan["LaunchTemplateName"], describe_error(e))
+                    plan.launch_template_name, describe_error(e))
             return results, failures, switched
         # Nothing switches to the template before it is proven: what AWS stored must be
         # the configuration, translated, plus the requested metadata options ...
         problem = self.stored_problem(
             "launch template %s (%s) version %s" % (
-                plan["LaunchTemplateName"], template["LaunchTemplateId"],
+                plan.launch_template_name, template["LaunchTemplateId"],
                 stored["VersionNumber"]),
-            plan["LaunchTemplateData"], stored.get("LaunchTemplateData"), warnings, names)
+            plan.launch_template_data, stored.get("LaunchTemplateData"), warnings, names)
         if problem and not created:
             problem = self.reuse_problem(plan, stored) or problem
         ready = []
-        for asg in plan["Groups"] if not problem else ():
+        for asg in plan.groups if not problem else ():
             # ... and EC2 must launch it, as each group would.
             refused = self.preflight(ec2, asg, None, template["LaunchTemplateId"],
                                      stored["VersionNumber"], stored.get("LaunchTemplateData")
@@ -310,9 +305,9 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
             switched.append(asg)
             results.append({
                 "AutoScalingGroupName": group,
-                "LaunchConfigurationName": plan["LaunchConfigurationName"],
+                "LaunchConfigurationName": plan.launch_configuration_name,
                 "LaunchTemplateId": template["LaunchTemplateId"],
-                "LaunchTemplateName": plan["LaunchTemplateName"],
+                "LaunchTemplateName": plan.launch_template_name,
                 "Version": version, "TemplateCreated": created})
         return results, failures, switched
 
@@ -322,9 +317,9 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
               LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"],
                               "Version": version})
         log.info("asg %s: launch configuration %r -> launch template %s (%s) %s, "
-                 "HttpTokens %s", group, plan["LaunchConfigurationName"],
-                 plan["LaunchTemplateName"], template["LaunchTemplateId"], version,
-                 plan["LaunchTemplateData"]["MetadataOptions"].get("HttpTokens", "unset"))
+                 "HttpTokens %s", group, plan.launch_configuration_name,
+                 plan.launch_template_name, template["LaunchTemplateId"], version,
+                 plan.launch_template_data["MetadataOptions"].get("HttpTokens", "unset"))
 
 
 @LaunchConfig.action_registry.register("convert-to-launch-template")

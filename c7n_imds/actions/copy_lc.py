@@ -16,6 +16,7 @@ from c7n_imds.actions.options import (
 )
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry
 from c7n_imds.model.launch_source import launch_references
+from c7n_imds.model.plans import CopyPlan, Plan
 from c7n_imds.model.provenance import copy_name, encode_previous_launch, source_identity
 from c7n_imds.model.translate import (
     CLASSIC_LINK_FIELDS,
@@ -90,6 +91,8 @@ class CopyLaunchConfiguration(Remediation):
     verify_permissions = ()  # no pre-flight: RunInstances cannot dry-run a configuration
 
     def plan(self, asgs, ec2, autoscaling):
+        """The Plan: a CopyPlan per launch configuration, the groups that cannot be
+        copied for and why, those left alone. Makes only describe calls."""
         groups = [a for a in self.eligible(current_groups(autoscaling, asgs))
                   if launch_references(a)[0] == LAUNCH_CONFIGURATION]
         sources = LaunchSources.for_manager(self.manager, ec2, autoscaling).load(groups)
@@ -115,41 +118,49 @@ class CopyLaunchConfiguration(Remediation):
                     continue
                 for note in notes:
                     log.warning("launch configuration %r: %s", identity[0], note)
-                plans[identity] = {"Source": identity[0], "Config": config,
-                                   "Parameters": params, "Groups": []}
-            plans[identity]["Groups"].append(asg)
-        return list(plans.values()), failures
+                plans[identity] = CopyPlan(source=identity[0], config=config,
+                                           parameters=params)
+            plans[identity].groups.append(asg)
+        return Plan(items=list(plans.values()), failures=failures,
+                    skipped=list(self.skipped))
+
+    def preview(self, asgs):
+        """What `process` would create: one copy per launch configuration (user data
+        is not shown)."""
+        ec2, autoscaling = self.clients()
+        return self.plan(asgs, ec2, autoscaling).preview("Copies")
 
     def process(self, asgs):
         ec2, autoscaling = self.clients()
-        plans, failures = self.plan(asgs, ec2, autoscaling)
-        existing = self.existing(autoscaling, [p["Parameters"]["LaunchConfigurationName"]
+        plan = self.plan(asgs, ec2, autoscaling)
+        plans, failures = plan.items, plan.failures
+        existing = self.existing(autoscaling, [p.parameters["LaunchConfigurationName"]
                                                for p in plans])
         results, switched, unavailable = list(self.skipped), [], None
         for plan in plans:
-            name = plan["Parameters"]["LaunchConfigurationName"]
+            name = plan.parameters["LaunchConfigurationName"]
             if unavailable is None and name not in existing:
                 try:
-                    retry(autoscaling.create_launch_configuration, **plan["Parameters"])
+                    retry(autoscaling.create_launch_configuration, **plan.parameters)
                     log.info("launch configuration %r created from %r with HttpTokens "
-                             "required", name, plan["Source"])
+                             "required", name, plan.source)
                 except BotoCoreError as e:
-                    for asg in plan["Groups"]:
+                    for asg in plan.groups:
                         failures[asg["AutoScalingGroupName"]] = \
                             "copying launch configuration %r: %s" % (
-                                plan["Source"], describe_error(e))
+                                plan.source, describe_error(e))
                     continue
                 except ClientError as e:
                     if launch_configurations_unavailable(e):
                         unavailable = describe_error(e)
                     elif e.response["Error"]["Code"] != CONFIGURATION_EXISTS:
-                        for asg in plan["Groups"]:
+                        for asg in plan.groups:
                             failures[asg["AutoScalingGroupName"]] = \
                                 "copying launch configuration %r: %s" % (
-                                    plan["Source"], describe_error(e))
+                                    plan.source, describe_error(e))
                         continue
             if unavailable is not None:
-                for asg in plan["Groups"]:
+                for asg in plan.groups:
                     failures[asg["AutoScalingGroupName"]] = (
                         "this account cannot create launch configurations (%s); nothing "
                         "was changed - use convert-to-launch-template instead" % unavailable)
@@ -159,10 +170,10 @@ class CopyLaunchConfiguration(Remediation):
             except AWS_ERRORS as e:
                 problem = "reading back launch configuration %r: %s" % (name, describe_error(e))
             if problem:
-                for asg in plan["Groups"]:
+                for asg in plan.groups:
                     failures[asg["AutoScalingGroupName"]] = problem
                 continue
-            for asg in plan["Groups"]:
+            for asg in plan.groups:
                 group = asg["AutoScalingGroupName"]
                 try:
                     self.record_previous_launch(autoscaling, group, encode_previous_launch(
@@ -173,13 +184,13 @@ class CopyLaunchConfiguration(Remediation):
                     failures[group] = "switching to %r: %s" % (name, describe_error(e))
                     continue
                 log.info("asg %s: launch configuration %r -> %r, HttpTokens required",
-                         group, plan["Source"], name)
+                         group, plan.source, name)
                 switched.append(asg)
                 results.append({"AutoScalingGroupName": group,
-                                "LaunchConfigurationName": plan["Source"],
+                                "LaunchConfigurationName": plan.source,
                                 "CopyLaunchConfigurationName": name})
-        metadata = {asg["AutoScalingGroupName"]: plan["Parameters"]["MetadataOptions"]
-                    for plan in plans for asg in plan["Groups"]}
+        metadata = {asg["AutoScalingGroupName"]: plan.parameters["MetadataOptions"]
+                    for plan in plans for asg in plan.groups}
         self.update_running_instances(ec2, autoscaling, switched, results, failures,
                                       uses_template=False, metadata=metadata)
         return self.finish(results, failures)
@@ -187,19 +198,19 @@ class CopyLaunchConfiguration(Remediation):
     def check_copy(self, autoscaling, plan):
         """The read-back: the copy as AWS stored it must be the source configuration in
         every field but its name and metadata options. None, or the reason."""
-        name = plan["Parameters"]["LaunchConfigurationName"]
+        name = plan.parameters["LaunchConfigurationName"]
         stored = retry(autoscaling.describe_launch_configurations,
                        LaunchConfigurationNames=[name])["LaunchConfigurations"]
         if not stored:
             return ("launch configuration %r was created but is not visible yet; run the "
                     "policy again to finish" % name)
         return self.stored_problem(
-            "launch configuration %r (copy of %r)" % (name, plan["Source"]),
-            expected_configuration_copy(plan["Config"], name,
-                                        plan["Parameters"]["MetadataOptions"],
+            "launch configuration %r (copy of %r)" % (name, plan.source),
+            expected_configuration_copy(plan.config, name,
+                                        plan.parameters["MetadataOptions"],
                                         dropped=CLASSIC_LINK_FIELDS),
             stored_configuration(stored[0], dropped=CLASSIC_LINK_FIELDS), [],
-            [asg["AutoScalingGroupName"] for asg in plan["Groups"]])
+            [asg["AutoScalingGroupName"] for asg in plan.groups])
 
     def existing(self, autoscaling, names):
         found = set()

@@ -17,6 +17,7 @@ from c7n_imds.actions.options import (
 from c7n_imds.actions.versions import VersionMaking
 from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry, tags_of
 from c7n_imds.model.launch_source import launch_references
+from c7n_imds.model.plans import GroupSpec, Plan, VersionPlan
 from c7n_imds.model.provenance import (
     encode_previous_launch,
     encode_previous_mixed_launch,
@@ -24,6 +25,8 @@ from c7n_imds.model.provenance import (
 )
 from c7n_imds.model.translate import merge_metadata_options
 from c7n_imds.names import (
+    ALIASES,
+    DEFAULT,
     LAUNCH_TEMPLATE,
     MIXED_INSTANCES_POLICY,
     PRESERVE,
@@ -134,7 +137,9 @@ class SetMetadataAccess(VersionMaking, Remediation):
     # -- planning -----------------------------------------------------------------------
 
     def plan(self, asgs, ec2, autoscaling):
-        """({(template id, source number): work}, failures, groups). Describe calls only."""
+        """The Plan: a VersionPlan per (template, source version) that needs a new
+        version, the groups that cannot be remediated and why, those left alone.
+        Describe calls only."""
         groups = [a for a in self.eligible(current_groups(autoscaling, asgs))
                   if template_group_specs(a)]
         sources = LaunchSources.for_manager(self.manager, ec2, autoscaling).load(groups)
@@ -176,16 +181,17 @@ class SetMetadataAccess(VersionMaking, Remediation):
             else:
                 for spec, version in needed:
                     key = (version["LaunchTemplateId"], version["VersionNumber"])
-                    item = work.setdefault(key, {"Source": version, "Groups": []})
-                    item["Groups"].append((asg, spec))
+                    item = work.setdefault(key, VersionPlan(source=version))
+                    item.groups.append(GroupSpec(asg, spec))
                     if spec["Version"] == "$Latest":
-                        item["FollowedAsLatest"] = True
+                        item.followed_as_latest = True
         for item in work.values():
-            data = item["Source"].get("LaunchTemplateData") or {}
-            item["Metadata"] = self.requested(
-                data.get("MetadataOptions"), [asg for asg, _ in item["Groups"]],
+            data = item.source.get("LaunchTemplateData") or {}
+            item.metadata_options = self.requested(
+                data.get("MetadataOptions"), [asg for asg, _ in item.groups],
                 data.get("UserData"))
-        return work, failures
+        return Plan(items=[work[key] for key in sorted(work)], failures=failures,
+                    skipped=list(self.skipped))
 
     @staticmethod
     def derived_source(sources, version):
@@ -199,25 +205,15 @@ class SetMetadataAccess(VersionMaking, Remediation):
     def preview(self, asgs):
         """What `process` would create: one version per (template, source version)."""
         ec2, autoscaling = self.clients()
-        work, failures = self.plan(asgs, ec2, autoscaling)
-        versions = []
-        for (template_id, number), item in sorted(work.items()):
-            groups = [asg for asg, _ in item["Groups"]]
-            versions.append({
-                "LaunchTemplateId": template_id,
-                "LaunchTemplateName": item["Source"].get("LaunchTemplateName"),
-                "SourceVersion": number,
-                "MakeDefault": bool(item["Source"].get("DefaultVersion")) and
-                self.data.get("set-default", True),
-                "MetadataOptions": item["Metadata"],
-                "Groups": [asg["AutoScalingGroupName"] for asg in groups]})
-        return {"Versions": versions, "Failures": failures, "Skipped": list(self.skipped)}
+        return self.plan(asgs, ec2, autoscaling).preview(
+            "Versions", set_default=self.data.get("set-default", True))
 
     # -- execution ----------------------------------------------------------------------
 
     def process(self, asgs):
         ec2, autoscaling = self.clients()
-        work, failures = self.plan(asgs, ec2, autoscaling)
+        plan = self.plan(asgs, ec2, autoscaling)
+        work, failures = {item.key: item for item in plan.items}, plan.failures
         followers = template_followers(autoscaling, work)
         self.guard_shared_templates(work, followers, failures)
         new_versions = self.make_versions(ec2, work, followers, failures)
@@ -229,7 +225,7 @@ class SetMetadataAccess(VersionMaking, Remediation):
             if key in new_versions:
                 options = (new_versions[key].get("LaunchTemplateData") or {}).get(
                     "MetadataOptions") or {}
-                for asg, _ in item["Groups"]:
+                for asg, _ in item.groups:
                     metadata.setdefault(asg["AutoScalingGroupName"], options)
         self.update_running_instances(ec2, autoscaling, switched, results, failures,
                                       uses_template=True, metadata=metadata)
@@ -243,7 +239,7 @@ class SetMetadataAccess(VersionMaking, Remediation):
         version instead."""
         in_run = {}
         for (template_id, _), item in work.items():
-            for asg, spec in item["Groups"]:
+            for asg, spec in item.groups:
                 in_run.setdefault(template_id, set()).add(
                     (asg["AutoScalingGroupName"], spec["Version"]))
         for key, item in work.items():
@@ -252,7 +248,7 @@ class SetMetadataAccess(VersionMaking, Remediation):
             latest_outside = sorted(following.get("$Latest", set()) - {
                 name for name, version in in_run[template_id] if version == "$Latest"})
             if latest_outside:
-                for asg, _ in item["Groups"]:
+                for asg, _ in item.groups:
                     failures[asg["AutoScalingGroupName"]] = (
                         "launch template %s is followed as $Latest by %s, which this run "
                         "does not change; a new version would change what they launch. "
@@ -261,12 +257,12 @@ class SetMetadataAccess(VersionMaking, Remediation):
                 continue
             default_outside = sorted(following.get("$Default", set()) - {
                 name for name, version in in_run[template_id] if version == "$Default"})
-            if item["Source"].get("DefaultVersion") and default_outside:
+            if item.source.get("DefaultVersion") and default_outside:
                 log.warning("launch template %s: default version %s kept because %s "
                             "follow it and are not changed by this run; this run's groups "
                             "are pinned to the new version instead", template_id, key[1],
                             ", ".join(default_outside))
-                item["DefaultOutsiders"] = default_outside
+                item.default_outsiders = default_outside
 
     def apply(self, ec2, autoscaling, work, new_versions, followers, failures):
         results, switched, group_specs, defaults = [], {}, {}, []
@@ -274,16 +270,19 @@ class SetMetadataAccess(VersionMaking, Remediation):
             new = new_versions.get(key)
             if new is None:
                 continue
-            names = [asg["AutoScalingGroupName"] for asg, _ in item["Groups"]]
-            for asg, spec in item["Groups"]:
-                if spec["Version"] == "$Default" and item.get("DefaultOutsiders"):
-                    spec = dict(spec, PinInstead=True)
-                elif spec["Version"] == "$Default" and not self.data.get("set-default", True):
+            names = [asg["AutoScalingGroupName"] for asg, _ in item.groups]
+            for asg, spec in item.groups:
+                # A $Default follower is pinned to the new number when the default must
+                # stay for groups outside the run.
+                pin = spec["Version"] not in ALIASES or (
+                    spec["Version"] == DEFAULT and bool(item.default_outsiders))
+                if spec["Version"] == DEFAULT and not pin and not self.data.get(
+                        "set-default", True):
                     # The default stays where it is, so this group launches as before.
                     continue
                 group_specs.setdefault(asg["AutoScalingGroupName"], (asg, []))[1].append(
-                    (spec, new))
-            if item["Source"].get("DefaultVersion") and not item.get("DefaultOutsiders"):
+                    (spec, new, pin))
+            if item.source.get("DefaultVersion") and not item.default_outsiders:
                 defaults.append((key, new, names))
         for name, (asg, _) in sorted(group_specs.items()):
             if name in failures or tags_of(asg).get(
@@ -325,24 +324,22 @@ class SetMetadataAccess(VersionMaking, Remediation):
             switched[name] = asg
             results.append({"AutoScalingGroupName": name, "Versions": [
                 {"LaunchTemplateId": new["LaunchTemplateId"], "From": spec["Version"],
-                 "VersionNumber": new["VersionNumber"]} for spec, new in specs]})
+                 "VersionNumber": new["VersionNumber"]} for spec, new, _ in specs]})
         return results, list(switched.values())
 
     def point_group(self, autoscaling, asg, specs):
-        """Point pinned specs at the new version numbers."""
+        """Point pinned specs - (spec, new version, pin) - at the new version numbers."""
         name = asg["AutoScalingGroupName"]
         pinned = {(s.get("LaunchTemplateId") or new["LaunchTemplateId"], s["Version"]): new
-                  for s, new in specs
-                  if s["Version"] not in ("$Default", "$Latest") or s.get("PinInstead")}
+                  for s, new, pin in specs if pin}
         update = repoint(asg, pinned)
         if update:
             retry(autoscaling.update_auto_scaling_group, AutoScalingGroupName=name, **update)
-        for spec, new in specs:
+        for spec, new, pin in specs:
             log.info("asg %s: launch template %s %s -> version %s (%s)", name,
                      new["LaunchTemplateId"], spec["Version"], new["VersionNumber"],
-                     "pinned" if spec.get("PinInstead") else
-                     "pointed" if spec["Version"] not in ("$Default", "$Latest")
-                     else "follows " + spec["Version"])
+                     "follows " + spec["Version"] if not pin else
+                     "pointed" if spec["Version"] not in ALIASES else "pinned")
 
 
 def template_followers(autoscaling, work):

@@ -45,7 +45,7 @@ class TemplateMaking:
         """(template, stored version, created, warnings): the plan's template, created
         unless an earlier run already did, and the version its groups will follow as
         AWS stored it (described, not taken from the create's answer)."""
-        name = plan["LaunchTemplateName"]
+        name = plan.launch_template_name
         if name not in existing:
             try:
                 return self.create_template(ec2, plan)
@@ -59,25 +59,25 @@ class TemplateMaking:
                         "launch template %s was created concurrently but is not visible "
                         "yet; run the policy again to finish" % name)
         template = existing[name]
-        if tags_of(template).get(SOURCE_TAG) != plan["LaunchConfigurationName"]:
+        if tags_of(template).get(SOURCE_TAG) != plan.launch_configuration_name:
             raise TranslationError(
                 "a launch template named %s already exists and was not created by c7n-imds "
                 "from this launch configuration; rename or delete it" % name)
         return template, self.followed_version(ec2, template["LaunchTemplateId"]), False, []
 
     def create_template(self, ec2, plan, stale=None):
-        data = plan["LaunchTemplateData"]
+        data = plan.launch_template_data
         response = retry(
-            ec2.create_launch_template, LaunchTemplateName=plan["LaunchTemplateName"],
+            ec2.create_launch_template, LaunchTemplateName=plan.launch_template_name,
             LaunchTemplateData=data,
             # The token covers the data too: a later run with other options, after the
             # template was deleted, must not meet IdempotentParameterMismatch.
             ClientToken=client_token(json.dumps(
-                [plan["LaunchTemplateName"], data, stale], sort_keys=True)),
+                [plan.launch_template_name, data, stale], sort_keys=True)),
             VersionDescription="c7n-imds: from launch configuration, IMDSv2",
             TagSpecifications=[{"ResourceType": "launch-template", "Tags": [
-                {"Key": SOURCE_TAG, "Value": plan["LaunchConfigurationName"]},
-                {"Key": SOURCE_CREATED_TAG, "Value": plan["SourceCreated"]}]}])
+                {"Key": SOURCE_TAG, "Value": plan.launch_configuration_name},
+                {"Key": SOURCE_CREATED_TAG, "Value": plan.source_created}]}])
         template = response["LaunchTemplate"]
         try:
             stored = self.followed_version(ec2, template["LaunchTemplateId"])
@@ -88,8 +88,8 @@ class TemplateMaking:
             # answers a repeated token with the original answer): create it anew.
             return self.create_template(ec2, plan, stale=template["LaunchTemplateId"])
         log.info("launch template %s (%s) created from launch configuration %r",
-                 plan["LaunchTemplateName"], template["LaunchTemplateId"],
-                 plan["LaunchConfigurationName"])
+                 plan.launch_template_name, template["LaunchTemplateId"],
+                 plan.launch_configuration_name)
         return template, stored, True, warning_messages(response)
 
     def followed_version(self, ec2, template_id):
@@ -103,9 +103,9 @@ class TemplateMaking:
         """A clearer reason when an earlier run converted with other metadata options
         (http-tokens: preserve, another hop limit): never switch a group to settings
         it did not ask for. Only the options the product sets are compared."""
-        wanted = plan["LaunchTemplateData"]["MetadataOptions"]
+        wanted = plan.launch_template_data["MetadataOptions"]
         data = dict(stored.get("LaunchTemplateData") or {})
-        if differences(dict(plan["LaunchTemplateData"], MetadataOptions={}),
+        if differences(dict(plan.launch_template_data, MetadataOptions={}),
                        dict(data, MetadataOptions={})):
             return None
         if not differences({"MetadataOptions": wanted},
@@ -114,7 +114,7 @@ class TemplateMaking:
         return ("launch template %s, made from this configuration by an earlier run, has "
                 "metadata options %s in version %s; this run asks for %s. Use "
                 "set-metadata-access on the groups already on it, then run again" % (
-                    plan["LaunchTemplateName"], json.dumps(
+                    plan.launch_template_name, json.dumps(
                         data.get("MetadataOptions") or {}, sort_keys=True),
                     stored["VersionNumber"], json.dumps(wanted, sort_keys=True)))
 

@@ -30,10 +30,10 @@ class VersionMaking:
         new_versions = {}
         # Per template, the version followed as $Latest is derived last, so that its
         # derivative ends up the latest.
-        for key in sorted(work, key=lambda k: (k[0], bool(work[k].get("FollowedAsLatest")),
+        for key in sorted(work, key=lambda k: (k[0], bool(work[k].followed_as_latest),
                                                k[1])):
             item = work[key]
-            names = [asg["AutoScalingGroupName"] for asg, _ in item["Groups"]]
+            names = [asg["AutoScalingGroupName"] for asg, _ in item.groups]
             if any(n in failures for n in names):
                 for name in names:
                     failures.setdefault(name, "not changed: another group sharing launch "
@@ -50,7 +50,7 @@ class VersionMaking:
                 continue
             for name in names:
                 failures[name] = problem
-            if any(w.get("FollowedAsLatest") for k, w in work.items() if k[0] == key[0]):
+            if any(w.followed_as_latest for k, w in work.items() if k[0] == key[0]):
                 # The template's $Latest must stay what its followers launched.
                 self.take_back(ec2, key[0], work, new_versions, followers, failures,
                                "the new version of launch template %s for the groups that "
@@ -61,9 +61,9 @@ class VersionMaking:
     def all_or_none(self, item):
         """Whether a new version goes live for every group sharing it at once: it
         becomes their $Latest, or it becomes the template's default."""
-        return bool(item.get("FollowedAsLatest")) or bool(
-            item["Source"].get("DefaultVersion") and self.data.get("set-default", True)
-            and not item.get("DefaultOutsiders"))
+        return bool(item.followed_as_latest) or bool(
+            item.source.get("DefaultVersion") and self.data.get("set-default", True)
+            and not item.default_outsiders)
 
     def settle(self, ec2, work, new_versions, followers, failures):
         """A group changes completely or not at all, and a version that goes live for
@@ -73,22 +73,22 @@ class VersionMaking:
         while True:
             broken = [key for key in sorted(new_versions) if self.all_or_none(work[key]) and
                       any(asg["AutoScalingGroupName"] in failures
-                          for asg, _ in work[key]["Groups"])]
+                          for asg, _ in work[key].groups)]
             if not broken:
                 return
             for key in broken:
                 if key not in new_versions:
                     continue  # taken back with another version of its template
-                failed = sorted(asg["AutoScalingGroupName"] for asg, _ in work[key]["Groups"]
+                failed = sorted(asg["AutoScalingGroupName"] for asg, _ in work[key].groups
                                 if asg["AutoScalingGroupName"] in failures)
                 reason = "group %s, which shares launch template %s version %s, failed" % (
                     failed[0], key[0], new_versions[key]["VersionNumber"])
-                if work[key].get("FollowedAsLatest"):
+                if work[key].followed_as_latest:
                     self.take_back(ec2, key[0], work, new_versions, followers, failures,
                                    reason)
                     continue
                 del new_versions[key]  # unused: a later run finds and verifies it again
-                for asg, _ in work[key]["Groups"]:
+                for asg, _ in work[key].groups:
                     failures.setdefault(asg["AutoScalingGroupName"],
                                         "not changed: %s" % reason)
 
@@ -97,7 +97,7 @@ class VersionMaking:
         again what its followers launched, and fail the groups they were for."""
         for key in [k for k in sorted(new_versions, reverse=True) if k[0] == template_id]:
             self.withdraw(ec2, new_versions.pop(key), followers)
-            for asg, _ in work[key]["Groups"]:
+            for asg, _ in work[key].groups:
                 failures.setdefault(asg["AutoScalingGroupName"], (
                     "not changed: %s, so this run's versions of launch template %s were "
                     "withdrawn" % (reason, template_id)))
@@ -123,18 +123,18 @@ class VersionMaking:
     def check_version(self, ec2, item, version, warnings):
         """The read-back (``version`` as described after its create, or as an earlier
         run left it), then the pre-flight: None, or why no group may use it."""
-        source = item["Source"]
+        source = item.source
         template_id, number = version["LaunchTemplateId"], version["VersionNumber"]
         problem = self.stored_problem(
             "launch template %s version %s (made from version %s)" % (
                 template_id, number, source["VersionNumber"]),
-            expected_version_data(source.get("LaunchTemplateData"), item["Metadata"]),
+            expected_version_data(source.get("LaunchTemplateData"), item.metadata_options),
             version.get("LaunchTemplateData"), warnings,
-            [asg["AutoScalingGroupName"] for asg, _ in item["Groups"]])
+            [asg["AutoScalingGroupName"] for asg, _ in item.groups])
         if problem:
             return problem
         data = version.get("LaunchTemplateData") or {}
-        for asg, spec in item["Groups"]:
+        for asg, spec in item.groups:
             refused = self.preflight(ec2, asg, spec, template_id, number, data)
             if refused:
                 return refused
@@ -170,10 +170,10 @@ class VersionMaking:
     def ensure_version(self, ec2, item):
         """(version, created, warnings): the new version for a source version, reused if
         an earlier run made it (found by its description)."""
-        source = item["Source"]
+        source = item.source
         template_id, number = source["LaunchTemplateId"], source["VersionNumber"]
         data = source.get("LaunchTemplateData") or {}
-        description = derived_version_description(number, item["Metadata"])
+        description = derived_version_description(number, item.metadata_options)
         paginator = ec2.get_paginator("describe_launch_template_versions")
         pages = retry(lambda: list(paginator.paginate(
             LaunchTemplateId=template_id, MinVersion=str(number + 1),
@@ -184,7 +184,7 @@ class VersionMaking:
         # SourceVersion inherits every parameter but block-device snapshots, which AWS
         # drops unless they are sent again: send the mappings whenever there are any,
         # and the metadata options whole.
-        launch_template_data = {"MetadataOptions": item["Metadata"]}
+        launch_template_data = {"MetadataOptions": item.metadata_options}
         if data.get("BlockDeviceMappings"):
             launch_template_data["BlockDeviceMappings"] = block_device_mappings_request(
                 data["BlockDeviceMappings"], "launch template %s version %s" % (

@@ -1,0 +1,115 @@
+"""Typed plans: what each remediation action will make and change, decided before any
+change, printed by `c7n-imds plan` and carried out by the action from the same record.
+
+One plan per action run: its items (a template per launch configuration, a version per
+source version, a copy per configuration), the groups that cannot be remediated and
+why, and the groups left to their stack or exemption. A preview is the plan in a form
+safe to print: group names only, user data as its size and SHA-256.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from c7n_imds.model.redaction import redact
+
+
+@dataclass
+class TemplatePlan:
+    """`convert-to-launch-template`: the launch template for one launch configuration,
+    and the groups that switch to it."""
+    launch_configuration_name: str
+    source_created: str
+    launch_template_name: str
+    launch_template_data: dict
+    notes: list[str]
+    groups: list[dict]
+
+    @property
+    def metadata_options(self) -> dict:
+        return self.launch_template_data["MetadataOptions"]
+
+    def preview(self) -> dict:
+        return {"LaunchConfigurationName": self.launch_configuration_name,
+                "SourceCreated": self.source_created,
+                "LaunchTemplateName": self.launch_template_name,
+                "LaunchTemplateData": redact(self.launch_template_data),
+                "Notes": list(self.notes),
+                "Groups": [asg["AutoScalingGroupName"] for asg in self.groups]}
+
+
+class GroupSpec(NamedTuple):
+    """One template specification of a group that a new version serves."""
+    asg: dict
+    spec: dict
+
+    @property
+    def name(self) -> str:
+        return self.asg["AutoScalingGroupName"]
+
+
+@dataclass
+class VersionPlan:
+    """`set-metadata-access`: the new version of one (template, source version), and the
+    group specifications it serves."""
+    source: dict  # the source version, as described
+    groups: list[GroupSpec] = field(default_factory=list)
+    metadata_options: dict = field(default_factory=dict)
+    followed_as_latest: bool = False  # a group follows the template's $Latest
+    # groups outside the run that follow the template's $Default: the default stays
+    # and this run's $Default followers are pinned instead
+    default_outsiders: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.source["LaunchTemplateId"], self.source["VersionNumber"]
+
+    @property
+    def group_names(self) -> list[str]:
+        return [g.name for g in self.groups]
+
+    @property
+    def source_is_default(self) -> bool:
+        return bool(self.source.get("DefaultVersion"))
+
+    def preview(self, set_default: bool) -> dict:
+        return {"LaunchTemplateId": self.key[0],
+                "LaunchTemplateName": self.source.get("LaunchTemplateName"),
+                "SourceVersion": self.key[1],
+                "MakeDefault": self.source_is_default and set_default
+                and not self.default_outsiders,
+                "MetadataOptions": self.metadata_options,
+                "Groups": self.group_names}
+
+
+@dataclass
+class CopyPlan:
+    """`copy-launch-configuration`: the IMDSv2 copy of one launch configuration."""
+    source: str
+    config: dict
+    parameters: dict  # CreateLaunchConfiguration parameters (user data as raw bytes)
+    groups: list[dict] = field(default_factory=list)
+
+    @property
+    def copy_name(self) -> str:
+        return self.parameters["LaunchConfigurationName"]
+
+    def preview(self) -> dict:
+        shown = {k: v for k, v in self.parameters.items() if k != "UserData"}
+        return {"LaunchConfigurationName": self.source, "CopyLaunchConfigurationName":
+                self.copy_name, "MetadataOptions": self.parameters["MetadataOptions"],
+                "CarriesUserData": bool(self.parameters.get("UserData")),
+                "Parameters": shown,
+                "Groups": [asg["AutoScalingGroupName"] for asg in self.groups]}
+
+
+@dataclass
+class Plan:
+    """What one action run will do."""
+    items: list[Any] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    skipped: list[dict] = field(default_factory=list)
+
+    def preview(self, kind: str, **options: Any) -> dict:
+        return {kind: [item.preview(**options) for item in self.items],
+                "Failures": dict(self.failures), "Skipped": list(self.skipped)}
