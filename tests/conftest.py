@@ -168,3 +168,11 @@ def c7n_imds_cmd():
 def read_resources(out_dir, policy):
     return json.loads((Path(out_dir) / policy / "resources.json").read_text())
 
+
+@pytest.fixture(scope="session", autouse=True)
+def reliability_figures():
+    """What the fault, crash and secret tests injected and survived, printed once."""
+    yield
+    from tests.support.commands import FIGURES
+    if FIGURES:
+        print("\nreliability figures: %s" % dict(FIGURES))

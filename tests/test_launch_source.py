@@ -20,14 +20,12 @@ def test_metadata_view_absent_tokens_mean_optional():
     assert metadata_view({"HttpEndpoint": "enabled"})["HttpTokens"] == "optional"
 
 
-
 def test_metadata_view_carries_the_settings():
     assert metadata_view({"HttpTokens": "required", "HttpEndpoint": "enabled",
                           "HttpPutResponseHopLimit": 2, "InstanceMetadataTags": "disabled",
                           "State": "applied"}) == {
         "HttpTokens": "required", "HttpEndpoint": "enabled",
         "HttpPutResponseHopLimit": 2, "InstanceMetadataTags": "disabled"}
-
 
 
 def test_weakness_ordering():

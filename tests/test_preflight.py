@@ -6,22 +6,14 @@ import pytest
 from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
 
 BASE = {"LaunchTemplateId": "lt-base", "Version": "$Default"}
-
-
-
 ARM = {"LaunchTemplateId": "lt-arm", "Version": "3"}
-
-
-
 REQUIREMENTS = {"VCpuCount": {"Min": 2, "Max": 4}, "MemoryMiB": {"Min": 4096}}
-
 
 
 def mixed(*overrides, base=BASE):
     return {"AutoScalingGroupName": "g", "VPCZoneIdentifier": "subnet-1, subnet-2",
             "MixedInstancesPolicy": {"LaunchTemplate": {
                 "LaunchTemplateSpecification": dict(base), "Overrides": list(overrides)}}}
-
 
 
 def test_per_override_template_gets_its_own_override():
@@ -31,12 +23,10 @@ def test_per_override_template_gets_its_own_override():
     assert launch_choice(asg, ARM) == {"InstanceType": "m6g.large", "ImageId": "ami-arm"}
 
 
-
 def test_base_template_gets_an_override_without_a_template():
     asg = mixed({"InstanceType": "m6g.large", "LaunchTemplateSpecification": ARM},
                 {"InstanceType": "c5.large"}, {"InstanceType": "m5.large"})
     assert launch_choice(asg, BASE) == {"InstanceType": "c5.large"}
-
 
 
 def test_spec_matching_defaults_the_version():
@@ -45,13 +35,11 @@ def test_spec_matching_defaults_the_version():
     assert launch_choice(asg, BASE) == {"InstanceType": "c5.large"}
 
 
-
 def test_attribute_based_override():
     asg = mixed({"InstanceRequirements": REQUIREMENTS})
     choice = launch_choice(asg, BASE)
     assert choice == {"InstanceRequirements": REQUIREMENTS}
     assert instance_requirements(choice, {"ImageId": "ami-1"}) == REQUIREMENTS
-
 
 
 @pytest.mark.parametrize("asg, spec", [
@@ -63,7 +51,6 @@ def test_no_override_means_the_templates_own_settings(asg, spec):
     assert launch_choice(asg, spec) == {}
 
 
-
 @pytest.mark.parametrize("choice, data, wanted", [
     ({}, {"InstanceType": "t3.small"}, None),
     ({}, {"InstanceRequirements": REQUIREMENTS}, REQUIREMENTS),
@@ -73,7 +60,6 @@ def test_no_override_means_the_templates_own_settings(asg, spec):
 ])
 def test_instance_requirements(choice, data, wanted):
     assert instance_requirements(choice, data) == wanted
-
 
 
 def test_parameters_pass_every_interface_with_the_groups_subnet():
@@ -101,14 +87,12 @@ def test_parameters_pass_every_interface_with_the_groups_subnet():
     assert interfaces[0]["SubnetId"] == "subnet-template"  # the template data is untouched
 
 
-
 def test_parameters_without_interfaces_name_the_subnet_type_and_image():
     params = preflight_parameters(mixed(), "lt-1", "2", {"InstanceType": "t3.small"},
                                   {"ImageId": "ami-arm"}, instance_type="m6g.large")
     assert params["SubnetId"] == "subnet-1"
     assert params["InstanceType"] == "m6g.large" and params["ImageId"] == "ami-arm"
     assert "NetworkInterfaces" not in params
-
 
 
 def test_parameters_for_the_default_vpc():

@@ -24,7 +24,6 @@ def lc_named(name, created=CREATED):
     return {"LaunchConfigurationName": name, "CreatedTime": created}
 
 
-
 @pytest.mark.parametrize("name", [
     "web-lc",
     "a",
@@ -43,11 +42,9 @@ def test_template_name_is_valid(name):
     assert TEMPLATE_NAME.match(template_name(lc_named(name)))
 
 
-
 def test_template_name_is_deterministic_and_readable():
     assert template_name(lc_named("web-lc")) == template_name(lc_named("web-lc"))
     assert template_name(lc_named("web-lc")).startswith("web-lc")
-
 
 
 def test_template_name_distinct_for_names_that_sanitize_alike():
@@ -56,11 +53,9 @@ def test_template_name_distinct_for_names_that_sanitize_alike():
     assert len(set(templates)) == len(names), templates
 
 
-
 def test_template_name_trailing_whitespace_is_significant():
     assert template_name(lc_named("web")) != template_name(lc_named("web "))
     assert template_name(lc_named("x" * 254)) != template_name(lc_named("x" * 254 + " "))
-
 
 
 def test_template_name_long_names_differing_only_at_the_end():
@@ -68,12 +63,10 @@ def test_template_name_long_names_differing_only_at_the_end():
     assert template_name(lc_named(a)) != template_name(lc_named(b))
 
 
-
 def test_template_name_distinct_for_a_recreated_launch_configuration():
     first = template_name(lc_named("web-lc", CREATED))
     assert first != template_name(lc_named("web-lc", CREATED + timedelta(days=30)))
     assert first != template_name(lc_named("web-lc", CREATED + timedelta(seconds=1)))
-
 
 
 def test_template_name_same_instant_in_any_timezone():
@@ -84,13 +77,11 @@ def test_template_name_same_instant_in_any_timezone():
     assert template_name(lc_named("web-lc", naive)) == utc
 
 
-
 def test_client_token():
     token = client_token(template_name(lc_named("web-lc")))
     assert len(token) <= 64 and token.isascii()
     assert token == client_token(template_name(lc_named("web-lc")))
     assert token != client_token(template_name(lc_named("web-lc2")))
-
 
 
 @pytest.mark.parametrize("name", [
@@ -101,14 +92,12 @@ def test_previous_launch_configuration_round_trip(name):
     assert decode_previous_launch(value) == {"LaunchConfigurationName": name}
 
 
-
 @pytest.mark.parametrize("name", ["x" * 254, "x" * 255, "é" * 255, "🙂" * 255])
 def test_previous_launch_configuration_long_name_uses_a_digest(name):
     value = encode_previous_launch({"LaunchConfigurationName": name})
     assert len(value) <= 256
     assert decode_previous_launch(value) == {
         "LaunchConfigurationNameSha256": hashlib.sha256(name.encode("utf-8")).hexdigest()}
-
 
 
 @pytest.mark.parametrize("launch, decoded", [
@@ -123,7 +112,6 @@ def test_previous_launch_template_round_trip(launch, decoded):
     value = encode_previous_launch(launch)
     assert len(value) <= 256
     assert decode_previous_launch(value) == decoded
-
 
 
 @pytest.mark.parametrize("value", ["", "web-lc", "lt:lt-0123", "lt:a:b:c", "LC:web"])

@@ -19,12 +19,10 @@ def test_user_data_fingerprint():
         "Bytes": len(USER_DATA_RAW), "Sha256": hashlib.sha256(USER_DATA_RAW).hexdigest()}
 
 
-
 def test_user_data_fingerprint_of_text_that_is_not_base64():
     text = "#!/bin/bash\necho hi\n"
     assert user_data_fingerprint(text) == {
         "Bytes": len(text.encode()), "Sha256": hashlib.sha256(text.encode()).hexdigest()}
-
 
 
 def launch_template_data(**fields):
@@ -42,7 +40,6 @@ def test_redact_hides_user_data():
     assert {k: v for k, v in shown.items() if k != "UserData"} == \
         {k: v for k, v in data.items() if k != "UserData"}
     assert data["UserData"] == USER_DATA        # the original is untouched
-
 
 
 def test_redact_without_user_data():

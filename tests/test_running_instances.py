@@ -103,7 +103,6 @@ def test_refresh_preferences_aws_accepts(preferences):
     assert refresh_preferences_problem(preferences) is None
 
 
-
 @pytest.mark.parametrize("preferences, words", [
     ({"MinHealthyPercentage": 101}, "outside 0-100"),
     ({"MinHealthyPercentage": -1}, "outside 0-100"),
@@ -114,7 +113,6 @@ def test_refresh_preferences_aws_accepts(preferences):
 ])
 def test_refresh_preferences_aws_refuses(preferences, words):
     assert words in refresh_preferences_problem(preferences)
-
 
 
 def test_refresh_preferences_leave_health_to_the_group():

@@ -30,12 +30,8 @@ from tests.support.placebo import (
 
 PREVIOUS = "c7n-imds:previous-launch"
 EXEMPT = "c7n-imds:exempt"
-
-
 ANNOTATION = "c7n-imds:launch"
 CREATED_TEXT = "2021-03-04T05:06:07Z"  # the flights' LC CreatedTime, 05:06:07.123 UTC
-
-
 WEB = "lt-0123456789abcdef0"
 
 

@@ -37,39 +37,17 @@ from c7n_imds.names import PRESERVE
 # What AWS accepts for a launch template name (CreateLaunchTemplate docs). botocore's ec2
 # model carries no constraint on the name, so the validator alone would not catch a bad one.
 TEMPLATE_NAME = re.compile(r"^[a-zA-Z0-9().\-/_]{3,128}$")
-
-
-
 SESSION = botocore.session.get_session()
-
-
-
 EC2 = SESSION.get_service_model("ec2")
-
-
-
 AUTOSCALING = SESSION.get_service_model("autoscaling")
-
-
-
 CREATE_LAUNCH_TEMPLATE = EC2.operation_model("CreateLaunchTemplate").input_shape
-
-
-
 LAUNCH_CONFIGURATION_SHAPE = AUTOSCALING.operation_model(
     "DescribeLaunchConfigurations").output_shape.members["LaunchConfigurations"].member
 
 
-
 # Fields a template's data may hold (the request shape, not a describe output shape).
 TEMPLATE_DATA_FIELDS = set(CREATE_LAUNCH_TEMPLATE.members["LaunchTemplateData"].members)
-
-
-
 CREATED = datetime(2021, 3, 4, 5, 6, 7, 123000, tzinfo=timezone.utc)
-
-
-
 USER_DATA_TEXT = (
     "#!/bin/bash\n"
     "# Grüße aus Köln — デプロイ スクリプト\n"
@@ -77,17 +55,9 @@ USER_DATA_TEXT = (
     "echo 'naïve café' > /etc/motd\n")
 
 
-
 USER_DATA_RAW = USER_DATA_TEXT.encode("utf-8")
-
-
-
 USER_DATA = base64.b64encode(USER_DATA_RAW).decode("ascii")
-
-
-
 PROFILE_ARN = "arn:aws:iam::123456789012:instance-profile/app/web-profile"
-
 
 
 def describe_item(**fields):
@@ -116,11 +86,9 @@ def describe_item(**fields):
     return item
 
 
-
 def translate(lc, *args, **kwargs):
     data, notes = launch_template_data(lc, *args, **kwargs)
     return data
-
 
 
 def assert_valid_template_request(lc, data):
@@ -128,7 +96,6 @@ def assert_valid_template_request(lc, data):
     report = ParamValidator().validate(params, CREATE_LAUNCH_TEMPLATE)
     assert not report.has_errors(), report.generate_report()
     assert TEMPLATE_NAME.match(params["LaunchTemplateName"]), params["LaunchTemplateName"]
-
 
 
 @pytest.mark.parametrize("field, value", [
@@ -142,12 +109,10 @@ def test_same_name_fields_are_copied(field, value):
     assert data[field] == value
 
 
-
 @pytest.mark.parametrize("field", ["ImageId", "InstanceType", "KeyName", "KernelId"])
 def test_same_name_field_empty_string_means_unset(field):
     data = translate(describe_item(**{field: ""}))
     assert field not in data
-
 
 
 @pytest.mark.parametrize("value", [True, False])
@@ -156,12 +121,10 @@ def test_ebs_optimized_is_copied_true_and_false(value):
     assert data["EbsOptimized"] is value
 
 
-
 def test_ebs_optimized_absent_stays_absent():
     lc = describe_item()
     del lc["EbsOptimized"]
     assert "EbsOptimized" not in translate(lc)
-
 
 
 def test_ramdisk_id_is_renamed():
@@ -170,11 +133,9 @@ def test_ramdisk_id_is_renamed():
     assert "RamdiskId" not in data
 
 
-
 def test_ramdisk_id_empty_string_means_unset():
     data = translate(describe_item(RamdiskId=""))
     assert "RamDiskId" not in data and "RamdiskId" not in data
-
 
 
 def test_user_data_is_byte_identical():
@@ -183,10 +144,8 @@ def test_user_data_is_byte_identical():
     assert base64.b64decode(data["UserData"]) == USER_DATA_RAW
 
 
-
 def test_user_data_empty_string_means_unset():
     assert "UserData" not in translate(describe_item(UserData=""))
-
 
 
 def test_security_group_ids_become_security_group_ids_in_order():
@@ -197,12 +156,10 @@ def test_security_group_ids_become_security_group_ids_in_order():
     assert "NetworkInterfaces" not in data
 
 
-
 def test_security_group_names_are_recognised():
     lc = describe_item(SecurityGroups=["web", "sg-0123abcd", "default", "sg-legacy"])
     assert security_group_names(lc) == ["web", "default", "sg-legacy"]
     assert security_group_names(describe_item()) == []
-
 
 
 def test_security_group_names_use_the_resolved_ids():
@@ -212,7 +169,6 @@ def test_security_group_names_use_the_resolved_ids():
     assert "web" not in json.dumps(data)
 
 
-
 def test_security_group_names_without_ids_are_refused():
     lc = describe_item(LaunchConfigurationName="named-groups-lc",
                        SecurityGroups=["web", "sg-0123abcd"])
@@ -220,7 +176,6 @@ def test_security_group_names_without_ids_are_refused():
         launch_template_data(lc)
     assert "web" in str(raised.value)
     assert "named-groups-lc" in str(raised.value)
-
 
 
 @pytest.mark.parametrize("public", [True, False])
@@ -236,13 +191,11 @@ def test_public_ip_setting_moves_groups_to_the_primary_interface(public):
     assert "SecurityGroupIds" not in data
 
 
-
 def test_public_ip_setting_with_resolved_names():
     data = translate(describe_item(AssociatePublicIpAddress=True, SecurityGroups=["web"]),
                      ["sg-0aaa1111bbbb2222c"])
     assert data["NetworkInterfaces"][0]["Groups"] == ["sg-0aaa1111bbbb2222c"]
     assert "SecurityGroupIds" not in data
-
 
 
 def test_public_ip_setting_without_groups():
@@ -255,10 +208,8 @@ def test_public_ip_setting_without_groups():
     assert "SecurityGroupIds" not in data
 
 
-
 def test_no_public_ip_setting_means_no_interfaces():
     assert "NetworkInterfaces" not in translate(describe_item(SecurityGroups=["sg-0123abcd"]))
-
 
 
 @pytest.mark.parametrize("monitoring, enabled", [
@@ -275,17 +226,14 @@ def test_monitoring(monitoring, enabled):
     assert translate(lc)["Monitoring"] == {"Enabled": enabled}
 
 
-
 def test_spot_price_becomes_market_options():
     data = translate(describe_item(SpotPrice="0.0416"))
     assert data["InstanceMarketOptions"] == {
         "MarketType": "spot", "SpotOptions": {"MaxPrice": "0.0416"}}
 
 
-
 def test_no_spot_price_means_on_demand():
     assert "InstanceMarketOptions" not in translate(describe_item())
-
 
 
 def test_instance_profile_by_name():
@@ -293,18 +241,15 @@ def test_instance_profile_by_name():
     assert data["IamInstanceProfile"] == {"Name": "web-profile"}
 
 
-
 def test_instance_profile_by_arn():
     data = translate(describe_item(IamInstanceProfile=PROFILE_ARN))
     assert data["IamInstanceProfile"] == {"Arn": PROFILE_ARN}
-
 
 
 def test_placement_tenancy():
     data = translate(describe_item(PlacementTenancy="dedicated"))
     assert data["Placement"] == {"Tenancy": "dedicated"}
     assert "Placement" not in translate(describe_item())
-
 
 
 def test_block_device_mappings():
@@ -334,13 +279,11 @@ def test_block_device_mappings():
     assert_valid_template_request(lc, data)
 
 
-
 def test_block_device_no_device_false_keeps_the_volume():
     lc = describe_item(BlockDeviceMappings=[
         {"DeviceName": "/dev/sdf", "NoDevice": False, "Ebs": {"VolumeSize": 100}}])
     assert translate(lc)["BlockDeviceMappings"] == [
         {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 100}}]
-
 
 
 def test_metadata_options_require_tokens_and_keep_the_rest():
@@ -350,11 +293,9 @@ def test_metadata_options_require_tokens_and_keep_the_rest():
         "HttpTokens": "required", "HttpPutResponseHopLimit": 3, "HttpEndpoint": "enabled"}
 
 
-
 def test_metadata_options_absent_only_require_tokens():
     # Unset hop limit / endpoint stay unset: the account default or the AMI decides.
     assert translate(describe_item())["MetadataOptions"] == {"HttpTokens": "required"}
-
 
 
 @pytest.mark.parametrize("hop_limit, expected", [(2, 2), ("2", 2), (64, 64)])
@@ -367,12 +308,10 @@ def test_metadata_options_explicit_hop_limit(hop_limit, expected):
     assert options["HttpTokens"] == "required"
 
 
-
 def test_metadata_options_preserve_hop_limit():
     lc = describe_item(MetadataOptions={"HttpPutResponseHopLimit": 1})
     assert translate(lc, hop_limit=PRESERVE)["MetadataOptions"][
         "HttpPutResponseHopLimit"] == 1
-
 
 
 def test_metadata_options_http_endpoint_preserve_and_explicit():
@@ -385,7 +324,6 @@ def test_metadata_options_http_endpoint_preserve_and_explicit():
         "HttpTokens": "required", "HttpEndpoint": "enabled"}
 
 
-
 def test_classic_link_is_dropped_with_a_note():
     lc = describe_item(ClassicLinkVPCId="vpc-0a1b2c3d",
                        ClassicLinkVPCSecurityGroups=["sg-0123abcd"])
@@ -396,11 +334,9 @@ def test_classic_link_is_dropped_with_a_note():
     assert "ClassicLinkVPCId" in notes[0] and "ClassicLinkVPCSecurityGroups" in notes[0]
 
 
-
 def test_empty_classic_link_fields_need_no_note():
     # AWS reports ClassicLinkVPCSecurityGroups: [] for every LC.
     assert launch_template_data(describe_item())[1] == []
-
 
 
 def test_unknown_field_is_refused_by_name():
@@ -411,13 +347,11 @@ def test_unknown_field_is_refused_by_name():
     assert "future-lc" in str(raised.value)
 
 
-
 def test_describe_only_fields_are_not_carried():
     data = translate(describe_item())
     for field in ("LaunchConfigurationName", "LaunchConfigurationARN", "CreatedTime"):
         assert field not in data
     assert set(data) <= TEMPLATE_DATA_FIELDS
-
 
 
 def test_full_launch_configuration():
@@ -447,7 +381,6 @@ def test_full_launch_configuration():
     assert_valid_template_request(lc, data)
 
 
-
 def test_translation_does_not_modify_its_input():
     lc = describe_item(SecurityGroups=["sg-0123abcd"], AssociatePublicIpAddress=True,
                        MetadataOptions={"HttpTokens": "optional"},
@@ -457,11 +390,9 @@ def test_translation_does_not_modify_its_input():
     assert json.dumps(lc, default=str, sort_keys=True) == before
 
 
-
 def test_merge_metadata_options_defaults():
     assert merge_metadata_options(None) == {"HttpTokens": "required"}
     assert merge_metadata_options({}) == {"HttpTokens": "required"}
-
 
 
 def test_merge_metadata_options_preserve_everything():
@@ -469,7 +400,6 @@ def test_merge_metadata_options_preserve_everything():
                 "HttpEndpoint": "enabled", "InstanceMetadataTags": "enabled",
                 "HttpProtocolIpv6": "disabled"}
     assert merge_metadata_options(existing, http_tokens=PRESERVE) == existing
-
 
 
 def test_merge_metadata_options_overrides():
@@ -483,13 +413,11 @@ def test_merge_metadata_options_overrides():
                         "HttpEndpoint": "disabled"}
 
 
-
 def test_merge_metadata_options_drops_describe_only_keys():
     # DescribeLaunchTemplateVersions reports State; a request may not carry it.
     existing = {"State": "applied", "HttpTokens": "optional", "HttpEndpoint": "enabled"}
     assert merge_metadata_options(existing) == {
         "HttpTokens": "required", "HttpEndpoint": "enabled"}
-
 
 
 def _aws_string_char(c):
@@ -499,11 +427,7 @@ def _aws_string_char(c):
     return c in "\r\n\t" or 0x20 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD or o >= 0x10000
 
 
-
 AWS_CHAR = st.characters(exclude_categories=("Cs",)).filter(_aws_string_char)
-
-
-
 LC_NAMES = st.one_of(
     st.text(AWS_CHAR, min_size=1, max_size=255),
     st.text(AWS_CHAR, min_size=240, max_size=255),
@@ -514,24 +438,15 @@ LC_NAMES = st.one_of(
 )
 
 
-
 HEX = "0123456789abcdef"
-
-
-
 SG_IDS = st.builds(lambda h: "sg-" + h, st.text(HEX, min_size=8, max_size=17))
-
-
-
 SG_NAMES = st.text(AWS_CHAR, min_size=1, max_size=255).filter(
     lambda n: not re.match(r"^sg-[0-9a-f]+$", n))
-
 
 
 CREATED_TIMES = st.datetimes(
     min_value=datetime(2010, 1, 1), max_value=datetime(2030, 1, 1),
     timezones=st.just(timezone.utc))
-
 
 
 EBS = st.fixed_dictionaries({}, optional={
@@ -545,12 +460,10 @@ EBS = st.fixed_dictionaries({}, optional={
 })
 
 
-
 DEVICE_NAMES = st.one_of(
     st.builds(lambda c: "/dev/sd" + c, st.sampled_from("bcdefghijklmnop")),
     st.builds(lambda c: "/dev/xvd" + c, st.sampled_from("abcdefgh")),
     st.just("/dev/sda1"))
-
 
 
 BLOCK_DEVICE = st.one_of(
@@ -563,7 +476,6 @@ BLOCK_DEVICE = st.one_of(
 )
 
 
-
 METADATA = st.fixed_dictionaries({}, optional={
     "HttpTokens": st.sampled_from(["optional", "required"]),
     "HttpPutResponseHopLimit": st.integers(1, 64),
@@ -571,11 +483,9 @@ METADATA = st.fixed_dictionaries({}, optional={
 })
 
 
-
 USER_DATA_VALUES = st.one_of(
     st.just(""), st.binary(min_size=1, max_size=4096).map(
         lambda b: base64.b64encode(b).decode("ascii")))
-
 
 
 def _with_arn(lc):
@@ -584,7 +494,6 @@ def _with_arn(lc):
         "6a2a1a36-0c1f-4e5e-9b0e-1d5b1e7c9a10:launchConfigurationName/"
         + lc["LaunchConfigurationName"])
     return lc
-
 
 
 LAUNCH_CONFIGURATIONS = st.fixed_dictionaries({
@@ -615,10 +524,8 @@ LAUNCH_CONFIGURATIONS = st.fixed_dictionaries({
 }).map(_with_arn)
 
 
-
 PROPERTY = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
 
 
 def _check_generated_is_aws_shaped(lc):
@@ -627,7 +534,6 @@ def _check_generated_is_aws_shaped(lc):
     report = ParamValidator().validate(
         {k: v for k, v in lc.items() if v != ""}, LAUNCH_CONFIGURATION_SHAPE)
     assert not report.has_errors(), report.generate_report()
-
 
 
 @PROPERTY
@@ -672,7 +578,6 @@ def test_generated_launch_configurations_make_valid_templates(lc, hop_limit, htt
         assert data["UserData"] not in json.dumps(redact(data))
 
 
-
 @PROPERTY
 @given(lc=LAUNCH_CONFIGURATIONS, data=st.data())
 def test_generated_named_security_groups_use_the_resolved_ids(lc, data):
@@ -687,7 +592,6 @@ def test_generated_named_security_groups_use_the_resolved_ids(lc, data):
     groups = (template_data["NetworkInterfaces"][0]["Groups"]
               if "NetworkInterfaces" in template_data else template_data["SecurityGroupIds"])
     assert groups == resolved
-
 
 
 def lc_named(name, created=CREATED):
@@ -707,7 +611,6 @@ def test_generated_template_names(name, other, created, later):
     assert template_name(lc_named(name, created + later)) != result
     token = client_token(result)
     assert len(token) <= 64 and token.isascii()
-
 
 
 @PROPERTY
