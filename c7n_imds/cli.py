@@ -75,6 +75,10 @@ def _plan_command():
             resources = policy() or []
             for action in policy.resource_manager.actions:
                 if not hasattr(action, "preview"):
+                    if type(action).__module__.startswith("c7n_imds."):
+                        print("policy %s action %s: no preview - it puts back what each "
+                              "group's c7n-imds:previous-launch tag records" % (
+                                  policy.name, action.type))
                     continue
                 preview = action.preview(resources) if resources else {"Failures": {}}
                 preview.update(Policy=policy.name, Region=policy.options.region,

@@ -67,7 +67,17 @@ def tag_group(autoscaling, group, key, value):
 
 
 class Remediation(BaseAction):
-    """Base for our remediation actions."""
+    """Base for our remediation actions. Each has one shape:
+
+    - ``read(groups, ec2, autoscaling) -> Snapshot``: the groups as they are now and
+      what they launch from (describe calls only);
+    - ``plan(snapshot) -> Plan``: what will be made and changed, decided from the
+      snapshot alone (c7n_imds.model.plans);
+    - ``preview(groups)``: the plan, safe to print (what `c7n-imds plan` shows);
+    - ``process(groups)``: the same plan carried out - every creation proven (read
+      back, pre-flighted) before any group switches - then ``finish`` writes the
+      outcome file and fails the policy naming each group that failed.
+    """
 
     skipped = ()  # groups left to their stack, set by eligible()
 

@@ -16,7 +16,7 @@ from c7n_imds.actions.options import (
 from c7n_imds.actions.templates import TemplateMaking
 from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry
 from c7n_imds.model.launch_source import launch_references
-from c7n_imds.model.plans import Plan, TemplatePlan
+from c7n_imds.model.plans import Plan, Snapshot, TemplatePlan
 from c7n_imds.model.provenance import (
     encode_previous_launch,
     source_identity,
@@ -128,11 +128,10 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
 
     # -- planning: what each launch configuration becomes (no changes) -----------------
 
-    def plan(self, asgs, ec2=None, autoscaling=None):
-        """The Plan: a TemplatePlan per launch configuration, the groups that cannot be
-        converted and why, and those left alone. Makes only describe calls."""
-        if ec2 is None:
-            ec2, autoscaling = self.clients()
+    def read(self, asgs, ec2, autoscaling):
+        """Everything a plan is made from, read now (describe calls only): the groups
+        as they are, the launch configurations they name, and the ids of the security
+        groups those configurations name."""
         groups = []
         for asg in self.eligible(current_groups(autoscaling, asgs)):
             if launch_references(asg)[0] == LAUNCH_CONFIGURATION:
@@ -140,21 +139,37 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
             else:
                 log.info("asg %s: does not launch from a launch configuration (any "
                          "more); skipped", asg["AutoScalingGroupName"])
-        sources = LaunchSources.for_manager(self.manager, ec2, autoscaling).load(groups)
-        failures, by_config = {}, {}
+        loaded = LaunchSources.for_manager(self.manager, ec2, autoscaling).load(groups)
+        configurations = {asg["AutoScalingGroupName"]: loaded.launch_configuration(
+            asg["LaunchConfigurationName"]) for asg in groups}
+        return Snapshot(groups=groups, launch_configurations=configurations,
+                        security_group_ids=self.resolve_security_groups(
+                            ec2, self.by_configuration(groups, configurations).values()))
+
+    @staticmethod
+    def by_configuration(groups, configurations):
+        """{configuration identity: (configuration, [groups])}, groups whose
+        configuration exists."""
+        by_config = {}
         for asg in groups:
-            name = asg["AutoScalingGroupName"]
-            config = sources.launch_configuration(asg["LaunchConfigurationName"])
-            if config is None:
-                failures[name] = ("launch configuration %r no longer exists; point the "
-                                  "group at a valid one first" % asg["LaunchConfigurationName"])
-                continue
-            by_config.setdefault(source_identity(config), (config, []))[1].append(asg)
-        resolved = self.resolve_security_groups(ec2, by_config.values())
+            config = configurations.get(asg["AutoScalingGroupName"])
+            if config is not None:
+                by_config.setdefault(source_identity(config), (config, []))[1].append(asg)
+        return by_config
+
+    def plan(self, snapshot):
+        """The Plan, from a snapshot alone: a TemplatePlan per launch configuration, the
+        groups that cannot be converted and why, and those left alone."""
+        failures = {asg["AutoScalingGroupName"]: (
+            "launch configuration %r no longer exists; point the group at a valid one "
+            "first" % asg["LaunchConfigurationName"]) for asg in snapshot.groups
+            if snapshot.launch_configurations.get(asg["AutoScalingGroupName"]) is None}
         plans = []
-        for config, config_groups in by_config.values():
+        for config, config_groups in self.by_configuration(
+                snapshot.groups, snapshot.launch_configurations).values():
             try:
-                plans.append(self.plan_template(config, config_groups, resolved))
+                plans.append(self.plan_template(config, config_groups,
+                                                snapshot.security_group_ids))
             except TranslationError as e:
                 for asg in config_groups:
                     failures[asg["AutoScalingGroupName"]] = str(e)
@@ -220,13 +235,14 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
 
     def preview(self, asgs):
         """The plan in a form safe to print: user data as size and hash only."""
-        return self.plan(asgs).preview("Templates")
+        ec2, autoscaling = self.clients()
+        return self.plan(self.read(asgs, ec2, autoscaling)).preview("Templates")
 
     # -- execution --------------------------------------------------------------------
 
     def process(self, asgs):
         ec2, autoscaling = self.clients()
-        plan = self.plan(asgs, ec2, autoscaling)
+        plan = self.plan(self.read(asgs, ec2, autoscaling))
         plans, failures = plan.items, plan.failures
         existing = self.existing_templates(ec2, [p.launch_template_name for p in plans])
         results, switched = list(self.skipped), []

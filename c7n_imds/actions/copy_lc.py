@@ -16,7 +16,7 @@ from c7n_imds.actions.options import (
 )
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry
 from c7n_imds.model.launch_source import launch_references
-from c7n_imds.model.plans import CopyPlan, Plan
+from c7n_imds.model.plans import CopyPlan, Plan, Snapshot
 from c7n_imds.model.provenance import copy_name, encode_previous_launch, source_identity
 from c7n_imds.model.translate import (
     CLASSIC_LINK_FIELDS,
@@ -90,15 +90,23 @@ class CopyLaunchConfiguration(Remediation):
         "iam:PassRole")
     verify_permissions = ()  # no pre-flight: RunInstances cannot dry-run a configuration
 
-    def plan(self, asgs, ec2, autoscaling):
-        """The Plan: a CopyPlan per launch configuration, the groups that cannot be
-        copied for and why, those left alone. Makes only describe calls."""
+    def read(self, asgs, ec2, autoscaling):
+        """Everything a plan is made from, read now (describe calls only): the groups
+        as they are and the launch configurations they name."""
         groups = [a for a in self.eligible(current_groups(autoscaling, asgs))
                   if launch_references(a)[0] == LAUNCH_CONFIGURATION]
-        sources = LaunchSources.for_manager(self.manager, ec2, autoscaling).load(groups)
+        loaded = LaunchSources.for_manager(self.manager, ec2, autoscaling).load(groups)
+        return Snapshot(groups=groups, launch_configurations={
+            asg["AutoScalingGroupName"]: loaded.launch_configuration(
+                asg["LaunchConfigurationName"]) for asg in groups})
+
+    def plan(self, snapshot):
+        """The Plan, from a snapshot alone: a CopyPlan per launch configuration, the
+        groups that cannot be copied for and why, those left alone."""
+        groups = snapshot.groups
         plans, failures = {}, {}
         for asg in groups:
-            config = sources.launch_configuration(asg["LaunchConfigurationName"])
+            config = snapshot.launch_configurations.get(asg["AutoScalingGroupName"])
             if config is None:
                 failures[asg["AutoScalingGroupName"]] = (
                     "launch configuration %r no longer exists" % asg["LaunchConfigurationName"])
@@ -128,11 +136,11 @@ class CopyLaunchConfiguration(Remediation):
         """What `process` would create: one copy per launch configuration (user data
         is not shown)."""
         ec2, autoscaling = self.clients()
-        return self.plan(asgs, ec2, autoscaling).preview("Copies")
+        return self.plan(self.read(asgs, ec2, autoscaling)).preview("Copies")
 
     def process(self, asgs):
         ec2, autoscaling = self.clients()
-        plan = self.plan(asgs, ec2, autoscaling)
+        plan = self.plan(self.read(asgs, ec2, autoscaling))
         plans, failures = plan.items, plan.failures
         existing = self.existing(autoscaling, [p.parameters["LaunchConfigurationName"]
                                                for p in plans])

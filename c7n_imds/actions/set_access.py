@@ -17,7 +17,7 @@ from c7n_imds.actions.options import (
 from c7n_imds.actions.versions import VersionMaking
 from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry, tags_of
 from c7n_imds.model.launch_source import launch_references
-from c7n_imds.model.plans import GroupSpec, Plan, VersionPlan
+from c7n_imds.model.plans import GroupSpec, Plan, Snapshot, VersionPlan
 from c7n_imds.model.provenance import (
     encode_previous_launch,
     encode_previous_mixed_launch,
@@ -136,13 +136,27 @@ class SetMetadataAccess(VersionMaking, Remediation):
 
     # -- planning -----------------------------------------------------------------------
 
-    def plan(self, asgs, ec2, autoscaling):
-        """The Plan: a VersionPlan per (template, source version) that needs a new
-        version, the groups that cannot be remediated and why, those left alone.
-        Describe calls only."""
+    def read(self, asgs, ec2, autoscaling):
+        """Everything a plan is made from, read now (describe calls only): the groups
+        as they are, and the template versions they launch from - for a group an
+        earlier run left half-done, also the version its derived one was made from."""
         groups = [a for a in self.eligible(current_groups(autoscaling, asgs))
                   if template_group_specs(a)]
-        sources = LaunchSources.for_manager(self.manager, ec2, autoscaling).load(groups)
+        loaded = LaunchSources.for_manager(self.manager, ec2, autoscaling).load(groups)
+        derived_from = [derived_source_spec(version) for asg in groups
+                        for spec in template_group_specs(asg)
+                        for version in [loaded.template_version(spec)]
+                        if version is not None and loaded.remediation_pending(spec, version, asg)]
+        missing = [spec for spec in derived_from if loaded.template_version(spec) is None]
+        if missing:
+            loaded.load_template_versions(missing)
+        return Snapshot(groups=groups, launch_sources=loaded)
+
+    def plan(self, snapshot):
+        """The Plan, from a snapshot alone: a VersionPlan per (template, source version)
+        that needs a new version, the groups that cannot be remediated and why, those
+        left alone."""
+        groups, sources = snapshot.groups, snapshot.launch_sources
         work, failures = {}, {}
         for asg in groups:
             name = asg["AutoScalingGroupName"]
@@ -165,7 +179,7 @@ class SetMetadataAccess(VersionMaking, Remediation):
                 if sources.remediation_pending(spec, version, asg):
                     # An earlier run stopped half-way: finish from the version ours was
                     # derived from (the derived one is found again and verified).
-                    version = self.derived_source(sources, version)
+                    version = sources.template_version(derived_source_spec(version))
                     if version is None:
                         failures[name] = (
                             "an earlier run derived launch template %s version %s for "
@@ -193,26 +207,17 @@ class SetMetadataAccess(VersionMaking, Remediation):
         return Plan(items=[work[key] for key in sorted(work)], failures=failures,
                     skipped=list(self.skipped))
 
-    @staticmethod
-    def derived_source(sources, version):
-        """The version a c7n-imds version was derived from (loaded when needed)."""
-        number, _ = parse_derived_version_description(version["VersionDescription"])
-        spec = {"LaunchTemplateId": version["LaunchTemplateId"], "Version": str(number)}
-        if sources.template_version(spec) is None:
-            sources.load_template_versions([spec])
-        return sources.template_version(spec)
-
     def preview(self, asgs):
         """What `process` would create: one version per (template, source version)."""
         ec2, autoscaling = self.clients()
-        return self.plan(asgs, ec2, autoscaling).preview(
+        return self.plan(self.read(asgs, ec2, autoscaling)).preview(
             "Versions", set_default=self.data.get("set-default", True))
 
     # -- execution ----------------------------------------------------------------------
 
     def process(self, asgs):
         ec2, autoscaling = self.clients()
-        plan = self.plan(asgs, ec2, autoscaling)
+        plan = self.plan(self.read(asgs, ec2, autoscaling))
         work, failures = {item.key: item for item in plan.items}, plan.failures
         followers = template_followers(autoscaling, work)
         self.guard_shared_templates(work, followers, failures)
@@ -340,6 +345,12 @@ class SetMetadataAccess(VersionMaking, Remediation):
                      new["LaunchTemplateId"], spec["Version"], new["VersionNumber"],
                      "follows " + spec["Version"] if not pin else
                      "pointed" if spec["Version"] not in ALIASES else "pinned")
+
+
+def derived_source_spec(version):
+    """The template spec of the version a c7n-imds version was derived from."""
+    number, _ = parse_derived_version_description(version["VersionDescription"])
+    return {"LaunchTemplateId": version["LaunchTemplateId"], "Version": str(number)}
 
 
 def template_followers(autoscaling, work):

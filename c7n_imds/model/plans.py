@@ -104,6 +104,19 @@ class CopyPlan:
 
 
 @dataclass
+class Snapshot:
+    """What a plan is made from, read before any change: the groups as they are now and
+    what they launch from (for a conversion: their launch configurations by group name,
+    and security group names resolved to ids per (group, name))."""
+    groups: list[dict]
+    launch_configurations: dict[str, dict | None] = field(default_factory=dict)
+    security_group_ids: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    # for new template versions: the template versions loaded for the groups (a
+    # c7n_imds.sources.LaunchSources, read only through its lookups)
+    launch_sources: Any = None
+
+
+@dataclass
 class Plan:
     """What one action run will do."""
     items: list[Any] = field(default_factory=list)
