@@ -3,6 +3,8 @@ one region-wide group listing."""
 from botocore.exceptions import BotoCoreError, ClientError
 from c7n.utils import get_retry
 
+from c7n_imds.model.launch_source import template_group_specs
+
 # Throttling and transient server errors; botocore's own retries come first.
 # ResourceContention and ScalingActivityInProgress are Auto Scaling's answers while
 # another change or a scaling activity holds the group: botocore does not retry them,
@@ -41,3 +43,19 @@ def all_groups(autoscaling):
     paginator = autoscaling.get_paginator("describe_auto_scaling_groups")
     return retry(lambda: [asg for page in paginator.paginate(
         PaginationConfig={"PageSize": 100}) for asg in page["AutoScalingGroups"]])
+
+
+def template_followers(autoscaling, work):
+    """{template id: {version ("$Default", "$Latest" or a number): {groups}}} over every
+    group in the region, read fresh, for the templates this run would give a new
+    version."""
+    wanted = {template_id for template_id, _ in work}
+    followers = {}
+    if not wanted:
+        return followers
+    for asg in all_groups(autoscaling):
+        for spec in template_group_specs(asg):
+            if spec.get("LaunchTemplateId") in wanted:
+                followers.setdefault(spec["LaunchTemplateId"], {}).setdefault(
+                    spec["Version"], set()).add(asg["AutoScalingGroupName"])
+    return followers

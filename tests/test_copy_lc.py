@@ -2,16 +2,8 @@
 responses: an identical copy but for IMDS, read back; refused where configurations
 cannot be created.
 
-Placebo answers each operation's calls in order, one file per call
-(<service>.<Operation>_<n>.json), whatever the parameters; every file must answer a
-call and no operation's files may start over (tests/conftest.py checks both). A policy
-run makes: DescribeAutoScalingGroups (custodian's listing), the `imds` filter's
-describes, the action's own DescribeAutoScalingGroups (it re-reads the groups it
-changes), its own describes, then its changes - each create followed by a describe of
-exactly what it created (the read-back). Where one operation gets different answers,
-the test's docstring says which call gets which. Flights are in AWS's shape
-(botocore's parsed output; tests/test_flights.py checks every file); expected values
-are written out from the documented rules, not computed by the code under test.
+How placebo flights answer a policy run's calls: tests/support/placebo.py. Expected
+values are written out from the documented rules, not computed by the code under test.
 """
 import base64
 import hashlib
@@ -28,8 +20,6 @@ from tests.support.placebo import (
 )
 
 PREVIOUS = "c7n-imds:previous-launch"
-EXEMPT = "c7n-imds:exempt"
-ANNOTATION = "c7n-imds:launch"
 CREATED_TEXT = "2021-03-04T05:06:07Z"  # the flights' LC CreatedTime, 05:06:07.123 UTC
 
 

@@ -1,5 +1,7 @@
 """`set-metadata-access`: launch-template groups get a new template version with the
 requested metadata options."""
+
+
 import copy
 import logging
 
@@ -15,20 +17,19 @@ from c7n_imds.actions.options import (
     RUNNING_INSTANCES_SCHEMA,
 )
 from c7n_imds.actions.versions import VersionMaking
-from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry, tags_of
-from c7n_imds.model.launch_source import launch_references
+from c7n_imds.aws import AWS_ERRORS, describe_error, retry, tags_of, template_followers
+from c7n_imds.model.launch_source import launch_references, template_group_specs
 from c7n_imds.model.plans import GroupSpec, Plan, Snapshot, VersionPlan
 from c7n_imds.model.provenance import (
+    derived_source_spec,
     encode_previous_launch,
     encode_previous_mixed_launch,
-    parse_derived_version_description,
 )
 from c7n_imds.model.translate import merge_metadata_options
 from c7n_imds.names import (
     ALIASES,
     DEFAULT,
     LAUNCH_TEMPLATE,
-    MIXED_INSTANCES_POLICY,
     PRESERVE,
     PREVIOUS_LAUNCH_TAG,
 )
@@ -36,11 +37,6 @@ from c7n_imds.sources import LaunchSources
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
-
-def template_group_specs(asg):
-    """The template specs a launch-template or mixed-instances group launches from."""
-    launch_type, refs = launch_references(asg)
-    return refs if launch_type in (LAUNCH_TEMPLATE, MIXED_INSTANCES_POLICY) else []
 
 
 @ASG.action_registry.register("set-metadata-access")
@@ -347,27 +343,6 @@ class SetMetadataAccess(VersionMaking, Remediation):
                      "pointed" if spec["Version"] not in ALIASES else "pinned")
 
 
-def derived_source_spec(version):
-    """The template spec of the version a c7n-imds version was derived from."""
-    number, _ = parse_derived_version_description(version["VersionDescription"])
-    return {"LaunchTemplateId": version["LaunchTemplateId"], "Version": str(number)}
-
-
-def template_followers(autoscaling, work):
-    """{template id: {version ("$Default", "$Latest" or a number): {groups}}} over every
-    group in the region, read fresh, for the templates this run would give a new
-    version."""
-    wanted = {template_id for template_id, _ in work}
-    followers = {}
-    if not wanted:
-        return followers
-    for asg in all_groups(autoscaling):
-        for spec in template_group_specs(asg):
-            if spec.get("LaunchTemplateId") in wanted:
-                followers.setdefault(spec["LaunchTemplateId"], {}).setdefault(
-                    spec["Version"], set()).add(asg["AutoScalingGroupName"])
-    return followers
-
 
 def previous_template_launch(asg):
     """Tag value for a template group's launch, or None when it will not fit."""
@@ -376,6 +351,7 @@ def previous_template_launch(asg):
         return encode_previous_launch(
             {"LaunchTemplateId": refs[0]["LaunchTemplateId"], "Version": refs[0]["Version"]})
     return encode_previous_mixed_launch(refs)
+
 
 
 def repoint(asg, pinned):

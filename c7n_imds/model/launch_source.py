@@ -98,3 +98,9 @@ def missing_view(launch_type: str | None, name: str | None, reason: str) -> dict
             "HttpPutResponseHopLimit": None, "InstanceMetadataTags": None,
             "RemediationPending": False, "LaunchSourceMissing": True,
             "LaunchSourceError": reason}
+
+
+def template_group_specs(asg):
+    """The template specs a launch-template or mixed-instances group launches from."""
+    launch_type, refs = launch_references(asg)
+    return refs if launch_type in (LAUNCH_TEMPLATE, MIXED_INSTANCES_POLICY) else []

@@ -129,3 +129,9 @@ def parse_derived_version_description(description: str | None) -> tuple[int, dic
     if not match:
         return None
     return int(match.group(1)), json.loads(match.group(2))
+
+
+def derived_source_spec(version):
+    """The template spec of the version a c7n-imds version was derived from."""
+    number, _ = parse_derived_version_description(version["VersionDescription"])
+    return {"LaunchTemplateId": version["LaunchTemplateId"], "Version": str(number)}

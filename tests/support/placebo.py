@@ -1,6 +1,18 @@
 """Placebo helpers the placebo tests share: a factory that records every call's API
 parameters, field-by-field assertions, and the check that a flight file has AWS's
-shape (botocore's output shapes)."""
+shape (botocore's output shapes).
+
+How flights are read. Placebo answers each operation's calls in order, one file per call
+(<service>.<Operation>_<n>.json), whatever the parameters; every file must answer a
+call and no operation's files may start over (tests/conftest.py checks both). A policy
+run makes: DescribeAutoScalingGroups (custodian's listing), the `imds` filter's
+describes, the action's own DescribeAutoScalingGroups (it re-reads the groups it
+changes), its own describes, then its changes - each create followed by a describe of
+exactly what it created (the read-back). Where one operation gets different answers,
+the test's docstring says which call gets which. Flights are in AWS's shape
+(botocore's parsed output; tests/test_flights.py checks every file); expected values
+are written out from the documented rules, not computed by the code under test.
+"""
 import copy
 import functools
 import json
