@@ -1,5 +1,5 @@
 """The AWS edge every module shares: one retry policy, one way to name an AWS error,
-one region-wide group listing."""
+the region-wide group scans."""
 from botocore.exceptions import BotoCoreError, ClientError
 from c7n.utils import get_retry
 
