@@ -96,7 +96,8 @@ def seed(session):
     template_ids = {name: ec2.create_launch_template(
         LaunchTemplateName=name, LaunchTemplateData=data)["LaunchTemplate"]["LaunchTemplateId"]
         for name, data in templates.items()}
-    expiry = (datetime.date.today() + datetime.timedelta(days=30)).isoformat()
+    expiry = (datetime.datetime.now(datetime.timezone.utc).date()
+              + datetime.timedelta(days=30)).isoformat()
     for group, source, desired in GROUPS:
         launch = ({"LaunchTemplate": {"LaunchTemplateId": template_ids[source[3:]],
                                       "Version": "$Default"}}

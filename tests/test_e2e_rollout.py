@@ -23,7 +23,7 @@ from tests.conftest import REPO
 
 REMEDIATE = str(REPO / "policies" / "remediate.yml")
 CANARY = "canary-secret-31415"
-TODAY = datetime.date.today()
+TODAY = datetime.datetime.now(datetime.timezone.utc).date()
 
 
 def seed(session):

@@ -47,9 +47,9 @@ def test_revert_restores_launch_configuration(placebo_factory, load_policy, tmp_
     previous-launch tag is removed and the group is tagged c7n-imds:exempt so the next
     scheduled remediation leaves it alone - in that order."""
     factory = recording_factory(placebo_factory, "test_revert_restores_launch_configuration")
-    before = datetime.date.today()
+    before = datetime.datetime.now(datetime.timezone.utc).date()
     load_policy(revert_policy(), session_factory=factory, output_dir=tmp_path).run()
-    after = datetime.date.today()
+    after = datetime.datetime.now(datetime.timezone.utc).date()
 
     assert factory.called("UpdateAutoScalingGroup") == [
         {"AutoScalingGroupName": "app", "LaunchConfigurationName": "old-lc"}]

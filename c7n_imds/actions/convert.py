@@ -13,7 +13,7 @@ from c7n_imds.actions.options import (
     REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA,
 )
-from c7n_imds.actions.templates import TemplateMaking
+from c7n_imds.actions.templates import TemplateMaking, TemplateRefused
 from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry
 from c7n_imds.model.launch_source import launch_references
 from c7n_imds.model.plans import Plan, Snapshot, TemplatePlan
@@ -268,7 +268,7 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
         names = [asg["AutoScalingGroupName"] for asg in plan.groups]
         try:
             template, stored, created, warnings = self.ensure_template(ec2, plan, existing)
-        except AWS_ERRORS + (TranslationError,) as e:
+        except AWS_ERRORS + (TemplateRefused,) as e:
             for name in names:
                 failures[name] = "creating launch template %s: %s" % (
                     plan.launch_template_name, describe_error(e))

@@ -77,18 +77,23 @@ class RevertImdsRemediation(Remediation):
                 continue
             try:
                 record = decode_previous_launch(value)
-                update = self.restore(ec2, autoscaling, asg, record, defaults_restored)
-                if update:
-                    retry(autoscaling.update_auto_scaling_group,
-                          AutoScalingGroupName=name, **update)
-                self.close_record(autoscaling, name)
             except ValueError as e:
                 failures[name] = "cannot read the %s tag (%s); revert by hand" % (
                     PREVIOUS_LAUNCH_TAG, e)
                 continue
+            try:
+                update = self.restore(ec2, autoscaling, asg, record, defaults_restored)
             except RevertRefused as e:
                 failures[name] = str(e)
                 continue
+            except AWS_ERRORS as e:
+                failures[name] = "restoring what it launched from: %s" % describe_error(e)
+                continue
+            try:
+                if update:
+                    retry(autoscaling.update_auto_scaling_group,
+                          AutoScalingGroupName=name, **update)
+                self.close_record(autoscaling, name)
             except AWS_ERRORS as e:
                 failures[name] = "reverting: %s" % describe_error(e)
                 continue
@@ -191,4 +196,4 @@ class RevertImdsRemediation(Remediation):
             "Key": PREVIOUS_LAUNCH_TAG}])
         if self.data.get("exempt", True):
             tag_group(autoscaling, name, EXEMPT_TAG, "reverted by c7n-imds on %s" % (
-                datetime.date.today().isoformat()))
+                datetime.datetime.now(datetime.timezone.utc).date().isoformat()))

@@ -10,7 +10,6 @@ from c7n.utils import chunks
 
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry, tags_of
 from c7n_imds.model.provenance import client_token
-from c7n_imds.model.translate import TranslationError
 from c7n_imds.model.verify import differences, warning_messages
 from c7n_imds.names import (
     SOURCE_CREATED_TAG,
@@ -24,6 +23,11 @@ log = logging.getLogger("custodian.c7n_imds.actions")
 TEMPLATE_NAMES_PER_CALL = 100
 # A template or version the create just answered with is not there (a stale token).
 CREATED_NOT_FOUND = TEMPLATE_NOT_FOUND[:1] + VERSION_NOT_FOUND
+
+
+class TemplateRefused(Exception):
+    """The plan's template cannot be used as it stands (not ours, not visible yet);
+    the groups of that configuration are not changed."""
 
 
 class TemplateMaking:
@@ -55,12 +59,12 @@ class TemplateMaking:
                     raise
                 existing.update(self.existing_templates(ec2, [name]))
                 if name not in existing:
-                    raise TranslationError(
+                    raise TemplateRefused(
                         "launch template %s was created concurrently but is not visible "
                         "yet; run the policy again to finish" % name)
         template = existing[name]
         if tags_of(template).get(SOURCE_TAG) != plan.launch_configuration_name:
-            raise TranslationError(
+            raise TemplateRefused(
                 "a launch template named %s already exists and was not created by c7n-imds "
                 "from this launch configuration; rename or delete it" % name)
         return template, self.followed_version(ec2, template["LaunchTemplateId"]), False, []
