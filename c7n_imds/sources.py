@@ -45,7 +45,7 @@ from c7n_imds.names import (
     VERSION_NOT_FOUND,
 )
 
-log = logging.getLogger("custodian.c7n_imds.launch")
+log = logging.getLogger("custodian.c7n_imds.sources")
 
 
 

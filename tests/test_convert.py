@@ -6,7 +6,7 @@ where moto differs (docs/moto-gaps.md): launch configurations report
 ``InstanceMonitoring.Enabled`` (true when never set), omit ``AssociatePublicIpAddress``
 unless it was set, keep ``NoDevice: true`` and include ``PlacementTenancy``; a group
 switched to a template carries only ``LaunchTemplate``. botocore's own shape check runs
-over these files in test_filters_placebo.py.
+over these files in tests/test_flights.py.
 
 A policy run makes these calls, in this order: DescribeAutoScalingGroups (custodian's
 listing), DescribeLaunchConfigurations (the `imds` filter), then the action's own

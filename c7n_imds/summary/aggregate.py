@@ -1,15 +1,16 @@
 """`c7n-imds summary OUT...`: where an organization stands on IMDSv2, read from the
 output folders of `c7n-imds run -s OUT` and `c7n-imds org run -s OUT`.
 
-Three layers: ``load_folder`` reads the files and keeps, of each resource, only the
-names and facts counted below (never user data or any other field); ``summarize`` and
-the functions it calls are pure; ``c7n_imds.report_render`` turns a summary into a
-table, CSV, JSON, Markdown or HTML.
+Three layers: ``c7n_imds.summary.load`` reads the files and keeps, of each resource,
+only the names and facts counted below (never user data or any other field);
+``summarize`` here and the functions it calls are pure; ``c7n_imds.summary.render``
+turns a summary into a table, CSV, JSON, Markdown or HTML.
 
 How the figures are counted, per account, region and control, as distinct group names
 (a group matched by several policies counts once):
 
-- control: the controls a policy's description names (``AutoScaling.N``, ``EC2.N``), in
+- control: the controls a policy's ``metadata: {controls: [...]}`` names (else those its
+  description names: ``AutoScaling.N``, ``EC2.N``), in
   order. A group goes to the first of them that judges its launch type (AutoScaling.3
   and .9 judge launch configurations, EC2.170 launch templates and mixed instances
   policies; others judge any), else to the first named; no control named: ``other``.

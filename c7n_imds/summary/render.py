@@ -1,7 +1,7 @@
 """Renderers for `c7n-imds summary`: a terminal table, CSV, JSON, Markdown and one
 self-contained HTML page with inline SVG charts (no scripts, no external assets).
 
-They take the summary built by ``c7n_imds.report.summarize``, which holds names and
+They take the summary built by ``c7n_imds.summary.aggregate.summarize``, which holds names and
 counts only, and escape every name for the format they write.
 """
 import csv
