@@ -223,7 +223,8 @@ class Remediation(BaseAction):
         go into the outcome file for each group, user data only as size and SHA-256."""
         if warnings:
             return ("%s: AWS accepted the create with a warning (%s); it is not used and "
-                    "the group was left unchanged" % (what, "; ".join(warnings)))
+                    "the group was left unchanged - fix what AWS names in the source, then "
+                    "run again" % (what, "; ".join(warnings)))
         found = differences(expected, stored)
         if not found:
             return None
@@ -231,7 +232,9 @@ class Remediation(BaseAction):
         for group in groups:
             recorded[group] = found
         return ("%s as stored by AWS differs from what the group launched before: %s; "
-                "it is not used and the group was left unchanged" % (what, summary(found)))
+                "it is not used and the group was left unchanged - every differing field "
+                "is in imds-changes.json (docs/readback.md says what is compared)" % (
+                    what, summary(found)))
 
     def _dry_run(self, ec2, params, template_id, version):
         try:
