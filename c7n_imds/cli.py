@@ -44,11 +44,30 @@ def main(argv=None):
     if command == "demo":
         from c7n_imds.demo import main as demo_main
         return demo_main(argv[1:])
+    if command in ("--version", "version"):
+        print(versions())
+        if command == "--version":
+            return 0
     if command in (None, "-h", "--help"):
         # custodian's help follows; our own commands are listed first
         print(__doc__.split("\n\n", 1)[1], file=sys.stderr)
     from c7n.cli import main as custodian_main
     return custodian_main(argv)
+
+
+def versions():
+    """c7n-imds's version beside the Cloud Custodian family's it runs with."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from c7n.version import version as custodian
+
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+    return "c7n-imds %s (custodian %s, c7n-org %s, c7n-mailer %s)" % (
+        c7n_imds.__version__, custodian, installed("c7n-org"), installed("c7n-mailer"))
 
 
 def plan_main(args):

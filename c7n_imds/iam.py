@@ -9,6 +9,7 @@ instance profile (iam:PassRole, only to EC2).
 """
 import argparse
 import json
+import os
 import sys
 
 import c7n_imds  # noqa: F401  (registers our filters and actions)
@@ -66,15 +67,37 @@ def policy_document(permissions):
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+class PolicyFileError(ValueError):
+    """A policy file that cannot be read as policies; the message names the file."""
+
+
 def load_policies(paths):
     from c7n.config import Config
+    from c7n.exceptions import PolicyValidationError
     from c7n.loader import PolicyLoader
+    from yaml import YAMLError, safe_load
     loader = PolicyLoader(Config.empty(region="us-east-1", account_id="123456789012"))
     policies = []
     for path in paths:
-        collection = loader.load_file(path)
+        if not os.path.isfile(path):
+            raise PolicyFileError("%s: no such file; give the path of a policy file" % path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = safe_load(f)
+        except YAMLError as e:
+            raise PolicyFileError("%s: not valid YAML (%s); fix the file" % (
+                path, " ".join(str(e).split())))
+        if not isinstance(data, dict) or not data.get("policies"):
+            raise PolicyFileError("%s holds no policies (a policy file has a top-level "
+                                  "`policies:` list)" % path)
+        try:
+            collection = loader.load_file(path)
+        except PolicyValidationError as e:
+            raise PolicyFileError("%s: invalid policy (%s); check it with `c7n-imds "
+                                  "validate %s`" % (path, " ".join(str(e).split())[:300],
+                                                    path))
         if collection is None:
-            raise SystemExit("%s holds no policies" % path)
+            raise PolicyFileError("%s holds no policies" % path)
         policies.extend(collection)
     return policies
 
@@ -85,7 +108,12 @@ def main(argv=None):
         description="Print a least-privilege IAM policy for running the given policies.")
     parser.add_argument("policy_files", nargs="+", metavar="POLICY.yml")
     options = parser.parse_args(argv)
-    document = policy_document(policy_permissions(load_policies(options.policy_files)))
+    try:
+        policies = load_policies(options.policy_files)
+    except PolicyFileError as e:
+        print("c7n-imds iam-policy: %s" % e, file=sys.stderr)
+        return 2
+    document = policy_document(policy_permissions(policies))
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

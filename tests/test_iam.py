@@ -58,11 +58,24 @@ def test_generated_policy_covers_every_call_of_a_run(moto, c7n_imds_cmd, tmp_pat
     assert {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole"} <= allowed
 
 
-def test_iam_policy_rejects_a_missing_file():
+@pytest.mark.parametrize("content, words", [
+    (None, "no such file"),
+    ("policies: [\n", "not valid YAML"),
+    ("policies:\n  - name: p\n    resource: asg\n    actions:\n"
+     "      - {type: set-metadata-access, hop-limit: 99}\n", "invalid policy"),
+    ("# nothing\n", "holds no policies"),
+], ids=["missing", "bad-yaml", "invalid", "empty"])
+def test_iam_policy_refuses_bad_input_in_one_line(tmp_path, content, words):
+    path = tmp_path / "policy.yml"
+    if content is not None:
+        path.write_text(content)
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("c7n-imds")), "iam-policy", "no-such.yml"],
+        [str(Path(sys.executable).with_name("c7n-imds")), "iam-policy", str(path)],
         capture_output=True, text=True)
-    assert result.returncode != 0
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert str(path) in result.stderr and words in result.stderr
+    assert result.stdout == ""
 
 
 @pytest.mark.parametrize("action, present, absent", [

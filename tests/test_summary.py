@@ -242,6 +242,13 @@ def test_summary_refuses_a_folder_without_output(tmp_path):
     assert result.returncode == 2 and "no custodian output" in result.stderr
 
 
+def test_summary_refuses_an_output_file_in_a_missing_folder(tmp_path):
+    target = tmp_path / "missing" / "report.html"
+    result = run_c7n_imds(["summary", str(tmp_path), "-o", str(target)], dict(os.environ))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and str(target.parent) in result.stderr
+
+
 # ---- unit: aggregation over hand-written folders ------------------------------------
 
 START = 1_700_000_000.0  # before the files are written, as in a real run

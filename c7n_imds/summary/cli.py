@@ -18,6 +18,11 @@ def main(argv=None):
     parser.add_argument("--format", choices=sorted(RENDERERS), default="table")
     parser.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
     options = parser.parse_args(argv)
+    folder_of_output = os.path.dirname(os.path.abspath(options.output or "."))
+    if options.output and not os.path.isdir(folder_of_output):
+        print("c7n-imds summary: -o %s: folder %s does not exist; create it first" % (
+            options.output, folder_of_output), file=sys.stderr)
+        return 2
     outputs = []
     for folder in options.folders:
         loaded = load_folder(folder) if os.path.isdir(folder) else []
