@@ -5,13 +5,13 @@ from c7n.filters import ValueFilter
 from c7n.resources.asg import ASG
 from c7n.utils import type_schema
 
-from c7n_imds.filters.keys import EXEMPTION_KEYS, check_key_and_value
+from c7n_imds.filters.keys import EXEMPTION_KEYS, AnnotationValueFilter
 from c7n_imds.model.safety import parse_exemption
 from c7n_imds.names import EXEMPT_TAG, EXEMPTION_ANNOTATION
 
 
 @ASG.filter_registry.register("imds-exempt")
-class ImdsExemptFilter(ValueFilter):
+class ImdsExemptFilter(AnnotationValueFilter):
     """Filter groups by their IMDS remediation exemption (tag ``c7n-imds:exempt``).
 
     The tag's value is a reason, optionally ending in ``until YYYY-MM-DD``: the group
@@ -34,13 +34,9 @@ class ImdsExemptFilter(ValueFilter):
     """
 
     schema = type_schema("imds-exempt", rinherit=ValueFilter.schema)
-    schema_alias = False
     annotation_key = EXEMPTION_ANNOTATION
+    vocabulary = EXEMPTION_KEYS
     permissions = ("autoscaling:DescribeAutoScalingGroups",)
-
-    def validate(self):
-        check_key_and_value(self, EXEMPTION_KEYS)
-        return super().validate()
 
     def process(self, asgs, event=None):
         today = datetime.datetime.now(datetime.timezone.utc).date()
@@ -48,6 +44,3 @@ class ImdsExemptFilter(ValueFilter):
             tags = {t["Key"]: t["Value"] for t in asg.get("Tags") or ()}
             asg[self.annotation_key] = parse_exemption(tags.get(EXEMPT_TAG), today)
         return super().process(asgs, event)
-
-    def __call__(self, asg):
-        return self.match(asg[self.annotation_key])

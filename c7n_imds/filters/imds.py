@@ -5,7 +5,11 @@ from c7n.filters import ValueFilter
 from c7n.resources.asg import ASG, LaunchConfig
 from c7n.utils import local_session, type_schema
 
-from c7n_imds.filters.keys import LAUNCH_CONFIGURATION_KEYS, LAUNCH_KEYS, check_key_and_value
+from c7n_imds.filters.keys import (
+    LAUNCH_CONFIGURATION_KEYS,
+    LAUNCH_KEYS,
+    AnnotationValueFilter,
+)
 from c7n_imds.model.launch_source import launch_configuration_view
 from c7n_imds.model.redaction import user_data_fingerprint
 from c7n_imds.names import LAUNCH_ANNOTATION
@@ -13,7 +17,7 @@ from c7n_imds.sources import LaunchSources
 
 
 @ASG.filter_registry.register("imds")
-class AsgImdsFilter(ValueFilter):
+class AsgImdsFilter(AnnotationValueFilter):
     """Filter Auto Scaling groups by the instance metadata (IMDS) options their
     instances launch with.
 
@@ -41,7 +45,9 @@ class AsgImdsFilter(ValueFilter):
       half-way for a group that follows ``$Latest``: the group already launches the
       new version, but the run did not record it or move the template's default (which
       Security Hub EC2.170 judges) - select these beside ``HttpTokens: optional`` so
-      the next run finishes the job
+      the next run finishes the job. (With ``set-metadata-access`` ``set-default:
+      false`` the default stays IMDSv1 on purpose: such groups stay pending, and each
+      run verifies their version again without changing anything.)
 
     ``EffectiveHttpTokens`` and ``ScaleOutBlocked`` cost a GetInstanceMetadataDefaults
     and a DescribeImages call, made only by filters that use them.
@@ -65,14 +71,10 @@ class AsgImdsFilter(ValueFilter):
     """
 
     schema = type_schema("imds", rinherit=ValueFilter.schema)
-    schema_alias = False
     annotation_key = LAUNCH_ANNOTATION
+    vocabulary = LAUNCH_KEYS
     permissions = ("autoscaling:DescribeAutoScalingGroups",) + LaunchSources.permissions
     effective_keys = ("EffectiveHttpTokens", "ScaleOutBlocked")
-
-    def validate(self):
-        check_key_and_value(self, LAUNCH_KEYS)
-        return super().validate()
 
     def get_permissions(self):
         if self.data.get("key") in self.effective_keys:
@@ -110,12 +112,9 @@ class AsgImdsFilter(ValueFilter):
         self.manager.ctx.output.write_file("imds-scan.json", json.dumps(
             {"Scanned": len(asgs), "ByLaunchType": by_type}, indent=2))
 
-    def __call__(self, asg):
-        return self.match(asg[self.annotation_key])
-
 
 @LaunchConfig.filter_registry.register("imds")
-class LaunchConfigImdsFilter(ValueFilter):
+class LaunchConfigImdsFilter(AnnotationValueFilter):
     """Filter launch configurations by their instance metadata (IMDS) options.
 
     Security Hub control AutoScaling.3 evaluates each launch configuration, used or not,
@@ -140,13 +139,9 @@ class LaunchConfigImdsFilter(ValueFilter):
     """
 
     schema = type_schema("imds", rinherit=ValueFilter.schema)
-    schema_alias = False
     annotation_key = LAUNCH_ANNOTATION
+    vocabulary = LAUNCH_CONFIGURATION_KEYS
     permissions = ("autoscaling:DescribeLaunchConfigurations",)
-
-    def validate(self):
-        check_key_and_value(self, LAUNCH_CONFIGURATION_KEYS)
-        return super().validate()
 
     def process(self, configs, event=None):
         for config in configs:
@@ -154,6 +149,3 @@ class LaunchConfigImdsFilter(ValueFilter):
                 config["UserData"] = user_data_fingerprint(config["UserData"])
             config[self.annotation_key] = launch_configuration_view(config)
         return super().process(configs, event)
-
-    def __call__(self, config):
-        return self.match(config[self.annotation_key])

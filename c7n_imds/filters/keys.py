@@ -2,6 +2,7 @@
 `value: requried` would otherwise validate and then match nothing - a remediation
 policy that silently does nothing. Checked at `c7n-imds validate` time."""
 from c7n.exceptions import PolicyValidationError
+from c7n.filters import ValueFilter
 
 # ValueFilter's special values, always allowed.
 SPECIAL_VALUES = ("absent", "present", "not-null", "empty")
@@ -63,3 +64,19 @@ def check_key_and_value(filter_, vocabulary):
         raise PolicyValidationError(
             "policy %s: filter %s: value %s is not allowed for key %s; use %s" % (
                 policy, data.get("type"), ", ".join(repr(w) for w in wrong), key, expected))
+
+
+class AnnotationValueFilter(ValueFilter):
+    """A value filter over one annotation of the resource, whose keys and values are a
+    closed vocabulary checked at validate time. Subclasses set ``annotation_key``,
+    ``vocabulary`` and a ``process`` that annotates."""
+
+    schema_alias = False
+    vocabulary = {}
+
+    def validate(self):
+        check_key_and_value(self, self.vocabulary)
+        return super().validate()
+
+    def __call__(self, resource):
+        return self.match(resource[self.annotation_key])
