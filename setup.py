@@ -2,10 +2,27 @@ import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
 
 # One version source: c7n_imds/__init__.py.
 VERSION = re.search(r'^__version__ = "([^"]+)"', (
-    Path(__file__).parent / "c7n_imds" / "__init__.py").read_text(), re.M).group(1)
+    ROOT / "c7n_imds" / "__init__.py").read_text(), re.M).group(1)
+
+
+class BuildWithPack(build_py):
+    """The top-level policies/ stays the one source of the pack; a built package
+    carries a copy as c7n_imds/pack/, where `c7n-imds pack` finds it."""
+
+    def run(self):
+        super().run()
+        source = ROOT / "policies"
+        for path in sorted(source.rglob("*.yml")):
+            target = Path(self.build_lib) / "c7n_imds" / "pack" / path.relative_to(source)
+            self.mkpath(str(target.parent))
+            self.copy_file(str(path), str(target))
+
 
 # The c7n family is released in lock-step; these three versions are tested together.
 # Transitive versions (boto3, botocore, moto, ...) are pinned in constraints.txt,
@@ -42,5 +59,6 @@ setup(
         # make demo runs an embedded moto server
         "demo": ["moto[server]==5.2.5"],
     },
+    cmdclass={"build_py": BuildWithPack},
     entry_points={"console_scripts": ["c7n-imds = c7n_imds.cli:main"]},
 )

@@ -6,6 +6,8 @@ import ``c7n_imds`` first. This command does that, then hands over:
     c7n-imds run|validate|schema|report|logs|version|...   -> custodian
     c7n-imds org run|report|...                           -> c7n-org
     c7n-imds plan [custodian run options] POLICY...       -> preview, changes nothing
+    c7n-imds doctor [-r REGION] POLICY...                 -> prerequisites, checked read-only
+    c7n-imds pack list|path|copy DIR                      -> the policy pack and examples
     c7n-imds demo                                         -> the embedded demo estate
     c7n-imds templates-dir                                -> c7n-mailer templates (-t)
     c7n-imds summary OUTPUT_DIR...                        -> org-wide compliance report
@@ -15,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 
 import c7n_imds  # noqa: F401  (registers our filters and actions)
 
@@ -32,6 +35,12 @@ def main(argv=None):
         return org_main(argv[1:])
     if command == "plan":
         return plan_main(argv[1:])
+    if command == "doctor":
+        from c7n_imds.doctor import main as doctor_main
+        return doctor_main(argv[1:])
+    if command == "pack":
+        from c7n_imds.pack import main as pack_main
+        return pack_main(argv[1:])
     if command == "summary":
         from c7n_imds.summary.cli import main as summary_main
         return summary_main(argv[1:])
@@ -51,8 +60,28 @@ def main(argv=None):
     if command in (None, "-h", "--help"):
         # custodian's help follows; our own commands are listed first
         print(__doc__.split("\n\n", 1)[1], file=sys.stderr)
+    if command == "run":
+        problem = unreachable(argv[1:])
+        if problem:
+            print("c7n-imds run: %s" % problem, file=sys.stderr)
+            return 2
     from c7n.cli import main as custodian_main
     return custodian_main(argv)
+
+
+def unreachable(run_args):
+    """One line when the credentials cannot reach AWS at all, else None. Custodian would
+    answer with a flood of tracebacks (no credentials) or minutes of retries (no route),
+    once per policy and region."""
+    from c7n.cli import setup_parser
+
+    from c7n_imds.reach import Unreachable, caller_identity
+    options = setup_parser().parse_args(["run"] + list(run_args))
+    try:
+        caller_identity(options.profile, (options.regions or [None])[0])
+    except Unreachable as problem:
+        return str(problem)
+    return None
 
 
 def versions():
@@ -73,16 +102,26 @@ def versions():
 def plan_main(args):
     """Run the policies' filters (as ``custodian run --dryrun`` does) and print what our
     remediation actions would create for each matched group, without changing anything.
-    Takes the same options as ``run``; ``-s`` defaults to a throw-away directory."""
+    Takes the same options as ``run``; without ``-s`` custodian's output (its run log
+    included) goes to a temporary folder, removed afterwards."""
+    if any(a in ("-s", "--output-dir") or a.startswith("--output-dir=") for a in args):
+        return _plan(args)
+    with tempfile.TemporaryDirectory(prefix="c7n-imds-plan-") as scratch:
+        return _plan(["-s", scratch] + args)
+
+
+def _plan(args):
     from c7n.cli import _setup_logger, setup_parser
     from c7n.config import Config
 
-    if not any(a in ("-s", "--output-dir") or a.startswith("--output-dir=") for a in args):
-        args = ["-s", "null://"] + args
     options = setup_parser().parse_args(["run", "--dryrun"] + args)
+    problem = unreachable(args)
+    if problem:
+        print("c7n-imds plan: %s" % problem, file=sys.stderr)
+        return 2
     _setup_logger(options)
-    config = Config.empty(**vars(options))
-    _plan_command()(config)
+    _plan_command()(Config.empty(**vars(options)))
+    return 0
 
 
 def _plan_command():
@@ -94,10 +133,7 @@ def _plan_command():
             resources = policy() or []
             for action in policy.resource_manager.actions:
                 if not hasattr(action, "preview"):
-                    if type(action).__module__.startswith("c7n_imds."):
-                        print("policy %s action %s: no preview - it puts back what each "
-                              "group's c7n-imds:previous-launch tag records" % (
-                                  policy.name, action.type))
+                    print(no_preview(policy, action, resources))
                     continue
                 preview = action.preview(resources) if resources else {"Failures": {}}
                 preview.update(Policy=policy.name, Region=policy.options.region,
@@ -107,6 +143,26 @@ def _plan_command():
                     policy.ctx.output.write_file(
                         "imds-plan.json", json.dumps(preview, indent=2, default=str))
     return plan
+
+
+NO_PREVIEW = {
+    "revert-imds-remediation": "it puts back what each group's c7n-imds:previous-launch "
+                               "tag records",
+}
+
+
+def no_preview(policy, action, resources):
+    """An action without a preview of its own (custodian's, or revert) still says what
+    it would act on, so an empty plan never reads as "no changes" by mistake."""
+    id_key = policy.resource_manager.resource_type.id
+    names = [str(r.get(id_key)) for r in resources]
+    shown = ", ".join(names[:20]) + (" and %d more" % (len(names) - 20)
+                                     if len(names) > 20 else "")
+    return "policy %s (%s) action %s: no preview%s; it would act on %s" % (
+        policy.name, policy.options.region or "default", action.type,
+        " - " + NO_PREVIEW[action.type] if action.type in NO_PREVIEW else " of its own",
+        "%d %s(s): %s" % (len(names), policy.resource_type, shown) if names
+        else "no %s" % policy.resource_type)
 
 
 def format_preview(preview):

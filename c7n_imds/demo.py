@@ -6,6 +6,7 @@ would, and prints a before/after table. No AWS account or network needed.
 """
 import argparse
 import datetime
+import importlib.util
 import json
 import sys
 import tempfile
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import boto3
 
+from c7n_imds.pack import PackMissing, pack_dir
 from c7n_imds.testing import EndpointSession, aws_env, moto_server, run_c7n_imds
 
 REGION = "us-east-1"
-POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 # Multi-line, non-ASCII user data: must arrive in the template byte for byte.
 # (botocore base64-encodes CreateLaunchConfiguration's UserData itself.)
@@ -153,9 +154,15 @@ def main(argv=()):
     parser.add_argument("--output-dir", default=None,
                         help="where custodian output goes (default: a temporary folder)")
     options = parser.parse_args(argv)
-    if not (POLICY_DIR / "remediate.yml").exists():
-        print("c7n-imds demo runs the policy pack of a source checkout (%s not found); "
-              "run `make demo` from the repository" % POLICY_DIR, file=sys.stderr)
+    # moto is the demo extra's: an install without it gets one line, not a traceback
+    if importlib.util.find_spec("moto") is None:
+        print("c7n-imds demo needs moto, which comes with the demo extra: "
+              "pip install 'c7n-imds[demo]'", file=sys.stderr)
+        return 2
+    try:
+        policy_dir = pack_dir()
+    except PackMissing as error:
+        print("c7n-imds demo: %s" % error, file=sys.stderr)
         return 2
     out = Path(options.output_dir or tempfile.mkdtemp(prefix="c7n-imds-demo-"))
     with moto_server() as endpoint:
@@ -172,7 +179,7 @@ def main(argv=()):
         for title, folder, policy_file, verb in steps:
             # --cache-period 0: each step must see the estate as the previous one left it.
             result = run_c7n_imds([verb, "-s", str(out / folder), "-r", REGION,
-                                   "--cache-period", "0", str(POLICY_DIR / policy_file)],
+                                   "--cache-period", "0", str(policy_dir / policy_file)],
                                   env)
             print("== c7n-imds %s %s" % (verb, policy_file))
             if verb == "plan":

@@ -320,11 +320,11 @@ def aws_env(endpoint, region=REGION):
     return env
 
 
-def run_c7n_imds(args, env):
+def run_c7n_imds(args, env, cwd=None):
     """Run the real `c7n-imds` command, as a user would."""
     script = Path(sys.executable).with_name("c7n-imds")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "c7n_imds.cli"]
-    return subprocess.run(command + args, env=env, capture_output=True, text=True)
+    return subprocess.run(command + args, env=env, capture_output=True, text=True, cwd=cwd)
 
 
 class EndpointSession:

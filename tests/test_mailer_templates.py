@@ -41,3 +41,26 @@ def test_slack_template_is_valid_json():
     assert attachment["fields"][0]["title"] == 'web "blue"'
     assert "IMDSv1 calls: 3" in attachment["fields"][0]["value"]
     assert "eu-west-1" in attachment["title"]
+
+
+def _notify_actions():
+    import yaml
+    for path in sorted((REPO / "policies").rglob("*.yml")):
+        for policy in (yaml.safe_load(path.read_text()) or {}).get("policies") or ():
+            for action in policy.get("actions") or ():
+                if isinstance(action, dict) and action.get("type") == "notify":
+                    yield path.name, policy, action
+
+
+def test_every_subject_names_the_account_with_or_without_an_alias():
+    """custodian fills `account` with the IAM account alias, which most accounts lack;
+    the subject must still say which account (its id) a mail is about."""
+    from c7n_mailer.utils import get_message_subject
+    actions = list(_notify_actions())
+    assert len(actions) >= 4
+    for name, policy, action in actions:
+        for alias, expected in (("", "account 123456789012, eu-west-1"),
+                                ("prod", "account 123456789012 (prod), eu-west-1")):
+            subject = get_message_subject(dict(
+                MESSAGE, account=alias, policy=policy, action=action))
+            assert expected in subject, (name, policy["name"], subject)

@@ -24,3 +24,29 @@ def test_policy_declares_its_controls(path, policy):
     assert controls and set(controls) <= CONTROLS, (path, policy["name"], controls)
     named = set(re.findall(r"\b(?:AutoScaling|EC2)\.\d+\b", policy.get("description", "")))
     assert named == set(controls), (path, policy["name"])
+
+
+def _policies(relative):
+    return yaml.safe_load((REPO / relative).read_text())["policies"]
+
+
+def test_lambda_remediation_is_remediate_yml_on_a_schedule():
+    """The README promises the same policies: a filter or option added to one file only
+    would make the scheduled run behave differently from the one people preview."""
+    command_line, scheduled = (_policies("policies/remediate.yml"),
+                               _policies("policies/lambda/remediate-periodic.yml"))
+    assert [p["name"] + "-daily" for p in command_line] == [p["name"] for p in scheduled]
+    for plain, daily in zip(command_line, scheduled):
+        assert daily["mode"]["type"] == "periodic", daily["name"]
+        assert "mode" not in plain, plain["name"]
+        for key in set(plain) | set(daily):
+            if key not in ("name", "mode", "description"):
+                assert plain.get(key) == daily.get(key), (daily["name"], key)
+
+
+def test_revert_policy_reverts_nothing_until_groups_are_named():
+    (policy,) = _policies("policies/revert.yml")
+    assert policy["actions"] == [{"type": "revert-imds-remediation"}]
+    names = [f for f in policy["filters"] if f.get("key") == "AutoScalingGroupName"]
+    assert names == [{"type": "value", "key": "AutoScalingGroupName", "op": "in",
+                      "value": []}]

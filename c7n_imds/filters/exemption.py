@@ -38,6 +38,17 @@ class ImdsExemptFilter(AnnotationValueFilter):
     vocabulary = EXEMPTION_KEYS
     permissions = ("autoscaling:DescribeAutoScalingGroups",)
 
+    def why(self, exemption):
+        if exemption.get("Malformed"):
+            return "unreadable %s tag (%s): counts as exempt" % (EXEMPT_TAG,
+                                                                exemption.get("Error"))
+        if exemption.get("Exempt"):
+            return "exempt: %s%s" % (exemption.get("Reason"), " until %s" % exemption[
+                "Until"] if exemption.get("Until") else "")
+        if exemption.get("Expired"):
+            return "not exempt: its exemption ended %s" % exemption.get("Until")
+        return super().why(exemption)
+
     def process(self, asgs, event=None):
         today = datetime.datetime.now(datetime.timezone.utc).date()
         for asg in asgs:

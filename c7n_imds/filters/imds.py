@@ -16,8 +16,18 @@ from c7n_imds.names import LAUNCH_ANNOTATION
 from c7n_imds.sources import LaunchSources
 
 
+class LaunchViewFilter(AnnotationValueFilter):
+    """The two ``imds`` filters: a value filter over the launch view (LAUNCH_KEYS)."""
+
+    def why(self, launch):
+        source = "%s %s" % (launch.get("LaunchType"), launch.get("LaunchName"))
+        if launch.get("HttpTokens") == "required" and self.data.get("key") == "HttpTokens":
+            return "compliant: %s requires IMDSv2" % source
+        return "%s (launches from %s)" % (super().why(launch), source)
+
+
 @ASG.filter_registry.register("imds")
-class AsgImdsFilter(AnnotationValueFilter):
+class AsgImdsFilter(LaunchViewFilter):
     """Filter Auto Scaling groups by the instance metadata (IMDS) options their
     instances launch with.
 
@@ -114,7 +124,7 @@ class AsgImdsFilter(AnnotationValueFilter):
 
 
 @LaunchConfig.filter_registry.register("imds")
-class LaunchConfigImdsFilter(AnnotationValueFilter):
+class LaunchConfigImdsFilter(LaunchViewFilter):
     """Filter launch configurations by their instance metadata (IMDS) options.
 
     Security Hub control AutoScaling.3 evaluates each launch configuration, used or not,

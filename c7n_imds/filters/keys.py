@@ -1,6 +1,11 @@
 """The closed vocabularies of our value filters. A typo such as `key: HttpToken` or
 `value: requried` would otherwise validate and then match nothing - a remediation
-policy that silently does nothing. Checked at `c7n-imds validate` time."""
+policy that silently does nothing. Checked at `c7n-imds validate` time.
+
+At -v each of these filters also says why it left a resource out: custodian logs only
+"Filtered from 7 to 1 asg", which leaves a user guessing which gate held a group back."""
+import logging
+
 from c7n.exceptions import PolicyValidationError
 from c7n.filters import ValueFilter
 
@@ -66,7 +71,28 @@ def check_key_and_value(filter_, vocabulary):
                 policy, data.get("type"), ", ".join(repr(w) for w in wrong), key, expected))
 
 
-class AnnotationValueFilter(ValueFilter):
+log = logging.getLogger("custodian.c7n_imds.filters")
+
+
+class ExplainsDrops:
+    """Mixed into our value filters: a debug line per resource the filter leaves out.
+    ``why(annotation)`` is the reason in the filter's own words; the default names the
+    key, its value and what the policy asked for."""
+
+    def explained(self, resource, matched, annotation):
+        if not matched and log.isEnabledFor(logging.DEBUG):
+            resource_type = self.manager.resource_type
+            log.debug("%s %s left out by filter %s: %s", self.manager.type,
+                      resource.get(resource_type.id), self.type, self.why(annotation))
+        return matched
+
+    def why(self, annotation):
+        key = self.data.get("key")
+        return "%s is %r; the policy asks %s %r" % (
+            key, annotation.get(key), self.data.get("op", "equal"), self.data.get("value"))
+
+
+class AnnotationValueFilter(ExplainsDrops, ValueFilter):
     """A value filter over one annotation of the resource, whose keys and values are a
     closed vocabulary checked at validate time. Subclasses set ``annotation_key``,
     ``vocabulary`` and a ``process`` that annotates."""
@@ -79,4 +105,5 @@ class AnnotationValueFilter(ValueFilter):
         return super().validate()
 
     def __call__(self, resource):
-        return self.match(resource[self.annotation_key])
+        annotation = resource[self.annotation_key]
+        return self.explained(resource, self.match(annotation), annotation)

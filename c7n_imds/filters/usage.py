@@ -13,7 +13,7 @@ from c7n.resources.ec2 import EC2
 from c7n.utils import chunks, local_session, type_schema
 
 from c7n_imds.aws import retry
-from c7n_imds.filters.keys import USAGE_KEYS, check_key_and_value
+from c7n_imds.filters.keys import USAGE_KEYS, ExplainsDrops, check_key_and_value
 
 METRIC_QUERIES_PER_CALL = 500  # GetMetricData's limit
 USAGE_ANNOTATION = "c7n-imds:imdsv1-calls"
@@ -51,7 +51,7 @@ def metadata_no_token_sums(cloudwatch, instance_ids, days, now=None):
     return {i: sums.get(i) for i in instance_ids}
 
 
-class UsageFilter(ValueFilter):
+class UsageFilter(ExplainsDrops, ValueFilter):
     """Shared by the asg and ec2 filters: instance ids in, a number out."""
 
     schema = type_schema(
@@ -89,8 +89,18 @@ class UsageFilter(ValueFilter):
         usage = r[self.annotation_key]
         missing = self.data.get("missing", "exclude")
         if usage["Incomplete"] and missing != "zero":
-            return missing == "include"
-        return self.match(usage)
+            return self.explained(r, missing == "include", usage)
+        return self.explained(r, self.match(usage), usage)
+
+    def why(self, usage):
+        if usage["Incomplete"] and self.data.get("missing", "exclude") == "exclude":
+            return ("no evidence (%s) and missing: exclude" % (
+                "no CloudWatch MetadataNoToken data for %s" % ", ".join(
+                    usage["InstancesWithoutData"]) if usage["Instances"] else "no instances"))
+        if usage["Total"]:
+            return "held back: %d IMDSv1 call(s) in %d days" % (usage["Total"], usage["Days"])
+        return "made no IMDSv1 call in %d days; the policy asks %s %r" % (
+            usage["Days"], self.data.get("op", "equal"), self.data.get("value"))
 
 
 @ASG.filter_registry.register("imdsv1-usage")

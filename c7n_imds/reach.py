@@ -1,0 +1,85 @@
+"""Can the current credentials reach AWS at all? Asked once before a run is handed to
+custodian, because custodian itself answers missing credentials with over a thousand
+lines of tracebacks, and an unreachable endpoint with a minute of retries per client.
+
+One STS GetCallerIdentity call (it needs no IAM permission) with a short timeout tells
+all three cases apart: no credentials, credentials AWS rejects, no route to the endpoint.
+"""
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
+from botocore.parsers import ResponseParserError
+
+# A real STS answers in well under a second; two short attempts are enough to tell an
+# endpoint that is down from one that is slow, in at most about 20 seconds.
+PROBE_CONFIG = Config(connect_timeout=5, read_timeout=10,
+                      retries={"mode": "standard", "max_attempts": 2})
+REJECTED = ("InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken",
+            "ExpiredTokenException", "UnrecognizedClientException", "AccessDenied")
+
+
+class Unreachable(Exception):
+    """One line that says what is wrong with the way to AWS and what to do."""
+
+
+def caller_identity(profile=None, region=None, session=None, endpoint=None):
+    """STS's answer for the current credentials, or Unreachable with one line.
+    ``endpoint`` overrides the one botocore would choose (AWS_ENDPOINT_URL included)."""
+    try:
+        session = session or boto3.Session(profile_name=profile or None)
+        if session.get_credentials() is None:
+            raise Unreachable(
+                "no AWS credentials found: set AWS_PROFILE (or --profile), "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an instance "
+                "or task role is available")
+        sts = session.client("sts", region_name=_probe_region(region, session),
+                             endpoint_url=endpoint, config=PROBE_CONFIG)
+        return sts.get_caller_identity()
+    except ProfileNotFound as error:
+        raise Unreachable("%s: name a profile of ~/.aws/config (aws configure "
+                          "list-profiles)" % error) from None
+    except PartialCredentialsError as error:
+        raise Unreachable("incomplete AWS credentials (%s): set both the key id and "
+                          "the secret" % error) from None
+    except NoCredentialsError:
+        raise Unreachable("no AWS credentials found: set AWS_PROFILE (or --profile), or "
+                          "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
+    except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as error:
+        raise Unreachable(
+            "cannot reach AWS STS (%s): check the network, proxy settings and "
+            "AWS_ENDPOINT_URL" % error) from None
+    except ResponseParserError:
+        raise Unreachable(
+            "the endpoint for AWS STS did not answer as AWS does (an empty or non-AWS "
+            "reply): check proxy settings and AWS_ENDPOINT_URL") from None
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in REJECTED:
+            raise Unreachable("AWS rejected the credentials (%s: %s): renew them or "
+                              "choose another profile" % (
+                                  code, error.response["Error"].get("Message", ""))) from None
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if status >= 500:
+            raise Unreachable(
+                "the endpoint for AWS STS answers HTTP %d: retry later, or check proxy "
+                "settings and AWS_ENDPOINT_URL" % status) from None
+        raise Unreachable("AWS STS GetCallerIdentity failed (%s): %s" % (
+            code, error)) from None
+    except BotoCoreError as error:
+        raise Unreachable("cannot use the AWS configuration: %s" % error) from None
+
+
+def _probe_region(region, session):
+    """STS answers in every region; 'all' and an unset region fall back to us-east-1."""
+    if region and region != "all":
+        return region
+    return session.region_name or "us-east-1"
