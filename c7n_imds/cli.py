@@ -77,6 +77,8 @@ def unreachable(run_args):
 
     from c7n_imds.reach import Unreachable, caller_identity
     options = setup_parser().parse_args(["run"] + list(run_args))
+    if not all(os.path.isfile(path) for path in options.configs):
+        return None  # custodian names the missing file better than any reach check
     try:
         caller_identity(options.profile, (options.regions or [None])[0])
     except Unreachable as problem:

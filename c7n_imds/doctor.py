@@ -1,9 +1,8 @@
 """`c7n-imds doctor POLICY.yml...`: what a first run of these policies needs from the
 account and region of the current credentials, checked read-only before anything runs.
 
-Otherwise a first run fails late and far from the cause: a deployed Lambda whose role
-Lambda may not assume, a queue found missing once there are groups to report, a template
-c7n-mailer misses hours later, an IAM denial failing group after group.
+Otherwise a first run fails late, far from the cause: a Lambda whose role Lambda may not
+assume, a queue missing once there is news, a template c7n-mailer lacks, IAM denials.
 """
 import argparse
 import json
@@ -11,11 +10,14 @@ import os
 import sys
 import urllib.parse
 
+import boto3
+import c7n_mailer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from c7n_imds.aws import describe_error, error_code
+from c7n_imds.cli import TEMPLATES_DIR
 from c7n_imds.iam import PolicyFileError, load_policies, policy_permissions
 from c7n_imds.reach import Unreachable, caller_identity
 
@@ -23,20 +25,17 @@ DEFAULT_REGION = "us-east-1"
 # A few reads, each asked once: a broken route is a miss within seconds, not a minute.
 CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=20,
                        retries={"mode": "standard", "max_attempts": 3})
-# An unparsable answer (an endpoint without the operation) is no BotoCoreError: same miss.
-ERRORS = (ClientError, BotoCoreError, ResponseParserError)
+ERRORS = (ClientError, BotoCoreError, ResponseParserError)  # the last is no BotoCoreError
 PULL_MODE = "pull"  # the one mode that runs where it is started; every other is a Lambda
 HUB_MODES = ("hub-action", "hub-finding")
 MAILER_TEMPLATE_KEYS = ("template", "slack_template")  # the keys c7n-mailer renders
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
-LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": LAMBDA_PRINCIPAL},
-    "Action": "sts:AssumeRole"}]}, separators=(",", ":"))
+LAMBDA_TRUST = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
+                '{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}')
 QUEUE_MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 HUB_NOT_ENABLED = ("InvalidAccessException", "ResourceNotFoundException")
 DENIED = ("AccessDenied", "AccessDeniedException")
-# SimulatePrincipalPolicy documents no maximum for ActionNames, and pages 100 results by
-# default (MaxItems; fewer, with a Marker, when it likes): 100 actions a request.
+# SimulatePrincipalPolicy documents no ActionNames maximum; it pages 100 results (MaxItems).
 SIMULATION_CHUNK = 100
 # `c7n-imds iam-policy` grants ec2:CreateTags and iam:PassRole under these conditions;
 # without their values the simulator judges them false and reports both as lacking.
@@ -44,18 +43,19 @@ SIMULATION_CONTEXT = [
     {"ContextKeyName": key, "ContextKeyValues": [value], "ContextKeyType": "string"}
     for key, value in (("ec2:CreateAction", "CreateLaunchTemplate"),
                        ("iam:PassedToService", "ec2.amazonaws.com"))]
-
-
-def substitute(text, account, region):
-    """Custodian formats {account_id} and {region} into roles and queues at run time."""
-    return text.replace("{account_id}", account).replace("{region}", region)
+# c7n-imds's templates (the pack's docs give them to c7n-mailer with -t), then the
+# msg-templates folders c7n-mailer always searches (c7n_mailer/cli.py).
+TEMPLATE_FOLDERS = [TEMPLATES_DIR] + [os.path.abspath(os.path.join(
+    os.path.dirname(c7n_mailer.__file__), up, "msg-templates")) for up in (".", "..")]
 
 
 def implied_checks(policies, account, region):
     """What the policy dicts need, each {what: [policy names]} in file order: "queues",
-    "roles" (of Lambda modes), "hub" (the region where Security Hub must be enabled) and
-    "templates" (c7n-mailer's)."""
+    "roles" (of Lambda modes), "hub" (Security Hub's region), "templates" (c7n-mailer's)."""
     checks = {"queues": {}, "roles": {}, "hub": {}, "templates": {}}
+
+    def substitute(text):  # as custodian does with roles and queues at run time
+        return text.replace("{account_id}", account).replace("{region}", region)
 
     def need(kind, key, name):
         names = checks[kind].setdefault(key, [])
@@ -63,7 +63,7 @@ def implied_checks(policies, account, region):
     for policy in policies:
         name, mode = policy["name"], policy.get("mode") or {}
         if mode.get("type", PULL_MODE) != PULL_MODE:
-            need("roles", substitute(mode.get("role") or "", account, region), name)
+            need("roles", substitute(mode.get("role") or ""), name)
         if mode.get("type") in HUB_MODES:
             need("hub", region, name)
         for action in policy.get("actions") or ():
@@ -74,7 +74,7 @@ def implied_checks(policies, account, region):
                 continue
             transport = action.get("transport") or {}
             if transport.get("type") == "sqs" and transport.get("queue"):
-                need("queues", substitute(transport["queue"], account, region), name)
+                need("queues", substitute(transport["queue"]), name)
             for template in filter(None, map(action.get, MAILER_TEMPLATE_KEYS)):
                 need("templates", template, name)
     return checks
@@ -95,22 +95,22 @@ def simulation_principal(caller_arn):
                   "policies the simulator reads" % caller_arn)
 
 
+def _listed(value):
+    return [value] if isinstance(value, (str, dict)) else list(value or ())
+
+
 def trusts_lambda(document):
     """Whether a trust policy lets Lambda assume the role: an Allow of sts:AssumeRole to
     lambda.amazonaws.com and no Deny of it. AssumeRolePolicyDocument comes as
     URL-encoded JSON, which boto3 decodes (recorded answers may hold either)."""
-    def listed(value):
-        return [value] if isinstance(value, (str, dict)) else list(value or ())
-
-    def lets_lambda(statement):
-        principal = statement.get("Principal")
-        services = listed(principal.get("Service")) if isinstance(principal, dict) else ()
-        return LAMBDA_PRINCIPAL in services and bool(
-            {"sts:AssumeRole", "sts:*", "*"} & set(listed(statement.get("Action"))))
     if isinstance(document, str):
         document = json.loads(urllib.parse.unquote(document))
-    effects = [s.get("Effect") for s in listed((document or {}).get("Statement"))
-               if isinstance(s, dict) and lets_lambda(s)]
+    effects = set()
+    for statement in _listed((document or {}).get("Statement")):
+        principal = statement.get("Principal") if isinstance(statement, dict) else None
+        if (isinstance(principal, dict) and LAMBDA_PRINCIPAL in _listed(principal.get("Service"))
+                and {"sts:AssumeRole", "sts:*", "*"} & set(_listed(statement.get("Action")))):
+            effects.add(statement.get("Effect"))
     return "Allow" in effects and "Deny" not in effects
 
 
@@ -125,13 +125,12 @@ def queue_location(queue, region):
     host = urllib.parse.urlparse(queue).hostname or ""
     if host.startswith("sqs."):
         region = host.split(".")[1]
-    elif host.endswith("queue.amazonaws.com"):
+    elif host.endswith("queue.amazonaws.com"):  # R.queue..., or us-east-1's queue...
         region = host.split(".")[0] if host.count(".") > 2 else DEFAULT_REGION
     return region, queue.rstrip("/").rsplit("/", 1)[-1], None, queue
 
 
 def chunks(items, size=SIMULATION_CHUNK):
-    items = sorted(items)
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
@@ -150,35 +149,28 @@ class Simulator:
     """The IAM policy simulator, for the principal whose policies the caller has."""
 
     def __init__(self, iam, caller_arn):
-        self.iam, self.arn = iam, None
-        self.kind, found = simulation_principal(caller_arn)
-        self.why = found if self.kind is None else None
-        if self.kind == "user":
-            self.arn = found
-        elif self.kind == "role":
+        self.iam, (self.kind, found) = iam, simulation_principal(caller_arn)
+        self.arn, self.why = (found, None) if self.kind == "user" else (None, found)
+        if self.kind == "role":
             try:
                 self.arn = iam.get_role(RoleName=found)["Role"]["Arn"]
             except ERRORS as error:
-                self.why = "could not read the caller's role %s (iam:GetRole: %s)" % (
-                    found, describe_error(error))
+                self.why = "iam:GetRole %s failed (%s)" % (found, describe_error(error))
 
-    def denied(self, actions, resources=()):
+    def denied(self, actions, resources=("*",)):
         """(action, decision) of each action the principal may not call."""
-        found = []
-        for chunk in chunks(actions):
-            request = dict(PolicySourceArn=self.arn, ActionNames=chunk,
-                           ContextEntries=SIMULATION_CONTEXT)
-            request.update({"ResourceArns": list(resources)} if resources else {})
-            paginator = self.iam.get_paginator("simulate_principal_policy")
-            for result in paginator.paginate(**request).search("EvaluationResults"):
+        found, paginator = [], self.iam.get_paginator("simulate_principal_policy")
+        for chunk in chunks(sorted(actions)):
+            for result in paginator.paginate(
+                    PolicySourceArn=self.arn, ActionNames=chunk, ResourceArns=list(resources),
+                    ContextEntries=SIMULATION_CONTEXT).search("EvaluationResults"):
                 decision = (result["EvalActionName"], result["EvalDecision"])
                 if decision[1] != "allowed" and decision not in found:
                     found.append(decision)
         return found
 
     def send_check(self, label, queue_arn):
-        """Whether the caller may send to an existing queue; where the simulator cannot
-        answer, the permissions line carries that miss, once."""
+        """May the caller send to it? If the simulator cannot say, the permissions line does."""
         if self.arn is None:
             return True, "%s: exists; sending not checked (see iam permissions)" % label
         try:
@@ -201,10 +193,9 @@ def queue_check(session, queue, names, region, simulator):
         arn = sqs.get_queue_attributes(
             QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     except ERRORS as error:
-        return failed(label, error, QUEUE_MISSING, (
-            "does not exist - create it: aws sqs create-queue --queue-name %s --region %s; "
-            "c7n-mailer reads it (queue_url in its config, see policies/mailer/)" % (
-                name, queue_region)))
+        return failed(label, error, QUEUE_MISSING, "does not exist - create it: aws sqs "
+                      "create-queue --queue-name %s --region %s; c7n-mailer reads it (its "
+                      "queue_url, see policies/mailer/)" % (name, queue_region))
     return simulator.send_check(label, arn)
 
 
@@ -216,14 +207,14 @@ def role_check(iam, role, names):
     try:
         found = iam.get_role(RoleName=name)["Role"]
     except ERRORS as error:
-        return failed(label, error, ("NoSuchEntity",), (
-            "does not exist - create it: aws iam create-role --role-name %s "
-            "--assume-role-policy-document '%s', with the policy `c7n-imds iam-policy` "
-            "prints" % (name, LAMBDA_TRUST)))
+        return failed(label, error, ("NoSuchEntity",), "does not exist - create it: aws iam "
+                      "create-role --role-name %s --assume-role-policy-document '%s', then "
+                      "attach AWSLambdaBasicExecutionRole and the policy `c7n-imds iam-policy` "
+                      "prints" % (name, LAMBDA_TRUST))
     if not trusts_lambda(found.get("AssumeRolePolicyDocument")):
-        return False, ("%s: exists, but its trust policy does not let %s assume it - "
-                       "allow it: aws iam update-assume-role-policy --role-name %s "
-                       "--policy-document '%s'" % (label, LAMBDA_PRINCIPAL, name, LAMBDA_TRUST))
+        return False, ("%s: exists, but does not trust %s - trust it: aws iam update-assume-"
+                       "role-policy --role-name %s --policy-document '%s'" % (
+                           label, LAMBDA_PRINCIPAL, name, LAMBDA_TRUST))
     return True, "%s: exists and trusts %s" % (label, LAMBDA_PRINCIPAL)
 
 
@@ -232,24 +223,12 @@ def hub_check(session, region, names):
     try:
         session.client("securityhub", region_name=region, config=CLIENT_CONFIG).describe_hub()
     except ERRORS as error:
-        return failed(label, error, HUB_NOT_ENABLED, (
-            "not enabled in %s - enable it: aws securityhub enable-security-hub --region %s"
-            % (region, region)))
+        return failed(label, error, HUB_NOT_ENABLED, "not enabled in %s - enable it: aws "
+                      "securityhub enable-security-hub --region %s" % (region, region))
     return True, "%s: enabled in %s" % (label, region)
 
 
-def template_folders():
-    """c7n-imds's templates (the pack's docs give them to c7n-mailer with -t), then the
-    msg-templates folders c7n-mailer always searches (c7n_mailer/cli.py)."""
-    import c7n_mailer
-
-    from c7n_imds.cli import TEMPLATES_DIR
-    package = os.path.dirname(os.path.abspath(c7n_mailer.__file__))
-    return [TEMPLATES_DIR] + [os.path.join(folder, "msg-templates")
-                              for folder in (package, os.path.dirname(package))]
-
-
-def template_check(template, names, folders):
+def template_check(template, names, folders=TEMPLATE_FOLDERS):
     label = labelled("template %s" % template, names)
     # c7n-mailer loads NAME.j2 for a relative name (c7n_mailer.utils.get_rendered_jinja)
     wanted = template if os.path.isabs(template) else template + ".j2"
@@ -268,14 +247,13 @@ def permission_check(simulator, permissions, paths):
         return True, ("%s: the caller is the account root, which IAM policies do not "
                       "limit; the policy simulator does not apply to root" % label)
     if simulator.arn is None:
-        return False, "%s: could not check - %s; compare with `%s`" % (
-            label, simulator.why, command)
+        return False, "%s: could not check - %s; see `%s`" % (label, simulator.why, command)
     try:
         denied = simulator.denied(permissions)
     except ERRORS as error:
-        return failed(label, error, DENIED, (
-            "could not check - the caller may not call iam:SimulatePrincipalPolicy; grant "
-            "it, or compare the caller's policies with `%s`" % command))
+        return failed(label, error, DENIED, "could not check - the caller may not call "
+                      "iam:SimulatePrincipalPolicy; grant it, or compare the caller's "
+                      "policies with `%s`" % command)
     if denied:
         return False, "%s: the caller lacks %s - grant what `%s` prints" % (
             label, ", ".join("%s (%s)" % d for d in denied), command)
@@ -283,11 +261,9 @@ def permission_check(simulator, permissions, paths):
 
 
 def main(argv=None, session=None):
-    """Print the checklist; 0 when every check is ok, 1 on a miss, 2 for bad input or no
-    way to AWS. ``session`` (a boto3 session) replaces the one --profile would make."""
-    parser = argparse.ArgumentParser(
-        prog="c7n-imds doctor",
-        description="Check, read-only, what a first run of the policies needs.")
+    """Print the checklist; exit 0 when all is ok, 1 on a miss, 2 for bad input or no way
+    to AWS. ``session``, a boto3 session, replaces the one --profile would make (tests)."""
+    parser = argparse.ArgumentParser("c7n-imds doctor", description="Check what a first run needs.")
     parser.add_argument("policy_files", nargs="+", metavar="POLICY.yml")
     parser.add_argument("-r", "--region", help="default: the session's, else us-east-1")
     parser.add_argument("--profile")
@@ -302,23 +278,18 @@ def main(argv=None, session=None):
     except Unreachable as error:
         print("c7n-imds doctor:\n  MISS  identity: %s\n1 miss" % error)
         return 2
-    import boto3
     session = session or boto3.Session(profile_name=options.profile or None)
-    account = identity["Account"]
-    region = options.region or session.region_name or DEFAULT_REGION
+    account, region = identity["Account"], options.region or session.region_name or DEFAULT_REGION
     checks = implied_checks([p.data for p in policies], account, region)
     iam = session.client("iam", config=CLIENT_CONFIG)
     simulator = Simulator(iam, identity["Arn"])
     permissions = policy_permissions(policies)
-    if checks["queues"]:
-        permissions.discard("sqs:SendMessage")  # simulated on each queue's own ARN
-    folders = template_folders()
+    permissions -= {"sqs:SendMessage"} if checks["queues"] else set()  # on each queue's ARN
     results = [(True, "identity")]
-    results += [queue_check(session, q, names, region, simulator)
-                for q, names in checks["queues"].items()]
+    results += [queue_check(session, q, n, region, simulator) for q, n in checks["queues"].items()]
     results += [role_check(iam, role, names) for role, names in checks["roles"].items()]
     results += [hub_check(session, r, names) for r, names in checks["hub"].items()]
-    results += [template_check(t, names, folders) for t, names in checks["templates"].items()]
+    results += [template_check(t, names) for t, names in checks["templates"].items()]
     results.append(permission_check(simulator, permissions, options.policy_files))
     print("c7n-imds doctor: account %s (%s), region %s" % (account, identity["Arn"], region))
     for ok, text in results:
