@@ -1,5 +1,7 @@
 """The AWS edge every module shares: one retry policy, one way to name an AWS error,
 the region-wide group scans."""
+import threading
+
 from botocore.exceptions import BotoCoreError, ClientError
 from c7n.utils import get_retry
 
@@ -32,6 +34,34 @@ def error_code(error):
     return error.response["Error"]["Code"] if isinstance(error, ClientError) else None
 
 
+# The last call of this thread that got no answer at all (a connection error, a
+# timeout): botocore's exception for it names the endpoint, not the API.
+_unanswered = threading.local()
+
+
+def note_unanswered_calls(session):
+    """Remember, per thread, which API and region the last unanswered call was for."""
+    session.events.register("after-call-error", _note_unanswered,
+                            unique_id="c7n-imds-unanswered-call")
+    return session
+
+
+def _note_unanswered(event_name, exception, context=None, **kwargs):
+    _unanswered.call = (exception, event_name.split(".", 2)[2],
+                        (context or {}).get("client_region"))
+
+
+def failed_call(error):
+    """(API, region or None, attempts or None) of an AWS error raised by a call."""
+    if isinstance(error, ClientError):
+        return (error.operation_name, None,
+                error.response.get("ResponseMetadata", {}).get("RetryAttempts"))
+    noted = getattr(_unanswered, "call", None)
+    if noted and noted[0] is error:
+        return noted[1], noted[2], None
+    return None, None, None
+
+
 def tags_of(resource):
     """{key: value} of a resource's Tags list (groups, templates, instances)."""
     return {t["Key"]: t["Value"] for t in resource.get("Tags") or ()}
@@ -59,3 +89,25 @@ def template_followers(autoscaling, work):
                 followers.setdefault(spec["LaunchTemplateId"], {}).setdefault(
                     spec["Version"], set()).add(asg["AutoScalingGroupName"])
     return followers
+
+
+# What a policy had not read when a describe failed, by API.
+NOT_SCANNED = {
+    "DescribeAutoScalingGroups": "its Auto Scaling groups were not scanned",
+    "DescribeLaunchConfigurations": "its launch configurations were not read",
+    "DescribeLaunchTemplates": "its launch templates were not read",
+    "DescribeLaunchTemplateVersions": "its launch template versions were not read",
+    "DescribeInstances": "its instances were not read",
+    "GetMetricData": "its IMDSv1 usage was not read",
+}
+
+
+def stopped_policy_line(policy, error):
+    """One line for a policy that an AWS error stopped: the API, the region, the error
+    and what was not scanned - instead of three chained tracebacks naming no group."""
+    operation, region, attempts = failed_call(error)
+    what = NOT_SCANNED.get(operation, "what it had not reached was left as it is")
+    return "policy %s stopped: %s%s failed%s (%s); %s - run it again when AWS answers" % (
+        policy, operation or "an AWS call", " in %s" % region if region else "",
+        " after %d attempts" % (attempts + 1) if attempts else " after retrying",
+        describe_error(error), what)

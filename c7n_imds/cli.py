@@ -20,6 +20,7 @@ import sys
 import tempfile
 
 import c7n_imds  # noqa: F401  (registers our filters and actions)
+from c7n_imds.aws import AWS_ERRORS, describe_error, stopped_policy_line
 
 log = logging.getLogger("custodian.c7n_imds.cli")
 
@@ -65,8 +66,32 @@ def main(argv=None):
         if problem:
             print("c7n-imds run: %s" % problem, file=sys.stderr)
             return 2
+        for name in ("custodian.commands", "custodian.output"):
+            logging.getLogger(name).addFilter(OneLineAwsErrors())
     from c7n.cli import main as custodian_main
     return custodian_main(argv)
+
+
+class OneLineAwsErrors(logging.Filter):
+    """Custodian logs a policy stopped by an exception twice, each with the traceback
+    (its output context, which also writes custodian-run.log, then the run command).
+    When AWS itself failed after every retry, the traceback says nothing a user can act
+    on: the run command's line becomes one that names the policy, the API, the error and
+    what was not scanned, and the context's line keeps only the error."""
+
+    def filter(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        message = record.getMessage()
+        if not isinstance(error, AWS_ERRORS) or not message.startswith(
+                "Error while executing policy"):
+            return True
+        name = message[len("Error while executing policy"):].strip()
+        if name:
+            record.msg = stopped_policy_line(name.split(",")[0], error)
+        else:
+            record.msg = "Error while executing policy: %s" % describe_error(error)
+        record.args, record.exc_info, record.exc_text = (), None, None
+        return True
 
 
 def unreachable(run_args):

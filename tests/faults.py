@@ -14,6 +14,10 @@ handlers that, as the JSON plan in ``C7N_IMDS_FAULTS`` says:
   ``ServiceUnavailable`` (503), ``InternalError`` (500), a connection reset before the
   request reached the server, and a response lost after the server processed the
   request (the request is really sent, then a read timeout is raised);
+- ``outage``: ``{"failures": n, "kinds": [...], "services": [...]}`` - every
+  operation's first n attempts in the process fail, one after the other, with these
+  kinds in turn (an API that is down for a while, then back); only those services
+  (botocore's hyphenated ids, e.g. ``auto-scaling``) when given;
 - ``crash_after``: ``os._exit(137)`` - as if the process were killed - right after the
   n-th successful call of an operation (``after-call``);
 - ``crash_after_mutating``: the same right after the n-th successful call that changes
@@ -106,6 +110,7 @@ class Injector:
         self.successes = {}
         self.mutations = 0
         self.barriers_passed = set()
+        self.outage_attempts = {}
         self.real_sleep = time.sleep
 
     def attach(self, session):
@@ -159,6 +164,17 @@ class Injector:
                            code="InvalidAMIID.NotFound")
                 return error_response(request, service, 400, "InvalidAMIID.NotFound",
                                       "The image id '[%s]' does not exist" % image)
+        outage = self.plan.get("outage")
+        if outage and service in (outage.get("services") or (service,)):
+            with self.lock:
+                attempt = self.outage_attempts[operation] = self.outage_attempts.get(
+                    operation, 0) + 1
+            if attempt <= outage["failures"]:
+                kinds = outage.get("kinds") or ("reset",)
+                kind = kinds[(attempt - 1) % len(kinds)]
+                _state.faults_in_call = getattr(_state, "faults_in_call", 0) + 1
+                self.write(event="fault", kind=kind, service=service, operation=operation)
+                return self.fault(kind, request, service)
         rate = self.plan.get("rate", 0)
         if not operation.startswith(("Describe", "Get", "List")):
             rate = self.plan.get("mutating_rate", rate)

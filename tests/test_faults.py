@@ -4,9 +4,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import c7n_imds
 from tests import faults
 from tests.support.commands import (
     COPY_LC,
+    DETECT,
     FIGURES,
     PREVIOUS_TAG,
     REMEDIATE,
@@ -210,7 +212,7 @@ def test_unresolvable_groups_fail_clearly_and_the_others_convert(moto, tmp_path)
 
 def test_a_group_cut_off_by_the_network_fails_alone(moto, tmp_path):
     """Every attempt to switch group `public` dies on the network (the connection
-    closes; botocore retries 4 times, then raises ConnectionClosedError, a
+    closes; botocore retries 7 times, then raises ConnectionClosedError, a
     BotoCoreError rather than a ClientError). As with an AWS error, that group must
     fail alone - named, with the reason - while the groups after it are still
     converted and the outcome file is written."""
@@ -224,7 +226,8 @@ def test_a_group_cut_off_by_the_network_fails_alone(moto, tmp_path):
         "log": str(log), "refuse": [
             {"operation": "UpdateAutoScalingGroup", "match": "public", "kind": "reset"}]})
     assert result.returncode != 0
-    assert len(faults.read_log(log)) == 5  # botocore's 5 attempts, all cut off
+    # every attempt c7n-imds allows, all cut off
+    assert len(faults.read_log(log)) == int(c7n_imds.MAX_ATTEMPTS)
     check_nothing_lost(session, configs_before, origin, "after the cut-off run")
     failed = [line for line in result.stderr.splitlines() if line.startswith(" - public:")]
     assert failed and "Connection" in failed[0], result.stderr[-3000:]
@@ -233,3 +236,54 @@ def test_a_group_cut_off_by_the_network_fails_alone(moto, tmp_path):
         "imds-changes.json"
     assert {c["AutoScalingGroupName"] for c in json.loads(changes.read_text())
             if "Error" in c} == {"public"}
+
+
+OUTAGE = {"failures": 6, "kinds": ["reset", "unavailable", "internal"],
+          "services": ["ec2", "auto-scaling", "cloudwatch"]}
+
+
+def test_an_outage_of_six_failures_per_api_is_outlasted(moto, tmp_path):
+    """Every EC2, Auto Scaling and CloudWatch API - custodian's own group listing
+    included - fails its first six attempts (dropped connections, 503, 500 in turn),
+    more than botocore's default five attempts survive. The one run still converts
+    every group: all calls are as patient with network errors and 5xx as with
+    throttling."""
+    endpoint, session = moto
+    ids = seed(session)
+    grow(session, ids, count=2)
+    autoscaling = session.client("autoscaling")
+    origin = launch_origin(autoscaling)
+    configs_before = set(all_configs(autoscaling))
+    log = tmp_path / "outage.jsonl"
+    result = c7n(run_args(tmp_path / "out", REMEDIATE), endpoint, tmp_path,
+                 {"log": str(log), "outage": OUTAGE})
+    assert result.returncode == 0, result.stderr[-3000:]
+    hit = Counter(e["operation"] for e in faults.read_log(log) if e["event"] == "fault")
+    assert hit["DescribeAutoScalingGroups"] == 6 and hit["CreateLaunchTemplate"] == 6, hit
+    assert hit["UpdateAutoScalingGroup"] == 6 and hit["GetMetricData"] == 6, hit
+    check_nothing_lost(session, configs_before, origin, "after the outage")
+    assert_converged(session, origin, left_alone={"compliant", "exempt"})
+
+
+def test_a_describe_that_stays_down_ends_its_policy_with_one_line(moto, tmp_path):
+    """Custodian's own listing (DescribeAutoScalingGroups) and our launch
+    configuration read never answer: each policy that needs them ends with one line
+    naming the API, the region, the error and what was not scanned - no traceback -
+    and the run exits non-zero."""
+    endpoint, session = moto
+    seed(session)
+    for operation, what in (("DescribeAutoScalingGroups", "its Auto Scaling groups were "
+                             "not scanned"),
+                            ("DescribeLaunchConfigurations", "its launch configurations "
+                             "were not read")):
+        result = c7n(run_args(tmp_path / operation, DETECT), endpoint, tmp_path, {
+            "refuse": [{"operation": operation, "match": "", "kind": "reset"}]})
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr, result.stderr[-3000:]
+        stopped = [line for line in result.stderr.splitlines() if " stopped: " in line]
+        assert stopped, result.stderr[-3000:]
+        for line in stopped:
+            assert "stopped: %s in us-east-1 failed after retrying (Connection was " \
+                "closed before we received a valid response from endpoint URL" % (
+                    operation) in line, line
+            assert line.endswith("%s - run it again when AWS answers" % what), line

@@ -55,6 +55,9 @@ def bad_option_cases():
                                                 "refresh-preferences": value},
                           "refresh-preferences", allowed))
         action(resource, action_type, "no-such-option", 1, "was unexpected")
+        action(resource, action_type, "rate-budget", 1.5, "'maximum': 1")
+        action(resource, action_type, "rate-budget", 0, "'exclusiveMinimum': 0")
+    action("asg", "revert-imds-remediation", "rate-budget", 2, "'maximum': 1")
     for resource in ("asg", "launch-config"):
         action(resource, "convert-to-launch-template", "http-tokens", "optional",
                "'required', 'preserve'")

@@ -13,6 +13,7 @@ from c7n_imds.actions import running_instances
 from c7n_imds.actions.options import RUNNING_INSTANCES_PERMISSIONS
 from c7n_imds.aws import AWS_ERRORS, THROTTLING_CODES, describe_error, retry
 from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
+from c7n_imds.model.rates import DEFAULT_BUDGET
 from c7n_imds.model.safety import (
     iac_guidance,
     iac_owner,
@@ -22,6 +23,7 @@ from c7n_imds.model.safety import (
 )
 from c7n_imds.model.verify import differences, summary
 from c7n_imds.names import EXEMPT_TAG, PRESERVE, PREVIOUS_LAUNCH_TAG
+from c7n_imds.pacing import PACER, Progress
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
@@ -80,6 +82,21 @@ class Remediation(BaseAction):
     """
 
     skipped = ()  # groups left to their stack, set by eligible()
+
+    def process(self, resources, event=None):
+        """``remediate`` the groups within this action's ``rate-budget`` (a share of
+        each of AWS's API buckets, c7n_imds/pacing.py), with a progress line on long
+        runs; the process's budget is what it was again afterwards."""
+        previous = PACER.budget
+        PACER.set_budget(self.data.get("rate-budget", DEFAULT_BUDGET))
+        self.progress = Progress(self.type, len(resources))
+        try:
+            return self.remediate(resources)
+        finally:
+            PACER.set_budget(previous)
+
+    def remediate(self, groups):
+        raise NotImplementedError
 
     def eligible(self, groups):
         """Groups this action leaves alone, reported in self.skipped: exempt ones (tag

@@ -10,6 +10,7 @@ from c7n_imds.actions.options import (
     HOP_LIMIT_SCHEMA,
     HTTP_ENDPOINT_SCHEMA,
     IAC_MANAGED_SCHEMA,
+    RATE_BUDGET_SCHEMA,
     REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA,
 )
@@ -84,7 +85,10 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
     owned by CloudFormation, Elastic Beanstalk or an EKS managed node group with what
     to change there instead - a change behind a stack drifts or is reverted - and
     ``remediate`` changes them anyway. ``concurrency`` (1-16, default 1): launch
-    configurations converted at a time.
+    configurations converted at a time. ``rate-budget`` (0-1, default 0.5): the share
+    of each of AWS's API rate limits (token buckets, c7n_imds/model/rates.py) the run
+    may use; every EC2 and Auto Scaling request is paced within it, the rest stays for
+    the account's own automation.
 
     :example:
 
@@ -116,6 +120,7 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
            "concurrency": {"type": "integer", "minimum": 1, "maximum": 16},
            "iac-managed": IAC_MANAGED_SCHEMA,
            "running-instances": RUNNING_INSTANCES_SCHEMA,
+           "rate-budget": RATE_BUDGET_SCHEMA,
            "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
     permissions = LaunchSources.permissions + (
         "ec2:DescribeLaunchTemplates", "ec2:CreateLaunchTemplate", "ec2:CreateTags",
@@ -240,7 +245,7 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
 
     # -- execution --------------------------------------------------------------------
 
-    def process(self, asgs):
+    def remediate(self, asgs):
         ec2, autoscaling = self.clients()
         plan = self.plan(self.read(asgs, ec2, autoscaling))
         plans, failures = plan.items, plan.failures
@@ -251,10 +256,11 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
         with self.executor_factory(max_workers=self.data.get("concurrency", 1)) as pool:
             outcomes = pool.map(
                 lambda plan: self.convert(ec2, autoscaling, plan, existing), plans)
-            for plan_results, plan_failures, plan_switched in outcomes:
+            for plan, (plan_results, plan_failures, plan_switched) in zip(plans, outcomes):
                 results.extend(plan_results)
                 failures.update(plan_failures)
                 switched.extend(plan_switched)
+                self.progress.advance(len(plan.groups))
         metadata = {asg["AutoScalingGroupName"]: plan.launch_template_data["MetadataOptions"]
                     for plan in plans for asg in plan.groups}
         self.update_running_instances(ec2, autoscaling, switched, results, failures,

@@ -11,6 +11,7 @@ from c7n_imds.actions.options import (
     HOP_LIMIT_SCHEMA,
     HTTP_ENDPOINT_SCHEMA,
     IAC_MANAGED_SCHEMA,
+    RATE_BUDGET_SCHEMA,
     REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA,
 )
@@ -59,6 +60,11 @@ class CopyLaunchConfiguration(Remediation):
     ``running-instances`` (``keep``, ``modify``, ``refresh``), ``refresh-preferences``,
     ``iac-managed`` (``skip`` or ``remediate``) - as for ``convert-to-launch-template``.
 
+    ``rate-budget`` (0-1, default 0.5): the share of each of AWS's
+    API rate limits (token buckets, c7n_imds/model/rates.py) the run may use; every
+    EC2 and Auto Scaling request is paced within it, the rest stays for the
+    account's own automation.
+
     :example:
 
     .. code-block:: yaml
@@ -83,6 +89,7 @@ class CopyLaunchConfiguration(Remediation):
            "iac-managed": IAC_MANAGED_SCHEMA,
            "http-endpoint": HTTP_ENDPOINT_SCHEMA,
            "running-instances": RUNNING_INSTANCES_SCHEMA,
+           "rate-budget": RATE_BUDGET_SCHEMA,
            "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
     permissions = LaunchSources.permissions + (
         "autoscaling:DescribeAutoScalingGroups", "autoscaling:CreateLaunchConfiguration",
@@ -138,14 +145,14 @@ class CopyLaunchConfiguration(Remediation):
         ec2, autoscaling = self.clients()
         return self.plan(self.read(asgs, ec2, autoscaling)).preview("Copies")
 
-    def process(self, asgs):
+    def remediate(self, asgs):
         ec2, autoscaling = self.clients()
         plan = self.plan(self.read(asgs, ec2, autoscaling))
         plans, failures = plan.items, plan.failures
         existing = self.existing(autoscaling, [p.parameters["LaunchConfigurationName"]
                                                for p in plans])
         results, switched, unavailable = list(self.skipped), [], None
-        for plan in plans:
+        for plan in self.progress.each(plans, lambda plan: len(plan.groups)):
             name = plan.parameters["LaunchConfigurationName"]
             if unavailable is None and name not in existing:
                 try:

@@ -7,6 +7,9 @@ HOP_LIMIT_SCHEMA = {"oneOf": [
 IAC_MANAGED_SCHEMA = {"enum": ["skip", "remediate"]}
 HTTP_ENDPOINT_SCHEMA = {"enum": [PRESERVE, "enabled", "disabled"]}
 RUNNING_INSTANCES_SCHEMA = {"enum": ["keep", "modify", "refresh"]}
+# The share of each of AWS's API token buckets a run may use (c7n_imds/model/rates.py);
+# the rest stays for the account's own automation.
+RATE_BUDGET_SCHEMA = {"type": "number", "exclusiveMinimum": 0, "maximum": 1}
 RUNNING_INSTANCES_PERMISSIONS = {"modify": ("ec2:ModifyInstanceMetadataOptions",),
                                  "refresh": ("autoscaling:StartInstanceRefresh",)}
 REFRESH_PREFERENCES_SCHEMA = {

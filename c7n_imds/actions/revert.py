@@ -8,6 +8,7 @@ from c7n.resources.asg import ASG
 from c7n.utils import type_schema
 
 from c7n_imds.actions.base import Remediation, current_groups, tag_group
+from c7n_imds.actions.options import RATE_BUDGET_SCHEMA
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry
 from c7n_imds.model.provenance import decode_previous_launch, parse_derived_version_description
 from c7n_imds.names import ALIASES, EXEMPT_TAG, PREVIOUS_LAUNCH_TAG
@@ -44,6 +45,11 @@ class RevertImdsRemediation(Remediation):
     so that the next scheduled remediation does not undo the revert. The templates and
     configurations c7n-imds created are kept.
 
+    ``rate-budget`` (0-1, default 0.5): the share of each of AWS's
+    API rate limits (token buckets, c7n_imds/model/rates.py) the run may use; every
+    EC2 and Auto Scaling request is paced within it, the rest stays for the
+    account's own automation.
+
     :example:
 
     .. code-block:: yaml
@@ -58,7 +64,8 @@ class RevertImdsRemediation(Remediation):
               - type: revert-imds-remediation
     """
 
-    schema = type_schema("revert-imds-remediation", exempt={"type": "boolean"})
+    schema = type_schema("revert-imds-remediation", exempt={"type": "boolean"},
+                         **{"rate-budget": RATE_BUDGET_SCHEMA})
     permissions = (
         "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations",
         "ec2:DescribeLaunchTemplateVersions", "ec2:ModifyLaunchTemplate",
@@ -66,10 +73,10 @@ class RevertImdsRemediation(Remediation):
         "autoscaling:DeleteTags", "ec2:RunInstances", "iam:PassRole")
     verify_permissions = ()  # puts back what was proven before; no pre-flight
 
-    def process(self, asgs):
+    def remediate(self, asgs):
         ec2, autoscaling = self.clients()
         results, failures, defaults_restored = [], {}, {}
-        for asg in current_groups(autoscaling, asgs):
+        for asg in self.progress.each(current_groups(autoscaling, asgs), lambda _: 1):
             name = asg["AutoScalingGroupName"]
             value = group_tags(asg).get(PREVIOUS_LAUNCH_TAG)
             if not value:

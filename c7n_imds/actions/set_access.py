@@ -13,6 +13,7 @@ from c7n_imds.actions.options import (
     HOP_LIMIT_SCHEMA,
     HTTP_ENDPOINT_SCHEMA,
     IAC_MANAGED_SCHEMA,
+    RATE_BUDGET_SCHEMA,
     REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA,
 )
@@ -79,6 +80,11 @@ class SetMetadataAccess(VersionMaking, Remediation):
     ``refresh-preferences`` and ``iac-managed`` (``skip`` or ``remediate``), as for
     ``convert-to-launch-template``.
 
+    ``rate-budget`` (0-1, default 0.5): the share of each of AWS's
+    API rate limits (token buckets, c7n_imds/model/rates.py) the run may use; every
+    EC2 and Auto Scaling request is paced within it, the rest stays for the
+    account's own automation.
+
     :example:
 
     .. code-block:: yaml
@@ -110,6 +116,7 @@ class SetMetadataAccess(VersionMaking, Remediation):
            "iac-managed": IAC_MANAGED_SCHEMA,
            "verify": {"type": "boolean"},
            "running-instances": RUNNING_INSTANCES_SCHEMA,
+           "rate-budget": RATE_BUDGET_SCHEMA,
            "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
     permissions = LaunchSources.permissions + (
         "autoscaling:DescribeAutoScalingGroups", "ec2:CreateLaunchTemplateVersion",
@@ -211,7 +218,7 @@ class SetMetadataAccess(VersionMaking, Remediation):
 
     # -- execution ----------------------------------------------------------------------
 
-    def process(self, asgs):
+    def remediate(self, asgs):
         ec2, autoscaling = self.clients()
         plan = self.plan(self.read(asgs, ec2, autoscaling))
         work, failures = {item.key: item for item in plan.items}, plan.failures

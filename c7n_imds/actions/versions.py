@@ -30,8 +30,8 @@ class VersionMaking:
         new_versions = {}
         # Per template, the version followed as $Latest is derived last, so that its
         # derivative ends up the latest.
-        for key in sorted(work, key=lambda k: (k[0], bool(work[k].followed_as_latest),
-                                               k[1])):
+        ordered = sorted(work, key=lambda k: (k[0], bool(work[k].followed_as_latest), k[1]))
+        for key in self.progress.each(ordered, lambda key: len(work[key].groups)):
             item = work[key]
             names = [asg["AutoScalingGroupName"] for asg, _ in item.groups]
             if any(n in failures for n in names):

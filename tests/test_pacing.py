@@ -1,0 +1,105 @@
+"""c7n_imds.pacing: one bucket per region and API for the whole process, drawn on by
+every HTTP attempt of EC2 and Auto Scaling, never by other services. A fake clock whose
+sleep advances it keeps the tests free of wall-clock time."""
+import threading
+
+import boto3
+import pytest
+
+from c7n_imds import pacing
+from c7n_imds.model.rates import Bucket
+
+
+class Clock:
+    def __init__(self):
+        self.now, self.slept = 0.0, []
+        self.lock = threading.Lock()
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        with self.lock:
+            self.slept.append(seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = Clock()
+    monkeypatch.setattr(pacing, "PACER", pacing.Pacer(clock=fake, sleep=fake.sleep, scale=1))
+    return fake
+
+
+def test_run_instances_is_paced_at_the_budgeted_share(clock):
+    # RunInstances: 5 burst, 2 per second; at the default budget (0.5): 2.5 and 1 per s
+    delays = [pacing.PACER.wait_for_token("us-east-1", "ec2", "RunInstances")
+              for _ in range(5)]
+    assert delays == [0.0, 0.0, pytest.approx(0.5), pytest.approx(1.5), pytest.approx(2.5)]
+    assert clock.slept == delays[2:]
+
+
+def test_buckets_are_per_region_and_api(clock):
+    for _ in range(2):
+        pacing.PACER.wait_for_token("us-east-1", "ec2", "RunInstances")
+    assert pacing.PACER.wait_for_token("eu-west-1", "ec2", "RunInstances") == 0.0
+    assert pacing.PACER.wait_for_token("us-east-1", "ec2", "CreateLaunchTemplate") == 0.0
+    assert pacing.PACER.wait_for_token("us-east-1", "cloudwatch", "GetMetricData") == 0.0
+    assert ("us-east-1", "cloudwatch", "GetMetricData") not in pacing.PACER.buckets
+
+
+def test_threads_share_one_bucket(clock):
+    """Eight threads asking at once get eight distinct slots: the refill rate holds."""
+    delays = []
+    threads = [threading.Thread(target=lambda: delays.append(
+        pacing.PACER.wait_for_token("us-east-1", "ec2", "RunInstances"))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(delays) == pytest.approx([0, 0, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5])
+
+
+def test_budget_change_applies_to_existing_buckets(clock):
+    pacing.PACER.wait_for_token("us-east-1", "ec2", "RunInstances")
+    pacing.PACER.set_budget(1.0)
+    assert pacing.PACER.buckets[("us-east-1", "ec2", "RunInstances")].bucket == Bucket(5, 2)
+
+
+def test_every_http_attempt_of_a_session_is_paced(clock, moto):
+    """Installed on a session, the pacer sees each EC2 / Auto Scaling request with its
+    API name, and nothing of the other services."""
+    endpoint, _ = moto
+    session = pacing.install(boto3.Session(region_name="us-east-1",
+                                           aws_access_key_id="testing",
+                                           aws_secret_access_key="testing"))
+    session.client("ec2", endpoint_url=endpoint).describe_launch_templates()
+    session.client("autoscaling", endpoint_url=endpoint).describe_auto_scaling_groups()
+    session.client("sts", endpoint_url=endpoint).get_caller_identity()
+    assert sorted(pacing.PACER.buckets) == [
+        ("us-east-1", "autoscaling", "DescribeAutoScalingGroups"),
+        ("us-east-1", "ec2", "DescribeLaunchTemplates")]
+    assert pacing.PACER.sent == 2
+
+
+def test_custodian_sessions_are_paced(clock, moto, monkeypatch):
+    """Every session custodian's SessionFactory makes - its own listing's included -
+    draws from the process's buckets (c7n_imds.register attaches the pacer)."""
+    from c7n.credentials import SessionFactory
+    endpoint, _ = moto
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    session = SessionFactory("eu-west-1")()
+    session.client("autoscaling", endpoint_url=endpoint).describe_launch_configurations()
+    assert ("eu-west-1", "autoscaling", "DescribeLaunchConfigurations") in \
+        pacing.PACER.buckets
+
+
+def test_progress_line_on_long_runs_only(clock):
+    progress = pacing.Progress("convert-to-launch-template", 200, every=30)
+    assert progress.advance(10) is None  # not yet due
+    clock.now = 31.0
+    for _ in range(40):
+        pacing.PACER.wait_for_token("us-east-1", "ec2", "DescribeImages")
+    assert progress.advance(10) == (
+        "convert-to-launch-template: 20/200 groups done, 1.3 requests/s, about 279 s left")
+    assert pacing.Progress("x", 10).advance(10) is None  # short runs stay quiet
