@@ -56,10 +56,12 @@ def pace_custodian_sessions():
 
 def register():
     """Register our filters and actions with c7n's resource registries, ask for full
-    listing pages, pace requests and retry network errors patiently (idempotent)."""
+    listing pages, pace requests, retry network errors patiently and work around the
+    pinned custodian's defects (idempotent)."""
     from c7n.resources.asg import ASG, LaunchConfig
 
-    from c7n_imds import actions, filters  # noqa: F401  (import registers)
+    from c7n_imds import actions, filters, upstream  # noqa: F401  (import registers)
+    upstream.apply()
     full_pages(ASG)
     full_pages(LaunchConfig)
     patient_retries()

@@ -26,7 +26,8 @@ docs/moto-gaps.md:
   ``InstanceRequirements`` (attribute-based selection is "only supported when using
   Auto Scaling groups, EC2 Fleet, and Spot Fleet") unless the request names an
   instance type, and an instance type whose architecture the image does not have
-  (moto answers every DryRun before any validation).
+  (moto answers every DryRun before any validation);
+- Security Hub custom actions exist (c7n_imds/testing_hub.py).
 
 Patches apply to moto's classes in this process (the threaded server serves from it)
 and are idempotent.
@@ -39,6 +40,8 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+
+from c7n_imds.testing_hub import action_targets
 
 REGION = "us-east-1"
 _patched = False
@@ -288,6 +291,7 @@ def aws_semantics():
     LaunchTemplates.get_instance_types_from_instance_requirements = \
         get_instance_types_from_instance_requirements
     InstanceResponse.run_instances = run_instances_checked
+    action_targets()
     _patched = True
 
 
