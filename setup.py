@@ -38,7 +38,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["c7n_imds", "c7n_imds.*"]),
-    package_data={"c7n_imds": ["templates/*"]},
+    package_data={"c7n_imds": ["templates/*", "summary/schema.json"]},
     install_requires=[
         "c7n==0.9.53",
         "c7n-org==0.6.52",

@@ -18,6 +18,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import boto3
+import jsonschema
 import pytest
 
 from c7n_imds.summary import aggregate, cli, load
@@ -130,16 +131,21 @@ EXPECTED_RUN_1 = {
     "EC2.8": row(1, {LC: 1}),  # busy's running instance
     "EC2.170": row(1, {LT: 1}, remediated=1),
 }
+# detect.yml does not measure IMDSv1 use: held back is "not measured", not 0
 EXPECTED_RUN_2 = {
-    "AutoScaling.3": row(4, {LC: 4}, configs=6, exempt=1),  # LCs are kept: still failing
-    "AutoScaling.9": row(5, {LC: 5}),
-    "EC2.8": row(1, {LC: 1}),
-    "EC2.170": row(0, {}),
+    "AutoScaling.3": row(4, {LC: 4}, configs=6, exempt=1, held=None),  # LCs are kept
+    "AutoScaling.9": row(5, {LC: 5}, held=None),
+    "EC2.8": row(1, {LC: 1}, held=None),
+    "EC2.170": row(0, {}, held=None),
 }
 
 
 def test_summary_json_matches_the_seeded_estate(runs, tmp_path):
     summary = json.loads(summary_of([runs / "one", runs / "two"], "json", tmp_path))
+    # the documented, versioned schema (docs/summary.md) holds for what was written
+    schema = json.loads((REPO / "c7n_imds" / "summary" / "schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(summary)
+    assert summary["SchemaVersion"] == 1 and summary["Problems"] == []
     first, second = summary["Runs"]
     assert first["Start"] < second["Start"]
     assert first["Folders"] == [str(runs / "one")] and second["Folders"] == [str(runs / "two")]
@@ -151,7 +157,8 @@ def test_summary_json_matches_the_seeded_estate(runs, tmp_path):
     assert {k: first["Totals"][k] for k in FIGURES + ("Accounts", "Regions")} == dict(
         row(9, {LC: 8, LT: 1}, configs=6, remediated=4, held=1, exempt=1, stack=1,
             failed=1), Accounts=1, Regions=1)
-    assert {k: second["Totals"][k] for k in FIGURES} == row(5, {LC: 5}, configs=6, exempt=1)
+    assert {k: second["Totals"][k] for k in FIGURES} == row(5, {LC: 5}, configs=6, exempt=1,
+                                                            held=None)
     assert first["Rows"][0]["ScannedByLaunchType"] == {LC: 8, LT: 1}
 
 
@@ -265,7 +272,7 @@ def group(name, launch_type=LC, tokens="optional", calls=None, exempt=None, **ot
     if calls is not None:
         record["c7n-imds:imdsv1-calls"] = {"Total": calls, "Instances": {"i-0abc": calls}}
     if exempt is not None:
-        record["c7n-imds:exemption"] = {"Exempt": exempt, "Reason": CANARY}
+        record["c7n-imds:exemption"] = {"Exempt": exempt, "Reason": "vendor agent"}
     return record
 
 
@@ -317,7 +324,7 @@ def org_day(root, day, start):
                     group("app-1", calls=0, exempt=False), group("app-2", calls=0)],
                     actions=["convert-to-launch-template"], changes=[
                         {"AutoScalingGroupName": "app-1", "LaunchTemplateId": "lt-1"},
-                        {"AutoScalingGroupName": "app-2", "Error": CANARY},
+                        {"AutoScalingGroupName": "app-2", "Error": "AccessDenied: no"},
                         # switched, but its running instances could not be modified
                         {"AutoScalingGroupName": "both", "LaunchTemplateId": "lt-1"},
                         {"AutoScalingGroupName": "both", "Error": "modify failed"},
@@ -423,7 +430,10 @@ def test_controls_and_run_splitting_rules():
     assert aggregate.control_for([], None) == "other"
     facts = load.resource_facts("asg", group("g", calls=2, exempt=True, UserData=CANARY))
     assert facts == {"Kind": "group", "Name": "g", "LaunchType": LC,
-                     "HttpTokens": "optional", "Calls": 2, "Exempt": True}
+                     "HttpTokens": "optional", "Calls": 2, "Days": None,
+                     "UsageMeasured": True, "Exempt": True, "ExemptByTag": False,
+                     "ExemptReason": "vendor agent", "ExemptUntil": None, "Owner": None,
+                     "Stack": None, "StackGuidance": None}
 
     def output(parts, policy="p"):
         return {"Account": ACCOUNT, "Region": REGION, "Policy": policy, "Parts": parts,
@@ -433,3 +443,73 @@ def test_controls_and_run_splitting_rules():
     runs = aggregate.split_runs([output(("d1", "x", "p")), output(("d2", "x", "p"))])
     assert [[o["Folder"] for o in run] for run in runs] == [
         [os.path.join("OUT", "d1")], [os.path.join("OUT", "d2")]]
+
+
+def test_a_failed_scan_is_never_a_compliant_one(tmp_path):
+    """Each way a scan can fail gets its state and reason, its figures are "not
+    measured" (None) rather than 0, and the command exits 3 naming each."""
+    parts = ("acct", REGION)
+    write_policy(tmp_path, parts, "good", AS3, [group("app-1")], scan=3)
+    write_policy(tmp_path, parts, "corrupt", AS3, [group("app-2")], scan=3)
+    (tmp_path / "acct" / REGION / "corrupt" / "resources.json").write_text('[{"Auto')
+    write_policy(tmp_path, ("other", REGION), "good", AS3, [], account="999999999999")
+    folder = tmp_path / "other" / REGION / "good"
+    (folder / "resources.json").unlink()
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["metrics"] = [{"MetricName": "PolicyException", "Value": 1}]
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    (folder / "custodian-run.log").write_text(
+        "2026-12-01 10:00:00,000 - custodian.commands - ERROR - policy good stopped: "
+        "DescribeAutoScalingGroups in us-east-1 failed after 8 attempts (Throttling: Rate "
+        "exceeded); its Auto Scaling groups were not scanned\nTraceback (most recent call "
+        "last):\n  ...\n")
+    accounts = tmp_path / "accounts.yml"
+    accounts.write_text(json.dumps({"accounts": [
+        {"account_id": ACCOUNT, "name": "acct", "regions": [REGION]},
+        {"account_id": "999999999999", "name": "other", "regions": [REGION]},
+        {"account_id": "555555555555", "name": "quiet", "regions": [REGION, "eu-west-1"]}]}))
+    out = tmp_path / "summary.json"
+    assert cli.main([str(tmp_path), "-c", str(accounts), "--format", "json",
+                     "-o", str(out)]) == 3
+    summary = json.loads(out.read_text())
+    assert [(p["Account"], p["Region"], p["Policy"], p["State"]) for p in
+            summary["Problems"]] == [
+        ("123456789012", REGION, "corrupt", "unreadable"),
+        ("555555555555", "eu-west-1", None, "not-scanned"),
+        ("555555555555", REGION, None, "not-scanned"),
+        ("999999999999", REGION, "good", "errored")]
+    reasons = {p["Policy"]: p["Reason"] for p in summary["Problems"]}
+    assert reasons["good"].startswith("policy good stopped: DescribeAutoScalingGroups")
+    assert reasons["corrupt"].startswith("resources.json: ")
+    rows = {(r["Account"], r["Region"]): r for r in summary["Runs"][-1]["Rows"]}
+    assert rows[("555555555555", REGION)]["State"] == "not-scanned"
+    assert rows[("555555555555", REGION)]["NonCompliant"] is None
+    assert rows[("999999999999", REGION)]["State"] == "errored"
+    assert rows[("999999999999", REGION)]["NonCompliant"] is None
+    assert rows[(ACCOUNT, REGION)]["NonCompliant"] == 1  # what could be read still counts
+
+
+def test_group_failures_do_not_make_a_scan_errored():
+    log = ("2026-12-01 10:00:00,000 - custodian.c7n_imds.actions - ERROR - asg web: not "
+           "remediated: AccessDenied\n"
+           "2026-12-01 10:00:00,001 - custodian.output - ERROR - Error while executing "
+           "policy\nTraceback (most recent call last):\n"
+           "c7n_imds.actions.base.RemediationError: convert failed for 1 group(s)\n"
+           "2026-12-01 10:00:01,000 - custodian.output - ERROR - Error while executing "
+           "policy: Could not connect to the endpoint URL\n")
+    assert load.run_log_errors(log) == [
+        "Error while executing policy: Could not connect to the endpoint URL"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("accounts: [", "not YAML"),
+    ("accounts: {a: 1}", "not a c7n-org accounts file"),
+    ("accounts: [{account_id: '1', name: x}]", "no regions"),
+])
+def test_a_bad_accounts_file_is_one_line(tmp_path, capsys, content, message):
+    write_policy(tmp_path, (), "good", AS3, [group("app-1")], scan=1)
+    accounts = tmp_path / "accounts.yml"
+    accounts.write_text(content)
+    assert cli.main([str(tmp_path), "-c", str(accounts)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("c7n-imds summary: -c %s: " % accounts) and message in line

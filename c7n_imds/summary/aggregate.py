@@ -1,41 +1,43 @@
 """`c7n-imds summary OUT...`: where an organization stands on IMDSv2, read from the
-output folders of `c7n-imds run -s OUT` and `c7n-imds org run -s OUT`.
+output trees of `c7n-imds run -s OUT` and `c7n-imds org run -s OUT` (local or S3).
 
 Three layers: ``c7n_imds.summary.load`` reads the files and keeps, of each resource,
-only the names and facts counted below (never user data or any other field);
+only the names and facts counted or listed below (never user data or any other field);
 ``summarize`` here and the functions it calls are pure; ``c7n_imds.summary.render``
-turns a summary into a table, CSV, JSON, Markdown or HTML.
+turns a summary (c7n_imds/summary/schema.json, docs/summary.md) into a table, CSV,
+JSON, Markdown or the HTML dashboard.
 
 How the figures are counted, per account, region and control, as distinct group names
 (a group matched by several policies counts once):
 
 - control: the controls a policy's ``metadata: {controls: [...]}`` names (else those its
-  description names: ``AutoScaling.N``, ``EC2.N``), in
-  order. A group goes to the first of them that judges its launch type (AutoScaling.3
-  and .9 judge launch configurations, EC2.170 launch templates and mixed instances
-  policies; others judge any), else to the first named; no control named: ``other``.
-- scanned: groups seen by the first ``imds`` filter of the account and region's
-  policies (``imds-scan.json``; the largest count wins). The same on each control row.
-- non-compliant: groups whose launch allows IMDSv1 (``c7n-imds:launch`` HttpTokens
-  ``optional``), by launch type; for AutoScaling.9, groups that launch from a launch
-  configuration; for EC2.8 instance records, groups (``aws:autoscaling:groupName``)
-  with an instance whose MetadataOptions allow IMDSv1. Launch configurations that allow
-  IMDSv1 (AutoScaling.3 judges every one, used or not) are counted on their own.
-- remediated / failed / left to stack: entries of ``imds-changes.json`` (success,
-  ``Error``, ``Skipped``); failed wins over remediated; revert policies are ignored.
-- held back (IMDSv1 use): groups whose instances made IMDSv1 calls
-  (``c7n-imds:imdsv1-calls`` Total > 0) and that no policy remediated. Only runs that
-  evaluate ``imdsv1-usage`` (remediate.yml, notify.yml) can know this.
+  description names). A group goes to the first of them that judges its launch type
+  (AutoScaling.3 and .9 judge launch configurations, EC2.170 launch templates and mixed
+  instances policies; others judge any), else to the first named; none: ``other``.
+- scanned: groups seen by the ``imds`` filter (``imds-scan.json``; the largest count of
+  the account and region wins); ``None`` - not measured - when no policy scanned.
+- non-compliant: groups whose launch allows IMDSv1, by launch type; for AutoScaling.9,
+  groups that launch from a launch configuration; for EC2.8 instance records, groups
+  with an instance that allows IMDSv1. Launch configurations that allow IMDSv1 are
+  counted on their own (``None`` when no policy read launch configurations).
+- remediated / failed / left to stack: entries of ``imds-changes.json``; failed wins
+  over remediated; revert policies are ignored.
+- held back: groups whose instances made IMDSv1 calls and that no policy remediated
+  (``None`` when no policy of the account and region evaluated ``imdsv1-usage``).
 - exempt: groups whose ``c7n-imds:exemption`` says Exempt.
+- compliant share of a control: 1 - non-compliant / scanned over the account-regions
+  that were scanned.
 
-A file a policy writes only when its filter or action runs (``imds-scan.json``,
-``imds-changes.json``) is ignored when older than that policy's execution start: it is
-left over from an earlier run into the same folder.
+A scan that failed is never a compliant one: each account, region and policy has a
+state (scanned, errored, unreadable, not scanned - load.py), rows carry the worst state
+of their account and region, and ``Problems`` lists every scan that is not ``scanned``.
+With an accounts file, an expected account and region that produced nothing is "not
+scanned"; a policy that ran in some account-regions of a run and not in others is "not
+scanned" where it is missing.
 
-Each OUT folder is one run (keyed by its earliest execution start); a folder in which a
-policy appears twice for one account and region holds several runs and is split by
-sub-folder. Several runs give a trend, one line per run with totals. Totals count
-distinct groups per account and region across controls.
+Runs: custodian keeps dated folders under each policy (S3: YYYY/MM/DD/HH), each one run;
+otherwise each OUT folder is one run, split by sub-folder while a policy appears twice
+for one account and region (``-s OUT/{now:%Y-%m-%d}``). Runs are in time order.
 """
 import datetime
 import os
@@ -45,11 +47,16 @@ from c7n_imds.names import LAUNCH_CONFIGURATION as LC
 from c7n_imds.names import LAUNCH_TEMPLATE as LT
 from c7n_imds.names import MIXED_INSTANCES_POLICY as MIXED
 
+SCHEMA_VERSION = 1
 UNKNOWN = "unknown"
+CONTROLS = ("AutoScaling.3", "AutoScaling.9", "EC2.170", "EC2.8")
 CONTROL_SCOPE = {"AutoScaling.3": {LC}, "AutoScaling.9": {LC}, "EC2.170": {LT, MIXED}}
 COUNTED_RESOURCES = ("asg", "launch-config", "ec2")
 SETS = ("NonCompliant", "LaunchConfigurations", "Remediated", "HeldBack", "Exempt",
         "LeftToStack", "Failed")
+STATES = ("scanned", "not-scanned", "unreadable", "errored")  # worst last
+NOT_SCANNED = "no output for this account and region: its role could not be assumed, " \
+    "or it was not part of the run"
 
 
 # ---- pure aggregation ------------------------------------------------------------
@@ -69,15 +76,24 @@ def control_sort_key(control):
 
 def account_name(output):
     """c7n-org writes OUT/<account name>/<region>/<policy>/: the name, when so laid out."""
-    parts = output["Parts"]
+    if output.get("AccountName"):
+        return output["AccountName"]
+    dated = (output.get("RunKey") or "").split("/")
+    parts = [p for p in output["Parts"] if p not in dated]
     if len(parts) >= 3 and parts[-2] == output["Region"]:
         return parts[-3]
     return None
 
 
 def split_runs(outputs):
-    """Runs in one folder: while a policy appears twice for one account and region,
-    split by the next sub-folder (e.g. ``-s OUT/{now:%Y-%m-%d}``)."""
+    """Runs in one tree: dated folders first, then - while a policy appears twice for
+    one account and region - by the next sub-folder."""
+    by_date = defaultdict(list)
+    for o in outputs:
+        by_date[o.get("RunKey")].append(o)
+    if len(by_date) > 1 or None not in by_date:
+        return [run for key in sorted(by_date, key=lambda k: k or "")
+                for run in (by_rank(by_date[key]) if key else split_runs(by_date[key]))]
     keys = [(o["Account"], o["Region"], o["Policy"]) for o in outputs]
     if len(set(keys)) == len(keys):
         return [outputs] if outputs else []
@@ -93,9 +109,23 @@ def split_runs(outputs):
     return runs
 
 
+def by_rank(outputs):
+    """Runs within one dated folder (custodian keeps one per hour): a policy's n-th
+    execution there, in time order, belongs to the n-th run."""
+    ranked = defaultdict(list)
+    for o in sorted(outputs, key=lambda o: o["Start"]):
+        ranked[(o["Account"], o["Region"], o["Policy"])].append(o)
+    runs = defaultdict(list)
+    for executions in ranked.values():
+        for rank, o in enumerate(executions):
+            runs[rank].append(o)
+    return [runs[rank] for rank in sorted(runs)]
+
+
 def run_cells(outputs):
-    """{(account, region, control): {figure: {group: launch type}}} and the scans."""
-    launch_of, scans = {}, {}
+    """{(account, region, control): {figure: {group: launch type}}}, the scans, and
+    what each account and region measured at all."""
+    launch_of, scans, measured = {}, {}, defaultdict(set)
     for o in outputs:
         for r in o["Records"]:
             if r["Kind"] == "group" and r["LaunchType"]:
@@ -104,9 +134,13 @@ def run_cells(outputs):
     # Earliest policy first: of equally large scans, the one made before any change
     # says how the estate stood (launch types move as groups are converted).
     for o in sorted(outputs, key=lambda o: o["Start"]):
-        if o["Resource"] not in COUNTED_RESOURCES:
+        if o["Resource"] not in COUNTED_RESOURCES or o["State"] != "scanned":
             continue
         where = (o["Account"], o["Region"])
+        if o["Resource"] == "launch-config":
+            measured[where].add("LaunchConfigurations")
+        if o.get("MeasuresUsage"):
+            measured[where].add("HeldBack")
         scan = o["Scan"]
         if scan and isinstance(scan.get("Scanned"), int) and (
                 where not in scans or scan["Scanned"] > scans[where]["Scanned"]):
@@ -114,14 +148,13 @@ def run_cells(outputs):
         cells[where + (control_for(o["Controls"], None),)]  # a row even when empty
         for r in o["Records"]:
             launch_type = r["LaunchType"] or launch_of.get(where + (r["Name"],))
-            control = control_for(o["Controls"], launch_type)
-            figures = cells[where + (control,)]
+            figures = cells[where + (control_for(o["Controls"], launch_type),)]
             if r["Kind"] == "launch-config":
                 if r["HttpTokens"] == "optional":
                     figures["LaunchConfigurations"].setdefault(r["Name"], LC)
                 continue
-            if (launch_type == LC if control == "AutoScaling.9"
-                    else r["HttpTokens"] == "optional"):
+            if (launch_type == LC if control_for(o["Controls"], launch_type) ==
+                    "AutoScaling.9" else r["HttpTokens"] == "optional"):
                 figures["NonCompliant"].setdefault(r["Name"], launch_type)
             if r.get("Exempt"):
                 figures["Exempt"].setdefault(r["Name"], launch_type)
@@ -142,22 +175,29 @@ def run_cells(outputs):
                                      if g not in failed}
             figures["HeldBack"] = {g: t for g, t in figures["HeldBack"].items()
                                    if g not in remediated}
-    return cells, scans
+    return cells, scans, measured
 
 
-def tally(cells, bucket_of):
-    """Counts of distinct (account, region, group) per bucket of rows."""
+def tally(cells, bucket_of, measured):
+    """Counts of distinct (account, region, group) per bucket of rows; a figure that no
+    account-region of the bucket measured is None."""
     buckets = defaultdict(lambda: {figure: {} for figure in SETS})
+    places = defaultdict(set)
     for key, figures in cells.items():
         merged = buckets[bucket_of(key)]
+        places[bucket_of(key)].add(key[:2])
         for figure, members in figures.items():
             for name, launch_type in members.items():
                 merged[figure].setdefault(key[:2] + (name,), launch_type)
-    return {bucket: count(figures) for bucket, figures in buckets.items()}
+    return {bucket: count(figures, set().union(*(measured[p] for p in places[bucket])))
+            for bucket, figures in buckets.items()}
 
 
-def count(figures):
+def count(figures, measured=frozenset(("LaunchConfigurations", "HeldBack"))):
     counts = {figure: len(figures[figure]) for figure in SETS}
+    for figure in ("LaunchConfigurations", "HeldBack"):
+        if figure not in measured:
+            counts[figure] = None
     by_type = defaultdict(int)
     for launch_type in figures["NonCompliant"].values():
         by_type[launch_type or UNKNOWN] += 1
@@ -170,37 +210,169 @@ def scanned(scans, where_filter):
     return sum(known) if known else None
 
 
-def summarize_run(outputs):
-    cells, scans = run_cells(outputs)
-    names = {}
-    for o in outputs:
-        names[o["Account"]] = names.get(o["Account"]) or account_name(o)
+def worst(states):
+    return max(states, key=STATES.index) if states else "not-scanned"
+
+
+def scan_states(outputs, expected):
+    """Each account, region and policy of a run with its state, plus what was expected
+    (accounts file) or run elsewhere in the run but produced nothing."""
+    names = {o["Account"]: account_name(o) for o in outputs}
+    names.update({a: n for (a, _), n in (expected or {}).items() if n})
+    found = [dict(Account=o["Account"], AccountName=names.get(o["Account"]),
+                  Region=o["Region"], Policy=o["Policy"], State=o["State"],
+                  Reason=o["Reason"]) for o in outputs]
+    policies = sorted({o["Policy"] for o in outputs if o["State"] == "scanned"})
+    places = {(o["Account"], o["Region"]) for o in outputs} | set(expected or ())
+    have = {(s["Account"], s["Region"], s["Policy"]) for s in found}
+    for account, region in sorted(places):
+        if not any((account, region) == (s["Account"], s["Region"]) for s in found):
+            found.append(dict(Account=account, AccountName=names.get(account),
+                              Region=region, Policy=None, State="not-scanned",
+                              Reason=NOT_SCANNED))
+            continue
+        for policy in policies:
+            if (account, region, policy) not in have:
+                found.append(dict(Account=account, AccountName=names.get(account),
+                                  Region=region, Policy=policy, State="not-scanned",
+                                  Reason="no output for this policy here"))
+    return sorted(found, key=lambda s: (s["Account"], s["Region"], s["Policy"] or ""))
+
+
+def summarize_run(outputs, expected=None):
+    cells, scans, measured = run_cells(outputs)
+    states = scan_states(outputs, expected)
+    state_of = defaultdict(list)
+    for s in states:
+        state_of[(s["Account"], s["Region"])].append(s["State"])
+    names = {s["Account"]: s["AccountName"] for s in states}
+    controls = sorted({k[2] for k in cells} | {c for o in outputs for c in o["Controls"]},
+                      key=control_sort_key) or ["other"]
+    for where in state_of:  # an account-region with nothing counted still has rows
+        for control in controls if where not in {k[:2] for k in cells} else ():
+            cells[where + (control,)]
     rows = []
-    for key, counts in sorted(tally(cells, lambda k: k).items(), key=lambda kv: (
+    for key, counts in sorted(tally(cells, lambda k: k, measured).items(), key=lambda kv: (
             kv[0][0], kv[0][1], control_sort_key(kv[0][2]))):
-        scan = scans.get(key[:2]) or {}
+        scan, state = scans.get(key[:2]) or {}, worst(state_of[key[:2]])
+        if state != "scanned" and not scan:
+            counts = dict(counts, **{f: None for f in SETS}, NonCompliantByLaunchType={})
         rows.append(dict(
             Account=key[0], AccountName=names.get(key[0]), Region=key[1], Control=key[2],
-            Scanned=scan.get("Scanned"), ScannedByLaunchType={
+            State=state, Scanned=scan.get("Scanned"), ScannedByLaunchType={
                 t: v.get("Groups") for t, v in sorted((scan.get("ByLaunchType") or {}).items())
                 if isinstance(v, dict)}, **counts))
     accounts = [dict(Account=a, AccountName=names.get(a),
                      Scanned=scanned(scans, lambda w, a=a: w[0] == a), **counts)
-                for (a,), counts in sorted(tally(cells, lambda k: k[:1]).items())]
-    totals = tally(cells, lambda k: ()).get(()) or count({f: {} for f in SETS})
-    start = min(o["Start"] for o in outputs)
+                for (a,), counts in sorted(tally(cells, lambda k: k[:1], measured).items())]
+    for account in accounts:  # nothing of it was read: not measured, not 0
+        if not any(worst(states) == "scanned" for where, states in state_of.items()
+                   if where[0] == account["Account"]):
+            account.update({f: None for f in SETS}, NonCompliantByLaunchType={})
+    totals = tally(cells, lambda k: (), measured).get(()) or count({f: {} for f in SETS})
+    start = min((o["Start"] for o in outputs if o["Start"]), default=0)
     return {"Run": iso(start), "Start": start,
             "Folders": sorted({o["Folder"] for o in outputs}),
             "Rows": rows, "Accounts": accounts,
+            "Controls": control_shares(rows, controls),
             "Totals": dict(Accounts=len({k[0] for k in cells}),
                            Regions=len({k[1] for k in cells}),
-                           Scanned=scanned(scans, lambda w: True), **totals)}
+                           Scanned=scanned(scans, lambda w: True), **totals),
+            "_outputs": outputs, "_states": states}
 
 
-def summarize(outputs_per_folder):
-    """{"Runs": [...]} oldest first, from ``load_folder`` results, one list per folder."""
-    runs = [run for outputs in outputs_per_folder for run in split_runs(outputs)]
-    return {"Runs": sorted((summarize_run(r) for r in runs), key=lambda r: r["Start"])}
+def control_shares(rows, controls):
+    shares = []
+    for control in [c for c in CONTROLS if c in controls] + [
+            c for c in controls if c not in CONTROLS]:
+        mine = [r for r in rows if r["Control"] == control and r["State"] == "scanned"
+                and r["Scanned"] is not None]
+        in_scope = sum(r["Scanned"] for r in mine) if mine else None
+        non_compliant = sum(r["NonCompliant"] or 0 for r in mine) if mine else None
+        shares.append(dict(Control=control, InScope=in_scope, NonCompliant=non_compliant,
+                           CompliantShare=round(max(0.0, 1 - non_compliant / in_scope), 4)
+                           if in_scope else None))
+    return shares
+
+
+def drill_down(outputs, states):
+    """The latest run's groups that are not compliant, or were changed, and why."""
+    names = {s["Account"]: s["AccountName"] for s in states}
+    facts, changes = {}, {}
+    for o in outputs:
+        for r in o["Records"]:
+            if r["Kind"] != "group":
+                continue
+            key = (o["Account"], o["Region"], r["Name"])
+            seen = facts.setdefault(key, dict(r, Controls=o["Controls"], Optional=False))
+            seen["Optional"] |= r["HttpTokens"] == "optional"
+            for field in ("LaunchType", "Owner", "Stack", "StackGuidance", "ExemptReason",
+                          "ExemptUntil", "Days"):
+                seen[field] = seen.get(field) or r.get(field)
+            seen["Calls"] = max(seen.get("Calls") or 0, r.get("Calls") or 0)
+            seen["Exempt"] = seen.get("Exempt") or r.get("Exempt") or r.get("ExemptByTag")
+        for change in o["Changes"]:
+            key = (o["Account"], o["Region"], change["Group"])
+            if changes.get(key, {}).get("Outcome") != "Failed":
+                changes[key] = dict(change, Controls=o["Controls"])
+    groups = []
+    for key in sorted(set(facts) | set(changes)):
+        fact, change = facts.get(key, {}), changes.get(key, {})
+        state, reason = None, None
+        if change.get("Outcome") == "Failed":
+            state, reason = "failed", change.get("Reason")
+        elif change.get("Outcome") == "Remediated":
+            state = "remediated"
+        elif change.get("Outcome") == "LeftToStack" or (fact.get("Optional") and
+                                                        fact.get("Stack")):
+            state, reason = "stack-owned", fact.get("StackGuidance") or change.get("Reason")
+        elif fact.get("Optional") and fact.get("Exempt"):
+            state, reason = "exempt", fact.get("ExemptReason")
+        elif fact.get("Optional") and fact.get("Calls"):
+            state = "held-back"
+        elif fact.get("Optional"):
+            state = "non-compliant"
+        if state is None:
+            continue
+        launch_type = fact.get("LaunchType")
+        groups.append(dict(
+            Account=key[0], AccountName=names.get(key[0]), Region=key[1], Group=key[2],
+            Control=control_for(fact.get("Controls") or change.get("Controls") or [],
+                                launch_type),
+            State=state, LaunchType=launch_type,
+            Calls=int(fact["Calls"]) if state == "held-back" else None,
+            Days=fact.get("Days") if state == "held-back" else None,
+            Owner=fact.get("Owner"), Reason=reason,
+            Until=fact.get("ExemptUntil") if state == "exempt" else None,
+            Stack=fact.get("Stack") if state == "stack-owned" else None))
+    return groups
+
+
+def resolve_accounts(outputs, expected):
+    """An output that could not be read knows its account only by the name in its
+    path (c7n-org's layout): give it the id that the accounts file, or the other
+    outputs of the same account, name."""
+    ids = {name: account for (account, _), name in (expected or {}).items() if name}
+    ids.update({account_name(o): o["Account"] for o in outputs
+                if o["State"] != "unreadable" and account_name(o)})
+    return [dict(o, Account=ids.get(o["Account"], o["Account"]))
+            if o["State"] == "unreadable" else o for o in outputs]
+
+
+def summarize(outputs_per_folder, expected=None):
+    """The summary (schema.json) from ``load_folder`` results, one list per folder;
+    ``expected``: {(account id, region): account name} from an accounts file."""
+    runs = [run for outputs in outputs_per_folder
+            for run in split_runs(resolve_accounts(outputs, expected))]
+    summaries = sorted((summarize_run(r, expected) for r in runs), key=lambda r: r["Start"])
+    latest = summaries[-1] if summaries else {"_outputs": [], "_states": scan_states(
+        [], expected)}
+    states = latest["_states"]
+    groups = drill_down(latest["_outputs"], states)
+    for run in summaries:
+        del run["_outputs"], run["_states"]
+    return {"SchemaVersion": SCHEMA_VERSION, "Runs": summaries, "Scans": states,
+            "Groups": groups, "Problems": [s for s in states if s["State"] != "scanned"]}
 
 
 def iso(epoch):

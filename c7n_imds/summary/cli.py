@@ -1,10 +1,59 @@
-"""`c7n-imds summary OUT...`: load, aggregate, render."""
+"""`c7n-imds summary OUT...`: load, aggregate, render.
+
+Exit codes: 0 when every scan of the latest run was read; 3 when any scan failed,
+could not be read, or - with an accounts file - did not happen (each is named on
+standard error and in the output); 2 for bad input.
+"""
 import argparse
 import os
+import shutil
 import sys
 
+import yaml
+
 from c7n_imds.summary.aggregate import summarize
-from c7n_imds.summary.load import load_folder
+from c7n_imds.summary.load import fetch_s3, load_folder
+
+SCAN_PROBLEMS = 3
+
+
+class InputError(Exception):
+    """Bad input, named with what to do; nothing is written."""
+
+
+def expected_places(path, regions):
+    """{(account id, region): name} from a c7n-org accounts file: each account's
+    ``regions``, or those given with -r (as c7n-org chooses)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except OSError as e:
+        raise InputError("-c %s: %s" % (path, e.strerror or e)) from None
+    except yaml.YAMLError as e:
+        raise InputError("-c %s: not YAML (%s)" % (path, str(e).splitlines()[0])) from None
+    accounts = data.get("accounts") if isinstance(data, dict) else None
+    if not isinstance(accounts, list) or not all(
+            isinstance(a, dict) and a.get("account_id") for a in accounts):
+        raise InputError("-c %s: not a c7n-org accounts file (a list `accounts` of "
+                         "entries with account_id, name, regions)" % path)
+    places = {}
+    for account in accounts:
+        for region in regions or account.get("regions") or ():
+            places[(str(account["account_id"]), region)] = account.get("name")
+    if not places:
+        raise InputError("-c %s: no regions: give them in the file or with -r" % path)
+    return places
+
+
+def load_tree(location, scratch):
+    if location.startswith("s3://"):
+        try:
+            folder = fetch_s3(location)
+        except Exception as e:  # botocore's errors: the bucket, the credentials
+            raise InputError("%s: cannot read (%s)" % (location, e)) from None
+        scratch.append(folder)
+        return load_folder(folder)
+    return load_folder(location) if os.path.isdir(location) else []
 
 
 def main(argv=None):
@@ -12,29 +61,48 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(
         prog="c7n-imds summary", description="IMDSv2 compliance per account, region and "
-        "control, from the output folders of `c7n-imds run -s` / `c7n-imds org run -s`. "
-        "Several folders (or runs in one folder) give a trend.")
-    parser.add_argument("folders", nargs="+", metavar="OUTPUT_DIR")
+        "control, from the output trees of `c7n-imds run -s` / `c7n-imds org run -s` "
+        "(folders or s3://bucket/prefix). Several trees, or dated runs in one, give a "
+        "trend. Exit 3 when a scan failed, could not be read or did not happen.")
+    parser.add_argument("folders", nargs="+", metavar="OUTPUT_DIR|s3://BUCKET/PREFIX")
     parser.add_argument("--format", choices=sorted(RENDERERS), default="table")
     parser.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
+    parser.add_argument("-c", "--config", metavar="ACCOUNTS.yml",
+                        help="c7n-org's accounts file: the account-regions expected")
+    parser.add_argument("-r", "--region", action="append", default=[],
+                        help="expected regions (with -c; default: each account's)")
     options = parser.parse_args(argv)
     folder_of_output = os.path.dirname(os.path.abspath(options.output or "."))
-    if options.output and not os.path.isdir(folder_of_output):
-        print("c7n-imds summary: -o %s: folder %s does not exist; create it first" % (
-            options.output, folder_of_output), file=sys.stderr)
+    scratch = []
+    try:
+        if options.output and not os.path.isdir(folder_of_output):
+            raise InputError("-o %s: folder %s does not exist; create it first" % (
+                options.output, folder_of_output))
+        expected = expected_places(options.config, options.region) if options.config \
+            else None
+        outputs = []
+        for folder in options.folders:
+            loaded = load_tree(folder, scratch)
+            if not loaded:
+                raise InputError("no custodian output (metadata.json) under %s" % folder)
+            outputs.append(loaded)
+    except InputError as e:
+        print("c7n-imds summary: %s" % e, file=sys.stderr)
         return 2
-    outputs = []
-    for folder in options.folders:
-        loaded = load_folder(folder) if os.path.isdir(folder) else []
-        if not loaded:
-            print("c7n-imds summary: no custodian output (metadata.json) under %s" % folder,
-                  file=sys.stderr)
-            return 2
-        outputs.append(loaded)
-    text = RENDERERS[options.format](summarize(outputs))
+    finally:
+        for folder in scratch:
+            shutil.rmtree(folder, ignore_errors=True)
+    summary = summarize(outputs, expected)
+    text = RENDERERS[options.format](summary)
     if options.output:
         with open(options.output, "w", encoding="utf-8", newline="") as f:
             f.write(text)
     else:
         sys.stdout.write(text)
-    return 0
+    for problem in summary["Problems"]:
+        print("c7n-imds summary: %s %s%s %s%s" % (
+            problem["State"], problem["Account"], " (%s)" % problem["AccountName"]
+            if problem["AccountName"] else "", problem["Region"],
+            " policy %s" % problem["Policy"] if problem["Policy"] else "") + (
+            ": %s" % problem["Reason"] if problem["Reason"] else ""), file=sys.stderr)
+    return SCAN_PROBLEMS if summary["Problems"] else 0

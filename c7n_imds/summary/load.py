@@ -1,11 +1,28 @@
-"""Reading custodian and c7n-org output folders: of each resource only the names and
-facts that are counted (never user data or any other field)."""
+"""Reading custodian and c7n-org output trees - local folders, or S3 as written with
+``-s s3://bucket/prefix`` - into plain facts: of each resource only the names and facts
+that are counted or listed (never user data or any other field), and of each policy
+output whether it can be trusted at all.
+
+A failed scan must never read as a compliant one, so each policy output gets a state:
+``scanned`` (its resources were read), ``errored`` (the policy stopped with an error:
+its PolicyException metric, or ERROR lines in custodian-run.log that group failures do
+not explain), ``unreadable`` (a file that is there but cannot be read), each with the
+reason.
+"""
+import datetime
+import gzip
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 
+from c7n_imds.model.safety import iac_guidance, iac_owner, parse_exemption
 from c7n_imds.names import (
+    BEANSTALK_TAG,
+    CLOUDFORMATION_TAG,
+    EKS_NODEGROUP_TAG,
+    EXEMPT_TAG,
     EXEMPTION_ANNOTATION,
     GROUP_NAME_TAG,
     LAUNCH_ANNOTATION,
@@ -18,42 +35,137 @@ MTIME_SLACK = 2  # seconds; some filesystems store coarse modification times
 # Older outputs, and policies of the user's own, may name their controls only in the
 # description.
 CONTROL = re.compile(r"\b((?:AutoScaling|EC2)\.\d+)\b")
+OUTPUT_FILES = ("metadata.json", "resources.json", "custodian-run.log")
+# Tags whose value names a group's owner (as policies/mailer's contact_tags).
+OWNER_TAGS = ("owner", "Owner", "OwnerContact", "team-email")
+STACK_KINDS = {CLOUDFORMATION_TAG: "cloudformation", BEANSTALK_TAG: "elasticbeanstalk",
+               EKS_NODEGROUP_TAG: "eks-nodegroup"}
+# custodian-run.log: "TIME - LOGGER - LEVEL - MESSAGE", continuation lines after it
+LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - (\S+) - (\w+) - (.*)$")
+# An S3 or dated layout keeps one folder per hour under the policy: .../YYYY/MM/DD/HH
+DATED = re.compile(r"^\d{2,4}$")
 
 
-def read_json(path):
+class Unreadable(ValueError):
+    """A file that exists but cannot be read; the message says which and why."""
+
+
+def read_json(path, missing=None):
+    """The parsed file; ``missing`` when it does not exist; Unreadable when it exists
+    but is not JSON."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, ValueError):
-        return None
+    except FileNotFoundError:
+        return missing
+    except (OSError, ValueError) as e:
+        raise Unreadable("%s: %s" % (Path(path).name, e)) from None
 
 
 def fresh_json(path, start):
+    """A file written by this execution (not left over from an earlier one), or None."""
     try:
         if os.path.getmtime(path) < start - MTIME_SLACK:
             return None
-    except OSError:
+        return read_json(path)
+    except (OSError, Unreadable):
         return None
-    return read_json(path)
+
+
+def run_log_errors(text):
+    """The ERROR messages of a custodian-run.log that group failures do not explain: a
+    remediation that failed for some groups raises RemediationError after the others
+    were done, and those groups are counted as failed, not the scan as broken."""
+    records = []
+    for line in text.splitlines():
+        match = LOG_RECORD.match(line)
+        if match:
+            records.append([match.group(1), match.group(2), match.group(3), []])
+        elif records:
+            records[-1][3].append(line)
+    errors = []
+    for logger, level, message, rest in records:
+        if level not in ("ERROR", "CRITICAL"):
+            continue
+        if ": not remediated: " in message or any("RemediationError" in r for r in rest):
+            continue
+        errors.append(message.strip())
+    return errors
+
+
+def output_folders(root):
+    """Every folder under ``root`` that holds a policy's output."""
+    found = set()
+    for name in OUTPUT_FILES:
+        found.update(p.parent for p in Path(root).rglob(name))
+    return sorted(found)
 
 
 def load_folder(root):
-    """Every policy output under ``root`` (any layout), reduced to counted facts."""
+    """Every policy output under ``root`` (any layout), reduced to facts and a state."""
     root = Path(root)
-    outputs = []
-    for meta_path in sorted(root.rglob("metadata.json")):
-        meta = read_json(meta_path)
-        if not isinstance(meta, dict) or not isinstance(meta.get("policy"), dict):
-            continue
-        folder = meta_path.parent
-        start = float((meta.get("execution") or {}).get("start") or 0)
+    return [load_output(folder, root) for folder in output_folders(root)]
+
+
+def load_output(folder, root):
+    parts = folder.relative_to(root).parts
+    try:
+        meta = read_json(folder / "metadata.json")
+        if meta is not None and not isinstance(meta.get("policy") if isinstance(
+                meta, dict) else None, dict):
+            raise Unreadable("metadata.json: not custodian's metadata")
+    except Unreadable as e:
+        return unreadable_output(parts, str(root), str(e))
+    if meta is None:
+        return unreadable_output(parts, str(root), "no metadata.json: the policy run did "
+                                 "not finish")
+    start = float((meta.get("execution") or {}).get("start") or 0)
+    state, reason, resources = "scanned", None, []
+    try:
         resources = read_json(folder / "resources.json")
-        outputs.append(policy_output(
-            meta, resources if isinstance(resources, list) else [],
-            fresh_json(folder / "imds-scan.json", start),
-            fresh_json(folder / "imds-changes.json", start),
-            folder.relative_to(root).parts, str(root)))
-    return outputs
+        if resources is not None and not isinstance(resources, list):
+            raise Unreadable("resources.json: not a list of resources")
+    except Unreadable as e:
+        state, reason, resources = "unreadable", str(e), []
+    errors = []
+    try:
+        errors = run_log_errors((folder / "custodian-run.log").read_text(
+            encoding="utf-8", errors="replace"))
+    except OSError:
+        pass
+    exception = any(m.get("MetricName") == "PolicyException" for m in meta.get(
+        "metrics") or () if isinstance(m, dict))
+    if state == "scanned" and (errors or (resources is None and exception)):
+        state, reason = "errored", errors[0] if errors else "the policy stopped with an " \
+            "error (see custodian-run.log)"
+    elif state == "scanned" and resources is None:
+        state, reason = "unreadable", "no resources.json"
+    output = policy_output(
+        meta, resources or [], fresh_json(folder / "imds-scan.json", start),
+        fresh_json(folder / "imds-changes.json", start), parts, str(root))
+    output.update(State=state, Reason=reason)
+    return output
+
+
+def unreadable_output(parts, root, reason):
+    """What the folder's place in the layout tells of an output that cannot be read."""
+    undated = tuple(p for p in parts if not DATED.match(p)) or ("?",)
+    account, region = (undated[-3], undated[-2]) if len(undated) >= 3 else (
+        "unknown", "unknown")
+    return {"Folder": root, "Parts": tuple(parts), "Policy": undated[-1], "Resource": "",
+            "Controls": [], "Account": account, "AccountName": account, "Region": region,
+            "Start": 0.0, "Records": [], "Scan": None, "Changes": [],
+            "State": "unreadable", "Reason": reason, "RunKey": run_key(parts)}
+
+
+def run_key(parts):
+    """The dated folders custodian keeps under a policy (S3: YYYY/MM/DD/HH), or None."""
+    dated = []
+    for part in reversed(parts):
+        if not DATED.match(part):
+            break
+        dated.insert(0, part)
+    return "/".join(dated) or None
 
 
 def policy_output(meta, resources, scan, changes, parts, folder):
@@ -64,36 +176,55 @@ def policy_output(meta, resources, scan, changes, parts, folder):
     actions = [a.get("type") if isinstance(a, dict) else a
                for a in policy.get("actions") or ()]
     records = [resource_facts(resource, r) for r in resources if isinstance(r, dict)]
+    filters = json.dumps(policy.get("filters") or [])
     return {
         "Folder": folder, "Parts": tuple(parts), "Policy": str(policy.get("name")),
         "Resource": resource, "Controls": controls_of(policy),
-        "Account": str(config.get("account_id") or "unknown"),
+        "Account": str(config.get("account_id") or "unknown"), "AccountName": None,
         "Region": str(config.get("region") or "unknown"),
         "Start": float((meta.get("execution") or {}).get("start") or 0),
         "Records": [r for r in records if r["Name"]],
         "Scan": scan if isinstance(scan, dict) else None,
-        "Changes": [] if REVERT_ACTION in actions else change_outcomes(changes)}
+        # which figures this policy could know at all (else they are "not measured")
+        "MeasuresUsage": '"imdsv1-usage"' in filters or any(
+            r.get("UsageMeasured") for r in records),
+        "Changes": [] if REVERT_ACTION in actions else change_outcomes(changes),
+        "State": "scanned", "Reason": None, "RunKey": run_key(parts)}
 
 
 def resource_facts(resource, record):
-    """The fields counted, and nothing else, of one resource record."""
+    """The fields counted or listed, and nothing else, of one resource record."""
     launch = record.get(LAUNCH_ANNOTATION)
     launch = launch if isinstance(launch, dict) else {}
+    tags = {t.get("Key"): t.get("Value") for t in record.get("Tags") or ()
+            if isinstance(t, dict)}
     if resource == "launch-config":
         return {"Kind": "launch-config", "Name": record.get("LaunchConfigurationName"),
                 "LaunchType": LAUNCH_CONFIGURATION, "HttpTokens": launch.get("HttpTokens")}
     if resource == "ec2":
-        tags = {t.get("Key"): t.get("Value") for t in record.get("Tags") or ()
-                if isinstance(t, dict)}
         return {"Kind": "instance", "Name": tags.get(GROUP_NAME_TAG), "LaunchType": None,
                 "HttpTokens": (record.get("MetadataOptions") or {}).get("HttpTokens")}
     usage, exemption = (record.get(key) if isinstance(record.get(key), dict) else {}
                         for key in (USAGE_ANNOTATION, EXEMPTION_ANNOTATION))
+    # Counted as exempt: what the imds-exempt filter said. Listed as exempt: also a
+    # group whose tag says so in a policy without that filter.
+    tagged = parse_exemption(tags[EXEMPT_TAG], datetime.datetime.now(
+        datetime.timezone.utc).date()) if tags.get(EXEMPT_TAG) is not None else {}
     calls = usage.get("Total")
+    stack = iac_owner({"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]})
     return {"Kind": "group", "Name": record.get("AutoScalingGroupName"),
             "LaunchType": launch.get("LaunchType"), "HttpTokens": launch.get("HttpTokens"),
             "Calls": calls if isinstance(calls, (int, float)) else 0,
-            "Exempt": exemption.get("Exempt") is True}
+            "Days": usage.get("Days") if isinstance(usage.get("Days"), int) else None,
+            "UsageMeasured": isinstance(calls, (int, float)),
+            "Exempt": exemption.get("Exempt") is True,
+            "ExemptByTag": tagged.get("Exempt") is True,
+            "ExemptReason": exemption.get("Reason") or tagged.get("Reason"),
+            "ExemptUntil": exemption.get("Until") or tagged.get("Until"),
+            "Owner": next((tags[k] for k in OWNER_TAGS if tags.get(k)), None),
+            "Stack": "%s:%s" % (STACK_KINDS[stack[0]], stack[1]) if stack else None,
+            "StackGuidance": iac_guidance({"Tags": [{"Key": stack[0], "Value": stack[1]}]})
+            if stack else None}
 
 
 def change_outcomes(changes):
@@ -103,7 +234,8 @@ def change_outcomes(changes):
             continue
         outcome = "Failed" if "Error" in entry else (
             "LeftToStack" if "Skipped" in entry else "Remediated")
-        outcomes.append({"Group": str(entry["AutoScalingGroupName"]), "Outcome": outcome})
+        outcomes.append({"Group": str(entry["AutoScalingGroupName"]), "Outcome": outcome,
+                         "Reason": entry.get("Error") or entry.get("Skipped")})
     return outcomes
 
 
@@ -119,3 +251,34 @@ def controls_of(policy):
         if control not in found:
             found.append(control)
     return found
+
+
+# ---- S3 ------------------------------------------------------------------------------
+
+def fetch_s3(url, session=None):
+    """Copy an output tree from ``s3://bucket/prefix`` into a temporary folder, as
+    custodian wrote it (each file gzipped), and return the folder. A file that does not
+    decompress is kept as it is, so that reading it fails and says so."""
+    import boto3
+    bucket, _, prefix = url[len("s3://"):].split("?", 1)[0].partition("/")
+    prefix = prefix.strip("/")
+    s3 = (session or boto3.Session()).client("s3")
+    target = Path(tempfile.mkdtemp(prefix="c7n-imds-summary-"))
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix + "/" if prefix else "")
+    for page in pages:
+        for item in page.get("Contents") or ():
+            key = item["Key"][len(prefix):].lstrip("/")
+            if not key or key.endswith("/") or ".." in key.split("/"):
+                continue
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            if key.endswith(".gz"):
+                key = key[:-3]
+                try:
+                    body = gzip.decompress(body)
+                except (OSError, EOFError):
+                    pass
+            path = target / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
+    return target
