@@ -205,6 +205,24 @@ class ApiCounter:
         return None
 
 
+class Latency:
+    """Stands in for the network round trip to AWS: every HTTP attempt (so every API call
+    and every retry) waits `milliseconds` in the thread that sends it, before it goes
+    to moto. Threads sending at once wait at once, as they would on a real network.
+    moto's own server time comes on top. Attached before ApiCounter, so an injected
+    throttle takes its round trip too; the wait counts as time inside the API call."""
+
+    def __init__(self, milliseconds):
+        self.seconds = milliseconds / 1000.0
+
+    def attach(self, session):
+        session.events.register_first("before-send.*.*", self.before_send,
+                                      unique_id="bench-latency")
+
+    def before_send(self, **kwargs):
+        time.sleep(self.seconds)
+
+
 def throttled_response(request, service):
     """What AWS answers a throttled request with: EC2 sends RequestLimitExceeded with
     HTTP 503 (botocore's legacy retry rules expect exactly that), Auto Scaling sends
@@ -245,8 +263,8 @@ def maxrss_mb():
 
 
 def worker(job_path):
-    """Run one policy (job file: {"policy": {...}, "fault": {...} | null}) and write
-    the measurements next to it."""
+    """Run one policy (job file: {"policy": {...}, "fault": {...} | null,
+    "latency_ms": number | null}) and write the measurements next to it."""
     job = json.loads(Path(job_path).read_text())
     from c7n.config import Config
     from c7n.credentials import SessionFactory
@@ -260,12 +278,15 @@ def worker(job_path):
     load_resources(("aws.asg", "aws.launch-config", "aws.launch-template-version",
                     "aws.ami", "aws.account"))
     counter = ApiCounter(job.get("fault"))
+    ours = (counter.attach,)
+    if job.get("latency_ms"):
+        ours = (Latency(job["latency_ms"]).attach,) + ours
 
     class CountingSessionFactory(SessionFactory):
         # Custodian's own api-stats replace the subscribers while a policy runs; ours
         # stay attached beside theirs.
         def set_subscribers(self, subscribers):
-            super().set_subscribers(tuple(subscribers) + (counter.attach,))
+            super().set_subscribers(tuple(subscribers) + ours)
 
     factory = CountingSessionFactory(REGION)
     factory.set_subscribers(())
@@ -297,15 +318,23 @@ def worker(job_path):
         "injected": dict(counter.injected), "dry_runs": counter.dry_runs,
         "wall": wall, "api_seconds": counter.api_seconds, "seconds": dict(counter.seconds),
         "maxrss_mb": maxrss_mb(), "baseline_mb": baseline, "error": error,
-        "output_dir": output_dir}
+        "output_dir": output_dir, "paced_seconds": paced_seconds()}
     Path(job_path).with_suffix(".out.json").write_text(json.dumps(result))
 
 
-def run_worker(endpoint, policy, fault=None, extra_env=None):
-    """Run a policy in a fresh process against the endpoint; returns its measurements."""
+def paced_seconds():
+    """Seconds this process's requests waited for c7n_imds's client-side pacing (summed
+    over threads), or None where the product has no pacing."""
+    pacer = getattr(sys.modules.get("c7n_imds.pacing"), "PACER", None)
+    return getattr(pacer, "waited", None)
+
+
+def run_worker(endpoint, policy, fault=None, extra_env=None, latency_ms=None):
+    """Run a policy in a fresh process against the endpoint; returns its measurements.
+    latency_ms: a delay added to every HTTP attempt of that process (see Latency)."""
     from c7n_imds.testing import aws_env
     job = Path(tempfile.mkdtemp(prefix="c7n-imds-bench-job-")) / "job.json"
-    job.write_text(json.dumps({"policy": policy, "fault": fault}))
+    job.write_text(json.dumps({"policy": policy, "fault": fault, "latency_ms": latency_ms}))
     env = aws_env(endpoint)
     env["HOME"] = os.environ.get("HOME", "/tmp")
     env.update(extra_env or {})

@@ -4,13 +4,15 @@ from a bucket that holds a share (``rate-budget``) of AWS's own bucket for that 
 instead of finding the limit by failing - and leaves the rest of each bucket to the
 account's own automation. botocore's retries stay for what pacing cannot foresee.
 
-The buckets are per process, region and API, shared by every thread and every session
-of the run: custodian's listing, our filters and our actions all draw from them. They
-are attached to each session custodian's SessionFactory makes (``install``). A token is
-taken for each HTTP attempt (``before-send``), since AWS counts retries too.
+The buckets are per account (the request's access key), region and API, shared by
+every thread and every session of the process: custodian's listing, its own filters,
+ours and our actions all draw from them - AWS counts them all against the same limits.
+They are attached to each session custodian's SessionFactory makes (``install``). A
+token is taken for each HTTP attempt (``before-send``), since AWS counts retries too.
 """
 import logging
 import os
+import re
 import threading
 import time
 
@@ -51,8 +53,9 @@ class Pacer:
         published = aws_bucket(service, operation)
         return published and published.share(self.budget).scaled(self.scale)
 
-    def wait_for_token(self, region, service, operation):
-        key = (region, service, operation)
+    def wait_for_token(self, owner, service, operation):
+        """``owner``: whose bucket (account and region, see bucket_owner)."""
+        key = (owner, service, operation)
         with self.lock:
             bucket = self.buckets.get(key)
             now = self.clock()
@@ -89,10 +92,28 @@ def install(session):
 
 
 def _handler(region):
-    def pace(event_name, **kwargs):
+    def pace(event_name, request=None, **kwargs):
         _, event_service, operation = event_name.split(".", 2)
-        PACER.wait_for_token(region, EVENT_SERVICES[event_service], operation)
+        PACER.wait_for_token(bucket_owner(request, region), EVENT_SERVICES[event_service],
+                             operation)
     return pace
+
+
+# SigV4: "Credential=<access key>/<date>/<region>/<service>/aws4_request"
+CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/")
+
+
+def bucket_owner(request, region):
+    """Whose buckets a signed request draws from: AWS keeps them per account and region.
+    The request's own credential scope says both - its access key stands for the
+    account (c7n-org runs many accounts in one worker, each with its own assumed-role
+    key) - and the session's region is the fallback."""
+    headers = getattr(request, "headers", None) or {}
+    authorization = headers.get("Authorization") or b""
+    if isinstance(authorization, bytes):
+        authorization = authorization.decode("latin-1")
+    match = CREDENTIAL_SCOPE.search(authorization)
+    return "%s/%s" % match.groups() if match else region
 
 
 class Progress:

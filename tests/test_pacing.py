@@ -1,4 +1,4 @@
-"""c7n_imds.pacing: one bucket per region and API for the whole process, drawn on by
+"""c7n_imds.pacing: one bucket per account, region and API for the whole process, drawn on by
 every HTTP attempt of EC2 and Auto Scaling, never by other services. A fake clock whose
 sleep advances it keeps the tests free of wall-clock time."""
 import threading
@@ -75,9 +75,10 @@ def test_every_http_attempt_of_a_session_is_paced(clock, moto):
     session.client("ec2", endpoint_url=endpoint).describe_launch_templates()
     session.client("autoscaling", endpoint_url=endpoint).describe_auto_scaling_groups()
     session.client("sts", endpoint_url=endpoint).get_caller_identity()
+    # the signed request's credential scope names the account's key and the region
     assert sorted(pacing.PACER.buckets) == [
-        ("us-east-1", "autoscaling", "DescribeAutoScalingGroups"),
-        ("us-east-1", "ec2", "DescribeLaunchTemplates")]
+        ("testing/us-east-1", "autoscaling", "DescribeAutoScalingGroups"),
+        ("testing/us-east-1", "ec2", "DescribeLaunchTemplates")]
     assert pacing.PACER.sent == 2
 
 
@@ -90,7 +91,7 @@ def test_custodian_sessions_are_paced(clock, moto, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     session = SessionFactory("eu-west-1")()
     session.client("autoscaling", endpoint_url=endpoint).describe_launch_configurations()
-    assert ("eu-west-1", "autoscaling", "DescribeLaunchConfigurations") in \
+    assert ("testing/eu-west-1", "autoscaling", "DescribeLaunchConfigurations") in \
         pacing.PACER.buckets
 
 
@@ -103,3 +104,18 @@ def test_progress_line_on_long_runs_only(clock):
     assert progress.advance(10) == (
         "convert-to-launch-template: 20/200 groups done, 1.3 requests/s, about 279 s left")
     assert pacing.Progress("x", 10).advance(10) is None  # short runs stay quiet
+
+
+def test_accounts_have_buckets_of_their_own(clock):
+    """c7n-org runs many accounts in one worker; AWS limits each account separately."""
+    class Request:
+        def __init__(self, key):
+            self.headers = {"Authorization": (
+                "AWS4-HMAC-SHA256 Credential=%s/20261201/eu-west-1/ec2/aws4_request, "
+                "SignedHeaders=host, Signature=abc" % key).encode()}
+    owners = [pacing.bucket_owner(Request(key), "us-east-1") for key in ("ASIAONE", "ASIATWO")]
+    assert owners == ["ASIAONE/eu-west-1", "ASIATWO/eu-west-1"]
+    assert pacing.bucket_owner(None, "us-east-1") == "us-east-1"
+    for owner in owners:
+        for _ in range(2):
+            assert pacing.PACER.wait_for_token(owner, "ec2", "RunInstances") == 0.0
