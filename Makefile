@@ -21,7 +21,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/c7n-imds demo
 
-test: $(STAMP)
+# tests/test_dashboard.py opens the HTML summary in Debian's Chromium, installed here
+# when missing (with sudo unless root; the package lists are updated only when the
+# install fails without).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get install -y --no-install-recommends chromium || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q tests
 
 # Pure code and placebo flights only: seconds, no server.

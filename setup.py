@@ -55,6 +55,7 @@ setup(
             "hypothesis==6.170.17",
             "aiosmtpd==1.4.6",
             "ruff==0.17.6",
+            "jsonschema==4.26.0",  # the summary's schema; already custodian's
         ],
         # make demo runs an embedded moto server
         "demo": ["moto[server]==5.2.5"],

@@ -20,8 +20,8 @@ from c7n_imds.model.rates import DEFAULT_BUDGET, TokenBucket, aws_bucket
 
 log = logging.getLogger("custodian.c7n_imds.pacing")
 
-# Benchmarks only: every bucket this many times faster, the shape unchanged, to match a
-# bucket proxy scaled by the same factor (bench/bucket_proxy.py).
+# Benchmarks only: every bucket refills this many times faster (a faster clock), to
+# match a bucket proxy scaled by the same factor (bench/bucket_proxy.py).
 RATE_SCALE_ENV = "C7N_IMDS_RATE_SCALE"
 
 # botocore names events after the service id, hyphenated

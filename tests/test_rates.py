@@ -24,7 +24,7 @@ def test_published_buckets(service, operation, expected):
 def test_share_keeps_at_least_one_token_of_burst():
     assert Bucket(5, 2).share(0.5) == Bucket(2.5, 1.0)
     assert Bucket(1, 2).share(0.1) == Bucket(1.0, 0.2)
-    assert Bucket(5, 2).scaled(10) == Bucket(50, 20)
+    assert Bucket(5, 2).scaled(10) == Bucket(5, 20)
 
 
 def test_burst_then_refill_rate_in_call_order():

@@ -163,64 +163,82 @@ def test_summary_json_matches_the_seeded_estate(runs, tmp_path):
 
 
 class Tables(HTMLParser):
-    """Cells of every table, and the raw text of every <svg>."""
+    """Cells of every table (by id, in order), the raw text of every <svg>, and the
+    text of every <script>."""
 
     def __init__(self, text):
         super().__init__()
-        self.tables, self.cell = [], None
+        self.tables, self.by_id, self.cell, self.in_script = [], {}, None, False
+        self.scripts = []
         self.feed(text)
         self.svgs = re.findall(r"<svg\b.*?</svg>", text, re.S)
 
     def handle_starttag(self, tag, attrs):
         if tag == "table":
             self.tables.append([])
+            if dict(attrs).get("id"):
+                self.by_id[dict(attrs)["id"]] = self.tables[-1]
         elif tag == "tr":
             self.tables[-1].append([])
         elif tag in ("td", "th"):
             self.cell = ""
+        elif tag == "script":
+            self.in_script = True
+            self.scripts.append("")
 
     def handle_endtag(self, tag):
         if tag in ("td", "th"):
-            self.tables[-1][-1].append(self.cell)
+            self.tables[-1][-1].append(self.cell.strip())
             self.cell = None
+        elif tag == "script":
+            self.in_script = False
 
     def handle_data(self, data):
         if self.cell is not None:
             self.cell += data
+        if self.in_script:
+            self.scripts[-1] += data
 
 
-def svg_values(svg):
+def svg_points(svg):
+    """{series: [values]} of the trend chart's points."""
     root = ET.fromstring(svg)
     ns = "{http://www.w3.org/2000/svg}"
-    return [int(t.text) for t in root.iter(ns + "text") if t.get("class") == "value"]
+    points = {}
+    for t in root.iter(ns + "text"):
+        if t.get("class") == "point":
+            points.setdefault(t.get("data-series"), []).append(int(t.text))
+    return points
 
 
 def test_summary_html_csv_markdown_table(runs, tmp_path):
     folders = [runs / "one", runs / "two"]
     text = summary_of(folders, "html", tmp_path)
     page = Tables(text)
-    trend, rows = page.tables
-    # per account (latest run): 5 non-compliant, 0 remediated; trend: 9/4 then 5/0
-    assert [svg_values(s) for s in page.svgs] == [[5, 0], [9, 4, 5, 0]]
+    trend, rows = page.by_id["t-trend"], page.by_id["t-figures"]
+    # trend: 9 non-compliant, 4 remediated, then 5 and 0
+    (chart,) = page.svgs
+    assert svg_points(chart) == {"NonCompliant": [9, 5], "Remediated": [4, 0]}
     header = trend[0]
     assert [dict(zip(header, r))["Remediated"] for r in trend[1:]] == ["4", "0"]
     by_control = {r[2]: dict(zip(rows[0], r)) for r in rows[1:]}
     assert by_control["AutoScaling.3"]["Non-compliant"] == "4"
     assert by_control["AutoScaling.3"]["Launch configs"] == "6"
+    assert by_control["AutoScaling.3"]["Held back (IMDSv1 use)"] == "\u2013"  # not measured
     assert by_control["AutoScaling.9"]["LC"] == "5"
-    assert by_control["all"]["Scanned"] == "9" and by_control["all"]["Exempt"] == "1"
-    # self-contained: no script, no link to anything but the SVG namespace
-    assert "<script" not in text and "<link" not in text
+    # self-contained: no link to anything but the SVG namespace, and the one script
+    # carries no value from the accounts
+    assert "<link" not in text
     assert "http" not in text.replace("http://www.w3.org/2000/svg", "")
+    assert not [s for s in page.scripts if ACCOUNT in s or "web-1" in s or "legacy" in s]
 
     lines = list(csv.DictReader(io.StringIO(summary_of(folders, "csv", tmp_path))))
-    first = [r for r in lines if r["Run"] == lines[0]["Run"]]
-    as3 = [r for r in first if r["Control"] == "AutoScaling.3"][0]
-    assert (as3["NonCompliant"], as3["NonCompliant:launch-configuration"], as3["Remediated"],
-            as3["HeldBack"], as3["Exempt"], as3["LeftToStack"], as3["Failed"]) == \
-        ("7", "7", "3", "1", "1", "1", "1")
+    as3 = [r for r in lines if r["Control"] == "AutoScaling.3"][0]
+    assert (as3["State"], as3["NonCompliant"], as3["NonCompliant:launch-configuration"],
+            as3["Remediated"], as3["HeldBack"], as3["Exempt"], as3["LeftToStack"],
+            as3["Failed"]) == ("scanned", "4", "4", "0", "", "1", "0", "0")
     assert [(r["Control"], r["NonCompliant"], r["Remediated"]) for r in lines
-            if r["Control"] == "(all)"] == [("(all)", "9", "4"), ("(all)", "5", "0")]
+            if r["Control"] == "(all)"] == [("(all)", "5", "0")]
 
     markdown = summary_of(folders, "markdown", tmp_path).splitlines()
     table_start = next(i for i, line in enumerate(markdown) if line.startswith("| Account"))
@@ -228,8 +246,8 @@ def test_summary_html_csv_markdown_table(runs, tmp_path):
     assert "## Trend" in markdown
 
     table = summary_of(folders, "table", tmp_path)
-    assert re.search(r"^%s\s+%s\s+AutoScaling\.3\s+9\s+4\s+4\b" % (ACCOUNT, REGION),
-                     table, re.M)
+    assert re.search(r"^%s\s+%s\s+AutoScaling\.3\s+scanned\s+9\s+4\s+4\b" % (
+        ACCOUNT, REGION), table, re.M)
 
 
 def test_no_user_data_or_other_fields_in_any_format(runs, tmp_path):
@@ -407,7 +425,7 @@ def test_renderers_escape_names_and_carry_no_record_fields(tmp_path):
             assert "<lab>" not in text and "r&amp;d &lt;lab&gt;" in text, fmt
         if fmt == "html":
             page = Tables(text)
-            assert len(page.svgs) == 2 and all(ET.fromstring(s) is not None
+            assert len(page.svgs) == 1 and all(ET.fromstring(s) is not None
                                                for s in page.svgs)
         if fmt == "markdown":
             assert "r&amp;d &lt;lab&gt;\\|x" in text  # a | in a name keeps the columns

@@ -278,12 +278,19 @@ class Remediation(BaseAction):
         tag_group(autoscaling, group, PREVIOUS_LAUNCH_TAG, value)
 
     def record_previous_launches(self, autoscaling, values):
-        """{group: tag value} in as few CreateOrUpdateTags calls as possible."""
+        """{group: tag value} in as few CreateOrUpdateTags calls as possible (25 per
+        call, AWS's maximum: one call per group would make the tags the slowest part of
+        a large run). Returns [(problem, groups)] for the batches that failed."""
         tags = [{"ResourceId": group, "ResourceType": "auto-scaling-group",
                  "Key": PREVIOUS_LAUNCH_TAG, "Value": value, "PropagateAtLaunch": False}
                 for group, value in sorted(values.items())]
+        failed = []
         for batch in chunks(tags, TAGS_PER_CALL):
-            retry(autoscaling.create_or_update_tags, Tags=batch)
+            try:
+                retry(autoscaling.create_or_update_tags, Tags=batch)
+            except AWS_ERRORS as e:
+                failed.append((describe_error(e), [t["ResourceId"] for t in batch]))
+        return failed
 
     def update_running_instances(self, ec2, autoscaling, switched, results, failures,
                                  uses_template, metadata=None):

@@ -305,16 +305,17 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
                 self.withdraw_template(ec2, template)
             return results, failures, switched
         version = self.data.get("version", "$Default")
-        try:
-            # One call records where every ready group came from, before any switch.
-            self.record_previous_launches(autoscaling, {
+        # Where every ready group came from is recorded, in batches, before any switch;
+        # a group whose tag could not be written is not switched.
+        untagged = set()
+        for problem, names in self.record_previous_launches(autoscaling, {
                 asg["AutoScalingGroupName"]: encode_previous_launch(
                     {"LaunchConfigurationName": asg["LaunchConfigurationName"]})
-                for asg in ready})
-        except AWS_ERRORS as e:
-            for asg in ready:
-                failures[asg["AutoScalingGroupName"]] = "tagging the group: %s" % (
-                    describe_error(e))
+                for asg in ready}):
+            untagged.update(names)
+            failures.update({name: "tagging the group: %s" % problem for name in names})
+        ready = [asg for asg in ready if asg["AutoScalingGroupName"] not in untagged]
+        if not ready:
             return results, failures, switched
         for asg in ready:
             group = asg["AutoScalingGroupName"]

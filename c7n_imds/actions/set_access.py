@@ -292,14 +292,14 @@ class SetMetadataAccess(VersionMaking, Remediation):
                     (spec, new, pin))
             if item.source.get("DefaultVersion") and not item.default_outsiders:
                 defaults.append((key, new, names))
-        for name, (asg, _) in sorted(group_specs.items()):
-            if name in failures or tags_of(asg).get(
-                    PREVIOUS_LAUNCH_TAG) == previous_template_launch(asg):
-                continue  # failed, or recorded by an earlier, interrupted run
-            try:
-                self.record_previous_launch(autoscaling, name, previous_template_launch(asg))
-            except AWS_ERRORS as e:
-                failures[name] = "tagging the group: %s" % describe_error(e)
+        # failed groups, and those an earlier, interrupted run recorded, are left out
+        untagged = {name: previous_template_launch(asg)
+                    for name, (asg, _) in sorted(group_specs.items())
+                    if name not in failures and tags_of(asg).get(
+                        PREVIOUS_LAUNCH_TAG) != previous_template_launch(asg)}
+        for problem, names in self.record_previous_launches(autoscaling, untagged):
+            for name in names:
+                failures[name] = "tagging the group: %s" % problem
         # a group whose tag could not be written must not change with a default
         self.settle(ec2, work, new_versions, followers, failures)
         for (template_id, number), new, names in defaults:

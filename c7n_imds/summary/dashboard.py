@@ -1,0 +1,397 @@
+"""The page of `c7n-imds summary --format html`: one self-contained file a security lead
+can present, mail or put on a share - no network, no external assets - so that it opens
+the same anywhere, years later, and tells no one when it is opened.
+
+Everything is rendered here, so the page shows every figure without JavaScript (a mail
+client or a locked-down browser runs none); a small inline script only adds sorting and
+filtering, reads the DOM and carries no data, so no account value lands in a script.
+Every value that comes from an account (group, account, stack, policy and folder names,
+tag values, owners, reasons) goes through ``esc`` - ``html.escape`` with quotes - in
+text and attributes alike: the account's owner chose it, not the reader of the page.
+"""
+import html
+import math
+import re
+from collections import Counter
+
+from c7n_imds.summary import render
+
+CHART_ACCOUNTS = 40  # an organization may have thousands: chart those with most to fix
+DIGIT = 14  # a digit's width at the chart's largest font (a phone's), in viewBox units
+# A run of characters no line can break in: such a cell may break anywhere (letting every
+# cell do so would squeeze short columns: "Regio/n").
+LONG_WORD = re.compile(r"[^\s-]{28,}")
+
+STYLE = """
+*{box-sizing:border-box}body{margin:0 auto;max-width:1600px;padding:16px clamp(10px,3vw,32px);
+ color:#1f2328;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif}
+h1{font-size:1.6em;margin:.2em 0}h3{font-size:1.05em;margin:1.2em 0 .3em}
+h2{font-size:1.25em;margin:1.6em 0 .4em;border-bottom:1px solid #d0d7de}
+p,li,h1,h2,h3,.acct-name,td.long{overflow-wrap:anywhere}.id{font-size:.9em;white-space:nowrap}
+.meta,.note,.empty,.id,td small{color:#57606a}table.data tr[hidden]{display:none}
+.alert{border-left:4px solid #bf8700;background:#fff8c5;padding:8px 12px}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(14em,1fr));gap:12px}
+.card{border:1px solid #d0d7de;border-radius:8px;padding:10px 14px}.card h3,.card p{margin:0}
+.share{font-size:2.2em;font-weight:700}.up{color:#1a7f37}.down{color:#cf222e}
+.totals,.legend{display:flex;flex-wrap:wrap;gap:4px 20px;padding:0;list-style:none}
+.sw{display:inline-block;width:1em;height:1em;border:1px solid #8c959f;margin-right:4px}
+table{border-collapse:collapse;width:100%;margin:.3em 0 1em}table.wide{font-size:.9em}
+th,td{border:1px solid #d0d7de;padding:4px 6px;text-align:left;vertical-align:top}
+th{background:#f6f8fa}td.n{text-align:right;white-space:nowrap}td{overflow-wrap:break-word}
+td small{display:block}th button{font:inherit;font-weight:600;color:inherit;background:none;
+ border:0;padding:0;cursor:pointer;text-align:left}
+th[aria-sort=ascending] button::after{content:" \\25B2"}
+th[aria-sort=descending] button::after{content:" \\25BC"}
+.st-compliant{background:#dafbe1}.st-non-compliant{background:#ffebe9}
+.st-errored,.st-unreadable{background:#fff1c2}.st-not-scanned{background:#eaeef2}
+.tools{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:.3em 0}
+.filter{font:inherit;padding:3px 6px;width:18em;max-width:100%}
+svg{display:block;width:100%;height:auto;max-width:800px}svg text{font-size:14px;fill:#1f2328}
+.grid{stroke:#d0d7de}.axis{stroke:#57606a}svg polyline[class]{fill:none;stroke-width:2.5}
+.s-nc{stroke:#cf222e;fill:#cf222e}.s-rem{stroke:#1a7f37;fill:#1a7f37}
+.acct{margin:.7em 0}.acct-name{font-weight:600}.bar-value{text-align:right}
+.bar-row{display:grid;grid-template-columns:13em 1fr 3.5em;gap:8px;align-items:center}
+.track{display:block;height:.9em;background:#f6f8fa}.bar{display:block;height:100%}
+.b-nc-first{background:#f4a19b}.b-nc{background:#cf222e}.b-rem{background:#1a7f37}
+@media (max-width:700px){.bar-row{grid-template-columns:8.5em 1fr 3em}svg text{font-size:21px}}
+"""
+# Where a table no longer fits, each row becomes a card of labelled values: below a
+# tablet's width for every table, below a laptop's for the wide ones (measured with
+# tests/test_dashboard.py's self-check; the widest needs about 1250 px).
+CARDS = """@media (max-width:%(width)dpx){
+ %(t)s,%(t)s tbody,%(t)s tr,%(t)s td{display:block}
+ %(t)s thead tr{display:flex;flex-wrap:wrap;gap:4px}
+ %(t)s tr{border:1px solid #d0d7de;border-radius:6px;margin:0 0 8px;padding:4px 0}
+ %(t)s td{border:0;padding:2px 10px;overflow-wrap:anywhere}
+ %(t)s td.n{text-align:left;white-space:normal}
+ %(t)s td::before{content:attr(data-label);display:block;font-size:.8em;color:#57606a}}
+"""
+STYLE += CARDS % {"t": "table.data", "width": 900} + CARDS % {"t": "table.wide", "width": 1300}
+
+# Sorting (click a header) and filtering (a text box per table); without it the page
+# shows the same tables, unsorted.
+SCRIPT = """(function () {
+  var each = function (list, f) { Array.prototype.forEach.call(list, f); };
+  function key(cell) {
+    var sort = cell.getAttribute("data-sort");
+    return sort !== null && !isNaN(sort) ? Number(sort) : cell.textContent.trim().toLowerCase();
+  }
+  function compare(a, b) {
+    return typeof a === "number" && typeof b === "number" ? a - b
+      : String(a).localeCompare(String(b), undefined, {numeric: true});
+  }
+  each(document.querySelectorAll("table.data"), function (table) {
+    var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+    var tools = document.createElement("div"), input = document.createElement("input"),
+      count = document.createElement("span");
+    tools.className = "tools"; input.type = "search"; input.className = "filter";
+    input.placeholder = "Filter"; input.setAttribute("aria-label", "Filter: " +
+      table.getAttribute("aria-label")); tools.append(input, count); table.before(tools);
+    input.addEventListener("input", function () {
+      var query = input.value.trim().toLowerCase(), shown = 0;
+      rows.forEach(function (row) {
+        row.hidden = query !== "" && row.textContent.toLowerCase().indexOf(query) < 0;
+        shown += row.hidden ? 0 : 1;
+      });
+      count.textContent = query ? shown + " of " + rows.length + " rows" : "";
+    });
+    each(table.tHead.rows[0].cells, function (th, column) {
+      var button = document.createElement("button");
+      button.type = "button"; button.append.apply(button, th.childNodes); th.append(button);
+      button.addEventListener("click", function () {
+        var up = th.getAttribute("aria-sort") !== "ascending";
+        each(th.parentNode.cells, function (other) { other.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", up ? "ascending" : "descending");
+        rows.sort(function (a, b) {
+          return compare(key(a.cells[column]), key(b.cells[column])) * (up ? 1 : -1);
+        });
+        rows.forEach(function (row) { body.appendChild(row); });
+      });
+    });
+  });
+})();"""
+
+
+def esc(value):
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def account_html(record):
+    """The account's name with its id beside it (the id alone when it has no name)."""
+    return '%s <span class="id">%s</span>' % (esc(record.get("AccountName")),
+                                              esc(record["Account"]))
+
+
+# ---- cells and tables: a cell is (escaped HTML, sort key or None, class) ------------
+
+def text(value):
+    return (esc(value), None, "long" if LONG_WORD.search(str(value)) else "")
+
+
+def number(value, shown=None):
+    return (esc(shown or render.count(value)), -1 if value is None else value, "n")
+
+
+def account_cell(record):
+    return (account_html(record), None, text(record.get("AccountName") or "")[2])
+
+
+def table(table_id, label, headers, rows, empty="None.", kind="data"):
+    if not rows:
+        return '<p class="empty" id="%s">%s</p>' % (table_id, esc(empty))
+    head = "".join('<th scope="col">%s</th>' % esc(h) for h in headers)
+    body = "".join("<tr>%s</tr>" % "".join(
+        '<td data-label="%s"%s%s>%s</td>' % (
+            esc(header), "" if sort is None else ' data-sort="%s"' % esc(sort),
+            ' class="%s"' % esc(cls) if cls else "", content)
+        for header, (content, sort, cls) in zip(headers, row)) for row in rows)
+    return ('<table class="%s" id="%s" aria-label="%s"><thead><tr>%s</tr></thead>'
+            '<tbody>%s</tbody></table>' % (kind, table_id, esc(label), head, body))
+
+
+# ---- the headline: compliant share per control -------------------------------------
+
+def headline_cards(runs):
+    cards = []
+    for h in render.headlines(runs):
+        trend = "" if not h["Points"] else "up" if h["Points"] > 0 else "down"
+        cards.append(
+            '<div class="card" data-control="%s"><h3>%s</h3><p class="what">%s</p>'
+            '<p class="share">%s</p><p class="of">%s</p><p class="delta %s">%s</p></div>' % (
+                esc(h["Control"]), esc(h["Control"]), esc(h["Title"]), render.percent(h["Share"]),
+                esc(render.compliant_of(h)), trend, esc(render.change(h, runs))))
+    return '<div class="cards" id="headline">%s</div>' % "".join(cards)
+
+
+def totals_strip(run):
+    totals = run["Totals"]
+    items = [("NonCompliant", "non-compliant"), ("HeldBack", "held back"),
+             ("Exempt", "exempt"), ("LeftToStack", "left to stack"), ("Failed", "failed"),
+             ("Remediated", "remediated in this run"), ("Scanned", "scanned")]
+    return '<ul class="totals" id="totals">%s</ul>' % "".join(
+        "<li><strong>%s</strong> %s</li>" % (esc(render.count(totals.get(k))), label)
+        for k, label in items)
+
+
+# ---- account x control --------------------------------------------------------------
+
+def matrix(run):
+    controls, accounts = render.account_cells(run)
+    rows = []
+    for record, cells in accounts:
+        row = [account_cell(record)]
+        for cell in cells:
+            main, missing = render.cell_text(cell)
+            row.append(("<span>%s</span>%s" % (esc(main), "".join(
+                "<small>%s</small>" % esc(m) for m in missing)),
+                -1 if not cell or cell["NonCompliant"] is None else cell["NonCompliant"],
+                "st-" + cell["State"] if cell else "st-none"))
+        rows.append(row)
+    legend = "".join('<li><span class="sw st-%s"></span>%s</li>' % (s, label) for s, label in (
+        ("compliant", "compliant"), ("non-compliant", "non-compliant groups"),
+        ("errored", "errored or unreadable"), ("not-scanned", "not scanned")))
+    return ('<ul class="legend">%s<li>%s not measured</li></ul>' % (legend, render.DASH) +
+            table("accounts-table", "Accounts by control", ["Account"] + controls, rows))
+
+
+# ---- charts ---------------------------------------------------------------------------
+
+def nice_step(rough):
+    magnitude = 10 ** math.floor(math.log10(rough)) if rough > 0 else 1
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= rough)
+
+
+def trend_chart(runs):
+    """Non-compliant and remediated totals per run, an inline SVG line chart whose
+    viewBox holds every label apart from the others, so that it scales to any width."""
+    series = (("NonCompliant", "s-nc", "non-compliant groups"),
+              ("Remediated", "s-rem", "remediated in the run"))
+    peak = max([r["Totals"][k] for r in runs for k, _, _ in series
+                if r["Totals"].get(k) is not None] + [1])
+    step = max(1, nice_step(peak / 4))
+    ceiling = step * math.ceil(peak / step)
+    width, height, right, top, base, pad = 640, 330, 16, 48, 224, 64
+    left = 20 + DIGIT * len(str(ceiling))
+    span = (width - left - right - 2 * pad) / max(1, len(runs) - 1)  # from a run to the next
+    # at most 4 run labels, each a full step from the next; the last run's always
+    every = max(1, math.ceil((len(runs) - 1) / 3))
+    labelled = [i for i in range(len(runs)) if i == len(runs) - 1 or (
+        i % every == 0 and len(runs) - 1 - i >= every)]
+
+    def x(i):
+        return left + pad + span * i
+
+    def y(v):
+        return top + (base - top) * (1 - v / ceiling)
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" id="trend-chart" role="img" viewBox="0 '
+             '0 %d %d"><title>Non-compliant and remediated groups per run</title><text x="4" '
+             'y="22">groups</text>' % (width, height)]
+    parts += ['<line class="grid" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/><text class="tick" '
+              'x="%d" y="%.1f" text-anchor="end">%d</text>' % (
+                  left, y(v), width - right, y(v), left - 8, y(v) + 5, v)
+              for v in range(0, ceiling + 1, step)]
+    parts.append('<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>' % (
+        left, base, width - right, base))
+    for i in labelled:
+        day, _, clock = runs[i]["Run"].partition(" ")
+        parts.append('<text class="run" x="%.1f" y="%d" text-anchor="middle"><tspan x="%.1f">'
+                     '%s</tspan><tspan x="%.1f" dy="1.2em">%s UTC</tspan></text>' % (
+                         x(i), base + 32, x(i), esc(day), x(i), esc(clock[:5])))
+    for j, (key, cls, name) in enumerate(series):
+        points = [(i, r["Totals"][key]) for i, r in enumerate(runs)
+                  if r["Totals"].get(key) is not None]
+        parts.append('<polyline class="%s" points="%s"/>' % (
+            cls, " ".join("%.1f,%.1f" % (x(i), y(v)) for i, v in points)))
+        for i, v in points:
+            parts.append('<circle class="%s" cx="%.1f" cy="%.1f" r="4"><title>%s: %s %d'
+                         '</title></circle>' % (cls, x(i), y(v), esc(runs[i]["Run"]), name, v))
+            # values over the points where they fit between them; the remediated one
+            # under its point where it would hit the other's, and none if no room there
+            other = runs[i]["Totals"].get("NonCompliant")
+            close = j and other is not None and abs(y(other) - y(v)) < 26
+            if span >= DIGIT * len(str(peak)) + 8 and not (close and y(v) + 30 > base):
+                parts.append('<text class="point" data-series="%s" x="%.1f" y="%.1f" text-'
+                             'anchor="middle">%d</text>' % (
+                                 key, x(i), y(v) + (24 if close else -9), v))
+        parts.append('<rect class="%s" x="%d" y="%d" width="14" height="14"/><text x="%d" '
+                     'y="%d">%s</text>' % (cls, 4 + j * 300, height - 24, 24 + j * 300,
+                                           height - 12, name))
+    return "".join(parts) + "</svg>"
+
+
+def account_bars(runs):
+    """Per account: non-compliant at its first run and now, and what the runs
+    remediated - a detect-only last run would otherwise show 0 remediated everywhere."""
+    first, remediated = {}, {}
+    for run in runs:
+        for a in run["Accounts"]:
+            first.setdefault(a["Account"], a["NonCompliant"])
+            if a["Remediated"] is not None:
+                remediated[a["Account"]] = remediated.get(a["Account"], 0) + a["Remediated"]
+    latest = runs[-1]["Accounts"]
+    accounts = sorted(latest, key=lambda a: (-(a["NonCompliant"] or 0), a["Account"]))
+    accounts = accounts[:CHART_ACCOUNTS]
+    bars = ([("non-compliant, first run", "b-nc-first", first)] if len(runs) > 1 else []) + [
+        ("non-compliant now", "b-nc", {a["Account"]: a["NonCompliant"] for a in latest}),
+        ("remediated, all runs", "b-rem", remediated)]
+    top = max([v for _, _, by in bars for v in by.values() if v] + [1])
+    shown = "" if len(accounts) == len(latest) else \
+        '<p class="note">The %d of %d accounts with most non-compliant groups.</p>' % (
+            len(accounts), len(latest))
+    return shown + '<div id="account-chart">%s</div>' % "".join(
+        '<div class="acct" data-account="%s"><div class="acct-name">%s</div>%s</div>' % (
+            esc(a["Account"]), account_html(a), "".join(
+                '<div class="bar-row" data-series="%s"><span class="bar-label">%s</span>'
+                '<span class="track"><span class="bar %s" style="width:%.1f%%"></span>'
+                '</span><span class="bar-value">%s</span></div>' % (
+                    cls, label, cls, 100 * (by.get(a["Account"]) or 0) / top,
+                    esc(render.count(by.get(a["Account"])))) for label, cls, by in bars))
+        for a in accounts)
+
+
+# ---- drill-down ------------------------------------------------------------------------
+
+def calls(group):
+    return number(group.get("Calls"), None if group.get("Calls") is None or group.get(
+        "Days") is None else "%d in %d days" % (group["Calls"], group["Days"]))
+
+
+WHERE = [("Account", account_cell), ("Region", lambda g: text(g["Region"])),
+         ("Group", lambda g: text(g["Group"])), ("Control", lambda g: text(g["Control"]))]
+LAUNCH = ("Launch type", lambda g: text(render.launch_label(g["LaunchType"])))
+OWNER = ("Owner", lambda g: text(g.get("Owner") or render.DASH))
+REASON = ("Reason", lambda g: text(g.get("Reason") or render.DASH))
+DRILL_DOWN = [
+    ("non-compliant", "Non-compliant", "Their launch allows IMDSv1.", [LAUNCH, OWNER]),
+    ("held-back", "Held back: instances still call IMDSv1", "Left alone until the calls "
+     "stop (CloudWatch MetadataNoToken); the owner was notified.",
+     [LAUNCH, ("IMDSv1 calls", calls), OWNER]),
+    ("exempt", "Exempt", "Tagged c7n-imds:exempt by their owners.",
+     [REASON, ("Expires", lambda g: text(g.get("Until") or "no expiry")), OWNER]),
+    ("stack-owned", "Owned by a stack", "Changed at the stack, not by c7n-imds.",
+     [("Owned by", lambda g: text(g.get("Stack") or render.DASH)),
+      ("What to change", lambda g: text(g.get("Reason") or render.DASH)), OWNER]),
+    ("failed", "Failed", "The change was tried and did not complete.",
+     [LAUNCH, REASON, OWNER]),
+    ("remediated", "Remediated in this run", "Now launch with IMDSv2 required.",
+     [LAUNCH, OWNER])]
+
+
+def drill_down(summary):
+    out = []
+    for state, title, note, columns in DRILL_DOWN:
+        groups, columns = [g for g in summary["Groups"] if g["State"] == state], WHERE + columns
+        out.append('<h3 id="h-%s">%s (%d)</h3><p class="note">%s</p>%s' % (
+            state, esc(title), len(groups), esc(note), table(
+                "t-" + state, title, [c[0] for c in columns],
+                [[cell(g) for _, cell in columns] for g in groups])))
+    return "".join(out)
+
+
+def problems_table(found):
+    return table("t-problems", "Scans not complete", ["Account", "Region", "Policy",
+                                                       "State", "Reason"], [[
+        account_cell(s), text(s["Region"]), text(s["Policy"] or render.DASH),
+        text(render.STATE_LABELS.get(s["State"], s["State"])), text(s["Reason"] or render.DASH)]
+        for s in found], empty="None: every expected account and region was read.")
+
+
+# ---- figures tables -----------------------------------------------------------------------
+
+def figures_table(run):
+    columns = render.figure_columns(run)
+    headers = ["Account", "Region", "Control", "State", "Scanned"] + [c[1] for c in columns]
+    rows = [[account_cell(r), text(r["Region"]), text(r["Control"]),
+             text(render.STATE_LABELS.get(r["State"], r["State"])), number(r.get("Scanned"))] +
+            [number(render.figure(r, k)) for k, _ in columns] for r in run["Rows"]]
+    return table("t-figures", "By account, region and control", headers, rows,
+                 kind="data wide")
+
+
+def trend_table(runs):
+    return table("t-trend", "Runs", ["Run", "Accounts", "Regions"] + [
+        label for _, label in render.TREND_FIGURES] + ["Folders"], [
+        [text(r["Run"]), number(r["Totals"]["Accounts"]), number(r["Totals"]["Regions"])] +
+        [number(r["Totals"].get(k)) for k, _ in render.TREND_FIGURES] +
+        [text(", ".join(r["Folders"]))] for r in runs], kind="data wide")
+
+
+# ---- the page -------------------------------------------------------------------------------
+
+def render_html(summary):
+    runs = summary["Runs"]
+    latest = runs[-1]
+    found = render.problems(summary)
+    states = Counter(render.STATE_LABELS.get(s["State"], s["State"]) for s in found)
+    alert = '<p class="alert" id="alert">%d scan(s) did not complete in this run (%s): the ' \
+        'groups they would have read are not counted. See <a href="#scans">scans not ' \
+        'complete</a>.</p>' % (len(found), esc(", ".join(
+            "%d %s" % (n, s) for s, n in sorted(states.items())))) if found else ""
+    chart = trend_chart(runs) if len(runs) > 1 else '<p class="note">One run: the next run ' \
+        'into another folder (or a dated sub-folder) gives a trend.</p>'
+    body = [
+        "<header><h1>IMDSv2 compliance</h1>",
+        '<p class="meta">Run of %s; %d account(s), %d region(s); %d run(s) since %s. '
+        'From %s.</p>' % (esc(latest["Run"]), latest["Totals"]["Accounts"],
+                         latest["Totals"]["Regions"], len(runs), esc(runs[0]["Run"]),
+                         esc(", ".join(latest["Folders"]))), alert, "</header>",
+        '<section id="controls"><h2>Security Hub controls: groups compliant</h2>',
+        headline_cards(runs), totals_strip(latest), "</section>",
+        '<section id="accounts"><h2>Accounts by control</h2>%s</section>' % matrix(latest),
+        '<section id="trend"><h2>Trend</h2>%s%s</section>' % (chart, trend_table(runs)),
+        '<section id="per-account"><h2>Per account</h2>%s</section>' % account_bars(runs),
+        '<section id="groups"><h2>Groups</h2>%s</section>' % drill_down(summary),
+        '<section id="scans"><h2>Scans not complete</h2>%s</section>' % problems_table(found),
+        '<section id="figures"><h2>By account, region and control</h2>%s</section>' %
+        figures_table(latest),
+        '<p class="note">Groups are counted once per account and region, whichever '
+        'policies matched them. %s: not measured (no policy of the run could know it). '
+        'Held back: instances still call IMDSv1. Left to stack: managed by CloudFormation, '
+        'Elastic Beanstalk or an EKS managed node group. Launch configs: launch '
+        'configurations that allow IMDSv1; AutoScaling.3 fails them until deleted.</p>'
+        % render.DASH]
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width,initial-scale=1">'
+            '<title>IMDSv2 compliance, %s</title><style>%s</style></head><body>\n%s\n'
+            '<script>%s</script>\n</body></html>\n' % (
+                esc(latest["Run"]), STYLE, "\n".join(body), SCRIPT))
