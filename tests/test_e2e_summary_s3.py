@@ -18,6 +18,7 @@ import yaml
 from c7n_imds.testing import aws_env
 from tests import faults
 from tests.conftest import REPO
+from tests.support.browser import Dom, cells, chromium
 
 ACCOUNTS = {"111111111111": "payments", "222222222222": "data", "444444444444": "no-role"}
 REGION = "us-east-1"
@@ -53,6 +54,12 @@ def seed(endpoint):
             autoscaling.create_auto_scaling_group(
                 AutoScalingGroupName=name, LaunchConfigurationName=config, MinSize=0,
                 MaxSize=1, DesiredCapacity=0, AvailabilityZones=[REGION + "a"])
+        if account_id == "111111111111":  # left alone on purpose, listed as exempt
+            autoscaling.create_auto_scaling_group(
+                AutoScalingGroupName="vendor", LaunchConfigurationName="app-lc", MinSize=0,
+                MaxSize=1, DesiredCapacity=0, AvailabilityZones=[REGION + "a"], Tags=[{
+                    "Key": "c7n-imds:exempt", "Value": "vendor agent until 2099-01-01",
+                    "PropagateAtLaunch": False}])
 
 
 def org_run(endpoint, tmp_path, accounts, prefix, policy):
@@ -106,15 +113,18 @@ def test_summary_from_s3_names_the_missing_and_the_corrupt(moto, tmp_path):
         "account and region: its role could not be assumed, or it was not part of the run"]
 
     before, fix, after = summary["Runs"]
+    assert [run["Folders"] for run in summary["Runs"]] == [
+        ["s3://%s/%s" % (BUCKET, prefix)] for prefix in ("before", "fix", "after")]
     by_account = {r["Account"]: r for r in after["Accounts"]}
     assert set(by_account) == set(ACCOUNTS)
     assert by_account["444444444444"]["NonCompliant"] is None  # not measured, not 0
-    # AutoScaling.3: app-1, app-2 of both readable accounts, then none; AutoScaling.9
-    # also counts "ok", which stays on its (compliant) launch configuration
+    # AutoScaling.3: app-1, app-2 of both readable accounts and the exempt vendor, then
+    # vendor alone; AutoScaling.9 also counts "ok", which stays on its (compliant)
+    # launch configuration
     as3 = [{c["Control"]: c for c in run["Controls"]}["AutoScaling.3"]["NonCompliant"]
            for run in (before, after)]
-    assert as3 == [4, 0]
-    assert [run["Totals"]["NonCompliant"] for run in (before, after)] == [6, 2]
+    assert as3 == [5, 1]
+    assert [run["Totals"]["NonCompliant"] for run in (before, after)] == [7, 3]
     assert fix["Totals"]["Remediated"] == 4
     rows = {(r["Account"], r["Control"]): r for r in after["Rows"]}
     assert rows[("444444444444", "AutoScaling.3")]["State"] == "not-scanned"
@@ -122,6 +132,33 @@ def test_summary_from_s3_names_the_missing_and_the_corrupt(moto, tmp_path):
     assert rows[("222222222222", "AutoScaling.3")]["State"] == "unreadable"
     assert rows[("111111111111", "AutoScaling.3")]["State"] == "scanned"
     shares = {c["Control"]: c["CompliantShare"] for c in after["Controls"]}
-    assert shares["AutoScaling.3"] == 1.0
+    assert shares["AutoScaling.3"] == 0.75  # the unreadable account is not counted
     before_shares = {c["Control"]: c["CompliantShare"] for c in before["Controls"]}
-    assert before_shares["AutoScaling.3"] == round(1 - 4 / 6, 4)
+    assert before_shares["AutoScaling.3"] == round(1 - 5 / 7, 4)
+    assert [(g["Account"], g["Group"], g["State"], g["Reason"], g["Until"])
+            for g in summary["Groups"]] == [
+        ("111111111111", "vendor", "exempt", "vendor agent", "2099-01-01")]
+
+    # the dashboard of the same trees, as a browser shows it
+    page = tmp_path / "dashboard.html"
+    assert subprocess.run(
+        [COMMAND, "summary"] + ["s3://%s/%s" % (BUCKET, p) for p in ("before", "fix", "after")]
+        + ["-c", str(accounts), "--format", "html", "-o", str(page)],
+        env=aws_env(endpoint), capture_output=True, text=True, timeout=300).returncode == 3
+    screenshot = tmp_path / "dashboard.png"
+    (dom,) = chromium((page, 1400, ["--screenshot=%s" % screenshot]))
+    root = Dom(dom).root
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cards = {e.attrs["data-control"]: e.text() for e in root.find("headline").all("div")
+             if "data-control" in e.attrs}
+    assert "75.0%" in cards["AutoScaling.3"] and "\u25B2" in cards["AutoScaling.3"]
+    points = {}
+    for text in root.find("trend-chart").all("text"):
+        if text.attrs.get("class") == "point":
+            points.setdefault(text.attrs["data-series"], []).append(int(text.text()))
+    assert points["NonCompliant"][0] == 7 and points["NonCompliant"][-1] == 3
+    assert points["Remediated"][1] == 4
+    assert [row[2][0] for row in cells(root, "t-exempt")] == ["vendor"]
+    problems = [(row[0][0], row[3][0]) for row in cells(root, "t-problems")]
+    assert problems == [("data 222222222222", "unreadable"),
+                        ("no-role 444444444444", "not scanned")]

@@ -45,3 +45,20 @@ def test_copy_plan_preview_never_shows_user_data():
     assert preview["CopyLaunchConfigurationName"] == "web-lc-imdsv2-1"
     assert preview["CarriesUserData"] is True and "UserData" not in preview["Parameters"]
     assert "hunter2" not in json.dumps(preview, default=str)
+
+
+def test_independent_sets_keep_templates_and_groups_together():
+    """Versions of one template are made and taken back together, and a group with
+    several templates (a mixed instances policy) changes completely or not at all: such
+    keys share a set; anything else is finished on its own."""
+    from types import SimpleNamespace
+
+    from c7n_imds.model.plans import independent_sets
+
+    def item(*groups):
+        return SimpleNamespace(groups=[({"AutoScalingGroupName": g}, {}) for g in groups])
+    work = {("lt-a", 1): item("web"), ("lt-a", 2): item("api"),
+            ("lt-b", 1): item("mixed"), ("lt-c", 3): item("mixed", "batch"),
+            ("lt-d", 1): item("solo")}
+    assert independent_sets(work) == [
+        [("lt-a", 1), ("lt-a", 2)], [("lt-b", 1), ("lt-c", 3)], [("lt-d", 1)]]

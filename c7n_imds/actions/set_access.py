@@ -20,7 +20,7 @@ from c7n_imds.actions.options import (
 from c7n_imds.actions.versions import VersionMaking
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry, tags_of, template_followers
 from c7n_imds.model.launch_source import launch_references, template_group_specs
-from c7n_imds.model.plans import GroupSpec, Plan, Snapshot, VersionPlan
+from c7n_imds.model.plans import GroupSpec, Plan, Snapshot, VersionPlan, independent_sets
 from c7n_imds.model.provenance import (
     derived_source_spec,
     encode_previous_launch,
@@ -224,10 +224,20 @@ class SetMetadataAccess(VersionMaking, Remediation):
         work, failures = {item.key: item for item in plan.items}, plan.failures
         followers = template_followers(autoscaling, work)
         self.guard_shared_templates(work, followers, failures)
-        new_versions = self.make_versions(ec2, work, followers, failures)
-        results, switched = self.apply(ec2, autoscaling, work, new_versions, followers,
-                                       failures)
-        results = list(self.skipped) + results
+        new_versions, results, switched = {}, list(self.skipped), []
+        # Each set of templates that no group shares with another set is finished -
+        # versions proven, groups tagged, defaults moved, pinned groups pointed - before
+        # the next starts: the changes then run beside the next set's pre-flight
+        # DryRuns instead of after all of them, and RunInstances's small rate limit
+        # alone bounds a large run.
+        for keys in independent_sets(work):
+            part = {key: work[key] for key in keys}
+            made = self.make_versions(ec2, part, followers, failures)
+            new_versions.update(made)
+            part_results, part_switched = self.apply(ec2, autoscaling, part, made,
+                                                     followers, failures)
+            results += part_results
+            switched += part_switched
         metadata = {}
         for key, item in work.items():
             if key in new_versions:

@@ -126,3 +126,26 @@ class Plan:
     def preview(self, kind: str, **options: Any) -> dict:
         return {kind: [item.preview(**options) for item in self.items],
                 "Failures": dict(self.failures), "Skipped": list(self.skipped)}
+
+
+def independent_sets(work):
+    """The work's keys, (template id, source version), in sets that share neither a
+    template (its versions are made, and taken back, together) nor a group (a group
+    changes completely or not at all), in a stable order."""
+    parent = {key: key for key in work}
+
+    def root(key):
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+    first_of = {}
+    for key in sorted(work):
+        for tie in [("template", key[0])] + [
+                ("group", asg["AutoScalingGroupName"]) for asg, _ in work[key].groups]:
+            other = first_of.setdefault(tie, key)
+            parent[root(key)] = root(other)
+    sets = {}
+    for key in sorted(work):
+        sets.setdefault(root(key), []).append(key)
+    return sorted(sets.values())

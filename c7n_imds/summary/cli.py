@@ -52,7 +52,9 @@ def load_tree(location, scratch):
         except Exception as e:  # botocore's errors: the bucket, the credentials
             raise InputError("%s: cannot read (%s)" % (location, e)) from None
         scratch.append(folder)
-        return load_folder(folder)
+        # the tree is named as the user named it, not by its temporary copy
+        return [dict(o, Folder=o["Folder"].replace(str(folder), location.split("?")[0], 1))
+                for o in load_folder(folder)]
     return load_folder(location) if os.path.isdir(location) else []
 
 
