@@ -29,7 +29,15 @@ TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(c7n_imds.__file__))
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return dispatch(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        # the reader went away (`| head`): nothing more to say, and no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def dispatch(argv):
     command = argv[0] if argv else None
     if command == "org":
         from c7n_imds.org import main as org_main

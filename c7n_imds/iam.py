@@ -1,4 +1,5 @@
-"""`c7n-imds iam-policy POLICY.yml...`: a least-privilege IAM policy for running them.
+"""`c7n-imds iam-policy [--deploy] POLICY.yml...`: a least-privilege IAM policy for
+running them, or - with --deploy - for deploying their Lambda modes.
 
 Built from the permissions each resource, filter and action declares (custodian's own
 `Policy.get_permissions`), plus what custodian itself calls, and what AWS checks
@@ -6,6 +7,12 @@ implicitly when a group is switched to a launch template: the caller must be all
 launch with it (ec2:RunInstances, ec2:CreateTags for its tag specifications, and
 ssm:GetParameters where its image is an SSM parameter) and to pass the role of its
 instance profile (iam:PassRole, only to EC2).
+
+Deploying a Lambda mode is another principal's work (a person or a pipeline, not the
+function's role): custodian (c7n.mu) creates or updates the function, its alias and
+permissions, and the rule, config rule or Security Hub custom action that invokes it,
+and passes the mode's role to Lambda. Those calls are listed below by mode, read from
+c7n.mu; the function's own role needs only the run policy.
 """
 import argparse
 import json
@@ -35,6 +42,56 @@ CREATE_ACTIONS = ["CreateLaunchTemplate", "RunInstances"]
 # The service EC2 instance roles are passed to: ec2.amazonaws.com, or
 # ec2.amazonaws.com.cn in the aws-cn partition.
 PASSED_TO_EC2 = "ec2.amazonaws.com*"
+
+# What c7n.mu calls to deploy a Lambda mode.
+LAMBDA_DEPLOY = {
+    "lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:CreateFunction",
+    "lambda:UpdateFunctionCode",
+    "lambda:UpdateFunctionConfiguration", "lambda:PublishVersion", "lambda:GetAlias",
+    "lambda:CreateAlias", "lambda:UpdateAlias", "lambda:TagResource",
+    "lambda:UntagResource", "lambda:ListTags", "lambda:GetPolicy", "lambda:AddPermission",
+    "lambda:RemovePermission", "lambda:PutFunctionConcurrency",
+    "lambda:DeleteFunctionConcurrency"}
+EVENTS_DEPLOY = {"events:DescribeRule", "events:PutRule", "events:PutTargets",
+                 "events:ListTargetsByRule", "events:RemoveTargets", "events:EnableRule",
+                 "events:DisableRule"}
+CONFIG_DEPLOY = {"config:DescribeConfigRules", "config:PutConfigRule"}
+HUB_DEPLOY = {"securityhub:DescribeActionTargets", "securityhub:CreateActionTarget",
+              "securityhub:UpdateActionTarget"}
+DEPLOY_BY_MODE = {"config-rule": CONFIG_DEPLOY, "config-poll-rule": CONFIG_DEPLOY,
+                  "hub-action": EVENTS_DEPLOY | HUB_DEPLOY}
+PULL = "pull"
+
+
+def deploy_permissions(policies):
+    """(permissions, roles) for deploying the policies' Lambda modes; roles as the modes
+    name them, ``{account_id}`` left for IAM to match any account."""
+    permissions, roles = set(), set()
+    for policy in policies:
+        mode = policy.data.get("mode") or {}
+        if mode.get("type", PULL) == PULL:
+            continue
+        permissions |= LAMBDA_DEPLOY | DEPLOY_BY_MODE.get(mode["type"], EVENTS_DEPLOY)
+        if mode.get("role"):
+            roles.add(mode["role"].replace("{account_id}", "*"))
+    if roles:
+        permissions.add("iam:PassRole")
+    return permissions, roles
+
+
+def deploy_document(permissions, roles):
+    """The deployer's policy: its calls on any resource, and iam:PassRole of exactly
+    the modes' roles, only to Lambda."""
+    actions = sorted(p for p in permissions if p != "iam:PassRole")
+    statements = [{"Sid": "C7nImdsDeploy", "Effect": "Allow", "Action": actions,
+                   "Resource": "*"}]
+    if roles:
+        statements.append({
+            "Sid": "C7nImdsPassFunctionRole", "Effect": "Allow", "Action": "iam:PassRole",
+            "Resource": sorted(r if r.startswith("arn:") else "arn:aws:iam::*:role/" + r
+                               for r in roles),
+            "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}})
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def policy_permissions(policies):
@@ -105,15 +162,27 @@ def load_policies(paths):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="c7n-imds iam-policy",
-        description="Print a least-privilege IAM policy for running the given policies.")
+        description="Print a least-privilege IAM policy for running the given policies "
+        "(attach it to the role that runs them, the Lambda mode's role included), or with "
+        "--deploy for deploying their Lambda modes.")
     parser.add_argument("policy_files", nargs="+", metavar="POLICY.yml")
+    parser.add_argument("--deploy", action="store_true",
+                        help="the deployer's policy for the files' Lambda modes")
     options = parser.parse_args(argv)
     try:
         policies = load_policies(options.policy_files)
     except PolicyFileError as e:
         print("c7n-imds iam-policy: %s" % e, file=sys.stderr)
         return 2
-    document = policy_document(policy_permissions(policies))
+    if options.deploy:
+        permissions, roles = deploy_permissions(policies)
+        if not permissions:
+            print("c7n-imds iam-policy: --deploy: no policy in %s has a Lambda mode; "
+                  "nothing is deployed" % ", ".join(options.policy_files), file=sys.stderr)
+            return 2
+        document = deploy_document(permissions, roles)
+    else:
+        document = policy_document(policy_permissions(policies))
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -103,3 +103,23 @@ def test_permissions_follow_the_options(load_policy, action, present, absent):
     permissions = policy_permissions([policy])
     assert present <= permissions
     assert not absent & permissions
+
+
+def test_deploy_policy_is_for_lambda_modes_only(tmp_path):
+    """--deploy: the deployer's calls, and iam:PassRole of the modes' roles to Lambda
+    only; files without a Lambda mode have nothing to deploy (one line)."""
+    command = str(Path(sys.executable).with_name("c7n-imds"))
+    result = subprocess.run([command, "iam-policy", "--deploy", str(
+        REPO / "policies" / "lambda" / "remediate-periodic.yml")], capture_output=True,
+        text=True)
+    assert result.returncode == 0, result.stderr
+    deploy, passing = json.loads(result.stdout)["Statement"]
+    assert {"lambda:CreateFunction", "events:PutRule"} <= set(deploy["Action"])
+    assert not [a for a in deploy["Action"] if a.startswith(("ec2:", "autoscaling:"))]
+    assert passing["Resource"] == ["arn:aws:iam::*:role/c7n-imds-lambda"]
+    assert passing["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+    none = subprocess.run([command, "iam-policy", "--deploy", str(
+        REPO / "policies" / "detect.yml")], capture_output=True, text=True)
+    assert none.returncode == 2 and none.stderr.count("\n") == 1
+    assert "no policy in" in none.stderr and "Lambda mode" in none.stderr

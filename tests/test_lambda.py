@@ -11,8 +11,11 @@ from c7n.config import Config
 from c7n.loader import PolicyLoader
 from c7n.mu import PolicyLambda
 
+from c7n_imds.iam import deploy_permissions, load_policies
 from c7n_imds.testing import aws_env
+from tests import faults
 from tests.conftest import REPO
+from tests.support.commands import c7n
 from tests.support.estates import groups_by_name, seed
 
 POLICY_FILE = REPO / "policies" / "lambda" / "remediate-periodic.yml"
@@ -113,12 +116,14 @@ def test_hub_action_converts_the_groups_of_the_findings_configuration(moto, tmp_
     assert converted == {"public"}
 
 
+# botocore's event names -> IAM's service prefixes (post-finding's calls are the run's)
+DEPLOY_PREFIX = {"eventbridge": "events"}
 LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
     "Action": "sts:AssumeRole"}]})
 
 
-def test_security_hub_pack_deploys_its_custom_action(moto, c7n_imds_cmd, tmp_path):
+def test_security_hub_pack_deploys_its_custom_action(moto, tmp_path):
     """`c7n-imds run policies/securityhub.yml` as the README says: the findings are
     posted, and the hub action is deployed whole - the function (carrying the plugin),
     the event rule for the custom action's ARN targeting it, and the custom action
@@ -130,9 +135,18 @@ def test_security_hub_pack_deploys_its_custom_action(moto, c7n_imds_cmd, tmp_pat
     session.client("iam").create_role(RoleName="c7n-imds-lambda",
                                       AssumeRolePolicyDocument=LAMBDA_TRUST)
     policy_file = str(REPO / "policies" / "securityhub.yml")
+    calls = tmp_path / "calls.jsonl"
     for attempt in range(2):
-        c7n_imds_cmd(["run", "-s", str(tmp_path / "out"), "--cache-period", "0",
-                      policy_file], endpoint)
+        result = c7n(["run", "-s", str(tmp_path / "out"), "--cache-period", "0",
+                      policy_file], endpoint, tmp_path, {"record": True, "log": str(calls)})
+        assert result.returncode == 0, result.stderr[-3000:]
+    # `c7n-imds iam-policy --deploy` allows every deploying call custodian made
+    allowed, _ = deploy_permissions(load_policies([policy_file]))
+    made = {"%s:%s" % (DEPLOY_PREFIX.get(e["service"], e["service"]), e["operation"])
+            for e in faults.read_log(calls) if e["event"] == "call"
+            and e["service"] in ("lambda", "eventbridge", "securityhub")
+            and e["operation"] not in ("BatchImportFindings", "GetFindings")}
+    assert made and made <= allowed, made - allowed
     name = "custodian-autoscaling-3-remediate-from-finding"
     function = session.client("lambda").get_function(FunctionName=name)
     assert function["Configuration"]["Handler"] == "c7n_imds.handler.run"
