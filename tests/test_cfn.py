@@ -1,0 +1,421 @@
+"""c7n_imds/model/cfn.py: a stack's template moved from launch configurations to launch
+templates, per AWS's "Migrate AWS CloudFormation stacks from launch configurations to launch
+templates" (its launch configuration mapping reference). Each produced template is checked
+by cfn-lint (AWS's own linter) and turned into a change set on moto's CloudFormation."""
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from cfnlint.api import lint
+
+from c7n_imds.model import cfn
+
+DATA = Path(__file__).parent / "data" / "cfn"
+REGION = "us-east-1"
+TEMPLATES = ("web.yaml", "kept.yaml", "batch.json")
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def load(name):
+    return cfn.parse_template((DATA / name).read_text())
+
+
+def migrated(name, **kwargs):
+    template, _ = load(name)
+    new, notes = cfn.migrate(template, **kwargs)
+    return template, new, notes
+
+
+def tiny(lc_properties, extra=None):
+    """A template with one group on one launch configuration."""
+    resources = {
+        "LC": {"Type": cfn.LAUNCH_CONFIGURATION,
+               "Properties": {"ImageId": "ami-12c6146b", "InstanceType": "t3.micro",
+                              **lc_properties}},
+        "Group": {"Type": cfn.AUTO_SCALING_GROUP,
+                  "Properties": {"LaunchConfigurationName": {"Ref": "LC"},
+                                 "MinSize": "0", "MaxSize": "1"}}}
+    resources.update(extra or {})
+    return {"Resources": resources}
+
+
+def data_of(template, lc="LC"):
+    return template["Resources"][lc + cfn.TEMPLATE_SUFFIX]["Properties"]["LaunchTemplateData"]
+
+
+def test_short_forms_become_long_forms():
+    text = """
+AWSTemplateFormatVersion: 2010-09-09
+Resources:
+  R:
+    Type: Custom::X
+    Properties:
+      Ref: !Ref P
+      GetAttDot: !GetAtt A.B
+      GetAttNested: !GetAtt A.B.C
+      GetAttList: [!GetAtt [A, B]]
+      Sub: !Sub "x-${AWS::Region}"
+      SubList: !Sub ["${a}-b", {a: !Ref P}]
+      If: !If [C, !Ref P, !Ref AWS::NoValue]
+      Join: !Join [",", [a, b]]
+      Select: !Select [0, !GetAZs ""]
+      FindInMap: !FindInMap [M, K, V]
+      Base64: !Base64 hello
+      Split: !Split [",", "a,b"]
+      Conditions: [!Equals [a, b], !Not [!Condition C], !And [!Condition C, !Condition C],
+                   !Or [!Condition C, !Condition C]]
+      Import: !ImportValue shared
+      Cidr: !Cidr ["10.0.0.0/16", 4, 8]
+"""
+    template, fmt = cfn.parse_template(text)
+    assert fmt == "yaml"
+    assert template["AWSTemplateFormatVersion"] == "2010-09-09"
+    assert template["Resources"]["R"]["Properties"] == {
+        "Ref": {"Ref": "P"},
+        "GetAttDot": {"Fn::GetAtt": ["A", "B"]},
+        "GetAttNested": {"Fn::GetAtt": ["A", "B.C"]},
+        "GetAttList": [{"Fn::GetAtt": ["A", "B"]}],
+        "Sub": {"Fn::Sub": "x-${AWS::Region}"},
+        "SubList": {"Fn::Sub": ["${a}-b", {"a": {"Ref": "P"}}]},
+        "If": {"Fn::If": ["C", {"Ref": "P"}, NO_VALUE]},
+        "Join": {"Fn::Join": [",", ["a", "b"]]},
+        "Select": {"Fn::Select": [0, {"Fn::GetAZs": ""}]},
+        "FindInMap": {"Fn::FindInMap": ["M", "K", "V"]},
+        "Base64": {"Fn::Base64": "hello"},
+        "Split": {"Fn::Split": [",", "a,b"]},
+        "Conditions": [{"Fn::Equals": ["a", "b"]}, {"Fn::Not": [{"Condition": "C"}]},
+                       {"Fn::And": [{"Condition": "C"}, {"Condition": "C"}]},
+                       {"Fn::Or": [{"Condition": "C"}, {"Condition": "C"}]}],
+        "Import": {"Fn::ImportValue": "shared"},
+        "Cidr": {"Fn::Cidr": ["10.0.0.0/16", 4, 8]},
+    }
+    # plain types, not cfn-lint's nodes: they serialise and compare like any dict
+    assert type(template) is dict and type(template["Resources"]["R"]["Type"]) is str
+    assert json.loads(json.dumps(template)) == template
+
+
+def test_json_is_parsed_as_json():
+    template, fmt = load("batch.json")
+    assert fmt == "json"
+    assert template == json.loads((DATA / "batch.json").read_text())
+
+
+@pytest.mark.parametrize("text, message", [
+    ("Resources: [", "could not be parsed"),
+    ("Resources:\n  A: {Type: X}\n  A: {Type: Y}\n", "Duplicate"),
+    ("Description: no resources\n", "no Resources"),
+])
+def test_bad_text_is_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        cfn.parse_template(text)
+
+
+def test_every_mapped_field_lands_where_the_reference_says():
+    original, new, notes = migrated("web.yaml")
+    tpl = "WebLaunchConfigImdsv2Template"
+    resource = new["Resources"][tpl]
+    assert resource["Type"] == "AWS::EC2::LaunchTemplate"
+    assert resource["DependsOn"] == "InstanceRole"  # the LC's prerequisite, kept
+    assert "LaunchTemplateName" not in resource["Properties"]  # the LC had no name
+    lc = original["Resources"]["WebLaunchConfig"]["Properties"]
+    assert resource["Properties"]["LaunchTemplateData"] == {
+        "ImageId": {"Ref": "ImageId"},
+        "InstanceType": {"Ref": "InstanceType"},
+        "KeyName": {"Fn::If": ["HasKey", {"Ref": "KeyName"}, NO_VALUE]},
+        "EbsOptimized": True,
+        "UserData": lc["UserData"],
+        # AssociatePublicIpAddress: the groups move to the interface, none at the top
+        "NetworkInterfaces": [{
+            "DeviceIndex": 0, "AssociatePublicIpAddress": True, "DeleteOnTermination": True,
+            "Groups": [{"Ref": "WebSecurityGroup"},
+                       {"Fn::GetAtt": ["AdminSecurityGroup", "GroupId"]}]}],
+        "BlockDeviceMappings": [
+            {"DeviceName": "/dev/xvda", "Ebs": {
+                "VolumeSize": 20, "VolumeType": "gp3", "Iops": 3000, "Throughput": 125,
+                "DeleteOnTermination": True, "Encrypted": True}},
+            {"DeviceName": "/dev/sdf", "Ebs": {
+                "SnapshotId": {"Ref": "DataSnapshot"}, "VolumeSize": 100,
+                "DeleteOnTermination": False}},
+            {"DeviceName": "/dev/sdb", "NoDevice": ""}],
+        # Ref of an AWS::IAM::InstanceProfile returns its name
+        "IamInstanceProfile": {"Name": {"Ref": "InstanceProfile"}},
+        "Monitoring": {"Enabled": False},
+        "InstanceMarketOptions": {"Fn::If": ["UseSpot", {
+            "MarketType": "spot", "SpotOptions": {"MaxPrice": {"Ref": "SpotPrice"}}},
+            NO_VALUE]},
+        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 2,
+                            "HttpEndpoint": "enabled"},
+    }
+    assert "Fn::Sub" in lc["UserData"]["Fn::Base64"]  # user data untouched, still a Sub
+    for group in ("WebGroup", "CanaryGroup"):
+        properties = new["Resources"][group]["Properties"]
+        assert "LaunchConfigurationName" not in properties
+        assert properties["LaunchTemplate"] == {
+            "LaunchTemplateId": {"Ref": tpl},
+            "Version": {"Fn::GetAtt": [tpl, "LatestVersionNumber"]}}
+        rest = {k: v for k, v in properties.items() if k != "LaunchTemplate"}
+        assert rest == {k: v for k, v in original["Resources"][group]["Properties"].items()
+                        if k != "LaunchConfigurationName"}
+    assert "WebLaunchConfig" not in new["Resources"]
+    assert new["Resources"]["WorkerGroup"] == original["Resources"]["WorkerGroup"]
+    assert list(new["Resources"]).index(tpl) == list(original["Resources"]).index(
+        "WebLaunchConfig")
+    for section in ("AWSTemplateFormatVersion", "Description", "Parameters", "Conditions",
+                    "Outputs"):
+        assert new[section] == original[section]
+    assert original == load("web.yaml")[0]  # the input is not changed
+    assert "WebLaunchConfig: removed, no longer used" in notes
+    assert any(n.startswith("WorkerGroup: not changed: it has a MixedInstancesPolicy")
+               for n in notes)
+    assert any("CanaryGroup: its UpdatePolicy AutoScalingRollingUpdate" in n for n in notes)
+    assert any("SpotPrice" in n for n in notes)
+
+
+def test_the_json_template():
+    original, new, notes = migrated("batch.json")
+    tpl = "BatchLaunchConfigImdsv2Template"
+    properties = new["Resources"][tpl]["Properties"]
+    assert properties["LaunchTemplateName"] == "batch-hosts-v1"
+    assert properties["LaunchTemplateData"] == {
+        "ImageId": "ami-12c6146b", "InstanceType": "m5.large",
+        "UserData": original["Resources"]["BatchLaunchConfig"]["Properties"]["UserData"],
+        "SecurityGroupIds": [{"Ref": "SecurityGroup"}],
+        "BlockDeviceMappings": [{"DeviceName": "/dev/sdc", "VirtualName": "ephemeral0"}],
+        "IamInstanceProfile": {"Arn": {"Fn::GetAtt": ["BatchProfile", "Arn"]}},
+        "Monitoring": {"Enabled": True},  # unset on an LC means detailed monitoring
+        "Placement": {"Tenancy": "dedicated"},
+        "MetadataOptions": {"HttpTokens": "required"},
+    }
+    assert new["Resources"]["BatchGroup"]["DependsOn"] == [tpl]
+    assert "BatchLaunchConfig" not in new["Resources"]
+    assert any("LaunchTemplateName" in n for n in notes)
+
+
+def test_a_configuration_still_used_elsewhere_is_kept():
+    original, new, notes = migrated("kept.yaml")
+    assert new["Resources"]["AppLaunchConfig"] == original["Resources"]["AppLaunchConfig"]
+    assert new["Outputs"] == original["Outputs"]
+    assert data_of(new, "AppLaunchConfig")["IamInstanceProfile"] == {
+        "Arn": original["Resources"]["AppLaunchConfig"]["Properties"]["IamInstanceProfile"]}
+    assert data_of(new, "AppLaunchConfig")["Placement"] == {"Tenancy": "default"}
+    assert new["Resources"]["LegacyGroup"] == original["Resources"]["LegacyGroup"]
+    assert any(n.startswith("AppLaunchConfig: kept, still used by output LaunchConfiguration")
+               for n in notes)
+    assert any(n.startswith("LegacyGroup: not changed") and "shared-legacy-lc" in n
+               for n in notes)
+
+
+def test_only_the_chosen_groups_move():
+    original, new, notes = migrated("web.yaml", groups=["CanaryGroup", "Nope"])
+    assert "LaunchTemplate" in new["Resources"]["CanaryGroup"]["Properties"]
+    assert new["Resources"]["WebGroup"] == original["Resources"]["WebGroup"]
+    assert new["Resources"]["WebLaunchConfig"] == original["Resources"]["WebLaunchConfig"]
+    assert any(n.startswith("WebLaunchConfig: kept, still used by resource WebGroup")
+               for n in notes)
+    assert "Nope: not an Auto Scaling group of this template" in notes
+
+
+def test_metadata_options_are_laid_over_required_tokens():
+    _, new, _ = migrated("web.yaml", metadata_options={
+        "HttpPutResponseHopLimit": 3, "InstanceMetadataTags": "enabled",
+        "HttpEndpoint": "preserve"})
+    assert data_of(new, "WebLaunchConfig")["MetadataOptions"] == {
+        "HttpTokens": "required", "HttpPutResponseHopLimit": 3, "HttpEndpoint": "enabled",
+        "InstanceMetadataTags": "enabled"}
+    with pytest.raises(ValueError, match="HttpFoo"):
+        migrated("web.yaml", metadata_options={"HttpFoo": 1})
+
+
+@pytest.mark.parametrize("properties, message", [
+    ({"FutureProperty": "x"}, "LC: property FutureProperty has no known template mapping"),
+    ({"InstanceId": "i-0123456789abcdef0"}, "built from instance"),
+    ({"BlockDeviceMappings": [{"DeviceName": "/dev/sdf", "Ebs": {"KmsKeyId": "k"}}]},
+     "KmsKeyId"),
+    ({"BlockDeviceMappings": [{"DeviceName": "/dev/sdf", "NoDevice": {"Ref": "P"}}]},
+     "not a literal boolean"),
+    ({"SecurityGroups": ["web-servers"]}, "yields\\) a name"),
+    ({"SecurityGroups": [{"Ref": "ClassicGroup"}]}, "yields\\) a name"),
+    ({"IamInstanceProfile": {"Fn::ImportValue": "profile"}}, "name or an ARN"),
+    ({"MetadataOptions": {"HttpTokens": "optional", "Future": 1}}, "MetadataOptions"),
+])
+def test_what_cannot_be_carried_is_refused(properties, message):
+    template = tiny(properties, {"ClassicGroup": {
+        "Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "no vpc"}}})
+    before = copy.deepcopy(template)
+    with pytest.raises(ValueError, match=message):
+        cfn.migrate(template)
+    assert template == before
+
+
+@pytest.mark.parametrize("profile, expected", [
+    ("app", {"Name": "app"}),
+    ("arn:aws:iam::123456789012:instance-profile/app",
+     {"Arn": "arn:aws:iam::123456789012:instance-profile/app"}),
+    ({"Fn::GetAtt": ["P", "Arn"]}, {"Arn": {"Fn::GetAtt": ["P", "Arn"]}}),
+    ({"Ref": "ProfileParameter"}, {"Name": {"Ref": "ProfileParameter"}}),
+    ({"Fn::Sub": "${AWS::StackName}-app"}, {"Name": {"Fn::Sub": "${AWS::StackName}-app"}}),
+    ({"Fn::Sub": "${ProfileParameter}"}, None),
+    ({"Fn::Sub": "app-${AWS::Region}"}, {"Name": {"Fn::Sub": "app-${AWS::Region}"}}),
+    ({"Fn::If": ["C", "app", NO_VALUE]}, {"Fn::If": ["C", {"Name": "app"}, NO_VALUE]}),
+])
+def test_instance_profile_names_and_arns(profile, expected):
+    template = tiny({"IamInstanceProfile": profile})
+    template["Parameters"] = {"ProfileParameter": {"Type": "String", "Default": "app"}}
+    if expected is None:
+        with pytest.raises(ValueError, match="name or an ARN"):
+            cfn.migrate(template)
+    else:
+        assert data_of(cfn.migrate(template)[0])["IamInstanceProfile"] == expected
+
+
+def test_a_conditional_public_address_keeps_the_groups_in_both_branches():
+    groups = [{"Ref": "Sg"}]
+    data = data_of(cfn.migrate(tiny({
+        "SecurityGroups": groups,
+        "AssociatePublicIpAddress": {"Fn::If": ["Public", True, NO_VALUE]},
+        "InstanceMonitoring": {"Fn::If": ["Quiet", False, NO_VALUE]}}))[0])
+    assert data["NetworkInterfaces"] == {"Fn::If": ["Public", [{
+        "DeviceIndex": 0, "AssociatePublicIpAddress": True, "DeleteOnTermination": True,
+        "Groups": groups}], NO_VALUE]}
+    assert data["SecurityGroupIds"] == {"Fn::If": ["Public", NO_VALUE, groups]}
+    assert data["Monitoring"] == {"Fn::If": ["Quiet", {"Enabled": False}, {"Enabled": True}]}
+
+
+def test_cfn_init_metadata_keeps_the_configuration():
+    template = tiny({})
+    template["Resources"]["LC"]["Metadata"] = {"AWS::CloudFormation::Init": {"config": {}}}
+    new, notes = cfn.migrate(template)
+    assert "LC" in new["Resources"] and any(n.startswith("LC: kept, it carries Metadata")
+                                            for n in notes)
+
+
+def test_classic_link_is_dropped_with_a_note_and_ids_do_not_clash():
+    template = tiny({"ClassicLinkVPCId": "vpc-1"}, {
+        "LCImdsv2Template": {"Type": "AWS::SNS::Topic"}})
+    new, notes = cfn.migrate(template)
+    assert new["Resources"]["LCImdsv2Template"] == {"Type": "AWS::SNS::Topic"}
+    assert "ClassicLinkVPCId" not in json.dumps(new["Resources"]["LCImdsv2Template2"])
+    assert new["Resources"]["Group"]["Properties"]["LaunchTemplate"]["LaunchTemplateId"] == {
+        "Ref": "LCImdsv2Template2"}
+    assert any("ClassicLinkVPCId dropped" in n for n in notes)
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_dumped_text_parses_back_to_the_same_template(name, fmt):
+    _, new, _ = migrated(name)
+    text = cfn.dump_template(new, fmt)
+    assert cfn.parse_template(text) == (new, fmt)
+    assert "&id" not in text  # CloudFormation rejects YAML aliases
+
+
+def errors_and_warnings(text):
+    matches = lint(text, regions=[REGION])
+    errors = [m for m in matches if m.rule.id.startswith("E")]
+    warnings = [m for m in matches if not m.rule.id.startswith("E")]
+    for m in warnings:
+        print("cfn-lint %s line %s: %s" % (m.rule.id, m.linenumber, m.message))
+    return errors, warnings
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_every_produced_template_passes_cfn_lint(name, fmt):
+    errors, _ = errors_and_warnings((DATA / name).read_text())
+    assert errors == []  # the fixture itself is valid
+    _, new, _ = migrated(name)
+    errors, warnings = errors_and_warnings(cfn.dump_template(new, fmt))
+    assert errors == []
+    # W3697 (launch configurations are in maintenance mode) may stay only where the LC does
+    ids = {m.rule.id for m in warnings}
+    assert ("W3697" in ids) == any(
+        r["Type"] == cfn.LAUNCH_CONFIGURATION for r in new["Resources"].values())
+    assert "W1101" not in ids  # no YAML aliases
+
+
+def test_cfn_lint_would_catch_a_wrong_mapping():
+    """The lint check has teeth: an LC property left unmapped in a template is an error.
+    (Not every slip is caught: cfn-lint accepts an LC-style ``NoDevice: true`` in a template,
+    as it coerces booleans to strings; the mapping test above pins ``""``.)"""
+    _, new, _ = migrated("web.yaml")
+    data_of(new, "WebLaunchConfig")["InstanceMonitoring"] = False
+    errors, _ = errors_and_warnings(cfn.dump_template(new, "json"))
+    assert errors and any("InstanceMonitoring" in m.message for m in errors)
+
+
+def estate(session, name):
+    """What the original stack needs from outside it, as the stack's parameters."""
+    if name == "web.yaml":
+        return [{"ParameterKey": "InstanceType", "ParameterValue": "t3.small"}]
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    if name == "batch.json":
+        group = ec2.create_security_group(GroupName="batch", Description="batch",
+                                          VpcId=vpc)["GroupId"]
+        return [{"ParameterKey": "Subnet", "ParameterValue": subnet},
+                {"ParameterKey": "SecurityGroup", "ParameterValue": group}]
+    # kept.yaml's LegacyGroup uses a configuration made outside the stack
+    session.client("autoscaling").create_launch_configuration(
+        LaunchConfigurationName="shared-legacy-lc", ImageId="ami-12c6146b",
+        InstanceType="t3.micro")
+    return [{"ParameterKey": "Subnets", "ParameterValue": subnet}]
+
+
+EXPECTED_CHANGES = {
+    "web.yaml": {("Add", "WebLaunchConfigImdsv2Template", "AWS::EC2::LaunchTemplate"),
+                 ("Modify", "WebGroup", cfn.AUTO_SCALING_GROUP),
+                 ("Modify", "CanaryGroup", cfn.AUTO_SCALING_GROUP),
+                 ("Remove", "WebLaunchConfig", cfn.LAUNCH_CONFIGURATION)},
+    "kept.yaml": {("Add", "AppLaunchConfigImdsv2Template", "AWS::EC2::LaunchTemplate"),
+                  ("Modify", "AppGroup", cfn.AUTO_SCALING_GROUP)},
+    "batch.json": {("Add", "BatchLaunchConfigImdsv2Template", "AWS::EC2::LaunchTemplate"),
+                   ("Modify", "BatchGroup", cfn.AUTO_SCALING_GROUP),
+                   ("Remove", "BatchLaunchConfig", cfn.LAUNCH_CONFIGURATION)},
+}
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_every_produced_template_makes_a_change_set(moto, name, fmt):
+    """The original stack is created on moto (which provisions its LCs and groups), then a
+    change set of the migrated template is created and described - never executed.
+    moto's change sets diff resource JSON only: they do not validate the template's
+    properties or capabilities, and do not echo the change set's tags (cfn-lint above
+    judges validity)."""
+    _, session = moto
+    cloudformation = session.client("cloudformation")
+    stack = "c7n-imds-" + name.replace(".", "-")
+    original = (DATA / name).read_text()
+    cloudformation.create_stack(StackName=stack, TemplateBody=original,
+                                Parameters=estate(session, name),
+                                Capabilities=["CAPABILITY_IAM"])
+    assert cloudformation.describe_stacks(StackName=stack)["Stacks"][0][
+        "StackStatus"] == "CREATE_COMPLETE"
+    groups = session.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    on_lc = {g["AutoScalingGroupName"] for g in groups if g.get("LaunchConfigurationName")}
+    template, _ = cfn.parse_template(original)
+    new, _ = cfn.migrate(template)
+    moved = {change[1] for change in EXPECTED_CHANGES[name] if change[0] == "Modify"}
+    assert len([g for g in on_lc if g.split("-")[-2] in moved]) == len(moved)
+
+    cloudformation.create_change_set(
+        StackName=stack, ChangeSetName="c7n-imds-imdsv2-1", ChangeSetType="UPDATE",
+        TemplateBody=cfn.dump_template(new, fmt),
+        Parameters=[{"ParameterKey": k, "UsePreviousValue": True}
+                    for k in template.get("Parameters", {})],
+        Capabilities=["CAPABILITY_IAM"], Tags=[{"Key": "c7n-imds:change", "Value": "imdsv2"}])
+    change_set = cloudformation.describe_change_set(StackName=stack,
+                                                    ChangeSetName="c7n-imds-imdsv2-1")
+    assert (change_set["Status"], change_set["ExecutionStatus"]) == (
+        "CREATE_COMPLETE", "AVAILABLE")
+    assert {(c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"],
+             c["ResourceChange"]["ResourceType"]) for c in change_set["Changes"]
+            } == EXPECTED_CHANGES[name]
+    # not executed: the stack still holds its launch configurations, the groups use them
+    resources = cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
+    assert {r["ResourceType"] for r in resources} >= {cfn.LAUNCH_CONFIGURATION}
+    assert "AWS::EC2::LaunchTemplate" not in {
+        r["ResourceType"] for r in resources if r["LogicalResourceId"].endswith(
+            cfn.TEMPLATE_SUFFIX)}
