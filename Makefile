@@ -30,8 +30,10 @@ $(CHROMIUM):
 	$(SUDO) apt-get install -y --no-install-recommends chromium || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
+# One worker per core; a test module stays on one worker (its module-scoped fixtures,
+# such as the installed wheel, are made once).
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --dist loadfile tests
 
 # Pure code and placebo flights only: seconds, no server.
 test-unit: $(STAMP)

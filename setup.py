@@ -50,6 +50,7 @@ setup(
     extras_require={
         "test": [
             "pytest==9.2.0",
+            "pytest-xdist==3.8.0",  # make test runs the suite on every core
             "placebo==0.10.0",
             "moto[server]==5.2.5",
             "hypothesis==6.170.17",
