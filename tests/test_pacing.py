@@ -119,3 +119,12 @@ def test_accounts_have_buckets_of_their_own(clock):
     for owner in owners:
         for _ in range(2):
             assert pacing.PACER.wait_for_token(owner, "ec2", "RunInstances") == 0.0
+
+
+def test_remediation_steps_have_a_progress_outside_process():
+    """Shared steps (make_versions) count groups on self.progress; a caller that is
+    not process() - a later owner path - gets a quiet one, not an AttributeError."""
+    from c7n_imds.actions.base import Remediation
+    progress = Remediation.progress
+    assert list(progress.each(["a", "b"], lambda item: 1)) == ["a", "b"]
+    assert progress.advance(5) is None

@@ -82,6 +82,9 @@ class Remediation(BaseAction):
     """
 
     skipped = ()  # groups left to their stack, set by eligible()
+    # process() sets one per run; this quiet one (no total, so it never reports) lets
+    # the shared steps, e.g. VersionMaking.make_versions, be called without it
+    progress = Progress("", 0)
 
     def process(self, resources, event=None):
         """``remediate`` the groups within this action's ``rate-budget`` (a share of
