@@ -203,9 +203,10 @@ def no_preview(policy, action, resources):
 def format_preview(preview):
     """A plan as text a person reads top to bottom. User data is already redacted."""
     templates, versions = preview.get("Templates", []), preview.get("Versions", [])
-    copies = preview.get("Copies", [])
+    copies, owners = preview.get("Copies", []), preview.get("OwnerChanges", [])
     made = ["%d template(s)" % len(templates), "%d version(s)" % len(versions)] + (
-        ["%d copy(ies)" % len(copies)] if copies else [])
+        ["%d copy(ies)" % len(copies)] if copies else []) + (
+        ["%d owner change(s)" % len(owners)] if owners else [])
     lines = ["policy %s (%s) action %s: %s, %d failure(s)" % (
         preview["Policy"], preview["Region"] or "default", preview["Action"],
         ", ".join(made), len(preview["Failures"]))]
@@ -228,8 +229,15 @@ def format_preview(preview):
             version["SourceVersion"], ", made default" if version["MakeDefault"] else ""))
         lines.append("    groups: %s" % ", ".join(version["Groups"]))
         lines.append("    MetadataOptions: %s" % json.dumps(version["MetadataOptions"]))
+    for change in owners:
+        # {"Owner": what is changed, "Change": what happens to it, "Groups": [...],
+        #  "Notes": [...]}: the owner actions' preview (Beanstalk, EKS, CloudFormation)
+        lines.append("  %s -> %s" % (change["Owner"], change["Change"]))
+        lines.append("    groups: %s" % ", ".join(change["Groups"]))
+        for note in change.get("Notes") or ():
+            lines.append("    note: %s" % note)
     for skipped in preview.get("Skipped") or ():
-        lines.append("  left to its stack %s: %s" % (
+        lines.append("  left alone %s: %s" % (
             skipped["AutoScalingGroupName"], skipped["Skipped"]))
     for group, reason in sorted(preview["Failures"].items()):
         lines.append("  cannot remediate %s: %s" % (group, reason))

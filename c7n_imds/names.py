@@ -28,7 +28,21 @@ PREVIOUS_LAUNCH_TAG = "c7n-imds:previous-launch"  # on a group: where it launche
 CLOUDFORMATION_TAG = "aws:cloudformation:stack-name"
 BEANSTALK_TAG = "elasticbeanstalk:environment-name"
 EKS_NODEGROUP_TAG = "eks:nodegroup-name"
-OWNER_TAGS = (CLOUDFORMATION_TAG, BEANSTALK_TAG, EKS_NODEGROUP_TAG)
+# Beanstalk and EKS create their groups through CloudFormation or tag them like a stack,
+# so the service tags are read first (c7n_imds.model.safety.iac_owner).
+OWNER_TAGS = (BEANSTALK_TAG, EKS_NODEGROUP_TAG, CLOUDFORMATION_TAG)
+CLOUDFORMATION_LOGICAL_ID_TAG = "aws:cloudformation:logical-id"
+BEANSTALK_ENVIRONMENT_ID_TAG = "elasticbeanstalk:environment-id"
+EKS_CLUSTER_TAG = "eks:cluster-name"
+
+# The Elastic Beanstalk option that makes an environment launch from a launch template
+# with IMDSv2 required.
+BEANSTALK_NAMESPACE = "aws:autoscaling:launchconfiguration"
+BEANSTALK_OPTION = "DisableIMDSv1"
+
+# Change sets c7n-imds creates for a group's stack (never executed by c7n-imds).
+CHANGE_SET_PREFIX = "c7n-imds-imdsv2-"
+CHANGE_SET_ANNOTATION = "c7n-imds:change-set"
 
 # Filters and actions (their registered names).
 IMDS_FILTER = "imds"
@@ -39,6 +53,10 @@ CONVERT_ACTION = "convert-to-launch-template"
 SET_ACCESS_ACTION = "set-metadata-access"
 COPY_ACTION = "copy-launch-configuration"
 REVERT_ACTION = "revert-imds-remediation"
+# ... and those that fix a group at its owner
+BEANSTALK_ACTION = "disable-beanstalk-imdsv1"
+NODEGROUP_ACTION = "set-nodegroup-metadata-access"
+CHANGE_SET_ACTION = "create-stack-change-set"
 
 # HttpTokens values, and the option value that keeps what the source has.
 TOKENS_REQUIRED = "required"

@@ -109,16 +109,9 @@ class Remediation(BaseAction):
         unless `iac-managed: remediate`."""
 
         self.skipped = []
-        today = datetime.datetime.now(datetime.timezone.utc).date()
         eligible = []
         for asg in groups:
-            tags = {t["Key"]: t["Value"] for t in asg.get("Tags") or ()}
-            exemption = parse_exemption(tags.get(EXEMPT_TAG), today)
-            if exemption["Exempt"]:
-                self.skipped.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
-                                     "Skipped": "exempt: %s" % tags[EXEMPT_TAG]})
-                log.info("asg %s: exempt (%s); not changed", asg["AutoScalingGroupName"],
-                         tags[EXEMPT_TAG])
+            if self.exempt(asg):
                 continue
             if iac_owner(asg) is None or self.data.get("iac-managed", "skip") == "remediate":
                 eligible.append(asg)
@@ -128,6 +121,41 @@ class Remediation(BaseAction):
             self.skipped.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
                                  "Skipped": guidance})
         return eligible
+
+    def exempt(self, asg):
+        """Whether the group's c7n-imds:exempt tag leaves it alone (then in
+        self.skipped, with the reason)."""
+        tags = {t["Key"]: t["Value"] for t in asg.get("Tags") or ()}
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        if not parse_exemption(tags.get(EXEMPT_TAG), today)["Exempt"]:
+            return False
+        self.skipped.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
+                             "Skipped": "exempt: %s" % tags[EXEMPT_TAG]})
+        log.info("asg %s: exempt (%s); not changed", asg["AutoScalingGroupName"],
+                 tags[EXEMPT_TAG])
+        return True
+
+    def owned(self, groups, owner_tag):
+        """For the actions that fix a group at its owner: the groups whose owner is of
+        ``owner_tag``'s kind (c7n_imds.model.safety.iac_owner) and that are not exempt.
+        The others are in self.skipped, with what does fix them."""
+        self.skipped = []
+        owned = []
+        for asg in groups:
+            if self.exempt(asg):
+                continue
+            owner = iac_owner(asg)
+            if owner is not None and owner[0] == owner_tag:
+                owned.append(asg)
+                continue
+            reason = iac_guidance(asg) if owner else (
+                "not owned by a stack or service; the in-place actions "
+                "(convert-to-launch-template, set-metadata-access) fix it")
+            log.info("asg %s: not changed by %s: %s", asg["AutoScalingGroupName"],
+                     self.type, reason)
+            self.skipped.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
+                                 "Skipped": reason})
+        return owned
 
     # What the pre-flight DryRun needs (``verify``, on by default).
     verify_permissions = ("ec2:RunInstances",)

@@ -8,7 +8,7 @@ import json
 import re
 from datetime import datetime, timezone
 
-from c7n_imds.names import PREVIOUS_LAUNCH_TAG
+from c7n_imds.names import BEANSTALK_OPTION, PREVIOUS_LAUNCH_TAG
 
 # Launch template names: 3-128 characters of [a-zA-Z0-9().-/_].
 TEMPLATE_NAME_INVALID = re.compile(r"[^a-zA-Z0-9().\-/_]+")
@@ -91,8 +91,28 @@ def encode_previous_mixed_launch(specs: list[dict]) -> str | None:
     return value if len(value) <= TAG_VALUE_MAX else None
 
 
+def encode_previous_beanstalk_option(value: str | None) -> str:
+    """Tag value recording an environment's DisableIMDSv1 before c7n-imds set it: its
+    value, or none when the environment did not set the option (AWS's default, false)."""
+    return "eb:%s%s" % (BEANSTALK_OPTION, "" if value is None else "=" + value)
+
+
+def encode_previous_nodegroup_launch(template_id: str, version: str) -> str:
+    """Tag value recording the launch template version an EKS managed node group used
+    before c7n-imds updated it."""
+    return "eks:%s:%s" % (template_id, version)
+
+
 def decode_previous_launch(value: str) -> dict:
     """Inverse of the encoders above; raises ValueError on anything else."""
+    if value.startswith("eb:%s" % BEANSTALK_OPTION):
+        rest = value[len("eb:%s" % BEANSTALK_OPTION):]
+        if rest == "" or rest.startswith("="):
+            return {"BeanstalkOption": rest[1:] if rest else None}
+    if value.startswith("eks:") and value.count(":") == 2:
+        _, template_id, version = value.split(":")
+        if template_id and version:
+            return {"NodegroupLaunchTemplate": {"id": template_id, "version": version}}
     if value.startswith("lc:") and len(value) > 3:
         return {"LaunchConfigurationName": value[3:]}
     if value.startswith("lc-sha256:"):

@@ -7,7 +7,16 @@ import binascii
 import datetime
 import re
 
-from c7n_imds.names import BEANSTALK_TAG, CLOUDFORMATION_TAG, EKS_NODEGROUP_TAG, PRESERVE
+from c7n_imds.names import (
+    BEANSTALK_ACTION,
+    BEANSTALK_TAG,
+    CHANGE_SET_ACTION,
+    CLOUDFORMATION_TAG,
+    EKS_NODEGROUP_TAG,
+    NODEGROUP_ACTION,
+    OWNER_TAGS,
+    PRESERVE,
+)
 
 UNTIL = re.compile(r"^(?P<reason>.*?)\s*\buntil\s+(?P<date>\S+)\s*$", re.IGNORECASE)
 
@@ -72,26 +81,28 @@ def resolve_hop_limit(option: int | str, existing_metadata_options: dict | None,
 def iac_owner(asg: dict) -> tuple[str, str] | None:
     """(tag, owner name) of the stack or environment that manages a group, or None."""
     tags = {t["Key"]: t["Value"] for t in asg.get("Tags") or ()}
-    for key in (CLOUDFORMATION_TAG, BEANSTALK_TAG, EKS_NODEGROUP_TAG):
+    for key in OWNER_TAGS:
         if tags.get(key):
             return key, tags[key]
     return None
 
 
 def iac_guidance(asg: dict) -> str:
+    """What fixes a stack-owned group where it is defined, and the action that does it."""
     key, owner = iac_owner(asg)
     if key == CLOUDFORMATION_TAG:
         return ("managed by CloudFormation stack %s: a change made behind the stack "
-                "drifts or is reverted. Set MetadataOptions HttpTokens: required in the "
-                "stack's launch template (or replace its AWS::AutoScaling::"
-                "LaunchConfiguration with an AWS::EC2::LaunchTemplate) and update the "
-                "stack; or set iac-managed: remediate" % owner)
+                "drifts or is reverted. The %s action proposes a change set that replaces "
+                "its AWS::AutoScaling::LaunchConfiguration with an IMDSv2 "
+                "AWS::EC2::LaunchTemplate, for the stack's owner to review and execute; "
+                "stacks defined in Terraform are caught before deploy by c7n-left "
+                "(policies/left/)" % (owner, CHANGE_SET_ACTION))
     if key == EKS_NODEGROUP_TAG:
         return ("managed by EKS managed node group %s: EKS owns its launch template and "
-                "reverts changes made behind it. Give the node group a launch template "
-                "version with HttpTokens required (and hop limit 2 for pods) and update "
-                "the node group to it; or set iac-managed: remediate" % owner)
-    return ("managed by Elastic Beanstalk environment %s: set the option "
-            "aws:autoscaling:launchconfiguration DisableIMDSv1=true in the environment's "
-            "configuration (Beanstalk then uses a launch template); or set "
-            "iac-managed: remediate" % owner)
+                "reverts changes made behind it. The %s action gives the node group's "
+                "launch template a version with HttpTokens required and updates the node "
+                "group to it (UpdateNodegroupVersion)" % (owner, NODEGROUP_ACTION))
+    return ("managed by Elastic Beanstalk environment %s: the %s action sets the option "
+            "aws:autoscaling:launchconfiguration DisableIMDSv1=true on the environment "
+            "(Beanstalk then launches from a launch template with IMDSv2 required)"
+            % (owner, BEANSTALK_ACTION))
