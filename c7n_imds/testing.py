@@ -27,7 +27,8 @@ docs/moto-gaps.md:
   Auto Scaling groups, EC2 Fleet, and Spot Fleet") unless the request names an
   instance type, and an instance type whose architecture the image does not have
   (moto answers every DryRun before any validation);
-- Security Hub custom actions exist (c7n_imds/testing_hub.py).
+- Security Hub custom actions exist (c7n_imds/testing_hub.py);
+- CloudFormation change sets belong to their stack (c7n_imds/testing_cfn.py).
 
 Patches apply to moto's classes in this process (the threaded server serves from it)
 and are idempotent.
@@ -41,6 +42,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from c7n_imds.testing_cfn import change_sets
 from c7n_imds.testing_hub import action_targets
 
 REGION = "us-east-1"
@@ -292,6 +294,7 @@ def aws_semantics():
         get_instance_types_from_instance_requirements
     InstanceResponse.run_instances = run_instances_checked
     action_targets()
+    change_sets()
     _patched = True
 
 

@@ -5,13 +5,15 @@ import hashlib
 import logging
 
 from c7n.resources.asg import ASG
-from c7n.utils import type_schema
+from c7n.utils import local_session, type_schema
 
+from c7n_imds.actions import change_sets
 from c7n_imds.actions.base import Remediation, current_groups, tag_group
 from c7n_imds.actions.options import RATE_BUDGET_SCHEMA
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry
 from c7n_imds.model.provenance import decode_previous_launch, parse_derived_version_description
-from c7n_imds.names import ALIASES, EXEMPT_TAG, PREVIOUS_LAUNCH_TAG
+from c7n_imds.model.safety import iac_owner
+from c7n_imds.names import ALIASES, CLOUDFORMATION_TAG, EXEMPT_TAG, PREVIOUS_LAUNCH_TAG
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
@@ -37,7 +39,10 @@ class RevertImdsRemediation(Remediation):
       that follows the template's default, as the change did);
     - ``$Latest``: a later version cannot be un-made, so the group is pinned to the
       version c7n-imds derived its latest from, and a warning says so;
-    - a mixed instances policy: each template spec as recorded.
+    - a mixed instances policy: each template spec as recorded;
+    - a group a CloudFormation stack owns (c7n-imds never changed it, it proposed a
+      change set): the change sets of c7n-imds that the stack's owner did not execute
+      are deleted; one that was executed is the owner's change, and is refused.
 
     A group whose recorded configuration or version no longer exists is refused with a
     clear message and left unchanged. Afterwards the tag is removed and, unless
@@ -70,15 +75,22 @@ class RevertImdsRemediation(Remediation):
         "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations",
         "ec2:DescribeLaunchTemplateVersions", "ec2:ModifyLaunchTemplate",
         "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
-        "autoscaling:DeleteTags", "ec2:RunInstances", "iam:PassRole")
+        "autoscaling:DeleteTags", "ec2:RunInstances", "iam:PassRole",
+        "cloudformation:DescribeStacks", "cloudformation:ListChangeSets",
+        "cloudformation:DeleteChangeSet")
     verify_permissions = ()  # puts back what was proven before; no pre-flight
 
     def remediate(self, asgs):
         ec2, autoscaling = self.clients()
         results, failures, defaults_restored = [], {}, {}
+        withdrawn = {}  # stack name -> (deleted, executed) change sets
         for asg in self.progress.each(current_groups(autoscaling, asgs), lambda _: 1):
             name = asg["AutoScalingGroupName"]
             value = group_tags(asg).get(PREVIOUS_LAUNCH_TAG)
+            owner = iac_owner(asg)
+            if not value and owner and owner[0] == CLOUDFORMATION_TAG:
+                self.withdraw(asg, owner[1], withdrawn, results, failures)
+                continue
             if not value:
                 log.info("asg %s: no %s tag; nothing to revert", name, PREVIOUS_LAUNCH_TAG)
                 continue
@@ -107,6 +119,38 @@ class RevertImdsRemediation(Remediation):
             log.info("asg %s: reverted to %s", name, value)
             results.append({"AutoScalingGroupName": name, "RevertedTo": value})
         return self.finish(results, failures)
+
+    def withdraw(self, asg, stack_name, withdrawn, results, failures):
+        """A CloudFormation-owned group was never changed: c7n-imds only proposed change
+        sets to its stack. Reverting deletes those its owner did not execute."""
+        name = asg["AutoScalingGroupName"]
+        if stack_name not in withdrawn:
+            try:
+                withdrawn[stack_name] = change_sets.withdraw_change_sets(
+                    local_session(self.manager.session_factory).client("cloudformation"),
+                    stack_name)
+            except AWS_ERRORS as e:
+                failures[name] = "withdrawing the change sets proposed to stack %s: %s" % (
+                    stack_name, describe_error(e))
+                return
+        deleted, executed = withdrawn[stack_name]
+        if executed:
+            failures[name] = (
+                "stack %s's owner executed change set(s) %s; c7n-imds does not change the "
+                "stack - to go back, update the stack with its previous template" % (
+                    stack_name, ", ".join(executed)))
+            return
+        if not deleted:
+            log.info("asg %s: no change set of c7n-imds on stack %s; nothing to revert",
+                     name, stack_name)
+            return
+        if self.data.get("exempt", True):
+            tag_group(self.clients()[1], name, EXEMPT_TAG, "reverted by c7n-imds on %s" % (
+                datetime.datetime.now(datetime.timezone.utc).date().isoformat()))
+        log.info("asg %s: change set(s) %s proposed to stack %s deleted", name,
+                 ", ".join(deleted), stack_name)
+        results.append({"AutoScalingGroupName": name, "Withdrawn": {
+            "StackName": stack_name, "ChangeSetNames": deleted}})
 
     def restore(self, ec2, autoscaling, asg, record, defaults_restored):
         """UpdateAutoScalingGroup parameters that restore the record (template defaults

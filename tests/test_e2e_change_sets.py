@@ -1,0 +1,215 @@
+"""End to end for groups a CloudFormation stack owns: `create-stack-change-set` through the
+real `c7n-imds` command against moto's CloudFormation. The stack is created from
+tests/data/cfn/web.yaml (moto provisions its launch configuration and groups); its groups
+are then tagged as CloudFormation tags stack resources (aws:cloudformation:stack-name,
+logical-id, stack-id - moto does not add these tags). The moto server scopes change sets
+to their stack and answers GetTemplate for a change set as AWS documents
+(c7n_imds/testing_cfn.py, docs/moto-gaps.md); cfn-lint judges the proposed template."""
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from cfnlint.api import lint
+
+from c7n_imds.model import cfn
+from c7n_imds.names import CHANGE_SET_PREFIX
+
+DATA = Path(__file__).parent / "data" / "cfn"
+STACK = "web-tier"
+
+POLICY = textwrap.dedent("""
+    policies:
+      - name: asg-stack-propose-imdsv2
+        resource: asg
+        filters:
+          - "tag:aws:cloudformation:stack-name": present
+          - type: imds
+            key: LaunchType
+            value: launch-configuration
+        actions:
+          - type: create-stack-change-set
+""")
+
+REVERT = textwrap.dedent("""
+    policies:
+      - name: asg-revert
+        resource: asg
+        filters:
+          - "tag:aws:cloudformation:stack-name": present
+        actions:
+          - type: revert-imds-remediation
+""")
+
+
+def tag_as_cloudformation(session, stack):
+    """The tags CloudFormation puts on the groups of a stack, from the stack's resources."""
+    cloudformation, autoscaling = session.client("cloudformation"), session.client(
+        "autoscaling")
+    described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    groups = {}
+    for resource in cloudformation.describe_stack_resources(StackName=stack)[
+            "StackResources"]:
+        if resource["ResourceType"] != cfn.AUTO_SCALING_GROUP:
+            continue
+        name = resource["PhysicalResourceId"]
+        groups[resource["LogicalResourceId"]] = name
+        autoscaling.create_or_update_tags(Tags=[
+            {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": key,
+             "Value": value, "PropagateAtLaunch": True}
+            for key, value in (("aws:cloudformation:stack-name", stack),
+                               ("aws:cloudformation:logical-id",
+                                resource["LogicalResourceId"]),
+                               ("aws:cloudformation:stack-id", described["StackId"]))])
+    return groups
+
+
+@pytest.fixture
+def stack_estate(moto, tmp_path):
+    endpoint, session = moto
+    cloudformation = session.client("cloudformation")
+    cloudformation.create_stack(
+        StackName=STACK, TemplateBody=(DATA / "web.yaml").read_text(),
+        Parameters=[{"ParameterKey": "InstanceType", "ParameterValue": "t3.small"}],
+        Capabilities=["CAPABILITY_IAM"])
+    groups = tag_as_cloudformation(session, STACK)
+    policy = tmp_path / "stack.yml"
+    policy.write_text(POLICY)
+    return endpoint, session, groups, policy
+
+
+def our_change_sets(cloudformation):
+    return [s for s in cloudformation.list_change_sets(StackName=STACK)["Summaries"]
+            if s["ChangeSetName"].startswith(CHANGE_SET_PREFIX)]
+
+
+def changes_file(out, policy="asg-stack-propose-imdsv2"):
+    return {c["AutoScalingGroupName"]: c for c in json.loads(
+        (out / policy / "imds-changes.json").read_text())}
+
+
+def test_stack_owned_groups_get_a_change_set_for_review(stack_estate, c7n_imds_cmd, tmp_path):
+    endpoint, session, groups, policy = stack_estate
+    cloudformation = session.client("cloudformation")
+    original = cloudformation.get_template(StackName=STACK)["TemplateBody"]
+
+    # plan: the change set it would propose, nothing made
+    plan = c7n_imds_cmd(["plan", "--cache-period", "0", str(policy)], endpoint).stdout
+    assert "1 owner change(s)" in plan, plan
+    assert "CloudFormation stack %s -> change set %s" % (STACK, CHANGE_SET_PREFIX) in plan
+    assert groups["WebGroup"] in plan and groups["CanaryGroup"] in plan
+    assert "WebLaunchConfig: launch template WebLaunchConfigImdsv2Template added" in plan
+    assert our_change_sets(cloudformation) == []
+
+    out = tmp_path / "out"
+    c7n_imds_cmd(["run", "-s", str(out), "--cache-period", "0", str(policy)], endpoint)
+    [summary] = our_change_sets(cloudformation)
+    name = summary["ChangeSetName"]
+    change_set = cloudformation.describe_change_set(StackName=STACK, ChangeSetName=name)
+    assert (change_set["Status"], change_set["ExecutionStatus"]) == (
+        "CREATE_COMPLETE", "AVAILABLE")
+    assert change_set["Description"].startswith("c7n-imds (AutoScaling.3)")
+    assert {p["ParameterKey"] for p in change_set["Parameters"]} == {
+        "ImageId", "InstanceType", "KeyName", "SpotPrice", "DataSnapshot"}
+    assert {(c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"])
+            for c in change_set["Changes"]} == {
+        ("Add", "WebLaunchConfigImdsv2Template"), ("Modify", "WebGroup"),
+        ("Modify", "CanaryGroup"), ("Remove", "WebLaunchConfig")}
+
+    # the proposed template: valid for cfn-lint, every launch configuration property
+    # where AWS's mapping reference puts it, the groups on LatestVersionNumber
+    body = cloudformation.get_template(StackName=STACK, ChangeSetName=name)["TemplateBody"]
+    text = json.dumps(body) if isinstance(body, dict) else body
+    assert [m for m in lint(text) if m.rule.id.startswith("E")] == []
+    proposed, _ = cfn.parse_template(text)
+    before, _ = cfn.parse_template((DATA / "web.yaml").read_text())
+    lc = before["Resources"]["WebLaunchConfig"]["Properties"]
+    data = proposed["Resources"]["WebLaunchConfigImdsv2Template"]["Properties"][
+        "LaunchTemplateData"]
+    assert data["ImageId"] == lc["ImageId"] and data["InstanceType"] == lc["InstanceType"]
+    assert data["KeyName"] == lc["KeyName"] and data["EbsOptimized"] == lc["EbsOptimized"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["Monitoring"] == {"Enabled": lc["InstanceMonitoring"]}
+    assert data["NetworkInterfaces"][0]["AssociatePublicIpAddress"] == lc[
+        "AssociatePublicIpAddress"]
+    assert data["NetworkInterfaces"][0]["Groups"] == lc["SecurityGroups"]
+    # AWS::EC2::LaunchTemplate's NoDevice is a string: "To omit the device from the block
+    # device mapping, specify an empty string" (the configuration's is a boolean)
+    assert data["BlockDeviceMappings"] == [
+        dict(m, NoDevice="") if m.get("NoDevice") is True else m
+        for m in lc["BlockDeviceMappings"]]
+    for group in ("WebGroup", "CanaryGroup"):
+        assert proposed["Resources"][group]["Properties"]["LaunchTemplate"] == {
+            "LaunchTemplateId": {"Ref": "WebLaunchConfigImdsv2Template"},
+            "Version": {"Fn::GetAtt": ["WebLaunchConfigImdsv2Template",
+                                       "LatestVersionNumber"]}}
+    assert "WebLaunchConfig" not in proposed["Resources"]
+    # the mixed instances group is not on a launch configuration: not in the policy
+    assert proposed["Resources"]["WorkerGroup"] == before["Resources"]["WorkerGroup"]
+
+    # never executed: the stack and its groups are as they were
+    assert cloudformation.get_template(StackName=STACK)["TemplateBody"] == original
+    autoscaling = session.client("autoscaling")
+    for group in ("WebGroup", "CanaryGroup"):
+        described = autoscaling.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[groups[group]])["AutoScalingGroups"][0]
+        assert described.get("LaunchConfigurationName") and not described.get(
+            "LaunchTemplate")
+
+    # the outcome names the change set and how to execute it
+    outcome = changes_file(out)[groups["WebGroup"]]
+    assert outcome["Owner"] == "cloudformation:%s" % STACK
+    assert outcome["OwnerFix"]["ChangeSetName"] == name
+    assert outcome["OwnerFix"]["Status"] == "proposed"
+    assert "aws cloudformation execute-change-set --stack-name %s --change-set-name %s" % (
+        STACK, name) in outcome["OwnerFix"]["Detail"]
+    resources = json.loads((out / "asg-stack-propose-imdsv2" / "resources.json").read_text())
+    assert {r["AutoScalingGroupName"] for r in resources} == {
+        groups["WebGroup"], groups["CanaryGroup"]}
+
+    # a re-run finds its change set instead of making another
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "again"), "--cache-period", "0", str(policy)],
+                 endpoint)
+    assert [s["ChangeSetName"] for s in our_change_sets(cloudformation)] == [name]
+    assert changes_file(tmp_path / "again")[groups["CanaryGroup"]]["OwnerFix"][
+        "ChangeSetId"] == summary["ChangeSetId"]
+
+    # revert withdraws it; a change set of the owner's own is left alone
+    cloudformation.create_change_set(StackName=STACK, ChangeSetName="owners-own",
+                                     UsePreviousTemplate=True, ChangeSetType="UPDATE",
+                                     Parameters=[{"ParameterKey": "InstanceType",
+                                                  "ParameterValue": "m5.large"}])
+    revert = tmp_path / "revert.yml"
+    revert.write_text(REVERT)
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "reverted"), "--cache-period", "0",
+                  str(revert)], endpoint)
+    assert our_change_sets(cloudformation) == []
+    assert [s["ChangeSetName"] for s in cloudformation.list_change_sets(
+        StackName=STACK)["Summaries"]] == ["owners-own"]
+    reverted = changes_file(tmp_path / "reverted", "asg-revert")
+    assert reverted[groups["WebGroup"]]["Withdrawn"] == {
+        "StackName": STACK, "ChangeSetNames": [name]}
+
+
+def test_a_change_set_of_an_older_template_is_replaced(stack_estate, c7n_imds_cmd,
+                                                       tmp_path):
+    """The owner changed the stack's template after a change set was proposed: the next
+    run proposes one for the new template and deletes its own stale one."""
+    endpoint, session, groups, policy = stack_estate
+    cloudformation = session.client("cloudformation")
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "a"), "--cache-period", "0", str(policy)],
+                 endpoint)
+    [first] = our_change_sets(cloudformation)
+    text = (DATA / "web.yaml").read_text().replace(
+        "Description: Web tier", "Description: The web tier")
+    cloudformation.update_stack(StackName=STACK, TemplateBody=text, Parameters=[
+        {"ParameterKey": "InstanceType", "UsePreviousValue": True}],
+        Capabilities=["CAPABILITY_IAM"])
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "b"), "--cache-period", "0", str(policy)],
+                 endpoint)
+    [second] = our_change_sets(cloudformation)
+    assert second["ChangeSetName"] != first["ChangeSetName"]
+    body = cloudformation.get_template(StackName=STACK, ChangeSetName=second[
+        "ChangeSetName"])["TemplateBody"]
+    proposed, _ = cfn.parse_template(json.dumps(body) if isinstance(body, dict) else body)
+    assert proposed["Description"].startswith("The web tier")
