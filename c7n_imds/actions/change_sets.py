@@ -181,6 +181,15 @@ class CreateStackChangeSet(Remediation):
     def propose(self, cloudformation, stack_name, groups):
         """The Proposal for one stack (describe and GetTemplate calls only); raises
         StackRefused when it gets none."""
+        logical = {}
+        for asg in groups:
+            tags = tags_of(asg)
+            if not tags.get(CLOUDFORMATION_LOGICAL_ID_TAG):
+                raise StackRefused("group %s has no %s tag, so its resource in stack %s is "
+                                   "not known; not touched" % (
+                                       asg["AutoScalingGroupName"],
+                                       CLOUDFORMATION_LOGICAL_ID_TAG, stack_name))
+            logical[tags[CLOUDFORMATION_LOGICAL_ID_TAG]] = asg
         try:
             stack = retry(cloudformation.describe_stacks, StackName=stack_name)["Stacks"][0]
         except ClientError as e:
@@ -205,15 +214,6 @@ class CreateStackChangeSet(Remediation):
             raise StackRefused("the template of stack %s could not be read (%s); not "
                                "touched" % (stack_name, describe_error(e)))
         template, fmt = template_of(body, stack_name)
-        logical = {}
-        for asg in groups:
-            tags = tags_of(asg)
-            if not tags.get(CLOUDFORMATION_LOGICAL_ID_TAG):
-                raise StackRefused("group %s has no %s tag, so its resource in stack %s is "
-                                   "not known; not touched" % (
-                                       asg["AutoScalingGroupName"],
-                                       CLOUDFORMATION_LOGICAL_ID_TAG, stack_name))
-            logical[tags[CLOUDFORMATION_LOGICAL_ID_TAG]] = asg
         try:
             new, notes = cfn.migrate(template, groups=sorted(logical),
                                      metadata_options=self.metadata_options(groups))

@@ -9,7 +9,6 @@ import re
 
 from c7n_imds.names import (
     BEANSTALK_ACTION,
-    BEANSTALK_TAG,
     CHANGE_SET_ACTION,
     CLOUDFORMATION_TAG,
     EKS_NODEGROUP_TAG,
