@@ -1,0 +1,307 @@
+"""`disable-beanstalk-imdsv1` (c7n_imds/actions/beanstalk.py) against recorded AWS
+responses: the option set at the environment, the way back recorded first, the
+refusals, the read-back, re-runs after a kill; and restore_environment for a revert.
+
+moto 5.2.5 implements neither UpdateEnvironment, DescribeConfigurationSettings nor
+ValidateConfigurationSettings (docs/moto-gaps.md), so every flight here is written in
+AWS's shape from botocore's output shapes and the API reference: a Beanstalk group
+carries the tags elasticbeanstalk:environment-name and -id beside its stack's; a
+configuration set lists the environment's options (the launch options with their
+ResourceName); after UpdateEnvironment a draft set (DeploymentStatus "pending") holds
+the new value while the environment is Updating. How placebo flights answer a policy
+run's calls: tests/support/placebo.py. DescribeAutoScalingGroups _1 is custodian's
+listing, _2 the action's fresh read.
+"""
+import textwrap
+
+import pytest
+import yaml
+from c7n.config import Config
+from c7n.policy import PolicyCollection
+from c7n.schema import generate, validate
+
+import c7n_imds.actions.beanstalk as beanstalk
+from c7n_imds.actions import RemediationError
+from c7n_imds.cli import format_preview
+from tests.support.placebo import asg_policy, changes, group_tag, recording_factory
+
+PREVIOUS = "c7n-imds:previous-launch"
+POLICY = "beanstalk-imdsv2"
+WEB = "awseb-e-3kqm7xwbvp-stack-AWSEBAutoScalingGroup-1XK2J4P8QW3RT"
+WEB2 = "awseb-e-3kqm7xwbvp-immutable-stack-AWSEBAutoScalingGroup-7HN5C2Z9LB4MV"
+API = "awseb-e-9rtx2mzdqa-stack-AWSEBAutoScalingGroup-2GQ6W8N4XJ1TB"
+WEB_ID = "e-3kqm7xwbvp"
+SETTING = {"Namespace": "aws:autoscaling:launchconfiguration", "OptionName": "DisableIMDSv1",
+           "Value": "true"}
+MUTATING = ("ValidateConfigurationSettings", "CreateOrUpdateTags", "UpdateEnvironment")
+
+
+def policy():
+    return asg_policy(POLICY, {"type": "disable-beanstalk-imdsv1"}, [])
+
+
+def run(placebo_factory, load_policy, tmp_path, name):
+    factory = recording_factory(placebo_factory, name)
+    load_policy(policy(), session_factory=factory, output_dir=tmp_path).run()
+    return factory
+
+
+def run_failing(placebo_factory, load_policy, tmp_path, name):
+    factory = recording_factory(placebo_factory, name)
+    with pytest.raises(RemediationError) as raised:
+        load_policy(policy(), session_factory=factory, output_dir=tmp_path).run()
+    return factory, raised.value.failures
+
+
+def order(factory, *operations):
+    return [name for _, name, _ in factory.api_calls if name in operations]
+
+
+def applied(group, detail_value="false"):
+    return {"AutoScalingGroupName": group, "Owner": "elasticbeanstalk:web-prod",
+            "OwnerFix": {"Action": "disable-beanstalk-imdsv1", "Status": "applied",
+                         "EnvironmentName": "web-prod", "EnvironmentId": WEB_ID,
+                         "Detail": "aws:autoscaling:launchconfiguration DisableIMDSv1: %s "
+                                   "-> true; %s" % (detail_value, beanstalk.EFFECT)}}
+
+
+def test_beanstalk_sets_the_option_after_recording_the_previous_value(
+        placebo_factory, load_policy, tmp_path):
+    """Group WEB belongs to environment web-prod (application shop), Ready, whose
+    deployed configuration shows DisableIMDSv1 "false" - Beanstalk's default. The change
+    is validated, the group is tagged eb:DisableIMDSv1 (the default is recorded as "not
+    set", so a revert removes the setting), and only then the environment is updated by
+    its id with exactly the one option. The read-back (DescribeConfigurationSettings _2)
+    finds the pending draft with "true"."""
+    factory = run(placebo_factory, load_policy, tmp_path,
+                  "test_beanstalk_sets_the_option_after_recording_the_previous_value")
+    assert factory.called("DescribeEnvironments") == [
+        {"EnvironmentIds": [WEB_ID], "IncludeDeleted": False}]
+    assert factory.called("DescribeConfigurationSettings") == [
+        {"ApplicationName": "shop", "EnvironmentName": "web-prod"}] * 2
+    assert factory.called("ValidateConfigurationSettings") == [
+        {"ApplicationName": "shop", "EnvironmentName": "web-prod",
+         "OptionSettings": [SETTING]}]
+    assert factory.called("CreateOrUpdateTags") == [group_tag(WEB, PREVIOUS, "eb:DisableIMDSv1")]
+    assert factory.called("UpdateEnvironment") == [
+        {"EnvironmentId": WEB_ID, "OptionSettings": [SETTING]}]
+    # validate, record the way back, change, read back - in that order
+    assert order(factory, "DescribeConfigurationSettings", *MUTATING) == [
+        "DescribeConfigurationSettings", "ValidateConfigurationSettings",
+        "CreateOrUpdateTags", "UpdateEnvironment", "DescribeConfigurationSettings"]
+    assert changes(tmp_path, POLICY) == {WEB: applied(WEB)}
+
+
+def test_beanstalk_option_already_true_changes_nothing(placebo_factory, load_policy,
+                                                       tmp_path):
+    """web-prod's deployed configuration already shows DisableIMDSv1 "true" (with the
+    ResourceName AWS gives launch options): nothing is validated, tagged or updated, and
+    the group is reported as already fixed at its owner."""
+    factory = run(placebo_factory, load_policy, tmp_path,
+                  "test_beanstalk_option_already_true_changes_nothing")
+    for operation in MUTATING:
+        assert factory.called(operation) == [], operation
+    outcome = changes(tmp_path, POLICY)[WEB]
+    assert outcome["Owner"] == "elasticbeanstalk:web-prod"
+    assert outcome["OwnerFix"]["Status"] == "already-applied"
+    assert outcome["OwnerFix"]["EnvironmentId"] == WEB_ID
+
+
+def test_beanstalk_environment_not_ready_fails_and_changes_nothing(
+        placebo_factory, load_policy, tmp_path):
+    """web-prod is Updating (a deployment is running): its group fails with one line
+    that says so and when to run again; its configuration is not even read."""
+    factory, failures = run_failing(
+        placebo_factory, load_policy, tmp_path,
+        "test_beanstalk_environment_not_ready_fails_and_changes_nothing")
+    assert failures == {WEB: "environment web-prod is Updating; run again when it is Ready"}
+    assert factory.called("DescribeConfigurationSettings") == []
+    for operation in MUTATING:
+        assert factory.called(operation) == [], operation
+    assert changes(tmp_path, POLICY)[WEB]["Error"] == failures[WEB]
+
+
+def test_beanstalk_validation_error_refuses_and_changes_nothing(
+        placebo_factory, load_policy, tmp_path):
+    """The environment's platform does not know the option: ValidateConfigurationSettings
+    answers an error-severity message. The group fails naming it; no tag, no update."""
+    factory, failures = run_failing(
+        placebo_factory, load_policy, tmp_path,
+        "test_beanstalk_validation_error_refuses_and_changes_nothing")
+    reason = failures[WEB]
+    assert reason.startswith("Elastic Beanstalk refused DisableIMDSv1=true for environment "
+                             "web-prod: Invalid option specification"), reason
+    assert "Unknown configuration setting" in reason and "nothing was changed" in reason
+    assert factory.called("CreateOrUpdateTags") == []
+    assert factory.called("UpdateEnvironment") == []
+
+
+def test_beanstalk_read_back_mismatch_fails(placebo_factory, load_policy, tmp_path):
+    """UpdateEnvironment is accepted, but the configuration read back shows "false" and
+    no draft: the group fails saying what the environment shows, not "applied"."""
+    factory, failures = run_failing(placebo_factory, load_policy, tmp_path,
+                                    "test_beanstalk_read_back_mismatch_fails")
+    assert len(factory.called("UpdateEnvironment")) == 1
+    assert failures[WEB] == (
+        "environment web-prod accepted UpdateEnvironment, but its configuration shows "
+        "DisableIMDSv1=false, not true; read the environment's events, then run again")
+    assert "OwnerFix" not in changes(tmp_path, POLICY)[WEB]
+
+
+def test_beanstalk_groups_of_one_environment_share_one_update(
+        placebo_factory, load_policy, tmp_path):
+    """Two groups of web-prod: WEB carries the environment-id tag, WEB2 only the name
+    (looked up by name: DescribeEnvironments _2). Both resolve to one environment:
+    one validation, both groups tagged in one call, one UpdateEnvironment. A warning
+    from the validation does not stop the change."""
+    factory = run(placebo_factory, load_policy, tmp_path,
+                  "test_beanstalk_groups_of_one_environment_share_one_update")
+    assert factory.called("DescribeEnvironments") == [
+        {"EnvironmentIds": [WEB_ID], "IncludeDeleted": False},
+        {"EnvironmentNames": ["web-prod"], "IncludeDeleted": False}]
+    assert len(factory.called("ValidateConfigurationSettings")) == 1
+    assert factory.called("CreateOrUpdateTags") == [{"Tags": [
+        group_tag(WEB2, PREVIOUS, "eb:DisableIMDSv1")["Tags"][0],
+        group_tag(WEB, PREVIOUS, "eb:DisableIMDSv1")["Tags"][0]]}]
+    assert factory.called("UpdateEnvironment") == [
+        {"EnvironmentId": WEB_ID, "OptionSettings": [SETTING]}]
+    assert changes(tmp_path, POLICY) == {WEB: applied(WEB), WEB2: applied(WEB2)}
+
+
+def test_beanstalk_leaves_exempt_and_other_groups_alone(placebo_factory, load_policy,
+                                                        tmp_path):
+    """An exempt Beanstalk group, a group no stack owns and a CloudFormation group:
+    none is this action's, so Beanstalk is never called; each is listed with why."""
+    factory = run(placebo_factory, load_policy, tmp_path,
+                  "test_beanstalk_leaves_exempt_and_other_groups_alone")
+    assert [s for s, _, _ in factory.api_calls] == ["autoscaling", "autoscaling"]
+    skipped = {name: c["Skipped"] for name, c in changes(tmp_path, POLICY).items()}
+    assert skipped["awseb-e-9rtx2mzdqa-stack-AWSEBAutoScalingGroup-5PZ8R3M1KC7WQ"] == (
+        "exempt: vendor agent reads IMDSv1 until 2999-12-31")
+    assert "not owned by a stack or service" in skipped["batch"]
+    assert "managed by CloudFormation stack orders" in skipped["orders"]
+
+
+def test_beanstalk_killed_after_the_tag_finishes_without_retagging(
+        placebo_factory, load_policy, tmp_path):
+    """A run was killed after tagging WEB (eb:DisableIMDSv1) and before updating the
+    environment, which still shows "false". This run keeps the recorded value - no
+    CreateOrUpdateTags at all - and makes the update."""
+    factory = run(placebo_factory, load_policy, tmp_path,
+                  "test_beanstalk_killed_after_the_tag_finishes_without_retagging")
+    assert factory.called("CreateOrUpdateTags") == []
+    assert factory.called("UpdateEnvironment") == [
+        {"EnvironmentId": WEB_ID, "OptionSettings": [SETTING]}]
+    assert changes(tmp_path, POLICY) == {WEB: applied(WEB)}
+
+
+def test_beanstalk_killed_after_the_update_does_nothing_more(
+        placebo_factory, load_policy, tmp_path):
+    """A run was killed after UpdateEnvironment; the deployment has finished since (the
+    environment is Ready and shows "true"; this answer names no ResourceName). This
+    run changes nothing and leaves the recorded tag as it is."""
+    factory = run(placebo_factory, load_policy, tmp_path,
+                  "test_beanstalk_killed_after_the_update_does_nothing_more")
+    for operation in MUTATING:
+        assert factory.called(operation) == [], operation
+    assert changes(tmp_path, POLICY)[WEB]["OwnerFix"]["Status"] == "already-applied"
+
+
+def test_beanstalk_preview_names_each_environment_change(placebo_factory, load_policy,
+                                                         tmp_path):
+    """`c7n-imds plan`: web-prod does not set the option (DescribeConfigurationSettings
+    _1 has none), api-prod has it "true" (_2), batch belongs to no stack. One owner
+    change, for web-prod; api-prod's group and batch are left alone; describe calls
+    only."""
+    factory = recording_factory(placebo_factory,
+                                "test_beanstalk_preview_names_each_environment_change")
+    loaded = load_policy(policy(), session_factory=factory, output_dir=tmp_path)
+    resources = loaded.resource_manager.resources()
+    preview = loaded.resource_manager.actions[0].preview(resources)
+
+    assert {op for _, op, _ in factory.api_calls} == {
+        "DescribeAutoScalingGroups", "DescribeEnvironments", "DescribeConfigurationSettings"}
+    (change,) = preview["OwnerChanges"]
+    assert change["Owner"] == "Elastic Beanstalk environment web-prod (e-3kqm7xwbvp)"
+    assert change["Change"] == ("option aws:autoscaling:launchconfiguration DisableIMDSv1: "
+                                "unset -> true (%s)" % beanstalk.EFFECT)
+    assert change["Groups"] == [WEB]
+    assert any("c7n-imds:previous-launch=eb:DisableIMDSv1 " in n for n in change["Notes"])
+    assert preview["Failures"] == {}
+    skipped = {s["AutoScalingGroupName"]: s["Skipped"] for s in preview["Skipped"]}
+    assert set(skipped) == {"batch", API}
+    assert skipped[API] == ("environment api-prod (e-9rtx2mzdqa) already sets "
+                            "aws:autoscaling:launchconfiguration DisableIMDSv1=true")
+    text = format_preview(dict(preview, Policy=POLICY, Region="us-east-1",
+                               Action="disable-beanstalk-imdsv1"))
+    assert "1 owner change(s), 0 failure(s)" in text
+    assert "  Elastic Beanstalk environment web-prod (e-3kqm7xwbvp) -> option " in text
+    assert "    groups: %s" % WEB in text
+
+
+def environment_group(id_tag=True):
+    tags = [{"Key": "elasticbeanstalk:environment-name", "Value": "web-prod"}]
+    if id_tag:
+        tags.append({"Key": "elasticbeanstalk:environment-id", "Value": WEB_ID})
+    return {"AutoScalingGroupName": WEB, "Tags": tags}
+
+
+def test_restore_environment_puts_a_recorded_value_back(placebo_factory):
+    """A record eb:DisableIMDSv1=false: the environment (showing "true") is updated
+    with the recorded value."""
+    factory = recording_factory(placebo_factory,
+                                "test_restore_environment_puts_a_recorded_value_back")
+    line = beanstalk.restore_environment(factory.session, environment_group(),
+                                         {"BeanstalkOption": "false"})
+    assert factory.called("UpdateEnvironment") == [{"EnvironmentId": WEB_ID, "OptionSettings": [
+        dict(SETTING, Value="false")]}]
+    assert line.startswith("environment web-prod: DisableIMDSv1 true -> false"), line
+
+
+def test_restore_environment_removes_an_option_that_was_not_set(placebo_factory):
+    """A record eb:DisableIMDSv1 (not set before): the setting is removed, so what
+    governed it before governs it again. The group here has only the name tag."""
+    factory = recording_factory(placebo_factory,
+                                "test_restore_environment_removes_an_option_that_was_not_set")
+    line = beanstalk.restore_environment(factory.session, environment_group(id_tag=False),
+                                         {"BeanstalkOption": None})
+    assert factory.called("DescribeEnvironments") == [
+        {"EnvironmentNames": ["web-prod"], "IncludeDeleted": False}]
+    assert factory.called("UpdateEnvironment") == [{"EnvironmentId": WEB_ID, "OptionsToRemove": [
+        {"Namespace": "aws:autoscaling:launchconfiguration", "OptionName": "DisableIMDSv1"}]}]
+    assert "setting removed" in line
+
+
+def test_restore_environment_refuses_while_the_environment_updates(placebo_factory):
+    """The environment is Updating, and not to the recorded value (its draft shows
+    "true"): refused with the reason, nothing changed."""
+    factory = recording_factory(placebo_factory,
+                                "test_restore_environment_refuses_while_the_environment_updates")
+    with pytest.raises(ValueError) as raised:
+        beanstalk.restore_environment(factory.session, environment_group(),
+                                      {"BeanstalkOption": None})
+    assert str(raised.value) == "environment web-prod is Updating; run again when it is Ready"
+    assert factory.called("UpdateEnvironment") == []
+
+
+def test_previous_value_records_the_default_as_not_set():
+    assert beanstalk.previous_value(None) is None
+    assert beanstalk.previous_value("false") is None
+    assert beanstalk.previous_value("FALSE") is None
+    assert beanstalk.previous_value("true") == "true"
+
+
+def test_docstring_example_validates_and_uses_the_action():
+    """As tests/test_doc_examples.py does for every registered element (which sees this
+    one only once c7n_imds.actions imports the module)."""
+    doc = beanstalk.DisableBeanstalkImdsv1.__doc__
+    block = doc.split(".. code-block:: yaml")[1]
+    data = yaml.safe_load(textwrap.dedent(block.split("\n", 1)[1]))
+    assert validate(data, generate()) == []
+    (loaded,) = PolicyCollection.from_data(
+        data, Config.empty(region="us-east-1", account_id="123456789012"))
+    loaded.validate()
+    filters = [f.type for f in loaded.resource_manager.filters if hasattr(f, "type")]
+    assert "imdsv1-usage" in filters
+    assert [a.type for a in loaded.resource_manager.actions] == ["disable-beanstalk-imdsv1"]
+    assert doc.strip().split("\n\n")[0].endswith(".")
