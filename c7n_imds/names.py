@@ -17,6 +17,8 @@ LAUNCH_ANNOTATION = "c7n-imds:launch"
 USAGE_ANNOTATION = "c7n-imds:imdsv1-calls"
 EXEMPTION_ANNOTATION = "c7n-imds:exemption"
 REPLACEMENT_ANNOTATION = "c7n-imds:replaced-by"
+# what an owner action did for a group (its OwnerFix record), for a notify after it
+OWNER_FIX_ANNOTATION = "c7n-imds:owner-fix"
 
 # Tags c7n-imds reads or writes.
 EXEMPT_TAG = "c7n-imds:exempt"  # on a group: leave it alone ("reason until YYYY-MM-DD")
@@ -42,7 +44,6 @@ BEANSTALK_OPTION = "DisableIMDSv1"
 
 # Change sets c7n-imds creates for a group's stack (never executed by c7n-imds).
 CHANGE_SET_PREFIX = "c7n-imds-imdsv2-"
-CHANGE_SET_ANNOTATION = "c7n-imds:change-set"
 
 # Filters and actions (their registered names).
 IMDS_FILTER = "imds"

@@ -5,13 +5,18 @@ are then tagged as CloudFormation tags stack resources (aws:cloudformation:stack
 logical-id, stack-id - moto does not add these tags). The moto server scopes change sets
 to their stack and answers GetTemplate for a change set as AWS documents
 (c7n_imds/testing_cfn.py, docs/moto-gaps.md); cfn-lint judges the proposed template."""
+import base64
 import json
+import logging
 import textwrap
+import zlib
 from pathlib import Path
 
 import pytest
+from c7n_mailer.utils import get_rendered_jinja
 from cfnlint.api import lint
 
+import c7n_imds
 from c7n_imds.model import cfn
 from c7n_imds.names import CHANGE_SET_PREFIX
 
@@ -213,3 +218,31 @@ def test_a_change_set_of_an_older_template_is_replaced(stack_estate, c7n_imds_cm
         "ChangeSetName"])["TemplateBody"]
     proposed, _ = cfn.parse_template(json.dumps(body) if isinstance(body, dict) else body)
     assert proposed["Description"].startswith("The web tier")
+
+
+def test_the_pack_policy_proposes_and_mails_the_change_set(stack_estate, c7n_imds_cmd,
+                                                           tmp_path):
+    """policies/remediate-owners.yml as shipped: the change set is proposed and the
+    notice custodian queues for c7n-mailer names it; c7n-mailer's own renderer turns it
+    into the mail the stack's owner reads."""
+    endpoint, session, groups, _ = stack_estate
+    sqs = session.client("sqs")
+    queue = sqs.create_queue(QueueName="c7n-mailer")["QueueUrl"]
+    pack = Path(__file__).parent.parent / "policies" / "remediate-owners.yml"
+    out = tmp_path / "out"
+    c7n_imds_cmd(["run", "-s", str(out), "--cache-period", "0", "-p",
+                  "autoscaling-3-stack-change-set", str(pack)], endpoint)
+    cloudformation = session.client("cloudformation")
+    [proposed] = our_change_sets(cloudformation)
+
+    [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    notice = json.loads(zlib.decompress(base64.b64decode(message["Body"])))
+    fixes = {r["AutoScalingGroupName"]: r["c7n-imds:owner-fix"] for r in notice["resources"]}
+    assert set(fixes) == {groups["WebGroup"], groups["CanaryGroup"]}
+    assert {f["ChangeSetName"] for f in fixes.values()} == {proposed["ChangeSetName"]}
+    html = get_rendered_jinja("owner@example.com", notice, notice["resources"],
+                              logging.getLogger("test"), "template", "imds.html",
+                              [str(Path(c7n_imds.__file__).parent / "templates")])
+    assert "change set <code>%s</code> on stack <code>%s</code>" % (
+        proposed["ChangeSetName"], STACK) in html
+    assert "NOT executed" in html

@@ -34,6 +34,25 @@ def test_html_template_lists_each_group():
         assert expected in html, expected
 
 
+def test_html_template_names_the_change_set_for_the_stack_owner():
+    """A notify after create-stack-change-set: the owner learns the change set's name,
+    its stack and the command to execute it; groups without an owner fix say none."""
+    proposed = dict(GROUP, **{"c7n-imds:owner-fix": {
+        "Action": "create-stack-change-set", "Status": "proposed", "StackName": "web<1>",
+        "ChangeSetName": "c7n-imds-imdsv2-0123456789ab",
+        "Detail": "change set c7n-imds-imdsv2-0123456789ab on stack web<1> is ready for "
+                  "review: aws cloudformation execute-change-set --stack-name web<1> "
+                  "--change-set-name c7n-imds-imdsv2-0123456789ab"}})
+    html = get_rendered_jinja("owner@example.com", MESSAGE, [proposed, GROUP],
+                              logging.getLogger("test"), "template", "imds.html", TEMPLATES)
+    assert "<th>fix at its owner</th>" in html
+    assert "change set <code>c7n-imds-imdsv2-0123456789ab</code> on stack <code>web&lt;1&gt;" \
+        in html
+    assert "aws cloudformation execute-change-set --stack-name web&lt;1&gt;" in html
+    assert html.count("<td>none</td>") == 1
+    assert "fix at its owner" not in render("template", "imds.html")
+
+
 def test_slack_template_is_valid_json():
     payload = json.loads(render("slack_template", "imds_slack"))
     attachment = payload["attachments"][0]

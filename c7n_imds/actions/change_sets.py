@@ -21,10 +21,10 @@ from c7n_imds.model import cfn
 from c7n_imds.model.safety import runs_containers
 from c7n_imds.names import (
     CHANGE_SET_ACTION,
-    CHANGE_SET_ANNOTATION,
     CHANGE_SET_PREFIX,
     CLOUDFORMATION_LOGICAL_ID_TAG,
     CLOUDFORMATION_TAG,
+    OWNER_FIX_ANNOTATION,
     PRESERVE,
 )
 
@@ -133,7 +133,7 @@ class CreateStackChangeSet(Remediation):
     Options: ``hop-limit`` (``preserve``, 1-64, or ``auto``: at least 2 for groups that
     evidently run containers) and ``http-endpoint``, as for
     ``convert-to-launch-template``; ``rate-budget`` (0-1, default 0.5), as for the other
-    actions. Each group's resource record gets a ``c7n-imds:change-set`` annotation, so
+    actions. Each group's resource record gets a ``c7n-imds:owner-fix`` annotation, so
     a ``notify`` action after this one can name the change set to the stack's owner.
 
     :example:
@@ -299,8 +299,8 @@ class CreateStackChangeSet(Remediation):
                      stack_name, proposal.name, ", ".join(proposal.group_names),
                      proposal.execute_command())
             for asg in proposal.groups:
-                handed.get(asg["AutoScalingGroupName"], asg)[CHANGE_SET_ANNOTATION] = dict(
-                    record)
+                handed.get(asg["AutoScalingGroupName"], asg)[OWNER_FIX_ANNOTATION] = dict(
+                    record, Action=CHANGE_SET_ACTION)
                 results.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
                                 "Owner": "cloudformation:%s" % stack_name,
                                 "OwnerFix": dict(record, Action=CHANGE_SET_ACTION),
