@@ -427,3 +427,24 @@ def test_update_problem_reads_a_failed_update():
     assert update_problem(other, "lt-1", 3) == (
         "EKS reports update u-2 to launch template version 4, not 3 of lt-1")
     assert update_problem(dict(other, params=[]), "lt-1", 3) is None
+
+
+def test_nodegroup_template_followed_as_latest_is_refused(
+        moto, monkeypatch, load_policy, tmp_path):
+    """Group batch launches from the node group's template as $Latest: a new version
+    would change what batch launches, so the node group is not changed at all."""
+    session = aws_session(moto, monkeypatch)
+    estate = seed(session)
+    session.client("autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName="batch", MinSize=0, MaxSize=1,
+        VPCZoneIdentifier=estate["subnet"],
+        LaunchTemplate={"LaunchTemplateId": estate["template"], "Version": "$Latest"})
+    calls = recorder(session)
+    with pytest.raises(RemediationError) as failed:
+        load_policy(nodegroup_policy(), session_factory=lambda *a, **k: session,
+                    output_dir=tmp_path).run()
+    assert failed.value.failures == {estate["group"]: (
+        "launch template %s is followed as $Latest by batch; a new version would change "
+        "what they launch. Pin them to a version number first" % estate["template"])}
+    assert [name for name, _ in calls if name in MUTATING] == []
+    assert sorted(versions(session, estate["template"])) == [1, 2]
