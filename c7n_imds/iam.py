@@ -20,6 +20,7 @@ import os
 import sys
 
 import c7n_imds  # noqa: F401  (registers our filters and actions)
+from c7n_imds.actions.beanstalk import UPDATE_ENVIRONMENT_PERMISSIONS
 
 # Custodian resolves the account id at start-up when not told it.
 RUNNER_PERMISSIONS = {"sts:GetCallerIdentity"}
@@ -34,6 +35,11 @@ IMPLICIT_ON_SWITCH = {
     "revert-imds-remediation": {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole",
                                 "ssm:GetParameters"},
 }
+# Elastic Beanstalk's UpdateEnvironment runs with the caller's credentials: Beanstalk
+# updates the environment's CloudFormation stack and, moving it to a launch template,
+# makes templates and launches from them (c7n_imds/actions/beanstalk.py).
+IMPLICIT_ON_SWITCH["disable-beanstalk-imdsv1"] = set(UPDATE_ENVIRONMENT_PERMISSIONS)
+IMPLICIT_ON_SWITCH["revert-imds-remediation"] |= set(UPDATE_ENVIRONMENT_PERMISSIONS)
 # Calls custodian's own actions make without declaring them.
 UNDECLARED = {"notify": {"iam:ListAccountAliases"}}
 # ec2:CreateTags is needed only as part of these creates (tags given in the request),

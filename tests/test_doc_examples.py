@@ -54,7 +54,9 @@ def test_the_plugin_registers_what_the_readme_lists():
             ("launch-config", "actions", "convert-to-launch-template"),
             ("asg", "actions", "set-metadata-access"),
             ("asg", "actions", "copy-launch-configuration"),
-            ("asg", "actions", "revert-imds-remediation")} <= names
+            ("asg", "actions", "revert-imds-remediation"),
+            ("asg", "actions", "disable-beanstalk-imdsv1"),
+            ("asg", "actions", "create-stack-change-set")} <= names
 
 
 @pytest.fixture(scope="module")

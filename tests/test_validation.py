@@ -75,6 +75,15 @@ def bad_option_cases():
     action("asg", "copy-launch-configuration", "http-tokens", "required", "was unexpected")
     action("asg", "revert-imds-remediation", "exempt", "yes", "'boolean'")
     action("asg", "revert-imds-remediation", "no-such-option", 1, "was unexpected")
+    # the actions that fix a group at its owner
+    action("asg", "disable-beanstalk-imdsv1", "rate-budget", 2, "'maximum': 1")
+    action("asg", "disable-beanstalk-imdsv1", "no-such-option", 1, "was unexpected")
+    for value, allowed in HOP[1]:
+        action("asg", "create-stack-change-set", HOP[0], value, allowed)
+    action("asg", "create-stack-change-set", "http-endpoint", "on",
+           "'preserve', 'enabled', 'disabled'")
+    action("asg", "create-stack-change-set", "rate-budget", 0, "'exclusiveMinimum': 0")
+    action("asg", "create-stack-change-set", "execute", True, "was unexpected")
 
     def filter_(resource, block, option, allowed):
         cases.append((resource, "filters", block, option, allowed))

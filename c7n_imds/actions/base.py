@@ -22,7 +22,7 @@ from c7n_imds.model.safety import (
     runs_containers,
 )
 from c7n_imds.model.verify import differences, summary
-from c7n_imds.names import EXEMPT_TAG, PRESERVE, PREVIOUS_LAUNCH_TAG
+from c7n_imds.names import EXEMPT_TAG, OWNER_FIX_ANNOTATION, PRESERVE, PREVIOUS_LAUNCH_TAG
 from c7n_imds.pacing import PACER, Progress
 
 log = logging.getLogger("custodian.c7n_imds.actions")
@@ -93,6 +93,7 @@ class Remediation(BaseAction):
         previous = PACER.budget
         PACER.set_budget(self.data.get("rate-budget", DEFAULT_BUDGET))
         self.progress = Progress(self.type, len(resources))
+        self.handed = resources
         try:
             return self.remediate(resources)
         finally:
@@ -354,7 +355,15 @@ class Remediation(BaseAction):
                 outcome
 
     def finish(self, results, failures):
-        """Write the per-group outcome file and fail the policy if any group failed."""
+        """Write the per-group outcome file and fail the policy if any group failed. A
+        group fixed at its owner gets its OwnerFix record as the c7n-imds:owner-fix
+        annotation on the resource custodian handed us, so that a ``notify`` after this
+        action can tell the owner (the change set to review, say)."""
+        handed = {r.get("AutoScalingGroupName"): r for r in getattr(self, "handed", ())}
+        for outcome in results:
+            if "OwnerFix" in outcome and outcome["AutoScalingGroupName"] in handed:
+                handed[outcome["AutoScalingGroupName"]][OWNER_FIX_ANNOTATION] = dict(
+                    outcome["OwnerFix"])
         differences_ = self.__dict__.get("read_back_differences", {})
         for group, reason in sorted(failures.items()):
             log.error("asg %s: not remediated: %s", group, reason)

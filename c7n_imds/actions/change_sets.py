@@ -24,7 +24,6 @@ from c7n_imds.names import (
     CHANGE_SET_PREFIX,
     CLOUDFORMATION_LOGICAL_ID_TAG,
     CLOUDFORMATION_TAG,
-    OWNER_FIX_ANNOTATION,
     PRESERVE,
 )
 
@@ -272,8 +271,6 @@ class CreateStackChangeSet(Remediation):
         cloudformation = self.cloudformation()
         stacks = self.read(asgs, autoscaling)
         results, failures = list(self.skipped), {}
-        # custodian's notify, after this action, sees the records it handed us
-        handed = {a["AutoScalingGroupName"]: a for a in asgs}
         for stack_name, groups in self.progress.each(sorted(stacks.items()),
                                                      lambda item: len(item[1])):
             try:
@@ -299,8 +296,6 @@ class CreateStackChangeSet(Remediation):
                      stack_name, proposal.name, ", ".join(proposal.group_names),
                      proposal.execute_command())
             for asg in proposal.groups:
-                handed.get(asg["AutoScalingGroupName"], asg)[OWNER_FIX_ANNOTATION] = dict(
-                    record, Action=CHANGE_SET_ACTION)
                 results.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
                                 "Owner": "cloudformation:%s" % stack_name,
                                 "OwnerFix": dict(record, Action=CHANGE_SET_ACTION),

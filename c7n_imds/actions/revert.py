@@ -9,6 +9,7 @@ from c7n.utils import local_session, type_schema
 
 from c7n_imds.actions import change_sets
 from c7n_imds.actions.base import Remediation, current_groups, tag_group
+from c7n_imds.actions.beanstalk import restore_environment
 from c7n_imds.actions.options import RATE_BUDGET_SCHEMA
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry
 from c7n_imds.model.provenance import decode_previous_launch, parse_derived_version_description
@@ -40,6 +41,9 @@ class RevertImdsRemediation(Remediation):
     - ``$Latest``: a later version cannot be un-made, so the group is pinned to the
       version c7n-imds derived its latest from, and a warning says so;
     - a mixed instances policy: each template spec as recorded;
+    - ``eb:DisableIMDSv1[=value]``: the Elastic Beanstalk environment's option goes back
+      to the recorded value, or is removed where it was not set (Beanstalk then
+      replaces the environment's instances);
     - a group a CloudFormation stack owns (c7n-imds never changed it, it proposed a
       change set): the change sets of c7n-imds that the stack's owner did not execute
       are deleted; one that was executed is the owner's change, and is refused.
@@ -77,7 +81,8 @@ class RevertImdsRemediation(Remediation):
         "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
         "autoscaling:DeleteTags", "ec2:RunInstances", "iam:PassRole",
         "cloudformation:DescribeStacks", "cloudformation:ListChangeSets",
-        "cloudformation:DeleteChangeSet")
+        "cloudformation:DeleteChangeSet", "elasticbeanstalk:DescribeEnvironments",
+        "elasticbeanstalk:DescribeConfigurationSettings", "elasticbeanstalk:UpdateEnvironment")
     verify_permissions = ()  # puts back what was proven before; no pre-flight
 
     def remediate(self, asgs):
@@ -154,7 +159,15 @@ class RevertImdsRemediation(Remediation):
 
     def restore(self, ec2, autoscaling, asg, record, defaults_restored):
         """UpdateAutoScalingGroup parameters that restore the record (template defaults
-        are restored here, once per template)."""
+        are restored here, once per template), or None where the owner of the group is
+        restored instead (a Beanstalk environment's option)."""
+        if "BeanstalkOption" in record:
+            try:
+                log.info("asg %s: %s", asg["AutoScalingGroupName"], restore_environment(
+                    local_session(self.manager.session_factory), asg, record))
+            except ValueError as e:
+                raise RevertRefused(str(e))
+            return None
         if "LaunchConfigurationName" in record or "LaunchConfigurationNameSha256" in record:
             return {"LaunchConfigurationName": self.find_configuration(autoscaling, record)}
         if "MixedInstancesPolicy" in record:
