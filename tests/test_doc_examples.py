@@ -56,7 +56,8 @@ def test_the_plugin_registers_what_the_readme_lists():
             ("asg", "actions", "copy-launch-configuration"),
             ("asg", "actions", "revert-imds-remediation"),
             ("asg", "actions", "disable-beanstalk-imdsv1"),
-            ("asg", "actions", "create-stack-change-set")} <= names
+            ("asg", "actions", "create-stack-change-set"),
+            ("asg", "actions", "set-nodegroup-metadata-access")} <= names
 
 
 @pytest.fixture(scope="module")

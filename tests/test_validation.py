@@ -84,6 +84,14 @@ def bad_option_cases():
            "'preserve', 'enabled', 'disabled'")
     action("asg", "create-stack-change-set", "rate-budget", 0, "'exclusiveMinimum': 0")
     action("asg", "create-stack-change-set", "execute", True, "was unexpected")
+    for value, allowed in HOP[1]:
+        action("asg", "set-nodegroup-metadata-access", HOP[0], value, allowed)
+    for option, value, allowed in (
+            ("http-tokens", "maybe", "'required', 'optional'"),
+            ("http-endpoint", "on", "'preserve', 'enabled', 'disabled'"),
+            ("verify", "yes", "'boolean'"), ("force", "yes", "'boolean'"),
+            ("rate-budget", 2, "'maximum': 1"), ("set-default", True, "was unexpected")):
+        action("asg", "set-nodegroup-metadata-access", option, value, allowed)
 
     def filter_(resource, block, option, allowed):
         cases.append((resource, "filters", block, option, allowed))

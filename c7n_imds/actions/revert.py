@@ -10,6 +10,7 @@ from c7n.utils import local_session, type_schema
 from c7n_imds.actions import change_sets
 from c7n_imds.actions.base import Remediation, current_groups, tag_group
 from c7n_imds.actions.beanstalk import restore_environment
+from c7n_imds.actions.nodegroups import restore_nodegroup
 from c7n_imds.actions.options import RATE_BUDGET_SCHEMA
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry
 from c7n_imds.model.provenance import decode_previous_launch, parse_derived_version_description
@@ -44,6 +45,8 @@ class RevertImdsRemediation(Remediation):
     - ``eb:DisableIMDSv1[=value]``: the Elastic Beanstalk environment's option goes back
       to the recorded value, or is removed where it was not set (Beanstalk then
       replaces the environment's instances);
+    - ``eks:TEMPLATE:VERSION``: the EKS managed node group is updated back to that
+      version of its launch template (UpdateNodegroupVersion; EKS replaces the nodes);
     - a group a CloudFormation stack owns (c7n-imds never changed it, it proposed a
       change set): the change sets of c7n-imds that the stack's owner did not execute
       are deleted; one that was executed is the owner's change, and is refused.
@@ -82,7 +85,8 @@ class RevertImdsRemediation(Remediation):
         "autoscaling:DeleteTags", "ec2:RunInstances", "iam:PassRole",
         "cloudformation:DescribeStacks", "cloudformation:ListChangeSets",
         "cloudformation:DeleteChangeSet", "elasticbeanstalk:DescribeEnvironments",
-        "elasticbeanstalk:DescribeConfigurationSettings", "elasticbeanstalk:UpdateEnvironment")
+        "elasticbeanstalk:DescribeConfigurationSettings", "elasticbeanstalk:UpdateEnvironment",
+        "eks:DescribeNodegroup", "eks:UpdateNodegroupVersion")
     verify_permissions = ()  # puts back what was proven before; no pre-flight
 
     def remediate(self, asgs):
@@ -105,6 +109,9 @@ class RevertImdsRemediation(Remediation):
                 failures[name] = "cannot read the %s tag (%s); revert by hand" % (
                     PREVIOUS_LAUNCH_TAG, e)
                 continue
+            if "NodegroupLaunchTemplate" in record:
+                self.restore_nodegroup(autoscaling, asg, record, value, results, failures)
+                continue
             try:
                 update = self.restore(ec2, autoscaling, asg, record, defaults_restored)
             except RevertRefused as e:
@@ -124,6 +131,21 @@ class RevertImdsRemediation(Remediation):
             log.info("asg %s: reverted to %s", name, value)
             results.append({"AutoScalingGroupName": name, "RevertedTo": value})
         return self.finish(results, failures)
+
+    def restore_nodegroup(self, autoscaling, asg, record, value, results, failures):
+        """An EKS managed node group goes back to the template version recorded."""
+        name = asg["AutoScalingGroupName"]
+        try:
+            done = restore_nodegroup(local_session(self.manager.session_factory), asg, record)
+            self.close_record(autoscaling, name)
+        except ValueError as e:
+            failures[name] = str(e)
+            return
+        except AWS_ERRORS as e:
+            failures[name] = "reverting the node group: %s" % describe_error(e)
+            return
+        log.info("asg %s: %s", name, done)
+        results.append({"AutoScalingGroupName": name, "RevertedTo": value, "Detail": done})
 
     def withdraw(self, asg, stack_name, withdrawn, results, failures):
         """A CloudFormation-owned group was never changed: c7n-imds only proposed change
