@@ -21,6 +21,7 @@ from c7n.policy import PolicyCollection
 from c7n.schema import generate, validate
 
 import c7n_imds.actions.beanstalk as beanstalk
+from c7n_imds import environments
 from c7n_imds.actions import RemediationError
 from c7n_imds.cli import format_preview
 from tests.support.placebo import asg_policy, changes, group_tag, recording_factory
@@ -251,7 +252,7 @@ def test_restore_environment_puts_a_recorded_value_back(placebo_factory):
     with the recorded value."""
     factory = recording_factory(placebo_factory,
                                 "test_restore_environment_puts_a_recorded_value_back")
-    line = beanstalk.restore_environment(factory.session, environment_group(),
+    line = environments.restore_environment(factory.session, environment_group(),
                                          {"BeanstalkOption": "false"})
     assert factory.called("UpdateEnvironment") == [{"EnvironmentId": WEB_ID, "OptionSettings": [
         dict(SETTING, Value="false")]}]
@@ -263,7 +264,7 @@ def test_restore_environment_removes_an_option_that_was_not_set(placebo_factory)
     governed it before governs it again. The group here has only the name tag."""
     factory = recording_factory(placebo_factory,
                                 "test_restore_environment_removes_an_option_that_was_not_set")
-    line = beanstalk.restore_environment(factory.session, environment_group(id_tag=False),
+    line = environments.restore_environment(factory.session, environment_group(id_tag=False),
                                          {"BeanstalkOption": None})
     assert factory.called("DescribeEnvironments") == [
         {"EnvironmentNames": ["web-prod"], "IncludeDeleted": False}]
@@ -278,7 +279,7 @@ def test_restore_environment_refuses_while_the_environment_updates(placebo_facto
     factory = recording_factory(placebo_factory,
                                 "test_restore_environment_refuses_while_the_environment_updates")
     with pytest.raises(ValueError) as raised:
-        beanstalk.restore_environment(factory.session, environment_group(),
+        environments.restore_environment(factory.session, environment_group(),
                                       {"BeanstalkOption": None})
     assert str(raised.value) == "environment web-prod is Updating; run again when it is Ready"
     assert factory.called("UpdateEnvironment") == []

@@ -7,15 +7,15 @@ import logging
 from c7n.resources.asg import ASG
 from c7n.utils import local_session, type_schema
 
-from c7n_imds.actions import change_sets
 from c7n_imds.actions.base import Remediation, current_groups, tag_group
-from c7n_imds.actions.beanstalk import restore_environment
 from c7n_imds.actions.nodegroups import restore_nodegroup
 from c7n_imds.actions.options import RATE_BUDGET_SCHEMA
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry
+from c7n_imds.environments import restore_environment
 from c7n_imds.model.provenance import decode_previous_launch, parse_derived_version_description
 from c7n_imds.model.safety import iac_owner
 from c7n_imds.names import ALIASES, CLOUDFORMATION_TAG, EXEMPT_TAG, PREVIOUS_LAUNCH_TAG
+from c7n_imds.stacks import withdraw_change_sets
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
@@ -153,7 +153,7 @@ class RevertImdsRemediation(Remediation):
         name = asg["AutoScalingGroupName"]
         if stack_name not in withdrawn:
             try:
-                withdrawn[stack_name] = change_sets.withdraw_change_sets(
+                withdrawn[stack_name] = withdraw_change_sets(
                     local_session(self.manager.session_factory).client("cloudformation"),
                     stack_name)
             except AWS_ERRORS as e:
