@@ -9,6 +9,7 @@ import base64
 import json
 import logging
 import textwrap
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from cfnlint.api import lint
 import c7n_imds
 from c7n_imds.model import cfn
 from c7n_imds.names import CHANGE_SET_PREFIX
+from c7n_imds.testing import aws_env, run_c7n_imds
+from tests import faults
+from tests.conftest import REPO
 
 DATA = Path(__file__).parent / "data" / "cfn"
 STACK = "web-tier"
@@ -246,3 +250,52 @@ def test_the_pack_policy_proposes_and_mails_the_change_set(stack_estate, c7n_imd
     assert "change set <code>%s</code> on stack <code>%s</code>" % (
         proposed["ChangeSetName"], STACK) in html
     assert "NOT executed" in html
+
+
+def test_every_kill_point_converges(moto, tmp_path):
+    """Killed right after each change it makes (creating the change set, deleting a
+    stale one of its own), the next run ends with exactly one c7n-imds change set, for
+    the stack's current template, ready for review - and the stack never executed."""
+    endpoint, session = moto
+    policy = tmp_path / "stack.yml"
+    policy.write_text(POLICY)
+    n, kills = 0, []
+    while True:
+        n += 1
+        urllib.request.urlopen(urllib.request.Request(
+            endpoint + "/moto-api/reset", method="POST")).close()
+        cloudformation = session.client("cloudformation")
+        cloudformation.create_stack(
+            StackName=STACK, TemplateBody=(DATA / "web.yaml").read_text(),
+            Parameters=[{"ParameterKey": "InstanceType", "ParameterValue": "t3.small"}],
+            Capabilities=["CAPABILITY_IAM"])
+        tag_as_cloudformation(session, STACK)
+        # a change set of ours from an older template
+        cloudformation.create_change_set(
+            StackName=STACK, ChangeSetName=CHANGE_SET_PREFIX + "000000000000",
+            ChangeSetType="UPDATE", UsePreviousTemplate=True, Parameters=[
+                {"ParameterKey": "InstanceType", "ParameterValue": "m5.large"}])
+        log = tmp_path / ("kill-%d.jsonl" % n)
+        env = faults.environment(aws_env(endpoint), tmp_path / "site",
+                                 {"crash_after_mutating": n, "log": str(log)}, REPO)
+        killed = run_c7n_imds(["run", "-s", str(tmp_path / ("kill-%d" % n)),
+                               "--cache-period", "0", str(policy)], env)
+        crashes = [e for e in faults.read_log(log) if e["event"] == "crash"]
+        if killed.returncode == 0:
+            assert crashes == []
+            break
+        assert killed.returncode == 137 and len(crashes) == 1, killed.stderr[-3000:]
+        kills.append(crashes[0]["operation"])
+        again = run_c7n_imds(["run", "-s", str(tmp_path / ("again-%d" % n)),
+                              "--cache-period", "0", str(policy)], aws_env(endpoint))
+        assert again.returncode == 0, (n, kills[-1], again.stderr[-3000:])
+        [ours] = our_change_sets(cloudformation)
+        assert ours["ChangeSetName"] != CHANGE_SET_PREFIX + "000000000000", kills[-1]
+        assert (ours["Status"], ours["ExecutionStatus"]) == ("CREATE_COMPLETE", "AVAILABLE")
+        body = cloudformation.get_template(StackName=STACK, ChangeSetName=ours[
+            "ChangeSetName"])["TemplateBody"]
+        proposed, _ = cfn.parse_template(json.dumps(body) if isinstance(body, dict) else body)
+        assert "WebLaunchConfigImdsv2Template" in proposed["Resources"]
+        assert cloudformation.describe_stacks(StackName=STACK)["Stacks"][0][
+            "StackStatus"] == "CREATE_COMPLETE"
+    assert kills == ["CreateChangeSet", "DeleteChangeSet"], kills
