@@ -56,6 +56,14 @@ ONE_WORD += "X" * (100 - len(ONE_WORD))
 A1, A2, A3 = "111111111111", "222222222222", "333333333333"
 NAMES = {A1: "payments-prod", A2: LONG_ACCOUNT, A3: DDE}
 RUNS = ["2024-05-06 06:00:00 UTC", "2024-05-13 06:00:00 UTC", "2024-05-20 06:00:00 UTC"]
+# an owner's names, typed by the account's owner, land in a command and a table
+STACK = 'orders"><script>alert(3)</script>'
+CHANGE_SET = "c7n-imds-imdsv2-cart|" + LINK
+EXECUTE = ("aws cloudformation execute-change-set --region us-east-1 --stack-name "
+           "'orders\"><script>alert(3)</script>' --change-set-name 'c7n-imds-imdsv2-cart|%s'"
+           % LINK)
+NODEGROUP = "prod/" + ONE_WORD
+UPDATE = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 GUIDANCE = ("managed by CloudFormation stack orders-prod-stack: set MetadataOptions "
             "HttpTokens: required in the stack's launch template and update the stack")
 
@@ -150,12 +158,40 @@ GROUPS = [
     group(A3, US, "lab-sandbox", EC2_170, "exempt", LT,
           Reason="@security approved: ticket SEC-42"),
     group(A2, US, "orders-asg", AS3, "stack-owned", LC, Stack="cloudformation:orders-prod-stack",
-          Reason=GUIDANCE, Owner="orders-team"),
+          Reason=GUIDANCE, Owner="orders-team", OwnerKind="cloudformation",
+          Fix=dict(Action="create-stack-change-set", Status="not-run",
+                   Detail="not run yet: the create-stack-change-set action proposes a "
+                   "change set")),
     group(A1, US, "eks-nodes", EC2_170, "stack-owned", LT, Stack="eks-nodegroup:prod-ng-1",
           Reason="managed by EKS managed node group prod-ng-1: give it a launch template "
           "version with HttpTokens required"),
     group(A2, EU, "broken-sg-group", AS3, "failed", LC,
           Reason="-InvalidGroup.NotFound: security group sg-0f00 does not exist"),
+    # fixed at their owners: a change set to execute, a Beanstalk environment updating,
+    # a node group update rolling out
+    group(A2, US, "cart-asg", AS3, "fix-proposed", LC, Stack="cloudformation:" + STACK,
+          OwnerKind="cloudformation", Owner="cart-team", Reason="change set ready",
+          Fix=dict(Action="create-stack-change-set", Status="proposed", StackName=STACK,
+                   ChangeSetName=CHANGE_SET, ChangeSetId="arn:aws:cloudformation:us-east-1:"
+                   "222222222222:changeSet/c7n-imds-imdsv2-cart/1", Detail="change set ready",
+                   Pending="the stack's owner to review and execute change set",
+                   Command=EXECUTE)),
+    group(A1, EU, "shop-web", AS3, "fixed-at-owner", LC, Stack="elasticbeanstalk:shop-prod",
+          OwnerKind="elasticbeanstalk", Reason="DisableIMDSv1=true set",
+          Fix=dict(Action="disable-beanstalk-imdsv1", Status="applied",
+                   EnvironmentName="shop-prod", EnvironmentId="e-abc123",
+                   Detail="DisableIMDSv1=true set",
+                   Pending="Elastic Beanstalk's update of environment shop-prod",
+                   Command="aws elasticbeanstalk describe-environments --region eu-west-1 "
+                   "--environment-names shop-prod")),
+    group(A1, US, "gpu-nodes", EC2_170, "fixed-at-owner", LT, Stack="eks-nodegroup:" + NODEGROUP,
+          OwnerKind="eks-nodegroup", Owner="ml-platform", Reason="update started",
+          Fix=dict(Action="set-nodegroup-metadata-access", Status="already-applied",
+                   ClusterName="prod", NodegroupName=ONE_WORD, UpdateId=UPDATE,
+                   LaunchTemplate={"id": "lt-0abc", "version": "7"}, Detail="update started",
+                   Pending="node group update %s of %s" % (UPDATE, NODEGROUP),
+                   Command="aws eks describe-update --region us-east-1 --name prod "
+                   "--nodegroup-name %s --update-id %s" % (ONE_WORD, UPDATE))),
 ]
 PROBLEMS = [
     scan(A2, EU, "ec2-170-asg-launch-template-imdsv1", "errored",
@@ -163,6 +199,14 @@ PROBLEMS = [
     scan(A3, EU, None, "not-scanned", "in accounts.yml, but no output for this region"),
     scan(A1, US, "ec2-8-asg-instances-imdsv1", "unreadable",
          "resources.json: Expecting value: line 1 column 1 (char 0)")]
+
+
+OWNER_KINDS = ("cloudformation", "elasticbeanstalk", "eks-nodegroup")
+
+
+def owners(groups=0, not_acted=0, proposed=0, fixed=0, failed=0):
+    return dict(Groups=groups, NotActed=not_acted, FixProposed=proposed, FixedAtOwner=fixed,
+                Failed=failed)
 
 
 def estate():
@@ -181,6 +225,22 @@ def estate():
             [(AS3, 36, 5), (AS9, 36, 14), (EC2_170, 20, 4), (EC2_8, None, None),
              (CUSTOM, None, None)],
             (18, 28, 0, 2, 1))]
+    latest = runs[-1]  # the stack-owned groups by owner (the earlier runs predate them)
+    owned = {A1: {"elasticbeanstalk": owners(1, fixed=1), "eks-nodegroup": owners(
+        2, not_acted=1, fixed=1)}, A2: {"cloudformation": owners(2, not_acted=1, proposed=1)},
+        A3: {}}
+    for record in latest["Accounts"]:
+        by = dict({k: owners() for k in OWNER_KINDS}, **owned[record["Account"]])
+        record.update(StackOwned=sum(c["Groups"] for c in by.values()), StackOwnedByOwner=by,
+                      FixProposed=sum(c["FixProposed"] for c in by.values()),
+                      FixedAtOwner=sum(c["FixedAtOwner"] for c in by.values()))
+    latest["Totals"].update(StackOwned=5, FixProposed=1, FixedAtOwner=2, StackOwnedByOwner={
+        "cloudformation": owners(2, not_acted=1, proposed=1),
+        "elasticbeanstalk": owners(1, fixed=1), "eks-nodegroup": owners(2, not_acted=1,
+                                                                         fixed=1)})
+    for entry in latest["Controls"]:  # of the non-compliant, a fix on its way
+        proposed, fixed = {AS3: (1, 1), EC2_170: (0, 1)}.get(entry["Control"], (None, None))
+        entry.update(FixProposed=proposed, FixedAtOwner=fixed)
     scans = [scan(a, r, p, "scanned", None) for a in (A1, A2, A3) for r in (US, EU)
              for p in ("autoscaling-3-asg-launch-configuration-imdsv1",
                        "autoscaling-9-asg-uses-launch-configuration")
@@ -452,6 +512,58 @@ def test_drill_down_lists_every_group_and_scan(pages, width):
               and r[0][0].endswith(A1))
     headers = [th.text() for th in root.find("t-figures").all("th")]
     assert dict(zip(headers, (text for text, _ in lt)))["LT"] == "2"
+
+
+@WIDTHS
+def test_stack_owned_groups_by_owner_and_what_fixes_them(pages, width):
+    root, _ = pages[width]
+    owners_ = [[text for text, _ in row] for row in cells(root, "t-owners")]
+    assert owners_ == [
+        ["payments-prod " + A1, "Elastic Beanstalk", "1", "0", "0", "1", "0"],
+        ["payments-prod " + A1, "EKS node group", "2", "1", "0", "1", "0"],
+        [LONG_ACCOUNT + " " + A2, "CloudFormation", "2", "1", "1", "0", "0"],
+        ["All accounts", "CloudFormation", "2", "1", "1", "0", "0"],
+        ["All accounts", "Elastic Beanstalk", "1", "0", "0", "1", "0"],
+        ["All accounts", "EKS node group", "2", "1", "0", "1", "0"]]
+    assert [th.text() for th in root.find("t-owners").all("th")] == [
+        "Account", "Owner", "Groups", "Nobody acted", "Fix proposed",
+        "Fixed at owner, rolling out", "Failed"]
+    totals = {li.attrs["data-figure"]: li.all("strong")[0].text()
+              for li in root.find("totals").all("li")}
+    assert (totals["StackOwned"], totals["FixProposed"], totals["FixedAtOwner"]) == (
+        "5", "1", "2")
+    # a fix on its way is no compliance: the share is the same, and says so
+    cards = {e.attrs["data-control"]: e for e in root.find("headline").all("div")
+             if "data-control" in e.attrs}
+    pending = {c: [p.text() for p in card.all("p") if p.attrs.get("class") == "pending"]
+               for c, card in cards.items()}
+    assert pending == {AS3: ["still failing: 1 with a change set to execute, 1 rolling out "
+                             "at their owner"], AS9: [], EC2_170: [
+        "still failing: 1 rolling out at their owner"], EC2_8: [], CUSTOM: []}
+    assert "86.1%" in cards[AS3].text()
+
+    (proposed,) = [[text for text, _ in row] for row in cells(root, "t-fix-proposed")]
+    assert proposed[2:] == ["cart-asg", AS3, "cloudformation:" + STACK, CHANGE_SET, EXECUTE,
+                            "cart-team"]
+    (code,) = root.find("t-fix-proposed").all("code")  # the command, as text to copy
+    assert code.text() == EXECUTE
+    fixed = sorted(([text for text, _ in row] for row in cells(root, "t-fixed-at-owner")),
+                   key=lambda r: r[2])
+    assert [r[2:6] for r in fixed] == [
+        ["gpu-nodes", EC2_170, "eks-nodegroup:" + NODEGROUP,
+         "set-nodegroup-metadata-access (already in place)"],
+        ["shop-web", AS3, "elasticbeanstalk:shop-prod", "disable-beanstalk-imdsv1 (applied)"]]
+    assert fixed[0][6] == "node group update %s of %s" % (UPDATE, NODEGROUP)
+    assert fixed[1][7] == ("aws elasticbeanstalk describe-environments --region eu-west-1 "
+                           "--environment-names shop-prod")
+    next_steps = {r[2][0]: r[7][0] for r in cells(root, "t-stack-owned")}
+    assert next_steps == {"orders-asg": "run create-stack-change-set (not run yet)",
+                          "eks-nodes": DASH}  # a summary without a fix: nothing invented
+    headings = [h.text() for h in root.find("groups").all("h3")]
+    assert headings == [
+        "Non-compliant (5)", "Held back: instances still call IMDSv1 (2)", "Exempt (2)",
+        "Owned by a stack (2)", "Fix proposed: a change set to execute (1)",
+        "Fixed at the owner, rolling out (2)", "Failed (1)", "Remediated in this run (0)"]
 
 
 @WIDTHS

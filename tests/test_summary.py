@@ -531,3 +531,389 @@ def test_a_bad_accounts_file_is_one_line(tmp_path, capsys, content, message):
     assert cli.main([str(tmp_path), "-c", str(accounts)]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("c7n-imds summary: -c %s: " % accounts) and message in line
+
+
+# ---- unit: stack-owned groups, by owner, and what fixes each ---------------------------
+
+CFN, EB, EKS = "cloudformation", "elasticbeanstalk", "eks-nodegroup"
+CHANGE_SET_NAME = "c7n-imds-imdsv2-orders-lc"
+CHANGE_SET_ID = ("arn:aws:cloudformation:us-east-1:111111111111:changeSet/%s/"
+                 "0c5c4e1a-9f3b-4d2e-8c1a-2f7e6b5d4c3b" % CHANGE_SET_NAME)
+# what an account's owner can type into an environment name, a stack tag or a change set
+HOSTILE_ENV = "<img src=x onerror=alert(1)>|shop"
+HOSTILE_STACK = "=HYPERLINK(\"http://evil\")"
+HOSTILE_CHANGE_SET = "cs; rm -rf ~ [x](javascript:alert(1))"
+OWNER_POLICIES = "Security Hub AutoScaling.3 and EC2.170: fixed at the owner."
+
+
+def tagged(name, tags, launch_type=LC, tokens="optional", **other):
+    """A group record as custodian writes it: DescribeAutoScalingGroups' Tags, with the
+    imds filter's annotation."""
+    record = group(name, launch_type, tokens, **other)
+    record["Tags"] = record["Tags"] + [
+        {"Key": k, "Value": v, "PropagateAtLaunch": True, "ResourceId": name,
+         "ResourceType": "auto-scaling-group"} for k, v in tags.items()]
+    return record
+
+
+def stack_tags(stack):
+    return {"aws:cloudformation:stack-name": stack,
+            "aws:cloudformation:logical-id": "WebGroup",
+            "aws:cloudformation:stack-id": "arn:aws:cloudformation:us-east-1:1:stack/%s/x"
+            % stack}
+
+
+def beanstalk_tags(environment, environment_id):
+    # Beanstalk makes its groups through CloudFormation: both tags, Beanstalk is the owner
+    return dict(stack_tags("awseb-%s-stack" % environment_id), **{
+        "elasticbeanstalk:environment-name": environment,
+        "elasticbeanstalk:environment-id": environment_id})
+
+
+def nodegroup_tags(cluster, nodegroup):
+    return dict(stack_tags("eks-%s-%s" % (cluster, nodegroup)), **{
+        "eks:cluster-name": cluster, "eks:nodegroup-name": nodegroup,
+        "kubernetes.io/cluster/%s" % cluster: "owned"})
+
+
+def guidance(tags):
+    from c7n_imds.model.safety import iac_guidance
+    return iac_guidance({"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]})
+
+
+def owner_estate(root):
+    """One c7n-org run (OUT/<account name>/<region>/<policy>/): detect, then each owner
+    action and convert, writing imds-changes.json as the actions do."""
+    a1 = dict(account="111111111111", region=REGION)
+    parts = ("payments", REGION)
+    groups = {
+        "cfn-web": stack_tags("orders-stack"), "cfn-batch": stack_tags("batch-stack"),
+        "cfn-skipped": stack_tags("nested-stack"), "cfn-failed": stack_tags("old-stack"),
+        "eb-app": beanstalk_tags("shop-prod", "e-abc123"),
+        "eb-done": beanstalk_tags("shop-stage", "e-def456"),
+        "eb-compliant": beanstalk_tags("shop-dev", "e-ghi789"),
+        "plain": {}, "exempt-one": {"c7n-imds:exempt": "vendor agent until 2099-01-01"}}
+    lc_groups = [tagged(g, t, exempt=True if g == "exempt-one" else None)
+                 for g, t in groups.items() if g != "eb-compliant"]
+    eks = {"eks-ng": nodegroup_tags("prod", "ng-1"), "eks-ng2": nodegroup_tags("prod", "ng-2")}
+    lt_groups = [tagged(g, t, LT) for g, t in eks.items()]
+    write_policy(root, parts, "autoscaling-3-asg-launch-configuration-imdsv1", AS3,
+                 lc_groups, scan=12, **a1)
+    write_policy(root, parts, "ec2-170-asg-launch-template-imdsv1",
+                 "Security Hub EC2.170: LT groups.", lt_groups, scan=12, **a1)
+    write_policy(root, parts, "beanstalk-disable-imdsv1", OWNER_POLICIES, [
+        tagged(g, groups[g], tokens="required" if g == "eb-compliant" else "optional")
+        for g in ("eb-app", "eb-done", "eb-compliant", "plain")],
+        actions=["disable-beanstalk-imdsv1", "notify"], changes=[
+            {"AutoScalingGroupName": "eb-app", "Owner": "elasticbeanstalk:shop-prod",
+             "OwnerFix": {"Action": "disable-beanstalk-imdsv1", "Status": "applied",
+                          "EnvironmentName": "shop-prod", "EnvironmentId": "e-abc123",
+                          "Detail": "environment shop-prod: DisableIMDSv1=true set; "
+                          "Elastic Beanstalk is updating the environment"}},
+            {"AutoScalingGroupName": "eb-done", "Owner": "elasticbeanstalk:shop-stage",
+             "OwnerFix": {"Action": "disable-beanstalk-imdsv1", "Status": "already-applied",
+                          "EnvironmentName": "shop-stage", "EnvironmentId": "e-def456",
+                          "Detail": "environment shop-stage already has DisableIMDSv1=true"}},
+            {"AutoScalingGroupName": "eb-compliant", "Owner": "elasticbeanstalk:shop-dev",
+             "OwnerFix": {"Action": "disable-beanstalk-imdsv1", "Status": "already-applied",
+                          "EnvironmentName": "shop-dev", "EnvironmentId": "e-ghi789",
+                          "Detail": "environment shop-dev already has DisableIMDSv1=true"}},
+            {"AutoScalingGroupName": "plain", "Skipped": "not owned by a stack or service; "
+             "the in-place actions (convert-to-launch-template, set-metadata-access) fix it"}],
+        **a1)
+    write_policy(root, parts, "eks-nodegroup-metadata-access", OWNER_POLICIES,
+                 [lt_groups[0]], actions=["set-nodegroup-metadata-access"], changes=[
+                     {"AutoScalingGroupName": "eks-ng", "Owner": "eks-nodegroup:prod/ng-1",
+                      "OwnerFix": {"Action": "set-nodegroup-metadata-access",
+                                   "Status": "applied", "ClusterName": "prod",
+                                   "NodegroupName": "ng-1",
+                                   "LaunchTemplate": {"id": "lt-0123456789abcdef0",
+                                                      "version": 4},
+                                   "UpdateId": "a1b2c3d4-0000-4000-8000-000000000001",
+                                   "Detail": "node group prod/ng-1: launch template "
+                                   "version 4 (HttpTokens required), update started"}}], **a1)
+    write_policy(root, parts, "cloudformation-change-set", OWNER_POLICIES, [
+        tagged(g, groups[g]) for g in ("cfn-web", "cfn-skipped", "cfn-failed")],
+        actions=["create-stack-change-set"], changes=[
+            {"AutoScalingGroupName": "cfn-web", "Owner": "cloudformation:orders-stack",
+             "OwnerFix": {"Action": "create-stack-change-set", "Status": "proposed",
+                          "StackName": "orders-stack", "ChangeSetName": CHANGE_SET_NAME,
+                          "ChangeSetId": CHANGE_SET_ID,
+                          "Detail": "change set %s on stack orders-stack is ready for "
+                          "review: aws cloudformation execute-change-set --stack-name "
+                          "orders-stack --change-set-name %s" % (
+                              CHANGE_SET_NAME, CHANGE_SET_NAME)}},
+            {"AutoScalingGroupName": "cfn-skipped", "Skipped": "stack nested-stack: the "
+             "group's launch configuration is not defined in this stack's template; "
+             "change it in the stack that defines it"},
+            {"AutoScalingGroupName": "cfn-failed",
+             "Error": "stack old-stack: CreateChangeSet: ValidationError: Stack is in "
+             "UPDATE_ROLLBACK_FAILED state"}], **a1)
+    (Path(root, *parts, "cloudformation-change-set", "custodian-run.log")).write_text(
+        "2026-12-01 10:00:00,000 - custodian.c7n_imds.actions - ERROR - asg cfn-failed: "
+        "not remediated: stack old-stack: CreateChangeSet: ValidationError\n"
+        "2026-12-01 10:00:00,001 - custodian.output - ERROR - Error while executing "
+        "policy\nTraceback (most recent call last):\n"
+        "c7n_imds.actions.base.RemediationError: create-stack-change-set failed for 1 "
+        "group(s)\n")
+    write_policy(root, parts, "convert", AS3, [
+        tagged("cfn-batch", groups["cfn-batch"]), tagged("exempt-one", groups["exempt-one"]),
+        tagged("eb-app", groups["eb-app"])],
+        actions=["convert-to-launch-template"], changes=[
+            {"AutoScalingGroupName": "cfn-batch", "Skipped": guidance(groups["cfn-batch"])},
+            # left to its environment here, fixed there by the Beanstalk policy
+            {"AutoScalingGroupName": "eb-app", "Skipped": guidance(groups["eb-app"])},
+            {"AutoScalingGroupName": "exempt-one",
+             "Skipped": "exempt: vendor agent until 2099-01-01"}], **a1)
+    # a second account: owner names its owner typed
+    a2 = dict(account="222222222222", region=REGION)
+    parts = ("r&d <lab>", REGION)
+    hostile = {"h-cfn": stack_tags(HOSTILE_STACK),
+               "h-eb": beanstalk_tags(HOSTILE_ENV, "e-zzz999")}
+    write_policy(root, parts, "autoscaling-3-asg-launch-configuration-imdsv1", AS3,
+                 [tagged(g, t) for g, t in hostile.items()], scan=2, **a2)
+    write_policy(root, parts, "cloudformation-change-set", OWNER_POLICIES,
+                 [tagged("h-cfn", hostile["h-cfn"])], actions=["create-stack-change-set"],
+                 changes=[{"AutoScalingGroupName": "h-cfn",
+                           "Owner": "cloudformation:" + HOSTILE_STACK,
+                           "OwnerFix": {"Action": "create-stack-change-set",
+                                        "Status": "proposed", "StackName": HOSTILE_STACK,
+                                        "ChangeSetName": HOSTILE_CHANGE_SET,
+                                        "ChangeSetId": "arn:aws:cloudformation:x",
+                                        "Detail": "change set ready"}}], **a2)
+    # c7n-org runs every policy in every account: here they found nothing
+    for policy, actions in (("ec2-170-asg-launch-template-imdsv1", []),
+                            ("beanstalk-disable-imdsv1", ["disable-beanstalk-imdsv1"]),
+                            ("eks-nodegroup-metadata-access", ["set-nodegroup-metadata-access"]),
+                            ("convert", ["convert-to-launch-template"])):
+        write_policy(root, parts, policy, "Security Hub EC2.170: LT groups." if not actions
+                     else OWNER_POLICIES, [], scan=2 if not actions else None,
+                     actions=actions, changes=[] if actions else None, **a2)
+
+
+def owned_counts(groups=0, not_acted=0, proposed=0, fixed=0, failed=0):
+    return dict(Groups=groups, NotActed=not_acted, FixProposed=proposed,
+                FixedAtOwner=fixed, Failed=failed)
+
+
+def test_stack_owned_groups_are_counted_by_owner_kind(tmp_path):
+    owner_estate(tmp_path)
+    summary = aggregate.summarize([load.load_folder(tmp_path)])
+    jsonschema.Draft202012Validator(json.loads(
+        (REPO / "c7n_imds" / "summary" / "schema.json").read_text())).validate(summary)
+    assert summary["Problems"] == []  # one group's failure does not make the scan errored
+    (run,) = summary["Runs"]
+    rows = {(r["Account"], r["Control"]): r for r in run["Rows"]}
+    as3 = rows[("111111111111", "AutoScaling.3")]
+    # 8 LC groups allow IMDSv1; of them 6 stack-owned (Beanstalk's under Beanstalk,
+    # though they carry the stack tag too); the compliant Beanstalk group is not counted
+    assert {k: as3[k] for k in ("NonCompliant", "StackOwned", "LeftToStack", "FixProposed",
+                                "FixedAtOwner", "Failed", "Remediated", "Exempt")} == dict(
+        NonCompliant=8, StackOwned=6, LeftToStack=2, FixProposed=1, FixedAtOwner=2,
+        Failed=1, Remediated=0, Exempt=1)
+    assert as3["StackOwnedByOwner"] == {
+        CFN: owned_counts(4, not_acted=2, proposed=1, failed=1),
+        EB: owned_counts(2, fixed=2), EKS: owned_counts()}
+    ec2_170 = rows[("111111111111", "EC2.170")]
+    assert (ec2_170["NonCompliant"], ec2_170["StackOwned"], ec2_170["FixedAtOwner"]) == (
+        2, 2, 1)
+    assert ec2_170["StackOwnedByOwner"][EKS] == owned_counts(2, not_acted=1, fixed=1)
+    accounts = {a["Account"]: a for a in run["Accounts"]}
+    assert accounts["111111111111"]["StackOwnedByOwner"] == {
+        CFN: owned_counts(4, not_acted=2, proposed=1, failed=1),
+        EB: owned_counts(2, fixed=2), EKS: owned_counts(2, not_acted=1, fixed=1)}
+    assert accounts["222222222222"]["StackOwnedByOwner"] == {
+        CFN: owned_counts(1, proposed=1), EB: owned_counts(1, not_acted=1),
+        EKS: owned_counts()}
+    totals = run["Totals"]  # org-wide
+    assert (totals["StackOwned"], totals["FixProposed"], totals["FixedAtOwner"],
+            totals["LeftToStack"], totals["Remediated"]) == (10, 2, 3, 2, 0)
+    assert totals["StackOwnedByOwner"] == {
+        CFN: owned_counts(5, not_acted=2, proposed=2, failed=1),
+        EB: owned_counts(3, not_acted=1, fixed=2), EKS: owned_counts(2, not_acted=1, fixed=1)}
+    # a fix proposed or rolling out is not compliance: the shares count those groups
+    # as failing, and say how many of them have a fix on its way
+    controls = {c["Control"]: c for c in run["Controls"]}
+    assert controls["AutoScaling.3"] == dict(
+        Control="AutoScaling.3", InScope=14, NonCompliant=10,
+        CompliantShare=round(1 - 10 / 14, 4), FixProposed=2, FixedAtOwner=2)
+    assert controls["EC2.170"] == dict(Control="EC2.170", InScope=14, NonCompliant=2,
+                                       CompliantShare=round(1 - 2 / 14, 4), FixProposed=0,
+                                       FixedAtOwner=1)
+
+
+def test_each_stack_owned_group_shows_its_owner_and_what_fixes_it(tmp_path):
+    owner_estate(tmp_path)
+    summary = aggregate.summarize([load.load_folder(tmp_path)])
+    groups = {(g["Account"][:1], g["Group"]): g for g in summary["Groups"]}
+    assert {k[1]: g["State"] for k, g in groups.items()} == {
+        "cfn-web": "fix-proposed", "cfn-batch": "stack-owned", "cfn-skipped": "stack-owned",
+        "cfn-failed": "failed", "eb-app": "fixed-at-owner", "eb-done": "fixed-at-owner",
+        "eks-ng": "fixed-at-owner", "eks-ng2": "stack-owned", "plain": "non-compliant",
+        "exempt-one": "exempt", "h-cfn": "fix-proposed", "h-eb": "stack-owned"}
+    # the compliant Beanstalk group, already fixed at its environment, is not listed
+    web = groups[("1", "cfn-web")]
+    assert (web["Stack"], web["OwnerKind"], web["Control"]) == (
+        "cloudformation:orders-stack", CFN, "AutoScaling.3")
+    assert web["Fix"] == {
+        "Action": "create-stack-change-set", "Status": "proposed",
+        "StackName": "orders-stack", "ChangeSetName": CHANGE_SET_NAME,
+        "ChangeSetId": CHANGE_SET_ID, "Detail": web["Reason"],
+        "Command": "aws cloudformation execute-change-set --region us-east-1 --stack-name "
+        "orders-stack --change-set-name " + CHANGE_SET_NAME,
+        "Pending": "the stack's owner to review and execute change set %s on stack "
+        "orders-stack; the group fails AutoScaling.3 until then" % CHANGE_SET_NAME}
+    batch = groups[("1", "cfn-batch")]  # convert left it to its stack: the action to run
+    assert batch["Fix"]["Action"] == "create-stack-change-set"
+    assert batch["Fix"]["Status"] == "not-run"
+    assert batch["Reason"] == guidance(stack_tags("batch-stack"))
+    skipped = groups[("1", "cfn-skipped")]  # its owner's action said what fixes it
+    assert (skipped["Fix"]["Status"], skipped["Fix"]["Detail"]) == (
+        "skipped", "stack nested-stack: the group's launch configuration is not defined "
+        "in this stack's template; change it in the stack that defines it")
+    failed = groups[("1", "cfn-failed")]
+    assert (failed["Stack"], failed["Fix"]["Status"], failed["Fix"]["Action"]) == (
+        "cloudformation:old-stack", "failed", "create-stack-change-set")
+    assert failed["Reason"].endswith("UPDATE_ROLLBACK_FAILED state")
+    app = groups[("1", "eb-app")]
+    assert (app["Stack"], app["OwnerKind"]) == ("elasticbeanstalk:shop-prod", EB)
+    assert {k: app["Fix"][k] for k in ("Action", "Status", "EnvironmentName",
+                                       "EnvironmentId", "Command")} == {
+        "Action": "disable-beanstalk-imdsv1", "Status": "applied",
+        "EnvironmentName": "shop-prod", "EnvironmentId": "e-abc123",
+        "Command": "aws elasticbeanstalk describe-environments --region us-east-1 "
+        "--environment-names shop-prod"}
+    assert app["Fix"]["Pending"].startswith("Elastic Beanstalk's update of environment "
+                                            "shop-prod")
+    assert groups[("1", "eb-done")]["Fix"]["Status"] == "already-applied"
+    nodes = groups[("1", "eks-ng")]
+    assert (nodes["Stack"], nodes["Control"], nodes["LaunchType"]) == (
+        "eks-nodegroup:prod/ng-1", "EC2.170", LT)
+    assert nodes["Fix"]["LaunchTemplate"] == {"id": "lt-0123456789abcdef0", "version": "4"}
+    assert nodes["Fix"]["Command"] == (
+        "aws eks describe-update --region us-east-1 --name prod --nodegroup-name ng-1 "
+        "--update-id a1b2c3d4-0000-4000-8000-000000000001")
+    assert "update a1b2c3d4-0000-4000-8000-000000000001 of prod/ng-1" in \
+        nodes["Fix"]["Pending"]
+    assert (groups[("1", "eks-ng2")]["Stack"], groups[("1", "eks-ng2")]["Fix"]["Action"]) \
+        == ("eks-nodegroup:prod/ng-2", "set-nodegroup-metadata-access")
+    # a group no stack owns, skipped by an owner action, stays plainly non-compliant
+    assert (groups[("1", "plain")]["Stack"], groups[("1", "plain")]["Fix"]) == (None, None)
+    hostile = groups[("2", "h-cfn")]
+    # pasted into a shell, the command runs nothing else
+    assert hostile["Fix"]["Command"].endswith(
+        "--stack-name '=HYPERLINK(\"http://evil\")' --change-set-name "
+        "'cs; rm -rf ~ [x](javascript:alert(1))'")
+    assert groups[("2", "h-eb")]["Stack"] == "elasticbeanstalk:" + HOSTILE_ENV
+
+
+def test_owner_outcomes_are_never_counted_as_remediated():
+    # an owner action's record without a known OwnerFix, or of a shape to come
+    outcomes = load.change_outcomes([
+        {"AutoScalingGroupName": "a", "Owner": "elasticbeanstalk:x"},
+        {"AutoScalingGroupName": "b", "Owner": "elasticbeanstalk:x",
+         "OwnerFix": {"Action": "disable-beanstalk-imdsv1", "Status": "queued"}},
+        {"AutoScalingGroupName": "c", "LaunchTemplateId": "lt-1"},
+        {"AutoScalingGroupName": "d", "Skipped": "exempt: vendor"},
+        {"AutoScalingGroupName": "e", "Skipped": "managed by CloudFormation stack s: ..."}],
+        ["disable-beanstalk-imdsv1", "notify"])
+    assert [o["Outcome"] for o in outcomes] == [
+        "Skipped", "Skipped", "Skipped", "Skipped", "LeftToStack"]
+    assert [o["Outcome"] for o in load.change_outcomes(
+        [{"AutoScalingGroupName": "c", "LaunchTemplateId": "lt-1"}],
+        ["convert-to-launch-template", "notify"])] == ["Remediated"]
+    # a node group already on an IMDSv2 version: no update to follow
+    (outcome,) = load.change_outcomes([{
+        "AutoScalingGroupName": "n", "Owner": "eks-nodegroup:prod/workers", "OwnerFix": {
+            "Action": "set-nodegroup-metadata-access", "Status": "already-applied",
+            "ClusterName": "prod", "NodegroupName": "workers", "UpdateId": None,
+            "LaunchTemplate": {"id": "lt-0abc", "version": "2"}, "Detail": "already"}}],
+        ["set-nodegroup-metadata-access"])
+    fix = aggregate.owner_fix(outcome, "eks-nodegroup", REGION)
+    assert outcome["Outcome"] == "FixedAtOwner" and "UpdateId" not in fix
+    assert "Command" not in fix and fix["Pending"].startswith(
+        "node group prod/workers already launches (launch template lt-0abc version 2)")
+    # Beanstalk groups carry the stack tag too: their owner is the environment
+    facts = load.resource_facts("asg", tagged("g", beanstalk_tags("env", "e-1")))
+    assert facts["Stack"] == "elasticbeanstalk:env"
+    facts = load.resource_facts("asg", tagged("g", {"eks:nodegroup-name": "ng"}, LT))
+    assert facts["Stack"] == "eks-nodegroup:ng"  # no cluster tag: the node group alone
+
+
+def test_every_format_shows_owners_and_fixes_escaped(tmp_path):
+    owner_estate(tmp_path / "out")
+    texts = {}
+    for fmt in FORMATS:
+        out = tmp_path / ("summary." + fmt)
+        assert cli.main([str(tmp_path / "out"), "--format", fmt, "-o", str(out)]) == 0
+        texts[fmt] = out.read_text(encoding="utf-8")
+    for fmt, text in texts.items():
+        assert CANARY not in text and "secret-launch-name" not in text, fmt
+        if fmt in ("html", "markdown"):
+            assert "<img" not in text, fmt
+    table = texts["table"]
+    # the counts by owner, per account and org-wide
+    lines = [re.sub(r"\s{2,}", " | ", line.strip()) for line in table.splitlines()]
+    assert "payments (111111111111) | CloudFormation | 4 | 2 | 1 | 0 | 1" in lines
+    assert "payments (111111111111) | Elastic Beanstalk | 2 | 0 | 0 | 2 | 0" in lines
+    assert "payments (111111111111) | EKS node group | 2 | 1 | 0 | 1 | 0" in lines
+    assert "All accounts | CloudFormation | 5 | 2 | 2 | 0 | 1" in lines
+    assert "All accounts | EKS node group | 2 | 1 | 0 | 1 | 0" in lines
+    assert re.search(r"^AutoScaling\.3 .*still failing: 2 with a change set to execute, 2 "
+                     r"rolling out at their owner", table, re.M)
+    # each fix, in the groups' detail
+    assert re.search(r"cfn-web .*fix proposed \(change set\) .*cloudformation:orders-stack: "
+                     r"change set %s on stack orders-stack, not executed yet: aws "
+                     r"cloudformation execute-change-set --region us-east-1 --stack-name "
+                     r"orders-stack --change-set-name %s" % (CHANGE_SET_NAME, CHANGE_SET_NAME),
+                     table)
+    assert re.search(r"eb-app .*fixed at owner, rolling out .*elasticbeanstalk:shop-prod: "
+                     r"disable-beanstalk-imdsv1 applied; waiting for Elastic Beanstalk's "
+                     r"update of environment shop-prod", table)
+    assert re.search(r"eks-ng .*set-nodegroup-metadata-access applied; waiting for node "
+                     r"group update a1b2c3d4-0000-4000-8000-000000000001", table)
+    assert re.search(r"cfn-batch .*stack-owned .*cloudformation:batch-stack: next: run "
+                     r"create-stack-change-set \(not run yet\); managed by CloudFormation "
+                     r"stack batch-stack", table)
+    assert re.search(r"eks-ng2 .*next: run set-nodegroup-metadata-access", table)
+    assert re.search(r"cfn-skipped .*cloudformation:nested-stack: next: create-stack-change-"
+                     r"set left it: stack nested-stack: the group's launch configuration is "
+                     r"not defined in this stack's template; change it in the stack that "
+                     r"defines it\s*$", table, re.M)
+
+    markdown = texts["markdown"]
+    assert "## Stack-owned groups by owner" in markdown
+    assert "elasticbeanstalk:&lt;img src=x onerror=alert(1)&gt;\\|shop" in markdown
+    assert "cs; rm -rf \\~ \\[x\\](javascript:alert(1))" in markdown
+    for block in re.split(r"\n\n", markdown):
+        lines = [line for line in block.splitlines() if line.startswith("|")]
+        assert len({len(re.findall(r"(?<!\\)\|", line)) for line in lines}) <= 1, block
+
+    rows = list(csv.DictReader(io.StringIO(texts["csv"])))
+    by = {(r["Account"], r["Control"]): r for r in rows}
+    as3 = by[("111111111111", "AutoScaling.3")]
+    assert (as3["StackOwned"], as3["StackOwned:cloudformation"],
+            as3["StackOwned:elasticbeanstalk"], as3["StackOwned:eks-nodegroup"],
+            as3["FixProposed"], as3["FixedAtOwner"]) == ("6", "4", "2", "0", "1", "2")
+    total = by[("(all)", "(all)")]
+    assert (total["StackOwned"], total["StackOwned:eks-nodegroup"]) == ("10", "2")
+
+    page = Tables(texts["html"])
+    owners = page.by_id["t-owners"]
+    assert owners[0] == ["Account", "Owner", "Groups", "Nobody acted", "Fix proposed",
+                         "Fixed at owner, rolling out", "Failed"]
+    assert ["All accounts", "Elastic Beanstalk", "3", "1", "0", "2", "0"] in owners
+    proposed = {r[2]: r for r in page.by_id["t-fix-proposed"][1:]}
+    assert proposed["h-cfn"][4:7] == [
+        "cloudformation:" + HOSTILE_STACK, HOSTILE_CHANGE_SET,
+        "aws cloudformation execute-change-set --region us-east-1 --stack-name "
+        "'=HYPERLINK(\"http://evil\")' --change-set-name "
+        "'cs; rm -rf ~ [x](javascript:alert(1))'"]
+    assert "&lt;img src=x onerror=alert(1)&gt;|shop" in texts["html"]
+    fixed = {r[2]: r for r in page.by_id["t-fixed-at-owner"][1:]}
+    assert set(fixed) == {"eb-app", "eb-done", "eks-ng"}
+    assert fixed["eb-done"][5] == "disable-beanstalk-imdsv1 (already in place)"
+    stack_owned = {r[2]: r for r in page.by_id["t-stack-owned"][1:]}
+    assert set(stack_owned) == {"cfn-batch", "cfn-skipped", "eks-ng2", "h-eb"}
+    assert stack_owned["cfn-skipped"][7].startswith("create-stack-change-set left it: stack "
+                                                    "nested-stack")

@@ -32,7 +32,8 @@ p,li,h1,h2,h3,.acct-name,td.long{overflow-wrap:anywhere}.id{font-size:.9em;white
 .alert{border-left:4px solid #bf8700;background:#fff8c5;padding:8px 12px}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(14em,1fr));gap:12px}
 .card{border:1px solid #d0d7de;border-radius:8px;padding:10px 14px}.card h3,.card p{margin:0}
-.share{font-size:2.2em;font-weight:700}.up{color:#1a7f37}.down{color:#cf222e}
+code{font:.9em ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
+.pending{color:#9a6700}.share{font-size:2.2em;font-weight:700}.up{color:#1a7f37}.down{color:#cf222e}
 .totals,.legend{display:flex;flex-wrap:wrap;gap:4px 20px;padding:0;list-style:none}
 .sw{display:inline-block;width:1em;height:1em;border:1px solid #8c959f;margin-right:4px}
 table{border-collapse:collapse;width:100%;margin:.3em 0 1em}table.wide{font-size:.9em}
@@ -157,20 +158,25 @@ def headline_cards(runs):
         trend = "" if not h["Points"] else "up" if h["Points"] > 0 else "down"
         cards.append(
             '<div class="card" data-control="%s"><h3>%s</h3><p class="what">%s</p>'
-            '<p class="share">%s</p><p class="of">%s</p><p class="delta %s">%s</p></div>' % (
+            '<p class="share">%s</p><p class="of">%s</p><p class="delta %s">%s</p>%s</div>' % (
                 esc(h["Control"]), esc(h["Control"]), esc(h["Title"]), render.percent(h["Share"]),
-                esc(render.compliant_of(h)), trend, esc(render.change(h, runs))))
+                esc(render.compliant_of(h)), trend, esc(render.change(h, runs)),
+                '<p class="pending">%s</p>' % esc(render.fixes_pending(h))
+                if render.fixes_pending(h) else ""))
     return '<div class="cards" id="headline">%s</div>' % "".join(cards)
 
 
 def totals_strip(run):
     totals = run["Totals"]
     items = [("NonCompliant", "non-compliant"), ("HeldBack", "held back"),
-             ("Exempt", "exempt"), ("LeftToStack", "left to stack"), ("Failed", "failed"),
-             ("Remediated", "remediated in this run"), ("Scanned", "scanned")]
+             ("Exempt", "exempt"), ("StackOwned", "stack-owned"),
+             ("FixProposed", "fix proposed (still failing)"),
+             ("FixedAtOwner", "fixed at owner, rolling out"), ("LeftToStack", "left to stack"),
+             ("Failed", "failed"), ("Remediated", "remediated in this run"),
+             ("Scanned", "scanned")]
     return '<ul class="totals" id="totals">%s</ul>' % "".join(
-        "<li><strong>%s</strong> %s</li>" % (esc(render.count(totals.get(k))), label)
-        for k, label in items)
+        '<li data-figure="%s"><strong>%s</strong> %s</li>' % (
+            k, esc(render.count(totals.get(k))), label) for k, label in items)
 
 
 # ---- account x control --------------------------------------------------------------
@@ -289,6 +295,24 @@ def account_bars(runs):
         for a in accounts)
 
 
+# ---- stack-owned groups by owner ----------------------------------------------------
+
+def owners(run):
+    """Per account and owner kind, and for all accounts, the stack-owned groups and how
+    far their fix has come."""
+    rows = [[(esc(label), None, "") if record is None else account_cell(record),
+             text(render.owner_label(kind))] + [number(counts.get(k, 0))
+                                                for k, _ in render.OWNER_COUNTS]
+            for label, record, kind, counts in render.owner_rows(run)]
+    return ('<p class="note">Groups that CloudFormation, Elastic Beanstalk or an EKS managed '
+            'node group owns are fixed there, not behind the owner\'s back. A fix proposed '
+            '(a change set) or rolling out is still counted non-compliant: the group fails '
+            'the control until a scan sees it launch with IMDSv2 required.</p>' +
+            table("t-owners", "Stack-owned groups by owner", ["Account", "Owner"] + [
+                label for _, label in render.OWNER_COUNTS], rows,
+                empty="Not measured in this run."))
+
+
 # ---- drill-down ------------------------------------------------------------------------
 
 def calls(group):
@@ -301,6 +325,22 @@ WHERE = [("Account", account_cell), ("Region", lambda g: text(g["Region"])),
 LAUNCH = ("Launch type", lambda g: text(render.launch_label(g["LaunchType"])))
 OWNER = ("Owner", lambda g: text(g.get("Owner") or render.DASH))
 REASON = ("Reason", lambda g: text(g.get("Reason") or render.DASH))
+OWNED_BY = ("Owned by", lambda g: text(g.get("Stack") or render.DASH))
+
+
+def fix_field(name):
+    return lambda g: text((g.get("Fix") or {}).get(name) or render.DASH)
+
+
+def command(group):
+    found = (group.get("Fix") or {}).get("Command")
+    return ("<code>%s</code>" % esc(found), None, "long") if found else text(render.DASH)
+
+
+def fix_done(group):
+    fix = group.get("Fix") or {}
+    return text("%s (%s)" % (fix.get("Action") or render.DASH, "applied" if fix.get(
+        "Status") == "applied" else "already in place"))
 DRILL_DOWN = [
     ("non-compliant", "Non-compliant", "Their launch allows IMDSv1.", [LAUNCH, OWNER]),
     ("held-back", "Held back: instances still call IMDSv1", "Left alone until the calls "
@@ -308,9 +348,18 @@ DRILL_DOWN = [
      [LAUNCH, ("IMDSv1 calls", calls), OWNER]),
     ("exempt", "Exempt", "Tagged c7n-imds:exempt by their owners.",
      [REASON, ("Expires", lambda g: text(g.get("Until") or "no expiry")), OWNER]),
-    ("stack-owned", "Owned by a stack", "Changed at the stack, not by c7n-imds.",
-     [("Owned by", lambda g: text(g.get("Stack") or render.DASH)),
-      ("What to change", lambda g: text(g.get("Reason") or render.DASH)), OWNER]),
+    ("stack-owned", "Owned by a stack", "Changed at the stack, not by c7n-imds; no fix "
+     "at the owner yet.",
+     [OWNED_BY, ("What to change", lambda g: text(g.get("Reason") or render.DASH)), OWNER,
+      ("Next step", lambda g: text(render.fix_text(g)))]),
+    ("fix-proposed", "Fix proposed: a change set to execute", "The stack's owner reviews "
+     "and executes the change set; until then the group still fails AutoScaling.3.",
+     [OWNED_BY, ("Change set", fix_field("ChangeSetName")), ("Execute", command), OWNER]),
+    ("fixed-at-owner", "Fixed at the owner, rolling out", "The owner's own update replaces "
+     "the group's launch source; counted non-compliant until a scan sees it launch with "
+     "IMDSv2 required.",
+     [OWNED_BY, ("Fix", fix_done), ("Waiting for", fix_field("Pending")),
+      ("Follow it", command), OWNER]),
     ("failed", "Failed", "The change was tried and did not complete.",
      [LAUNCH, REASON, OWNER]),
     ("remediated", "Remediated in this run", "Now launch with IMDSv2 required.",
@@ -380,14 +429,19 @@ def render_html(summary):
         '<section id="accounts"><h2>Accounts by control</h2>%s</section>' % matrix(latest),
         '<section id="trend"><h2>Trend</h2>%s%s</section>' % (chart, trend_table(runs)),
         '<section id="per-account"><h2>Per account</h2>%s</section>' % account_bars(runs),
+        '<section id="owners"><h2>Stack-owned groups by owner</h2>%s</section>' %
+        owners(latest),
         '<section id="groups"><h2>Groups</h2>%s</section>' % drill_down(summary),
         '<section id="scans"><h2>Scans not complete</h2>%s</section>' % problems_table(found),
         '<section id="figures"><h2>By account, region and control</h2>%s</section>' %
         figures_table(latest),
         '<p class="note">Groups are counted once per account and region, whichever '
         'policies matched them. %s: not measured (no policy of the run could know it). '
-        'Held back: instances still call IMDSv1. Left to stack: managed by CloudFormation, '
-        'Elastic Beanstalk or an EKS managed node group. Launch configs: launch '
+        'Held back: instances still call IMDSv1. Stack-owned: managed by CloudFormation, '
+        'Elastic Beanstalk or an EKS managed node group; left to stack: of them, those an '
+        'action left to their owner. Fix proposed, fixed at owner: still non-compliant '
+        'until the change set is executed, or the owner\'s update has replaced the '
+        'instances\' launch source. Launch configs: launch '
         'configurations that allow IMDSv1; AutoScaling.3 fails them until deleted.</p>'
         % render.DASH]
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

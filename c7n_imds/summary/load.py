@@ -19,15 +19,22 @@ from pathlib import Path
 
 from c7n_imds.model.safety import iac_guidance, iac_owner, parse_exemption
 from c7n_imds.names import (
+    BEANSTALK_ACTION,
     BEANSTALK_TAG,
+    CHANGE_SET_ACTION,
     CLOUDFORMATION_TAG,
+    CONVERT_ACTION,
+    COPY_ACTION,
+    EKS_CLUSTER_TAG,
     EKS_NODEGROUP_TAG,
     EXEMPT_TAG,
     EXEMPTION_ANNOTATION,
     GROUP_NAME_TAG,
     LAUNCH_ANNOTATION,
     LAUNCH_CONFIGURATION,
+    NODEGROUP_ACTION,
     REVERT_ACTION,
+    SET_ACCESS_ACTION,
     USAGE_ANNOTATION,
 )
 
@@ -40,6 +47,18 @@ OUTPUT_FILES = ("metadata.json", "resources.json", "custodian-run.log")
 OWNER_TAGS = ("owner", "Owner", "OwnerContact", "team-email")
 STACK_KINDS = {CLOUDFORMATION_TAG: "cloudformation", BEANSTALK_TAG: "elasticbeanstalk",
                EKS_NODEGROUP_TAG: "eks-nodegroup"}
+# The actions that fix a group at its owner, by the owner kind each fixes.
+OWNER_ACTIONS = {CHANGE_SET_ACTION: "cloudformation", BEANSTALK_ACTION: "elasticbeanstalk",
+                 NODEGROUP_ACTION: "eks-nodegroup"}
+IN_PLACE_ACTIONS = (CONVERT_ACTION, SET_ACCESS_ACTION, COPY_ACTION)
+# An owner action's OwnerFix.Status -> the outcome counted: a change set is only proposed
+# (the group fails AutoScaling.3 until its owner executes it); an applied fix rolls out
+# with the owner's own update.
+FIX_OUTCOMES = {"proposed": "FixProposed", "applied": "FixedAtOwner",
+                "already-applied": "FixedAtOwner"}
+# Of an OwnerFix record, the fields listed (names and ids of the owner's resources).
+FIX_FIELDS = ("StackName", "ChangeSetName", "ChangeSetId", "EnvironmentName",
+              "EnvironmentId", "ClusterName", "NodegroupName", "UpdateId", "Detail")
 # custodian-run.log: "TIME - LOGGER - LEVEL - MESSAGE", continuation lines after it
 LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - (\S+) - (\w+) - (.*)$")
 # An S3 or dated layout keeps one folder per hour under the policy: .../YYYY/MM/DD/HH
@@ -188,7 +207,7 @@ def policy_output(meta, resources, scan, changes, parts, folder):
         # which figures this policy could know at all (else they are "not measured")
         "MeasuresUsage": '"imdsv1-usage"' in filters or any(
             r.get("UsageMeasured") for r in records),
-        "Changes": [] if REVERT_ACTION in actions else change_outcomes(changes),
+        "Changes": [] if REVERT_ACTION in actions else change_outcomes(changes, actions),
         "State": "scanned", "Reason": None, "RunKey": run_key(parts)}
 
 
@@ -212,6 +231,10 @@ def resource_facts(resource, record):
         datetime.timezone.utc).date()) if tags.get(EXEMPT_TAG) is not None else {}
     calls = usage.get("Total")
     stack = iac_owner({"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]})
+    owner = stack and stack[1]
+    if stack and stack[0] == EKS_NODEGROUP_TAG and tags.get(EKS_CLUSTER_TAG):
+        # node group names are unique per cluster only (the owner actions' Owner)
+        owner = "%s/%s" % (tags[EKS_CLUSTER_TAG], stack[1])
     return {"Kind": "group", "Name": record.get("AutoScalingGroupName"),
             "LaunchType": launch.get("LaunchType"), "HttpTokens": launch.get("HttpTokens"),
             "Calls": calls if isinstance(calls, (int, float)) else 0,
@@ -222,21 +245,60 @@ def resource_facts(resource, record):
             "ExemptReason": exemption.get("Reason") or tagged.get("Reason"),
             "ExemptUntil": exemption.get("Until") or tagged.get("Until"),
             "Owner": next((tags[k] for k in OWNER_TAGS if tags.get(k)), None),
-            "Stack": "%s:%s" % (STACK_KINDS[stack[0]], stack[1]) if stack else None,
+            "Stack": "%s:%s" % (STACK_KINDS[stack[0]], owner) if stack else None,
             "StackGuidance": iac_guidance({"Tags": [{"Key": stack[0], "Value": stack[1]}]})
             if stack else None}
 
 
-def change_outcomes(changes):
+def change_outcomes(changes, actions=()):
+    """The entries of imds-changes.json as outcomes: Failed (Error), FixProposed /
+    FixedAtOwner (an owner action's OwnerFix), LeftToStack (Skipped: left to a stack or
+    service), Skipped (left alone for another reason: exempt, or not what an owner
+    action fixes), else Remediated. An owner action's entry is never Remediated: it
+    changes the owner, not the group."""
+    actions = [a for a in actions if isinstance(a, str)]
+    action = next((a for a in actions if a in OWNER_ACTIONS), None)
+    in_place = any(a in IN_PLACE_ACTIONS for a in actions)
     outcomes = []
     for entry in changes if isinstance(changes, list) else ():
         if not isinstance(entry, dict) or not entry.get("AutoScalingGroupName"):
             continue
-        outcome = "Failed" if "Error" in entry else (
-            "LeftToStack" if "Skipped" in entry else "Remediated")
+        fix = entry.get("OwnerFix") if isinstance(entry.get("OwnerFix"), dict) else None
+        reason = entry.get("Error") or entry.get("Skipped")
+        if "Error" in entry:
+            outcome = "Failed"
+        elif fix is not None:
+            outcome = FIX_OUTCOMES.get(fix.get("Status"), "Skipped")
+            reason = text_of(fix.get("Detail"))
+        elif "Skipped" in entry:
+            outcome = "Skipped" if str(reason).startswith("exempt") else "LeftToStack"
+        elif "Owner" in entry or (action and not in_place):
+            outcome = "Skipped"  # an owner action's record of a shape not known here
+        else:
+            outcome = "Remediated"
+        owner = entry.get("Owner")
         outcomes.append({"Group": str(entry["AutoScalingGroupName"]), "Outcome": outcome,
-                         "Reason": entry.get("Error") or entry.get("Skipped")})
+                         "Reason": text_of(reason),
+                         "Action": text_of((fix or {}).get("Action")) or action or (
+                             actions[0] if actions else None),
+                         "Owner": owner if isinstance(owner, str) and owner else None,
+                         "Fix": owner_fix(fix) if fix is not None else None})
     return outcomes
+
+
+def text_of(value):
+    return None if value is None or isinstance(value, (dict, list)) else str(value)
+
+
+def owner_fix(fix):
+    """Of an OwnerFix record, its action, status and the names and ids it gives."""
+    found = {"Action": text_of(fix.get("Action")), "Status": text_of(fix.get("Status"))}
+    found.update((k, text_of(fix[k])) for k in FIX_FIELDS if text_of(fix.get(k)))
+    template = fix.get("LaunchTemplate")
+    if isinstance(template, dict) and (template.get("id") or template.get("name")):
+        found["LaunchTemplate"] = {k: text_of(template[k]) for k in ("id", "name", "version")
+                                   if text_of(template.get(k))}
+    return found
 
 
 def controls_of(policy):

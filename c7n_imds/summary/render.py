@@ -20,7 +20,7 @@ import re
 from c7n_imds.names import LAUNCH_CONFIGURATION as LC
 from c7n_imds.names import LAUNCH_TEMPLATE as LT
 from c7n_imds.names import MIXED_INSTANCES_POLICY as MIXED
-from c7n_imds.summary.aggregate import UNKNOWN
+from c7n_imds.summary.aggregate import OWNER_KINDS, UNKNOWN
 
 DASH = "\u2013"  # not measured
 # Security Hub's controls, in the README's order, with what they judge.
@@ -33,8 +33,16 @@ STATE_LABELS = {"scanned": "scanned", "errored": "errored", "unreadable": "unrea
 # The worst first: a region that errored hides more than one that was never expected.
 MISSING_ORDER = ("errored", "unreadable", "not-scanned")
 GROUP_STATE_LABELS = {"non-compliant": "non-compliant", "held-back": "held back",
-                      "exempt": "exempt", "stack-owned": "stack-owned", "failed": "failed",
+                      "exempt": "exempt", "stack-owned": "stack-owned",
+                      "fix-proposed": "fix proposed (change set)",
+                      "fixed-at-owner": "fixed at owner, rolling out", "failed": "failed",
                       "remediated": "remediated"}
+OWNER_LABELS = {"cloudformation": "CloudFormation", "elasticbeanstalk": "Elastic Beanstalk",
+                "eks-nodegroup": "EKS node group", UNKNOWN: "owner not named"}
+# The columns of the stack-owned counts (aggregate.by_owner), as every format heads them.
+OWNER_COUNTS = [("Groups", "Groups"), ("NotActed", "Nobody acted"),
+                ("FixProposed", "Fix proposed"),
+                ("FixedAtOwner", "Fixed at owner, rolling out"), ("Failed", "Failed")]
 LAUNCH_LABELS = {LC: "launch configuration", LT: "launch template",
                  MIXED: "mixed instances policy"}
 BY_TYPE = (LC, LT, MIXED, UNKNOWN)
@@ -42,10 +50,13 @@ FIGURES = [("NonCompliant", "Non-compliant"), (LC, "LC"), (LT, "LT"), (MIXED, "M
            (UNKNOWN, "Launch type unknown"), ("LaunchConfigurations", "Launch configs"),
            ("Remediated", "Remediated"), ("HeldBack", "Held back (IMDSv1 use)"),
            ("Exempt", "Exempt"), ("LeftToStack", "Left to stack"), ("Failed", "Failed")]
+# (stack-owned groups have their own table, by account and owner: owners_table)
 TREND_FIGURES = [("Scanned", "Scanned"), ("NonCompliant", "Non-compliant"),
                  ("LaunchConfigurations", "Launch configs"), ("Remediated", "Remediated"),
                  ("HeldBack", "Held back (IMDSv1 use)"), ("Exempt", "Exempt"),
-                 ("LeftToStack", "Left to stack"), ("Failed", "Failed")]
+                 ("LeftToStack", "Left to stack"), ("Failed", "Failed"),
+                 ("StackOwned", "Stack-owned"), ("FixProposed", "Fix proposed"),
+                 ("FixedAtOwner", "Fixed at owner")]
 # Line breaks, other control characters and the marks that reorder text (a name can
 # otherwise start a new table line, or show as something it is not).
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -117,6 +128,62 @@ def problems(summary):
     return found
 
 
+def owner_label(kind):
+    return OWNER_LABELS.get(kind, kind)
+
+
+def owner_figure(record, kind, key="Groups"):
+    """A stack-owned count of one owner kind; None when not measured."""
+    if record.get("StackOwned") is None:
+        return None
+    return ((record.get("StackOwnedByOwner") or {}).get(kind) or {}).get(key, 0)
+
+
+def owner_rows(run):
+    """(label, record, owner kind, counts) of the stack-owned groups: per account each
+    owner kind it has groups of, then all accounts per owner kind (the three always,
+    so that none reads as not looked for)."""
+    found = []
+    for record in run["Accounts"]:
+        for kind, counts in (record.get("StackOwnedByOwner") or {}).items():
+            if counts.get("Groups"):
+                found.append((display_account(record), record, kind, counts))
+    totals = run["Totals"]
+    if totals.get("StackOwned") is not None:
+        by = totals.get("StackOwnedByOwner") or {}
+        for kind in list(OWNER_KINDS) + [k for k in by if k not in OWNER_KINDS]:
+            found.append(("All accounts", None, kind, by.get(kind) or {}))
+    return found
+
+
+def owners_table(run):
+    headers = ["Account", "Owner"] + [label for _, label in OWNER_COUNTS]
+    return headers, [[label, owner_label(kind)] + [counts.get(k, 0) for k, _ in OWNER_COUNTS]
+                     for label, _, kind, counts in owner_rows(run)]
+
+
+def fix_text(group):
+    """What fixes a group at its owner, or what was done there, in one line."""
+    fix = group.get("Fix")
+    if not fix:
+        return DASH
+    status, action = fix.get("Status"), fix.get("Action") or "its owner's action"
+    if status == "not-run":
+        return "run %s (not run yet)" % action
+    if status == "skipped":
+        return "%s left it: %s" % (action, fix.get("Detail") or DASH)
+    if status == "proposed":
+        return "change set %s on stack %s, not executed yet: %s" % (
+            fix.get("ChangeSetName") or DASH, fix.get("StackName") or DASH,
+            fix.get("Command") or fix.get("Detail") or DASH)
+    if status in ("applied", "already-applied"):
+        return "%s %s; waiting for %s%s" % (
+            action, "applied" if status == "applied" else "already in place",
+            fix.get("Pending") or DASH,
+            "; follow it: %s" % fix["Command"] if fix.get("Command") else "")
+    return "%s %s: %s" % (action, status, fix.get("Detail") or DASH)
+
+
 def group_detail(group):
     """Why a group is listed, in one line: its IMDSv1 calls, exemption, stack or failure."""
     state = group["State"]
@@ -127,7 +194,13 @@ def group_detail(group):
         return "%s (%s)" % (group.get("Reason") or "no reason given",
                             "until %s" % group["Until"] if group.get("Until") else "no expiry")
     if state == "stack-owned":
-        return "%s: %s" % (group.get("Stack") or "a stack", group.get("Reason") or DASH)
+        # the owner's action that left it says what fixes it, instead of the guidance
+        skipped = (group.get("Fix") or {}).get("Status") == "skipped"
+        return "%s: %s" % (group.get("Stack") or "a stack", "; ".join(
+            ([("next: " + fix_text(group))] if group.get("Fix") else []) +
+            ([] if skipped else [group.get("Reason") or DASH])))
+    if state in ("fix-proposed", "fixed-at-owner"):
+        return "%s: %s" % (group.get("Stack") or "a stack", fix_text(group))
     return group.get("Reason") or ""
 
 
@@ -155,6 +228,7 @@ def headlines(runs):
         found.append(dict(
             Control=control, Title=CONTROLS.get(control, ""), Share=share,
             InScope=now.get("InScope"), NonCompliant=now.get("NonCompliant"),
+            FixProposed=now.get("FixProposed"), FixedAtOwner=now.get("FixedAtOwner"),
             Points=None if share is None or previous is None else round(
                 (share - previous) * 100, 1)))
     return found
@@ -178,6 +252,15 @@ def compliant_of(headline):
         return "not measured in this run"
     return "%d of %d groups compliant" % (headline["InScope"] - headline["NonCompliant"],
                                           headline["InScope"])
+
+
+def fixes_pending(headline):
+    """The non-compliant groups of a control whose fix is on its way at their owner -
+    still counted as failing - in words; "" when none."""
+    parts = [text % n for text, n in (
+        ("%d with a change set to execute", headline.get("FixProposed")),
+        ("%d rolling out at their owner", headline.get("FixedAtOwner"))) if n]
+    return "still failing: %s" % ", ".join(parts) if parts else ""
 
 
 def account_cells(run):
@@ -275,13 +358,18 @@ def render_text(summary, tablefmt, escape):
     controls, accounts = account_cells(latest)
     out = ["%sIMDSv2 summary, run of %s (%s)" % (
         title, escape(latest["Run"]), escape(", ".join(latest["Folders"]))), "",
-        table(["Control", "Groups compliant", "", "Change"], [
-            [h["Control"], percent(h["Share"]), compliant_of(h), change(h, summary["Runs"])]
-            for h in headlines(summary["Runs"])], text_columns=4), "",
+        table(["Control", "Groups compliant", "", "Change", "Owner fixes on their way"], [
+            [h["Control"], percent(h["Share"]), compliant_of(h), change(h, summary["Runs"]),
+             fixes_pending(h) or DASH]
+            for h in headlines(summary["Runs"])], text_columns=5), "",
         table(["Account"] + controls, [[display_account(record)] + [
             "; ".join([main] + missing) for main, missing in map(cell_text, cells)]
             for record, cells in accounts], text_columns=len(controls) + 1), "",
         table(*rows_table(latest), text_columns=4)]
+    headers, body = owners_table(latest)
+    if body:
+        out += ["", section + "Stack-owned groups by owner (fixed where they are defined)",
+                "", table(headers, body, text_columns=2)]
     headers, body = problems_table(summary)
     if body:
         out += ["", section + "Scans not complete (their groups are not counted)", "",
@@ -314,7 +402,9 @@ def render_csv(summary):
     columns = [("NonCompliant", "NonCompliant")] + [
         (t, "NonCompliant:" + t) for t in BY_TYPE] + [
         (k, k) for k in ("LaunchConfigurations", "Remediated", "HeldBack", "Exempt",
-                         "LeftToStack", "Failed")]
+                         "LeftToStack", "Failed", "StackOwned")] + [
+        ("StackOwned:" + kind, "StackOwned:" + kind) for kind in OWNER_KINDS] + [
+        (k, k) for k in ("FixProposed", "FixedAtOwner")]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["Run", "Account", "AccountName", "Region", "Control", "State",
@@ -323,7 +413,8 @@ def render_csv(summary):
                                  Region="(all)", Control="(all)", State=None)]:
         writer.writerow([csv_cell(v) for v in [
             run["Run"], r["Account"], r["AccountName"], r["Region"], r["Control"], r["State"],
-            r.get("Scanned")] + [figure(r, k) for k, _ in columns]])
+            r.get("Scanned")] + [owner_figure(r, k.partition(":")[2]) if k.startswith(
+                "StackOwned:") else figure(r, k) for k, _ in columns]])
     return buffer.getvalue()
 
 
