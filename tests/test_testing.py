@@ -122,3 +122,33 @@ def test_dry_run_checks_what_ec2_checks(ec2):
                 "LaunchTemplateId"]
     assert dry_run(ec2, attribute) == "InvalidParameterValue"
     assert dry_run(ec2, attribute, InstanceType="m5.large") == "DryRunOperation"
+
+
+def test_change_sets_belong_to_their_stack(moto):
+    """Two stacks with a change set of the same name: each stack lists, describes,
+    returns the template of and deletes its own."""
+    cloudformation = moto[1].client("cloudformation")
+
+    def body(description):
+        return ('{"Description": "%s", "Resources": {"Topic": {"Type": '
+                '"AWS::SNS::Topic"}}}' % description)
+    for stack in ("a", "b"):
+        cloudformation.create_stack(StackName=stack, TemplateBody=body(stack))
+        cloudformation.create_change_set(StackName=stack, ChangeSetName="same",
+                                         ChangeSetType="UPDATE",
+                                         TemplateBody=body(stack + " changed"))
+    for stack in ("a", "b"):
+        [summary] = cloudformation.list_change_sets(StackName=stack)["Summaries"]
+        assert summary["StackName"] == stack
+        assert cloudformation.describe_change_set(
+            StackName=stack, ChangeSetName="same")["StackName"] == stack
+        assert cloudformation.get_template(StackName=stack, ChangeSetName="same")[
+            "TemplateBody"]["Description"] == stack + " changed"
+        assert cloudformation.get_template(StackName=stack)["TemplateBody"][
+            "Description"] == stack
+    cloudformation.delete_change_set(StackName="b", ChangeSetName="same")
+    assert cloudformation.list_change_sets(StackName="b")["Summaries"] == []
+    assert len(cloudformation.list_change_sets(StackName="a")["Summaries"]) == 1
+    with pytest.raises(ClientError) as missing:
+        cloudformation.describe_change_set(StackName="b", ChangeSetName="same")
+    assert missing.value.response["Error"]["Code"] == "ValidationError"
