@@ -26,6 +26,54 @@ WEB_USER_DATA = ("#!/bin/bash\n# Grüße aus dem Rechenzentrum — デプロイ\
 BATCH_USER_DATA = "#cloud-config\nruncmd:\n  - [ /opt/batch/start ]\n"
 
 
+# A web shop that a CloudFormation stack owns: its group is fixed in the stack, by a
+# change set for the stack's owner (policies/remediate-owners.yml), never behind it.
+STACK = "demo-shop"
+STACK_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Description: c7n-imds demo - a shop tier a stack owns, still on a launch configuration
+Parameters:
+  Subnet: {Type: String}
+  InstanceType: {Type: String, Default: t3.micro}
+Resources:
+  ShopLaunchConfig:
+    Type: AWS::AutoScaling::LaunchConfiguration
+    Properties:
+      ImageId: ami-12c6146b
+      InstanceType: !Ref InstanceType
+      InstanceMonitoring: false
+      UserData: !Base64 "#!/bin/bash\necho shop > /etc/motd\n"
+  ShopGroup:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      LaunchConfigurationName: !Ref ShopLaunchConfig
+      MinSize: "0"
+      MaxSize: "2"
+      VPCZoneIdentifier: [!Ref Subnet]
+"""
+
+
+def seed_stack(session, subnet):
+    """The stack, and the tags CloudFormation puts on its group (moto does not)."""
+    cloudformation = session.client("cloudformation")
+    cloudformation.create_stack(StackName=STACK, TemplateBody=STACK_TEMPLATE,
+                                Parameters=[{"ParameterKey": "Subnet",
+                                             "ParameterValue": subnet}])
+    stack_id = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]["StackId"]
+    for resource in cloudformation.describe_stack_resources(StackName=STACK)[
+            "StackResources"]:
+        if resource["ResourceType"] == "AWS::AutoScaling::AutoScalingGroup":
+            session.client("autoscaling").create_or_update_tags(Tags=[
+                {"ResourceId": resource["PhysicalResourceId"],
+                 "ResourceType": "auto-scaling-group", "Key": key, "Value": value,
+                 "PropagateAtLaunch": True}
+                for key, value in (("aws:cloudformation:stack-name", STACK),
+                                   ("aws:cloudformation:logical-id",
+                                    resource["LogicalResourceId"]),
+                                   ("aws:cloudformation:stack-id", stack_id),
+                                   ("owner", "team-shop@example.com"))])
+
+
 def launch_configurations(sg):
     """The estate's launch configurations, as CreateLaunchConfiguration parameters."""
     return [
@@ -120,6 +168,7 @@ def seed(session):
                 "MetricName": "MetadataNoToken", "Value": calls, "Unit": "Count",
                 "Timestamp": now - datetime.timedelta(hours=2), "Dimensions": [
                     {"Name": "InstanceId", "Value": instance["InstanceId"]}]}])
+    seed_stack(session, subnets[0])
     # the queue c7n-mailer reads; held-back groups' owners are notified through it
     session.client("sqs").create_queue(QueueName="c7n-mailer")
     return {"security_groups": sg, "templates": template_ids}
@@ -175,6 +224,7 @@ def main(argv=()):
         steps = [("detect (before)", "before", "detect.yml", "run"),
                  ("plan", "plan", "remediate.yml", "plan"),
                  ("remediate", "remediate", "remediate.yml", "run"),
+                 ("fix at owners", "owners", "remediate-owners.yml", "run"),
                  ("detect (after)", "after", "detect.yml", "run")]
         for title, folder, policy_file, verb in steps:
             # --cache-period 0: each step must see the estate as the previous one left it.
@@ -192,6 +242,7 @@ def main(argv=()):
                     print("   %-48s %d resource(s)" % (policy, count))
         after = estate_table(session)
         why = reasons(out / "remediate", session)
+        why.update(proposed(out / "owners"))
     print()
     print(format_table(before, after, why))
     print(FOOTNOTES)
@@ -204,7 +255,22 @@ FOOTNOTES = """
   (AutoScaling.3 keeps reporting them until then); revert-imds-remediation goes back.
 - Running instances keep IMDSv1 until replaced (EC2.8 above): use running-instances:
   refresh or modify on the remediation actions when ready.
-- The held-back group's owner gets a mail through c7n-mailer (policies/notify.yml)."""
+- The held-back group's owner gets a mail through c7n-mailer (policies/notify.yml).
+- The stack-owned group is fixed in its stack: its owner is mailed the change set to
+  review and execute (aws cloudformation execute-change-set); c7n-imds never executes it."""
+
+
+def proposed(owners_out):
+    """The groups whose stack got a change set, and its name."""
+    why = {}
+    for changes in Path(owners_out).glob("*/imds-changes.json"):
+        for outcome in json.loads(changes.read_text()):
+            fix = outcome.get("OwnerFix") or {}
+            if fix.get("ChangeSetName"):
+                why[outcome["AutoScalingGroupName"]] = (
+                    "change set %s proposed to stack %s" % (fix["ChangeSetName"],
+                                                            fix["StackName"]))
+    return why
 
 
 def reasons(remediate_out, session):

@@ -108,6 +108,7 @@ def test_demo_from_an_empty_directory(installed, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "converted" in result.stdout and "held back" in result.stdout
     assert "new template version" in result.stdout
+    assert "proposed to stack demo-shop" in result.stdout  # the stack-owned group
 
 
 def readme_steps():
