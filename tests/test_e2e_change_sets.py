@@ -251,6 +251,18 @@ def test_the_pack_policy_proposes_and_mails_the_change_set(stack_estate, c7n_imd
         proposed["ChangeSetName"], STACK) in html
     assert "NOT executed" in html
 
+    # every call the run made is allowed by the policy iam-policy derives for the file
+    document = json.loads(c7n_imds_cmd(["iam-policy", str(pack)], endpoint).stdout)
+    allowed = {a for statement in document["Statement"] for a in (
+        [statement["Action"]] if isinstance(statement["Action"], str)
+        else statement["Action"])}
+    made = {"%s:%s" % ({"monitoring": "cloudwatch"}.get(service, service), operation)
+            for metadata in out.rglob("metadata.json")
+            for service, operation in (call.split(".", 1) for call in json.loads(
+                metadata.read_text())["api-stats"])}
+    assert {"cloudformation:CreateChangeSet", "cloudformation:GetTemplate"} <= made
+    assert made - allowed == set()
+
 
 def test_every_kill_point_converges(moto, tmp_path):
     """Killed right after each change it makes (creating the change set, deleting a
