@@ -3,9 +3,11 @@ output trees of `c7n-imds run -s OUT` and `c7n-imds org run -s OUT` (local or S3
 
 Three layers: ``c7n_imds.summary.load`` reads the files and keeps, of each resource,
 only the names and facts counted or listed below (never user data or any other field);
-``summarize`` here and the functions it calls are pure; ``c7n_imds.summary.render``
-turns a summary (c7n_imds/summary/schema.json, docs/summary.md) into a table, CSV,
-JSON, Markdown or the HTML dashboard.
+``summarize`` here and the functions it calls are pure, with the modules beside it:
+``runs`` (the runs in a tree, the state of each scan), ``controls`` (which control
+judges a group, each control's share) and ``owners`` (stack-owned groups, what fixes
+them); ``c7n_imds.summary.render`` turns a summary (c7n_imds/summary/schema.json,
+docs/summary.md) into a table, CSV, JSON, Markdown or the HTML dashboard.
 
 How the figures are counted, per account, region and control, as distinct group names
 (a group matched by several policies counts once):
@@ -37,123 +39,39 @@ How the figures are counted, per account, region and control, as distinct group 
   that were scanned.
 
 A scan that failed is never a compliant one: each account, region and policy has a
-state (scanned, errored, unreadable, not scanned - load.py), rows carry the worst state
-of their account and region, and ``Problems`` lists every scan that is not ``scanned``.
-With an accounts file, an expected account and region that produced nothing is "not
-scanned"; a policy that ran in some account-regions of a run and not in others is "not
-scanned" where it is missing.
-
-Runs: custodian keeps dated folders under each policy (S3: YYYY/MM/DD/HH), each one run;
-otherwise each OUT folder is one run, split by sub-folder while a policy appears twice
-for one account and region (``-s OUT/{now:%Y-%m-%d}``). Runs are in time order.
+state (scanned, errored, unreadable, not scanned - load.py, runs.py), rows carry the
+worst state of their account and region, and ``Problems`` lists every scan that is not
+``scanned``. Which outputs make one run, and when a missing one is "not scanned": runs.py.
 """
 import datetime
-import os
-import shlex
 from collections import defaultdict
 
-from c7n_imds.names import BEANSTALK_ACTION, CHANGE_SET_ACTION, NODEGROUP_ACTION
 from c7n_imds.names import LAUNCH_CONFIGURATION as LC
-from c7n_imds.names import LAUNCH_TEMPLATE as LT
-from c7n_imds.names import MIXED_INSTANCES_POLICY as MIXED
+from c7n_imds.summary.controls import control_for, control_shares, control_sort_key
+from c7n_imds.summary.owners import (
+    OWNER_ACTION,
+    UNKNOWN,
+    by_owner,
+    next_step,
+    owner_fix,
+    owner_fixes,
+    owner_kind,
+)
+from c7n_imds.summary.runs import resolve_accounts, scan_states, split_runs, worst
 
 SCHEMA_VERSION = 1
-UNKNOWN = "unknown"
-CONTROLS = ("AutoScaling.3", "AutoScaling.9", "EC2.170", "EC2.8")
-CONTROL_SCOPE = {"AutoScaling.3": {LC}, "AutoScaling.9": {LC}, "EC2.170": {LT, MIXED}}
 COUNTED_RESOURCES = ("asg", "launch-config", "ec2")
 SETS = ("NonCompliant", "LaunchConfigurations", "Remediated", "HeldBack", "Exempt",
         "LeftToStack", "Failed", "StackOwned", "FixProposed", "FixedAtOwner")
-# The owners of stack-owned groups (load.STACK_KINDS), and the action that fixes each.
-OWNER_KINDS = ("cloudformation", "elasticbeanstalk", "eks-nodegroup")
-OWNER_ACTION = {"cloudformation": CHANGE_SET_ACTION, "elasticbeanstalk": BEANSTALK_ACTION,
-                "eks-nodegroup": NODEGROUP_ACTION}
-WHAT_IT_DOES = {
-    "cloudformation": "proposes a change set that moves the stack's launch configuration "
-    "to an IMDSv2 launch template, for the stack's owner to review and execute",
-    "elasticbeanstalk": "sets DisableIMDSv1=true on the environment, which Elastic "
-    "Beanstalk then rolls out from a launch template with IMDSv2 required",
-    "eks-nodegroup": "gives the node group's launch template a version with HttpTokens "
-    "required and updates the node group to it"}
 # Of several outcomes for one group, the one that says most (failed wins).
 OUTCOME_RANK = ("Skipped", "LeftToStack", "FixProposed", "FixedAtOwner", "Remediated",
                 "Failed")
 # What every figure is when it was not measured (no scan of the place was read).
 NOT_MEASURED = dict({figure: None for figure in SETS}, NonCompliantByLaunchType={},
                     StackOwnedByOwner={})
-STATES = ("scanned", "not-scanned", "unreadable", "errored")  # worst last
-NOT_SCANNED = "no output for this account and region: its role could not be assumed, " \
-    "or it was not part of the run"
 
 
 # ---- pure aggregation ------------------------------------------------------------
-
-def owner_kind(stack):
-    """The kind of a group's owner ("cloudformation:NAME" -> "cloudformation")."""
-    kind = str(stack or "").partition(":")[0]
-    return kind if kind in OWNER_KINDS else None
-
-
-def control_for(controls, launch_type):
-    for control in controls:
-        scope = CONTROL_SCOPE.get(control)
-        if launch_type is None or scope is None or launch_type in scope:
-            return control
-    return controls[0] if controls else "other"
-
-
-def control_sort_key(control):
-    prefix, _, number = control.partition(".")
-    return (prefix == "other", prefix, int(number) if number.isdigit() else 0)
-
-
-def account_name(output):
-    """c7n-org writes OUT/<account name>/<region>/<policy>/: the name, when so laid out."""
-    if output.get("AccountName"):
-        return output["AccountName"]
-    dated = (output.get("RunKey") or "").split("/")
-    parts = [p for p in output["Parts"] if p not in dated]
-    if len(parts) >= 3 and parts[-2] == output["Region"]:
-        return parts[-3]
-    return None
-
-
-def split_runs(outputs):
-    """Runs in one tree: dated folders first, then - while a policy appears twice for
-    one account and region - by the next sub-folder."""
-    by_date = defaultdict(list)
-    for o in outputs:
-        by_date[o.get("RunKey")].append(o)
-    if len(by_date) > 1 or None not in by_date:
-        return [run for key in sorted(by_date, key=lambda k: k or "")
-                for run in (by_rank(by_date[key]) if key else split_runs(by_date[key]))]
-    keys = [(o["Account"], o["Region"], o["Policy"]) for o in outputs]
-    if len(set(keys)) == len(keys):
-        return [outputs] if outputs else []
-    by_child, runs = defaultdict(list), []
-    for o in outputs:
-        if len(o["Parts"]) > 1:
-            by_child[o["Parts"][0]].append(dict(
-                o, Parts=o["Parts"][1:], Folder=os.path.join(o["Folder"], o["Parts"][0])))
-        else:
-            by_child[None].append(o)
-    for child in sorted(by_child, key=lambda c: (c is None, c or "")):
-        runs.extend(split_runs(by_child[child]) if child else [by_child[child]])
-    return runs
-
-
-def by_rank(outputs):
-    """Runs within one dated folder (custodian keeps one per hour): a policy's n-th
-    execution there, in time order, belongs to the n-th run."""
-    ranked = defaultdict(list)
-    for o in sorted(outputs, key=lambda o: o["Start"]):
-        ranked[(o["Account"], o["Region"], o["Policy"])].append(o)
-    runs = defaultdict(list)
-    for executions in ranked.values():
-        for rank, o in enumerate(executions):
-            runs[rank].append(o)
-    return [runs[rank] for rank in sorted(runs)]
-
 
 def run_cells(outputs):
     """{(account, region, control): {figure: {group: launch type}}}, the scans, and
@@ -281,55 +199,9 @@ def count(figures, measured=frozenset(("LaunchConfigurations", "HeldBack")), own
     return counts
 
 
-def by_owner(figures, owner_of):
-    """Per owner kind (all three, and "unknown" where an action left a group to a stack
-    it did not name): its stack-owned groups, and of them those nobody acted on, with a
-    fix proposed, fixed at the owner, or failed (the four add up to Groups)."""
-    found = {kind: dict(Groups=0, NotActed=0, FixProposed=0, FixedAtOwner=0, Failed=0)
-             for kind in OWNER_KINDS}
-    for key in figures["StackOwned"]:
-        kind = owner_of.get(key) or UNKNOWN
-        counts = found.setdefault(kind, dict(Groups=0, NotActed=0, FixProposed=0,
-                                             FixedAtOwner=0, Failed=0))
-        counts["Groups"] += 1
-        state = next((f for f in ("Failed", "FixedAtOwner", "FixProposed")
-                      if key in figures[f]), "NotActed")
-        counts[state] += 1
-    return found
-
-
 def scanned(scans, where_filter):
     known = [s["Scanned"] for where, s in scans.items() if where_filter(where)]
     return sum(known) if known else None
-
-
-def worst(states):
-    return max(states, key=STATES.index) if states else "not-scanned"
-
-
-def scan_states(outputs, expected):
-    """Each account, region and policy of a run with its state, plus what was expected
-    (accounts file) or run elsewhere in the run but produced nothing."""
-    names = {o["Account"]: account_name(o) for o in outputs}
-    names.update({a: n for (a, _), n in (expected or {}).items() if n})
-    found = [dict(Account=o["Account"], AccountName=names.get(o["Account"]),
-                  Region=o["Region"], Policy=o["Policy"], State=o["State"],
-                  Reason=o["Reason"]) for o in outputs]
-    policies = sorted({o["Policy"] for o in outputs if o["State"] == "scanned"})
-    places = {(o["Account"], o["Region"]) for o in outputs} | set(expected or ())
-    have = {(s["Account"], s["Region"], s["Policy"]) for s in found}
-    for account, region in sorted(places):
-        if not any((account, region) == (s["Account"], s["Region"]) for s in found):
-            found.append(dict(Account=account, AccountName=names.get(account),
-                              Region=region, Policy=None, State="not-scanned",
-                              Reason=NOT_SCANNED))
-            continue
-        for policy in policies:
-            if (account, region, policy) not in have:
-                found.append(dict(Account=account, AccountName=names.get(account),
-                                  Region=region, Policy=policy, State="not-scanned",
-                                  Reason="no output for this policy here"))
-    return sorted(found, key=lambda s: (s["Account"], s["Region"], s["Policy"] or ""))
 
 
 def summarize_run(outputs, expected=None):
@@ -374,38 +246,6 @@ def summarize_run(outputs, expected=None):
                            Regions=len({k[1] for k in cells}),
                            Scanned=scanned(scans, lambda w: True), **totals),
             "_outputs": outputs, "_states": states}
-
-
-def owner_fixes(cells):
-    """{(account, region, control): (non-compliant groups of the row with a fix
-    proposed, with one applied at the owner)}: still failing, with a fix on its way."""
-    places = defaultdict(lambda: (set(), set()))
-    for key, figures in cells.items():
-        places[key[:2]][0].update(figures["FixProposed"])
-        places[key[:2]][1].update(figures["FixedAtOwner"])
-    return {key: tuple(len(set(figures["NonCompliant"]) & found) for found in places[key[:2]])
-            for key, figures in cells.items()}
-
-
-def control_shares(rows, controls, fixes=None):
-    """Per control: groups in scope, non-compliant (those with an owner fix proposed or
-    rolling out included: they fail the control until a scan sees them fixed), and the
-    compliant share."""
-    shares = []
-    for control in [c for c in CONTROLS if c in controls] + [
-            c for c in controls if c not in CONTROLS]:
-        mine = [r for r in rows if r["Control"] == control and r["State"] == "scanned"
-                and r["Scanned"] is not None]
-        in_scope = sum(r["Scanned"] for r in mine) if mine else None
-        non_compliant = sum(r["NonCompliant"] or 0 for r in mine) if mine else None
-        pending = [(fixes or {}).get((r["Account"], r["Region"], control), (0, 0))
-                   for r in mine]
-        shares.append(dict(Control=control, InScope=in_scope, NonCompliant=non_compliant,
-                           CompliantShare=round(max(0.0, 1 - non_compliant / in_scope), 4)
-                           if in_scope else None,
-                           FixProposed=sum(p[0] for p in pending) if mine else None,
-                           FixedAtOwner=sum(p[1] for p in pending) if mine else None))
-    return shares
 
 
 def drill_down(outputs, states):
@@ -474,78 +314,6 @@ def drill_down(outputs, states):
             Until=fact.get("ExemptUntil") if state == "exempt" else None,
             Stack=stack if owned else None, OwnerKind=kind if owned else None, Fix=fix))
     return groups
-
-
-def next_step(kind, skipped):
-    """What fixes a stack-owned group nobody fixed: the reason its owner's own action
-    gave for leaving it (it says what does fix it), else that action, not run yet."""
-    action = OWNER_ACTION.get(kind)
-    if action is None:
-        return None
-    if skipped.get("Action") == action:
-        return dict(Action=action, Status="skipped", Detail=skipped.get("Reason") or
-                    "%s left it alone" % action)
-    return dict(Action=action, Status="not-run",
-                Detail="not run yet: the %s action %s" % (action, WHAT_IT_DOES[kind]))
-
-
-def owner_fix(change, kind, region):
-    """A fix proposed or applied at the group's owner, with what it waits for and the
-    command that executes (a change set) or follows it (an update)."""
-    fix = dict(change.get("Fix") or {})
-    actions = OWNER_ACTION.values()
-    fix["Action"] = next((a for a in (fix.get("Action"), change.get("Action"),
-                                      OWNER_ACTION.get(kind)) if a in actions), None)
-    fix["Status"] = fix.get("Status") or "applied"
-    fix["Detail"] = fix.get("Detail") or change.get("Reason")
-    quote = shlex.quote
-    if fix["Status"] == "proposed":
-        stack, name = fix.get("StackName"), fix.get("ChangeSetName")
-        fix["Pending"] = ("the stack's owner to review and execute change set %s on stack "
-                          "%s; the group fails AutoScaling.3 until then" % (
-                              name or "(unnamed)", stack or "(unnamed)"))
-        if stack and name:
-            fix["Command"] = ("aws cloudformation execute-change-set --region %s "
-                              "--stack-name %s --change-set-name %s" % (
-                                  quote(region), quote(stack), quote(name)))
-    elif fix.get("Action") == BEANSTALK_ACTION or kind == "elasticbeanstalk":
-        environment = fix.get("EnvironmentName")
-        fix["Pending"] = ("Elastic Beanstalk's update of environment %s: its instances move "
-                          "to a launch template with IMDSv2 required" % (
-                              environment or fix.get("EnvironmentId") or "(unnamed)"))
-        if environment:
-            fix["Command"] = ("aws elasticbeanstalk describe-environments --region %s "
-                              "--environment-names %s" % (quote(region), quote(environment)))
-    else:
-        cluster, nodegroup = fix.get("ClusterName"), fix.get("NodegroupName")
-        template = fix.get("LaunchTemplate") or {}
-        version = " (launch template %s version %s)" % (
-            template.get("id") or template.get("name"), template.get("version") or "?") \
-            if template else ""
-        fix["Pending"] = ("node group update %s of %s/%s%s: nodes are replaced with "
-                          "IMDSv2 required" % (fix["UpdateId"], cluster or "?",
-                                               nodegroup or "?", version)
-                          if fix.get("UpdateId") else
-                          "node group %s/%s already launches%s with IMDSv2 required; "
-                          "nodes started before keep their options until replaced" % (
-                              cluster or "?", nodegroup or "?", version))
-        if cluster and nodegroup and fix.get("UpdateId"):
-            fix["Command"] = ("aws eks describe-update --region %s --name %s "
-                              "--nodegroup-name %s --update-id %s" % (
-                                  quote(region), quote(cluster), quote(nodegroup),
-                                  quote(fix["UpdateId"])))
-    return fix
-
-
-def resolve_accounts(outputs, expected):
-    """An output that could not be read knows its account only by the name in its
-    path (c7n-org's layout): give it the id that the accounts file, or the other
-    outputs of the same account, name."""
-    ids = {name: account for (account, _), name in (expected or {}).items() if name}
-    ids.update({account_name(o): o["Account"] for o in outputs
-                if o["State"] != "unreadable" and account_name(o)})
-    return [dict(o, Account=ids.get(o["Account"], o["Account"]))
-            if o["State"] == "unreadable" else o for o in outputs]
 
 
 def summarize(outputs_per_folder, expected=None):

@@ -6,21 +6,27 @@ Everything is rendered here, so the page shows every figure without JavaScript (
 client or a locked-down browser runs none); a small inline script only adds sorting and
 filtering, reads the DOM and carries no data, so no account value lands in a script.
 Every value that comes from an account (group, account, stack, policy and folder names,
-tag values, owners, reasons) goes through ``esc`` - ``html.escape`` with quotes - in
-text and attributes alike: the account's owner chose it, not the reader of the page.
+tag values, owners, reasons) goes through ``esc`` (``c7n_imds.summary.dashboard_tables``) -
+``html.escape`` with quotes - in text and attributes alike: the account's owner chose
+it, not the reader of the page.
 """
-import html
 import math
-import re
 from collections import Counter
 
-from c7n_imds.summary import render
+from c7n_imds.summary import display
+from c7n_imds.summary.dashboard_tables import (
+    account_html,
+    drill_down,
+    esc,
+    figures_table,
+    matrix,
+    owners,
+    problems_table,
+    trend_table,
+)
 
 CHART_ACCOUNTS = 40  # an organization may have thousands: chart those with most to fix
 DIGIT = 14  # a digit's width at the chart's largest font (a phone's), in viewBox units
-# A run of characters no line can break in: such a cell may break anywhere (letting every
-# cell do so would squeeze short columns: "Regio/n").
-LONG_WORD = re.compile(r"[^\s-]{28,}")
 
 STYLE = """
 *{box-sizing:border-box}body{margin:0 auto;max-width:1600px;padding:16px clamp(10px,3vw,32px);
@@ -113,56 +119,19 @@ SCRIPT = """(function () {
 })();"""
 
 
-def esc(value):
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def account_html(record):
-    """The account's name with its id beside it (the id alone when it has no name)."""
-    return '%s <span class="id">%s</span>' % (esc(record.get("AccountName")),
-                                              esc(record["Account"]))
-
-
-# ---- cells and tables: a cell is (escaped HTML, sort key or None, class) ------------
-
-def text(value):
-    return (esc(value), None, "long" if LONG_WORD.search(str(value)) else "")
-
-
-def number(value, shown=None):
-    return (esc(shown or render.count(value)), -1 if value is None else value, "n")
-
-
-def account_cell(record):
-    return (account_html(record), None, text(record.get("AccountName") or "")[2])
-
-
-def table(table_id, label, headers, rows, empty="None.", kind="data"):
-    if not rows:
-        return '<p class="empty" id="%s">%s</p>' % (table_id, esc(empty))
-    head = "".join('<th scope="col">%s</th>' % esc(h) for h in headers)
-    body = "".join("<tr>%s</tr>" % "".join(
-        '<td data-label="%s"%s%s>%s</td>' % (
-            esc(header), "" if sort is None else ' data-sort="%s"' % esc(sort),
-            ' class="%s"' % esc(cls) if cls else "", content)
-        for header, (content, sort, cls) in zip(headers, row)) for row in rows)
-    return ('<table class="%s" id="%s" aria-label="%s"><thead><tr>%s</tr></thead>'
-            '<tbody>%s</tbody></table>' % (kind, table_id, esc(label), head, body))
-
-
 # ---- the headline: compliant share per control -------------------------------------
 
 def headline_cards(runs):
     cards = []
-    for h in render.headlines(runs):
+    for h in display.headlines(runs):
         trend = "" if not h["Points"] else "up" if h["Points"] > 0 else "down"
         cards.append(
             '<div class="card" data-control="%s"><h3>%s</h3><p class="what">%s</p>'
             '<p class="share">%s</p><p class="of">%s</p><p class="delta %s">%s</p>%s</div>' % (
-                esc(h["Control"]), esc(h["Control"]), esc(h["Title"]), render.percent(h["Share"]),
-                esc(render.compliant_of(h)), trend, esc(render.change(h, runs)),
-                '<p class="pending">%s</p>' % esc(render.fixes_pending(h))
-                if render.fixes_pending(h) else ""))
+                esc(h["Control"]), esc(h["Control"]), esc(h["Title"]), display.percent(h["Share"]),
+                esc(display.compliant_of(h)), trend, esc(display.change(h, runs)),
+                '<p class="pending">%s</p>' % esc(display.fixes_pending(h))
+                if display.fixes_pending(h) else ""))
     return '<div class="cards" id="headline">%s</div>' % "".join(cards)
 
 
@@ -176,28 +145,7 @@ def totals_strip(run):
              ("Scanned", "scanned")]
     return '<ul class="totals" id="totals">%s</ul>' % "".join(
         '<li data-figure="%s"><strong>%s</strong> %s</li>' % (
-            k, esc(render.count(totals.get(k))), label) for k, label in items)
-
-
-# ---- account x control --------------------------------------------------------------
-
-def matrix(run):
-    controls, accounts = render.account_cells(run)
-    rows = []
-    for record, cells in accounts:
-        row = [account_cell(record)]
-        for cell in cells:
-            main, missing = render.cell_text(cell)
-            row.append(("<span>%s</span>%s" % (esc(main), "".join(
-                "<small>%s</small>" % esc(m) for m in missing)),
-                -1 if not cell or cell["NonCompliant"] is None else cell["NonCompliant"],
-                "st-" + cell["State"] if cell else "st-none"))
-        rows.append(row)
-    legend = "".join('<li><span class="sw st-%s"></span>%s</li>' % (s, label) for s, label in (
-        ("compliant", "compliant"), ("non-compliant", "non-compliant groups"),
-        ("errored", "errored or unreadable"), ("not-scanned", "not scanned")))
-    return ('<ul class="legend">%s<li>%s not measured</li></ul>' % (legend, render.DASH) +
-            table("accounts-table", "Accounts by control", ["Account"] + controls, rows))
+            k, esc(display.count(totals.get(k))), label) for k, label in items)
 
 
 # ---- charts ---------------------------------------------------------------------------
@@ -291,118 +239,8 @@ def account_bars(runs):
                 '<span class="track"><span class="bar %s" style="width:%.1f%%"></span>'
                 '</span><span class="bar-value">%s</span></div>' % (
                     cls, label, cls, 100 * (by.get(a["Account"]) or 0) / top,
-                    esc(render.count(by.get(a["Account"])))) for label, cls, by in bars))
+                    esc(display.count(by.get(a["Account"])))) for label, cls, by in bars))
         for a in accounts)
-
-
-# ---- stack-owned groups by owner ----------------------------------------------------
-
-def owners(run):
-    """Per account and owner kind, and for all accounts, the stack-owned groups and how
-    far their fix has come."""
-    rows = [[(esc(label), None, "") if record is None else account_cell(record),
-             text(render.owner_label(kind))] + [number(counts.get(k, 0))
-                                                for k, _ in render.OWNER_COUNTS]
-            for label, record, kind, counts in render.owner_rows(run)]
-    return ('<p class="note">Groups that CloudFormation, Elastic Beanstalk or an EKS managed '
-            'node group owns are fixed there, not behind the owner\'s back. A fix proposed '
-            '(a change set) or rolling out is still counted non-compliant: the group fails '
-            'the control until a scan sees it launch with IMDSv2 required.</p>' +
-            table("t-owners", "Stack-owned groups by owner", ["Account", "Owner"] + [
-                label for _, label in render.OWNER_COUNTS], rows,
-                empty="Not measured in this run."))
-
-
-# ---- drill-down ------------------------------------------------------------------------
-
-def calls(group):
-    return number(group.get("Calls"), None if group.get("Calls") is None or group.get(
-        "Days") is None else "%d in %d days" % (group["Calls"], group["Days"]))
-
-
-WHERE = [("Account", account_cell), ("Region", lambda g: text(g["Region"])),
-         ("Group", lambda g: text(g["Group"])), ("Control", lambda g: text(g["Control"]))]
-LAUNCH = ("Launch type", lambda g: text(render.launch_label(g["LaunchType"])))
-OWNER = ("Owner", lambda g: text(g.get("Owner") or render.DASH))
-REASON = ("Reason", lambda g: text(g.get("Reason") or render.DASH))
-OWNED_BY = ("Owned by", lambda g: text(g.get("Stack") or render.DASH))
-
-
-def fix_field(name):
-    return lambda g: text((g.get("Fix") or {}).get(name) or render.DASH)
-
-
-def command(group):
-    found = (group.get("Fix") or {}).get("Command")
-    return ("<code>%s</code>" % esc(found), None, "long") if found else text(render.DASH)
-
-
-def fix_done(group):
-    fix = group.get("Fix") or {}
-    return text("%s (%s)" % (fix.get("Action") or render.DASH, "applied" if fix.get(
-        "Status") == "applied" else "already in place"))
-DRILL_DOWN = [
-    ("non-compliant", "Non-compliant", "Their launch allows IMDSv1.", [LAUNCH, OWNER]),
-    ("held-back", "Held back: instances still call IMDSv1", "Left alone until the calls "
-     "stop (CloudWatch MetadataNoToken); the owner was notified.",
-     [LAUNCH, ("IMDSv1 calls", calls), OWNER]),
-    ("exempt", "Exempt", "Tagged c7n-imds:exempt by their owners.",
-     [REASON, ("Expires", lambda g: text(g.get("Until") or "no expiry")), OWNER]),
-    ("stack-owned", "Owned by a stack", "Changed at the stack, not by c7n-imds; no fix "
-     "at the owner yet.",
-     [OWNED_BY, ("What to change", lambda g: text(g.get("Reason") or render.DASH)), OWNER,
-      ("Next step", lambda g: text(render.fix_text(g)))]),
-    ("fix-proposed", "Fix proposed: a change set to execute", "The stack's owner reviews "
-     "and executes the change set; until then the group still fails AutoScaling.3.",
-     [OWNED_BY, ("Change set", fix_field("ChangeSetName")), ("Execute", command), OWNER]),
-    ("fixed-at-owner", "Fixed at the owner, rolling out", "The owner's own update replaces "
-     "the group's launch source; counted non-compliant until a scan sees it launch with "
-     "IMDSv2 required.",
-     [OWNED_BY, ("Fix", fix_done), ("Waiting for", fix_field("Pending")),
-      ("Follow it", command), OWNER]),
-    ("failed", "Failed", "The change was tried and did not complete.",
-     [LAUNCH, REASON, OWNER]),
-    ("remediated", "Remediated in this run", "Now launch with IMDSv2 required.",
-     [LAUNCH, OWNER])]
-
-
-def drill_down(summary):
-    out = []
-    for state, title, note, columns in DRILL_DOWN:
-        groups, columns = [g for g in summary["Groups"] if g["State"] == state], WHERE + columns
-        out.append('<h3 id="h-%s">%s (%d)</h3><p class="note">%s</p>%s' % (
-            state, esc(title), len(groups), esc(note), table(
-                "t-" + state, title, [c[0] for c in columns],
-                [[cell(g) for _, cell in columns] for g in groups])))
-    return "".join(out)
-
-
-def problems_table(found):
-    return table("t-problems", "Scans not complete", ["Account", "Region", "Policy",
-                                                       "State", "Reason"], [[
-        account_cell(s), text(s["Region"]), text(s["Policy"] or render.DASH),
-        text(render.STATE_LABELS.get(s["State"], s["State"])), text(s["Reason"] or render.DASH)]
-        for s in found], empty="None: every expected account and region was read.")
-
-
-# ---- figures tables -----------------------------------------------------------------------
-
-def figures_table(run):
-    columns = render.figure_columns(run)
-    headers = ["Account", "Region", "Control", "State", "Scanned"] + [c[1] for c in columns]
-    rows = [[account_cell(r), text(r["Region"]), text(r["Control"]),
-             text(render.STATE_LABELS.get(r["State"], r["State"])), number(r.get("Scanned"))] +
-            [number(render.figure(r, k)) for k, _ in columns] for r in run["Rows"]]
-    return table("t-figures", "By account, region and control", headers, rows,
-                 kind="data wide")
-
-
-def trend_table(runs):
-    return table("t-trend", "Runs", ["Run", "Accounts", "Regions"] + [
-        label for _, label in render.TREND_FIGURES] + ["Folders"], [
-        [text(r["Run"]), number(r["Totals"]["Accounts"]), number(r["Totals"]["Regions"])] +
-        [number(r["Totals"].get(k)) for k, _ in render.TREND_FIGURES] +
-        [text(", ".join(r["Folders"]))] for r in runs], kind="data wide")
 
 
 # ---- the page -------------------------------------------------------------------------------
@@ -410,8 +248,8 @@ def trend_table(runs):
 def render_html(summary):
     runs = summary["Runs"]
     latest = runs[-1]
-    found = render.problems(summary)
-    states = Counter(render.STATE_LABELS.get(s["State"], s["State"]) for s in found)
+    found = display.problems(summary)
+    states = Counter(display.STATE_LABELS.get(s["State"], s["State"]) for s in found)
     alert = '<p class="alert" id="alert">%d scan(s) did not complete in this run (%s): the ' \
         'groups they would have read are not counted. See <a href="#scans">scans not ' \
         'complete</a>.</p>' % (len(found), esc(", ".join(
@@ -443,7 +281,7 @@ def render_html(summary):
         'until the change set is executed, or the owner\'s update has replaced the '
         'instances\' launch source. Launch configs: launch '
         'configurations that allow IMDSv1; AutoScaling.3 fails them until deleted.</p>'
-        % render.DASH]
+        % display.DASH]
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width,initial-scale=1">'
             '<title>IMDSv2 compliance, %s</title><style>%s</style></head><body>\n%s\n'
