@@ -182,7 +182,9 @@ def _plan_command():
 
 NO_PREVIEW = {
     "revert-imds-remediation": "it puts back what each group's c7n-imds:previous-launch "
-                               "tag records",
+                               "tag records (a launch source, a Beanstalk option, a node "
+                               "group's template version) and deletes the change sets it "
+                               "proposed to a stack-owned group's stack",
 }
 
 

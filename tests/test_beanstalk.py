@@ -253,7 +253,7 @@ def test_restore_environment_puts_a_recorded_value_back(placebo_factory):
     factory = recording_factory(placebo_factory,
                                 "test_restore_environment_puts_a_recorded_value_back")
     line = environments.restore_environment(factory.session, environment_group(),
-                                         {"BeanstalkOption": "false"})
+                                            {"BeanstalkOption": "false"})
     assert factory.called("UpdateEnvironment") == [{"EnvironmentId": WEB_ID, "OptionSettings": [
         dict(SETTING, Value="false")]}]
     assert line.startswith("environment web-prod: DisableIMDSv1 true -> false"), line
@@ -265,7 +265,7 @@ def test_restore_environment_removes_an_option_that_was_not_set(placebo_factory)
     factory = recording_factory(placebo_factory,
                                 "test_restore_environment_removes_an_option_that_was_not_set")
     line = environments.restore_environment(factory.session, environment_group(id_tag=False),
-                                         {"BeanstalkOption": None})
+                                            {"BeanstalkOption": None})
     assert factory.called("DescribeEnvironments") == [
         {"EnvironmentNames": ["web-prod"], "IncludeDeleted": False}]
     assert factory.called("UpdateEnvironment") == [{"EnvironmentId": WEB_ID, "OptionsToRemove": [
@@ -306,3 +306,30 @@ def test_docstring_example_validates_and_uses_the_action():
     assert "imdsv1-usage" in filters
     assert [a.type for a in loaded.resource_manager.actions] == ["disable-beanstalk-imdsv1"]
     assert doc.strip().split("\n\n")[0].endswith(".")
+
+
+def test_revert_puts_the_beanstalk_option_back(placebo_factory, load_policy, tmp_path):
+    """revert-imds-remediation on a Beanstalk group recorded eb:DisableIMDSv1 (the option
+    was not set): the option is removed from the environment (UpdateEnvironment
+    OptionsToRemove), the group itself is not switched anywhere, its record is removed
+    and it is tagged exempt - in that order."""
+    factory = recording_factory(placebo_factory, "test_revert_puts_the_beanstalk_option_back")
+    revert = asg_policy("asg-revert", {"type": "revert-imds-remediation"},
+                        [{"tag:c7n-imds:previous-launch": "present"}])
+    load_policy(revert, session_factory=factory, output_dir=tmp_path).run()
+    group = "awseb-e-3kqm7xwbvp-stack-AWSEBAutoScalingGroup-1XK2J4P8QW3RT"
+    assert factory.called("UpdateEnvironment") == [{
+        "EnvironmentId": "e-3kqm7xwbvp", "OptionsToRemove": [
+            {"Namespace": "aws:autoscaling:launchconfiguration",
+             "OptionName": "DisableIMDSv1"}]}]
+    assert factory.called("UpdateAutoScalingGroup") == []
+    assert factory.called("DeleteTags") == [{"Tags": [{
+        "ResourceId": group, "ResourceType": "auto-scaling-group",
+        "Key": "c7n-imds:previous-launch"}]}]
+    (exempt,) = factory.called("CreateOrUpdateTags")
+    assert exempt["Tags"][0]["Key"] == "c7n-imds:exempt"
+    order = [name for _, name, _ in factory.api_calls
+             if name in ("UpdateEnvironment", "DeleteTags", "CreateOrUpdateTags")]
+    assert order == ["UpdateEnvironment", "DeleteTags", "CreateOrUpdateTags"]
+    assert changes(tmp_path, "asg-revert") == {group: {
+        "AutoScalingGroupName": group, "RevertedTo": "eb:DisableIMDSv1"}}

@@ -448,3 +448,36 @@ def test_nodegroup_template_followed_as_latest_is_refused(
         "what they launch. Pin them to a version number first" % estate["template"])}
     assert [name for name, _ in calls if name in MUTATING] == []
     assert sorted(versions(session, estate["template"])) == [1, 2]
+
+
+def test_nodegroup_round_trip_through_revert(moto, monkeypatch, placebo_factory, load_policy,
+                                             tmp_path):
+    """Remediated, then reverted with the pack's revert action: the node group is
+    updated back to the version the tag recorded (2), the tag is removed and the group
+    tagged exempt so the next scheduled run leaves it; the version made is kept."""
+    factory = placebo_factory("test_nodegroup_round_trip_through_revert")
+    session = aws_session(moto, monkeypatch, factory)
+    estate = seed(session)
+    template, group = estate["template"], estate["group"]
+    calls = recorder(session)
+    load_policy(nodegroup_policy(), session_factory=lambda *a, **k: session,
+                output_dir=tmp_path).run()
+    assert group_tags(session, group)[PREVIOUS] == "eks:%s:2" % template
+    moto_nodegroup().launch_template["version"] = "3"  # where the update leaves it
+    revert = {"name": "eks-revert", "resource": "asg",
+              "filters": [{"tag:c7n-imds:previous-launch": "present"}],
+              "actions": [{"type": "revert-imds-remediation"}]}
+    load_policy(revert, session_factory=lambda *a, **k: session,
+                output_dir=tmp_path).run()
+    assert called(calls, "UpdateNodegroupVersion")[-1] == {
+        "clusterName": CLUSTER, "nodegroupName": NODEGROUP,
+        "launchTemplate": {"id": template, "version": "2"}, "force": False}
+    tags = group_tags(session, group)
+    assert PREVIOUS not in tags and tags["c7n-imds:exempt"].startswith(
+        "reverted by c7n-imds on ")
+    assert called(calls, "UpdateAutoScalingGroup") == []
+    assert sorted(versions(session, template)) == [1, 2, 3]
+    [reverted] = json.loads((tmp_path / "eks-revert" / "imds-changes.json").read_text())
+    assert reverted["RevertedTo"] == "eks:%s:2" % template
+    assert reverted["Detail"].startswith(
+        "EKS managed node group prod/workers: launch template %s version 3 -> 2" % template)
