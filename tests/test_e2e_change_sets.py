@@ -251,6 +251,18 @@ def test_the_pack_policy_proposes_and_mails_the_change_set(stack_estate, c7n_imd
         proposed["ChangeSetName"], STACK) in html
     assert "NOT executed" in html
 
+    # the summary counts the groups as stack-owned by CloudFormation, with the change set
+    report = json.loads(c7n_imds_cmd(["summary", "--format", "json", str(out)], endpoint,
+                                     check=False).stdout)
+    [account] = report["Runs"][-1]["Accounts"]
+    assert account["StackOwnedByOwner"]["cloudformation"] == {
+        "Groups": 2, "NotActed": 0, "FixProposed": 2, "FixedAtOwner": 0, "Failed": 0}
+    assert account["NonCompliant"] == 2  # a proposed change set is not compliance
+    listed = {g["Group"]: g for g in report["Groups"]}
+    for group in ("WebGroup", "CanaryGroup"):
+        assert listed[groups[group]]["State"] == "fix-proposed"
+        assert listed[groups[group]]["Fix"]["ChangeSetName"] == proposed["ChangeSetName"]
+
     # every call the run made is allowed by the policy iam-policy derives for the file
     document = json.loads(c7n_imds_cmd(["iam-policy", str(pack)], endpoint).stdout)
     allowed = {a for statement in document["Statement"] for a in (
