@@ -234,9 +234,11 @@ class CreateStackChangeSet(Remediation):
         options = {"HttpEndpoint": self.data.get("http-endpoint", PRESERVE)}
         hop_limit = self.data.get("hop-limit", PRESERVE)
         if hop_limit == "auto":
-            # at least 2 where containers run; a literal hop limit of the template is
-            # kept when it is higher (cfn.migrate keeps what it is not given)
-            hop_limit = 2 if any(runs_containers(asg) for asg in groups) else PRESERVE
+            # at least 2 where containers run: a higher literal stays, and so does a
+            # value the template computes (a parameter, a condition), which is its
+            # owner's to choose
+            hop_limit = at_least_two if any(runs_containers(asg) for asg in groups) \
+                else PRESERVE
         options["HttpPutResponseHopLimit"] = hop_limit
         return options
 
@@ -377,3 +379,11 @@ class CreateStackChangeSet(Remediation):
             return "%s: it does not modify %s" % (what, ", ".join(sorted(
                 logical for _, logical in expected - changes)))
         return None
+
+
+def at_least_two(existing):
+    """`hop-limit: auto` where containers run, for a template's existing hop limit: at
+    least 2; a value the template computes (a parameter, a condition) is kept."""
+    if existing is None:
+        return 2
+    return max(existing, 2) if isinstance(existing, int) else existing

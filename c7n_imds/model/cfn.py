@@ -336,7 +336,8 @@ def _instance_profile(lc_id, value, template, notes) -> dict:
 def _metadata_options(lc_id, options, overrides) -> dict:
     if not isinstance(options, dict) or set(options) - METADATA_KEYS:
         _refuse(lc_id, "MetadataOptions %s cannot be carried" % json.dumps(options))
-    given = {k: v for k, v in (overrides or {}).items() if v != PRESERVE}
+    given = {k: v(options.get(k)) if callable(v) else v  # e.g. a hop limit of at least 2
+             for k, v in (overrides or {}).items() if v != PRESERVE}
     if unknown := ", ".join(sorted(set(given) - METADATA_KEYS)):
         raise ValueError("unknown metadata options %s; templates know %s" % (
             unknown, ", ".join(sorted(METADATA_KEYS))))
