@@ -117,7 +117,7 @@ def test_stack_owned_groups_get_a_change_set_for_review(stack_estate, c7n_imds_c
     change_set = cloudformation.describe_change_set(StackName=STACK, ChangeSetName=name)
     assert (change_set["Status"], change_set["ExecutionStatus"]) == (
         "CREATE_COMPLETE", "AVAILABLE")
-    assert change_set["Description"].startswith("c7n-imds (AutoScaling.3)")
+    assert change_set["Description"].startswith("c7n-imds (AutoScaling.3, EC2.170)")
     assert {p["ParameterKey"] for p in change_set["Parameters"]} == {
         "ImageId", "InstanceType", "KeyName", "SpotPrice", "DataSnapshot"}
     assert {(c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"])
@@ -323,3 +323,108 @@ def test_every_kill_point_converges(moto, tmp_path):
         assert cloudformation.describe_stacks(StackName=STACK)["Stacks"][0][
             "StackStatus"] == "CREATE_COMPLETE"
     assert kills == ["CreateChangeSet", "DeleteChangeSet"], kills
+
+
+TEMPLATE_STACK = textwrap.dedent("""
+    AWSTemplateFormatVersion: 2010-09-09
+    Description: Groups on a launch template of their own stack that lets IMDSv1.
+    Resources:
+      Vpc:
+        Type: AWS::EC2::VPC
+        Properties:
+          CidrBlock: 10.0.0.0/16
+      Subnet:
+        Type: AWS::EC2::Subnet
+        Properties:
+          VpcId: !Ref Vpc
+          CidrBlock: 10.0.1.0/24
+          AvailabilityZone: !Select [0, !GetAZs ""]
+      AppTemplate:
+        Type: AWS::EC2::LaunchTemplate
+        Properties:
+          LaunchTemplateData:
+            ImageId: ami-12c6146b
+            InstanceType: t3.micro
+            MetadataOptions:
+              HttpTokens: optional
+              HttpPutResponseHopLimit: 3
+      AppGroup:
+        Type: AWS::AutoScaling::AutoScalingGroup
+        Properties:
+          MinSize: "0"
+          MaxSize: "2"
+          VPCZoneIdentifier: [!Ref Subnet]
+          LaunchTemplate:
+            LaunchTemplateId: !Ref AppTemplate
+            Version: !GetAtt AppTemplate.LatestVersionNumber
+      BatchGroup:
+        Type: AWS::AutoScaling::AutoScalingGroup
+        Properties:
+          MinSize: "0"
+          MaxSize: "1"
+          VPCZoneIdentifier: [!Ref Subnet]
+          LaunchTemplate:
+            LaunchTemplateId: !Ref AppTemplate
+            Version: !GetAtt AppTemplate.DefaultVersionNumber
+""")
+
+TEMPLATE_POLICY = textwrap.dedent("""
+    policies:
+      - name: asg-stack-propose-imdsv2
+        resource: asg
+        filters:
+          - "tag:aws:cloudformation:stack-name": present
+          - type: imds
+            key: HttpTokens
+            value: optional
+        actions:
+          - type: create-stack-change-set
+""")
+
+
+def test_a_stack_launch_template_gets_required_tokens(moto, c7n_imds_cmd, tmp_path):
+    """A group on a launch template of its own stack at LatestVersionNumber: the change
+    set modifies the template (HttpTokens required, the hop limit kept); moto diffs each
+    resource's JSON, so the group itself is no change. The group on the template's
+    DefaultVersionNumber is left, with why: CloudFormation does not move the default."""
+    endpoint, session = moto
+    cloudformation = session.client("cloudformation")
+    cloudformation.create_stack(StackName=STACK, TemplateBody=TEMPLATE_STACK)
+    groups = tag_as_cloudformation(session, STACK)
+    policy = tmp_path / "stack.yml"
+    policy.write_text(TEMPLATE_POLICY)
+    out = tmp_path / "out"
+    c7n_imds_cmd(["run", "-s", str(out), "--cache-period", "0", str(policy)], endpoint)
+
+    [summary] = our_change_sets(cloudformation)
+    change_set = cloudformation.describe_change_set(StackName=STACK,
+                                                    ChangeSetName=summary["ChangeSetName"])
+    assert (change_set["Status"], change_set["ExecutionStatus"]) == (
+        "CREATE_COMPLETE", "AVAILABLE")
+    assert {(c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"])
+            for c in change_set["Changes"]} == {("Modify", "AppTemplate")}
+    body = cloudformation.get_template(StackName=STACK, ChangeSetName=summary[
+        "ChangeSetName"])["TemplateBody"]
+    text = json.dumps(body) if isinstance(body, dict) else body
+    assert [m for m in lint(text) if m.rule.id.startswith("E")] == []
+    proposed, _ = cfn.parse_template(text)
+    before, _ = cfn.parse_template(TEMPLATE_STACK)
+    assert proposed["Resources"]["AppTemplate"]["Properties"]["LaunchTemplateData"][
+        "MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 3}
+    assert {k: v for k, v in proposed["Resources"].items() if k != "AppTemplate"} == {
+        k: v for k, v in before["Resources"].items() if k != "AppTemplate"}
+
+    outcome = changes_file(out)
+    assert outcome[groups["AppGroup"]]["OwnerFix"]["ChangeSetName"] == summary[
+        "ChangeSetName"]
+    assert any("AppTemplate: the new version reaches every group of the stack on its "
+               "LatestVersionNumber: AppGroup" in n
+               for n in outcome[groups["AppGroup"]]["Notes"])
+    skipped = outcome[groups["BatchGroup"]]["Skipped"]
+    assert "DefaultVersionNumber" in skipped and "does not move" in skipped
+    # never executed: the template's versions still let IMDSv1
+    [version] = session.client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=cloudformation.describe_stack_resource(
+            StackName=STACK, LogicalResourceId="AppTemplate")["StackResourceDetail"][
+            "PhysicalResourceId"], MaxResults=200)["LaunchTemplateVersions"]
+    assert version["LaunchTemplateData"]["MetadataOptions"]["HttpTokens"] == "optional"

@@ -16,7 +16,7 @@ from c7n_imds.actions.options import (
     RATE_BUDGET_SCHEMA,
 )
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry, tags_of
-from c7n_imds.model import cfn
+from c7n_imds.model import cfn, cfn_templates
 from c7n_imds.model.safety import runs_containers
 from c7n_imds.names import (
     CHANGE_SET_ACTION,
@@ -53,11 +53,12 @@ WAIT = {"Delay": 5, "MaxAttempts": 60}
 class Proposal:
     """The change set one stack gets, decided from what was read (no change made)."""
     stack: dict
-    groups: list  # the groups (describe records) it moves
+    groups: list  # the groups (describe records) it fixes
     template: dict  # the new template, as sent
     body: str
     notes: list = field(default_factory=list)
     left: dict = field(default_factory=dict)  # group -> why this template leaves it
+    modified: tuple = ()  # logical ids the change set must modify (groups, templates)
 
     @property
     def stack_name(self):
@@ -83,8 +84,9 @@ class Proposal:
         would drop the stack's; NotificationARNs and RoleARN, which default to the stack's
         own."""
         description = (
-            "c7n-imds (AutoScaling.3): launch configurations -> IMDSv2 launch templates "
-            "for %s. Review and execute it yourself; c7n-imds never executes it." % (
+            "c7n-imds (AutoScaling.3, EC2.170): IMDSv2 required (launch configurations -> "
+            "launch templates, the stack's launch templates HttpTokens required) for %s. "
+            "Review and execute it yourself; c7n-imds never executes it." % (
                 ", ".join(self.group_names)))
         if len(description) > DESCRIPTION_MAX:
             description = description[:DESCRIPTION_MAX - 3] + "..."
@@ -107,20 +109,29 @@ class CreateStackChangeSet(Remediation):
 
     A group a stack owns (tag ``aws:cloudformation:stack-name``) must be fixed in the
     stack's template: a change made behind the stack drifts, and its next update undoes
-    it. For each such group on a launch configuration, c7n-imds reads the stack's
-    template (``GetTemplate``, JSON or YAML with short-form intrinsics), replaces the
-    group's ``AWS::AutoScaling::LaunchConfiguration`` by an ``AWS::EC2::LaunchTemplate``
-    mapped per AWS's "Migrate AWS CloudFormation stacks from launch configurations to
-    launch templates" (every property, intrinsic functions carried unchanged; what
-    cannot be carried is refused, docs/mapping.md), with ``HttpTokens: required``,
-    points the group resource (tag ``aws:cloudformation:logical-id``) at it with
-    ``Version: !GetAtt <Template>.LatestVersionNumber``, and creates a change set of the
-    stack with it: parameters kept (``UsePreviousValue``), the stack's capabilities,
-    named ``c7n-imds-imdsv2-<digest>``, described as c7n-imds's.
+    it. c7n-imds reads the stack's template (``GetTemplate``, JSON or YAML with
+    short-form intrinsics) and finds the group's resource (tag
+    ``aws:cloudformation:logical-id``). A group on a launch configuration: its
+    ``AWS::AutoScaling::LaunchConfiguration`` is replaced by an
+    ``AWS::EC2::LaunchTemplate`` mapped per AWS's "Migrate AWS CloudFormation stacks
+    from launch configurations to launch templates" (every property, intrinsic
+    functions carried unchanged; what cannot be carried is refused, docs/mapping.md),
+    with ``HttpTokens: required``, and the group points at it with ``Version: !GetAtt
+    <Template>.LatestVersionNumber``. A group on a launch template of the same stack
+    (``LaunchTemplate``, or a ``MixedInstancesPolicy`` and its per-override templates)
+    whose Version is ``!GetAtt <Template>.LatestVersionNumber``: ``HttpTokens:
+    required`` is set in that template's ``MetadataOptions`` (under ``Fn::If``, in each
+    branch); CloudFormation makes it a new version, which reaches every group of the
+    stack on the template's latest version (the notes name them). Left, with the
+    reason: a group on ``DefaultVersionNumber`` (CloudFormation does not move a
+    template's default version) or a version number, which the new version would not
+    reach; a template defined outside the stack; a ``MetadataOptions`` that is itself
+    computed. The change set keeps the parameters (``UsePreviousValue``) and the
+    stack's capabilities, and is named ``c7n-imds-imdsv2-<digest>``.
 
     Nothing is assumed: the change set is read back - its template (``GetTemplate`` of
-    the change set) must be what was sent, and its changes must add the templates and
-    modify the groups - or it is deleted again and the groups fail with the reason. The
+    the change set) must be what was sent, and its changes must modify the moved groups
+    and the changed templates - or it is deleted again and the groups fail. The
     stack is not changed: the owner reviews the change set in the console or with
     ``aws cloudformation describe-change-set`` and executes it. A re-run finds the same
     change set (the name is a digest of the stack and the new template) instead of
@@ -147,8 +158,8 @@ class CreateStackChangeSet(Remediation):
             filters:
               - "tag:aws:cloudformation:stack-name": present
               - type: imds
-                key: LaunchType
-                value: launch-configuration
+                key: HttpTokens
+                value: optional
               - type: imdsv1-usage
                 days: 14
                 value: 0
@@ -216,18 +227,15 @@ class CreateStackChangeSet(Remediation):
                                "touched" % (stack_name, describe_error(e)))
         template, fmt = template_of(body, stack_name)
         try:
-            new, notes = cfn.migrate(template, groups=sorted(logical),
-                                     metadata_options=self.metadata_options(groups))
+            done = cfn_templates.rewrite(template, logical,
+                                         metadata_options=self.metadata_options(groups))
         except ValueError as e:
             raise StackRefused("stack %s: %s" % (stack_name, e))
-        moved = [asg for logical_id, asg in sorted(logical.items())
-                 if "%s: now launches from" % logical_id in " ".join(notes)]
-        left = {asg["AutoScalingGroupName"]: next(
-            (n for n in notes if n.startswith(logical_id + ": not")),
-            "%s: not changed by the rewrite" % logical_id)
-            for logical_id, asg in logical.items() if asg not in moved}
-        return Proposal(stack=stack, groups=moved, template=new,
-                        body=template_body(new, fmt, stack_name), notes=notes, left=left)
+        return Proposal(
+            stack=stack, groups=[logical[g] for g in done.fixed], template=done.template,
+            body=template_body(done.template, fmt, stack_name), notes=done.notes,
+            left={logical[g]["AutoScalingGroupName"]: why for g, why in done.left.items()},
+            modified=done.modified)
 
     def metadata_options(self, groups):
         """The template's MetadataOptions beyond HttpTokens: required, from the options."""
@@ -373,8 +381,9 @@ class CreateStackChangeSet(Remediation):
         changes = {(c["ResourceChange"].get("Action"), c["ResourceChange"].get(
             "LogicalResourceId")) for c in change_set.get("Changes") or ()
             if c.get("Type") == "Resource"}
-        expected = {("Modify", tags_of(asg)[CLOUDFORMATION_LOGICAL_ID_TAG])
-                    for asg in proposal.groups}
+        # a group on one of the stack's launch templates need not change itself: the
+        # template does (its new version); a group moved off a configuration does
+        expected = {("Modify", logical) for logical in proposal.modified}
         if not expected <= changes:
             return "%s: it does not modify %s" % (what, ", ".join(sorted(
                 logical for _, logical in expected - changes)))

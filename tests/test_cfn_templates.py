@@ -1,0 +1,417 @@
+"""c7n_imds/model/cfn_templates.py: groups on a launch template of their own stack get
+HttpTokens required in that template, where their Version follows the template's latest
+version (CloudFormation adds a new version on update and leaves the default where it
+is). Each produced template is checked by cfn-lint and turned into a change set on
+moto's CloudFormation."""
+import copy
+import json
+import re
+
+import pytest
+from cfnlint.api import lint
+
+from c7n_imds.model import cfn, cfn_templates
+
+REGION = "us-east-1"
+NO_VALUE = {"Ref": "AWS::NoValue"}
+ALL = ["WebGroup", "PoolGroup", "DefaultGroup", "PinnedGroup", "OutsideGroup",
+       "StrictGroup"]
+
+# YAML with short forms: a template shared by a plain group and a mixed instances group
+# (whose override has a template of its own, MetadataOptions under Fn::If), a group on
+# the default version, one pinned to a number, one on a template made elsewhere, and one
+# on a template that already requires IMDSv2.
+STACK_YAML = """
+AWSTemplateFormatVersion: 2010-09-09
+Description: Groups on launch templates of their own stack.
+Parameters:
+  ImageId:
+    Type: String
+    Default: ami-12c6146b
+  SharedTemplate:
+    Type: String
+    Description: the id of a launch template made outside this stack
+  Strict:
+    Type: String
+    Default: "no"
+    AllowedValues: ["yes", "no"]
+Conditions:
+  IsStrict: !Equals [!Ref Strict, "yes"]
+Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties:
+      CidrBlock: 10.0.0.0/16
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties:
+      VpcId: !Ref Vpc
+      CidrBlock: 10.0.1.0/24
+      AvailabilityZone: !Select [0, !GetAZs ""]
+  WebTemplate:
+    Type: AWS::EC2::LaunchTemplate
+    Properties:
+      LaunchTemplateData:
+        ImageId: !Ref ImageId
+        InstanceType: t3.micro
+        UserData: !Base64 "echo hello"
+        MetadataOptions:
+          HttpTokens: optional
+          HttpPutResponseHopLimit: 3
+          InstanceMetadataTags: enabled
+  ArmTemplate:
+    Type: AWS::EC2::LaunchTemplate
+    Properties:
+      LaunchTemplateData:
+        ImageId: !Ref ImageId
+        MetadataOptions: !If
+          - IsStrict
+          - HttpTokens: required
+          - !Ref AWS::NoValue
+  StrictTemplate:
+    Type: AWS::EC2::LaunchTemplate
+    Properties:
+      LaunchTemplateData:
+        ImageId: !Ref ImageId
+        MetadataOptions:
+          HttpTokens: required
+  WebGroup:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      MinSize: "0"
+      MaxSize: "2"
+      VPCZoneIdentifier: [!Ref Subnet]
+      LaunchTemplate:
+        LaunchTemplateId: !Ref WebTemplate
+        Version: !GetAtt WebTemplate.LatestVersionNumber
+    UpdatePolicy:
+      AutoScalingRollingUpdate:
+        MaxBatchSize: 1
+  PoolGroup:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      MinSize: "0"
+      MaxSize: "2"
+      VPCZoneIdentifier: [!Ref Subnet]
+      MixedInstancesPolicy:
+        LaunchTemplate:
+          LaunchTemplateSpecification:
+            LaunchTemplateId: !GetAtt WebTemplate.LaunchTemplateId
+            Version: !GetAtt WebTemplate.LatestVersionNumber
+          Overrides:
+            - InstanceType: t3.micro
+            - InstanceType: t4g.micro
+              LaunchTemplateSpecification:
+                LaunchTemplateId: !Ref ArmTemplate
+                Version: !GetAtt ArmTemplate.LatestVersionNumber
+  DefaultGroup:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      MinSize: "0"
+      MaxSize: "1"
+      VPCZoneIdentifier: [!Ref Subnet]
+      LaunchTemplate:
+        LaunchTemplateId: !Ref WebTemplate
+        Version: !GetAtt WebTemplate.DefaultVersionNumber
+  PinnedGroup:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      MinSize: "0"
+      MaxSize: "1"
+      VPCZoneIdentifier: [!Ref Subnet]
+      LaunchTemplate:
+        LaunchTemplateId: !Ref WebTemplate
+        Version: "1"
+  OutsideGroup:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      MinSize: "0"
+      MaxSize: "1"
+      VPCZoneIdentifier: [!Ref Subnet]
+      LaunchTemplate:
+        LaunchTemplateId: !Ref SharedTemplate
+        Version: "1"
+  StrictGroup:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      MinSize: "0"
+      MaxSize: "1"
+      VPCZoneIdentifier: [!Ref Subnet]
+      LaunchTemplate:
+        LaunchTemplateId: !Ref StrictTemplate
+        Version: !GetAtt StrictTemplate.LatestVersionNumber
+"""
+
+# JSON: a named template without MetadataOptions.
+STACK_JSON = json.dumps({
+    "AWSTemplateFormatVersion": "2010-09-09",
+    "Parameters": {"Subnet": {"Type": "AWS::EC2::Subnet::Id"}},
+    "Resources": {
+        "AppTemplate": {"Type": "AWS::EC2::LaunchTemplate", "Properties": {
+            "LaunchTemplateName": "app-hosts",
+            "LaunchTemplateData": {"ImageId": "ami-12c6146b", "InstanceType": "m5.large",
+                                   "Monitoring": {"Enabled": True}}}},
+        "AppGroup": {"Type": "AWS::AutoScaling::AutoScalingGroup", "Properties": {
+            "MinSize": "0", "MaxSize": "2", "VPCZoneIdentifier": [{"Ref": "Subnet"}],
+            "LaunchTemplate": {"LaunchTemplateId": {"Ref": "AppTemplate"},
+                               "Version": {"Fn::GetAtt": ["AppTemplate",
+                                                       "LatestVersionNumber"]}}}},
+    }}, indent=2)
+
+
+def parsed(text):
+    return cfn.parse_template(text)[0]
+
+
+def data_of(template, template_id):
+    return template["Resources"][template_id]["Properties"]["LaunchTemplateData"]
+
+
+def tiny(spec, data=None, extra=None):
+    """One group on one in-stack launch template T."""
+    resources = {
+        "T": {"Type": cfn.LAUNCH_TEMPLATE, "Properties": {"LaunchTemplateData": data or {
+            "ImageId": "ami-12c6146b", "MetadataOptions": {"HttpTokens": "optional"}}}},
+        "G": {"Type": cfn.AUTO_SCALING_GROUP, "Properties": {
+            "MinSize": "0", "MaxSize": "1", "LaunchTemplate": spec}}}
+    resources.update(extra or {})
+    return {"Resources": resources}
+
+
+LATEST = {"LaunchTemplateId": {"Ref": "T"},
+          "Version": {"Fn::GetAtt": ["T", "LatestVersionNumber"]}}
+
+
+def test_groups_on_the_latest_version_get_required_tokens_in_the_template():
+    original = parsed(STACK_YAML)
+    before = copy.deepcopy(original)
+    done = cfn_templates.rewrite(original, ALL)
+    new = done.template
+    assert original == before  # the input is not changed
+    # the existing options are kept, HttpTokens laid over them, nothing else changes
+    assert data_of(new, "WebTemplate") == dict(data_of(original, "WebTemplate"),
+                                               MetadataOptions={
+        "HttpTokens": "required", "HttpPutResponseHopLimit": 3,
+        "InstanceMetadataTags": "enabled"})
+    assert data_of(new, "WebTemplate")["UserData"] == {"Fn::Base64": "echo hello"}
+    # Fn::If: set in each branch; the branch without options gets HttpTokens required
+    assert data_of(new, "ArmTemplate")["MetadataOptions"] == {"Fn::If": [
+        "IsStrict", {"HttpTokens": "required"}, {"HttpTokens": "required"}]}
+    # the groups themselves are not changed: the template's new version reaches them
+    for group in ALL:
+        assert new["Resources"][group] == original["Resources"][group], group
+    assert new["Resources"]["StrictTemplate"] == original["Resources"]["StrictTemplate"]
+    assert done.fixed == ("PoolGroup", "WebGroup")
+    assert done.modified == ("ArmTemplate", "WebTemplate")
+    assert set(done.left) == {"DefaultGroup", "PinnedGroup", "OutsideGroup", "StrictGroup"}
+    assert "WebGroup: its UpdatePolicy AutoScalingRollingUpdate replaces the running " \
+           "instances during the update" in done.notes
+    # cfn.migrate's "already uses a launch template" is superseded
+    assert not any("it already uses a launch template" in n for n in done.notes)
+
+
+def test_what_the_new_version_does_not_reach_is_left_with_the_reason():
+    left = cfn_templates.rewrite(parsed(STACK_YAML), ALL).left
+    assert "DefaultVersionNumber" in left["DefaultGroup"]
+    assert "CloudFormation does not move a template's default version" in left[
+        "DefaultGroup"]
+    assert "set its Version to !GetAtt WebTemplate.LatestVersionNumber" in left[
+        "DefaultGroup"]
+    assert "pinned to version 1 of WebTemplate" in left["PinnedGroup"]
+    assert left["OutsideGroup"] == (
+        'OutsideGroup: not changed: its launch template {"Ref": "SharedTemplate"} '
+        "(LaunchTemplate) is defined outside this stack; fix it where it is defined")
+    assert "StrictTemplate already require(s) IMDSv2" in left["StrictGroup"]
+
+
+def test_a_shared_template_says_whom_its_change_reaches():
+    notes = cfn_templates.rewrite(parsed(STACK_YAML), ["WebGroup"]).notes
+    assert ("WebTemplate: the new version reaches every group of the stack on its "
+            "LatestVersionNumber: PoolGroup, WebGroup") in notes
+    assert ("WebTemplate: also used by DefaultGroup, PinnedGroup on another Version, "
+            "which the change does not reach") in notes
+    assert any(n.startswith("WebTemplate: its default version stays where it is") and
+               "EC2.170" in n for n in notes)
+
+
+def test_only_the_templates_of_the_groups_asked_for_change():
+    original = parsed(STACK_YAML)
+    done = cfn_templates.rewrite(original, ["DefaultGroup", "PinnedGroup"])
+    assert done.template == original and done.fixed == () and done.modified == ()
+    new, notes = cfn_templates.require_imdsv2(original, ["StrictGroup"])
+    assert new == original
+    assert any(n.startswith("StrictGroup: not changed") for n in notes)
+
+
+def test_metadata_options_are_laid_over_as_for_launch_configurations():
+    new, _ = cfn_templates.require_imdsv2(tiny(LATEST), metadata_options={
+        "HttpPutResponseHopLimit": lambda existing: 2 if existing is None else existing,
+        "HttpEndpoint": "enabled", "InstanceMetadataTags": "preserve"})
+    assert data_of(new, "T")["MetadataOptions"] == {
+        "HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
+    with pytest.raises(ValueError, match="HttpFoo"):
+        cfn_templates.require_imdsv2(tiny(LATEST), metadata_options={"HttpFoo": 1})
+
+
+@pytest.mark.parametrize("spec", [
+    {"LaunchTemplateName": {"Ref": "T"},
+     "Version": {"Fn::GetAtt": ["T", "LatestVersionNumber"]}},
+    {"LaunchTemplateId": {"Fn::GetAtt": "T.LaunchTemplateId"},
+     "Version": {"Fn::GetAtt": "T.LatestVersionNumber"}},
+])
+def test_the_ways_a_group_names_its_template(spec):
+    new, notes = cfn_templates.require_imdsv2(tiny(spec))
+    assert data_of(new, "T")["MetadataOptions"] == {"HttpTokens": "required"}
+    assert any(n.startswith("G: launches from T") for n in notes)
+
+
+@pytest.mark.parametrize("named", ["lt-0123456789abcdef0", {"Ref": "Param"},
+                                   {"Fn::ImportValue": "shared-template"}])
+def test_a_template_outside_the_stack_is_not_changed(named):
+    template = tiny({"LaunchTemplateId": named, "Version": "3"})
+    done = cfn_templates.rewrite(template, ["G"])
+    assert done.template == template and done.fixed == ()
+    assert "is defined outside this stack" in done.left["G"]
+    assert json.dumps(named) in done.left["G"]
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"ImageId": "ami-12c6146b", "MetadataOptions": {"Ref": "Options"}},
+     "its MetadataOptions {\"Ref\": \"Options\"} is computed"),
+    ({"ImageId": "ami-12c6146b", "MetadataOptions": {"Fn::FindInMap": ["M", "K", "V"]}},
+     "is computed"),
+    ({"ImageId": "ami-12c6146b", "MetadataOptions": {"HttpTokens": "optional", "Fut": 1}},
+     "fields c7n-imds does not know \\(Fut\\)"),
+    ({"Fn::FindInMap": ["Data", "K", "V"]}, "its LaunchTemplateData .* is computed"),
+])
+def test_what_cannot_be_set_faithfully_is_refused(data, message):
+    template = tiny(LATEST, data=data)
+    done = cfn_templates.rewrite(template, ["G"])
+    assert done.template == template and done.fixed == () and done.modified == ()
+    assert any(n.startswith("T: not changed: ") for n in done.notes)
+    assert done.left["G"].startswith("G: not changed: its launch template T ")
+    assert re.search(message, done.left["G"]), done.left["G"]
+
+
+def test_intrinsic_fields_are_carried_and_conditional_data_is_lifted():
+    data = {"Fn::If": ["Big", {"ImageId": "ami-12c6146b", "InstanceType": "m5.large",
+                               "MetadataOptions": {"HttpTokens": {"Ref": "Tokens"},
+                                                   "HttpPutResponseHopLimit": {
+                                                       "Ref": "Hops"}}},
+                       {"ImageId": "ami-12c6146b"}]}
+    new, _ = cfn_templates.require_imdsv2(tiny(LATEST, data=data))
+    assert data_of(new, "T") == {"Fn::If": ["Big", {
+        "ImageId": "ami-12c6146b", "InstanceType": "m5.large",
+        "MetadataOptions": {"HttpTokens": "required",
+                            "HttpPutResponseHopLimit": {"Ref": "Hops"}}}, {
+        "ImageId": "ami-12c6146b", "MetadataOptions": {"HttpTokens": "required"}}]}
+
+
+def test_other_users_of_the_template_are_named():
+    instance = {"Type": "AWS::EC2::Instance", "Properties": {"LaunchTemplate": {
+        "LaunchTemplateId": {"Ref": "T"},
+        "Version": {"Fn::GetAtt": ["T", "LatestVersionNumber"]}}}}
+    _, notes = cfn_templates.require_imdsv2(tiny(LATEST, extra={"Box": instance}))
+    assert ("T: also used by resource Box; review what a new version of the template does "
+            "there before executing") in notes
+
+
+def test_a_mixed_group_with_an_override_outside_the_stack_is_left():
+    template = tiny(LATEST)
+    group = template["Resources"]["G"]["Properties"]
+    del group["LaunchTemplate"]
+    group["MixedInstancesPolicy"] = {"LaunchTemplate": {
+        "LaunchTemplateSpecification": LATEST,
+        "Overrides": [{"InstanceType": "t4g.micro", "LaunchTemplateSpecification": {
+            "LaunchTemplateName": "arm-hosts", "Version": "2"}}]}}
+    done = cfn_templates.rewrite(template, ["G"])
+    assert done.fixed == ()
+    assert '"arm-hosts" (MixedInstancesPolicy Overrides[0]) is defined outside' in \
+        done.left["G"]
+
+
+def test_launch_configurations_and_templates_in_one_rewrite():
+    template = tiny(LATEST, extra={
+        "LC": {"Type": cfn.LAUNCH_CONFIGURATION, "Properties": {
+            "ImageId": "ami-12c6146b", "InstanceType": "t3.micro"}},
+        "Old": {"Type": cfn.AUTO_SCALING_GROUP, "Properties": {
+            "MinSize": "0", "MaxSize": "1", "LaunchConfigurationName": {"Ref": "LC"}}}})
+    done = cfn_templates.rewrite(template, ["G", "Old"])
+    assert done.fixed == ("G", "Old")
+    assert done.modified == ("Old", "T")
+    assert done.left == {}
+    assert "Old: now launches from LCImdsv2Template" in done.notes
+    assert data_of(done.template, "LCImdsv2Template")["MetadataOptions"] == {
+        "HttpTokens": "required"}
+
+
+def e_level(text):
+    return [m for m in lint(text, regions=[REGION]) if m.rule.id.startswith("E")]
+
+
+@pytest.mark.parametrize("text", [STACK_YAML, STACK_JSON], ids=["yaml", "json"])
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_every_produced_template_passes_cfn_lint(text, fmt):
+    assert e_level(text) == []  # the fixture itself is valid
+    template = parsed(text)
+    groups = [g for g, r in template["Resources"].items()
+              if r["Type"] == cfn.AUTO_SCALING_GROUP]
+    done = cfn_templates.rewrite(template, groups)
+    assert done.modified  # something was changed
+    assert e_level(cfn.dump_template(done.template, fmt)) == []
+
+
+def test_cfn_lint_would_catch_a_wrong_option():
+    """The lint check has teeth: a value MetadataOptions does not take is an error."""
+    done = cfn_templates.rewrite(parsed(STACK_JSON), ["AppGroup"])
+    data_of(done.template, "AppTemplate")["MetadataOptions"]["HttpTokens"] = "mandatory"
+    assert any("mandatory" in m.message for m in e_level(cfn.dump_template(
+        done.template, "json")))
+
+
+def estate(session, text):
+    ec2 = session.client("ec2")
+    if text is STACK_JSON:
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+        return [{"ParameterKey": "Subnet", "ParameterValue": subnet}]
+    shared = ec2.create_launch_template(LaunchTemplateName="shared", LaunchTemplateData={
+        "ImageId": "ami-12c6146b"})["LaunchTemplate"]["LaunchTemplateId"]
+    return [{"ParameterKey": "SharedTemplate", "ParameterValue": shared}]
+
+
+@pytest.mark.parametrize("text, expected", [
+    (STACK_YAML, {"WebTemplate", "ArmTemplate"}), (STACK_JSON, {"AppTemplate"})],
+    ids=["yaml", "json"])
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_every_produced_template_makes_a_change_set(moto, text, expected, fmt):
+    """The original stack is created on moto, then a change set of the rewritten
+    template is created and described - never executed. moto diffs each resource's
+    JSON: the changed templates are modified, the groups are not (their Version is the
+    template's GetAtt, resolved only on update)."""
+    _, session = moto
+    cloudformation = session.client("cloudformation")
+    cloudformation.create_stack(StackName="lt-stack", TemplateBody=text,
+                                Parameters=estate(session, text))
+    assert cloudformation.describe_stacks(StackName="lt-stack")["Stacks"][0][
+        "StackStatus"] == "CREATE_COMPLETE"
+    template = parsed(text)
+    groups = [g for g, r in template["Resources"].items()
+              if r["Type"] == cfn.AUTO_SCALING_GROUP]
+    done = cfn_templates.rewrite(template, groups)
+    assert set(done.modified) == expected
+    cloudformation.create_change_set(
+        StackName="lt-stack", ChangeSetName="c7n-imds-imdsv2-1", ChangeSetType="UPDATE",
+        TemplateBody=cfn.dump_template(done.template, fmt),
+        Parameters=[{"ParameterKey": k, "UsePreviousValue": True}
+                    for k in template.get("Parameters", {})])
+    change_set = cloudformation.describe_change_set(StackName="lt-stack",
+                                                    ChangeSetName="c7n-imds-imdsv2-1")
+    assert (change_set["Status"], change_set["ExecutionStatus"]) == (
+        "CREATE_COMPLETE", "AVAILABLE")
+    assert {(c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"],
+             c["ResourceChange"]["ResourceType"]) for c in change_set["Changes"]} == {
+        ("Modify", t, cfn.LAUNCH_TEMPLATE) for t in expected}
+    # not executed: the stack keeps its template
+    body = cloudformation.get_template(StackName="lt-stack")["TemplateBody"]
+    assert parsed(json.dumps(body) if isinstance(body, dict) else body) == template
