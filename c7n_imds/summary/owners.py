@@ -17,8 +17,9 @@ OWNER_KINDS = ("cloudformation", "elasticbeanstalk", "eks-nodegroup")
 OWNER_ACTION = {"cloudformation": CHANGE_SET_ACTION, "elasticbeanstalk": BEANSTALK_ACTION,
                 "eks-nodegroup": NODEGROUP_ACTION}
 WHAT_IT_DOES = {
-    "cloudformation": "proposes a change set that moves the stack's launch configuration "
-    "to an IMDSv2 launch template, for the stack's owner to review and execute",
+    "cloudformation": "proposes a change set that requires IMDSv2 in the stack's template "
+    "(a launch configuration becomes a launch template, or the stack's launch template "
+    "gets HttpTokens required), for the stack's owner to review and execute",
     "elasticbeanstalk": "sets DisableIMDSv1=true on the environment, which Elastic "
     "Beanstalk then rolls out from a launch template with IMDSv2 required",
     "eks-nodegroup": "gives the node group's launch template a version with HttpTokens "
