@@ -91,9 +91,11 @@ def iac_guidance(asg: dict) -> str:
     key, owner = iac_owner(asg)
     if key == CLOUDFORMATION_TAG:
         return ("managed by CloudFormation stack %s: a change made behind the stack "
-                "drifts or is reverted. The %s action proposes a change set that replaces "
-                "its AWS::AutoScaling::LaunchConfiguration with an IMDSv2 "
-                "AWS::EC2::LaunchTemplate, for the stack's owner to review and execute; "
+                "drifts or is reverted. The %s action proposes a change set that requires "
+                "IMDSv2 in the stack's template (its AWS::AutoScaling::LaunchConfiguration "
+                "replaced by an AWS::EC2::LaunchTemplate, or HttpTokens required in the "
+                "stack's own launch template), for the stack's owner to review and "
+                "execute; "
                 "stacks defined in Terraform are caught before deploy by c7n-left "
                 "(policies/left/)" % (owner, CHANGE_SET_ACTION))
     if key == EKS_NODEGROUP_TAG:
