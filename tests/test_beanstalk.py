@@ -332,4 +332,6 @@ def test_revert_puts_the_beanstalk_option_back(placebo_factory, load_policy, tmp
              if name in ("UpdateEnvironment", "DeleteTags", "CreateOrUpdateTags")]
     assert order == ["UpdateEnvironment", "DeleteTags", "CreateOrUpdateTags"]
     assert changes(tmp_path, "asg-revert") == {group: {
-        "AutoScalingGroupName": group, "RevertedTo": "eb:DisableIMDSv1"}}
+        "AutoScalingGroupName": group, "RevertedTo": "eb:DisableIMDSv1",
+        "Detail": "environment web-prod: DisableIMDSv1 setting removed (it was not set "
+                  "before); Beanstalk replaces its instances"}}

@@ -19,6 +19,10 @@ from c7n_imds.stacks import withdraw_change_sets
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
+# Records restored at the group's owner, by the record's key (decode_previous_launch).
+OWNER_RESTORES = {"BeanstalkOption": restore_environment,
+                  "NodegroupLaunchTemplate": restore_nodegroup}
+
 
 class RevertRefused(Exception):
     """The recorded launch cannot be restored; nothing was changed for the group."""
@@ -109,8 +113,11 @@ class RevertImdsRemediation(Remediation):
                 failures[name] = "cannot read the %s tag (%s); revert by hand" % (
                     PREVIOUS_LAUNCH_TAG, e)
                 continue
-            if "NodegroupLaunchTemplate" in record:
-                self.restore_nodegroup(autoscaling, asg, record, value, results, failures)
+            at_owner = next((restore for key, restore in OWNER_RESTORES.items()
+                             if key in record), None)
+            if at_owner:
+                self.restore_at_owner(at_owner, autoscaling, asg, record, value, results,
+                                      failures)
                 continue
             try:
                 update = self.restore(ec2, autoscaling, asg, record, defaults_restored)
@@ -132,17 +139,19 @@ class RevertImdsRemediation(Remediation):
             results.append({"AutoScalingGroupName": name, "RevertedTo": value})
         return self.finish(results, failures)
 
-    def restore_nodegroup(self, autoscaling, asg, record, value, results, failures):
-        """An EKS managed node group goes back to the template version recorded."""
+    def restore_at_owner(self, restore, autoscaling, asg, record, value, results, failures):
+        """The group's owner - a Beanstalk environment's option, an EKS node group's
+        template version - goes back to what the record says; the group itself is not
+        switched (its owner does that)."""
         name = asg["AutoScalingGroupName"]
         try:
-            done = restore_nodegroup(local_session(self.manager.session_factory), asg, record)
+            done = restore(local_session(self.manager.session_factory), asg, record)
             self.close_record(autoscaling, name)
         except ValueError as e:
             failures[name] = str(e)
             return
         except AWS_ERRORS as e:
-            failures[name] = "reverting the node group: %s" % describe_error(e)
+            failures[name] = "reverting at its owner: %s" % describe_error(e)
             return
         log.info("asg %s: %s", name, done)
         results.append({"AutoScalingGroupName": name, "RevertedTo": value, "Detail": done})
@@ -181,15 +190,7 @@ class RevertImdsRemediation(Remediation):
 
     def restore(self, ec2, autoscaling, asg, record, defaults_restored):
         """UpdateAutoScalingGroup parameters that restore the record (template defaults
-        are restored here, once per template), or None where the owner of the group is
-        restored instead (a Beanstalk environment's option)."""
-        if "BeanstalkOption" in record:
-            try:
-                log.info("asg %s: %s", asg["AutoScalingGroupName"], restore_environment(
-                    local_session(self.manager.session_factory), asg, record))
-            except ValueError as e:
-                raise RevertRefused(str(e))
-            return None
+        are restored here, once per template)."""
         if "LaunchConfigurationName" in record or "LaunchConfigurationNameSha256" in record:
             return {"LaunchConfigurationName": self.find_configuration(autoscaling, record)}
         if "MixedInstancesPolicy" in record:
