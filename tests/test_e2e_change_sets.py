@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import yaml
 from c7n_mailer.utils import get_rendered_jinja
 from cfnlint.api import lint
 
@@ -39,17 +40,6 @@ POLICY = textwrap.dedent("""
         actions:
           - type: create-stack-change-set
 """)
-
-REVERT = textwrap.dedent("""
-    policies:
-      - name: asg-revert
-        resource: asg
-        filters:
-          - "tag:aws:cloudformation:stack-name": present
-        actions:
-          - type: revert-imds-remediation
-""")
-
 
 def tag_as_cloudformation(session, stack):
     """The tags CloudFormation puts on the groups of a stack, from the stack's resources."""
@@ -188,14 +178,19 @@ def test_stack_owned_groups_get_a_change_set_for_review(stack_estate, c7n_imds_c
                                      UsePreviousTemplate=True, ChangeSetType="UPDATE",
                                      Parameters=[{"ParameterKey": "InstanceType",
                                                   "ParameterValue": "m5.large"}])
+    # the shipped revert.yml, with the groups named as its comment says
+    shipped = yaml.safe_load((REPO / "policies" / "revert.yml").read_text())
+    names = next(f for f in shipped["policies"][0]["filters"]
+                 if f.get("key") == "AutoScalingGroupName")
+    names["value"] = [groups["WebGroup"], groups["CanaryGroup"]]
     revert = tmp_path / "revert.yml"
-    revert.write_text(REVERT)
+    revert.write_text(yaml.safe_dump(shipped))
     c7n_imds_cmd(["run", "-s", str(tmp_path / "reverted"), "--cache-period", "0",
                   str(revert)], endpoint)
     assert our_change_sets(cloudformation) == []
     assert [s["ChangeSetName"] for s in cloudformation.list_change_sets(
         StackName=STACK)["Summaries"]] == ["owners-own"]
-    reverted = changes_file(tmp_path / "reverted", "asg-revert")
+    reverted = changes_file(tmp_path / "reverted", "asg-revert-imds-remediation")
     assert reverted[groups["WebGroup"]]["Withdrawn"] == {
         "StackName": STACK, "ChangeSetNames": [name]}
 
