@@ -19,10 +19,6 @@ from pathlib import Path
 
 from c7n_imds.model.safety import iac_guidance, iac_owner, parse_exemption
 from c7n_imds.names import (
-    BEANSTALK_ACTION,
-    BEANSTALK_TAG,
-    CHANGE_SET_ACTION,
-    CLOUDFORMATION_TAG,
     CONVERT_ACTION,
     COPY_ACTION,
     EKS_CLUSTER_TAG,
@@ -32,11 +28,11 @@ from c7n_imds.names import (
     GROUP_NAME_TAG,
     LAUNCH_ANNOTATION,
     LAUNCH_CONFIGURATION,
-    NODEGROUP_ACTION,
     REVERT_ACTION,
     SET_ACCESS_ACTION,
     USAGE_ANNOTATION,
 )
+from c7n_imds.summary.owners import OWNER_ACTION, STACK_KINDS
 
 MTIME_SLACK = 2  # seconds; some filesystems store coarse modification times
 # Older outputs, and policies of the user's own, may name their controls only in the
@@ -45,11 +41,6 @@ CONTROL = re.compile(r"\b((?:AutoScaling|EC2)\.\d+)\b")
 OUTPUT_FILES = ("metadata.json", "resources.json", "custodian-run.log")
 # Tags whose value names a group's owner (as policies/mailer's contact_tags).
 OWNER_TAGS = ("owner", "Owner", "OwnerContact", "team-email")
-STACK_KINDS = {CLOUDFORMATION_TAG: "cloudformation", BEANSTALK_TAG: "elasticbeanstalk",
-               EKS_NODEGROUP_TAG: "eks-nodegroup"}
-# The actions that fix a group at its owner, by the owner kind each fixes.
-OWNER_ACTIONS = {CHANGE_SET_ACTION: "cloudformation", BEANSTALK_ACTION: "elasticbeanstalk",
-                 NODEGROUP_ACTION: "eks-nodegroup"}
 IN_PLACE_ACTIONS = (CONVERT_ACTION, SET_ACCESS_ACTION, COPY_ACTION)
 # An owner action's OwnerFix.Status -> the outcome counted: a change set is only proposed
 # (the group fails AutoScaling.3 until its owner executes it); an applied fix rolls out
@@ -257,7 +248,7 @@ def change_outcomes(changes, actions=()):
     action fixes), else Remediated. An owner action's entry is never Remediated: it
     changes the owner, not the group."""
     actions = [a for a in actions if isinstance(a, str)]
-    action = next((a for a in actions if a in OWNER_ACTIONS), None)
+    action = next((a for a in actions if a in OWNER_ACTION.values()), None)
     in_place = any(a in IN_PLACE_ACTIONS for a in actions)
     outcomes = []
     for entry in changes if isinstance(changes, list) else ():

@@ -7,13 +7,23 @@ Pure, like ``c7n_imds.summary.aggregate``, which counts with it."""
 import shlex
 from collections import defaultdict
 
-from c7n_imds.names import BEANSTALK_ACTION, CHANGE_SET_ACTION, NODEGROUP_ACTION
+from c7n_imds.names import (
+    BEANSTALK_ACTION,
+    BEANSTALK_TAG,
+    CHANGE_SET_ACTION,
+    CLOUDFORMATION_TAG,
+    EKS_NODEGROUP_TAG,
+    NODEGROUP_ACTION,
+)
 
 # The key a count goes under when its kind was not named: an owner that an action left
 # a group to without naming it, and (aggregate.count) a launch type no record gave.
 UNKNOWN = "unknown"
-# The owners of stack-owned groups (load.STACK_KINDS), and the action that fixes each.
-OWNER_KINDS = ("cloudformation", "elasticbeanstalk", "eks-nodegroup")
+# The owners of stack-owned groups, by the tag AWS puts on their groups, and the action
+# that fixes each.
+STACK_KINDS = {CLOUDFORMATION_TAG: "cloudformation", BEANSTALK_TAG: "elasticbeanstalk",
+               EKS_NODEGROUP_TAG: "eks-nodegroup"}
+OWNER_KINDS = tuple(STACK_KINDS.values())
 OWNER_ACTION = {"cloudformation": CHANGE_SET_ACTION, "elasticbeanstalk": BEANSTALK_ACTION,
                 "eks-nodegroup": NODEGROUP_ACTION}
 WHAT_IT_DOES = {
