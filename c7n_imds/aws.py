@@ -1,10 +1,14 @@
 """The AWS edge every module shares: one retry policy, one way to name an AWS error,
 the region-wide group scans."""
+import os
 import threading
+import time
+import weakref
 
 from botocore.exceptions import BotoCoreError, ClientError
 from c7n.utils import get_retry
 
+from c7n_imds import pacing
 from c7n_imds.model.launch_source import template_group_specs
 
 # Throttling and transient server errors; botocore's own retries come first.
@@ -32,6 +36,48 @@ def describe_error(error):
 
 def error_code(error):
     return error.response["Error"]["Code"] if isinstance(error, ClientError) else None
+
+
+# Network errors and 5xx answers are retried like throttling, 8 attempts rather than
+# botocore's 5: they survive an outage of 6 consecutive failures and give up after at
+# most about 2 minutes of backoff per call. A value the user set (AWS_MAX_ATTEMPTS, or
+# max_attempts in the profile) wins.
+MAX_ATTEMPTS = 8
+SESSION_LIFETIME = 45 * 60  # as custodian's local_session: assumed roles last 1 hour
+
+_sessions = threading.local()
+
+
+def patient_command_retries(environ=os.environ):
+    """For the `c7n-imds run` and `org run` commands, whose process runs our pack:
+    custodian's own listing is as patient as our calls, set before custodian makes any
+    client. Importing the plugin does not do this (a process that imports c7n_imds
+    for other reasons keeps its own retries)."""
+    environ.setdefault("AWS_MAX_ATTEMPTS", str(MAX_ATTEMPTS))
+
+
+def imds_session(manager):
+    """c7n-imds's own boto3 session for a policy's account and region: its requests are
+    paced within the action's rate budget (c7n_imds.pacing), retried patiently, and an
+    unanswered call is noted for the error line. Custodian's own sessions - its
+    listing, other policies in the same process - are left exactly as custodian made
+    them. One per thread and session factory (c7n-org makes one per account-region),
+    renewed like custodian's after 45 minutes."""
+    factory = manager.session_factory
+    cache = getattr(_sessions, "by_factory", None)
+    if cache is None:
+        cache = _sessions.by_factory = weakref.WeakKeyDictionary()
+    held = cache.get(factory)
+    now = time.monotonic()
+    if held is not None and held[1] + SESSION_LIFETIME > now:
+        return held[0]
+    session = factory()
+    if not (os.environ.get("AWS_MAX_ATTEMPTS")
+            or session._session.get_config_variable("max_attempts")):
+        session._session.set_config_variable("max_attempts", MAX_ATTEMPTS)
+    note_unanswered_calls(pacing.install(session))
+    cache[factory] = (session, now)
+    return session
 
 
 # The last call of this thread that got no answer at all (a connection error, a

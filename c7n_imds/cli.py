@@ -20,12 +20,16 @@ import sys
 import tempfile
 
 import c7n_imds  # noqa: F401  (registers our filters and actions)
-from c7n_imds.aws import AWS_ERRORS, describe_error, stopped_policy_line
+from c7n_imds.aws import (
+    AWS_ERRORS,
+    describe_error,
+    patient_command_retries,
+    stopped_policy_line,
+)
+from c7n_imds.pack import TEMPLATES_DIR
 
 log = logging.getLogger("custodian.c7n_imds.cli")
 
-TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(c7n_imds.__file__)),
-                             "templates")
 
 
 def main(argv=None):
@@ -74,6 +78,7 @@ def dispatch(argv):
         if problem:
             print("c7n-imds run: %s" % problem, file=sys.stderr)
             return 2
+        patient_command_retries()
         for name in ("custodian.commands", "custodian.output"):
             logging.getLogger(name).addFilter(OneLineAwsErrors())
     from c7n.cli import main as custodian_main

@@ -17,8 +17,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from c7n_imds.aws import describe_error, error_code
-from c7n_imds.cli import TEMPLATES_DIR
 from c7n_imds.iam import PolicyFileError, load_policies, policy_permissions
+from c7n_imds.pack import TEMPLATES_DIR
 from c7n_imds.reach import Unreachable, caller_identity
 
 DEFAULT_REGION = "us-east-1"

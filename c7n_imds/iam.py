@@ -20,7 +20,7 @@ import os
 import sys
 
 import c7n_imds  # noqa: F401  (registers our filters and actions)
-from c7n_imds.actions.beanstalk import UPDATE_ENVIRONMENT_PERMISSIONS
+from c7n_imds.owners.beanstalk import UPDATE_ENVIRONMENT_PERMISSIONS
 
 # Custodian resolves the account id at start-up when not told it.
 RUNNER_PERMISSIONS = {"sts:GetCallerIdentity"}
@@ -37,7 +37,7 @@ IMPLICIT_ON_SWITCH = {
 }
 # Elastic Beanstalk's UpdateEnvironment runs with the caller's credentials: Beanstalk
 # updates the environment's CloudFormation stack and, moving it to a launch template,
-# makes templates and launches from them (c7n_imds/actions/beanstalk.py).
+# makes templates and launches from them (c7n_imds/owners/beanstalk.py).
 IMPLICIT_ON_SWITCH["disable-beanstalk-imdsv1"] = set(UPDATE_ENVIRONMENT_PERMISSIONS)
 IMPLICIT_ON_SWITCH["revert-imds-remediation"] |= set(UPDATE_ENVIRONMENT_PERMISSIONS)
 # Calls custodian's own actions make without declaring them.

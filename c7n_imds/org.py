@@ -26,6 +26,10 @@ class PluginProcessPool(ProcessPoolExecutor):
 
 def main(args):
     import c7n_org.cli as org_cli
+
+    from c7n_imds.aws import patient_command_retries
+    if args[:1] == ["run"]:
+        patient_command_retries()
     # c7n-org picks its executor by this module-level name when a command runs.
     org_cli.ProcessPoolExecutor = PluginProcessPool
     return org_cli.cli.main(args=list(args), prog_name="c7n-imds org")

@@ -14,6 +14,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 INSTALLED = PACKAGE_DIR / "pack"
 CHECKOUT = PACKAGE_DIR.parent / "policies"
 SUFFIXES = (".yml", ".yaml")
+# c7n-mailer's templates for our notices (`c7n-imds templates-dir`, doctor).
+TEMPLATES_DIR = str(PACKAGE_DIR / "templates")
 
 
 class PackMissing(Exception):

@@ -1,4 +1,4 @@
-"""`disable-beanstalk-imdsv1` (c7n_imds/actions/beanstalk.py) against recorded AWS
+"""`disable-beanstalk-imdsv1` (c7n_imds/owners/beanstalk.py) against recorded AWS
 responses: the option set at the environment, the way back recorded first, the
 refusals, the read-back, re-runs after a kill; and restore_environment for a revert.
 
@@ -20,8 +20,8 @@ from c7n.config import Config
 from c7n.policy import PolicyCollection
 from c7n.schema import generate, validate
 
-import c7n_imds.actions.beanstalk as beanstalk
-from c7n_imds import environments
+import c7n_imds.owners.beanstalk as beanstalk
+from c7n_imds.owners import environments
 from c7n_imds.actions import RemediationError
 from c7n_imds.cli import format_preview
 from tests.support.placebo import asg_policy, changes, group_tag, recording_factory

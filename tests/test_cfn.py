@@ -424,7 +424,7 @@ def test_every_produced_template_makes_a_change_set(moto, name, fmt):
 def test_an_override_may_depend_on_what_is_there():
     """hop-limit: auto is "at least 2": a higher literal stays, a missing one becomes 2,
     a computed one (a parameter) is the owner's and stays."""
-    from c7n_imds.actions.change_sets import at_least_two
+    from c7n_imds.owners.cloudformation import at_least_two
     for given, expected in ((None, 2), (1, 2), (3, 3), ({"Ref": "Hops"}, {"Ref": "Hops"})):
         options = {} if given is None else {"HttpPutResponseHopLimit": given}
         new, _ = cfn.migrate(tiny({"MetadataOptions": options} if options else {}),

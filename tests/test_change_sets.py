@@ -11,7 +11,7 @@ import json
 import pytest
 from c7n.schema import generate, validate
 
-import c7n_imds.actions.change_sets  # noqa: F401  (registers the action)
+import c7n_imds.owners.cloudformation  # noqa: F401  (registers the action)
 from c7n_imds.actions.base import RemediationError
 from tests.support.placebo import asg_policy, recording_factory
 

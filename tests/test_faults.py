@@ -227,7 +227,7 @@ def test_a_group_cut_off_by_the_network_fails_alone(moto, tmp_path):
             {"operation": "UpdateAutoScalingGroup", "match": "public", "kind": "reset"}]})
     assert result.returncode != 0
     # every attempt c7n-imds allows, all cut off
-    assert len(faults.read_log(log)) == int(c7n_imds.MAX_ATTEMPTS)
+    assert len(faults.read_log(log)) == c7n_imds.aws.MAX_ATTEMPTS
     check_nothing_lost(session, configs_before, origin, "after the cut-off run")
     failed = [line for line in result.stderr.splitlines() if line.startswith(" - public:")]
     assert failed and "Connection" in failed[0], result.stderr[-3000:]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "c7n_imds"
-MAX_LINES = 400
 RUFF = Path(sys.executable).with_name("ruff")
 
 
@@ -47,8 +46,21 @@ def test_the_model_is_pure():
                     name, imported)
 
 
+def all_imports(path):
+    """Every module the module imports, at its top or inside a function: a cycle made
+    by a function-level import still ties two modules into one."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found |= {"%s.%s" % (node.module, alias.name) for alias in node.names}
+    return found
+
+
 def test_no_import_cycle():
-    graph = {name: {m for m in top_level_imports(path) if m in MODULES and m != name}
+    graph = {name: {m for m in all_imports(path) if m in MODULES and m != name}
              for name, path in MODULES.items()}
     done, stack = set(), []
 
@@ -70,10 +82,52 @@ def test_no_import_cycle():
         visit(name)
 
 
-def test_no_module_over_the_limit():
-    long = {name: n for name, path in MODULES.items()
-            if (n := len(path.read_text().splitlines())) > MAX_LINES}
-    assert long == {}
+def test_the_cycle_check_sees_function_level_imports(tmp_path):
+    """The check above would have missed cli <-> doctor, whose cli side was inside a
+    function."""
+    planted = tmp_path / "planted.py"
+    planted.write_text("def main():\n    from c7n_imds.doctor import main\n")
+    assert "c7n_imds.doctor" in all_imports(planted)
+    assert "c7n_imds.doctor" not in top_level_imports(planted)
+
+
+def private_uses(path):
+    """(module, name) for every `_private` name the module takes from another module of
+    the package: `from c7n_imds.x import _y`, or `x._y` on an imported module."""
+    tree = ast.parse(path.read_text())
+    modules = {}
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
+                "c7n_imds"):
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.add((node.module, alias.name))
+                modules[alias.asname or alias.name] = "%s.%s" % (node.module, alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("c7n_imds"):
+                    modules[alias.asname or alias.name.split(".")[0]] = alias.name
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in modules and node.attr.startswith("_")
+                and not node.attr.startswith("__")):
+            found.add((modules[node.value.id], node.attr))
+    return found
+
+
+def test_no_module_uses_another_modules_private_names():
+    used = {name: sorted(uses) for name, path in MODULES.items()
+            if (uses := private_uses(path))}
+    assert used == {}
+
+
+def test_the_private_name_check_can_fail(tmp_path):
+    planted = tmp_path / "planted.py"
+    planted.write_text("from c7n_imds.aws import _hidden\nimport c7n_imds.pacing as p\n"
+                       "p._state\n")
+    assert private_uses(planted) == {("c7n_imds.aws", "_hidden"),
+                                     ("c7n_imds.pacing", "_state")}
 
 
 def test_lint_fails_on_a_planted_unused_import(tmp_path):

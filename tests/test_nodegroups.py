@@ -1,4 +1,4 @@
-"""`set-nodegroup-metadata-access` (c7n_imds/actions/nodegroups.py) and
+"""`set-nodegroup-metadata-access` (c7n_imds/owners/eks.py) and
 `restore_nodegroup`, against a real moto server on 127.0.0.1.
 
 moto 5.2.5 has EKS clusters and node groups (DescribeNodegroup names the node group's
@@ -20,11 +20,11 @@ import boto3
 import pytest
 from moto.eks.models import eks_backends
 
-import c7n_imds.actions.nodegroups  # noqa: F401  (registers the action)
+import c7n_imds.owners.eks  # noqa: F401  (registers the action)
 from c7n_imds.actions import RemediationError
-from c7n_imds.actions.nodegroups import restore_nodegroup
 from c7n_imds.cli import format_preview
 from c7n_imds.model.nodegroups import update_problem
+from c7n_imds.owners.eks import restore_nodegroup
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

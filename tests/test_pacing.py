@@ -82,17 +82,31 @@ def test_every_http_attempt_of_a_session_is_paced(clock, moto):
     assert pacing.PACER.sent == 2
 
 
-def test_custodian_sessions_are_paced(clock, moto, monkeypatch):
-    """Every session custodian's SessionFactory makes - its own listing's included -
-    draws from the process's buckets (c7n_imds.register attaches the pacer)."""
+def test_custodian_sessions_are_left_alone_and_ours_are_paced(clock, moto, monkeypatch):
+    """Importing c7n_imds paces no session of custodian's - another policy in the same
+    process keeps its own pace and retries - while imds_session, what our filters and
+    actions use, draws from the process's buckets and retries 8 times."""
     from c7n.credentials import SessionFactory
+
+    from c7n_imds.aws import MAX_ATTEMPTS, imds_session
     endpoint, _ = moto
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    session = SessionFactory("eu-west-1")()
-    session.client("autoscaling", endpoint_url=endpoint).describe_launch_configurations()
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    factory = SessionFactory("eu-west-1")
+    custodians = factory()
+    custodians.client("autoscaling", endpoint_url=endpoint).describe_launch_configurations()
+    assert pacing.PACER.buckets == {}
+    assert custodians._session.get_config_variable("max_attempts") is None
+
+    class Manager:
+        session_factory = factory
+    ours = imds_session(Manager)
+    assert imds_session(Manager) is ours and ours is not custodians
+    ours.client("autoscaling", endpoint_url=endpoint).describe_launch_configurations()
     assert ("testing/eu-west-1", "autoscaling", "DescribeLaunchConfigurations") in \
         pacing.PACER.buckets
+    assert ours._session.get_config_variable("max_attempts") == MAX_ATTEMPTS
 
 
 def test_progress_line_on_long_runs_only(clock):

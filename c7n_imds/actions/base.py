@@ -7,11 +7,11 @@ import logging
 from botocore.exceptions import BotoCoreError, ClientError
 from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
-from c7n.utils import chunks, local_session
+from c7n.utils import chunks
 
 from c7n_imds.actions import running_instances
 from c7n_imds.actions.options import RUNNING_INSTANCES_PERMISSIONS
-from c7n_imds.aws import AWS_ERRORS, THROTTLING_CODES, describe_error, retry
+from c7n_imds.aws import AWS_ERRORS, THROTTLING_CODES, describe_error, imds_session, retry
 from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
 from c7n_imds.model.rates import DEFAULT_BUDGET
 from c7n_imds.model.safety import (
@@ -177,7 +177,7 @@ class Remediation(BaseAction):
             any(runs_containers(asg, user_data) for asg in groups))
 
     def clients(self):
-        session = local_session(self.manager.session_factory)
+        session = imds_session(self.manager)
         return session.client("ec2"), session.client("autoscaling")
 
     def validate(self):
@@ -257,7 +257,7 @@ class Remediation(BaseAction):
         """{Architecture, VirtualizationType} of an image; an image named by an SSM
         parameter (``resolve:ssm:NAME``) is resolved first."""
         if image_id and image_id.startswith(SSM_IMAGE_PREFIX):
-            ssm = local_session(self.manager.session_factory).client("ssm")
+            ssm = imds_session(self.manager).client("ssm")
             parameter = retry(ssm.get_parameters, Names=[image_id[len(SSM_IMAGE_PREFIX):]])
             image_id = parameter["Parameters"][0]["Value"] if parameter["Parameters"] else None
         images = retry(ec2.describe_images, ImageIds=[image_id])["Images"] if image_id else []

@@ -5,23 +5,33 @@ import hashlib
 import logging
 
 from c7n.resources.asg import ASG
-from c7n.utils import local_session, type_schema
+from c7n.utils import type_schema
 
 from c7n_imds.actions.base import Remediation, current_groups, tag_group
-from c7n_imds.actions.nodegroups import restore_nodegroup
 from c7n_imds.actions.options import RATE_BUDGET_SCHEMA
-from c7n_imds.aws import AWS_ERRORS, describe_error, retry
-from c7n_imds.environments import restore_environment
+from c7n_imds.aws import AWS_ERRORS, describe_error, imds_session, retry
 from c7n_imds.model.provenance import decode_previous_launch, parse_derived_version_description
 from c7n_imds.model.safety import iac_owner
 from c7n_imds.names import ALIASES, CLOUDFORMATION_TAG, EXEMPT_TAG, PREVIOUS_LAUNCH_TAG
-from c7n_imds.stacks import withdraw_change_sets
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
-# Records restored at the group's owner, by the record's key (decode_previous_launch).
-OWNER_RESTORES = {"BeanstalkOption": restore_environment,
-                  "NodegroupLaunchTemplate": restore_nodegroup}
+# The way back at a group's owner, registered by each owner module of c7n_imds.owners
+# (so that revert imports no owner): a restore per record key (decode_previous_launch),
+# called as restore(session, asg, record), and the withdraw of a stack's change sets,
+# called as withdraw(cloudformation_client, stack_name) -> (deleted, executed).
+OWNER_RESTORES = {}
+OWNER_WITHDRAWS = {}
+
+
+def register_owner_restore(record_key, restore):
+    OWNER_RESTORES[record_key] = restore
+    return restore
+
+
+def register_owner_withdraw(owner_tag, withdraw):
+    OWNER_WITHDRAWS[owner_tag] = withdraw
+    return withdraw
 
 
 class RevertRefused(Exception):
@@ -145,7 +155,7 @@ class RevertImdsRemediation(Remediation):
         switched (its owner does that)."""
         name = asg["AutoScalingGroupName"]
         try:
-            done = restore(local_session(self.manager.session_factory), asg, record)
+            done = restore(imds_session(self.manager), asg, record)
             self.close_record(autoscaling, name)
         except ValueError as e:
             failures[name] = str(e)
@@ -160,10 +170,15 @@ class RevertImdsRemediation(Remediation):
         """A CloudFormation-owned group was never changed: c7n-imds only proposed change
         sets to its stack. Reverting deletes those its owner did not execute."""
         name = asg["AutoScalingGroupName"]
+        withdraw = OWNER_WITHDRAWS.get(CLOUDFORMATION_TAG)
+        if withdraw is None:
+            failures[name] = ("owned by stack %s, but c7n_imds.owners is not loaded; "
+                              "import c7n_imds (or run c7n-imds) and revert again" % stack_name)
+            return
         if stack_name not in withdrawn:
             try:
-                withdrawn[stack_name] = withdraw_change_sets(
-                    local_session(self.manager.session_factory).client("cloudformation"),
+                withdrawn[stack_name] = withdraw(
+                    imds_session(self.manager).client("cloudformation"),
                     stack_name)
             except AWS_ERRORS as e:
                 failures[name] = "withdrawing the change sets proposed to stack %s: %s" % (

@@ -4,10 +4,10 @@ import datetime
 
 from c7n.filters import Filter
 from c7n.resources.asg import LaunchConfig
-from c7n.utils import chunks, local_session, type_schema
+from c7n.utils import chunks, type_schema
 from dateutil.parser import parse as parse_date
 
-from c7n_imds.aws import all_groups, retry
+from c7n_imds.aws import all_groups, imds_session, retry
 from c7n_imds.model.launch_source import launch_references
 from c7n_imds.model.provenance import copy_name, source_identity
 from c7n_imds.names import LAUNCH_CONFIGURATION, SOURCE_CREATED_TAG, SOURCE_TAG
@@ -51,7 +51,7 @@ class ConvertedLaunchConfigFilter(Filter):
     annotation_key = "c7n-imds:replaced-by"
 
     def process(self, configs, event=None):
-        session = local_session(self.manager.session_factory)
+        session = imds_session(self.manager)
         ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
         replacements = template_replacements(ec2)
         replacements.update(copy_replacements(autoscaling, configs))

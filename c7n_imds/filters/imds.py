@@ -3,8 +3,9 @@ import json
 
 from c7n.filters import ValueFilter
 from c7n.resources.asg import ASG, LaunchConfig
-from c7n.utils import local_session, type_schema
+from c7n.utils import type_schema
 
+from c7n_imds.aws import imds_session
 from c7n_imds.filters.keys import (
     LAUNCH_CONFIGURATION_KEYS,
     LAUNCH_KEYS,
@@ -97,7 +98,7 @@ class AsgImdsFilter(LaunchViewFilter):
         todo = [a for a in asgs if self.annotation_key not in a or (
             effective and "EffectiveHttpTokens" not in a[self.annotation_key])]
         if todo:
-            session = local_session(self.manager.session_factory)
+            session = imds_session(self.manager)
             sources = LaunchSources.for_manager(
                 self.manager, session.client("ec2"), session.client("autoscaling")).load(todo)
             if effective:

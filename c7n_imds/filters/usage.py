@@ -10,9 +10,9 @@ import datetime
 from c7n.filters import ValueFilter
 from c7n.resources.asg import ASG
 from c7n.resources.ec2 import EC2
-from c7n.utils import chunks, local_session, type_schema
+from c7n.utils import chunks, type_schema
 
-from c7n_imds.aws import retry
+from c7n_imds.aws import imds_session, retry
 from c7n_imds.filters.keys import USAGE_KEYS, ExplainsDrops, check_key_and_value
 
 METRIC_QUERIES_PER_CALL = 500  # GetMetricData's limit
@@ -72,7 +72,7 @@ class UsageFilter(ExplainsDrops, ValueFilter):
 
     def process(self, resources, event=None):
         days = self.data.get("days", 14)
-        client = local_session(self.manager.session_factory).client("cloudwatch")
+        client = imds_session(self.manager).client("cloudwatch")
         sums = metadata_no_token_sums(
             client, [i for r in resources for i in self.instance_ids(r)], days)
         for r in resources:

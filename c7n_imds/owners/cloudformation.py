@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError, WaiterError
 from c7n.resources.asg import ASG
-from c7n.utils import local_session, type_schema
+from c7n.utils import type_schema
 
 from c7n_imds.actions.base import Remediation, current_groups
 from c7n_imds.actions.options import (
@@ -15,7 +15,8 @@ from c7n_imds.actions.options import (
     HTTP_ENDPOINT_SCHEMA,
     RATE_BUDGET_SCHEMA,
 )
-from c7n_imds.aws import AWS_ERRORS, describe_error, retry, tags_of
+from c7n_imds.actions.revert import register_owner_withdraw
+from c7n_imds.aws import AWS_ERRORS, describe_error, imds_session, retry, tags_of
 from c7n_imds.model import cfn, cfn_templates
 from c7n_imds.model.safety import runs_containers
 from c7n_imds.names import (
@@ -25,7 +26,7 @@ from c7n_imds.names import (
     CLOUDFORMATION_TAG,
     PRESERVE,
 )
-from c7n_imds.stacks import (
+from c7n_imds.owners.stacks import (
     StackRefused,
     arn_name,
     delete_change_set,
@@ -33,6 +34,7 @@ from c7n_imds.stacks import (
     own_change_sets,
     template_body,
     template_of,
+    withdraw_change_sets,
 )
 
 log = logging.getLogger("custodian.c7n_imds.actions")
@@ -179,7 +181,7 @@ class CreateStackChangeSet(Remediation):
     verify_permissions = ()  # the change set is read back; nothing launches from it
 
     def cloudformation(self):
-        return local_session(self.manager.session_factory).client("cloudformation")
+        return imds_session(self.manager).client("cloudformation")
 
     # -- planning -----------------------------------------------------------------------
 
@@ -396,3 +398,6 @@ def at_least_two(existing):
     if existing is None:
         return 2
     return max(existing, 2) if isinstance(existing, int) else existing
+
+
+register_owner_withdraw(CLOUDFORMATION_TAG, withdraw_change_sets)

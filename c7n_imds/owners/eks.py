@@ -5,13 +5,21 @@ import logging
 
 from botocore.exceptions import ClientError
 from c7n.resources.asg import ASG
-from c7n.utils import local_session, type_schema
+from c7n.utils import type_schema
 
 from c7n_imds.actions.base import Remediation, current_groups
 from c7n_imds.actions.options import HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, RATE_BUDGET_SCHEMA
+from c7n_imds.actions.revert import register_owner_restore
 from c7n_imds.actions.set_access import SetMetadataAccess
 from c7n_imds.actions.versions import VersionMaking
-from c7n_imds.aws import AWS_ERRORS, describe_error, retry, tags_of, template_followers
+from c7n_imds.aws import (
+    AWS_ERRORS,
+    describe_error,
+    imds_session,
+    retry,
+    tags_of,
+    template_followers,
+)
 from c7n_imds.model.launch_source import template_group_specs
 from c7n_imds.model.nodegroups import (
     NodegroupChange,
@@ -149,7 +157,7 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
         return super().preflight(ec2, asg, spec, template_id, version, launch_template_data)
 
     def eks(self):
-        return local_session(self.manager.session_factory).client("eks")
+        return imds_session(self.manager).client("eks")
 
     # -- planning -----------------------------------------------------------------------
 
@@ -396,3 +404,6 @@ def restore_nodegroup(session, asg, record):
             "%s; EKS replaces the nodes by its update strategy)" % (
                 label, recorded["id"], current.get("version"), recorded["version"],
                 update["id"], update.get("status")))
+
+
+register_owner_restore("NodegroupLaunchTemplate", restore_nodegroup)

@@ -4,12 +4,20 @@ import dataclasses
 import logging
 
 from c7n.resources.asg import ASG
-from c7n.utils import local_session, type_schema
+from c7n.utils import type_schema
 
 from c7n_imds.actions.base import Remediation, current_groups
 from c7n_imds.actions.options import RATE_BUDGET_SCHEMA
-from c7n_imds.aws import AWS_ERRORS, describe_error, retry, tags_of
-from c7n_imds.environments import (
+from c7n_imds.actions.revert import register_owner_restore
+from c7n_imds.aws import AWS_ERRORS, describe_error, imds_session, retry, tags_of
+from c7n_imds.model.provenance import decode_previous_launch, encode_previous_beanstalk_option
+from c7n_imds.names import (
+    BEANSTALK_ACTION,
+    BEANSTALK_OPTION,
+    BEANSTALK_TAG,
+    PREVIOUS_LAUNCH_TAG,
+)
+from c7n_imds.owners.environments import (
     OPTION,
     OPTION_SETTING,
     configuration_sets,
@@ -19,14 +27,8 @@ from c7n_imds.environments import (
     not_ready,
     option_value,
     previous_value,
+    restore_environment,
     shown,
-)
-from c7n_imds.model.provenance import decode_previous_launch, encode_previous_beanstalk_option
-from c7n_imds.names import (
-    BEANSTALK_ACTION,
-    BEANSTALK_OPTION,
-    BEANSTALK_TAG,
-    PREVIOUS_LAUNCH_TAG,
 )
 
 log = logging.getLogger("custodian.c7n_imds.actions")
@@ -148,7 +150,7 @@ class DisableBeanstalkImdsv1(Remediation):
     verify_permissions = ()  # the check is ValidateConfigurationSettings, declared above
 
     def beanstalk_clients(self):
-        session = local_session(self.manager.session_factory)
+        session = imds_session(self.manager)
         return session.client("autoscaling"), session.client("elasticbeanstalk")
 
     # -- planning -----------------------------------------------------------------------
@@ -310,3 +312,6 @@ class DisableBeanstalkImdsv1(Remediation):
                               "EnvironmentName": environment["EnvironmentName"],
                               "EnvironmentId": environment["EnvironmentId"],
                               "Detail": detail}} for name in plan.names]
+
+
+register_owner_restore("BeanstalkOption", restore_environment)
