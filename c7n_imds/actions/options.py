@@ -1,5 +1,6 @@
 """The options the remediation actions share: their schemas (which reject typos at
 validate time) and what each costs in permissions."""
+from c7n_imds.model.changes import LAUNCH_CHANGE_KINDS
 from c7n_imds.names import PRESERVE
 
 HOP_LIMIT_SCHEMA = {"oneOf": [
@@ -22,3 +23,17 @@ REFRESH_PREFERENCES_SCHEMA = {
         "ScaleInProtectedInstances": {"enum": ["Refresh", "Ignore", "Wait"]},
         "StandbyInstances": {"enum": ["Terminate", "Ignore", "Wait"]},
         "BakeTime": {"type": "integer", "minimum": 0}}}
+
+# The launch-affecting differences beyond metadata options a policy accepts for a
+# change (c7n_imds.model.changes): none by default.
+ALLOW_LAUNCH_CHANGES_SCHEMA = {"type": "array", "uniqueItems": True,
+                               "items": {"enum": sorted(LAUNCH_CHANGE_KINDS)}}
+# The usage gate every action applies to everything that will launch from what it
+# changes: MetadataNoToken summed over `days`; `missing` as the imdsv1-usage filter's
+# (zero: no data points count as no calls; exclude: no evidence holds the change back).
+# Default: the policy's own imdsv1-usage filter's settings, else 14 days, zero.
+IMDSV1_GATE_SCHEMA = {"oneOf": [
+    {"enum": [False]},
+    {"type": "object", "additionalProperties": False, "properties": {
+        "days": {"type": "number", "minimum": 1, "maximum": 455},
+        "missing": {"enum": ["zero", "exclude"]}}}]}
