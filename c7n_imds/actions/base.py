@@ -12,6 +12,9 @@ from c7n.utils import chunks
 from c7n_imds.actions import running_instances
 from c7n_imds.actions.options import RUNNING_INSTANCES_PERMISSIONS
 from c7n_imds.aws import AWS_ERRORS, THROTTLING_CODES, describe_error, imds_session, retry
+from c7n_imds.consumers import Gate
+from c7n_imds.filters.usage import UsageFilter
+from c7n_imds.model.gate import GateSettings
 from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
 from c7n_imds.model.rates import DEFAULT_BUDGET
 from c7n_imds.model.safety import (
@@ -60,6 +63,13 @@ def current_groups(autoscaling, asgs):
         if name not in current:
             log.info("asg %s: no longer exists; skipped", name)
     return [current[n] for n in names if n in current]
+
+
+def walk_filters(filters):
+    """Every filter of a policy, inside or/and/not blocks too."""
+    for f in filters or ():
+        yield f
+        yield from walk_filters(getattr(f, "filters", None))
 
 
 def tag_group(autoscaling, group, key, value):
@@ -135,6 +145,31 @@ class Remediation(BaseAction):
         log.info("asg %s: exempt (%s); not changed", asg["AutoScalingGroupName"],
                  tags[EXEMPT_TAG])
         return True
+
+    def gate_settings(self):
+        """The usage gate of the change contract (c7n_imds.model.gate), applied to every
+        group, fleet and instance that will launch from what the action changes. Option
+        ``imdsv1-gate`` ({days, missing}, or false to turn it off); by default the
+        policy's own ``imdsv1-usage`` filter's days and missing - so a policy run by a
+        Security Hub custom action is held back exactly like the schedule - else 14
+        days, ``missing: zero``."""
+        option = self.data.get("imdsv1-gate")
+        if option is False:
+            return None
+        if option:
+            return GateSettings(option.get("days", 14), option.get("missing", "zero"))
+        usage = next((f for f in walk_filters(self.manager.filters if self.manager else ())
+                      if isinstance(f, UsageFilter)), None)
+        if usage is None:
+            return GateSettings()
+        missing = usage.data.get("missing", "exclude")
+        return GateSettings(usage.data.get("days", 14),
+                            "exclude" if missing == "exclude" else "zero")
+
+    def gate(self):
+        """A Gate for this policy's account and region, or None when turned off."""
+        settings = self.gate_settings()
+        return Gate(imds_session(self.manager), settings) if settings else None
 
     def owned(self, groups, owner_tag):
         """For the actions that fix a group at its owner: the groups whose owner is of

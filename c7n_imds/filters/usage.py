@@ -5,57 +5,22 @@ publishes the calls each instance receives without a token as the CloudWatch met
 ``MetadataNoToken`` (namespace ``AWS/EC2``, dimension ``InstanceId``); gating
 remediation on it being zero over a window is what makes the change safe.
 """
-import datetime
-
 from c7n.filters import ValueFilter
 from c7n.resources.asg import ASG
 from c7n.resources.ec2 import EC2
-from c7n.utils import chunks, type_schema
+from c7n.utils import type_schema
 
-from c7n_imds.aws import imds_session, retry
+from c7n_imds.aws import imds_session
+from c7n_imds.consumers import metadata_no_token_sums
 from c7n_imds.filters.keys import USAGE_KEYS, ExplainsDrops, check_key_and_value
-
-METRIC_QUERIES_PER_CALL = 500  # GetMetricData's limit
-USAGE_ANNOTATION = "c7n-imds:imdsv1-calls"
-EXEMPTION_ANNOTATION = "c7n-imds:exemption"
-EXEMPT_TAG = "c7n-imds:exempt"
-DAY = 86400
-
-
-def metadata_no_token_sums(cloudwatch, instance_ids, days, now=None):
-    """{instance id: sum of MetadataNoToken over the last `days`, or None without data}.
-    Up to 500 instances per GetMetricData call."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    start = now - datetime.timedelta(days=days)
-    sums = {}
-    for batch in chunks(sorted(set(instance_ids)), METRIC_QUERIES_PER_CALL):
-        queries = [{
-            "Id": "i%d" % n, "ReturnData": True,
-            "MetricStat": {"Stat": "Sum", "Period": DAY, "Metric": {
-                "Namespace": "AWS/EC2", "MetricName": "MetadataNoToken",
-                "Dimensions": [{"Name": "InstanceId", "Value": instance_id}]}}}
-            for n, instance_id in enumerate(batch)]
-        ids = {q["Id"]: instance_id for q, instance_id in zip(queries, batch)}
-        paginator = cloudwatch.get_paginator("get_metric_data")
-        pages = retry(lambda: list(paginator.paginate(
-            MetricDataQueries=queries, StartTime=start, EndTime=now)))
-        for page in pages:
-            for result in page["MetricDataResults"]:
-                instance_id = ids[result["Id"]]
-                if result.get("Values"):
-                    total = (sums.get(instance_id) or 0) + sum(result["Values"])
-                    # counts of calls: show 14, not 14.0
-                    sums[instance_id] = int(total) if float(total).is_integer() else total
-                else:
-                    sums.setdefault(instance_id, None)
-    return {i: sums.get(i) for i in instance_ids}
+from c7n_imds.names import USAGE_ANNOTATION, USAGE_FILTER
 
 
 class UsageFilter(ExplainsDrops, ValueFilter):
     """Shared by the asg and ec2 filters: instance ids in, a number out."""
 
     schema = type_schema(
-        "imdsv1-usage", rinherit=ValueFilter.schema,
+        USAGE_FILTER, rinherit=ValueFilter.schema,
         days={"type": "number", "minimum": 1, "maximum": 455},
         missing={"enum": ["exclude", "zero", "include"]})
     schema_alias = False
@@ -103,7 +68,7 @@ class UsageFilter(ExplainsDrops, ValueFilter):
             usage["Days"], self.data.get("op", "equal"), self.data.get("value"))
 
 
-@ASG.filter_registry.register("imdsv1-usage")
+@ASG.filter_registry.register(USAGE_FILTER)
 class AsgImdsV1Usage(UsageFilter):
     """Filter groups by how often their instances called IMDSv1 (without a token).
 
@@ -143,7 +108,7 @@ class AsgImdsV1Usage(UsageFilter):
         return [i["InstanceId"] for i in asg.get("Instances") or ()]
 
 
-@EC2.filter_registry.register("imdsv1-usage")
+@EC2.filter_registry.register(USAGE_FILTER)
 class Ec2ImdsV1Usage(AsgImdsV1Usage):
     """Filter instances by how often they called IMDSv1 (``MetadataNoToken``).
 
