@@ -232,6 +232,16 @@ def test_plan_previews_without_changing_anything(estate, c7n_imds_cmd, tmp_path)
     plan = json.loads((tmp_path / "autoscaling-3-convert-to-imdsv2-launch-template" /
                        "imds-plan.json").read_text())
     assert len(plan["Templates"]) == 4 and plan["Failures"] == {}
+    # the contract's plan, per group: every launch-affecting difference (none here:
+    # the views of configuration and template agree but for the metadata options)
+    changes = {c["AutoScalingGroupName"]: c for c in plan["GroupChanges"]}
+    assert set(changes) >= {"shared-a", "shared-b"}
+    assert all(c["LaunchChanges"] == [] for c in changes.values()), changes
+    assert changes["shared-a"]["MetadataOptions"].startswith("HttpTokens optional")
+    assert "group shared-a: launch configuration shared-lc -> launch template " \
+        "shared-lc-imdsv2-" in result.stdout
+    assert "launch changes: none beyond metadata options" in result.stdout
+    assert "running instances: none now" in result.stdout
 
 
 def test_every_policy_file_validates_and_schema_shows_docs(c7n_imds_cmd, moto):

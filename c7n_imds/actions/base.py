@@ -14,6 +14,13 @@ from c7n_imds.actions.options import RUNNING_INSTANCES_PERMISSIONS
 from c7n_imds.aws import AWS_ERRORS, THROTTLING_CODES, describe_error, imds_session, retry
 from c7n_imds.consumers import Gate
 from c7n_imds.filters.usage import UsageFilter
+from c7n_imds.model.changes import (
+    GroupChange,
+    LaunchChange,
+    refusal,
+    refused,
+    replacement_of_instances,
+)
 from c7n_imds.model.gate import GateSettings
 from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
 from c7n_imds.model.rates import DEFAULT_BUDGET
@@ -165,6 +172,26 @@ class Remediation(BaseAction):
         missing = usage.data.get("missing", "exclude")
         return GateSettings(usage.data.get("days", 14),
                             "exclude" if missing == "exclude" else "zero")
+
+    def group_change(self, asg, before, after, metadata_before, metadata_after,
+                     launch_changes=()):
+        """The contract's plan of one group (model/changes.GroupChange), with how its
+        running instances are replaced (`running-instances`): an instance refresh that
+        replaces them all at once is a launch change of its own."""
+        replacement, at_once = replacement_of_instances(
+            self.data.get("running-instances", "keep"), self.data.get("refresh-preferences"))
+        changes = list(launch_changes)
+        if at_once:
+            changes.append(LaunchChange("replace-all-at-once", "refresh-preferences",
+                                        "running", "all replaced at once"))
+        return GroupChange(asg["AutoScalingGroupName"], before, after, metadata_before or {},
+                           metadata_after or {}, changes, replacement)
+
+    def refusal(self, change):
+        """Why a group's plan is refused - launch changes beyond metadata options that
+        the policy did not opt in to (allow-launch-changes) - or None."""
+        beyond = refused(change.launch_changes, self.data.get("allow-launch-changes", ()))
+        return refusal("the change to group %s" % change.group, beyond) if beyond else None
 
     def gate(self):
         """A Gate for this policy's account and region, or None when turned off."""

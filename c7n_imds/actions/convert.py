@@ -7,15 +7,18 @@ from c7n.utils import type_schema
 from c7n_imds import sources
 from c7n_imds.actions.base import Remediation, current_groups
 from c7n_imds.actions.options import (
+    ALLOW_LAUNCH_CHANGES_SCHEMA,
     HOP_LIMIT_SCHEMA,
     HTTP_ENDPOINT_SCHEMA,
     IAC_MANAGED_SCHEMA,
+    IMDSV1_GATE_SCHEMA,
     RATE_BUDGET_SCHEMA,
     REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA,
 )
 from c7n_imds.actions.templates import TemplateMaking, TemplateRefused
 from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry
+from c7n_imds.model.changes import configuration_view, data_changes, template_view
 from c7n_imds.model.launch_source import launch_references
 from c7n_imds.model.plans import Plan, Snapshot, TemplatePlan
 from c7n_imds.model.provenance import (
@@ -121,7 +124,9 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
            "iac-managed": IAC_MANAGED_SCHEMA,
            "running-instances": RUNNING_INSTANCES_SCHEMA,
            "rate-budget": RATE_BUDGET_SCHEMA,
-           "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
+           "refresh-preferences": REFRESH_PREFERENCES_SCHEMA,
+           "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
+           "imdsv1-gate": IMDSV1_GATE_SCHEMA})
     permissions = LaunchSources.permissions + (
         "ec2:DescribeLaunchTemplates", "ec2:CreateLaunchTemplate", "ec2:CreateTags",
         "ec2:DeleteLaunchTemplate",
@@ -233,10 +238,24 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
             http_endpoint=self.data.get("http-endpoint", PRESERVE))
         for note in notes:
             log.warning("launch configuration %r: %s", config_name, note)
+        # the contract: the template launches what the configuration did, metadata
+        # options aside - judged on views that share no code with the translation
+        launch_changes = data_changes(configuration_view(config, security_group_ids),
+                                      template_view(data))
+        name = template_name(config)
+        changes = [self.group_change(
+            asg, "launch configuration %s" % config_name,
+            "launch template %s version 1 (new)" % name, config.get("MetadataOptions"),
+            data["MetadataOptions"], launch_changes) for asg in groups]
+        for change in changes:
+            problem = self.refusal(change)
+            if problem:
+                raise TranslationError(problem)
         return TemplatePlan(launch_configuration_name=config_name,
                             source_created=source_identity(config)[1],
-                            launch_template_name=template_name(config),
-                            launch_template_data=data, notes=notes, groups=groups)
+                            launch_template_name=name,
+                            launch_template_data=data, notes=notes, groups=groups,
+                            group_changes=changes)
 
     def preview(self, asgs):
         """The plan in a form safe to print: user data as size and hash only."""

@@ -1,5 +1,6 @@
 """`copy-launch-configuration`: AWS's deprecated fix - an IMDSv2 copy of the launch
 configuration."""
+import base64
 import logging
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -8,14 +9,17 @@ from c7n.utils import chunks, type_schema
 
 from c7n_imds.actions.base import Remediation, current_groups
 from c7n_imds.actions.options import (
+    ALLOW_LAUNCH_CHANGES_SCHEMA,
     HOP_LIMIT_SCHEMA,
     HTTP_ENDPOINT_SCHEMA,
     IAC_MANAGED_SCHEMA,
+    IMDSV1_GATE_SCHEMA,
     RATE_BUDGET_SCHEMA,
     REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA,
 )
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry
+from c7n_imds.model.changes import configuration_view, data_changes
 from c7n_imds.model.launch_source import launch_references
 from c7n_imds.model.plans import CopyPlan, Plan, Snapshot
 from c7n_imds.model.provenance import copy_name, encode_previous_launch, source_identity
@@ -36,6 +40,14 @@ def launch_configurations_unavailable(error):
     message = error.response["Error"].get("Message", "")
     return (error.response["Error"]["Code"] == "UnsupportedOperation"
             or "not available in your account" in message)
+
+
+def sent_as_described(parameters):
+    """CreateLaunchConfiguration parameters (user data as raw bytes, which botocore
+    encodes) as DescribeLaunchConfigurations would show them."""
+    if isinstance(parameters.get("UserData"), bytes):
+        return dict(parameters, UserData=base64.b64encode(parameters["UserData"]).decode())
+    return parameters
 
 
 @ASG.action_registry.register("copy-launch-configuration")
@@ -90,7 +102,9 @@ class CopyLaunchConfiguration(Remediation):
            "http-endpoint": HTTP_ENDPOINT_SCHEMA,
            "running-instances": RUNNING_INSTANCES_SCHEMA,
            "rate-budget": RATE_BUDGET_SCHEMA,
-           "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
+           "refresh-preferences": REFRESH_PREFERENCES_SCHEMA,
+           "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
+           "imdsv1-gate": IMDSV1_GATE_SCHEMA})
     permissions = LaunchSources.permissions + (
         "autoscaling:DescribeAutoScalingGroups", "autoscaling:CreateLaunchConfiguration",
         "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
@@ -135,7 +149,20 @@ class CopyLaunchConfiguration(Remediation):
                     log.warning("launch configuration %r: %s", identity[0], note)
                 plans[identity] = CopyPlan(source=identity[0], config=config,
                                            parameters=params)
-            plans[identity].groups.append(asg)
+            plan = plans[identity]
+            # the contract: the copy launches what the configuration did, metadata aside
+            change = self.group_change(
+                asg, "launch configuration %s" % identity[0],
+                "launch configuration %s (new copy)" % plan.copy_name,
+                config.get("MetadataOptions"), plan.parameters.get("MetadataOptions"),
+                data_changes(configuration_view(config), configuration_view(
+                    sent_as_described(plan.parameters))))
+            problem = self.refusal(change)
+            if problem:
+                failures[asg["AutoScalingGroupName"]] = problem
+                continue
+            plan.groups.append(asg)
+            plan.group_changes.append(change)
         return Plan(items=list(plans.values()), failures=failures,
                     skipped=list(self.skipped))
 

@@ -10,15 +10,18 @@ from c7n.utils import type_schema
 
 from c7n_imds.actions.base import Remediation, current_groups
 from c7n_imds.actions.options import (
+    ALLOW_LAUNCH_CHANGES_SCHEMA,
     HOP_LIMIT_SCHEMA,
     HTTP_ENDPOINT_SCHEMA,
     IAC_MANAGED_SCHEMA,
+    IMDSV1_GATE_SCHEMA,
     RATE_BUDGET_SCHEMA,
     REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA,
 )
 from c7n_imds.actions.versions import VersionMaking
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry, tags_of, template_followers
+from c7n_imds.model.changes import data_changes
 from c7n_imds.model.launch_source import launch_references, template_group_specs
 from c7n_imds.model.plans import GroupSpec, Plan, Snapshot, VersionPlan, independent_sets
 from c7n_imds.model.provenance import (
@@ -117,7 +120,9 @@ class SetMetadataAccess(VersionMaking, Remediation):
            "verify": {"type": "boolean"},
            "running-instances": RUNNING_INSTANCES_SCHEMA,
            "rate-budget": RATE_BUDGET_SCHEMA,
-           "refresh-preferences": REFRESH_PREFERENCES_SCHEMA})
+           "refresh-preferences": REFRESH_PREFERENCES_SCHEMA,
+           "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
+           "imdsv1-gate": IMDSV1_GATE_SCHEMA})
     permissions = LaunchSources.permissions + (
         "autoscaling:DescribeAutoScalingGroups", "ec2:CreateLaunchTemplateVersion",
         "ec2:DeleteLaunchTemplateVersions", "ec2:ModifyLaunchTemplate",
@@ -202,11 +207,30 @@ class SetMetadataAccess(VersionMaking, Remediation):
                     item.groups.append(GroupSpec(asg, spec))
                     if spec["Version"] == "$Latest":
                         item.followed_as_latest = True
-        for item in work.values():
+        for key, item in sorted(work.items()):
             data = item.source.get("LaunchTemplateData") or {}
             item.metadata_options = self.requested(
                 data.get("MetadataOptions"), [asg for asg, _ in item.groups],
                 data.get("UserData"))
+            for asg, spec in item.groups:
+                # the contract: the new version is the source version but for its
+                # metadata options (block devices re-sent, read back before use)
+                change = self.group_change(
+                    asg, "launch template %s %s (version %s)" % (
+                        key[0], spec["Version"], key[1]),
+                    "launch template %s new version from %s" % (key[0], key[1]),
+                    data.get("MetadataOptions"), item.metadata_options,
+                    data_changes(data, dict(data, MetadataOptions=item.metadata_options)))
+                problem = self.refusal(change)
+                if problem:
+                    failures[asg["AutoScalingGroupName"]] = problem
+                item.group_changes.append(change)
+        for key in [k for k, item in work.items()
+                    if any(g.name in failures for g in item.groups)]:
+            # a version serves its groups together: one refused, none changes
+            for group in work.pop(key).groups:
+                failures.setdefault(group.name, "shares launch template %s version %s "
+                                    "with a refused group" % key)
         return Plan(items=[work[key] for key in sorted(work)], failures=failures,
                     skipped=list(self.skipped))
 

@@ -10,7 +10,8 @@ once is never a side effect of an IMDS fix.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable
 
 from c7n_imds.model.redaction import user_data_fingerprint
@@ -48,6 +49,9 @@ FIELD_KINDS: dict[str, str] = {
     "UserData": "user-data",
     "KeyName": "key-pair",
     "MinSize": "group-size", "MaxSize": "group-size", "DesiredCapacity": "group-size",
+    # the launch views below
+    "BlockDevices": "storage", "SpotMaxPrice": "other",
+    "Monitoring": "other", "Tenancy": "other",
 }
 
 
@@ -104,13 +108,13 @@ def data_changes(before: dict, after: dict, ignore: Iterable[str] = ()) -> list[
     are left out (they are the point of the change). Unset and empty are the same."""
     skip = set(ignore) | {"MetadataOptions"}
     changes = []
-    for field in sorted(set(before) | set(after)):
-        if field in skip:
+    for name in sorted(set(before) | set(after)):
+        if name in skip:
             continue
-        old, new = before.get(field), after.get(field)
+        old, new = before.get(name), after.get(name)
         if (_empty(old) and _empty(new)) or _normal(old) == _normal(new):
             continue
-        changes.append(LaunchChange(kind_of(field), field, old, new))
+        changes.append(LaunchChange(kind_of(name), name, old, new))
     return changes
 
 
@@ -140,3 +144,157 @@ def refusal(what: str, changes: list[LaunchChange]) -> str:
             "add %s to the action's allow-launch-changes to accept exactly that" % (
                 what, "; ".join(c.line() for c in changes),
                 ", ".join(kinds)))
+
+
+# -- launch views: what instances start with, from either launch shape ----------------
+#
+# A conversion turns a launch configuration into launch template data (translate.py).
+# To prove it changes nothing but the metadata options, both are reduced here, by code
+# that shares nothing with the translation, to the same view of what an instance gets,
+# and compared. A mapping slip in translate.py then shows up as a launch change.
+
+def _text(value: Any) -> str | None:
+    value = value.strip() if isinstance(value, str) else value
+    return value or None
+
+
+def _price(value: Any) -> str | None:
+    try:
+        return str(Decimal(str(value)).normalize()) if value not in (None, "") else None
+    except InvalidOperation:
+        return str(value)
+
+
+def _ebs(ebs: dict) -> dict:
+    return {k: (_text(v) if isinstance(v, str) else v) for k, v in sorted(ebs.items())
+            if v not in (None, "")}
+
+
+def _devices(mappings: list[dict], no_device: Any) -> dict:
+    devices = {}
+    for mapping in mappings or ():
+        name = _text(mapping.get("DeviceName"))
+        if mapping.get("NoDevice") == no_device and "NoDevice" in mapping:
+            devices[name] = "suppressed"
+        elif mapping.get("VirtualName"):
+            devices[name] = "instance store %s" % mapping["VirtualName"]
+        else:
+            devices[name] = _ebs(mapping.get("Ebs") or {})
+    return devices
+
+
+def configuration_view(configuration: dict,
+                       security_group_ids: list[str] | None = None) -> dict:
+    """What an instance launched from a launch configuration gets (AWS's semantics:
+    monitoring is on unless disabled; default tenancy is no tenancy)."""
+    monitoring = configuration.get("InstanceMonitoring")
+    return {
+        "ImageId": _text(configuration.get("ImageId")),
+        "InstanceType": _text(configuration.get("InstanceType")),
+        "KeyName": _text(configuration.get("KeyName")),
+        "KernelId": _text(configuration.get("KernelId")),
+        "RamdiskId": _text(configuration.get("RamdiskId")),
+        "SecurityGroups": sorted(_text(g) for g in (
+            security_group_ids if security_group_ids is not None
+            else configuration.get("SecurityGroups") or ())),
+        "AssociatePublicIpAddress": configuration.get("AssociatePublicIpAddress"),
+        "Monitoring": True if monitoring is None else bool(monitoring.get("Enabled", True)),
+        "SpotMaxPrice": _price(configuration.get("SpotPrice")),
+        "IamInstanceProfile": _text(configuration.get("IamInstanceProfile")),
+        "Tenancy": None if configuration.get("PlacementTenancy") in (None, "", "default")
+        else configuration["PlacementTenancy"],
+        "EbsOptimized": bool(configuration.get("EbsOptimized")),
+        "UserData": _text(configuration.get("UserData")),
+        "BlockDevices": _devices(configuration.get("BlockDeviceMappings"), True),
+    }
+
+
+def template_view(launch_template_data: dict) -> dict:
+    """The same view of launch template data (monitoring off unless enabled; the
+    primary network interface's groups and public address count as the instance's)."""
+    data = launch_template_data
+    primary = next((n for n in data.get("NetworkInterfaces") or ()
+                    if n.get("DeviceIndex", 0) == 0), {})
+    groups = list(data.get("SecurityGroupIds") or ()) + list(
+        data.get("SecurityGroups") or ()) + list(primary.get("Groups") or ())
+    market = data.get("InstanceMarketOptions") or {}
+    profile = data.get("IamInstanceProfile") or {}
+    tenancy = (data.get("Placement") or {}).get("Tenancy")
+    return {
+        "ImageId": _text(data.get("ImageId")),
+        "InstanceType": _text(data.get("InstanceType")),
+        "KeyName": _text(data.get("KeyName")),
+        "KernelId": _text(data.get("KernelId")),
+        "RamdiskId": _text(data.get("RamDiskId")),
+        "SecurityGroups": sorted(_text(g) for g in groups),
+        "AssociatePublicIpAddress": primary.get("AssociatePublicIpAddress"),
+        "Monitoring": bool((data.get("Monitoring") or {}).get("Enabled")),
+        "SpotMaxPrice": _price((market.get("SpotOptions") or {}).get("MaxPrice"))
+        if market.get("MarketType") == "spot" else None,
+        "IamInstanceProfile": _text(profile.get("Name") or profile.get("Arn")),
+        "Tenancy": None if tenancy in (None, "", "default") else tenancy,
+        "EbsOptimized": bool(data.get("EbsOptimized")),
+        "UserData": _text(data.get("UserData")),
+        "BlockDevices": _devices(data.get("BlockDeviceMappings"), ""),
+    }
+
+
+@dataclass
+class GroupChange:
+    """The plan of one group, as every change path states it: what it launches from
+    before and after, the metadata options before and after, every launch-affecting
+    change beyond them, and how its running instances are replaced."""
+    group: str
+    before: str
+    after: str
+    metadata_before: dict = field(default_factory=dict)
+    metadata_after: dict = field(default_factory=dict)
+    launch_changes: list[LaunchChange] = field(default_factory=list)
+    replacement: str = ""
+
+    def record(self) -> dict:
+        return {"AutoScalingGroupName": self.group, "Before": self.before,
+                "After": self.after,
+                "MetadataOptions": metadata_line(self.metadata_before, self.metadata_after),
+                "LaunchChanges": [c.record() for c in self.launch_changes],
+                "Replacement": self.replacement}
+
+
+METADATA_SHOWN = ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint",
+                  "InstanceMetadataTags")
+# what AWS applies where a launch leaves a metadata option unset (HttpTokens: the
+# account default or the AMI decide; "optional" is the classic default)
+METADATA_UNSET = {"HttpTokens": "optional (unset)", "HttpPutResponseHopLimit": "1 (unset)",
+                  "HttpEndpoint": "enabled (unset)", "InstanceMetadataTags": "disabled (unset)"}
+
+
+def metadata_line(before: dict, after: dict) -> str:
+    """"HttpTokens optional -> required, HttpPutResponseHopLimit 1 -> 2" (what changes)."""
+    parts = []
+    for key in METADATA_SHOWN:
+        old = (before or {}).get(key)
+        new = (after or {}).get(key)
+        if new is None or old == new:
+            continue
+        parts.append("%s %s -> %s" % (key, METADATA_UNSET[key] if old is None else old, new))
+    return ", ".join(parts) or "unchanged"
+
+
+def replacement_of_instances(mode: str, preferences: dict | None = None) -> tuple[str, bool]:
+    """(how the group's running instances get the new options, whether all of them
+    are replaced at once) for the actions' `running-instances` option."""
+    if mode == "modify":
+        return ("running instances modified in place (ModifyInstanceMetadataOptions); "
+                "none replaced", False)
+    if mode == "refresh":
+        preferences = preferences or {}
+        low = preferences.get("MinHealthyPercentage")
+        high = preferences.get("MaxHealthyPercentage")
+        if low == 0 and (high is None or high <= 100):
+            return ("instance refresh with MinHealthyPercentage 0: every instance "
+                    "replaced at once", True)
+        return ("instance refresh, rolling: at least %s healthy" % (
+            "%d%%" % low if low is not None else
+            "the group's instance maintenance policy's minimum (else 90%)"), False)
+    return ("none now: running instances keep their options until scaling or a refresh "
+            "replaces them (running-instances: keep)", False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from c7n_imds.model.changes import GroupChange
 from c7n_imds.model.redaction import redact
 
 
@@ -24,6 +25,7 @@ class TemplatePlan:
     launch_template_data: dict
     notes: list[str]
     groups: list[dict]
+    group_changes: list[GroupChange] = field(default_factory=list)
 
     @property
     def metadata_options(self) -> dict:
@@ -59,6 +61,7 @@ class VersionPlan:
     # groups outside the run that follow the template's $Default: the default stays
     # and this run's $Default followers are pinned instead
     default_outsiders: list[str] = field(default_factory=list)
+    group_changes: list[GroupChange] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -89,6 +92,7 @@ class CopyPlan:
     config: dict
     parameters: dict  # CreateLaunchConfiguration parameters (user data as raw bytes)
     groups: list[dict] = field(default_factory=list)
+    group_changes: list[GroupChange] = field(default_factory=list)
 
     @property
     def copy_name(self) -> str:
@@ -124,7 +128,11 @@ class Plan:
     skipped: list[dict] = field(default_factory=list)
 
     def preview(self, kind: str, **options: Any) -> dict:
+        """Safe to print; GroupChanges: per group, every launch-affecting difference
+        (model/changes.GroupChange)."""
         return {kind: [item.preview(**options) for item in self.items],
+                "GroupChanges": [change.record() for item in self.items
+                                 for change in getattr(item, "group_changes", ())],
                 "Failures": dict(self.failures), "Skipped": list(self.skipped)}
 
 
