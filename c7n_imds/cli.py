@@ -207,6 +207,10 @@ def no_preview(policy, action, resources):
         else "no %s" % policy.resource_type)
 
 
+NO_LAUNCH_CHANGE = ("none beyond metadata options (image, instance types, network, storage, "
+                    "instance profile, user data, key pair and group size unchanged)")
+
+
 def format_preview(preview):
     """A plan as text a person reads top to bottom. User data is already redacted."""
     templates, versions = preview.get("Templates", []), preview.get("Versions", [])
@@ -243,6 +247,14 @@ def format_preview(preview):
         lines.append("    groups: %s" % ", ".join(change["Groups"]))
         for note in change.get("Notes") or ():
             lines.append("    note: %s" % note)
+    for change in preview.get("GroupChanges") or ():
+        # the contract's plan of each group: every launch-affecting difference
+        lines.append("  group %s: %s -> %s" % (
+            change["AutoScalingGroupName"], change["Before"], change["After"]))
+        lines.append("    metadata options: %s" % change["MetadataOptions"])
+        lines.append("    launch changes: %s" % (
+            "; ".join(c["Line"] for c in change["LaunchChanges"]) or NO_LAUNCH_CHANGE))
+        lines.append("    running instances: %s" % change["Replacement"])
     for skipped in preview.get("Skipped") or ():
         lines.append("  left alone %s: %s" % (
             skipped["AutoScalingGroupName"], skipped["Skipped"]))
