@@ -8,9 +8,12 @@ AWS's shape from botocore's output shapes and the API reference: a Beanstalk gro
 carries the tags elasticbeanstalk:environment-name and -id beside its stack's; a
 configuration set lists the environment's options (the launch options with their
 ResourceName); after UpdateEnvironment a draft set (DeploymentStatus "pending") holds
-the new value while the environment is Updating. How placebo flights answer a policy
+the new value while the environment is Updating. DescribeEnvironmentResources lists
+the environment's groups (AutoScalingGroups[].Name) and its launch configuration or,
+once DisableIMDSv1 is true, its launch template. How placebo flights answer a policy
 run's calls: tests/support/placebo.py. DescribeAutoScalingGroups _1 is custodian's
-listing, _2 the action's fresh read.
+listing, _2 the action's fresh read, _3 the gate's read of every group the environment
+lists.
 """
 import textwrap
 
@@ -21,9 +24,9 @@ from c7n.policy import PolicyCollection
 from c7n.schema import generate, validate
 
 import c7n_imds.owners.beanstalk as beanstalk
-from c7n_imds.owners import environments
 from c7n_imds.actions import RemediationError
 from c7n_imds.cli import format_preview
+from c7n_imds.owners import environments
 from tests.support.placebo import asg_policy, changes, group_tag, recording_factory
 
 PREVIOUS = "c7n-imds:previous-launch"
@@ -58,12 +61,23 @@ def order(factory, *operations):
     return [name for _, name, _ in factory.api_calls if name in operations]
 
 
-def applied(group, detail_value="false"):
+MOVED = ("Beanstalk launches the environment's instances from a launch template with "
+         "IMDSv2 required (replacing a launch configuration) and replaces every instance - ")
+# The flights' web-prod: RollingUpdateEnabled true, RollingUpdateType Health, no batch
+# options, MinSize 1, MaxSize 4 - so Beanstalk's defaults: MaxBatchSize ceil(1/3) = 1,
+# MinInstancesInService min(1, 4 - 1) = 1.
+ROLLING_HEALTH = ("rolling: batches of at most 1 instance(s), at least 1 kept in service, "
+                  "each batch healthy before the next (RollingUpdateType Health; "
+                  "MaxBatchSize and MinInstancesInService not set: Beanstalk's default)")
+
+
+def applied(group, detail_value="false", replacement=ROLLING_HEALTH, mode="rolling"):
     return {"AutoScalingGroupName": group, "Owner": "elasticbeanstalk:web-prod",
             "OwnerFix": {"Action": "disable-beanstalk-imdsv1", "Status": "applied",
                          "EnvironmentName": "web-prod", "EnvironmentId": WEB_ID,
                          "Detail": "aws:autoscaling:launchconfiguration DisableIMDSv1: %s "
-                                   "-> true; %s" % (detail_value, beanstalk.EFFECT)}}
+                                   "-> true; %s%s" % (detail_value, MOVED, replacement),
+                         "Replacement": mode}}
 
 
 def test_beanstalk_sets_the_option_after_recording_the_previous_value(
@@ -78,6 +92,10 @@ def test_beanstalk_sets_the_option_after_recording_the_previous_value(
                   "test_beanstalk_sets_the_option_after_recording_the_previous_value")
     assert factory.called("DescribeEnvironments") == [
         {"EnvironmentIds": [WEB_ID], "IncludeDeleted": False}]
+    assert factory.called("DescribeEnvironmentResources") == [{"EnvironmentId": WEB_ID}]
+    # the gate reads every group the environment lists (no instances: no metrics)
+    assert factory.called("DescribeAutoScalingGroups")[2] == {"AutoScalingGroupNames": [WEB]}
+    assert factory.called("GetMetricData") == []
     assert factory.called("DescribeConfigurationSettings") == [
         {"ApplicationName": "shop", "EnvironmentName": "web-prod"}] * 2
     assert factory.called("ValidateConfigurationSettings") == [
@@ -86,9 +104,12 @@ def test_beanstalk_sets_the_option_after_recording_the_previous_value(
     assert factory.called("CreateOrUpdateTags") == [group_tag(WEB, PREVIOUS, "eb:DisableIMDSv1")]
     assert factory.called("UpdateEnvironment") == [
         {"EnvironmentId": WEB_ID, "OptionSettings": [SETTING]}]
-    # validate, record the way back, change, read back - in that order
-    assert order(factory, "DescribeConfigurationSettings", *MUTATING) == [
-        "DescribeConfigurationSettings", "ValidateConfigurationSettings",
+    # owner proven, gate passed, validate, record the way back, change, read back
+    assert order(factory, "DescribeEnvironmentResources", "DescribeConfigurationSettings",
+                 "DescribeAutoScalingGroups", *MUTATING) == [
+        "DescribeAutoScalingGroups", "DescribeAutoScalingGroups",
+        "DescribeEnvironmentResources", "DescribeConfigurationSettings",
+        "DescribeAutoScalingGroups", "ValidateConfigurationSettings",
         "CreateOrUpdateTags", "UpdateEnvironment", "DescribeConfigurationSettings"]
     assert changes(tmp_path, POLICY) == {WEB: applied(WEB)}
 
@@ -221,11 +242,12 @@ def test_beanstalk_preview_names_each_environment_change(placebo_factory, load_p
     preview = loaded.resource_manager.actions[0].preview(resources)
 
     assert {op for _, op, _ in factory.api_calls} == {
-        "DescribeAutoScalingGroups", "DescribeEnvironments", "DescribeConfigurationSettings"}
+        "DescribeAutoScalingGroups", "DescribeEnvironments", "DescribeEnvironmentResources",
+        "DescribeConfigurationSettings"}
     (change,) = preview["OwnerChanges"]
     assert change["Owner"] == "Elastic Beanstalk environment web-prod (e-3kqm7xwbvp)"
     assert change["Change"] == ("option aws:autoscaling:launchconfiguration DisableIMDSv1: "
-                                "unset -> true (%s)" % beanstalk.EFFECT)
+                                "unset -> true (%s%s)" % (MOVED, ROLLING_HEALTH))
     assert change["Groups"] == [WEB]
     assert any("c7n-imds:previous-launch=eb:DisableIMDSv1 " in n for n in change["Notes"])
     assert preview["Failures"] == {}
@@ -238,6 +260,13 @@ def test_beanstalk_preview_names_each_environment_change(placebo_factory, load_p
     assert "1 owner change(s), 0 failure(s)" in text
     assert "  Elastic Beanstalk environment web-prod (e-3kqm7xwbvp) -> option " in text
     assert "    groups: %s" % WEB in text
+    # the contract's block for the group names the replacement Beanstalk really makes
+    (block,) = preview["GroupChanges"]
+    assert block["Before"] == ("launch configuration awseb-e-3kqm7xwbvp-stack-"
+                               "AWSEBAutoScalingLaunchConfiguration-Qm3X7pLk2Vd9")
+    assert block["LaunchChanges"] == []
+    assert block["Replacement"] == "replaced by Elastic Beanstalk - " + ROLLING_HEALTH
+    assert "    running instances: replaced by Elastic Beanstalk - rolling: " in text
 
 
 def environment_group(id_tag=True):
@@ -334,4 +363,6 @@ def test_revert_puts_the_beanstalk_option_back(placebo_factory, load_policy, tmp
     assert changes(tmp_path, "asg-revert") == {group: {
         "AutoScalingGroupName": group, "RevertedTo": "eb:DisableIMDSv1",
         "Detail": "environment web-prod: DisableIMDSv1 setting removed (it was not set "
-                  "before); Beanstalk replaces its instances"}}
+                  "before); Beanstalk replaces every instance - %s; the environment keeps "
+                  "launching from a launch template (now allowing IMDSv1), it does not go "
+                  "back to a launch configuration" % ROLLING_HEALTH}}

@@ -7,39 +7,45 @@ from c7n.resources.asg import ASG
 from c7n.utils import type_schema
 
 from c7n_imds.actions.base import Remediation, current_groups
-from c7n_imds.actions.options import RATE_BUDGET_SCHEMA
+from c7n_imds.actions.options import (
+    ALLOW_LAUNCH_CHANGES_SCHEMA,
+    IMDSV1_GATE_SCHEMA,
+    RATE_BUDGET_SCHEMA,
+)
 from c7n_imds.actions.revert import register_owner_restore
 from c7n_imds.aws import AWS_ERRORS, describe_error, imds_session, retry, tags_of
+from c7n_imds.consumers import GATE_PERMISSIONS
+from c7n_imds.model.changes import GroupChange, LaunchChange, refusal, refused
 from c7n_imds.model.provenance import decode_previous_launch, encode_previous_beanstalk_option
 from c7n_imds.names import (
     BEANSTALK_ACTION,
     BEANSTALK_OPTION,
     BEANSTALK_TAG,
+    LAUNCH_ANNOTATION,
     PREVIOUS_LAUNCH_TAG,
 )
 from c7n_imds.owners.environments import (
+    ALL_AT_ONCE,
     OPTION,
     OPTION_SETTING,
+    all_at_once_remedy,
     configuration_sets,
     describe_environments,
+    environment_groups,
     environment_reference,
     is_true,
+    not_listed,
     not_ready,
     option_value,
     previous_value,
+    replacement,
     restore_environment,
     shown,
 )
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
-# What UpdateEnvironment does to the instances, from Beanstalk's documentation: the
-# launch settings change (DisableIMDSv1 needs a launch template, so an environment still
-# on a launch configuration is moved to one), which replaces every instance through a
-# rolling or immutable update, as the environment's update policy says.
-EFFECT = ("Beanstalk launches the environment's instances from a launch template with "
-          "IMDSv2 required (replacing a launch configuration) and replaces its instances "
-          "as its rolling or immutable update policy says")
+ALL_AT_ONCE_KIND = "replace-all-at-once"  # c7n_imds.model.changes.LAUNCH_CHANGE_KINDS
 # UpdateEnvironment runs with the caller's credentials: Beanstalk updates the
 # environment's CloudFormation stack, and moving it to a launch template makes and
 # deletes launch templates and versions and launches instances from them. Beanstalk's
@@ -56,13 +62,26 @@ UPDATE_ENVIRONMENT_PERMISSIONS = (
     "autoscaling:UpdateAutoScalingGroup", "iam:PassRole")
 
 
+def effect(plan_replacement):
+    """What UpdateEnvironment does to the instances, from Beanstalk's documentation:
+    DisableIMDSv1 needs a launch template, so an environment still on a launch
+    configuration is moved to one; a launch settings change replaces every instance,
+    the way the environment's update policy and type decide (never promised rolling
+    where it is not)."""
+    return ("Beanstalk launches the environment's instances from a launch template with "
+            "IMDSv2 required (replacing a launch configuration) and replaces every "
+            "instance - %s" % plan_replacement.line())
+
+
 @dataclasses.dataclass
 class EnvironmentPlan:
     """One environment to change, and the groups it owns in this run."""
     environment: dict
-    groups: list = dataclasses.field(default_factory=list)
+    groups: list = dataclasses.field(default_factory=list)  # matched, and listed by it
+    listed: list = dataclasses.field(default_factory=list)  # every group it lists
     current: str | None = None  # DisableIMDSv1 as the deployed configuration shows it
     draft_failed: bool = False  # the last update setting it to true failed to deploy
+    replacement: object = None  # environments.Replacement of the deployed configuration
 
     @property
     def names(self):
@@ -73,49 +92,26 @@ class EnvironmentPlan:
         return "%s (%s)" % (self.environment["EnvironmentName"],
                             self.environment["EnvironmentId"])
 
+    def launch_changes(self):
+        """Beyond the metadata options: an all-at-once replacement, if it is one."""
+        if self.replacement is None or self.replacement.mode != ALL_AT_ONCE:
+            return []
+        return [LaunchChange(ALL_AT_ONCE_KIND, "instances", "running",
+                             "all terminated and replaced at the same time",
+                             self.replacement.settings)]
+
 
 @ASG.action_registry.register(BEANSTALK_ACTION)
 class DisableBeanstalkImdsv1(Remediation):
     """Require IMDSv2 on an Elastic Beanstalk environment's instances by setting its
     option ``aws:autoscaling:launchconfiguration`` ``DisableIMDSv1`` to ``true``.
 
-    A group Beanstalk owns (tag ``elasticbeanstalk:environment-name``) must be fixed at
-    its environment: a change made to the group behind Beanstalk's back is undone by the
-    environment's next update. This action acts only on such groups that are not exempt
-    (tag ``c7n-imds:exempt``); every other group is left alone and listed, with what
-    fixes it. The environment is found by the group's ``elasticbeanstalk:environment-id``
-    tag (else its name); the groups of one environment are handled once, together.
-
-    An environment that is not ``Ready`` (launching, updating, terminating, or with an
-    update in progress) is not changed: its groups fail with one line saying so, and a
-    later run finishes. An environment whose configuration already sets the option to
-    ``true`` is left as it is. Otherwise the change is first checked with
-    ``ValidateConfigurationSettings`` (an error, e.g. a platform that cannot disable
-    IMDSv1, fails the groups and changes nothing); each group is then tagged
-    ``c7n-imds:previous-launch`` with the environment's previous value (``eb:DisableIMDSv1``
-    when it was Beanstalk's default, so that ``revert-imds-remediation`` removes the
-    setting again), and only then the environment is updated. The configuration
-    Beanstalk stored is read back and must show ``true``.
-
-    What Beanstalk then does is its own, and takes minutes: it moves the environment to
-    a launch template with IMDSv2 required (from a launch configuration, if it still has
-    one) and replaces its instances by its rolling or immutable update policy. The
-    environment's status is ``Updating`` meanwhile, so plan the run like a deployment.
-    A value set through the API takes precedence over saved configurations and
-    ``.ebextensions``; an environment defined in CloudFormation or Terraform should get
-    the option in its template too, or the next stack update may set it back.
-
-    UpdateEnvironment runs with the caller's permissions: besides those declared here,
-    the role needs what Beanstalk uses on its behalf - CloudFormation, launch templates,
-    Auto Scaling, ``iam:PassRole`` for the instance profile - as in the managed policy
-    ``AdministratorAccess-AWSElasticBeanstalk``.
-
-    Gate it, like the other actions, on the ``imdsv1-usage`` filter, so that no
-    environment whose instances still call IMDSv1 is changed.
-
-    ``rate-budget`` (0-1, default 0.5): the share of each of AWS's API rate limits
-    (token buckets, c7n_imds/model/rates.py) the run may use for its Auto Scaling
-    requests; the few Elastic Beanstalk requests (some per environment) are not paced.
+    Acts on groups the environment itself lists among its resources (their
+    ``elasticbeanstalk:*`` tags only name a candidate), once per environment, after
+    every group of the environment passed the IMDSv1 gate. Beanstalk then replaces every
+    instance as the environment's update policy says; an all-at-once replacement is
+    refused unless ``allow-launch-changes: [replace-all-at-once]``. Options, the
+    replacement and the way back: docs/aws-facts.md (Elastic Beanstalk).
 
     :example:
 
@@ -140,13 +136,17 @@ class DisableBeanstalkImdsv1(Remediation):
               - type: disable-beanstalk-imdsv1
     """
 
-    schema = type_schema(BEANSTALK_ACTION, **{"rate-budget": RATE_BUDGET_SCHEMA})
+    schema = type_schema(BEANSTALK_ACTION, **{
+        "rate-budget": RATE_BUDGET_SCHEMA,
+        "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
+        "imdsv1-gate": IMDSV1_GATE_SCHEMA})
     permissions = (
         "autoscaling:DescribeAutoScalingGroups", "autoscaling:CreateOrUpdateTags",
         "elasticbeanstalk:DescribeEnvironments",
+        "elasticbeanstalk:DescribeEnvironmentResources",
         "elasticbeanstalk:DescribeConfigurationSettings",
         "elasticbeanstalk:ValidateConfigurationSettings",
-        "elasticbeanstalk:UpdateEnvironment")
+        "elasticbeanstalk:UpdateEnvironment") + GATE_PERMISSIONS
     verify_permissions = ()  # the check is ValidateConfigurationSettings, declared above
 
     def beanstalk_clients(self):
@@ -157,7 +157,7 @@ class DisableBeanstalkImdsv1(Remediation):
 
     def read(self, asgs, autoscaling, beanstalk):
         """The plan, read now (describe calls only): ([EnvironmentPlan], failures,
-        already fixed {group: EnvironmentPlan})."""
+        already fixed [EnvironmentPlan])."""
         groups = self.owned(current_groups(autoscaling, asgs), BEANSTALK_TAG)
         failures, plans = {}, {}
         try:
@@ -182,6 +182,8 @@ class DisableBeanstalkImdsv1(Remediation):
         ready, done = [], []
         for environment_id in sorted(plans):
             plan = plans[environment_id]
+            if not self.read_owned(beanstalk, plan, failures):
+                continue
             problem = not_ready(plan.environment)
             if problem is None:
                 try:
@@ -194,28 +196,118 @@ class DisableBeanstalkImdsv1(Remediation):
                 continue
             plan.current = option_value(sets.get("deployed"))
             plan.draft_failed = is_true(option_value(sets.get("failed")))
+            plan.replacement = replacement(sets.get("deployed"))
             (done if is_true(plan.current) else ready).append(plan)
         return ready, failures, done
 
+    def read_owned(self, beanstalk, plan, failures):
+        """Keep in the plan only the groups the environment lists among its resources
+        (DescribeEnvironmentResources); a group whose tags name it but that it does not
+        list fails, so a forged tag never changes an environment. False when no group
+        is left."""
+        environment = plan.environment
+        try:
+            plan.listed = environment_groups(beanstalk, environment)
+        except AWS_ERRORS as e:
+            failures.update({name: "reading environment %s's resources: %s; nothing was "
+                             "changed" % (environment["EnvironmentName"], describe_error(e))
+                             for name in plan.names})
+            return False
+        for asg in plan.groups:
+            if asg["AutoScalingGroupName"] not in plan.listed:
+                log.warning("asg %s: %s", asg["AutoScalingGroupName"],
+                            not_listed(asg, environment))
+                failures[asg["AutoScalingGroupName"]] = not_listed(asg, environment)
+        plan.groups = [asg for asg in plan.groups if asg["AutoScalingGroupName"]
+                       in plan.listed]
+        return bool(plan.groups)
+
+    def admitted(self, ready, failures):
+        """The plans that may go ahead (describe calls only): an all-at-once replacement
+        the policy did not opt in to fails the environment's groups; an environment any
+        of whose groups - all it lists, not only those matched - is exempt or calls
+        IMDSv1 is held back, its matched groups skipped with the gate's reason.
+        Returns (plans, skipped)."""
+        allowed = self.data.get("allow-launch-changes") or ()
+        gate = self.gate()
+        admitted, held = [], []
+        for plan in ready:
+            refused_changes = refused(plan.launch_changes(), allowed)
+            if refused_changes:
+                reason = "%s; or %s" % (
+                    refusal("Elastic Beanstalk environment %s" % plan.label,
+                            refused_changes), all_at_once_remedy(plan.replacement))
+                log.warning("environment %s: %s", plan.label, reason)
+                failures.update({name: reason for name in plan.names})
+                continue
+            if gate is not None:
+                try:
+                    verdict = gate.check_groups(plan.listed)
+                except AWS_ERRORS as e:
+                    failures.update({name: "checking environment %s's groups for IMDSv1 "
+                                     "use: %s; nothing was changed" % (
+                                         plan.label, describe_error(e))
+                                     for name in plan.names})
+                    continue
+                if not verdict.passed:
+                    reason = verdict.reason("environment %s" % plan.label)
+                    log.info("environment %s: %s", plan.label, reason)
+                    held += [{"AutoScalingGroupName": name, "Skipped": reason}
+                             for name in plan.names]
+                    continue
+            admitted.append(plan)
+        return admitted, held
+
     def preview(self, asgs):
-        """What `process` would change: one option per environment (describe calls
-        only; Beanstalk's validation of the change runs only in `process`)."""
+        """What `process` would change: one option per environment, with the
+        replacement Beanstalk makes (describe calls only; Beanstalk's validation of the
+        change runs only in `process`)."""
         autoscaling, beanstalk = self.beanstalk_clients()
         ready, failures, done = self.read(asgs, autoscaling, beanstalk)
+        ready, held = self.admitted(ready, failures)
         changes = [{
             "Owner": "Elastic Beanstalk environment %s" % plan.label,
-            "Change": "option %s: %s -> true (%s)" % (OPTION, shown(plan.current), EFFECT),
+            "Change": "option %s: %s -> true (%s)" % (OPTION, shown(plan.current),
+                                                      effect(plan.replacement)),
             "Groups": plan.names,
             "Notes": self.notes(plan)} for plan in ready]
-        skipped = list(self.skipped) + [
+        skipped = list(self.skipped) + held + [
             {"AutoScalingGroupName": name, "Skipped": "environment %s already sets %s=true"
              % (plan.label, OPTION)} for plan in done for name in plan.names]
-        return {"OwnerChanges": changes, "Failures": failures, "Skipped": skipped}
+        handed = {asg["AutoScalingGroupName"]: asg for asg in asgs}
+        groups = [self.group_plan(plan, asg, handed).record() for plan in ready
+                  for asg in plan.groups]
+        return {"OwnerChanges": changes, "GroupChanges": groups, "Failures": failures,
+                "Skipped": skipped}
+
+    def group_plan(self, plan, asg, handed):
+        """The contract's block for one group (model/changes.GroupChange): Beanstalk,
+        not c7n-imds, makes the template, so "after" names the environment's."""
+        if asg.get("LaunchTemplate"):
+            before = "launch template %s version %s" % (
+                asg["LaunchTemplate"].get("LaunchTemplateName")
+                or asg["LaunchTemplate"].get("LaunchTemplateId"),
+                asg["LaunchTemplate"].get("Version") or "$Default")
+        elif asg.get("LaunchConfigurationName"):
+            before = "launch configuration %s" % asg["LaunchConfigurationName"].strip()
+        else:
+            before = "a mixed instances policy"
+        tokens = (handed.get(asg["AutoScalingGroupName"], {}).get(LAUNCH_ANNOTATION)
+                  or {}).get("HttpTokens")
+        return GroupChange(
+            asg["AutoScalingGroupName"], before,
+            "the launch template Elastic Beanstalk makes for environment %s" % plan.label,
+            {"HttpTokens": tokens} if tokens else {}, {"HttpTokens": "required"},
+            plan.launch_changes(), "replaced by Elastic Beanstalk - %s"
+            % plan.replacement.line())
 
     def notes(self, plan):
         notes = ["each group is tagged %s=%s first, so revert-imds-remediation can put "
                  "the option back" % (PREVIOUS_LAUNCH_TAG, encode_previous_beanstalk_option(
                      previous_value(plan.current)))]
+        if plan.launch_changes():
+            notes.append("every instance is replaced at the same time: accepted by "
+                         "allow-launch-changes: [%s]" % ALL_AT_ONCE_KIND)
         if plan.draft_failed:
             notes.append("an earlier update setting %s=true failed to deploy: read the "
                          "environment's events (often the caller lacks launch template "
@@ -230,7 +322,8 @@ class DisableBeanstalkImdsv1(Remediation):
     def remediate(self, asgs):
         autoscaling, beanstalk = self.beanstalk_clients()
         ready, failures, done = self.read(asgs, autoscaling, beanstalk)
-        results = list(self.skipped)
+        ready, held = self.admitted(ready, failures)
+        results = list(self.skipped) + held
         for plan in done:
             log.info("environment %s: %s is already true; nothing to change", plan.label,
                      OPTION)
@@ -241,7 +334,8 @@ class DisableBeanstalkImdsv1(Remediation):
             if problem:
                 failures.update({name: problem for name in plan.names})
                 continue
-            detail = "%s: %s -> true; %s" % (OPTION, shown(plan.current), EFFECT)
+            detail = "%s: %s -> true; %s" % (OPTION, shown(plan.current),
+                                             effect(plan.replacement))
             log.info("environment %s: %s", plan.label, detail)
             results += self.outcomes(plan, "applied", detail)
         return self.finish(results, failures)
@@ -305,13 +399,20 @@ class DisableBeanstalkImdsv1(Remediation):
         return None
 
     def outcomes(self, plan, status, detail):
+        """The OwnerFix record of each group; its Detail is what the owner's mail shows
+        (templates/imds.html.j2), so it names the replacement Beanstalk makes."""
         environment = plan.environment
+        fix = {"Action": BEANSTALK_ACTION, "Status": status,
+               "EnvironmentName": environment["EnvironmentName"],
+               "EnvironmentId": environment["EnvironmentId"], "Detail": detail}
+        if status == "applied":
+            fix["Replacement"] = plan.replacement.mode
+            changes = plan.launch_changes()
+            if changes:
+                fix["LaunchChanges"] = [c.record() for c in changes]
         return [{"AutoScalingGroupName": name,
                  "Owner": "elasticbeanstalk:%s" % environment["EnvironmentName"],
-                 "OwnerFix": {"Action": BEANSTALK_ACTION, "Status": status,
-                              "EnvironmentName": environment["EnvironmentName"],
-                              "EnvironmentId": environment["EnvironmentId"],
-                              "Detail": detail}} for name in plan.names]
+                 "OwnerFix": dict(fix)} for name in plan.names]
 
 
 register_owner_restore("BeanstalkOption", restore_environment)

@@ -1,6 +1,10 @@
-"""The Elastic Beanstalk edge: an environment, its DisableIMDSv1 option as its
-configuration shows it, and putting a recorded value back (`disable-beanstalk-imdsv1`
+"""The Elastic Beanstalk edge: an environment, the groups it owns (by its own API, not by
+their tags), its DisableIMDSv1 option and how an update replaces its instances as its
+configuration shows them, and putting a recorded value back (`disable-beanstalk-imdsv1`
 and `revert-imds-remediation`)."""
+import dataclasses
+import math
+
 from c7n.utils import chunks
 
 from c7n_imds.aws import retry, tags_of
@@ -21,6 +25,18 @@ OPTION_DEFAULT = "false"
 OPTION = "%s %s" % (BEANSTALK_NAMESPACE, BEANSTALK_OPTION)
 OPTION_SETTING = {"Namespace": BEANSTALK_NAMESPACE, "OptionName": BEANSTALK_OPTION,
                   "Value": TRUE}
+
+# How an update that changes the launch settings replaces the instances (Beanstalk's
+# "Configuration changes" and general options reference). An option a configuration
+# set does not show has its documented default: RollingUpdateEnabled false (the console
+# and the EB CLI set it true when they create an environment; the API, SDKs and
+# CloudFormation do not), RollingUpdateType Time, EnvironmentType LoadBalanced,
+# MinSize 1, MaxSize 4.
+ROLLING = "aws:autoscaling:updatepolicy:rollingupdate"
+ENVIRONMENT = "aws:elasticbeanstalk:environment"
+ASG = "aws:autoscaling:asg"
+SINGLE_INSTANCE = "SingleInstance"
+ALL_AT_ONCE, ROLLING_UPDATE, IMMUTABLE = "all-at-once", "rolling", "immutable"
 
 def environment_reference(asg):
     """("id", environment id) or ("name", environment name) from a group's tags; the
@@ -60,15 +76,121 @@ def configuration_sets(beanstalk, environment):
     return found
 
 
-def option_value(configuration_set):
-    """The DisableIMDSv1 value a configuration set shows, or None when it has none.
-    Matched by namespace and name alone: answers may also name the option's resource
-    (ResourceName, e.g. the environment's launch configuration)."""
+def environment_groups(beanstalk, environment):
+    """The names of the Auto Scaling groups Elastic Beanstalk lists among the
+    environment's resources (DescribeEnvironmentResources): the proof that a group is
+    the environment's. Its elasticbeanstalk:* tags only name a candidate - anyone with
+    tag rights can write them on any group."""
+    resources = retry(beanstalk.describe_environment_resources,
+                      EnvironmentId=environment["EnvironmentId"])["EnvironmentResources"]
+    return sorted(group["Name"] for group in resources.get("AutoScalingGroups") or ()
+                  if group.get("Name"))
+
+
+def not_listed(asg, environment):
+    """The refusal for a group whose tags name an environment that does not list it."""
+    return ("tags name Elastic Beanstalk environment %s (%s), but Elastic Beanstalk does "
+            "not list this group among its resources; nothing changed" % (
+                environment["EnvironmentName"], environment["EnvironmentId"]))
+
+
+def option_value(configuration_set, namespace=BEANSTALK_NAMESPACE,
+                 option=BEANSTALK_OPTION):
+    """The value a configuration set shows for an option (DisableIMDSv1 unless named),
+    or None when it has none. Matched by namespace and name alone: answers may also
+    name the option's resource (ResourceName, e.g. the environment's launch
+    configuration)."""
     for setting in (configuration_set or {}).get("OptionSettings") or ():
-        if (setting.get("Namespace") == BEANSTALK_NAMESPACE
-                and setting.get("OptionName") == BEANSTALK_OPTION):
+        if setting.get("Namespace") == namespace and setting.get("OptionName") == option:
             return setting.get("Value")
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Replacement:
+    """How Beanstalk replaces an environment's instances when its launch settings
+    change: ``mode`` is rolling, immutable or all-at-once, from the settings named
+    (as the configuration shows them, or their defaults)."""
+    mode: str
+    environment_type: str
+    rolling_enabled: str
+    rolling_type: str
+    max_batch_size: int = 0
+    min_in_service: int = 0
+    defaults: tuple = ()  # the batch options not set, whose defaults were computed
+
+    @property
+    def settings(self):
+        return "EnvironmentType %s, %s RollingUpdateEnabled %s" % (
+            self.environment_type, ROLLING, self.rolling_enabled)
+
+    def line(self):
+        """What happens to the instances, in words for the plan, the record and mail."""
+        if self.mode == ALL_AT_ONCE:
+            return ("ALL AT ONCE: every instance is terminated and replaced at the same "
+                    "time, with downtime (%s)" % self.settings)
+        if self.mode == IMMUTABLE:
+            return ("immutable: a temporary group launches a full set of new instances "
+                    "beside the old ones, which are terminated once the new pass health "
+                    "checks (RollingUpdateType Immutable)")
+        pace = ("each batch healthy before the next" if self.rolling_type.lower()
+                == "health" else "a pause (PauseTime) between batches")
+        return ("rolling: batches of at most %d instance(s), at least %d kept in service, "
+                "%s (RollingUpdateType %s%s)" % (
+                    self.max_batch_size, self.min_in_service, pace, self.rolling_type,
+                    "; %s not set: Beanstalk's default" % " and ".join(self.defaults)
+                    if self.defaults else ""))
+
+
+def _integer(value, default):
+    try:
+        return int((value or "").strip())
+    except ValueError:
+        return default
+
+
+def replacement(configuration_set):
+    """The Replacement a launch settings change gets, read from a configuration set;
+    an option it does not show has Beanstalk's documented default. Counted as all at
+    once whenever rolling updates are not enabled (whatever RollingUpdateType says),
+    and for a single-instance environment whatever its rolling settings say (one
+    instance, no load balancer to keep serving)."""
+    def shown(namespace, option, default):
+        value = option_value(configuration_set, namespace, option)
+        return (value.strip(), False) if value and value.strip() else (default, True)
+
+    environment_type, _ = shown(ENVIRONMENT, "EnvironmentType", "LoadBalanced")
+    enabled, enabled_default = shown(ROLLING, "RollingUpdateEnabled", "false")
+    rolling_type, _ = shown(ROLLING, "RollingUpdateType", "Time")
+    shown_enabled = enabled + (" (not set: Beanstalk's default)" if enabled_default else "")
+    if environment_type == SINGLE_INSTANCE or not is_true(enabled):
+        return Replacement(ALL_AT_ONCE, environment_type, shown_enabled, rolling_type)
+    if rolling_type.lower() == IMMUTABLE:
+        return Replacement(IMMUTABLE, environment_type, shown_enabled, rolling_type)
+    # The batch defaults of the general options reference: a third of MinSize, rounded
+    # up; MinSize or MaxSize - 1, whichever is lower.
+    min_size = _integer(shown(ASG, "MinSize", "1")[0], 1)
+    max_size = _integer(shown(ASG, "MaxSize", "4")[0], 4)
+    batch, batch_default = shown(ROLLING, "MaxBatchSize", "")
+    in_service, in_service_default = shown(ROLLING, "MinInstancesInService", "")
+    return Replacement(
+        ROLLING_UPDATE, environment_type, shown_enabled, rolling_type,
+        _integer(batch, max(1, math.ceil(min_size / 3))),
+        _integer(in_service, max(0, min(min_size, max_size - 1))),
+        tuple(name for name, default in (("MaxBatchSize", batch_default),
+                                         ("MinInstancesInService", in_service_default))
+              if default))
+
+
+def all_at_once_remedy(plan_replacement):
+    """What makes the replacement rolling, or accepts it."""
+    if plan_replacement.environment_type == SINGLE_INSTANCE:
+        how = ("a single-instance environment has no rolling updates: make it "
+               "load-balanced (%s EnvironmentType LoadBalanced)" % ENVIRONMENT)
+    else:
+        how = ("enable rolling updates first: set %s RollingUpdateEnabled=true with "
+               "RollingUpdateType Health or Immutable" % ROLLING)
+    return how
 
 
 def is_true(value):
@@ -110,14 +232,27 @@ def restore_environment(session, asg, record):
     again. Returns one line saying what was done; raises ValueError, with the reason,
     when the environment cannot be restored now (nothing is changed then).
 
-    Groups of one environment may be reverted in one run: an environment already
-    updating to the recorded value, or already showing it, is not updated again."""
+    Only the environment that lists the group among its resources is changed (its tags
+    alone prove nothing). Groups of one environment may be reverted in one run: an
+    environment already updating to the recorded value, or already showing it, is not
+    updated again.
+
+    What a revert does not undo: once DisableIMDSv1=true moved an environment from a
+    launch configuration to a launch template, Beanstalk keeps the launch template -
+    putting the option back makes it a template that allows IMDSv1, never a launch
+    configuration again. The restore changes the launch settings too, so Beanstalk
+    replaces every instance again, as the environment's update policy says; a revert
+    is the way back someone asked for, so it is not refused for an all-at-once
+    replacement (there is no opt-in to ask for): the line it returns says which
+    replacement Beanstalk makes."""
     beanstalk = session.client("elasticbeanstalk")
     reference = environment_reference(asg)
     environment = describe_environments(beanstalk, {reference}).get(reference)
     if environment is None:
         raise ValueError("Elastic Beanstalk environment %s was not found, so its %s "
                          "cannot be put back" % (reference[1], BEANSTALK_OPTION))
+    if asg["AutoScalingGroupName"] not in environment_groups(beanstalk, environment):
+        raise ValueError(not_listed(asg, environment))
     name, value = environment["EnvironmentName"], record["BeanstalkOption"]
     wanted = OPTION_DEFAULT if value is None else value
     sets = configuration_sets(beanstalk, environment)
@@ -132,13 +267,16 @@ def restore_environment(session, asg, record):
     if current is not None and current.strip().lower() == wanted.strip().lower():
         return "environment %s already has %s=%s; nothing to put back" % (
             name, BEANSTALK_OPTION, current)
+    effect = ("Beanstalk replaces every instance - %s; the environment keeps launching "
+              "from a launch template (now allowing IMDSv1), it does not go back to a "
+              "launch configuration" % replacement(sets.get("deployed")).line())
     if value is None:
         retry(beanstalk.update_environment, EnvironmentId=environment["EnvironmentId"],
               OptionsToRemove=[{"Namespace": BEANSTALK_NAMESPACE,
                                 "OptionName": BEANSTALK_OPTION}])
-        return ("environment %s: %s setting removed (it was not set before); Beanstalk "
-                "replaces its instances" % (name, BEANSTALK_OPTION))
+        return "environment %s: %s setting removed (it was not set before); %s" % (
+            name, BEANSTALK_OPTION, effect)
     retry(beanstalk.update_environment, EnvironmentId=environment["EnvironmentId"],
           OptionSettings=[dict(OPTION_SETTING, Value=value)])
-    return "environment %s: %s %s -> %s; Beanstalk replaces its instances" % (
-        name, BEANSTALK_OPTION, shown(current), value)
+    return "environment %s: %s %s -> %s; %s" % (
+        name, BEANSTALK_OPTION, shown(current), value, effect)

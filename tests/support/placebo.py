@@ -85,6 +85,9 @@ def _check_shape(shape, value, path, errors):
     elif kind == "boolean":
         if not isinstance(value, bool):
             errors.append("%s: expected a boolean" % path)
+    elif kind in ("double", "float"):  # e.g. GetMetricData Values
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            errors.append("%s: expected a number" % path)
     elif kind == "timestamp":
         if not (isinstance(value, dict) and value.get("__class__") == "datetime"):
             errors.append("%s: expected a placebo datetime" % path)
