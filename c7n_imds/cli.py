@@ -26,10 +26,16 @@ from c7n_imds.aws import (
     patient_command_retries,
     stopped_policy_line,
 )
+from c7n_imds.model import escape
 from c7n_imds.pack import TEMPLATES_DIR
 
 log = logging.getLogger("custodian.c7n_imds.cli")
-
+# Whose log records are escaped: custodian's (ours are custodian.c7n_imds.*) and c7n-org's.
+ESCAPED_LOGGERS = ("custodian", "c7n_org")
+# Custodian's resource cache holds every listed resource - a launch configuration's user
+# data included; c7n-org keeps one such file per account and region in a folder.
+CACHE_FILE = "~/.cache/cloud-custodian.cache"
+CACHE_FOLDER = "~/.cache/c7n-org"
 
 
 def main(argv=None):
@@ -45,8 +51,11 @@ def dispatch(argv):
     command = argv[0] if argv else None
     if command == "org":
         from c7n_imds.org import main as org_main
+        if argv[1:2] == ["run"]:
+            guard_command(cache_folder=option_value(argv[2:], None, "--cache-path"))
         return org_main(argv[1:])
     if command == "plan":
+        guard_command(option_value(argv[1:], "-f", "--cache"))
         return plan_main(argv[1:])
     if command == "doctor":
         from c7n_imds.doctor import main as doctor_main
@@ -78,11 +87,83 @@ def dispatch(argv):
         if problem:
             print("c7n-imds run: %s" % problem, file=sys.stderr)
             return 2
+        guard_command(option_value(argv[1:], "-f", "--cache"))
         patient_command_retries()
         for name in ("custodian.commands", "custodian.output"):
             logging.getLogger(name).addFilter(OneLineAwsErrors())
     from c7n.cli import main as custodian_main
     return custodian_main(argv)
+
+
+def guard_command(cache_file=None, cache_folder=None):
+    """What a command that reads an account sets up before custodian runs (never at
+    import: importing c7n_imds only registers): log records that account-made text
+    cannot forge, and files no other user can read."""
+    escape_log_records()
+    private_files([CACHE_FILE, cache_file], [CACHE_FOLDER, cache_folder])
+
+
+def escape_log_records():
+    """Every log record of custodian and c7n-org - ours are custodian.c7n_imds.* - gets
+    its message (and the messages in its traceback) with control characters written out
+    (c7n_imds.model.escape), so that a newline in a tag value, a group name or an AWS
+    error message forges no record in custodian-run.log, on standard error or for
+    `c7n-imds summary`, which reads that log back for errors. Done where records are
+    made, once for every handler (custodian adds custodian-run.log's per policy), rather
+    than at each of the many places our modules log ``%s`` of account-made values.
+    Idempotent; wraps whatever record factory is in place."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "escapes_controls", False):
+        return
+
+    def factory(*args, **kwargs):
+        record = current(*args, **kwargs)
+        if record.name.startswith(ESCAPED_LOGGERS):
+            escape_record(record)
+        return record
+    factory.escapes_controls = True
+    logging.setLogRecordFactory(factory)
+
+
+def escape_record(record):
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - arguments that do not fit: logging reports it
+        return record
+    record.msg, record.args = escape.controls(message), ()
+    if record.exc_info and record.exc_info[1] is not None:
+        record.exc_text = escape.traceback_text(record.exc_info)
+    return record
+
+
+def private_files(files=(), folders=()):
+    """Custodian's cache (a sqlite file of pickles: every resource listed, launch
+    configurations' user data included) must not be readable by other users: the
+    process creates files for its owner only (umask 077, which also covers the output
+    folder and c7n-org's per-account caches), and a cache an earlier run left readable
+    is made private, as are c7n-org's cache folders and the files in them."""
+    os.umask(0o077)
+    paths = [p for p in files if p and p != "memory"]
+    for folder in (os.path.expanduser(f) for f in folders if f):
+        if os.path.isdir(folder):
+            paths += [folder] + [os.path.join(folder, n) for n in os.listdir(folder)]
+    for path in {os.path.expanduser(p) for p in paths}:
+        try:
+            mode = os.stat(path).st_mode & 0o777
+            if mode & 0o077:
+                os.chmod(path, mode & 0o700)
+        except OSError:
+            pass  # missing, or not ours to change: custodian says so if it matters
+
+
+def option_value(args, short, long):
+    """The value of a command-line option (``-f X``, ``--cache X``, ``--cache=X``)."""
+    for i, arg in enumerate(args):
+        if arg in (short, long) and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(long + "="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 class OneLineAwsErrors(logging.Filter):
@@ -100,9 +181,10 @@ class OneLineAwsErrors(logging.Filter):
             return True
         name = message[len("Error while executing policy"):].strip()
         if name:
-            record.msg = stopped_policy_line(name.split(",")[0], error)
+            record.msg = escape.controls(stopped_policy_line(name.split(",")[0], error))
         else:
-            record.msg = "Error while executing policy: %s" % describe_error(error)
+            record.msg = "Error while executing policy: %s" % escape.controls(
+                describe_error(error))
         record.args, record.exc_info, record.exc_text = (), None, None
         return True
 
@@ -200,11 +282,11 @@ def no_preview(policy, action, resources):
     names = [str(r.get(id_key)) for r in resources]
     shown = ", ".join(names[:20]) + (" and %d more" % (len(names) - 20)
                                      if len(names) > 20 else "")
-    return "policy %s (%s) action %s: no preview%s; it would act on %s" % (
+    return escape.controls("policy %s (%s) action %s: no preview%s; it would act on %s" % (
         policy.name, policy.options.region or "default", action.type,
         " - " + NO_PREVIEW[action.type] if action.type in NO_PREVIEW else " of its own",
         "%d %s(s): %s" % (len(names), policy.resource_type, shown) if names
-        else "no %s" % policy.resource_type)
+        else "no %s" % policy.resource_type))
 
 
 NO_LAUNCH_CHANGE = ("none beyond metadata options (image, instance types, network, storage, "
@@ -212,7 +294,9 @@ NO_LAUNCH_CHANGE = ("none beyond metadata options (image, instance types, networ
 
 
 def format_preview(preview):
-    """A plan as text a person reads top to bottom. User data is already redacted."""
+    """A plan as text a person reads top to bottom. User data is already redacted. Each
+    line is one fact, its control characters written out: a group, template or stack
+    name, a tag value or an AWS error in it cannot start a line (a forged plan entry)."""
     templates, versions = preview.get("Templates", []), preview.get("Versions", [])
     copies, owners = preview.get("Copies", []), preview.get("OwnerChanges", [])
     made = ["%d template(s)" % len(templates), "%d version(s)" % len(versions)] + (
@@ -260,7 +344,7 @@ def format_preview(preview):
             skipped["AutoScalingGroupName"], skipped["Skipped"]))
     for group, reason in sorted(preview["Failures"].items()):
         lines.append("  cannot remediate %s: %s" % (group, reason))
-    return "\n".join(lines)
+    return "\n".join(escape.controls(line) for line in lines)
 
 
 if __name__ == "__main__":
