@@ -20,8 +20,16 @@ class PluginProcessPool(ProcessPoolExecutor):
         method = os.environ.get("C7N_IMDS_START_METHOD")
         if method:
             kwargs.setdefault("mp_context", multiprocessing.get_context(method))
-        kwargs.setdefault("initializer", c7n_imds.register)
+        kwargs.setdefault("initializer", start_worker)
         super().__init__(max_workers=max_workers, **kwargs)
+
+
+def start_worker():
+    """A worker registers the plugin and, as the parent did, escapes its log records
+    (a spawned worker inherits the umask, not the logging set-up)."""
+    from c7n_imds.cli import escape_log_records
+    c7n_imds.register()
+    escape_log_records()
 
 
 def main(args):
