@@ -917,3 +917,126 @@ def test_every_format_shows_owners_and_fixes_escaped(tmp_path):
     assert set(stack_owned) == {"cfn-batch", "cfn-skipped", "eks-ng2", "h-eb"}
     assert stack_owned["cfn-skipped"][7].startswith("create-stack-change-set left it: stack "
                                                     "nested-stack")
+
+
+# ---- account-made text: control characters, in every format ----------------------------
+
+FORGED_LINE = "\n2026-12-01 10:00:00,000 - custodian.commands - ERROR - forged"
+
+
+def test_every_format_writes_out_control_characters(tmp_path, capsys):
+    """A group name, a tag value, a reason and an account folder with a newline, a
+    line separator and an escape sequence stay on their line in every format, written
+    out; JSON stays the values as they are."""
+    name = "web" + FORGED_LINE
+    exempt = dict(group("vendor\u2028x", exempt=True), **{"c7n-imds:exemption": {
+        "Exempt": True, "Reason": "agent\x1b[2K" + FORGED_LINE, "Until": None}})
+    write_policy(tmp_path, ("acct\nx", REGION), "as3-groups", AS3,
+                 [group(name, calls=3, Tags=[{"Key": "owner", "Value": "ops\r\nteam"}]),
+                  exempt], scan=2)
+    write_policy(tmp_path, ("acct\nx", REGION), "broken", AS3, [], scan=2)
+    (tmp_path / "acct\nx" / REGION / "broken" / "resources.json").write_text("[")
+    texts = {}
+    for fmt in FORMATS:
+        out = tmp_path / ("summary." + fmt)
+        assert cli.main([str(tmp_path), "--format", fmt, "-o", str(out)]) == 3
+        texts[fmt] = out.read_text(encoding="utf-8")
+    for fmt, text in texts.items():
+        for line in text.splitlines():
+            assert not line.startswith("2026-12-01"), (fmt, line)
+        assert "\x1b" not in text and "\u2028" not in text and "\r" not in text, fmt
+    assert "web\\n2026-12-01 10:00:00,000" in texts["table"]
+    assert "agent\\x1b[2K\\n2026-12-01" in texts["table"]
+    assert "vendor\\u2028x" in texts["table"] and "ops\\x0d\\nteam" in texts["table"]
+    assert "web\\\\n2026-12-01" in texts["markdown"]  # Markdown shows the backslash
+    assert "web\\n2026-12-01" in texts["html"] and "vendor\\u2028x" in texts["html"]
+    assert {row[1] for row in csv.reader(io.StringIO(texts["csv"]))} >= {"Account"}
+    assert all(len(line.split(",")) > 5 for line in texts["csv"].splitlines())
+    groups = {g["Group"] for g in json.loads(texts["json"])["Groups"]}
+    assert name in groups  # JSON carries the value itself, encoded as JSON
+    # the problems named on standard error, one line each
+    problems = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert problems and all(line.startswith("c7n-imds summary: unreadable") for line in
+                            problems), problems
+
+
+# ---- summary s3://...: bounded reading ----------------------------------------------------
+
+class FakeBody:
+    def __init__(self, data):
+        self.data, self.read_bytes = data, 0
+
+    def iter_chunks(self, size):
+        for start in range(0, len(self.data), size):
+            self.read_bytes += len(self.data[start:start + size])
+            yield self.data[start:start + size]
+
+    def close(self):
+        pass
+
+
+class FakeS3:
+    """list_objects_v2 and get_object over {key: bytes}, as fetch_s3 calls them."""
+
+    def __init__(self, objects):
+        self.objects = objects
+
+    def client(self, service):
+        return self
+
+    def get_paginator(self, name):
+        return self
+
+    def paginate(self, Bucket, Prefix):
+        return [{"Contents": [{"Key": k} for k in sorted(self.objects)
+                              if k.startswith(Prefix)]}]
+
+    def get_object(self, Bucket, Key):
+        return {"Body": FakeBody(self.objects[Key])}
+
+
+def gzip_bomb(size):
+    """``size`` bytes of zeros as gzip members of 16 MiB each: about 1/1000 of that."""
+    import gzip
+    member = gzip.compress(bytes(16 << 20), compresslevel=9)
+    return member * (size // (16 << 20))
+
+
+def test_a_gzip_bomb_in_s3_is_one_unreadable_line_never_expanded(tmp_path):
+    import gzip
+    meta = json.dumps({"policy": {"name": "as3-groups", "resource": "asg",
+                                  "description": AS3}, "execution": {"start": START},
+                       "config": {"account_id": ACCOUNT, "region": REGION}}).encode()
+    bomb = gzip_bomb(1 << 30)  # 1 GiB of zeros in about 1 MB
+    assert len(bomb) < 2 << 20
+    prefix = "out/acct/%s/as3-groups/" % REGION
+    s3 = FakeS3({prefix + "metadata.json.gz": gzip.compress(meta),
+                 prefix + "resources.json.gz": bomb,
+                 prefix + "custodian-run.log.gz": gzip.compress(b"")})
+    folder = load.fetch_s3("s3://bucket/out", session=s3)
+    try:
+        kept = folder / "acct" / REGION / "as3-groups" / "resources.json"
+        assert kept.stat().st_size < 200  # the reason, not the content
+        (output,) = load.load_folder(folder)
+    finally:
+        import shutil
+        shutil.rmtree(folder)
+    assert output["State"] == "unreadable"
+    assert output["Reason"] == ("resources.json: s3://bucket/%sresources.json.gz is over "
+                                "64 MiB decompressed" % prefix)
+
+
+def test_bounded_reading_of_members_and_of_truncated_data():
+    import gzip
+    import zlib
+    two = gzip.compress(b"[1,") + gzip.compress(b"2]")
+    assert load.read_bounded([two[:5], two[5:17], two[17:]], True) == b"[1,2]"
+    assert load.read_bounded([b"plain"], False) == b"plain"
+    with pytest.raises(load.TooLarge):
+        load.read_bounded([gzip.compress(bytes(1025))], True, limit=1024)
+    with pytest.raises(load.TooLarge):
+        load.read_bounded([bytes(600), bytes(600)], False, limit=1024)
+    with pytest.raises(EOFError):
+        load.read_bounded([gzip.compress(b"[1,2,3]")[:-4]], True)
+    with pytest.raises(zlib.error):
+        load.read_bounded([b"not gzip"], True)

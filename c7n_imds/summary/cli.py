@@ -11,6 +11,7 @@ import sys
 
 import yaml
 
+from c7n_imds.model import escape
 from c7n_imds.summary.aggregate import summarize
 from c7n_imds.summary.load import fetch_s3, load_folder
 
@@ -89,7 +90,7 @@ def main(argv=None):
                 raise InputError("no custodian output (metadata.json) under %s" % folder)
             outputs.append(loaded)
     except InputError as e:
-        print("c7n-imds summary: %s" % e, file=sys.stderr)
+        print("c7n-imds summary: %s" % escape.controls(e), file=sys.stderr)
         return 2
     finally:
         for folder in scratch:
@@ -102,9 +103,10 @@ def main(argv=None):
     else:
         sys.stdout.write(text)
     for problem in summary["Problems"]:
-        print("c7n-imds summary: %s %s%s %s%s" % (
+        # one line per problem: names, folder names and reasons came from the accounts
+        print("c7n-imds summary: %s" % escape.controls("%s %s%s %s%s" % (
             problem["State"], problem["Account"], " (%s)" % problem["AccountName"]
             if problem["AccountName"] else "", problem["Region"],
             " policy %s" % problem["Policy"] if problem["Policy"] else "") + (
-            ": %s" % problem["Reason"] if problem["Reason"] else ""), file=sys.stderr)
+            ": %s" % problem["Reason"] if problem["Reason"] else "")), file=sys.stderr)
     return SCAN_PROBLEMS if summary["Problems"] else 0

@@ -7,8 +7,8 @@ client or a locked-down browser runs none); a small inline script only adds sort
 filtering, reads the DOM and carries no data, so no account value lands in a script.
 Every value that comes from an account (group, account, stack, policy and folder names,
 tag values, owners, reasons) goes through ``esc`` (``c7n_imds.summary.dashboard_tables``) -
-``html.escape`` with quotes - in text and attributes alike: the account's owner chose
-it, not the reader of the page.
+control characters written out, then ``html.escape`` with quotes - in text and
+attributes alike: the account's owner chose it, not the reader of the page.
 """
 import math
 from collections import Counter

@@ -3,9 +3,9 @@ stack-owned groups by owner, the groups by state (the drill-down), the scans not
 complete, the figures by account, region and control, and the runs. Each is a table the
 page's script can sort and filter; without the script it reads the same, unsorted.
 """
-import html
 import re
 
+from c7n_imds.model import escape
 from c7n_imds.summary import display, stack_owned
 
 # A run of characters no line can break in: such a cell may break anywhere (letting every
@@ -14,9 +14,9 @@ LONG_WORD = re.compile(r"[^\s-]{28,}")
 
 
 def esc(value):
-    """Text for the page, in text and attributes alike (quotes too): an account's owner
-    chose it, not the reader of the page."""
-    return html.escape("" if value is None else str(value), quote=True)
+    """Text for the page, in text and attributes alike (quotes too), control characters
+    written out: an account's owner chose it, not the reader of the page."""
+    return escape.html(value)
 
 
 def account_html(record):

@@ -10,13 +10,15 @@ not explain), ``unreadable`` (a file that is there but cannot be read), each wit
 reason.
 """
 import datetime
-import gzip
 import json
 import os
 import re
 import tempfile
+import zlib
+from contextlib import closing
 from pathlib import Path
 
+from c7n_imds.model.escape import controls
 from c7n_imds.model.safety import iac_guidance, iac_owner, parse_exemption
 from c7n_imds.names import (
     CONVERT_ACTION,
@@ -64,12 +66,23 @@ def read_json(path, missing=None):
     """The parsed file; ``missing`` when it does not exist; Unreadable when it exists
     but is not JSON."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         return missing
-    except (OSError, ValueError) as e:
+    except OSError as e:
         raise Unreadable("%s: %s" % (Path(path).name, e)) from None
+    if data.startswith(NOT_READ):
+        raise Unreadable("%s: %s" % (Path(path).name, not_read_reason(data)))
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as e:
+        raise Unreadable("%s: %s" % (Path(path).name, e)) from None
+
+
+def not_read_reason(data):
+    """Why fetch_s3 did not read an object (the text after NOT_READ), on one line."""
+    return controls(data[len(NOT_READ):].decode("utf-8", "replace"))
 
 
 def fresh_json(path, start):
@@ -139,10 +152,14 @@ def load_output(folder, root):
         state, reason, resources = "unreadable", str(e), []
     errors = []
     try:
-        errors = run_log_errors((folder / "custodian-run.log").read_text(
-            encoding="utf-8", errors="replace"))
+        log_bytes = (folder / "custodian-run.log").read_bytes()
     except OSError:
-        pass
+        log_bytes = b""
+    if log_bytes.startswith(NOT_READ) and state == "scanned":
+        # its errors cannot be known: the scan is not counted as a clean one
+        state, reason = "unreadable", "custodian-run.log: %s" % not_read_reason(log_bytes)
+    else:
+        errors = run_log_errors(log_bytes.decode("utf-8", errors="replace"))
     exception = any(m.get("MetricName") == "PolicyException" for m in meta.get(
         "metrics") or () if isinstance(m, dict))
     if state == "scanned" and (errors or (resources is None and exception)):
@@ -308,10 +325,53 @@ def controls_of(policy):
 
 # ---- S3 ------------------------------------------------------------------------------
 
+# An object's content is read at most this far, decompressed (custodian gzips each file
+# it writes to S3): a gzip member of 0.5 MB can expand to 1 GB, and a summary must not
+# be made to fill the memory or the disk by whoever can write to the bucket.
+MAX_OBJECT_BYTES = 64 * 1024 * 1024
+READ_CHUNK = 1024 * 1024
+# What fetch_s3 writes in place of an object it did not read whole: never JSON (nor a
+# log record), so each reader reports the file as unreadable, with the reason after it.
+NOT_READ = b"\0c7n-imds: not read: "
+
+
+class TooLarge(ValueError):
+    pass
+
+
+def read_bounded(chunks, gzipped, limit=None):
+    """The content of a stream of byte chunks, gunzipped when ``gzipped`` (every member
+    of it, as ``gzip.decompress``); TooLarge as soon as it would exceed ``limit`` bytes
+    (default MAX_OBJECT_BYTES) - never expanded further in memory. zlib.error or
+    EOFError when it does not decompress."""
+    limit = MAX_OBJECT_BYTES if limit is None else limit
+    out = bytearray()
+    member = None
+    for chunk in chunks:
+        if not gzipped:
+            out += chunk
+            if len(out) > limit:
+                raise TooLarge("over %d MiB" % (limit // (1024 * 1024)))
+            continue
+        pending = bytes(chunk)
+        while pending:
+            if member is None or member.eof:
+                member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += member.decompress(pending, limit + 1 - len(out))
+            if len(out) > limit:
+                raise TooLarge("over %d MiB decompressed" % (limit // (1024 * 1024)))
+            # the rest of this chunk: a next member's start, or nothing (more input needed)
+            pending = member.unused_data if member.eof else member.unconsumed_tail
+    if gzipped and (member is None or not member.eof):
+        raise EOFError("compressed file ended before the end of its data")
+    return bytes(out)
+
+
 def fetch_s3(url, session=None):
     """Copy an output tree from ``s3://bucket/prefix`` into a temporary folder, as
     custodian wrote it (each file gzipped), and return the folder. A file that does not
-    decompress is kept as it is, so that reading it fails and says so."""
+    decompress is kept as it is, so that reading it fails and says so; one over
+    MAX_OBJECT_BYTES is not read at all (NOT_READ and the reason stand in for it)."""
     import boto3
     bucket, _, prefix = url[len("s3://"):].split("?", 1)[0].partition("/")
     prefix = prefix.strip("/")
@@ -324,14 +384,19 @@ def fetch_s3(url, session=None):
             key = item["Key"][len(prefix):].lstrip("/")
             if not key or key.endswith("/") or ".." in key.split("/"):
                 continue
-            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            if key.endswith(".gz"):
-                key = key[:-3]
-                try:
-                    body = gzip.decompress(body)
-                except (OSError, EOFError):
-                    pass
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"]
+            gzipped = key.endswith(".gz")
+            key = key[:-3] if gzipped else key
+            try:
+                with closing(body):
+                    content = read_bounded(body.iter_chunks(READ_CHUNK), False)
+                if gzipped:
+                    content = read_bounded((content,), True)
+            except TooLarge as e:
+                content = NOT_READ + ("s3://%s/%s is %s" % (bucket, item["Key"], e)).encode()
+            except (zlib.error, EOFError):
+                pass  # kept compressed, so that reading it says so
             path = target / key
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(body)
+            path.write_bytes(content)
     return target

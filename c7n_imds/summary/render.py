@@ -8,15 +8,15 @@ schema.json). A count that is null was not measured and is written as an en dash
 empty cell in CSV), never as 0: a scan that failed must not read as a compliant one.
 Every value that comes from an account - group, account, stack and policy names, tag
 values, owners, reasons, folder names - is whatever the account's owner typed, so each
-format escapes it for what it is: no control characters in a terminal, no table, link or
-markup in Markdown, no formula in a spreadsheet.
+format escapes it for what it is (c7n_imds.model.escape): control characters written out
+in every format, so no value starts a line of its own; no table, link or markup in
+Markdown; no formula in a spreadsheet.
 """
 import csv
-import html
 import io
 import json
-import re
 
+from c7n_imds.model import escape
 from c7n_imds.summary.display import (
     BY_TYPE,
     DASH,
@@ -44,33 +44,11 @@ GROUP_STATE_LABELS = {"non-compliant": "non-compliant", "held-back": "held back"
                       "fix-proposed": "fix proposed (change set)",
                       "fixed-at-owner": "fixed at owner, rolling out", "failed": "failed",
                       "remediated": "remediated"}
-# Line breaks, other control characters and the marks that reorder text (a name can
-# otherwise start a new table line, or show as something it is not).
-CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-
-# ---- escaping, per format --------------------------------------------------------------
-
-def plain(value):
-    """One line of text: control characters (newlines included) become spaces."""
-    return CONTROL_CHARACTERS.sub(" ", str(value))
-
-
-def markdown(value):
-    """Literal text in a Markdown table cell: no column break, code, emphasis, link or
-    HTML (``<``, ``>``, ``&`` as entities, so ``<https://...>`` is no autolink either)."""
-    return MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(plain(value), quote=False))
-
-
-def csv_cell(value):
-    """A spreadsheet shows a cell starting with = + - @ (or a tab or return) as a
-    formula's result; a leading ' makes it text (OWASP's CSV injection advice)."""
-    if value is None:
-        return ""
-    text = str(value)
-    return "'" + text if isinstance(value, str) and text.startswith(FORMULA_START) else text
+# Escaping, per format, is c7n_imds.model.escape's: control characters written out
+# (``\\n``, ``\\xNN``, ``\\uNNNN``) everywhere, plus each format's own.
+plain = escape.controls
+markdown = escape.markdown
+csv_cell = escape.csv_cell
 
 
 # ---- the text tables --------------------------------------------------------------------
