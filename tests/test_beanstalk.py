@@ -269,6 +269,168 @@ def test_beanstalk_preview_names_each_environment_change(placebo_factory, load_p
     assert "    running instances: replaced by Elastic Beanstalk - rolling: " in text
 
 
+REFUSED_ALL_AT_ONCE = (
+    "Elastic Beanstalk environment web-prod (e-3kqm7xwbvp) would also change what "
+    "instances launch with: replace-all-at-once: instances running -> all terminated and "
+    "replaced at the same time (EnvironmentType LoadBalanced, "
+    "aws:autoscaling:updatepolicy:rollingupdate RollingUpdateEnabled false (not set: "
+    "Beanstalk's default)); nothing was changed - add replace-all-at-once to the action's "
+    "allow-launch-changes to accept exactly that; or enable rolling updates first: set "
+    "aws:autoscaling:updatepolicy:rollingupdate RollingUpdateEnabled=true with "
+    "RollingUpdateType Health or Immutable")
+
+
+def test_beanstalk_all_at_once_is_refused_without_opt_in(placebo_factory, load_policy,
+                                                         tmp_path):
+    """web-prod's configuration shows no aws:autoscaling:updatepolicy:rollingupdate
+    option at all (an environment made through the API): RollingUpdateEnabled has its
+    default, false, so Beanstalk would replace every instance at once. Refused, naming
+    the environment, its type, the rolling setting and both ways forward; nothing is
+    validated, tagged or updated, and the gate is not even asked."""
+    factory, failures = run_failing(placebo_factory, load_policy, tmp_path,
+                                    "test_beanstalk_all_at_once_is_refused_without_opt_in")
+    assert failures == {WEB: REFUSED_ALL_AT_ONCE}
+    for operation in MUTATING:
+        assert factory.called(operation) == [], operation
+    assert len(factory.called("DescribeAutoScalingGroups")) == 2  # no gate read
+
+
+def test_beanstalk_single_instance_is_refused_without_opt_in(placebo_factory, load_policy,
+                                                             tmp_path):
+    """web-prod is a SingleInstance environment: whatever its rolling options say
+    (RollingUpdateEnabled true here), its one instance is replaced with downtime.
+    Refused; the way forward named is a load-balanced environment or the opt-in."""
+    factory, failures = run_failing(
+        placebo_factory, load_policy, tmp_path,
+        "test_beanstalk_single_instance_is_refused_without_opt_in")
+    reason = failures[WEB]
+    assert reason.startswith("Elastic Beanstalk environment web-prod (e-3kqm7xwbvp) would "
+                             "also change what instances launch with: replace-all-at-once"
+                             ), reason
+    assert ("(EnvironmentType SingleInstance, aws:autoscaling:updatepolicy:rollingupdate "
+            "RollingUpdateEnabled true)") in reason
+    assert "add replace-all-at-once to the action's allow-launch-changes" in reason
+    assert reason.endswith("a single-instance environment has no rolling updates: make it "
+                           "load-balanced (aws:elasticbeanstalk:environment EnvironmentType "
+                           "LoadBalanced)"), reason
+    for operation in MUTATING:
+        assert factory.called(operation) == [], operation
+
+
+def test_beanstalk_all_at_once_with_opt_in_names_it_in_the_record(
+        placebo_factory, load_policy, tmp_path):
+    """RollingUpdateEnabled "false", and the policy opts in with allow-launch-changes:
+    [replace-all-at-once]. The environment is updated, and the record - whose Detail is
+    what the owner's mail shows - says ALL AT ONCE, never rolling."""
+    factory = recording_factory(
+        placebo_factory, "test_beanstalk_all_at_once_with_opt_in_names_it_in_the_record")
+    opted_in = asg_policy(POLICY, {"type": "disable-beanstalk-imdsv1",
+                                   "allow-launch-changes": ["replace-all-at-once"]}, [])
+    load_policy(opted_in, session_factory=factory, output_dir=tmp_path).run()
+    assert factory.called("UpdateEnvironment") == [
+        {"EnvironmentId": WEB_ID, "OptionSettings": [SETTING]}]
+    all_at_once = ("ALL AT ONCE: every instance is terminated and replaced at the same "
+                   "time, with downtime (EnvironmentType LoadBalanced, "
+                   "aws:autoscaling:updatepolicy:rollingupdate RollingUpdateEnabled false)")
+    expected = applied(WEB, replacement=all_at_once, mode="all-at-once")
+    expected["OwnerFix"]["LaunchChanges"] = [{
+        "Kind": "replace-all-at-once", "Field": "instances",
+        "Line": "replace-all-at-once: instances running -> all terminated and replaced at "
+                "the same time (EnvironmentType LoadBalanced, "
+                "aws:autoscaling:updatepolicy:rollingupdate RollingUpdateEnabled false)"}]
+    assert changes(tmp_path, POLICY) == {WEB: expected}
+    assert "rolling:" not in changes(tmp_path, POLICY)[WEB]["OwnerFix"]["Detail"]
+
+
+def test_beanstalk_forged_tag_is_refused(placebo_factory, load_policy, tmp_path):
+    """Group batch-workers carries web-prod's elasticbeanstalk:environment-id and -name
+    tags (anyone with tag rights can write them), but DescribeEnvironmentResources lists
+    only WEB: web-prod is not touched - not even its configuration is read."""
+    factory, failures = run_failing(placebo_factory, load_policy, tmp_path,
+                                    "test_beanstalk_forged_tag_is_refused")
+    assert failures == {"batch-workers": (
+        "tags name Elastic Beanstalk environment web-prod (e-3kqm7xwbvp), but Elastic "
+        "Beanstalk does not list this group among its resources; nothing changed")}
+    assert factory.called("DescribeEnvironmentResources") == [{"EnvironmentId": WEB_ID}]
+    assert factory.called("DescribeConfigurationSettings") == []
+    for operation in MUTATING:
+        assert factory.called(operation) == [], operation
+
+
+def held_back(placebo_factory, load_policy, tmp_path, flight, why):
+    """A run whose only matched group, WEB, is held back by its environment's other
+    group WEB2, which the gate reads too (DescribeAutoScalingGroups _3): nothing
+    validated, tagged or updated; WEB skipped with the gate's reason."""
+    factory = run(placebo_factory, load_policy, tmp_path, flight)
+    for operation in MUTATING:
+        assert factory.called(operation) == [], operation
+    assert sorted(factory.called("DescribeAutoScalingGroups")[2]["AutoScalingGroupNames"]
+                  ) == sorted([WEB, WEB2])
+    assert changes(tmp_path, POLICY)[WEB] == {"AutoScalingGroupName": WEB, "Skipped": (
+        "environment web-prod (e-3kqm7xwbvp) was not changed: auto-scaling-group %s %s - "
+        "the change waits until nothing that launches from it calls IMDSv1 (or exempt it "
+        "on purpose)" % (WEB2, why))}
+    return factory
+
+
+def test_beanstalk_sibling_calling_imdsv1_holds_the_environment_back(
+        placebo_factory, load_policy, tmp_path):
+    """The policy matched WEB only, but web-prod also lists WEB2, whose instances its
+    update replaces too; WEB2's instance made 2 + 1 IMDSv1 calls (GetMetricData)."""
+    factory = held_back(placebo_factory, load_policy, tmp_path,
+                        "test_beanstalk_sibling_calling_imdsv1_holds_the_environment_back",
+                        "made 3 IMDSv1 call(s) in 14 days")
+    (query,) = factory.called("GetMetricData")[0]["MetricDataQueries"]
+    assert query["MetricStat"]["Metric"]["Dimensions"] == [
+        {"Name": "InstanceId", "Value": "i-0d4e5f6a7b8c9d0e1"}]
+
+
+def test_beanstalk_exempt_sibling_holds_the_environment_back(placebo_factory, load_policy,
+                                                             tmp_path):
+    """As above, but WEB2 is exempt (and has no instances: no metrics are read)."""
+    factory = held_back(placebo_factory, load_policy, tmp_path,
+                        "test_beanstalk_exempt_sibling_holds_the_environment_back",
+                        "is exempt (vendor agent reads IMDSv1)")
+    assert factory.called("GetMetricData") == []
+
+
+def test_replacement_reads_the_update_policy_and_its_defaults():
+    """environments.replacement on configuration sets of each kind, expected values from
+    Beanstalk's general options reference."""
+    def configuration(**options):
+        namespaces = {"RollingUpdateEnabled": "aws:autoscaling:updatepolicy:rollingupdate",
+                      "RollingUpdateType": "aws:autoscaling:updatepolicy:rollingupdate",
+                      "MaxBatchSize": "aws:autoscaling:updatepolicy:rollingupdate",
+                      "MinInstancesInService": "aws:autoscaling:updatepolicy:rollingupdate",
+                      "EnvironmentType": "aws:elasticbeanstalk:environment",
+                      "MinSize": "aws:autoscaling:asg", "MaxSize": "aws:autoscaling:asg",
+                      "DeploymentPolicy": "aws:elasticbeanstalk:command"}
+        return {"OptionSettings": [{"Namespace": namespaces[k], "OptionName": k, "Value": v}
+                                   for k, v in options.items()]}
+
+    assert environments.replacement(None).mode == "all-at-once"
+    # an application deployment policy is not the configuration update policy
+    assert environments.replacement(configuration(DeploymentPolicy="Rolling")).mode == \
+        "all-at-once"
+    explicit = environments.replacement(configuration(RollingUpdateEnabled="false",
+                                                      RollingUpdateType="Health"))
+    assert (explicit.mode, explicit.rolling_enabled) == ("all-at-once", "false")
+    immutable = environments.replacement(configuration(RollingUpdateEnabled="true",
+                                                       RollingUpdateType="Immutable"))
+    assert immutable.mode == "immutable"
+    assert immutable.line().startswith("immutable: a temporary group launches a full set")
+    timed = environments.replacement(configuration(
+        RollingUpdateEnabled="true", MinSize="7", MaxSize="7", MinInstancesInService="5"))
+    # RollingUpdateType not shown: Time; MaxBatchSize: ceil(7 / 3) = 3
+    assert timed.line() == ("rolling: batches of at most 3 instance(s), at least 5 kept in "
+                            "service, a pause (PauseTime) between batches (RollingUpdateType "
+                            "Time; MaxBatchSize not set: Beanstalk's default)")
+    small = environments.replacement(configuration(
+        RollingUpdateEnabled="true", RollingUpdateType="Health", MinSize="1", MaxSize="1"))
+    # MinInstancesInService: min(MinSize 1, MaxSize - 1 = 0) = 0
+    assert (small.max_batch_size, small.min_in_service) == (1, 0)
+
+
 def environment_group(id_tag=True):
     tags = [{"Key": "elasticbeanstalk:environment-name", "Value": "web-prod"}]
     if id_tag:

@@ -95,6 +95,9 @@ def _check_shape(shape, value, path, errors):
         errors.append("%s: unchecked type %s" % (path, kind))
 
 
+ENDPOINT_PREFIXES = {"monitoring": "cloudwatch"}
+
+
 @functools.lru_cache(maxsize=None)
 def service_model(service):
     return botocore.session.get_session().get_service_model(service)
@@ -108,7 +111,9 @@ def flight_shape_errors(directory):
         if not match:
             errors.append("%s: not <service>.<Operation>_<n>.json" % path.name)
             continue
-        model = service_model(match.group(1)).operation_model(match.group(2))
+        # placebo names a file by the service's endpoint prefix (cloudwatch: monitoring)
+        service = ENDPOINT_PREFIXES.get(match.group(1), match.group(1))
+        model = service_model(service).operation_model(match.group(2))
         flight = json.loads(path.read_text())
         if set(flight) != {"status_code", "data"}:
             errors.append("%s: keys %s" % (path.name, sorted(flight)))
