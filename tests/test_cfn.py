@@ -23,7 +23,8 @@ def load(name):
 
 def migrated(name, **kwargs):
     template, _ = load(name)
-    new, notes = cfn.migrate(template, **kwargs)
+    done = cfn.migrate(template, **kwargs)
+    new, notes = done.template, done.lines()
     return template, new, notes
 
 
@@ -266,7 +267,7 @@ def test_instance_profile_names_and_arns(profile, expected):
         with pytest.raises(ValueError, match="name or an ARN"):
             cfn.migrate(template)
     else:
-        assert data_of(cfn.migrate(template)[0])["IamInstanceProfile"] == expected
+        assert data_of(cfn.migrate(template).template)["IamInstanceProfile"] == expected
 
 
 def test_a_conditional_public_address_keeps_the_groups_in_both_branches():
@@ -274,7 +275,7 @@ def test_a_conditional_public_address_keeps_the_groups_in_both_branches():
     data = data_of(cfn.migrate(tiny({
         "SecurityGroups": groups,
         "AssociatePublicIpAddress": {"Fn::If": ["Public", True, NO_VALUE]},
-        "InstanceMonitoring": {"Fn::If": ["Quiet", False, NO_VALUE]}}))[0])
+        "InstanceMonitoring": {"Fn::If": ["Quiet", False, NO_VALUE]}})).template)
     assert data["NetworkInterfaces"] == {"Fn::If": ["Public", [{
         "DeviceIndex": 0, "AssociatePublicIpAddress": True, "DeleteOnTermination": True,
         "Groups": groups}], NO_VALUE]}
@@ -285,7 +286,8 @@ def test_a_conditional_public_address_keeps_the_groups_in_both_branches():
 def test_cfn_init_metadata_keeps_the_configuration():
     template = tiny({})
     template["Resources"]["LC"]["Metadata"] = {"AWS::CloudFormation::Init": {"config": {}}}
-    new, notes = cfn.migrate(template)
+    done = cfn.migrate(template)
+    new, notes = done.template, done.lines()
     assert "LC" in new["Resources"] and any(n.startswith("LC: kept, it carries Metadata")
                                             for n in notes)
 
@@ -293,7 +295,8 @@ def test_cfn_init_metadata_keeps_the_configuration():
 def test_classic_link_is_dropped_with_a_note_and_ids_do_not_clash():
     template = tiny({"ClassicLinkVPCId": "vpc-1"}, {
         "LCImdsv2Template": {"Type": "AWS::SNS::Topic"}})
-    new, notes = cfn.migrate(template)
+    done = cfn.migrate(template)
+    new, notes = done.template, done.lines()
     assert new["Resources"]["LCImdsv2Template"] == {"Type": "AWS::SNS::Topic"}
     assert "ClassicLinkVPCId" not in json.dumps(new["Resources"]["LCImdsv2Template2"])
     assert new["Resources"]["Group"]["Properties"]["LaunchTemplate"]["LaunchTemplateId"] == {
@@ -396,7 +399,7 @@ def test_every_produced_template_makes_a_change_set(moto, name, fmt):
     groups = session.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
     on_lc = {g["AutoScalingGroupName"] for g in groups if g.get("LaunchConfigurationName")}
     template, _ = cfn.parse_template(original)
-    new, _ = cfn.migrate(template)
+    new = cfn.migrate(template).template
     moved = {change[1] for change in EXPECTED_CHANGES[name] if change[0] == "Modify"}
     assert len([g for g in on_lc if g.split("-")[-2] in moved]) == len(moved)
 
@@ -427,7 +430,7 @@ def test_an_override_may_depend_on_what_is_there():
     from c7n_imds.owners.cloudformation import at_least_two
     for given, expected in ((None, 2), (1, 2), (3, 3), ({"Ref": "Hops"}, {"Ref": "Hops"})):
         options = {} if given is None else {"HttpPutResponseHopLimit": given}
-        new, _ = cfn.migrate(tiny({"MetadataOptions": options} if options else {}),
-                             metadata_options={"HttpPutResponseHopLimit": at_least_two})
+        new = cfn.migrate(tiny({"MetadataOptions": options} if options else {}),
+                          metadata_options={"HttpPutResponseHopLimit": at_least_two}).template
         assert data_of(new)["MetadataOptions"] == dict(
             HttpTokens="required", HttpPutResponseHopLimit=expected), given

@@ -1,4 +1,5 @@
-"""c7n_imds/model/cfn_templates.py: groups on a launch template of their own stack get
+"""c7n_imds/model/cfn.py, require_imdsv2 and rewrite: groups on a launch template of
+their own stack get
 HttpTokens required in that template, where their Version follows the template's latest
 version (CloudFormation adds a new version on update and leaves the default where it
 is). Each produced template is checked by cfn-lint and turned into a change set on
@@ -10,7 +11,7 @@ import re
 import pytest
 from cfnlint.api import lint
 
-from c7n_imds.model import cfn, cfn_templates
+from c7n_imds.model import cfn
 
 REGION = "us-east-1"
 NO_VALUE = {"Ref": "AWS::NoValue"}
@@ -185,7 +186,7 @@ LATEST = {"LaunchTemplateId": {"Ref": "T"},
 def test_groups_on_the_latest_version_get_required_tokens_in_the_template():
     original = parsed(STACK_YAML)
     before = copy.deepcopy(original)
-    done = cfn_templates.rewrite(original, ALL)
+    done = cfn.rewrite(original, ALL)
     new = done.template
     assert original == before  # the input is not changed
     # the existing options are kept, HttpTokens laid over them, nothing else changes
@@ -205,13 +206,17 @@ def test_groups_on_the_latest_version_get_required_tokens_in_the_template():
     assert done.modified == ("ArmTemplate", "WebTemplate")
     assert set(done.left) == {"DefaultGroup", "PinnedGroup", "OutsideGroup", "StrictGroup"}
     assert "WebGroup: its UpdatePolicy AutoScalingRollingUpdate replaces the running " \
-           "instances during the update" in done.notes
-    # cfn.migrate's "already uses a launch template" is superseded
-    assert not any("it already uses a launch template" in n for n in done.notes)
+           "instances during the update" in done.lines()
+    # groups on launch templates are not handed to migrate
+    assert not any("it already uses a launch template" in n for n in done.lines())
+    # typed notes: what happened to whom, without reading prose
+    assert {(n.subject, n.kind) for n in done.notes if n.kind in ("fixed", "required")} == {
+        ("PoolGroup", "fixed"), ("WebGroup", "fixed"), ("ArmTemplate", "required"),
+        ("WebTemplate", "required")}
 
 
 def test_what_the_new_version_does_not_reach_is_left_with_the_reason():
-    left = cfn_templates.rewrite(parsed(STACK_YAML), ALL).left
+    left = cfn.rewrite(parsed(STACK_YAML), ALL).left
     assert "DefaultVersionNumber" in left["DefaultGroup"]
     assert "CloudFormation does not move a template's default version" in left[
         "DefaultGroup"]
@@ -225,7 +230,7 @@ def test_what_the_new_version_does_not_reach_is_left_with_the_reason():
 
 
 def test_a_shared_template_says_whom_its_change_reaches():
-    notes = cfn_templates.rewrite(parsed(STACK_YAML), ["WebGroup"]).notes
+    notes = cfn.rewrite(parsed(STACK_YAML), ["WebGroup"]).lines()
     assert ("WebTemplate: the new version reaches every group of the stack on its "
             "LatestVersionNumber: PoolGroup, WebGroup") in notes
     assert ("WebTemplate: also used by DefaultGroup, PinnedGroup on another Version, "
@@ -236,21 +241,22 @@ def test_a_shared_template_says_whom_its_change_reaches():
 
 def test_only_the_templates_of_the_groups_asked_for_change():
     original = parsed(STACK_YAML)
-    done = cfn_templates.rewrite(original, ["DefaultGroup", "PinnedGroup"])
+    done = cfn.rewrite(original, ["DefaultGroup", "PinnedGroup"])
     assert done.template == original and done.fixed == () and done.modified == ()
-    new, notes = cfn_templates.require_imdsv2(original, ["StrictGroup"])
+    done = cfn.require_imdsv2(original, ["StrictGroup"])
+    new, notes = done.template, done.lines()
     assert new == original
     assert any(n.startswith("StrictGroup: not changed") for n in notes)
 
 
 def test_metadata_options_are_laid_over_as_for_launch_configurations():
-    new, _ = cfn_templates.require_imdsv2(tiny(LATEST), metadata_options={
+    new = cfn.require_imdsv2(tiny(LATEST), metadata_options={
         "HttpPutResponseHopLimit": lambda existing: 2 if existing is None else existing,
-        "HttpEndpoint": "enabled", "InstanceMetadataTags": "preserve"})
+        "HttpEndpoint": "enabled", "InstanceMetadataTags": "preserve"}).template
     assert data_of(new, "T")["MetadataOptions"] == {
         "HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
     with pytest.raises(ValueError, match="HttpFoo"):
-        cfn_templates.require_imdsv2(tiny(LATEST), metadata_options={"HttpFoo": 1})
+        cfn.require_imdsv2(tiny(LATEST), metadata_options={"HttpFoo": 1})
 
 
 @pytest.mark.parametrize("spec", [
@@ -260,7 +266,8 @@ def test_metadata_options_are_laid_over_as_for_launch_configurations():
      "Version": {"Fn::GetAtt": "T.LatestVersionNumber"}},
 ])
 def test_the_ways_a_group_names_its_template(spec):
-    new, notes = cfn_templates.require_imdsv2(tiny(spec))
+    done = cfn.require_imdsv2(tiny(spec))
+    new, notes = done.template, done.lines()
     assert data_of(new, "T")["MetadataOptions"] == {"HttpTokens": "required"}
     assert any(n.startswith("G: launches from T") for n in notes)
 
@@ -269,7 +276,7 @@ def test_the_ways_a_group_names_its_template(spec):
                                    {"Fn::ImportValue": "shared-template"}])
 def test_a_template_outside_the_stack_is_not_changed(named):
     template = tiny({"LaunchTemplateId": named, "Version": "3"})
-    done = cfn_templates.rewrite(template, ["G"])
+    done = cfn.rewrite(template, ["G"])
     assert done.template == template and done.fixed == ()
     assert "is defined outside this stack" in done.left["G"]
     assert json.dumps(named) in done.left["G"]
@@ -286,9 +293,9 @@ def test_a_template_outside_the_stack_is_not_changed(named):
 ])
 def test_what_cannot_be_set_faithfully_is_refused(data, message):
     template = tiny(LATEST, data=data)
-    done = cfn_templates.rewrite(template, ["G"])
+    done = cfn.rewrite(template, ["G"])
     assert done.template == template and done.fixed == () and done.modified == ()
-    assert any(n.startswith("T: not changed: ") for n in done.notes)
+    assert any(n.startswith("T: not changed: ") for n in done.lines())
     assert done.left["G"].startswith("G: not changed: its launch template T ")
     assert re.search(message, done.left["G"]), done.left["G"]
 
@@ -299,7 +306,7 @@ def test_intrinsic_fields_are_carried_and_conditional_data_is_lifted():
                                                    "HttpPutResponseHopLimit": {
                                                        "Ref": "Hops"}}},
                        {"ImageId": "ami-12c6146b"}]}
-    new, _ = cfn_templates.require_imdsv2(tiny(LATEST, data=data))
+    new = cfn.require_imdsv2(tiny(LATEST, data=data)).template
     assert data_of(new, "T") == {"Fn::If": ["Big", {
         "ImageId": "ami-12c6146b", "InstanceType": "m5.large",
         "MetadataOptions": {"HttpTokens": "required",
@@ -311,7 +318,7 @@ def test_other_users_of_the_template_are_named():
     instance = {"Type": "AWS::EC2::Instance", "Properties": {"LaunchTemplate": {
         "LaunchTemplateId": {"Ref": "T"},
         "Version": {"Fn::GetAtt": ["T", "LatestVersionNumber"]}}}}
-    _, notes = cfn_templates.require_imdsv2(tiny(LATEST, extra={"Box": instance}))
+    notes = cfn.require_imdsv2(tiny(LATEST, extra={"Box": instance})).lines()
     assert ("T: also used by resource Box; review what a new version of the template does "
             "there before executing") in notes
 
@@ -324,7 +331,7 @@ def test_a_mixed_group_with_an_override_outside_the_stack_is_left():
         "LaunchTemplateSpecification": LATEST,
         "Overrides": [{"InstanceType": "t4g.micro", "LaunchTemplateSpecification": {
             "LaunchTemplateName": "arm-hosts", "Version": "2"}}]}}
-    done = cfn_templates.rewrite(template, ["G"])
+    done = cfn.rewrite(template, ["G"])
     assert done.fixed == ()
     assert '"arm-hosts" (MixedInstancesPolicy Overrides[0]) is defined outside' in \
         done.left["G"]
@@ -336,11 +343,12 @@ def test_launch_configurations_and_templates_in_one_rewrite():
             "ImageId": "ami-12c6146b", "InstanceType": "t3.micro"}},
         "Old": {"Type": cfn.AUTO_SCALING_GROUP, "Properties": {
             "MinSize": "0", "MaxSize": "1", "LaunchConfigurationName": {"Ref": "LC"}}}})
-    done = cfn_templates.rewrite(template, ["G", "Old"])
+    done = cfn.rewrite(template, ["G", "Old"])
     assert done.fixed == ("G", "Old")
     assert done.modified == ("Old", "T")
     assert done.left == {}
-    assert "Old: now launches from LCImdsv2Template" in done.notes
+    assert "Old: now launches from LCImdsv2Template" in done.lines()
+    assert done.moved == {"Old": "LCImdsv2Template"} and done.required == ("T",)
     assert data_of(done.template, "LCImdsv2Template")["MetadataOptions"] == {
         "HttpTokens": "required"}
 
@@ -356,14 +364,14 @@ def test_every_produced_template_passes_cfn_lint(text, fmt):
     template = parsed(text)
     groups = [g for g, r in template["Resources"].items()
               if r["Type"] == cfn.AUTO_SCALING_GROUP]
-    done = cfn_templates.rewrite(template, groups)
+    done = cfn.rewrite(template, groups)
     assert done.modified  # something was changed
     assert e_level(cfn.dump_template(done.template, fmt)) == []
 
 
 def test_cfn_lint_would_catch_a_wrong_option():
     """The lint check has teeth: a value MetadataOptions does not take is an error."""
-    done = cfn_templates.rewrite(parsed(STACK_JSON), ["AppGroup"])
+    done = cfn.rewrite(parsed(STACK_JSON), ["AppGroup"])
     data_of(done.template, "AppTemplate")["MetadataOptions"]["HttpTokens"] = "mandatory"
     assert any("mandatory" in m.message for m in e_level(cfn.dump_template(
         done.template, "json")))
@@ -398,7 +406,7 @@ def test_every_produced_template_makes_a_change_set(moto, text, expected, fmt):
     template = parsed(text)
     groups = [g for g, r in template["Resources"].items()
               if r["Type"] == cfn.AUTO_SCALING_GROUP]
-    done = cfn_templates.rewrite(template, groups)
+    done = cfn.rewrite(template, groups)
     assert set(done.modified) == expected
     cloudformation.create_change_set(
         StackName="lt-stack", ChangeSetName="c7n-imds-imdsv2-1", ChangeSetType="UPDATE",

@@ -1,23 +1,46 @@
-"""Rewrite a CloudFormation template so that its Auto Scaling groups launch from launch
-templates requiring IMDSv2 instead of launch configurations: groups a stack owns are fixed in
-its template, not behind its back. Pure: template text in, text and notes out; no AWS calls.
+"""Require IMDSv2 in a CloudFormation template, for the Auto Scaling groups a stack owns
+(groups a stack owns are fixed in its template, not behind its back), and judge what
+else executing that change would do. Pure: template and describe records in, a
+structured result out; no AWS calls.
 
-The rules follow AWS's "Migrate AWS CloudFormation stacks from launch configurations to
-launch templates" (Amazon EC2 Auto Scaling User Guide), in particular its "Launch
-configuration mapping reference" table, and the CloudFormation reference pages of
-AWS::AutoScaling::LaunchConfiguration and AWS::EC2::LaunchTemplate. Every value is carried
-unchanged, intrinsic functions included; where a value cannot be carried faithfully,
-:func:`migrate` raises ``ValueError`` instead of losing it.
+Two rewrites, one result (:class:`Rewrite`, whose notes are typed :class:`Note`):
+
+- A group on an ``AWS::AutoScaling::LaunchConfiguration`` moves to a new
+  ``AWS::EC2::LaunchTemplate`` requiring IMDSv2 (:func:`migrate`), following AWS's
+  "Migrate AWS CloudFormation stacks from launch configurations to launch templates"
+  (Amazon EC2 Auto Scaling User Guide), its "Launch configuration mapping reference"
+  table, and the CloudFormation reference pages of both resources. Every value is
+  carried unchanged, intrinsic functions included; where a value cannot be carried
+  faithfully, ``ValueError`` is raised instead of losing it.
+- A group on a launch template of the same stack gets ``HttpTokens: required`` in that
+  template (:func:`require_imdsv2`). Launch templates are immutable: a change of
+  ``LaunchTemplateData`` becomes a new version ("Modify a launch template", Amazon EC2
+  User Guide), and CloudFormation does not move the default version
+  (aws-cloudformation/cloudformation-coverage-roadmap#1518). A group's
+  ``LaunchTemplateSpecification.Version`` is ``Fn::GetAtt`` of ``LatestVersionNumber``
+  or ``DefaultVersionNumber``, or a number: only a group on ``LatestVersionNumber``
+  launches the new version; the others are left with what to do.
+
+What executing the update does besides (:func:`refusal_of_template`,
+:func:`deployed_from`, :func:`stack_policy_denials`, :func:`size_changes`,
+:func:`parameter_changes`, :func:`replacement`) follows the CloudFormation user guide:
+transforms are processed after submission, a stack policy applies to every update
+and a change set cannot override it, an update sets a group's size properties to the
+template's values, ``UsePreviousValue`` re-resolves an SSM-typed parameter, and only
+``WillReplace: true`` makes ``AutoScalingReplacingUpdate`` replace a group.
 """
 from __future__ import annotations
 
 import copy
 import datetime
+import fnmatch
 import json
 import re
+from dataclasses import dataclass, field
 
 import yaml
 
+from c7n_imds.model.changes import LaunchChange
 from c7n_imds.names import PRESERVE, TOKENS_REQUIRED
 
 LAUNCH_CONFIGURATION = "AWS::AutoScaling::LaunchConfiguration"
@@ -45,10 +68,58 @@ METADATA_KEYS = frozenset(("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoin
 WRAPPED = {"PlacementTenancy": ("Placement", lambda tenancy: {"Tenancy": tenancy}),
            "SpotPrice": ("InstanceMarketOptions", lambda price: {
                "MarketType": "spot", "SpotOptions": {"MaxPrice": price}})}
-UPDATE_EFFECTS = (("AutoScalingReplacingUpdate", "may replace the whole group"),
-                  ("AutoScalingRollingUpdate", "replaces the running instances"))
 TEMPLATE_NAME = re.compile(r"^[a-zA-Z0-9().\-/_]{3,128}$")
 SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
+LATEST, DEFAULT = "LatestVersionNumber", "DefaultVersionNumber"
+ID_ATTRIBUTE = "LaunchTemplateId"
+
+# What a note says about its subject (a logical id), so that callers select notes by
+# kind instead of reading their prose.
+NOTE_KINDS = (
+    "absent",    # an asked-for group that is not an Auto Scaling group of the template
+    "left",      # a group (or a launch template) not changed, with why
+    "mapping",   # how a configuration's value was carried (or dropped)
+    "added",     # a launch template added from a configuration
+    "moved",     # a group now launching from the added template
+    "update",    # what the update does to the group's running instances
+    "kept",      # a configuration kept, with why
+    "removed",   # a configuration removed
+    "required",  # a stack launch template given HttpTokens required
+    "reach",     # which groups a changed launch template reaches, or does not
+    "fixed",     # a group that launches with IMDSv2 required once executed
+)
+
+
+@dataclass(frozen=True)
+class Note:
+    """One thing the rewrite did or left, about one logical id (a kind of NOTE_KINDS)."""
+    subject: str
+    kind: str
+    text: str
+
+    def __str__(self):
+        return "%s: %s" % (self.subject, self.text)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A template with its requested groups made to require IMDSv2."""
+    template: dict
+    notes: tuple = ()
+    fixed: tuple = ()  # group logical ids that launch with IMDSv2 required once executed
+    moved: dict = field(default_factory=dict)  # group -> the launch template added for it
+    required: tuple = ()  # the stack's launch templates given HttpTokens required
+    removed: tuple = ()  # launch configurations removed (no longer used)
+    left: dict = field(default_factory=dict)  # group logical id -> why it is not fixed
+
+    @property
+    def modified(self) -> tuple:
+        """The logical ids the change set must show as Modify: the moved groups and
+        the changed templates (a group on a changed template need not change itself)."""
+        return tuple(sorted(set(self.moved) | set(self.required)))
+
+    def lines(self) -> list[str]:
+        return [str(n) for n in self.notes]
 
 
 def parse_template(text: str) -> tuple[dict, str]:
@@ -105,11 +176,34 @@ def dump_template(template: dict, fmt: str = "json") -> str:
     raise ValueError("unknown template format %r (json or yaml)" % fmt)
 
 
-def migrate(template: dict, groups=None, metadata_options: dict | None = None
-            ) -> tuple[dict, list[str]]:
+def rewrite(template: dict, groups=None, metadata_options: dict | None = None) -> Rewrite:
+    """Both rewrites: :func:`migrate` for the groups (logical ids; None: all) that name
+    no launch template, then :func:`require_imdsv2` for those on launch templates."""
+    resources = _resources(template)
+    asked = sorted(g for g, r in resources.items() if _is_group(r)) if groups is None \
+        else sorted(groups)
+    on_templates = [g for g in asked if _is_group(resources.get(g)) and _specifications(
+        resources[g].get("Properties") or {})]
+    moved = migrate(template, [g for g in asked if g not in on_templates], metadata_options)
+    done = require_imdsv2(moved.template, on_templates, metadata_options)
+    return Rewrite(template=done.template, notes=moved.notes + done.notes,
+                   fixed=tuple(sorted(moved.fixed + done.fixed)), moved=moved.moved,
+                   required=done.required, removed=moved.removed,
+                   left={**moved.left, **done.left})
+
+
+def _resources(template: dict) -> dict:
+    resources = template.get("Resources")
+    return resources if isinstance(resources, dict) else {}
+
+
+def _is_group(resource) -> bool:
+    return isinstance(resource, dict) and resource.get("Type") == AUTO_SCALING_GROUP
+
+
+def migrate(template: dict, groups=None, metadata_options: dict | None = None) -> Rewrite:
     """Move the template's Auto Scaling groups from launch configurations to new launch
-    templates that require IMDSv2. Returns ``(new template, notes)``; the input is not
-    changed.
+    templates that require IMDSv2; the input is not changed.
 
     ``groups`` limits the change to these logical ids; ``metadata_options`` (template
     ``MetadataOptions`` fields; ``preserve`` keeps the configuration's) is laid over
@@ -120,16 +214,15 @@ def migrate(template: dict, groups=None, metadata_options: dict | None = None
     """
     new = copy.deepcopy(template)
     resources, wanted = new["Resources"], None if groups is None else set(groups)
-    groups_here = {k for k, r in resources.items() if r.get("Type") == AUTO_SCALING_GROUP}
-    notes = ["%s: not an Auto Scaling group of this template" % missing
+    groups_here = {k for k, r in resources.items() if _is_group(r)}
+    notes = [Note(missing, "absent", "not an Auto Scaling group of this template")
              for missing in sorted((wanted or set()) - groups_here)]
     moving = {}  # group logical id -> launch configuration logical id
     for group_id, resource in resources.items():
-        if resource.get("Type") != AUTO_SCALING_GROUP or (
-                wanted is not None and group_id not in wanted):
+        if not _is_group(resource) or (wanted is not None and group_id not in wanted):
             continue
         if reason := _unmovable(resource.get("Properties") or {}, resources):
-            notes.append("%s: not changed: %s" % (group_id, reason))
+            notes.append(Note(group_id, "left", "not changed: %s" % reason))
         else:
             moving[group_id] = resource["Properties"]["LaunchConfigurationName"]["Ref"]
     created = {}  # launch configuration logical id -> launch template logical id
@@ -147,33 +240,67 @@ def migrate(template: dict, groups=None, metadata_options: dict | None = None
         resource = {"Type": LAUNCH_TEMPLATE, "Properties": properties, **{
             a: copy.deepcopy(lc[a]) for a in ("Condition", "DependsOn") if a in lc}}
         resources = _insert_after(resources, lc_id, created[lc_id], resource)
-        notes += lc_notes + ["%s: launch template %s added from it" % (lc_id, created[lc_id])]
+        notes += lc_notes + [Note(lc_id, "added", "launch template %s added from it"
+                                  % created[lc_id])]
     new["Resources"] = resources
     for group_id, lc_id in moving.items():
         properties = resources[group_id]["Properties"]
         del properties["LaunchConfigurationName"]
         properties["LaunchTemplate"] = {
             "LaunchTemplateId": {"Ref": created[lc_id]},
-            "Version": {"Fn::GetAtt": [created[lc_id], "LatestVersionNumber"]}}
-        notes.append("%s: now launches from %s" % (group_id, created[lc_id]))
-        # What the update does to running instances depends on the group's UpdatePolicy.
-        policy = resources[group_id].get("UpdatePolicy") or {}
-        notes.append(next(("%s: its UpdatePolicy %s %s during the update" % (group_id, k, e)
-                           for k, e in UPDATE_EFFECTS if k in policy),
-                          "%s: running instances keep their metadata options until replaced "
-                          "(no UpdatePolicy)" % group_id))
+            "Version": {"Fn::GetAtt": [created[lc_id], LATEST]}}
+        notes.append(Note(group_id, "moved", "now launches from %s" % created[lc_id]))
+        notes.append(update_effect(resources[group_id], group_id))
+    removed = []
     for lc_id, template_id in created.items():
         if users := sorted(_referrers(new, lc_id)):
-            notes.append("%s: kept, still used by %s; it keeps failing AutoScaling.3 until "
-                         "that changes" % (lc_id, ", ".join(users)))
+            notes.append(Note(lc_id, "kept", "kept, still used by %s; it keeps failing "
+                              "AutoScaling.3 until that changes" % ", ".join(users)))
         elif (resources[lc_id].get("Metadata") or {}):
-            notes.append("%s: kept, it carries Metadata (cfn-init reads it by this logical "
-                         "id); it keeps failing AutoScaling.3 until removed by hand" % lc_id)
+            notes.append(Note(lc_id, "kept", "kept, it carries Metadata (cfn-init reads it "
+                              "by this logical id); it keeps failing AutoScaling.3 until "
+                              "removed by hand"))
         else:
             del resources[lc_id]
             _replace_depends_on(resources, lc_id, template_id)
-            notes.append("%s: removed, no longer used" % lc_id)
-    return new, notes
+            removed.append(lc_id)
+            notes.append(Note(lc_id, "removed", "removed, no longer used"))
+    return Rewrite(template=new, notes=tuple(notes), fixed=tuple(sorted(moving)),
+                   moved={g: created[lc] for g, lc in moving.items()},
+                   removed=tuple(removed), left={
+                       n.subject: str(n) for n in notes if n.kind in ("absent", "left")})
+
+
+def update_effect(resource: dict, group_id: str) -> Note:
+    """What the group's update does to its running instances, from its UpdatePolicy:
+    AutoScalingReplacingUpdate replaces the group only with ``WillReplace: true``."""
+    policy = resource.get("UpdatePolicy") or {}
+    replaces = replaces_group(resource)
+    if replaces is True:
+        text = ("its UpdatePolicy AutoScalingReplacingUpdate has WillReplace: true: the "
+                "update replaces the whole group (a new group, then the old one deleted)")
+    elif replaces is None:
+        text = ("its UpdatePolicy AutoScalingReplacingUpdate WillReplace is computed (%s): "
+                "the update may replace the whole group" % json.dumps(
+                    policy["AutoScalingReplacingUpdate"].get("WillReplace")))
+    elif "AutoScalingRollingUpdate" in policy:
+        text = ("its UpdatePolicy AutoScalingRollingUpdate replaces the running instances "
+                "during the update")
+    else:
+        text = ("running instances keep their metadata options until replaced (no "
+                "UpdatePolicy replaces them)")
+    return Note(group_id, "update", text)
+
+
+def replaces_group(resource: dict) -> bool | None:
+    """Whether the group's UpdatePolicy AutoScalingReplacingUpdate replaces it: True
+    for ``WillReplace: true``, False when absent or false, None when computed."""
+    policy = (resource.get("UpdatePolicy") or {}) if isinstance(resource, dict) else {}
+    replacing = policy.get("AutoScalingReplacingUpdate") if isinstance(policy, dict) else None
+    will = replacing.get("WillReplace") if isinstance(replacing, dict) else None
+    if isinstance(will, (dict, list)):
+        return None
+    return will is True or str(will).lower() == "true"
 
 
 def _unmovable(properties: dict, resources: dict) -> str | None:
@@ -196,7 +323,8 @@ def launch_template_data(lc_id: str, properties: dict, template: dict,
                          metadata_options: dict | None = None) -> tuple[dict, list[str]]:
     """``LaunchTemplateData`` for an AWS::AutoScaling::LaunchConfiguration's properties,
     row by row from the "Launch configuration mapping reference" of AWS's "Migrate AWS
-    CloudFormation stacks from launch configurations to launch templates"; with notes."""
+    CloudFormation stacks from launch configurations to launch templates"; with notes
+    (:class:`Note`)."""
     if unknown := sorted(set(properties) - KNOWN_PROPERTIES):
         _refuse(lc_id, "property %s has no known template mapping" % ", ".join(unknown))
     if "InstanceId" in properties:
@@ -239,11 +367,11 @@ def launch_template_data(lc_id: str, properties: dict, template: dict,
         if lc_name in properties:
             data[lt_name] = _lift(properties[lc_name], build)
     if "SpotPrice" in properties:
-        notes.append("%s: SpotPrice carried as InstanceMarketOptions; AWS advises dropping "
-                     "it, or a MixedInstancesPolicy on the group" % lc_id)
+        notes.append(Note(lc_id, "mapping", "SpotPrice carried as InstanceMarketOptions; "
+                          "AWS advises dropping it, or a MixedInstancesPolicy on the group"))
     if present := [p for p in CLASSIC_LINK if p in properties]:
-        notes.append("%s: %s dropped: EC2-Classic is retired and launch templates have no "
-                     "equivalent" % (lc_id, ", ".join(present)))
+        notes.append(Note(lc_id, "mapping", "%s dropped: EC2-Classic is retired and launch "
+                          "templates have no equivalent" % ", ".join(present)))
     data["MetadataOptions"] = _lift(
         properties.get("MetadataOptions", {}),
         lambda options: _metadata_options(lc_id, options, metadata_options),
@@ -287,8 +415,8 @@ def _block_device(lc_id, mapping, notes) -> dict:
     no_device = mapping.get("NoDevice", False)
     if no_device in (True, "true", "True"):
         if dropped := sorted(set(mapping) - {"DeviceName", "NoDevice"}):
-            notes.append("%s: %s is suppressed (NoDevice): its %s not carried" % (
-                lc_id, mapping.get("DeviceName"), ", ".join(dropped)))
+            notes.append(Note(lc_id, "mapping", "%s is suppressed (NoDevice): its %s not "
+                              "carried" % (mapping.get("DeviceName"), ", ".join(dropped))))
         return {"DeviceName": mapping.get("DeviceName"), "NoDevice": ""}
     if no_device not in (False, "false", "False"):
         _refuse(lc_id, "NoDevice %s of %s is not a literal boolean (a template needs "
@@ -318,9 +446,9 @@ def _instance_profile(lc_id, value, template, notes) -> dict:
         if parameter is not None:
             default = str(parameter.get("Default", ""))
             kind = "Arn" if ":" in default else "Name"
-            notes.append("%s: parameter %s taken to hold an instance profile %s (from its "
-                         "default); other values must be of that kind" % (
-                             lc_id, argument, kind.lower()))
+            notes.append(Note(lc_id, "mapping", "parameter %s taken to hold an instance "
+                              "profile %s (from its default); other values must be of that "
+                              "kind" % (argument, kind.lower())))
             return {kind: value}
     elif function == "Fn::Sub":
         text = argument[0] if isinstance(argument, list) and argument else argument
@@ -348,10 +476,10 @@ def _template_name(lc_id, name, notes) -> dict:
     """AWS's table maps LaunchConfigurationName to LaunchTemplateName; template names are
     stricter (3-128 of [a-zA-Z0-9().-/_]), so an invalid literal is left to CloudFormation."""
     valid = not isinstance(name, str) or TEMPLATE_NAME.match(name)
-    notes.append("%s: LaunchConfigurationName %s %s" % (lc_id, json.dumps(name), (
+    notes.append(Note(lc_id, "mapping", "LaunchConfigurationName %s %s" % (json.dumps(name), (
         "carried as LaunchTemplateName; the update fails if the account already has a "
         "template of that name") if valid else (
-        "is not a valid launch template name; CloudFormation will name the template")))
+        "is not a valid launch template name; CloudFormation will name the template"))))
     return {"LaunchTemplateName": name} if valid else {}
 
 
@@ -398,3 +526,525 @@ def _replace_depends_on(resources: dict, old: str, new: str) -> None:
             resource["DependsOn"] = new
         elif isinstance(depends, list) and old in depends:
             resource["DependsOn"] = list(dict.fromkeys(new if d == old else d for d in depends))
+
+
+class _Refused(Exception):
+    """A launch template whose MetadataOptions cannot be set faithfully."""
+
+
+def require_imdsv2(template: dict, groups=None, metadata_options: dict | None = None
+                   ) -> Rewrite:
+    """Set ``HttpTokens: required`` in the launch templates of this template that the
+    Auto Scaling groups (``groups``: these logical ids only) launch from, where the
+    groups' Version follows the template's latest version; the input is not changed.
+
+    ``metadata_options`` are laid over the template's own ``MetadataOptions`` exactly
+    as :func:`migrate` does for launch configurations; every other value, intrinsic
+    functions included, is carried unchanged, and a setting under ``Fn::If`` is set in
+    each branch. A template already requiring IMDSv2 is not touched."""
+    new = copy.deepcopy(template)
+    resources = new["Resources"]
+    wanted = None if groups is None else set(groups)
+    # every group of the stack, asked for or not: a template's change reaches them all
+    uses = {g: [_follows(resources, where, spec) for where, spec in _specifications(
+        r.get("Properties") or {})] for g, r in resources.items() if _is_group(r)}
+    asked = [g for g in sorted(uses) if uses[g] and (wanted is None or g in wanted)]
+    notes, refused, changed = [], {}, []
+    latest_users = sorted({t for g in asked for t, problem in uses[g] if not problem})
+    for template_id in latest_users:
+        lt = resources[template_id].setdefault("Properties", {})
+        data = lt.get("LaunchTemplateData", {})
+        if _requires(data):
+            continue
+        try:
+            lt["LaunchTemplateData"] = _lift(data, lambda d: _with_required(
+                template_id, d, metadata_options))
+        except _Refused as e:
+            refused[template_id] = str(e)
+            notes.append(Note(template_id, "left", "not changed: %s" % e))
+            continue
+        changed.append(template_id)
+        notes += _template_notes(new, template_id, uses)
+    fixed, left = [], {}
+    for group_id in asked:
+        problems = [p for _, p in uses[group_id] if p] + [
+            "its launch template %s %s" % (t, refused[t])
+            for t in dict.fromkeys(t for t, p in uses[group_id] if not p) if t in refused]
+        templates = sorted({t for t, _ in uses[group_id] if t is not None})
+        if not problems and not set(templates) & set(changed):
+            problems = ["%s already require(s) IMDSv2 (HttpTokens required) in the stack's "
+                        "template, so what the group launches is not what the template "
+                        "says - has the stack drifted, or not been updated since?"
+                        % ", ".join(templates)]
+        if problems:
+            note = Note(group_id, "left", "not changed: %s" % "; ".join(problems))
+            notes.append(note)
+            left[group_id] = str(note)
+            continue
+        fixed.append(group_id)
+        notes.append(Note(group_id, "fixed", "launches from %s, which now require(s) IMDSv2, "
+                          "once the change set is executed" % ", ".join(templates)))
+        notes.append(update_effect(resources[group_id], group_id))
+    return Rewrite(template=new, notes=tuple(notes), fixed=tuple(fixed),
+                   required=tuple(sorted(changed)), left=left)
+
+
+def _specifications(properties: dict) -> list[tuple[str, object]]:
+    """(where, LaunchTemplateSpecification) of a group's properties: its
+    LaunchTemplate, or its MixedInstancesPolicy's template and per-override templates."""
+    if "LaunchTemplate" in properties:
+        return [("LaunchTemplate", properties["LaunchTemplate"])]
+    policy = properties.get("MixedInstancesPolicy")
+    if policy is None:
+        return []
+    launch = policy.get("LaunchTemplate") if isinstance(policy, dict) else None
+    if not isinstance(launch, dict):
+        return [("MixedInstancesPolicy", launch if launch is not None else policy)]
+    found = [("MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification",
+              launch.get("LaunchTemplateSpecification"))]
+    overrides = launch.get("Overrides")
+    for n, override in enumerate(overrides if isinstance(overrides, list) else ()):
+        if isinstance(override, dict) and "LaunchTemplateSpecification" in override:
+            found.append(("MixedInstancesPolicy Overrides[%d]" % n,
+                          override["LaunchTemplateSpecification"]))
+    if overrides is not None and not isinstance(overrides, list):
+        found.append(("MixedInstancesPolicy Overrides", overrides))
+    return found
+
+
+def _follows(resources, where, spec) -> tuple[str | None, str | None]:
+    """(the stack's launch template the specification names, or None; None when the
+    group follows that template's latest version, else why the change misses it)."""
+    if not isinstance(spec, dict) or spec.get("Version") is None or (
+            len(spec) == 1 and next(iter(spec)).startswith(("Fn::", "Ref"))):
+        return None, "its %s %s cannot be read as a launch template and version" % (
+            where, json.dumps(spec))
+    template_id = _template_of(resources, spec)
+    if template_id is None:
+        named = spec.get("LaunchTemplateId", spec.get("LaunchTemplateName"))
+        return None, ("its launch template %s (%s) is defined outside this stack; fix it "
+                      "where it is defined" % (json.dumps(named), where))
+    version = spec["Version"]
+    attribute = _get_att(version)
+    if attribute == (template_id, LATEST):
+        return template_id, None
+    instead = "set its Version to !GetAtt %s.%s, then run again" % (template_id, LATEST)
+    if attribute == (template_id, DEFAULT):
+        return template_id, (
+            "it follows %s's DefaultVersionNumber, and CloudFormation does not move a "
+            "template's default version when it updates the template (it adds a new "
+            "version; the default stays), so HttpTokens required there would not reach "
+            "the group; %s" % (template_id, instead))
+    if isinstance(version, (str, int)) and not isinstance(version, bool):
+        return template_id, (
+            "it is pinned to version %s of %s, which a change of the template (a new "
+            "version) would not reach; %s" % (version, template_id, instead))
+    return template_id, ("its Version %s of %s is not the template's latest version, "
+                         "so a change of the template might not reach it; %s" % (
+                             json.dumps(version), template_id, instead))
+
+
+def _template_of(resources, spec) -> str | None:
+    """The logical id of the stack's AWS::EC2::LaunchTemplate a specification names:
+    a Ref or GetAtt LaunchTemplateId of it, or the same name the template is given."""
+    templates = {k for k, r in resources.items() if r.get("Type") == LAUNCH_TEMPLATE}
+    for key in ("LaunchTemplateId", "LaunchTemplateName"):
+        value = spec.get(key)
+        if value is None:
+            continue
+        target = value.get("Ref") if isinstance(value, dict) and len(value) == 1 else None
+        if target in templates:
+            return target
+        attribute = _get_att(value)
+        if attribute and attribute[0] in templates and attribute[1] == ID_ATTRIBUTE:
+            return attribute[0]
+        if key == "LaunchTemplateName":
+            return next((t for t in sorted(templates) if (resources[t].get(
+                "Properties") or {}).get("LaunchTemplateName") == value), None)
+    return None
+
+
+def _get_att(value) -> tuple | None:
+    """(logical id, attribute) of a Fn::GetAtt, long form as a list or a dotted string."""
+    if not isinstance(value, dict) or len(value) != 1 or "Fn::GetAtt" not in value:
+        return None
+    argument = value["Fn::GetAtt"]
+    parts = argument.split(".", 1) if isinstance(argument, str) else argument
+    return tuple(parts) if isinstance(parts, list) and len(parts) == 2 else None
+
+
+def _requires(data) -> bool:
+    """True when launch template data requires IMDSv2 in every case (each Fn::If branch
+    of the data and of its MetadataOptions)."""
+    if isinstance(data, dict) and set(data) == {"Fn::If"} and isinstance(
+            data["Fn::If"], list) and len(data["Fn::If"]) == 3:
+        return all(_requires(branch) for branch in data["Fn::If"][1:])
+    return isinstance(data, dict) and _options_require(data.get("MetadataOptions"))
+
+
+def _options_require(options) -> bool:
+    if isinstance(options, dict) and set(options) == {"Fn::If"} and isinstance(
+            options["Fn::If"], list) and len(options["Fn::If"]) == 3:
+        return all(_options_require(branch) for branch in options["Fn::If"][1:])
+    return isinstance(options, dict) and options.get("HttpTokens") == TOKENS_REQUIRED
+
+
+def _with_required(template_id, data, metadata_options) -> dict:
+    """Launch template data (one branch) with HttpTokens required, the options laid
+    over its MetadataOptions as migrate lays them over a configuration's."""
+    if not isinstance(data, dict) or _is_intrinsic(data):
+        raise _Refused("its LaunchTemplateData %s is computed (an intrinsic function), so "
+                       "c7n-imds cannot set HttpTokens in it faithfully; set HttpTokens: "
+                       "required in it by hand" % json.dumps(data))
+    data = dict(data)
+    data["MetadataOptions"] = _lift(
+        data.get("MetadataOptions", {}),
+        lambda options: _options(template_id, options, metadata_options),
+        absent=lambda: _options(template_id, {}, metadata_options))
+    return data
+
+
+def _options(template_id, options, metadata_options) -> dict:
+    if not isinstance(options, dict) or _is_intrinsic(options):
+        raise _Refused("its MetadataOptions %s is computed (a parameter or an intrinsic "
+                       "function), so c7n-imds cannot set HttpTokens in it faithfully; set "
+                       "HttpTokens: required in it by hand" % json.dumps(options))
+    if unknown := sorted(set(options) - METADATA_KEYS):
+        raise _Refused("its MetadataOptions has fields c7n-imds does not know (%s); set "
+                       "HttpTokens: required in it by hand" % ", ".join(unknown))
+    return _metadata_options(template_id, options, metadata_options)
+
+
+def _is_intrinsic(value) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)).startswith(
+        ("Fn::", "Ref"))
+
+
+def _template_notes(template, template_id, uses) -> list[Note]:
+    """What the change of one launch template does, and to whom."""
+    reached = sorted(g for g, specs in uses.items() if (template_id, None) in specs)
+    missed = sorted(g for g, specs in uses.items() if g not in reached and any(
+        t == template_id for t, _ in specs))
+    notes = [Note(template_id, "required", "HttpTokens set to required in its "
+                  "LaunchTemplateData.MetadataOptions; CloudFormation adds it as a new "
+                  "version of %s when the change set is executed" % template_id),
+             Note(template_id, "reach", "the new version reaches every group of the stack "
+                  "on its LatestVersionNumber: %s" % ", ".join(reached)),
+             Note(template_id, "reach", "its default version stays where it is "
+                  "(CloudFormation does not move it), and the default is what Security "
+                  "Hub EC2.170 and AWS Config's ec2-launch-template-imdsv2-check judge: "
+                  "after the update, aws ec2 modify-launch-template --default-version the "
+                  "new version")]
+    if missed:
+        notes.append(Note(template_id, "reach", "also used by %s on another Version, which "
+                          "the change does not reach" % ", ".join(missed)))
+    others = sorted(r for r in _referrers(template, template_id)
+                    if r.startswith("resource ") and r[len("resource "):] not in uses)
+    if others:
+        notes.append(Note(template_id, "reach", "also used by %s; review what a new version "
+                          "of the template does there before executing" % ", ".join(others)))
+    return notes
+
+
+# -- what executing the change set does besides requiring IMDSv2 ------------------------
+
+# Transforms whose processing leaves the template's own resources as written, so a change
+# of them is what is deployed: SAM adds serverless resources beside them; the language
+# extensions add intrinsic functions (Fn::ForEach, refused below, makes resources).
+CARRIED_TRANSFORMS = ("AWS::Serverless-2016-10-31", "AWS::LanguageExtensions")
+SIZE_PROPERTIES = ("MinSize", "MaxSize", "DesiredCapacity")
+SIZE_ADVICE = ("executing an update sets the group's MinSize, MaxSize and DesiredCapacity "
+               "to the template's values: make the template say the group's sizes, or add "
+               "UpdatePolicy.AutoScalingScheduledAction.IgnoreUnmodifiedGroupSizeProperties: "
+               "true to the group, or opt in to group-size")
+NO_ECHO = "****"  # DescribeStacks' value of a NoEcho parameter
+
+
+def refusal_of_template(template: dict) -> str | None:
+    """Why the template cannot be carried through a change set faithfully, or None.
+    ``GetTemplate`` (Original) returns it as submitted, transforms unprocessed: what
+    ``Fn::ForEach``, ``Fn::Transform`` (AWS::Include) or a macro makes of it is known only
+    after CloudFormation processes it."""
+    found = _keys(template, "Fn::ForEach::")
+    if found:
+        return ("its template makes resources with Fn::ForEach (%s, transform "
+                "AWS::LanguageExtensions): what they become exists only in the processed "
+                "template, so c7n-imds cannot change them faithfully - require IMDSv2 in "
+                "the template's source" % ", ".join(sorted(found)[:3]))
+    if _keys(template, "Fn::Transform"):
+        return ("its template uses Fn::Transform (a macro or AWS::Include inserts part of "
+                "it when CloudFormation processes it), so c7n-imds cannot tell what is "
+                "deployed - require IMDSv2 in the template's source")
+    macros = [n for n in transforms_of(template) if n not in CARRIED_TRANSFORMS]
+    if macros:
+        return ("its template uses the transform %s (a macro rewrites the template when "
+                "CloudFormation processes it), so c7n-imds cannot tell what is deployed - "
+                "require IMDSv2 in the template's source" % ", ".join(macros))
+    if not all(isinstance(r, dict) for r in _resources(template).values()):
+        return "its Resources section holds entries that are not resources"
+    return None
+
+
+def transforms_of(template: dict) -> list[str]:
+    """The names in the template's Transform section (a name, a list, or {Name, ...})."""
+    value = template.get("Transform")
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    return [str(i.get("Name") if isinstance(i, dict) else i) for i in items]
+
+
+def _keys(value, prefix) -> set:
+    """Keys starting with ``prefix`` anywhere in the value."""
+    if isinstance(value, list):
+        return set().union(*(_keys(v, prefix) for v in value)) if value else set()
+    if not isinstance(value, dict):
+        return set()
+    found = {k for k in value if isinstance(k, str) and k.startswith(prefix)}
+    return found.union(*(_keys(v, prefix) for v in value.values()))
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a stack is deployed from, when that is not the stack itself: a change made
+    only in the stack is reverted by the next deploy from there."""
+    kind: str  # cdk, sam, stackset, service-catalog, pipeline
+    evidence: str
+    advice: str
+
+    def line(self) -> str:
+        return "%s (%s): %s" % (SOURCE_NAMES[self.kind], self.evidence, self.advice)
+
+
+SOURCE_NAMES = {"cdk": "deployed by the AWS CDK", "sam": "deployed with AWS SAM",
+                "stackset": "an instance of a CloudFormation StackSet",
+                "service-catalog": "a Service Catalog provisioned product",
+                "pipeline": "deployed by a pipeline"}
+SOURCE_ADVICE = {
+    "cdk": "require IMDSv2 in the CDK app - requireImdsv2: true on the ec2.LaunchTemplate "
+           "(Python: LaunchTemplate(require_imdsv2=True)) or on the "
+           "autoscaling.AutoScalingGroup (require_imdsv2=True) - and deploy it; otherwise "
+           "the next cdk deploy reverts this change",
+    "sam": "require IMDSv2 in the SAM template and sam deploy it; otherwise the next "
+           "sam deploy reverts this change",
+    "stackset": "require IMDSv2 in the stack set's template in its administrator account "
+                "(aws cloudformation update-stack-set); otherwise the next stack set "
+                "operation reverts this change",
+    "service-catalog": "require IMDSv2 in the product's template (a new provisioning "
+                       "artifact) and update the provisioned product; otherwise its next "
+                       "update reverts this change",
+    "pipeline": "require IMDSv2 in the template in the pipeline's source; otherwise the "
+                "next pipeline run reverts this change"}
+STACK_SET_NAME = re.compile(r"^StackSet-")
+PIPELINE = re.compile(r"pipeline", re.IGNORECASE)
+
+
+def deployed_from(stack: dict, template: dict) -> list[Source]:
+    """Where the stack (a DescribeStacks record) is deployed from, by what CDK, SAM,
+    StackSets, Service Catalog and pipelines leave on a stack or its template."""
+    found = []
+    resources = _resources(template)
+    cdk = (["resource %s" % k for k, r in resources.items()
+            if isinstance(r, dict) and r.get("Type") == "AWS::CDK::Metadata"]
+           + ["parameter BootstrapVersion"] * ("BootstrapVersion" in (
+               template.get("Parameters") or {}))
+           + ["aws:cdk:path %s" % r["Metadata"]["aws:cdk:path"] for r in resources.values()
+              if isinstance(r, dict) and isinstance(r.get("Metadata"), dict)
+              and "aws:cdk:path" in r["Metadata"]][:1])
+    if cdk:
+        found.append(("cdk", ", ".join(cdk)))
+    if "AWS::Serverless-2016-10-31" in transforms_of(template):
+        found.append(("sam", "Transform AWS::Serverless-2016-10-31"))
+    tags = {t.get("Key"): t.get("Value") for t in stack.get("Tags") or ()}
+    if STACK_SET_NAME.match(stack.get("StackName", "")):
+        found.append(("stackset", "stack name %s" % stack["StackName"]))
+    catalog = sorted(k for k in tags if str(k).startswith("aws:servicecatalog:"))
+    if catalog:
+        found.append(("service-catalog", "tag %s" % catalog[0]))
+    role = stack.get("RoleARN") or ""
+    pipeline = ["service role %s" % role] * bool(PIPELINE.search(role)) + [
+        "tag %s=%s" % (k, v) for k, v in sorted(tags.items())
+        if PIPELINE.search(str(k)) or PIPELINE.search(str(v))][:1]
+    if pipeline:
+        found.append(("pipeline", ", ".join(pipeline)))
+    return [Source(kind, evidence, SOURCE_ADVICE[kind]) for kind, evidence in found]
+
+
+def stack_policy_denials(body, wanted: dict) -> list[str]:
+    """Why the stack policy (GetStackPolicy's StackPolicyBody; None when there is none)
+    would stop the update: ``wanted`` maps logical ids to (resource type, the update
+    actions they get: Update:Modify, Update:Replace, Update:Delete). A stack policy
+    applies to every update and a change set cannot override it; once a stack has one,
+    what it does not allow it denies ("Prevent updates to stack resources",
+    CloudFormation User Guide)."""
+    if not body:
+        return []
+    try:
+        policy = json.loads(body) if isinstance(body, str) else body
+        statements = policy["Statement"]
+        statements = statements if isinstance(statements, list) else [statements]
+    except (ValueError, TypeError, KeyError):
+        return ["its stack policy could not be read, so whether it allows the update "
+                "cannot be told"]
+    problems = []
+    for logical_id, (resource_type, actions) in sorted(wanted.items()):
+        for action in sorted(actions):
+            matching = [(i, s) for i, s in enumerate(statements) if isinstance(s, dict)
+                        and _applies(s, action, logical_id, resource_type)]
+            deny = next(((i, s) for i, s in matching if s.get("Effect") == "Deny"), None)
+            if deny is not None:
+                problems.append("its stack policy denies %s on %s (statement %s: %s)" % (
+                    action, logical_id, deny[1].get("Sid") or "#%d" % (deny[0] + 1),
+                    json.dumps(deny[1], sort_keys=True)))
+            elif not any(s.get("Effect") == "Allow" for _, s in matching):
+                problems.append("its stack policy allows %s on %s in no statement (a stack "
+                                "policy denies every update it does not allow)" % (
+                                    action, logical_id))
+    return problems
+
+
+def _applies(statement: dict, action: str, logical_id: str, resource_type: str) -> bool:
+    resource = "LogicalResourceId/%s" % logical_id
+    return (_matches(statement, "Action", action, ignore_case=True)
+            and _matches(statement, "Resource", resource)
+            and _condition_holds(statement.get("Condition"), resource_type))
+
+
+def _matches(statement, key, value, ignore_case=False) -> bool:
+    """Whether Key (or NotKey) of a statement covers the value; wildcards as IAM's."""
+    def covered(patterns):
+        patterns = patterns if isinstance(patterns, list) else [patterns]
+        fold = (lambda s: str(s).lower()) if ignore_case else str
+        return any(fnmatch.fnmatchcase(fold(value), fold(p)) for p in patterns)
+    if key in statement:
+        return covered(statement[key])
+    if "Not" + key in statement:
+        return not covered(statement["Not" + key])
+    return False
+
+
+def _condition_holds(condition, resource_type) -> bool:
+    """A stack policy's Condition names resource types (StringEquals / StringLike and
+    their negations on ResourceType); one it cannot read is taken to hold, which makes
+    a Deny stop the update rather than be overlooked."""
+    if not condition:
+        return True
+    if not isinstance(condition, dict):
+        return True
+    for operator, tests in condition.items():
+        if not isinstance(tests, dict):
+            return True
+        types = tests.get("ResourceType")
+        types = types if isinstance(types, list) else [types]
+        hit = any(fnmatch.fnmatchcase(resource_type, str(t)) for t in types)
+        if operator in ("StringEquals", "StringLike") and not hit:
+            return False
+        if operator in ("StringNotEquals", "StringNotLike") and hit:
+            return False
+    return True
+
+
+def ignores_unmodified_sizes(resource: dict) -> bool:
+    policy = resource.get("UpdatePolicy") or {}
+    scheduled = policy.get("AutoScalingScheduledAction") if isinstance(policy, dict) else None
+    value = scheduled.get("IgnoreUnmodifiedGroupSizeProperties") if isinstance(
+        scheduled, dict) else None
+    return value is True or str(value).lower() == "true"
+
+
+def size_changes(template: dict, group_id: str, group: dict, parameters: dict
+                 ) -> list[LaunchChange]:
+    """The size properties executing the update would set on the group: each of
+    MinSize, MaxSize, DesiredCapacity the template gives (a literal, or a Ref of a
+    parameter, valued from ``parameters``: the stack's) that differs from the live
+    group's (a DescribeAutoScalingGroups record); one the template computes otherwise
+    cannot be told equal, so it counts as a change. None when the group's UpdatePolicy
+    ignores unmodified size properties."""
+    resource = _resources(template).get(group_id) or {}
+    if ignores_unmodified_sizes(resource):
+        return []
+    properties = resource.get("Properties") or {}
+    changes = []
+    for name in SIZE_PROPERTIES:
+        if name not in properties:
+            continue  # CloudFormation leaves what the template does not say
+        value, how = _size_of(properties[name], parameters)
+        if value is not None and value == group.get(name):
+            continue
+        changes.append(LaunchChange("group-size", name, group.get(name),
+                                    value if value is not None else json.dumps(
+                                        properties[name]),
+                                    why="the update sets the template's %s" % how))
+    return changes
+
+
+def _size_of(value, parameters) -> tuple[int | None, str]:
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return int(value), "value"
+        except ValueError:
+            return None, "value"
+    target = value.get("Ref") if isinstance(value, dict) and len(value) == 1 else None
+    if isinstance(target, str) and target in parameters and parameters[target] != NO_ECHO:
+        try:
+            return int(parameters[target]), "parameter %s" % target
+        except ValueError:
+            return None, "parameter %s" % target
+    return None, "computed value, which c7n-imds cannot resolve before execution"
+
+
+def parameter_changes(template: dict, stack_parameters, change_set_parameters
+                      ) -> list[LaunchChange]:
+    """SSM-typed parameters that resolve differently in the change set than in the stack:
+    with UsePreviousValue CloudFormation "always fetches the latest values from Parameter
+    Store". ``ResolvedValue`` of DescribeStacks' and DescribeChangeSet's Parameters; a
+    parameter that feeds an ImageId is an image change."""
+    before = {p.get("ParameterKey"): p.get("ResolvedValue") for p in stack_parameters or ()}
+    changes = []
+    for parameter in change_set_parameters or ():
+        key, after = parameter.get("ParameterKey"), parameter.get("ResolvedValue")
+        if after is None or before.get(key) is None or before[key] == after:
+            continue
+        declared = (template.get("Parameters") or {}).get(key) or {}
+        changes.append(LaunchChange(
+            "image" if _feeds_image(template, key) else "other", "parameter %s" % key,
+            before[key], after, why="UsePreviousValue re-resolves %s %s from Parameter "
+            "Store" % (declared.get("Type", "SSM parameter"), parameter.get(
+                "ParameterValue") or key)))
+    return changes
+
+
+def _feeds_image(template, parameter) -> bool:
+    def images(value):
+        if isinstance(value, list):
+            return [i for v in value for i in images(v)]
+        if not isinstance(value, dict):
+            return []
+        return [v for k, v in value.items() if k == "ImageId"] + images(list(value.values()))
+    return any(_uses(value, parameter) for value in images(_resources(template)))
+
+
+def replacement(change_set: dict, group_id: str, template: dict) -> tuple[str, list]:
+    """What executing the change set does to the group itself, and the launch change
+    that is when the group is replaced: DescribeChangeSet's ``Replacement`` for it
+    (True, or Conditional: "may"), and its UpdatePolicy's AutoScalingReplacingUpdate,
+    which replaces the group only with ``WillReplace: true``."""
+    change = next((c.get("ResourceChange") or {} for c in change_set.get("Changes") or ()
+                   if (c.get("ResourceChange") or {}).get("LogicalResourceId") == group_id),
+                  None)
+    said = (change or {}).get("Replacement")
+    will = replaces_group(_resources(template).get(group_id) or {})
+    if said == "True" or will is True:
+        why = ("the change set says Replacement: True" if said == "True" else
+               "its UpdatePolicy AutoScalingReplacingUpdate has WillReplace: true")
+        return ("replaces the whole group (%s): a new group is made, then this one is "
+                "deleted" % why), [LaunchChange("replace-all-at-once", "Replacement",
+                                                "False", "True", why=why)]
+    if said == "Conditional" or will is None:
+        why = ("the change set says Replacement: Conditional" if said == "Conditional"
+               else "its UpdatePolicy AutoScalingReplacingUpdate WillReplace is computed")
+        return "may replace the whole group (%s)" % why, [LaunchChange(
+            "replace-all-at-once", "Replacement", "False", "Conditional", why=why)]
+    if change is None:
+        return ("not replaced: the group itself is not changed; its launch template gets "
+                "a new version"), []
+    return "not replaced: the change set updates the group in place (Replacement: %s)" % (
+        said or "not given"), []

@@ -1,6 +1,13 @@
 """`create-stack-change-set`: a group that a CloudFormation stack owns is fixed in the
 stack's template - a change set for the stack's owner to review and execute. c7n-imds
-never executes it: the owner's deploy stays the only way the stack changes."""
+never executes it: the owner's deploy stays the only way the stack changes.
+
+The change set changes only what IMDSv2 needs, proven: before it is made, the template
+must be one c7n-imds can carry (no transform that rewrites it), the stack policy must
+allow the update, and the update must not set other group sizes; after, its template
+is read back, its changes must be the expected ones, its SSM parameters must resolve as
+the stack's do, and a group it replaces is named. What it would change beyond metadata
+options is refused unless the policy opts in (``allow-launch-changes``)."""
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -11,13 +18,15 @@ from c7n.utils import type_schema
 
 from c7n_imds.actions.base import Remediation, current_groups
 from c7n_imds.actions.options import (
+    ALLOW_LAUNCH_CHANGES_SCHEMA,
     HOP_LIMIT_SCHEMA,
     HTTP_ENDPOINT_SCHEMA,
     RATE_BUDGET_SCHEMA,
 )
 from c7n_imds.actions.revert import register_owner_withdraw
 from c7n_imds.aws import AWS_ERRORS, describe_error, imds_session, retry, tags_of
-from c7n_imds.model import cfn, cfn_templates
+from c7n_imds.model import cfn
+from c7n_imds.model.changes import LaunchChange, refusal, refused
 from c7n_imds.model.safety import runs_containers
 from c7n_imds.names import (
     CHANGE_SET_ACTION,
@@ -32,6 +41,7 @@ from c7n_imds.owners.stacks import (
     delete_change_set,
     describe_change_set,
     own_change_sets,
+    stack_policy,
     template_body,
     template_of,
     withdraw_change_sets,
@@ -41,12 +51,13 @@ log = logging.getLogger("custodian.c7n_imds.actions")
 
 DESCRIPTION_MAX = 1024
 DIGEST_LENGTH = 12
-# A change set being made; DescribeChangeSet is polled while it is in one of these.
-CREATING = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
 # Stack states a change set cannot be made in, or should not be: an operation is running,
 # or the stack never finished being created.
 NOT_UPDATABLE = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "CREATE_FAILED",
                  "IMPORT_ROLLBACK_FAILED")
+# A change set of ours that can no longer be executed: made again in the same run.
+# OBSOLETE: "the stack was already updated" since; EXECUTE_FAILED: executed and rolled back.
+SPENT = ("OBSOLETE", "EXECUTE_FAILED")
 # The waiter for a change set: AWS makes one in seconds to a minute or two.
 WAIT = {"Delay": 5, "MaxAttempts": 60}
 
@@ -58,13 +69,21 @@ class Proposal:
     groups: list  # the groups (describe records) it fixes
     template: dict  # the new template, as sent
     body: str
+    rewrite: cfn.Rewrite = None  # what the template rewrite did (typed)
+    original: dict = field(default_factory=dict)  # the stack's template, as read
+    logical: dict = field(default_factory=dict)  # logical id -> group (describe record)
+    sources: list = field(default_factory=list)  # cfn.Source: where it is deployed from
+    changes: dict = field(default_factory=dict)  # group name -> accepted LaunchChanges
     notes: list = field(default_factory=list)
     left: dict = field(default_factory=dict)  # group -> why this template leaves it
-    modified: tuple = ()  # logical ids the change set must modify (groups, templates)
 
     @property
     def stack_name(self):
         return self.stack["StackName"]
+
+    @property
+    def modified(self):
+        return self.rewrite.modified if self.rewrite else ()
 
     @property
     def name(self):
@@ -78,13 +97,15 @@ class Proposal:
     def group_names(self):
         return sorted(g["AutoScalingGroupName"] for g in self.groups)
 
-    def request(self):
+    def request(self, replacing=None):
         """CreateChangeSet's parameters. Parameters keep their values (UsePreviousValue,
         so NoEcho values are never read), capabilities are the stack's. Not sent: Tags -
         CreateChangeSet's Tags are the *stack's* tags, "propagated to resources in the
         stack", so a tag of ours would modify every resource on execution and one missing
         would drop the stack's; NotificationARNs and RoleARN, which default to the stack's
-        own."""
+        own. ``replacing``: the id of a spent change set of the same name just deleted -
+        its ClientToken must not be reused, or CloudFormation would take the new request
+        for a retry of the old one."""
         description = (
             "c7n-imds (AutoScaling.3, EC2.170): IMDSv2 required (launch configurations -> "
             "launch templates, the stack's launch templates HttpTokens required) for %s. "
@@ -92,16 +113,22 @@ class Proposal:
                 ", ".join(self.group_names)))
         if len(description) > DESCRIPTION_MAX:
             description = description[:DESCRIPTION_MAX - 3] + "..."
+        token = self.name if replacing is None else "%s-%s" % (self.name, hashlib.sha256(
+            replacing.encode("utf-8")).hexdigest()[:DIGEST_LENGTH])
         return {"StackName": self.stack_name, "ChangeSetName": self.name,
                 "ChangeSetType": "UPDATE", "TemplateBody": self.body,
                 "Parameters": [{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
                                for p in self.stack.get("Parameters") or ()],
                 "Capabilities": list(self.stack.get("Capabilities") or ()),
-                "Description": description, "ClientToken": self.name}
+                "Description": description, "ClientToken": token}
 
     def execute_command(self):
         return ("aws cloudformation execute-change-set --stack-name %s --change-set-name "
                 "%s" % (self.stack_name, self.name))
+
+    def source_advice(self):
+        """What the owner must also do where the stack is deployed from elsewhere."""
+        return " ".join("This stack is %s." % s.line() for s in self.sources)
 
 
 @ASG.action_registry.register(CHANGE_SET_ACTION)
@@ -109,46 +136,14 @@ class CreateStackChangeSet(Remediation):
     """Propose the fix of a CloudFormation-owned group to its stack: a change set, never
     executed, for the stack's owner to review and execute.
 
-    A group a stack owns (tag ``aws:cloudformation:stack-name``) must be fixed in the
-    stack's template: a change made behind the stack drifts, and its next update undoes
-    it. c7n-imds reads the stack's template (``GetTemplate``, JSON or YAML with
-    short-form intrinsics) and finds the group's resource (tag
-    ``aws:cloudformation:logical-id``). A group on a launch configuration: its
-    ``AWS::AutoScaling::LaunchConfiguration`` is replaced by an
-    ``AWS::EC2::LaunchTemplate`` mapped per AWS's "Migrate AWS CloudFormation stacks
-    from launch configurations to launch templates" (every property, intrinsic
-    functions carried unchanged; what cannot be carried is refused, docs/mapping.md),
-    with ``HttpTokens: required``, and the group points at it with ``Version: !GetAtt
-    <Template>.LatestVersionNumber``. A group on a launch template of the same stack
-    (``LaunchTemplate``, or a ``MixedInstancesPolicy`` and its per-override templates)
-    whose Version is ``!GetAtt <Template>.LatestVersionNumber``: ``HttpTokens:
-    required`` is set in that template's ``MetadataOptions`` (under ``Fn::If``, in each
-    branch); CloudFormation makes it a new version, which reaches every group of the
-    stack on the template's latest version (the notes name them). Left, with the
-    reason: a group on ``DefaultVersionNumber`` (CloudFormation does not move a
-    template's default version) or a version number, which the new version would not
-    reach; a template defined outside the stack; a ``MetadataOptions`` that is itself
-    computed. The change set keeps the parameters (``UsePreviousValue``) and the
-    stack's capabilities, and is named ``c7n-imds-imdsv2-<digest>``.
-
-    Nothing is assumed: the change set is read back - its template (``GetTemplate`` of
-    the change set) must be what was sent, and its changes must modify the moved groups
-    and the changed templates - or it is deleted again and the groups fail. The
-    stack is not changed: the owner reviews the change set in the console or with
-    ``aws cloudformation describe-change-set`` and executes it. A re-run finds the same
-    change set (the name is a digest of the stack and the new template) instead of
-    making another, and replaces change sets of its own left from an older template.
-
-    Reported, not touched: nested stacks (the change belongs in the template of the root
-    stack's ``AWS::CloudFormation::Stack`` resource), stacks being updated, and stacks
-    whose template cannot be read or carried faithfully. ``revert-imds-remediation``
-    deletes the change sets c7n-imds proposed and the owner did not execute.
-
-    Options: ``hop-limit`` (``preserve``, 1-64, or ``auto``: at least 2 for groups that
-    evidently run containers) and ``http-endpoint``, as for
-    ``convert-to-launch-template``; ``rate-budget`` (0-1, default 0.5), as for the other
-    actions. Each group's resource record gets a ``c7n-imds:owner-fix`` annotation, so
-    a ``notify`` action after this one can name the change set to the stack's owner.
+    The stack's template (``GetTemplate``) gets ``HttpTokens: required``: a launch
+    configuration becomes a launch template (AWS's mapping reference), a launch template
+    of the stack on ``LatestVersionNumber`` is set. The change set is proven - read back,
+    its changes and SSM parameters checked - and refused, with the reason, when it would
+    change anything beyond metadata options that ``allow-launch-changes`` does not name
+    (group sizes, an image, replacing a group), when the stack policy forbids the update,
+    or when a transform makes the template uncarriable. Options and every rule:
+    docs/mapping.md ("In a stack's template").
 
     :example:
 
@@ -168,20 +163,26 @@ class CreateStackChangeSet(Remediation):
             actions:
               - type: create-stack-change-set
                 hop-limit: auto
+                allow-launch-changes: [group-size]
     """
 
     schema = type_schema(CHANGE_SET_ACTION, **{
         "hop-limit": HOP_LIMIT_SCHEMA, "http-endpoint": HTTP_ENDPOINT_SCHEMA,
-        "rate-budget": RATE_BUDGET_SCHEMA})
+        "rate-budget": RATE_BUDGET_SCHEMA,
+        "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA})
     permissions = (
         "autoscaling:DescribeAutoScalingGroups", "cloudformation:DescribeStacks",
-        "cloudformation:GetTemplate", "cloudformation:ListChangeSets",
-        "cloudformation:CreateChangeSet", "cloudformation:DescribeChangeSet",
-        "cloudformation:DeleteChangeSet")
+        "cloudformation:GetTemplate", "cloudformation:GetStackPolicy",
+        "cloudformation:ListChangeSets", "cloudformation:CreateChangeSet",
+        "cloudformation:DescribeChangeSet", "cloudformation:DeleteChangeSet")
     verify_permissions = ()  # the change set is read back; nothing launches from it
 
     def cloudformation(self):
         return imds_session(self.manager).client("cloudformation")
+
+    @property
+    def allowed(self):
+        return tuple(self.data.get("allow-launch-changes") or ())
 
     # -- planning -----------------------------------------------------------------------
 
@@ -193,8 +194,8 @@ class CreateStackChangeSet(Remediation):
         return stacks
 
     def propose(self, cloudformation, stack_name, groups):
-        """The Proposal for one stack (describe and GetTemplate calls only); raises
-        StackRefused when it gets none."""
+        """The Proposal for one stack (DescribeStacks, GetTemplate and GetStackPolicy
+        only); raises StackRefused when it gets none."""
         logical = {}
         for asg in groups:
             tags = tags_of(asg)
@@ -204,6 +205,35 @@ class CreateStackChangeSet(Remediation):
                                        asg["AutoScalingGroupName"],
                                        CLOUDFORMATION_LOGICAL_ID_TAG, stack_name))
             logical[tags[CLOUDFORMATION_LOGICAL_ID_TAG]] = asg
+        stack = self.stack(cloudformation, stack_name)
+        try:
+            body = retry(cloudformation.get_template, StackName=stack["StackId"],
+                         TemplateStage="Original")["TemplateBody"]
+        except AWS_ERRORS as e:
+            raise StackRefused("the template of stack %s could not be read (%s); not "
+                               "touched" % (stack_name, describe_error(e)))
+        template, fmt = template_of(body, stack_name)
+        if problem := cfn.refusal_of_template(template):
+            raise StackRefused("stack %s: not touched: %s" % (stack_name, problem))
+        try:
+            done = cfn.rewrite(template, logical,
+                               metadata_options=self.metadata_options(groups))
+        except ValueError as e:
+            raise StackRefused("stack %s: %s" % (stack_name, e))
+        proposal = Proposal(
+            stack=stack, groups=[logical[g] for g in done.fixed], template=done.template,
+            body=template_body(done.template, fmt, stack_name), rewrite=done,
+            original=template, logical=logical, notes=done.lines(),
+            sources=cfn.deployed_from(stack, template),
+            left={logical[g]["AutoScalingGroupName"]: why for g, why in done.left.items()})
+        if proposal.groups:
+            self.gate_sizes(proposal)
+            self.gate_stack_policy(cloudformation, proposal)
+            proposal.notes += ["%s: %s" % (stack_name, s.line()) for s in proposal.sources]
+        return proposal
+
+    def stack(self, cloudformation, stack_name):
+        """The stack's DescribeStacks record, when a change set can be proposed to it."""
         try:
             stack = retry(cloudformation.describe_stacks, StackName=stack_name)["Stacks"][0]
         except ClientError as e:
@@ -221,23 +251,52 @@ class CreateStackChangeSet(Remediation):
         if status.endswith("_IN_PROGRESS") or status in NOT_UPDATABLE:
             raise StackRefused("stack %s is %s; a change set can be proposed once it is "
                                "stable - run again then" % (stack_name, status))
-        try:
-            body = retry(cloudformation.get_template, StackName=stack["StackId"],
-                         TemplateStage="Original")["TemplateBody"]
-        except AWS_ERRORS as e:
-            raise StackRefused("the template of stack %s could not be read (%s); not "
-                               "touched" % (stack_name, describe_error(e)))
-        template, fmt = template_of(body, stack_name)
-        try:
-            done = cfn_templates.rewrite(template, logical,
-                                         metadata_options=self.metadata_options(groups))
-        except ValueError as e:
-            raise StackRefused("stack %s: %s" % (stack_name, e))
-        return Proposal(
-            stack=stack, groups=[logical[g] for g in done.fixed], template=done.template,
-            body=template_body(done.template, fmt, stack_name), notes=done.notes,
-            left={logical[g]["AutoScalingGroupName"]: why for g, why in done.left.items()},
-            modified=done.modified)
+        return stack
+
+    def gate_sizes(self, proposal):
+        """Executing the update sets each group's sizes to the template's: a difference
+        from the live group is a launch change the policy must have opted in to."""
+        parameters = {p["ParameterKey"]: p.get("ParameterValue")
+                      for p in proposal.stack.get("Parameters") or ()}
+        self.accept(proposal, "the change set for stack %s" % proposal.stack_name, {
+            asg["AutoScalingGroupName"]: of_group(group_id, cfn.size_changes(
+                proposal.original, group_id, asg, parameters))
+            for group_id, asg in sorted(proposal.logical.items())
+            if group_id in proposal.rewrite.fixed})
+
+    def accept(self, proposal, what, changes):
+        """Record the opted-in launch changes per group; refuse the stack on any other."""
+        refusing = refused([c for cs in changes.values() for c in cs], self.allowed)
+        if refusing:
+            reason = refusal(what, refusing)
+            if any(c.kind == "group-size" for c in refusing):
+                reason += " (%s)" % cfn.SIZE_ADVICE
+            raise StackRefused(reason)
+        for group, accepted in changes.items():
+            proposal.changes.setdefault(group, []).extend(accepted)
+            proposal.notes += ["%s: accepted (allow-launch-changes): %s" % (group, c.line())
+                               for c in accepted]
+
+    def gate_stack_policy(self, cloudformation, proposal):
+        """A stack policy applies to every update and a change set cannot override it:
+        a change set it forbids would fail when executed, so none is proposed."""
+        done, original = proposal.rewrite, proposal.original["Resources"]
+        wanted = {t: (cfn.LAUNCH_TEMPLATE, {"Update:Modify"}) for t in done.required}
+        wanted.update({lc: (cfn.LAUNCH_CONFIGURATION, {"Update:Delete"})
+                       for lc in done.removed})
+        for group_id in done.fixed:
+            replaces = cfn.replaces_group(original[group_id])
+            wanted[group_id] = (cfn.AUTO_SCALING_GROUP, {"Update:Modify"} | (
+                {"Update:Replace"} if replaces is not False else set()))
+        problems = cfn.stack_policy_denials(
+            stack_policy(cloudformation, proposal.stack["StackId"]), wanted)
+        if problems:
+            raise StackRefused(
+                "stack %s: no change set proposed: %s; a change set cannot override a stack "
+                "policy, so executing it would fail - allow the update in the stack policy "
+                "(aws cloudformation set-stack-policy), or update the stack yourself with "
+                "--stack-policy-during-update-body" % (proposal.stack_name,
+                                                        "; ".join(problems)))
 
     def metadata_options(self, groups):
         """The template's MetadataOptions beyond HttpTokens: required, from the options."""
@@ -253,7 +312,8 @@ class CreateStackChangeSet(Remediation):
         return options
 
     def preview(self, asgs):
-        """The change set each stack would get (describe and GetTemplate calls only)."""
+        """The change set each stack would get (describe, GetTemplate and GetStackPolicy
+        calls only)."""
         _, autoscaling = self.clients()
         cloudformation = self.cloudformation()
         stacks = self.read(asgs, autoscaling)
@@ -261,12 +321,8 @@ class CreateStackChangeSet(Remediation):
         for stack_name, groups in sorted(stacks.items()):
             try:
                 proposal = self.propose(cloudformation, stack_name, groups)
-            except StackRefused as e:
-                failures.update({g["AutoScalingGroupName"]: str(e) for g in groups})
-                continue
-            except AWS_ERRORS as e:
-                failures.update({g["AutoScalingGroupName"]: "reading stack %s: %s" % (
-                    stack_name, describe_error(e)) for g in groups})
+            except Exception as e:  # one stack's failure never stops the others
+                failures.update(self.failed(stack_name, groups, e, "reading"))
                 continue
             skipped += [{"AutoScalingGroupName": g, "Skipped": reason}
                         for g, reason in sorted(proposal.left.items())]
@@ -277,6 +333,21 @@ class CreateStackChangeSet(Remediation):
                               "(%s)" % (proposal.name, proposal.execute_command()),
                     "Groups": proposal.group_names, "Notes": proposal.notes})
         return {"OwnerChanges": changes, "Failures": failures, "Skipped": skipped}
+
+    def failed(self, stack_name, groups, error, doing):
+        """{group: reason} for a stack that got no change set: a refusal as it is, an AWS
+        error named, anything else as an error of c7n-imds's own (logged in full)."""
+        if isinstance(error, StackRefused):
+            reason = str(error)
+        elif isinstance(error, AWS_ERRORS):
+            reason = "%s stack %s: %s" % (doing, stack_name, describe_error(error))
+        else:
+            log.error("stack %s: unexpected error, its groups are left unchanged",
+                      stack_name, exc_info=True)
+            reason = ("stack %s: unexpected error %s: %s; its groups were not changed and "
+                      "the other stacks were processed - please report it" % (
+                          stack_name, type(error).__name__, error))
+        return {g["AutoScalingGroupName"]: reason for g in groups}
 
     # -- execution ----------------------------------------------------------------------
 
@@ -293,54 +364,98 @@ class CreateStackChangeSet(Remediation):
                             for g, reason in sorted(proposal.left.items())]
                 if not proposal.groups:
                     continue
-                change_set = self.proposed(cloudformation, proposal)
-            except StackRefused as e:
-                failures.update({g["AutoScalingGroupName"]: str(e) for g in groups})
+                change_set, replacement = self.proposed(cloudformation, proposal)
+            except Exception as e:  # one stack's failure never stops the others
+                failures.update(self.failed(stack_name, groups, e,
+                                            "proposing a change set to"))
                 continue
-            except AWS_ERRORS as e:
-                failures.update({g["AutoScalingGroupName"]: "proposing a change set to "
-                                 "stack %s: %s" % (stack_name, describe_error(e))
-                                 for g in groups})
-                continue
+            detail = "change set %s on stack %s is ready for review: %s" % (
+                proposal.name, stack_name, proposal.execute_command())
+            if proposal.sources:
+                detail += ". " + proposal.source_advice()
             record = {"StackName": stack_name, "ChangeSetName": proposal.name,
                       "ChangeSetId": change_set["ChangeSetId"], "Status": "proposed",
-                      "Detail": "change set %s on stack %s is ready for review: %s" % (
-                          proposal.name, stack_name, proposal.execute_command())}
+                      "Detail": detail}
             log.info("stack %s: change set %s proposed for %s; review and execute it: %s",
                      stack_name, proposal.name, ", ".join(proposal.group_names),
                      proposal.execute_command())
             for asg in proposal.groups:
-                results.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
+                name = asg["AutoScalingGroupName"]
+                fix = dict(record, Action=CHANGE_SET_ACTION, Replacement=replacement[name],
+                           LaunchChanges=[c.record() for c in proposal.changes.get(name, ())])
+                if proposal.sources:
+                    fix["Source"] = [{"Kind": s.kind, "Evidence": s.evidence,
+                                      "Advice": s.advice} for s in proposal.sources]
+                results.append({"AutoScalingGroupName": name,
                                 "Owner": "cloudformation:%s" % stack_name,
-                                "OwnerFix": dict(record, Action=CHANGE_SET_ACTION),
-                                "Notes": proposal.notes})
+                                "OwnerFix": fix, "Notes": proposal.notes})
         return self.finish(results, failures)
 
     def proposed(self, cloudformation, proposal):
         """The proposal's change set, created (or found again) and proven: its stored
-        template is what was sent and its changes are the expected ones. A change set
-        that fails the proof is deleted. Change sets of ours from an older template are
-        deleted once the new one stands."""
-        ours = own_change_sets(cloudformation, proposal.stack["StackId"])
+        template is what was sent, its changes are the expected ones, and what it does
+        beyond that was opted in to. A change set that fails the proof is deleted; one
+        of ours of the same name that failed or is spent is deleted and made again;
+        those of ours from an older template are deleted once the new one stands.
+        Returns (DescribeChangeSet, {group name: what it does to the group})."""
+        stack_id = proposal.stack["StackId"]
+        ours = own_change_sets(cloudformation, stack_id)
         found = next((c for c in ours if c["ChangeSetName"] == proposal.name), None)
-        if found is None or found.get("Status") == "FAILED":
-            if found is not None:  # a failed one is made again: its reason may be gone
-                delete_change_set(cloudformation, proposal.stack["StackId"], proposal.name)
-            retry(cloudformation.create_change_set, **proposal.request())
+        replacing = None
+        if found is not None and (found.get("Status") == "FAILED"
+                                  or found.get("ExecutionStatus") in SPENT):
+            delete_change_set(cloudformation, stack_id, proposal.name)
+            log.info("stack %s: change set %s was %s; deleted, made again",
+                     proposal.stack_name, proposal.name,
+                     found.get("Status") if found.get("Status") == "FAILED"
+                     else found.get("ExecutionStatus"))
+            replacing, found = found.get("ChangeSetId") or proposal.name, None
+        if found is None:
+            retry(cloudformation.create_change_set, **proposal.request(replacing))
             log.info("stack %s: change set %s created", proposal.stack_name, proposal.name)
-        change_set = self.settled(cloudformation, proposal)
-        problem = self.stored_problem_of(cloudformation, proposal, change_set)
-        if problem:
-            delete_change_set(cloudformation, proposal.stack["StackId"], proposal.name)
-            raise StackRefused(problem)
+        try:
+            change_set = self.settled(cloudformation, proposal)
+            problem = self.stored_problem_of(cloudformation, proposal, change_set)
+            if problem:
+                raise StackRefused(problem)
+            replacement = self.gate_change_set(proposal, change_set)
+        except StackRefused:
+            delete_change_set(cloudformation, stack_id, proposal.name)
+            raise
+        except Exception:
+            # not proven: no owner may execute it
+            try:
+                delete_change_set(cloudformation, stack_id, proposal.name)
+            except AWS_ERRORS:
+                log.warning("stack %s: change set %s could not be deleted; delete it: aws "
+                            "cloudformation delete-change-set --stack-name %s "
+                            "--change-set-name %s", proposal.stack_name, proposal.name,
+                            proposal.stack_name, proposal.name)
+            raise
         for stale in ours:
             if stale["ChangeSetName"] != proposal.name and stale.get(
                     "ExecutionStatus") != "EXECUTE_COMPLETE":
-                delete_change_set(cloudformation, proposal.stack["StackId"],
-                                  stale["ChangeSetName"])
+                delete_change_set(cloudformation, stack_id, stale["ChangeSetName"])
                 log.info("stack %s: change set %s of an older template deleted",
                          proposal.stack_name, stale["ChangeSetName"])
-        return change_set
+        return change_set, replacement
+
+    def gate_change_set(self, proposal, change_set):
+        """What only the made change set tells: SSM parameters that resolve anew, and
+        which groups it replaces. Refuses (StackRefused) what was not opted in to;
+        returns {group name: what the change set does to the group}."""
+        stack_wide = cfn.parameter_changes(proposal.original, proposal.stack.get(
+            "Parameters"), change_set.get("Parameters"))
+        changes, replacement = {}, {}
+        for asg in proposal.groups:
+            group_id = tags_of(asg)[CLOUDFORMATION_LOGICAL_ID_TAG]
+            text, replaced = cfn.replacement(change_set, group_id, proposal.template)
+            name = asg["AutoScalingGroupName"]
+            replacement[name] = text
+            changes[name] = list(stack_wide) + of_group(group_id, replaced)
+        self.accept(proposal, "change set %s of stack %s" % (
+            proposal.name, proposal.stack_name), changes)
+        return replacement
 
     def settled(self, cloudformation, proposal):
         """DescribeChangeSet once CloudFormation has finished making it."""
@@ -353,7 +468,6 @@ class CreateStackChangeSet(Remediation):
         change_set = describe_change_set(cloudformation, proposal.stack["StackId"],
                                          proposal.name)
         if change_set["Status"] != "CREATE_COMPLETE":
-            delete_change_set(cloudformation, proposal.stack["StackId"], proposal.name)
             raise StackRefused("CloudFormation could not make change set %s for stack %s "
                                "(%s: %s); it was deleted - fix what it names, then run again"
                                % (proposal.name, proposal.stack_name, change_set["Status"],
@@ -390,6 +504,12 @@ class CreateStackChangeSet(Remediation):
             return "%s: it does not modify %s" % (what, ", ".join(sorted(
                 logical for _, logical in expected - changes)))
         return None
+
+
+def of_group(group_id, changes):
+    """Launch changes of one group's resource, named after it."""
+    return [LaunchChange(c.kind, "%s of %s" % (c.field, group_id), c.before, c.after, c.why)
+            for c in changes]
 
 
 def at_least_two(existing):

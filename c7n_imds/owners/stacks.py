@@ -1,6 +1,6 @@
-"""The CloudFormation edge: reading a stack's template and the change sets c7n-imds
-proposed to it (`create-stack-change-set`, and `revert-imds-remediation` withdrawing
-them)."""
+"""The CloudFormation edge: reading a stack's template, its stack policy and the change
+sets c7n-imds proposed to it (`create-stack-change-set`, and `revert-imds-remediation`
+withdrawing them)."""
 import json
 
 from c7n_imds.aws import retry
@@ -39,6 +39,13 @@ def template_body(template, fmt, stack_name):
             "as TemplateBody; c7n-imds does not upload templates - migrate it by hand "
             "(docs/mapping.md)" % (stack_name, size, TEMPLATE_BODY_MAX))
     return body
+
+
+def stack_policy(cloudformation, stack_id):
+    """GetStackPolicy's StackPolicyBody: None when the stack has none ("If a stack
+    doesn't have a policy, a null value is returned")."""
+    return retry(cloudformation.get_stack_policy, StackName=stack_id).get(
+        "StackPolicyBody") or None
 
 
 def own_change_sets(cloudformation, stack_id):
