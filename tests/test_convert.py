@@ -240,6 +240,47 @@ def test_convert_rerun_reuses_own_template_and_refuses_foreign_one(placebo_facto
             for c in changes} == {"web-a": False, "squatted": reason}
 
 
+def test_convert_refuses_a_template_another_principal_created(placebo_factory,
+                                                              load_policy, tmp_path):
+    """The same estate, but web-lc's template - right name, right c7n-imds tags - was
+    created (CreatedBy) by arn:aws:iam::123456789012:user/intruder, while the policy
+    runs as role custodian (GetCallerIdentity: a session of it). Anyone may create a
+    template of that name with those tags: web-a fails naming the template and its
+    creator, is not switched, the template is neither read further, used, nor deleted,
+    and nothing is created in its place."""
+    factory = recording_factory(
+        placebo_factory, "test_convert_refuses_a_template_another_principal_created")
+    policy = load_policy(convert_policy(), session_factory=factory, output_dir=tmp_path)
+    with pytest.raises(RemediationError) as raised:
+        policy.run()
+
+    for operation in ("CreateLaunchTemplate", "DeleteLaunchTemplate", "RunInstances",
+                      "DescribeLaunchTemplateVersions", "UpdateAutoScalingGroup",
+                      "CreateOrUpdateTags"):
+        assert factory.called(operation) == [], operation
+    assert set(raised.value.failures) == {"web-a", "squatted"}
+    reason = raised.value.failures["web-a"]
+    assert template_name("web-lc") in reason and "lt-0f1000000000000f1" in reason
+    assert "was created by arn:aws:iam::123456789012:user/intruder, which is not " \
+        "trusted" in reason, reason
+    assert "neither launches from it nor deletes it" in reason
+    assert "trusted-principals" in reason
+
+
+def test_convert_adopts_a_template_a_named_principal_created(placebo_factory, load_policy):
+    """The race above, with the template made by another role's session
+    (assumed-role/custodian/c7n) while this run is role ci-runner: trusted only
+    because the policy names arn:aws:iam::123456789012:role/automation/custodian in
+    trusted-principals (a role's ARN with its path matches its sessions)."""
+    factory = recording_factory(
+        placebo_factory, "test_convert_adopts_a_template_a_named_principal_created")
+    load_policy(convert_policy(**{"trusted-principals": [
+        "arn:aws:iam::123456789012:role/automation/custodian"]}),
+        session_factory=factory).run()
+    assert factory.called("UpdateAutoScalingGroup") == [
+        switched("web-a", "lt-0f1000000000000f1")]
+
+
 def test_convert_create_race_reuses_template_made_meanwhile(placebo_factory, load_policy):
     """Another run creates the template between our look and our create:
     CreateLaunchTemplate fails with InvalidLaunchTemplateName.AlreadyExistsException,

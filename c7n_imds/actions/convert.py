@@ -17,6 +17,7 @@ from c7n_imds.actions.options import (
     RUNNING_INSTANCES_SCHEMA,
 )
 from c7n_imds.actions.templates import TemplateMaking, TemplateRefused
+from c7n_imds.actions.trust import TRUSTED_PRINCIPALS_SCHEMA
 from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry
 from c7n_imds.model.changes import configuration_view, data_changes, template_view
 from c7n_imds.model.launch_source import launch_references
@@ -62,9 +63,14 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
 
     Template names are the configuration's name made valid, plus ``-imdsv2-`` and a
     digest, so a re-run finds the same template: a second run creates nothing, and a
-    run interrupted after creating a template finishes the job. Groups that already
-    launch from a template are skipped. A group that fails does not stop the others;
-    the run then ends with an error naming every failed group and why.
+    run interrupted after creating a template finishes the job. Anyone may create a
+    template of that name and tags, so an existing one is adopted only when a trusted
+    principal created it (its ``CreatedBy``: the identity running the policy, or one
+    of ``trusted-principals``, role or user ARNs) and it holds what this conversion
+    makes; otherwise its groups fail naming it, and it is neither used nor deleted.
+    Groups that already launch from a template are skipped. A group that fails does
+    not stop the others; the run then ends with an error naming every failed group
+    and why.
 
     Preview what would be created, without changing anything, with
     ``c7n-imds plan POLICY.yml`` (user data is shown only as size and SHA-256).
@@ -125,6 +131,7 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
            "running-instances": RUNNING_INSTANCES_SCHEMA,
            "rate-budget": RATE_BUDGET_SCHEMA,
            "refresh-preferences": REFRESH_PREFERENCES_SCHEMA,
+           "trusted-principals": TRUSTED_PRINCIPALS_SCHEMA,
            "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
            "imdsv1-gate": IMDSV1_GATE_SCHEMA})
     permissions = LaunchSources.permissions + (

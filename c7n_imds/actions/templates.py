@@ -8,8 +8,9 @@ import logging
 from botocore.exceptions import ClientError
 from c7n.utils import chunks
 
+from c7n_imds.actions.trust import Trusting
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry, tags_of
-from c7n_imds.model.provenance import client_token
+from c7n_imds.model.provenance import client_token, untrusted_creator
 from c7n_imds.model.verify import differences, warning_messages
 from c7n_imds.names import (
     SOURCE_CREATED_TAG,
@@ -30,7 +31,7 @@ class TemplateRefused(Exception):
     the groups of that configuration are not changed."""
 
 
-class TemplateMaking:
+class TemplateMaking(Trusting):
     """The template lifecycle of `convert-to-launch-template` (mixed into the action)."""
 
     def existing_templates(self, ec2, names):
@@ -67,6 +68,17 @@ class TemplateMaking:
             raise TemplateRefused(
                 "a launch template named %s already exists and was not created by c7n-imds "
                 "from this launch configuration; rename or delete it" % name)
+        # Anyone may create a template of this name with our tags: only one a trusted
+        # principal created is adopted (and then only if its content verifies).
+        problem = untrusted_creator("launch template %s (%s)" % (
+            name, template["LaunchTemplateId"]), template.get("CreatedBy"),
+            self.trusted_principals())
+        if problem:
+            raise TemplateRefused(
+                "%s (trusted: %s); c7n-imds neither launches from it nor deletes it - "
+                "delete it if nobody should use it, or name its creator in "
+                "trusted-principals" % (problem, ", ".join(self.trusted_principals())
+                                        or "none"))
         return template, self.followed_version(ec2, template["LaunchTemplateId"]), False, []
 
     def create_template(self, ec2, plan, stale=None):
