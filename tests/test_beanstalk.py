@@ -502,8 +502,8 @@ def test_docstring_example_validates_and_uses_the_action():
 def test_revert_puts_the_beanstalk_option_back(placebo_factory, load_policy, tmp_path):
     """revert-imds-remediation on a Beanstalk group recorded eb:DisableIMDSv1 (the option
     was not set): the option is removed from the environment (UpdateEnvironment
-    OptionsToRemove), the group itself is not switched anywhere, its record is removed
-    and it is tagged exempt - in that order."""
+    OptionsToRemove), the group itself is not switched anywhere, it is tagged exempt
+    and its record is removed - in that order."""
     factory = recording_factory(placebo_factory, "test_revert_puts_the_beanstalk_option_back")
     revert = asg_policy("asg-revert", {"type": "revert-imds-remediation"},
                         [{"tag:c7n-imds:previous-launch": "present"}])
@@ -521,7 +521,7 @@ def test_revert_puts_the_beanstalk_option_back(placebo_factory, load_policy, tmp
     assert exempt["Tags"][0]["Key"] == "c7n-imds:exempt"
     order = [name for _, name, _ in factory.api_calls
              if name in ("UpdateEnvironment", "DeleteTags", "CreateOrUpdateTags")]
-    assert order == ["UpdateEnvironment", "DeleteTags", "CreateOrUpdateTags"]
+    assert order == ["UpdateEnvironment", "CreateOrUpdateTags", "DeleteTags"]
     assert changes(tmp_path, "asg-revert") == {group: {
         "AutoScalingGroupName": group, "RevertedTo": "eb:DisableIMDSv1",
         "Detail": "environment web-prod: DisableIMDSv1 setting removed (it was not set "
