@@ -83,3 +83,37 @@ def test_every_subject_names_the_account_with_or_without_an_alias():
             subject = get_message_subject(dict(
                 MESSAGE, account=alias, policy=policy, action=action))
             assert expected in subject, (name, policy["name"], subject)
+
+
+HOSTILE_GROUP = dict(GROUP, **{
+    "AutoScalingGroupName": "<!channel> web\n<https://evil.example|click> & co",
+    "c7n-imds:launch": {"LaunchType": "launch-template", "LaunchName": "<@U123>"}})
+
+
+def test_slack_mentions_and_links_from_the_account_arrive_escaped():
+    """A group named `<!channel>` notifies nobody: Slack's three characters are
+    escaped in everything the account typed, and a line break is written out."""
+    message = dict(MESSAGE, account="<!here>")
+    payload = json.loads(get_rendered_jinja(
+        "owner@example.com", message, [HOSTILE_GROUP], logging.getLogger("test"),
+        "slack_template", "imds_slack", TEMPLATES))
+    attachment = payload["attachments"][0]
+    field = attachment["fields"][0]
+    assert field["title"] == ("&lt;!channel&gt; web\\n&lt;https://evil.example|click&gt; "
+                              "&amp; co")
+    assert field["value"] == "launches from launch-template &lt;@U123&gt;; IMDSv1 calls: 3"
+    assert attachment["title"].endswith("123456789012 (&lt;!here&gt;) eu-west-1")
+    text = json.dumps(payload)
+    assert "<!" not in text and "<@" not in text and "<http" not in text
+
+
+def test_html_template_escapes_every_value_even_without_a_filter():
+    """Autoescaping is on for the whole template: a value printed without |e (here the
+    calls figures) is escaped all the same, and none twice."""
+    group = dict(HOSTILE_GROUP, **{"c7n-imds:imdsv1-calls": {
+        "Total": "<img src=x>", "Days": "<script>alert(1)</script>"}})
+    html = get_rendered_jinja("owner@example.com", MESSAGE, [group],
+                              logging.getLogger("test"), "template", "imds.html", TEMPLATES)
+    assert "<script>" not in html and "<img" not in html and "<!channel>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;!channel&gt; web" in html and "&amp;amp;" not in html
