@@ -33,6 +33,11 @@ PREVIOUS = "c7n-imds:previous-launch"
 SNAPSHOT = "snap-0fedcba9876543210"
 EKS_AMI = "ami-0c2b8ca1dad447f8a"
 NODE_ROLE = "arn:aws:iam::123456789012:role/eks-node"
+# The node group runs Kubernetes 1.30 on AMI release 1.30.4-20241024 in a 1.31 cluster:
+# an update without them would move it to 1.31 and the latest AMI, for good.
+CLUSTER_VERSION = "1.31"
+PINS = {"version": "1.30", "releaseVersion": "1.30.4-20241024"}
+KEPT = "Kubernetes 1.30 kept, AMI release 1.30.4-20241024 kept"
 USER_DATA = base64.b64encode(b"#!/bin/bash\n/etc/eks/bootstrap.sh prod\n").decode()
 MUTATING = ("CreateOrUpdateTags", "CreateLaunchTemplateVersion", "ModifyLaunchTemplate",
             "DeleteLaunchTemplateVersions", "UpdateAutoScalingGroup",
@@ -100,11 +105,12 @@ def seed(session, launch_template=True, metadata_options=None):
     ec2.create_launch_template_version(LaunchTemplateId=template_id,
                                        LaunchTemplateData=version_2)
     eks.create_cluster(name=CLUSTER, roleArn="arn:aws:iam::123456789012:role/eks",
-                       resourcesVpcConfig={"subnetIds": [subnet["SubnetId"]]})
+                       resourcesVpcConfig={"subnetIds": [subnet["SubnetId"]]},
+                       version=CLUSTER_VERSION)
     options = dict(clusterName=CLUSTER, nodegroupName=NODEGROUP, nodeRole=NODE_ROLE,
                    subnets=[subnet["SubnetId"]], instanceTypes=["m5.large"],
                    scalingConfig={"minSize": 2, "maxSize": 4, "desiredSize": 2},
-                   labels={"role": "workers"})
+                   labels={"role": "workers"}, amiType="AL2_x86_64", **PINS)
     if launch_template:
         options["launchTemplate"] = {"id": template_id, "version": "2"}
     nodegroup = eks.create_nodegroup(**options)["nodegroup"]
@@ -198,7 +204,7 @@ def test_nodegroup_update_makes_a_faithful_version_and_updates_the_node_group(
         "SubnetId": estate["subnet"], "InstanceType": "m5.large", "ImageId": EKS_AMI}]
     assert called(calls, "UpdateNodegroupVersion") == [{
         "clusterName": CLUSTER, "nodegroupName": NODEGROUP,
-        "launchTemplate": {"id": template, "version": "3"}, "force": False}]
+        "launchTemplate": {"id": template, "version": "3"}, "force": False, **PINS}]
     assert called(calls, "DescribeUpdate") == [{
         "name": CLUSTER, "nodegroupName": NODEGROUP,
         "updateId": "5b9f6a2e-3c1d-4e8a-9f27-0d6c1b2a3e41"}]
@@ -219,8 +225,9 @@ def test_nodegroup_update_makes_a_faithful_version_and_updates_the_node_group(
                     "ClusterName": CLUSTER, "NodegroupName": NODEGROUP,
                     "LaunchTemplate": {"id": template, "version": "3"},
                     "UpdateId": "5b9f6a2e-3c1d-4e8a-9f27-0d6c1b2a3e41",
-                    "Detail": "launch template %s version 2 -> 3; EKS update "
-                              "5b9f6a2e-3c1d-4e8a-9f27-0d6c1b2a3e41 is InProgress" % template}}}
+                    "Detail": "launch template %s version 2 -> 3 (%s); EKS update "
+                              "5b9f6a2e-3c1d-4e8a-9f27-0d6c1b2a3e41 is InProgress" % (
+                                  template, KEPT)}}}
 
 
 def test_nodegroup_already_compliant_does_nothing(moto, monkeypatch, load_policy, tmp_path):
@@ -338,7 +345,7 @@ def test_nodegroup_every_kill_point_converges(
         assert len(called(calls, "CreateLaunchTemplateVersion")) == 1, kill_after
         assert called(calls, "UpdateNodegroupVersion") == [{
             "clusterName": CLUSTER, "nodegroupName": NODEGROUP,
-            "launchTemplate": {"id": template, "version": "3"}, "force": False}], kill_after
+            "launchTemplate": {"id": template, "version": "3"}, "force": False, **PINS}], kill_after
         assert sorted(versions(session, template)) == [1, 2, 3], kill_after
         assert group_tags(session, group)[PREVIOUS] == "eks:%s:2" % template
         fix = outcome(out)[group]["OwnerFix"]
@@ -365,7 +372,7 @@ def test_nodegroup_preview_describes_only(moto, monkeypatch, load_policy, tmp_pa
                       "the nodes by its update strategy)" % estate["template"],
             "Groups": [estate["group"]],
             "Notes": ["update strategy: EKS's default", "force: true",
-                      "the template's default version is not moved"]}],
+                      "the template's default version is not moved", KEPT]}],
         "Failures": {}, "Skipped": [{"AutoScalingGroupName": "web", "Skipped": NOT_OWNED}]}
     text = format_preview(dict(preview, Policy="eks-imdsv2", Region=REGION,
                                Action="set-nodegroup-metadata-access"))
@@ -386,11 +393,12 @@ def test_restore_nodegroup_puts_back_the_recorded_version(moto, monkeypatch, pla
         "id": estate["template"], "version": "2"}})
     assert called(calls, "UpdateNodegroupVersion") == [{
         "clusterName": CLUSTER, "nodegroupName": NODEGROUP,
-        "launchTemplate": {"id": estate["template"], "version": "2"}, "force": False}]
+        "launchTemplate": {"id": estate["template"], "version": "2"}, "force": False,
+        **PINS}]
     assert done == (
-        "EKS managed node group prod/workers: launch template %s version 1 -> 2 (update "
+        "EKS managed node group prod/workers: launch template %s version 1 -> 2 (%s; update "
         "8e2d4c6b-1a3f-4b5d-8c7e-9f0a1b2c3d4e, InProgress; EKS replaces the nodes by its "
-        "update strategy)" % estate["template"])
+        "update strategy)" % (estate["template"], KEPT))
 
 
 def test_restore_nodegroup_refuses_what_it_cannot_put_back(moto, monkeypatch):
@@ -471,7 +479,7 @@ def test_nodegroup_round_trip_through_revert(moto, monkeypatch, placebo_factory,
                 output_dir=tmp_path).run()
     assert called(calls, "UpdateNodegroupVersion")[-1] == {
         "clusterName": CLUSTER, "nodegroupName": NODEGROUP,
-        "launchTemplate": {"id": template, "version": "2"}, "force": False}
+        "launchTemplate": {"id": template, "version": "2"}, "force": False, **PINS}
     tags = group_tags(session, group)
     assert PREVIOUS not in tags and tags["c7n-imds:exempt"].startswith(
         "reverted by c7n-imds on ")
@@ -481,3 +489,203 @@ def test_nodegroup_round_trip_through_revert(moto, monkeypatch, placebo_factory,
     assert reverted["RevertedTo"] == "eks:%s:2" % template
     assert reverted["Detail"].startswith(
         "EKS managed node group prod/workers: launch template %s version 3 -> 2" % template)
+
+
+def test_version_pins_keep_the_node_group_s_own_versions():
+    """Pure: both current values are pinned; a custom AMI (amiType CUSTOM, or a template
+    that names an ImageId) gets neither; a value EKS did not give is a launch change."""
+    from c7n_imds.model.changes import refusal, refused
+    from c7n_imds.model.nodegroups import version_pins
+    nodegroup = {"amiType": "AL2_x86_64", **PINS}
+    assert version_pins(nodegroup, {}) == (PINS, [])
+    assert version_pins(dict(nodegroup, amiType="CUSTOM"), {}) == ({}, [])
+    assert version_pins(nodegroup, {"ImageId": "ami-1"}) == ({}, [])
+    pins, changes = version_pins({"amiType": "AL2_x86_64", "version": "1.30"}, {})
+    assert pins == {"version": "1.30"}
+    assert [(c.kind, c.field) for c in changes] == [("image", "releaseVersion")]
+    assert refused(changes, ["image"]) == []
+    assert refusal("EKS managed node group prod/workers", refused(changes, [])) == (
+        "EKS managed node group prod/workers would also change what instances launch "
+        "with: image: releaseVersion (unset) -> the latest AMI release of its Kubernetes "
+        "version (DescribeNodegroup gave no releaseVersion to keep); nothing was changed "
+        "- add image to the action's allow-launch-changes to accept exactly that")
+
+
+def test_nodegroup_without_a_release_to_pin_is_refused(moto, monkeypatch, load_policy,
+                                                       tmp_path):
+    """Where EKS names no AMI release to keep, the update would take the latest: refused
+    (nothing tagged, made or updated) unless the policy allows image changes."""
+    session = aws_session(moto, monkeypatch)
+    estate = seed(session)
+    moto_nodegroup().release_version = ""
+    calls = recorder(session)
+    with pytest.raises(RemediationError) as failed:
+        load_policy(nodegroup_policy(), session_factory=lambda *a, **k: session,
+                    output_dir=tmp_path).run()
+    assert failed.value.failures[estate["group"]].startswith(
+        "EKS managed node group prod/workers would also change what instances launch "
+        "with: image: releaseVersion")
+    assert [name for name, _ in calls if name in MUTATING + ("RunInstances",)] == []
+    plan = load_policy(nodegroup_policy(**{"allow-launch-changes": ["image"]}),
+                       session_factory=lambda *a, **k: session, output_dir=tmp_path)
+    preview = plan.resource_manager.actions[0].preview(plan.resource_manager.resources())
+    assert preview["Failures"] == {}
+    assert preview["OwnerChanges"][0]["Notes"][-2:] == [
+        "Kubernetes 1.30 kept",
+        "also changes image: releaseVersion (unset) -> the latest AMI release of its "
+        "Kubernetes version (DescribeNodegroup gave no releaseVersion to keep) (allowed)"]
+
+
+def test_nodegroup_custom_ami_sends_no_versions(moto, monkeypatch, placebo_factory,
+                                                load_policy, tmp_path):
+    """amiType CUSTOM: the image is the template's (copied unchanged), and EKS fails an
+    update that gives version or releaseVersion - neither is sent, nor on revert."""
+    factory = placebo_factory("test_nodegroup_custom_ami_sends_no_versions")
+    session = aws_session(moto, monkeypatch, factory)
+    estate = seed(session)
+    moto_nodegroup().ami_type = "CUSTOM"
+    calls = recorder(session)
+    load_policy(nodegroup_policy(), session_factory=lambda *a, **k: session,
+                output_dir=tmp_path).run()
+    fix = outcome(tmp_path)[estate["group"]]["OwnerFix"]
+    assert "(custom AMI: the image is the template's, copied unchanged)" in fix["Detail"]
+    moto_nodegroup().launch_template["version"] = "3"
+    done = restore_nodegroup(session, {"AutoScalingGroupName": estate["group"], "Tags": [
+        {"Key": "eks:cluster-name", "Value": CLUSTER},
+        {"Key": "eks:nodegroup-name", "Value": NODEGROUP}]},
+        {"NodegroupLaunchTemplate": {"id": estate["template"], "version": "2"}})
+    assert "version 3 -> 2 (custom AMI" in done
+    assert called(calls, "UpdateNodegroupVersion") == [
+        {"clusterName": CLUSTER, "nodegroupName": NODEGROUP, "force": False,
+         "launchTemplate": {"id": estate["template"], "version": version}}
+        for version in ("3", "2")]
+
+
+def forged(session, estate):
+    """Group web-forged carries node group workers' tags; EKS does not list it."""
+    session.client("autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName="web-forged", MinSize=0, MaxSize=1,
+        VPCZoneIdentifier=estate["subnet"],
+        LaunchTemplate={"LaunchTemplateId": estate["copy"], "Version": "1"},
+        Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": False} for k, v in (
+            ("eks:cluster-name", CLUSTER), ("eks:nodegroup-name", NODEGROUP))])
+    return {"AutoScalingGroupName": "web-forged", "Tags": [
+        {"Key": "eks:cluster-name", "Value": CLUSTER},
+        {"Key": "eks:nodegroup-name", "Value": NODEGROUP}]}
+
+
+def only(*names):
+    return {"type": "value", "key": "AutoScalingGroupName", "op": "in", "value": list(names)}
+
+
+def test_a_forged_tag_never_moves_the_node_group(moto, monkeypatch, load_policy, tmp_path):
+    """The tags only name a candidate: a group node group workers does not list is
+    refused, the node group is neither updated nor its template given a version - by
+    the action or by the revert."""
+    session = aws_session(moto, monkeypatch)
+    estate = seed(session)
+    asg = forged(session, estate)
+    calls = recorder(session)
+    policy = dict(nodegroup_policy(), filters=[only("web-forged")])
+    with pytest.raises(RemediationError) as failed:
+        load_policy(policy, session_factory=lambda *a, **k: session,
+                    output_dir=tmp_path).run()
+    assert failed.value.failures == {"web-forged": (
+        "tags name node group workers of cluster prod, but EKS does not list this group "
+        "as its own; nothing changed")}
+    with pytest.raises(ValueError, match="EKS does not list this group as its own"):
+        restore_nodegroup(session, asg, {"NodegroupLaunchTemplate": {
+            "id": estate["template"], "version": "1"}})
+    assert [name for name, _ in calls if name in MUTATING + ("RunInstances",)] == []
+    assert sorted(versions(session, estate["template"])) == [1, 2]
+
+
+def sibling(session, estate, exempt=None):
+    """Group eks-sibling, a second group EKS lists for node group workers (one per
+    subnet or zone, as EKS makes them), with one instance; the policy matches only the
+    first group."""
+    autoscaling = session.client("autoscaling")
+    web = session.client("ec2").describe_launch_templates(
+        LaunchTemplateNames=["web"])["LaunchTemplates"][0]["LaunchTemplateId"]
+    tags = [("eks:cluster-name", CLUSTER), ("eks:nodegroup-name", NODEGROUP)]
+    if exempt:
+        tags.append(("c7n-imds:exempt", exempt))
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="eks-sibling", MinSize=1, MaxSize=1, DesiredCapacity=1,
+        VPCZoneIdentifier=estate["subnet"],
+        LaunchTemplate={"LaunchTemplateId": web, "Version": "$Default"},
+        Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": False} for k, v in tags])
+    moto_nodegroup().resources["autoScalingGroups"].append({"name": "eks-sibling"})
+    return [i["InstanceId"] for i in autoscaling.describe_auto_scaling_groups(
+        AutoScalingGroupNames=["eks-sibling"])["AutoScalingGroups"][0]["Instances"]]
+
+
+@pytest.mark.parametrize("case", ["exempt", "calls-imdsv1"])
+def test_every_group_of_the_node_group_passes_the_gate(moto, monkeypatch, load_policy,
+                                                       tmp_path, case):
+    """The policy matched only the first group, but the node group's other group is
+    exempt, or its instance made IMDSv1 calls: the node group is held back before
+    anything changes, with the reason."""
+    import datetime
+    session = aws_session(moto, monkeypatch)
+    estate = seed(session)
+    instances = sibling(session, estate, "vendor agent until 2099-01-01"
+                        if case == "exempt" else None)
+    if case == "calls-imdsv1":
+        now = datetime.datetime.now(datetime.timezone.utc)
+        session.client("cloudwatch").put_metric_data(Namespace="AWS/EC2", MetricData=[{
+            "MetricName": "MetadataNoToken", "Value": 7, "Unit": "Count",
+            "Timestamp": now - datetime.timedelta(hours=2),
+            "Dimensions": [{"Name": "InstanceId", "Value": instances[0]}]}])
+    calls = recorder(session)
+    policy = dict(nodegroup_policy(), filters=[only(estate["group"])])
+    with pytest.raises(RemediationError) as failed:
+        load_policy(policy, session_factory=lambda *a, **k: session,
+                    output_dir=tmp_path).run()
+    blocked = ("auto-scaling-group eks-sibling is exempt (vendor agent until 2099-01-01)"
+               if case == "exempt" else
+               "auto-scaling-group eks-sibling made 7 IMDSv1 call(s) in 14 days")
+    assert failed.value.failures == {estate["group"]: (
+        "EKS managed node group prod/workers was not changed: %s - the change waits until "
+        "nothing that launches from it calls IMDSv1 (or exempt it on purpose)" % blocked)}
+    assert called(calls, "DescribeAutoScalingGroups")[-1] == {
+        "AutoScalingGroupNames": sorted([estate["group"], "eks-sibling"])}
+    assert [name for name, _ in calls if name in MUTATING + ("RunInstances",)] == []
+    assert sorted(versions(session, estate["template"])) == [1, 2]
+
+
+@pytest.mark.parametrize("tags, owner", [
+    ({"aws:cloudformation:stack-name": "platform-nodes",
+      "aws:cloudformation:logical-id": "Workers"}, "belongs to CloudFormation stack "
+     "platform-nodes"),
+    ({"aws:cloudformation:stack-name": "eksctl-prod-nodegroup-workers",
+      "alpha.eksctl.io/cluster-name": "prod", "alpha.eksctl.io/nodegroup-name": "workers",
+      "alpha.eksctl.io/nodegroup-type": "managed"},
+     "was made by eksctl (CloudFormation stack eksctl-prod-nodegroup-workers)")])
+def test_a_stack_owned_node_group_is_left_to_its_stack(moto, monkeypatch, load_policy,
+                                                       tmp_path, tags, owner):
+    """A node group a stack (or eksctl, through one) made: a change behind it drifts or
+    is undone. Its groups are left with the reason and where the fix goes."""
+    session = aws_session(moto, monkeypatch)
+    estate = seed(session)
+    moto_nodegroup().tags = tags
+    calls = recorder(session)
+    load_policy(nodegroup_policy(), session_factory=lambda *a, **k: session,
+                output_dir=tmp_path).run()  # no RemediationError: left, not failed
+    reason = outcome(tmp_path)[estate["group"]]["Skipped"]
+    assert reason.startswith("EKS managed node group prod/workers %s" % owner), reason
+    fix = ("disableIMDSv1: true" if "eksctl" in owner
+           else "MetadataOptions HttpTokens: required")
+    assert fix in reason
+    assert [name for name, _ in calls if name in MUTATING + ("RunInstances",)] == []
+
+
+def test_the_action_declares_what_the_gate_reads():
+    from c7n_imds.owners.eks import SetNodegroupMetadataAccess
+
+    def permissions(**data):
+        return SetNodegroupMetadataAccess(dict(
+            type="set-nodegroup-metadata-access", **data)).get_permissions()
+    assert {"cloudwatch:GetMetricData", "autoscaling:DescribeAutoScalingGroups",
+            "eks:UpdateNodegroupVersion"} <= set(permissions())
+    assert "cloudwatch:GetMetricData" not in permissions(**{"imdsv1-gate": False})

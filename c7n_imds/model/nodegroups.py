@@ -9,6 +9,13 @@ user's template, so that is where a new version goes. A node group created witho
 launch template cannot be moved to one (UpdateNodegroupVersion: "You can update a node
 group using a launch template only if the node group was originally deployed with a
 launch template"); it has to be replaced.
+
+The tags only name a candidate: anyone with tag rights can write ``eks:*`` tags, so a
+node group owns a group only when DescribeNodegroup's ``resources.autoScalingGroups``
+lists it. UpdateNodegroupVersion without ``version`` / ``releaseVersion`` moves the node
+group to the cluster's Kubernetes version and the latest AMI release, which cannot be
+rolled back: every update is pinned to the node group's current values
+(:func:`version_pins`).
 """
 from __future__ import annotations
 
@@ -17,7 +24,13 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from c7n_imds.names import EKS_CLUSTER_TAG, EKS_NODEGROUP_TAG, NODEGROUP_ACTION
+from c7n_imds.model.changes import LaunchChange
+from c7n_imds.names import (
+    CLOUDFORMATION_TAG,
+    EKS_CLUSTER_TAG,
+    EKS_NODEGROUP_TAG,
+    NODEGROUP_ACTION,
+)
 
 ACTIVE = "ACTIVE"
 UPDATE_ACCEPTED = ("InProgress", "Successful")
@@ -26,6 +39,9 @@ UPDATE_ACCEPTED = ("InProgress", "Successful")
 REPLACEMENT_METADATA_OPTIONS = {"HttpTokens": "required", "HttpPutResponseHopLimit": 2,
                                 "HttpEndpoint": "enabled"}
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
+CUSTOM_AMI = "CUSTOM"
+# eksctl tags what it makes with these (and makes it through a CloudFormation stack).
+EKSCTL_TAG_PREFIXES = ("alpha.eksctl.io/", "eksctl.cluster.k8s.io/")
 
 
 def nodegroup_key(asg: dict) -> tuple[str, str] | None:
@@ -33,6 +49,78 @@ def nodegroup_key(asg: dict) -> tuple[str, str] | None:
     tags = {t["Key"]: t["Value"] for t in asg.get("Tags") or ()}
     cluster, nodegroup = tags.get(EKS_CLUSTER_TAG), tags.get(EKS_NODEGROUP_TAG)
     return (cluster, nodegroup) if cluster and nodegroup else None
+
+
+def listed_groups(nodegroup: dict) -> list[str]:
+    """The Auto Scaling groups EKS lists as the node group's own."""
+    return [g["name"] for g in (nodegroup.get("resources") or {}).get(
+        "autoScalingGroups") or () if g.get("name")]
+
+
+def not_listed(cluster: str, name: str) -> str:
+    """Why a group whose tags name a node group that does not list it is refused."""
+    return ("tags name node group %s of cluster %s, but EKS does not list this group as "
+            "its own; nothing changed" % (name, cluster))
+
+
+def stack_owner(nodegroup: dict, label: str) -> str | None:
+    """Why a node group that a CloudFormation stack or eksctl made is left to it, with
+    where the fix goes; None when neither made it. ``aws:`` tags cannot be written by
+    users; an eksctl tag can, but only ever makes c7n-imds leave a node group alone."""
+    tags = nodegroup.get("tags") or {}
+    stack = tags.get(CLOUDFORMATION_TAG)
+    where = " (CloudFormation stack %s)" % stack if stack else ""
+    if any(k.startswith(EKSCTL_TAG_PREFIXES) for k in tags):
+        return ("EKS managed node group %s was made by eksctl%s: a change made behind it "
+                "is undone by its next update, so c7n-imds leaves it to eksctl. Set "
+                "disableIMDSv1: true on this node group in the eksctl config; eksctl "
+                "applies it when it creates a node group, so create one from the config "
+                "and delete this one" % (label, where))
+    if stack:
+        return ("EKS managed node group %s belongs to CloudFormation stack %s: a change "
+                "made behind it drifts or is reverted, so c7n-imds leaves it to the stack. "
+                "In the stack's template, set MetadataOptions HttpTokens: required (hop "
+                "limit 2 for pods) in the node group's AWS::EC2::LaunchTemplate and point "
+                "the AWS::EKS::Nodegroup's LaunchTemplate Version at it, then update the "
+                "stack" % (label, stack))
+    return None
+
+
+def is_custom_ami(nodegroup: dict, launch_template_data: dict | None = None) -> bool:
+    """A node group whose AMI comes from its launch template: amiType CUSTOM (a
+    template that names an ImageId is one too, whatever amiType says)."""
+    return nodegroup.get("amiType") == CUSTOM_AMI or bool(
+        (launch_template_data or {}).get("ImageId"))
+
+
+def version_pins(nodegroup: dict, launch_template_data: dict | None = None
+                 ) -> tuple[dict, list[LaunchChange]]:
+    """({version, releaseVersion} to send with UpdateNodegroupVersion, the launch
+    changes the update would still make). Without them EKS moves the node group to the
+    cluster's Kubernetes version and the latest AMI release, for good; so both are the
+    node group's current values. A custom AMI comes from the template (copied
+    unchanged): EKS then fails an update that gives either, so neither is sent."""
+    if is_custom_ami(nodegroup, launch_template_data):
+        return {}, []
+    pins, changes = {}, []
+    for key, kind, after in (
+            ("version", "kubernetes-version", "the cluster's Kubernetes version"),
+            ("releaseVersion", "image", "the latest AMI release of its Kubernetes version")):
+        if nodegroup.get(key):
+            pins[key] = nodegroup[key]
+        else:
+            changes.append(LaunchChange(kind, key, None, after, why=(
+                "DescribeNodegroup gave no %s to keep" % key)))
+    return pins, changes
+
+
+def pins_text(pins: dict, custom: bool) -> str:
+    """How the update keeps the node group's Kubernetes and AMI versions, in words."""
+    if custom:
+        return "custom AMI: the image is the template's, copied unchanged"
+    return ", ".join("%s %s kept" % (label, pins[key]) for key, label in (
+        ("version", "Kubernetes"), ("releaseVersion", "AMI release")) if key in pins
+    ) or "Kubernetes and AMI versions not pinned"
 
 
 def owner_id(cluster: str, nodegroup: str) -> str:
@@ -52,6 +140,8 @@ class NodegroupChange:
     source: dict | None = None  # the template version it uses, as described
     # InstanceType / ImageId that EKS adds to the template at launch, for the DryRun
     launch_choice: dict = field(default_factory=dict)
+    # the launch changes the policy accepted (allow-launch-changes)
+    launch_changes: list[LaunchChange] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -60,6 +150,23 @@ class NodegroupChange:
     @property
     def group_names(self) -> list[str]:
         return [asg["AutoScalingGroupName"] for asg in self.groups]
+
+    @property
+    def listed_groups(self) -> list[str]:
+        return listed_groups(self.nodegroup or {})
+
+    @property
+    def source_data(self) -> dict:
+        return (self.source or {}).get("LaunchTemplateData") or {}
+
+    @property
+    def pins(self) -> dict:
+        """What UpdateNodegroupVersion keeps (version_pins)."""
+        return version_pins(self.nodegroup or {}, self.source_data)[0]
+
+    @property
+    def kept(self) -> str:
+        return pins_text(self.pins, is_custom_ami(self.nodegroup or {}, self.source_data))
 
     @property
     def launch_template(self) -> dict | None:
@@ -165,10 +272,11 @@ def replacement_steps(cluster: str, name: str, nodegroup: dict) -> str:
             q(cluster), q(name)))
 
 
-def update_problem(update: dict, template_id: str, version: int | str) -> str | None:
+def update_problem(update: dict, template_id: str, version: int | str,
+                   pins: dict | None = None) -> str | None:
     """The read-back of UpdateNodegroupVersion: None when EKS reports the update in
-    progress or done and (where it lists its parameters) to this version, else why
-    not."""
+    progress or done and (where it lists its parameters) to this version and the pinned
+    Kubernetes and AMI versions, else why not."""
     status = update.get("status")
     if status not in UPDATE_ACCEPTED:
         errors = "; ".join("%s: %s" % (e.get("errorCode"), e.get("errorMessage"))
@@ -179,6 +287,10 @@ def update_problem(update: dict, template_id: str, version: int | str) -> str | 
     if params.get("LaunchTemplateVersion") not in (None, str(version)):
         return "EKS reports update %s to launch template version %s, not %s of %s" % (
             update.get("id"), params["LaunchTemplateVersion"], version, template_id)
+    for key, param in (("version", "Version"), ("releaseVersion", "ReleaseVersion")):
+        if (pins or {}).get(key) and params.get(param) not in (None, pins[key]):
+            return "EKS reports update %s to %s %s, not the node group's %s" % (
+                update.get("id"), param, params[param], pins[key])
     return None
 
 
@@ -198,12 +310,14 @@ def already_detail(change: NodegroupChange) -> str:
 def outcomes(change: NodegroupChange, status: str, version: int | str,
              update_id: str | None, detail: str) -> list[dict]:
     """The imds-changes.json records of a node group, one per group."""
+    fix = {"Action": NODEGROUP_ACTION, "Status": status, "ClusterName": change.cluster,
+           "NodegroupName": change.name,
+           "LaunchTemplate": {"id": change.key[0], "version": str(version)},
+           "UpdateId": update_id, "Detail": detail}
+    if change.launch_changes:
+        fix["LaunchChanges"] = [c.record() for c in change.launch_changes]
     return [{"AutoScalingGroupName": name, "Owner": owner_id(change.cluster, change.name),
-             "OwnerFix": {"Action": NODEGROUP_ACTION, "Status": status,
-                          "ClusterName": change.cluster, "NodegroupName": change.name,
-                          "LaunchTemplate": {"id": change.key[0], "version": str(version)},
-                          "UpdateId": update_id, "Detail": detail}}
-            for name in change.group_names]
+             "OwnerFix": dict(fix)} for name in change.group_names]
 
 
 def owner_change(change: NodegroupChange, metadata_options: dict, force: bool) -> dict:
@@ -219,4 +333,6 @@ def owner_change(change: NodegroupChange, metadata_options: dict, force: bool) -
         "Notes": ["update strategy: %s" % (json.dumps(strategy, sort_keys=True)
                                            if strategy else "EKS's default"),
                   "force: %s" % str(force).lower(),
-                  "the template's default version is not moved"]}
+                  "the template's default version is not moved",
+                  change.kept] + [
+                      "also changes %s (allowed)" % c.line() for c in change.launch_changes]}

@@ -8,7 +8,13 @@ from c7n.resources.asg import ASG
 from c7n.utils import type_schema
 
 from c7n_imds.actions.base import Remediation, current_groups
-from c7n_imds.actions.options import HOP_LIMIT_SCHEMA, HTTP_ENDPOINT_SCHEMA, RATE_BUDGET_SCHEMA
+from c7n_imds.actions.options import (
+    ALLOW_LAUNCH_CHANGES_SCHEMA,
+    HOP_LIMIT_SCHEMA,
+    HTTP_ENDPOINT_SCHEMA,
+    IMDSV1_GATE_SCHEMA,
+    RATE_BUDGET_SCHEMA,
+)
 from c7n_imds.actions.revert import register_owner_restore
 from c7n_imds.actions.set_access import SetMetadataAccess
 from c7n_imds.actions.versions import VersionMaking
@@ -20,6 +26,8 @@ from c7n_imds.aws import (
     tags_of,
     template_followers,
 )
+from c7n_imds.consumers import GATE_PERMISSIONS
+from c7n_imds.model.changes import refusal, refused
 from c7n_imds.model.launch_source import template_group_specs
 from c7n_imds.model.nodegroups import (
     NodegroupChange,
@@ -27,13 +35,19 @@ from c7n_imds.model.nodegroups import (
     NodegroupSnapshot,
     already_detail,
     eks_additions,
+    is_custom_ami,
+    listed_groups,
     nodegroup_key,
+    not_listed,
     outcomes,
     owner_change,
+    pins_text,
     replacement_steps,
+    stack_owner,
     state_problem,
     template_spec,
     update_problem,
+    version_pins,
 )
 from c7n_imds.model.plans import GroupSpec, VersionPlan
 from c7n_imds.model.provenance import encode_previous_nodegroup_launch
@@ -47,54 +61,14 @@ log = logging.getLogger("custodian.c7n_imds.actions")
 
 @ASG.action_registry.register(NODEGROUP_ACTION)
 class SetNodegroupMetadataAccess(VersionMaking, Remediation):
-    """Require IMDSv2 on the nodes of EKS managed node groups, through EKS.
-
-    EKS owns a managed node group's Auto Scaling group (tags ``eks:cluster-name`` and
-    ``eks:nodegroup-name``) and launches it from its own copy of the node group's
-    launch template; a change made to the group or to that copy is reverted by EKS.
-    This action acts on the node group instead, once per node group however many of
-    its groups the policy matched:
-
-    1. ``DescribeNodegroup``: a node group that is not ``ACTIVE`` (an update in
-       progress, degraded, ...) fails with the reason and nothing is changed. One
-       created without a launch template cannot be moved to one
-       (UpdateNodegroupVersion: only node groups created with a launch template can
-       be updated with one); its groups are skipped with the exact commands that
-       replace it (a template with HttpTokens required and hop limit 2, a node group
-       from it, moving the workloads, deleting the old node group). One whose template
-       version already has the requested options is left alone (``already-applied``).
-    2. Each group is tagged ``c7n-imds:previous-launch`` with the template version the
-       node group used (``eks:TEMPLATE:VERSION``; an existing ``eks:`` record is kept),
-       so that ``revert-imds-remediation`` can put it back.
-    3. A new version of the node group's template (the user's, named by the node
-       group - not EKS's ``eks-...`` copy) is made from the version it uses, exactly as
-       ``set-metadata-access`` makes one: a faithful copy (block device mappings sent
-       again), read back and compared, and a ``RunInstances`` DryRun that launches it
-       as EKS would - with the node group's instance type and, for a template without
-       a custom AMI, the image of EKS's copy (``verify``, on by default). The
-       template's default version is never moved; a template that another group
-       follows as ``$Latest`` is refused. A re-run finds a version an interrupted run
-       made by its description.
-    4. ``UpdateNodegroupVersion`` to the new version number, then ``DescribeUpdate``
-       to see that EKS took it (``InProgress`` or ``Successful``); the update id is in
-       ``imds-changes.json``. EKS replaces the nodes by the node group's update
-       strategy (``updateConfig``): each node is cordoned and its pods drained before
-       it is terminated. ``force: true`` terminates nodes whose pods cannot be drained
-       because of a Pod disruption budget instead of failing the update (default
-       ``false``: the update fails and the old nodes stay).
-
-    Options: ``http-tokens`` (default ``required``), ``hop-limit`` (default ``auto``:
-    at least 2, which pods need to get an IMDSv2 token; ``preserve`` or 1-64),
-    ``http-endpoint`` (``preserve``, ``enabled``, ``disabled``), ``verify``,
-    ``force`` and ``rate-budget`` (0-1, default 0.5: the share of each of AWS's API rate
-    limits the run may use).
-
-    Groups that are exempt (``c7n-imds:exempt``) or not part of a managed node group
-    are skipped and say what fixes them.
+    """Require IMDSv2 on the nodes of EKS managed node groups, through EKS: a proven
+    new version of the node group's own launch template (its default is not moved),
+    then UpdateNodegroupVersion pinned to the node group's current Kubernetes version
+    and AMI release. The node group is the owner only where DescribeNodegroup lists the
+    group; all its groups must pass the IMDSv1 gate; node groups made by CloudFormation
+    or eksctl are left to them. Steps and options: docs/aws-facts.md (EKS).
 
     :example:
-
-    Node groups whose nodes made no IMDSv1 call in two weeks:
 
     .. code-block:: yaml
 
@@ -106,15 +80,10 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
               - type: imds
                 key: HttpTokens
                 value: optional
-              - type: imdsv1-usage
-                days: 14
-                value: 0
-                missing: exclude
             actions:
               - type: set-nodegroup-metadata-access
-                http-tokens: required
                 hop-limit: auto
-                force: false
+                imdsv1-gate: {days: 14, missing: exclude}
     """
 
     schema = type_schema(
@@ -124,7 +93,11 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
            "http-endpoint": HTTP_ENDPOINT_SCHEMA,
            "verify": {"type": "boolean"},
            "force": {"type": "boolean"},
-           "rate-budget": RATE_BUDGET_SCHEMA})
+           "rate-budget": RATE_BUDGET_SCHEMA,
+           # Never needed while DescribeNodegroup names the versions to pin; it
+           # accepts the move to the latest ones where it does not.
+           "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
+           "imdsv1-gate": IMDSV1_GATE_SCHEMA})
     permissions = (
         "autoscaling:DescribeAutoScalingGroups", "autoscaling:CreateOrUpdateTags",
         "eks:DescribeNodegroup", "eks:UpdateNodegroupVersion", "eks:DescribeUpdate",
@@ -133,6 +106,11 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
         # EKS launches the new version with the caller's rights checked
         "ec2:RunInstances", "iam:PassRole")
     verify_permissions = SetMetadataAccess.verify_permissions
+
+    def get_permissions(self):
+        # the gate reads every group of the node group and their IMDSv1 calls
+        gate = () if self.data.get("imdsv1-gate") is False else GATE_PERMISSIONS
+        return sorted(set(super().get_permissions()) | set(gate))
 
     # The same merge of the requested options as set-metadata-access.
     requested = SetMetadataAccess.requested
@@ -174,13 +152,23 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
                 continue
             changes.setdefault(key, NodegroupChange(*key)).groups.append(asg)
         specs = []
-        for change in changes.values():
+        for change in list(changes.values()):
             try:
                 change.nodegroup = retry(eks.describe_nodegroup, clusterName=change.cluster,
                                          nodegroupName=change.name)["nodegroup"]
             except AWS_ERRORS as e:
                 change.problem = "reading EKS managed node group %s: %s; nothing was " \
                     "changed" % (change.label, describe_error(e))
+                continue
+            # The tags only name a candidate (anyone may write eks:* tags): a group the
+            # node group does not list must never move it.
+            listed = set(change.listed_groups)
+            for name in [n for n in change.group_names if n not in listed]:
+                failures[name] = not_listed(change.cluster, change.name)
+            change.groups = [a for a in change.groups
+                             if a["AutoScalingGroupName"] in listed]
+            if not change.groups:
+                del changes[(change.cluster, change.name)]
                 continue
             lt = change.launch_template
             if lt:
@@ -205,8 +193,14 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
         new version of its template (one VersionPlan per template version, shared by
         the node groups that use it) and an update."""
         plan = NodegroupPlan(failures=dict(snapshot.failures), skipped=list(self.skipped))
+        allowed = self.data.get("allow-launch-changes") or ()
         for change in snapshot.changes:
             problem = change.problem
+            stack = stack_owner(change.nodegroup, change.label) if change.nodegroup else None
+            if problem is None and stack:
+                plan.skipped += [{"AutoScalingGroupName": name, "Skipped": stack}
+                                 for name in change.group_names]
+                continue
             lt = change.launch_template
             if problem is None and change.nodegroup is not None and not lt:
                 reason = replacement_steps(change.cluster, change.name, change.nodegroup)
@@ -221,6 +215,12 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
                 plan.already.append(change)
                 continue
             problem = problem or state_problem(change.nodegroup, change.label)
+            if problem is None:
+                _, changes = version_pins(change.nodegroup, change.source_data)
+                if refused(changes, allowed):
+                    problem = refusal("EKS managed node group %s" % change.label,
+                                      refused(changes, allowed))
+                change.launch_changes = changes
             if problem:
                 plan.failures.update({name: problem for name in change.group_names})
                 continue
@@ -254,11 +254,31 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
                     "change what they launch. Pin them to a version number first" % (
                         key[0], ", ".join(following)))
 
+    def hold_back(self, plan):
+        """The gate over every group the node group has, not only those the policy
+        matched: one exempt or still calling IMDSv1 holds the node group back."""
+        gate = self.gate()
+        for change in list(plan.updates) if gate else ():
+            if change.key not in plan.work:
+                continue
+            verdict = gate.check_groups(change.listed_groups)
+            if verdict.passed:
+                continue
+            reason = verdict.reason("EKS managed node group %s" % change.label)
+            plan.failures.update({name: reason for name in change.group_names})
+            plan.updates.remove(change)
+            # another node group on the same template version still goes ahead
+            item = plan.work[change.key]
+            item.groups = [g for g in item.groups if g.name not in change.group_names]
+            if not item.groups:
+                del plan.work[change.key]
+
     def preview(self, asgs):
         """What `process` would do, from describe calls only."""
         ec2, autoscaling = self.clients()
         plan = self.plan(self.read(asgs, ec2, autoscaling, self.eks()))
         self.refuse_latest_followers(plan, template_followers(autoscaling, plan.work))
+        self.hold_back(plan)
         changes = []
         for change in plan.updates:
             if change.key not in plan.work:
@@ -280,6 +300,7 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
         failures = plan.failures
         followers = template_followers(autoscaling, plan.work)
         self.refuse_latest_followers(plan, followers)
+        self.hold_back(plan)
         updates = [c for c in plan.updates if c.key in plan.work]
         # 1. the way back, before anything changes
         values = {}
@@ -316,9 +337,9 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
                 self.fail_together(change, failures, update)
                 continue
             results += outcomes(change, "applied", new["VersionNumber"], update["id"], (
-                "launch template %s version %s -> %s; EKS update %s is %s" % (
-                    change.key[0], change.key[1], new["VersionNumber"], update["id"],
-                    update["status"])))
+                "launch template %s version %s -> %s (%s); EKS update %s is %s" % (
+                    change.key[0], change.key[1], new["VersionNumber"], change.kept,
+                    update["id"], update["status"])))
         for change in plan.already:
             results += outcomes(change, "already-applied", change.key[1], None,
                                      already_detail(change))
@@ -339,10 +360,11 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
         """UpdateNodegroupVersion, then its read-back: the update as EKS describes it,
         or the reason it is not what was asked."""
         template_id = change.key[0]
+        pins = change.pins
         update = retry(eks.update_nodegroup_version, clusterName=change.cluster,
                        nodegroupName=change.name,
                        launchTemplate={"id": template_id, "version": str(number)},
-                       force=bool(self.data.get("force", False)))["update"]
+                       force=bool(self.data.get("force", False)), **pins)["update"]
         log.info("EKS managed node group %s: launch template %s version %s -> %s (update "
                  "%s)", change.label, template_id, change.key[1], number, update["id"])
         try:
@@ -353,7 +375,7 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
                     "back (%s); see aws eks describe-update --name %s --nodegroup-name %s "
                     "--update-id %s" % (update["id"], change.label, describe_error(e),
                                         change.cluster, change.name, update["id"]))
-        problem = update_problem(described, template_id, number)
+        problem = update_problem(described, template_id, number, pins)
         return ("updating EKS managed node group %s to launch template %s version %s: %s"
                 % (change.label, template_id, number, problem)) if problem else described
 
@@ -376,6 +398,10 @@ def restore_nodegroup(session, asg, record):
     except ClientError as e:
         raise ValueError("EKS managed node group %s cannot be read (%s); revert it by "
                          "hand" % (label, describe_error(e)))
+    if name not in listed_groups(nodegroup):
+        # a forged eks:* tag (and record) must not move a node group back
+        raise ValueError("asg %s: %s; revert it by hand if it really is" % (
+            name, not_listed(*key)))
     current = nodegroup.get("launchTemplate") or {}
     if current.get("id") != recorded["id"]:
         raise ValueError("EKS managed node group %s launches from launch template %s, not "
@@ -397,13 +423,21 @@ def restore_nodegroup(session, asg, record):
                          "node group %s cannot go back to it; revert it by hand" % (
                              recorded["id"], recorded["version"],
                              " (%s)" % problem if problem else "", label))
+    # The template version goes back; the Kubernetes version and AMI release stay what
+    # they are now (EKS cannot roll those back, and must not move them forward either).
+    data = found[0].get("LaunchTemplateData") or {}
+    pins, unpinned = version_pins(nodegroup, data)
+    if unpinned:
+        raise ValueError("EKS managed node group %s: %s; revert it by hand" % (
+            label, "; ".join(c.line() for c in unpinned)))
     update = retry(eks.update_nodegroup_version, clusterName=key[0], nodegroupName=key[1],
                    launchTemplate={"id": recorded["id"], "version": recorded["version"]},
-                   force=False)["update"]
-    return ("EKS managed node group %s: launch template %s version %s -> %s (update %s, "
-            "%s; EKS replaces the nodes by its update strategy)" % (
+                   force=False, **pins)["update"]
+    return ("EKS managed node group %s: launch template %s version %s -> %s (%s; update "
+            "%s, %s; EKS replaces the nodes by its update strategy)" % (
                 label, recorded["id"], current.get("version"), recorded["version"],
-                update["id"], update.get("status")))
+                pins_text(pins, is_custom_ami(nodegroup, data)), update["id"],
+                update.get("status")))
 
 
 register_owner_restore("NodegroupLaunchTemplate", restore_nodegroup)
