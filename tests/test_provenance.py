@@ -1,5 +1,6 @@
-"""c7n_imds.model.provenance: template names, idempotency tokens and the previous-launch
-tag codec."""
+"""c7n_imds.model.provenance: template names, idempotency tokens, the previous-launch
+tag codec, and the provenance checks (who created a template or version, and whether
+what a group launches is what c7n-imds made from its record)."""
 import base64
 import hashlib
 import re
@@ -8,10 +9,17 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from c7n_imds.model.provenance import (
+    PRINCIPAL_ARN,
+    ProvenanceRefused,
     client_token,
+    configuration_copy_problem,
+    converted_template_problem,
     decode_previous_launch,
     encode_previous_launch,
+    plan_spec_restore,
+    principal,
     template_name,
+    trusted_creator,
 )
 
 TEMPLATE_NAME = re.compile(r"^[a-zA-Z0-9().\-/_]{3,128}$")
@@ -118,3 +126,213 @@ def test_previous_launch_template_round_trip(launch, decoded):
 def test_decode_previous_launch_refuses_anything_else(value):
     with pytest.raises(ValueError):
         decode_previous_launch(value)
+
+
+# -- provenance ----------------------------------------------------------------------------
+
+ROLE = "arn:aws:iam::123456789012:role/c7n-imds"
+SESSION = "arn:aws:sts::123456789012:assumed-role/c7n-imds/run-2025-03-04"
+OTHER_SESSION = "arn:aws:sts::123456789012:assumed-role/c7n-imds/run-2024-01-01"
+INTRUDER = "arn:aws:iam::123456789012:user/intruder"
+
+
+@pytest.mark.parametrize("arn, key", [
+    (SESSION, ("aws", "123456789012", "role", "c7n-imds")),
+    (ROLE, ("aws", "123456789012", "role", "c7n-imds")),
+    ("arn:aws:iam::123456789012:role/service-role/ci/c7n-imds",
+     ("aws", "123456789012", "role", "c7n-imds")),
+    ("arn:aws:iam::123456789012:user/ops/alice", ("aws", "123456789012", "user", "alice")),
+    ("arn:aws:iam::123456789012:root", ("aws", "123456789012", "root", "")),
+    ("arn:aws-cn:sts::123456789012:assumed-role/r/s", ("aws-cn", "123456789012", "role", "r")),
+    ("arn:aws:iam::123456789012:group/admins", None),
+    ("arn:aws:sts::123456789012:federated-user/bob", None),
+    ("", None), (None, None),
+])
+def test_principal_normalises_sessions_paths_and_forms(arn, key):
+    assert principal(arn) == key
+
+
+@pytest.mark.parametrize("created_by, trusted, expected", [
+    (OTHER_SESSION, [SESSION], True),  # another session of the running role
+    (OTHER_SESSION, [ROLE], True),
+    (SESSION, ["arn:aws:iam::123456789012:role/path/c7n-imds"], True),
+    (INTRUDER, [SESSION], False),
+    ("arn:aws:sts::123456789012:assumed-role/c7n-imds-2/x", [SESSION], False),
+    ("arn:aws:sts::210987654321:assumed-role/c7n-imds/x", [SESSION], False),  # other account
+    ("arn:aws:iam::123456789012:user/c7n-imds", [ROLE], False),  # a user is not the role
+    ("arn:aws:iam::123456789012:root", [SESSION], False),
+    # no known form (moto's caller): trusted only verbatim
+    ("arn:aws:sts::123456789012:user/moto", ["arn:aws:sts::123456789012:user/moto"], True),
+    ("arn:aws:sts::123456789012:user/moto", [ROLE], False),
+    (None, [SESSION], False), ("", [SESSION], False),
+    (SESSION, [], False),
+])
+def test_trusted_creator(created_by, trusted, expected):
+    assert trusted_creator(created_by, trusted) is expected
+
+
+@pytest.mark.parametrize("arn, valid", [
+    (ROLE, True), (SESSION, True), ("arn:aws:iam::123456789012:user/ops/alice", True),
+    ("arn:aws:iam::123456789012:root", True), ("arn:aws-us-gov:iam::123456789012:role/r", True),
+    ("arn:aws:iam::12345678901:role/r", False), ("arn:aws:iam::123456789012:role/", False),
+    ("arn:aws:iam::123456789012:group/admins", False), ("role/c7n-imds", False),
+    ("arn:aws:sts::123456789012:assumed-role/r", False),
+])
+def test_trusted_principals_schema_pattern(arn, valid):
+    assert bool(re.match(PRINCIPAL_ARN, arn)) is valid
+
+
+LC = {"LaunchConfigurationName": "old-lc", "ImageId": "ami-0abcdef1234567890",
+      "InstanceType": "t3.micro", "SecurityGroups": ["sg-0a0a0a0a0a0a0a0a1"],
+      "KeyName": "", "UserData": USER_DATA, "InstanceMonitoring": {"Enabled": True},
+      "IamInstanceProfile": "app-profile", "BlockDeviceMappings": [],
+      "MetadataOptions": {"HttpTokens": "optional"}, "CreatedTime": CREATED}
+CONVERTED = {"ImageId": "ami-0abcdef1234567890", "InstanceType": "t3.micro",
+             "SecurityGroupIds": ["sg-0a0a0a0a0a0a0a0a1"], "UserData": USER_DATA,
+             "Monitoring": {"Enabled": True}, "IamInstanceProfile": {"Name": "app-profile"},
+             "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 2}}
+
+
+def test_converted_template_matches_its_configuration_metadata_aside():
+    assert converted_template_problem(LC, {"LaunchTemplateData": CONVERTED}) is None
+
+
+@pytest.mark.parametrize("field, value", [
+    ("ImageId", "ami-0badc0ffee0000000"), ("UserData", base64.b64encode(b"other").decode()),
+    ("IamInstanceProfile", {"Name": "admin"}), ("InstanceType", "m5.large"),
+    ("SecurityGroupIds", ["sg-0b0b0b0b0b0b0b0b2"])])
+def test_converted_template_differing_in_a_launch_field_is_not_from_it(field, value):
+    problem = converted_template_problem(LC, {"LaunchTemplateData": dict(CONVERTED, **{
+        field: value})})
+    assert problem and problem.startswith(field), problem
+    assert "other" not in problem  # user data only as size and hash
+
+
+def test_converted_template_of_a_configuration_naming_groups_skips_the_groups():
+    by_name = dict(LC, SecurityGroups=["web"])
+    assert converted_template_problem(by_name, {"LaunchTemplateData": CONVERTED}) is None
+    assert converted_template_problem(by_name, {"LaunchTemplateData": dict(
+        CONVERTED, ImageId="ami-0badc0ffee0000000")})
+
+
+def test_configuration_copy_differs_only_in_identity_and_metadata():
+    copy = dict(LC, LaunchConfigurationName="old-lc-imdsv2-0123456789",
+                CreatedTime=CREATED + timedelta(days=1),
+                MetadataOptions={"HttpTokens": "required"})
+    assert configuration_copy_problem(LC, copy) is None
+    problem = configuration_copy_problem(LC, dict(copy, ImageId="ami-0badc0ffee0000000"))
+    assert problem.startswith("ImageId"), problem
+
+
+TEMPLATE = "lt-0b7000000000000b7"
+
+
+def described(number, derived_from=None, created_by=OTHER_SESSION, default=False, **data):
+    version = {"LaunchTemplateId": TEMPLATE, "VersionNumber": number, "CreatedBy": created_by,
+               "DefaultVersion": default, "LaunchTemplateData": data}
+    if derived_from is not None:
+        version["VersionDescription"] = (
+            'c7n-imds: from version %d with {"HttpTokens":"required"}' % derived_from)
+    return version
+
+
+def lookup_in(*versions):
+    """lookup(version) over described versions; aliases by DefaultVersion and the
+    highest number. Records what was looked up."""
+    by = {str(v["VersionNumber"]): v for v in versions}
+    by["$Default"] = next((v for v in versions if v["DefaultVersion"]), versions[0])
+    by["$Latest"] = max(versions, key=lambda v: v["VersionNumber"])
+    asked = []
+
+    def lookup(version):
+        asked.append(version)
+        return by[version]
+    lookup.asked = asked
+    return lookup
+
+
+def spec(version, template=TEMPLATE):
+    return {"LaunchTemplateId": template, "Version": version}
+
+
+def test_restore_pinned_group_and_the_default_it_moved():
+    lookup = lookup_in(described(2), described(3, 2, default=True))
+    restore = plan_spec_restore(spec("2"), spec("3"), lookup, [SESSION])
+    assert (restore.spec, restore.default_move, restore.done) == (spec("2"), (3, 2), False)
+    assert restore.target["VersionNumber"] == 2
+    assert lookup.asked == ["2", "3", "$Default"]
+
+
+def test_restore_pinned_group_leaves_a_default_it_did_not_move():
+    lookup = lookup_in(described(1, default=True), described(2), described(3, 2))
+    restore = plan_spec_restore(spec("2"), spec("3"), lookup, [SESSION])
+    assert (restore.spec, restore.default_move) == (spec("2"), None)
+
+
+def test_restore_default_follower_moves_the_default_back():
+    lookup = lookup_in(described(3), described(4, 3, default=True))
+    restore = plan_spec_restore(spec("$Default"), spec("$Default"), lookup, [SESSION])
+    assert (restore.spec, restore.default_move, restore.done) == (
+        spec("$Default"), (4, 3), False)
+    assert restore.target["VersionNumber"] == 3
+
+
+def test_restore_latest_follower_is_pinned_to_the_source():
+    lookup = lookup_in(described(3, default=True), described(4, 3))
+    restore = plan_spec_restore(spec("$Latest"), spec("$Latest"), lookup, [SESSION])
+    assert (restore.spec, restore.default_move, restore.done) == (spec("3"), None, False)
+
+
+def test_restore_pinned_default_follower_goes_back_to_default():
+    """set-default: false pinned the $Default followers to the new version."""
+    lookup = lookup_in(described(3, default=True), described(4, 3))
+    restore = plan_spec_restore(spec("$Default"), spec("4"), lookup, [SESSION])
+    assert (restore.spec, restore.default_move, restore.done) == (
+        spec("$Default"), None, False)
+
+
+@pytest.mark.parametrize("recorded, current, versions", [
+    # stopped after the group was pinned back
+    ("2", "2", [described(2), described(3, 2, default=True)]),
+    # stopped after the default moved back
+    ("$Default", "$Default", [described(3, default=True), described(4, 3)]),
+    # stopped after a $Latest follower was pinned to the source
+    ("$Latest", "3", [described(3, default=True), described(4, 3)]),
+    # stopped after a pinned $Default follower went back to $Default
+    ("$Default", "$Default", [described(3, default=True), described(4, 3)]),
+])
+def test_restore_already_done_changes_nothing(recorded, current, versions):
+    restore = plan_spec_restore(spec(recorded), spec(current), lookup_in(*versions),
+                                [SESSION])
+    assert restore.done and restore.default_move is None
+
+
+@pytest.mark.parametrize("recorded, current, versions, reason", [
+    ("2", "3", [described(2), described(3, 2, created_by=INTRUDER)],
+     "version 3 of launch template %s was created by %s, which is not trusted" % (
+         TEMPLATE, INTRUDER)),
+    ("2", "3", [described(2), described(3, 2, created_by=None)],
+     "was created by an unknown principal (no CreatedBy), which is not trusted"),
+    ("1", "3", [described(1), described(3, 2)],
+     "version 3 was derived from version 2"),
+    ("2", "3", [described(2), described(3)], "version 3, which c7n-imds did not derive"),
+    ("$Default", "$Default", [described(3), described(4, 3, created_by=INTRUDER,
+                                                       default=True)],
+     "its $Default, version 4, was created by %s, which is not trusted" % INTRUDER),
+    ("$Latest", "$Latest", [described(3, default=True), described(4, 3, created_by=INTRUDER)],
+     "its $Latest, version 4, was created by %s" % INTRUDER),
+    # pinned $Default follower, but the default is no longer what it was derived from
+    ("$Default", "4", [described(2), described(3, default=True), described(4, 2)],
+     "version 4 was derived from version 2"),
+])
+def test_restore_refuses_what_is_not_proven(recorded, current, versions, reason):
+    with pytest.raises(ProvenanceRefused) as refused:
+        plan_spec_restore(spec(recorded), spec(current), lookup_in(*versions), [SESSION])
+    assert reason in str(refused.value), str(refused.value)
+
+
+def test_restore_refuses_a_group_on_another_template():
+    lookup = lookup_in(described(2))
+    with pytest.raises(ProvenanceRefused, match="but the group launches from lt-0other"):
+        plan_spec_restore(spec("2"), spec("3", "lt-0other"), lookup, [SESSION])
+    assert lookup.asked == []
