@@ -58,6 +58,7 @@ setup(
             "ruff==0.17.6",
             "jsonschema==4.26.0",  # the summary's schema; already custodian's
             "c7n-left==0.3.39",  # runs policies/left over Terraform (c7n 0.9.53's)
+            "parliament==1.6.4",  # lints the IAM policies iam-policy prints (docs/iam.md)
         ],
         # make demo runs an embedded moto server
         "demo": ["moto[server]==5.2.5"],
