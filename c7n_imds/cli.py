@@ -267,16 +267,11 @@ def _plan_command():
     return plan
 
 
-NO_PREVIEW = {
-    "revert-imds-remediation": "it puts back what each group's c7n-imds:previous-launch "
-                               "tag records (a launch source, a Beanstalk option, a node "
-                               "group's template version) and deletes the change sets it "
-                               "proposed to a stack-owned group's stack",
-}
+NO_PREVIEW = {}  # action type -> what it does, for actions without a preview
 
 
 def no_preview(policy, action, resources):
-    """An action without a preview of its own (custodian's, or revert) still says what
+    """An action without a preview of its own (custodian's) still says what
     it would act on, so an empty plan never reads as "no changes" by mistake."""
     id_key = policy.resource_manager.resource_type.id
     names = [str(r.get(id_key)) for r in resources]
@@ -301,7 +296,8 @@ def format_preview(preview):
     copies, owners = preview.get("Copies", []), preview.get("OwnerChanges", [])
     made = ["%d template(s)" % len(templates), "%d version(s)" % len(versions)] + (
         ["%d copy(ies)" % len(copies)] if copies else []) + (
-        ["%d owner change(s)" % len(owners)] if owners else [])
+        ["%d owner change(s)" % len(owners)] if owners else []) + (
+        ["%d revert(s)" % len(preview["Reverts"])] if preview.get("Reverts") else [])
     lines = ["policy %s (%s) action %s: %s, %d failure(s)" % (
         preview["Policy"], preview["Region"] or "default", preview["Action"],
         ", ".join(made), len(preview["Failures"]))]
@@ -339,6 +335,18 @@ def format_preview(preview):
         lines.append("    launch changes: %s" % (
             "; ".join(c["Line"] for c in change["LaunchChanges"]) or NO_LAUNCH_CHANGE))
         lines.append("    running instances: %s" % change["Replacement"])
+    for revert in preview.get("Reverts") or ():
+        # revert-imds-remediation: where each group goes back to, and whether its
+        # record is proven (user data only as size and the start of its SHA-256)
+        lines.append("  revert %s (record %s): %s" % (
+            revert["AutoScalingGroupName"], revert["Record"], "; ".join(revert["Changes"])))
+        for launch in revert["Launches"]:
+            user_data = launch["UserData"]
+            lines.append("    -> %s: image %s, instance profile %s, user data %s" % (
+                launch["Target"], launch["ImageId"], launch["IamInstanceProfile"] or "none",
+                "%d bytes, sha256 %s..." % (user_data["Bytes"], user_data["Sha256"])
+                if user_data else "none"))
+        lines.append("    provenance: %s" % revert["Provenance"])
     for skipped in preview.get("Skipped") or ():
         lines.append("  left alone %s: %s" % (
             skipped["AutoScalingGroupName"], skipped["Skipped"]))

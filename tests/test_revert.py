@@ -18,6 +18,7 @@ import datetime
 import pytest
 
 from c7n_imds.actions import RemediationError
+from c7n_imds.cli import format_preview
 from tests.support.placebo import asg_policy, call_order, changes, group_tag, recording_factory
 
 PREVIOUS = "c7n-imds:previous-launch"
@@ -281,3 +282,14 @@ def test_plan_previews_each_revert_and_its_provenance(placebo_factory, load_poli
     assert "was created by %s, which is not trusted" % INTRUDER in \
         preview["Failures"]["forged"]
     assert "IyEvYmlu" not in repr(preview) and "I2Nsb3Vk" not in repr(preview)
+
+    text = format_preview(dict(preview, Policy="asg-revert-imds", Region="us-east-1",
+                               Action="revert-imds-remediation")).splitlines()
+    assert text[0] == ("policy asg-revert-imds (us-east-1) action revert-imds-remediation: "
+                       "0 template(s), 0 version(s), 2 revert(s), 1 failure(s)")
+    assert "  revert app (record lc:old-lc): switch the group" in text
+    assert ("    -> launch configuration 'old-lc': image ami-0abcdef1234567890, instance "
+            "profile arn:aws:iam::123456789012:instance-profile/app-profile, user data "
+            "36 bytes, sha256 084a1688a4ed...") in text
+    assert any(line.startswith("  cannot remediate forged: c7n-imds:previous-launch "
+                               "lt:lt-0b7000000000000b7:2 is not proven") for line in text)
