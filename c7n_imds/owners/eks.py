@@ -256,16 +256,26 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
 
     def hold_back(self, plan):
         """The gate over every group the node group has, not only those the policy
-        matched: one exempt or still calling IMDSv1 holds the node group back."""
+        matched: the update replaces all its nodes. One exempt or still calling IMDSv1
+        holds the node group back - its matched groups skipped with the gate's reason,
+        as for a Beanstalk environment; a later run retries."""
         gate = self.gate()
         for change in list(plan.updates) if gate else ():
             if change.key not in plan.work:
                 continue
-            verdict = gate.check_groups(change.listed_groups)
-            if verdict.passed:
-                continue
-            reason = verdict.reason("EKS managed node group %s" % change.label)
-            plan.failures.update({name: reason for name in change.group_names})
+            try:
+                verdict = gate.check_groups(change.listed_groups)
+            except AWS_ERRORS as e:
+                reason = ("checking EKS managed node group %s's groups for IMDSv1 use: %s; "
+                          "nothing was changed" % (change.label, describe_error(e)))
+                plan.failures.update({name: reason for name in change.group_names})
+            else:
+                if verdict.passed:
+                    continue
+                reason = verdict.reason("EKS managed node group %s" % change.label)
+                log.info("EKS managed node group %s: %s", change.label, reason)
+                plan.skipped += [{"AutoScalingGroupName": name, "Skipped": reason}
+                                 for name in change.group_names]
             plan.updates.remove(change)
             # another node group on the same template version still goes ahead
             item = plan.work[change.key]
