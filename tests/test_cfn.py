@@ -434,3 +434,234 @@ def test_an_override_may_depend_on_what_is_there():
                           metadata_options={"HttpPutResponseHopLimit": at_least_two}).template
         assert data_of(new)["MetadataOptions"] == dict(
             HttpTokens="required", HttpPutResponseHopLimit=expected), given
+
+
+# -- what executing the change set does besides (pure) ----------------------------------
+
+@pytest.mark.parametrize("extra, message", [
+    ({"Transform": "AWS::LanguageExtensions", "Resources": {"Fn::ForEach::Q": [
+        "N", ["A"], {"Q${N}": {"Type": "AWS::SQS::Queue"}}]}}, "Fn::ForEach::Q"),
+    ({"Transform": ["AWS::Serverless-2016-10-31", "MyMacro"]}, "transform MyMacro"),
+    ({"Transform": {"Name": "AWS::Include", "Parameters": {"Location": "s3://b/k"}}},
+     "transform AWS::Include"),
+    ({"Outputs": {"X": {"Value": {"Fn::Transform": {"Name": "M"}}}}}, "Fn::Transform"),
+])
+def test_a_template_a_transform_rewrites_is_refused(extra, message):
+    template = tiny({})
+    template["Resources"].update(extra.pop("Resources", {}))
+    template.update(extra)
+    assert message in cfn.refusal_of_template(template)
+
+
+@pytest.mark.parametrize("transform", [None, "AWS::Serverless-2016-10-31",
+                                       ["AWS::LanguageExtensions"]])
+def test_transforms_that_leave_the_resources_as_written_are_carried(transform):
+    template = tiny({})
+    if transform:
+        template["Transform"] = transform
+    assert cfn.refusal_of_template(template) is None
+
+
+def test_a_foreach_template_parses_and_is_refused_not_crashed():
+    text = """
+AWSTemplateFormatVersion: 2010-09-09
+Transform: AWS::LanguageExtensions
+Resources:
+  Fn::ForEach::Groups:
+    - Name
+    - [A, B]
+    - Group${Name}:
+        Type: AWS::AutoScaling::AutoScalingGroup
+        Properties: {MinSize: "0", MaxSize: "1", LaunchConfigurationName: !Ref LC}
+  LC:
+    Type: AWS::AutoScaling::LaunchConfiguration
+    Properties: {ImageId: ami-12c6146b, InstanceType: t3.micro}
+"""
+    template, _ = cfn.parse_template(text)
+    assert "Fn::ForEach::Groups" in cfn.refusal_of_template(template)
+
+
+def stack_record(**extra):
+    return dict({"StackName": "web", "StackId": "arn:aws:cloudformation:us-east-1:1:stack/"
+                 "web/x", "Tags": []}, **extra)
+
+
+@pytest.mark.parametrize("stack, template, kind, evidence", [
+    ({}, {"Resources": {"CDKMetadata": {"Type": "AWS::CDK::Metadata"}}}, "cdk",
+     "resource CDKMetadata"),
+    ({}, {"Parameters": {"BootstrapVersion": {"Type": "String"}}, "Resources": {}}, "cdk",
+     "parameter BootstrapVersion"),
+    ({}, {"Resources": {"G": {"Type": "X", "Metadata": {"aws:cdk:path": "S/G/Resource"}}}},
+     "cdk", "aws:cdk:path S/G/Resource"),
+    ({}, {"Transform": "AWS::Serverless-2016-10-31", "Resources": {}}, "sam",
+     "Transform AWS::Serverless-2016-10-31"),
+    ({"StackName": "StackSet-web-0f0e0d0c-1111"}, {"Resources": {}}, "stackset",
+     "stack name StackSet-web-0f0e0d0c-1111"),
+    ({"Tags": [{"Key": "aws:servicecatalog:provisionedProductArn", "Value": "arn:p"}]},
+     {"Resources": {}}, "service-catalog", "tag aws:servicecatalog:provisionedProductArn"),
+    ({"RoleARN": "arn:aws:iam::1:role/web-CodePipelineDeployRole"}, {"Resources": {}},
+     "pipeline", "service role arn:aws:iam::1:role/web-CodePipelineDeployRole"),
+    ({"Tags": [{"Key": "deployed-by", "Value": "codepipeline/web"}]}, {"Resources": {}},
+     "pipeline", "tag deployed-by=codepipeline/web"),
+])
+def test_where_a_stack_is_deployed_from(stack, template, kind, evidence):
+    [source] = cfn.deployed_from(stack_record(**stack), template)
+    assert (source.kind, source.evidence) == (kind, evidence)
+    assert "reverts this change" in source.advice
+
+
+def test_a_plain_stack_is_deployed_from_itself():
+    assert cfn.deployed_from(stack_record(RoleARN="arn:aws:iam::1:role/cfn"),
+                             tiny({})) == []
+    [cdk] = cfn.deployed_from(stack_record(), {"Resources": {"CDKMetadata": {
+        "Type": "AWS::CDK::Metadata"}}})
+    assert "requireImdsv2: true" in cdk.advice and "require_imdsv2=True" in cdk.advice
+
+
+WANTED = {"Group": (cfn.AUTO_SCALING_GROUP, {"Update:Modify"}),
+          "LC": (cfn.LAUNCH_CONFIGURATION, {"Update:Delete"})}
+ALLOW_ALL = {"Effect": "Allow", "Action": "Update:*", "Principal": "*", "Resource": "*"}
+
+
+@pytest.mark.parametrize("statements, expected", [
+    ([ALLOW_ALL], []),
+    ([ALLOW_ALL, {"Sid": "NoDeletes", "Effect": "Deny", "Action": "Update:Delete",
+                  "Principal": "*", "Resource": "*"}],
+     ["its stack policy denies Update:Delete on LC (statement NoDeletes: "]),
+    ([ALLOW_ALL, {"Effect": "Deny", "Action": "Update:*", "Principal": "*",
+                  "Resource": "LogicalResourceId/Gr*"}],
+     ["its stack policy denies Update:Modify on Group (statement #2: "]),
+    ([ALLOW_ALL, {"Effect": "Deny", "Action": "Update:*", "Principal": "*", "Resource": "*",
+                  "Condition": {"StringEquals": {"ResourceType": ["AWS::RDS::DBInstance"]}}}],
+     []),
+    ([ALLOW_ALL, {"Effect": "Deny", "Action": "Update:*", "Principal": "*", "Resource": "*",
+                  "Condition": {"StringLike": {"ResourceType": ["AWS::AutoScaling::*"]}}}],
+     ["denies Update:Modify on Group", "denies Update:Delete on LC"]),
+    ([ALLOW_ALL, {"Effect": "Deny", "NotAction": "Update:Modify", "Principal": "*",
+                  "Resource": "*"}], ["denies Update:Delete on LC"]),
+    ([{"Effect": "Allow", "Action": "Update:Modify", "Principal": "*", "Resource": "*"}],
+     ["allows Update:Delete on LC in no statement"]),
+])
+def test_a_stack_policy_that_forbids_the_update_is_named(statements, expected):
+    problems = cfn.stack_policy_denials(json.dumps({"Statement": statements}), WANTED)
+    assert len(problems) == len(expected), problems
+    for problem, text in zip(problems, expected):
+        assert text in problem, problem
+
+
+def test_no_stack_policy_forbids_nothing_and_an_unreadable_one_is_refused():
+    assert cfn.stack_policy_denials(None, WANTED) == []
+    assert "could not be read" in cfn.stack_policy_denials("{not json", WANTED)[0]
+
+
+LIVE = {"MinSize": 1, "MaxSize": 4, "DesiredCapacity": 3}
+
+
+def sized(properties, update_policy=None):
+    template = tiny({})
+    template["Resources"]["Group"]["Properties"].update(properties)
+    if update_policy:
+        template["Resources"]["Group"]["UpdatePolicy"] = update_policy
+    return template
+
+
+@pytest.mark.parametrize("properties, expected", [
+    ({"MinSize": "1", "MaxSize": "4"}, []),  # DesiredCapacity unsaid: CloudFormation leaves it
+    ({"MinSize": 1, "MaxSize": "4", "DesiredCapacity": "3"}, []),
+    ({"MinSize": "1", "MaxSize": "4", "DesiredCapacity": "1"},
+     ["group-size: DesiredCapacity 3 -> 1 (the update sets the template's value)"]),
+    ({"MinSize": {"Ref": "Min"}, "MaxSize": "4"},
+     ["group-size: MinSize 1 -> 2 (the update sets the template's parameter Min)"]),
+    ({"MinSize": {"Ref": "Secret"}, "MaxSize": "4"},
+     ['group-size: MinSize 1 -> {"Ref": "Secret"} (the update sets the template\'s '
+      "computed value, which c7n-imds cannot resolve before execution)"]),
+    ({"MinSize": "1", "MaxSize": {"Fn::If": ["Big", "8", "4"]}},
+     ['group-size: MaxSize 4 -> {"Fn::If": ["Big", "8", "4"]} (the update sets the '
+      "template's computed value, which c7n-imds cannot resolve before execution)"]),
+])
+def test_group_sizes_the_update_would_set(properties, expected):
+    changes = cfn.size_changes(sized(properties), "Group", LIVE,
+                               {"Min": "2", "Secret": "****"})
+    assert [c.line() for c in changes] == expected
+
+
+def test_ignoring_unmodified_group_sizes_means_no_size_change():
+    template = sized({"MinSize": "0", "MaxSize": "1", "DesiredCapacity": "0"}, {
+        "AutoScalingScheduledAction": {"IgnoreUnmodifiedGroupSizeProperties": True}})
+    assert cfn.size_changes(template, "Group", LIVE, {}) == []
+    template["Resources"]["Group"]["UpdatePolicy"]["AutoScalingScheduledAction"][
+        "IgnoreUnmodifiedGroupSizeProperties"] = "false"
+    assert len(cfn.size_changes(template, "Group", LIVE, {})) == 3
+
+
+def test_an_ssm_parameter_resolving_anew_is_a_launch_change():
+    template = tiny({"ImageId": {"Ref": "Image"}, "KeyName": {"Ref": "Key"}})
+    template["Parameters"] = {
+        "Image": {"Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"},
+        "Key": {"Type": "AWS::SSM::Parameter::Value<String>"},
+        "Same": {"Type": "AWS::SSM::Parameter::Value<String>"}}
+    stack = [{"ParameterKey": "Image", "ParameterValue": "/ami", "ResolvedValue": "ami-1"},
+             {"ParameterKey": "Key", "ParameterValue": "/key", "ResolvedValue": "k1"},
+             {"ParameterKey": "Same", "ParameterValue": "/same", "ResolvedValue": "s"},
+             {"ParameterKey": "Plain", "ParameterValue": "p"}]
+    change_set = [dict(p, ResolvedValue=v) if "ResolvedValue" in p else p for p, v in zip(
+        stack, ("ami-2", "k2", "s", None))]
+    changes = cfn.parameter_changes(template, stack, change_set)
+    assert [(c.kind, c.field, c.before, c.after) for c in changes] == [
+        ("image", "parameter Image", "ami-1", "ami-2"),
+        ("other", "parameter Key", "k1", "k2")]
+    assert "re-resolves AWS::SSM::Parameter::Value<AWS::EC2::Image::Id> /ami" in changes[0].why
+    assert cfn.parameter_changes(template, stack, stack) == []
+
+
+def replacing(will):
+    template = tiny({})
+    template["Resources"]["Group"]["UpdatePolicy"] = {
+        "AutoScalingReplacingUpdate": {"WillReplace": will}}
+    return template
+
+
+def described(replacement=None):
+    change = {"Action": "Modify", "LogicalResourceId": "Group"}
+    if replacement:
+        change["Replacement"] = replacement
+    return {"Changes": [{"Type": "Resource", "ResourceChange": change}]}
+
+
+@pytest.mark.parametrize("template, change_set, text, kinds", [
+    (replacing(False), described("False"), "not replaced: the change set updates the group "
+     "in place (Replacement: False)", []),
+    (replacing("false"), described("False"), "not replaced", []),
+    (tiny({}), described("True"), "replaces the whole group (the change set says "
+     "Replacement: True)", ["replace-all-at-once"]),
+    (tiny({}), described("Conditional"), "may replace the whole group (the change set says "
+     "Replacement: Conditional)", ["replace-all-at-once"]),
+    (replacing(True), described("False"), "replaces the whole group (its UpdatePolicy "
+     "AutoScalingReplacingUpdate has WillReplace: true)", ["replace-all-at-once"]),
+    (replacing({"Ref": "Replace"}), described("False"), "may replace the whole group (its "
+     "UpdatePolicy AutoScalingReplacingUpdate WillReplace is computed)",
+     ["replace-all-at-once"]),
+    (tiny({}), {"Changes": []}, "not replaced: the group itself is not changed", []),
+])
+def test_replacement_as_the_change_set_and_update_policy_say(template, change_set, text,
+                                                            kinds):
+    said, changes = cfn.replacement(change_set, "Group", template)
+    assert said.startswith(text), said
+    assert [c.kind for c in changes] == kinds
+
+
+def test_will_replace_false_is_not_reported_as_a_replacement():
+    done = cfn.migrate(replacing(False))
+    [effect] = [n for n in done.notes if n.kind == "update"]
+    assert "replace" not in effect.text.replace("replaced (no UpdatePolicy replaces them)", "")
+    [effect] = [n for n in cfn.migrate(replacing(True)).notes if n.kind == "update"]
+    assert "WillReplace: true" in effect.text and "replaces the whole group" in effect.text
+
+
+def test_the_rewrite_result_is_typed():
+    done = cfn.migrate(tiny({}))
+    assert done.moved == {"Group": "LCImdsv2Template"} and done.removed == ("LC",)
+    assert done.fixed == ("Group",) and done.modified == ("Group",)
+    assert {n.kind for n in done.notes} <= set(cfn.NOTE_KINDS)
+    assert [str(n) for n in done.notes if n.kind == "moved"] == [
+        "Group: now launches from LCImdsv2Template"]

@@ -1,9 +1,8 @@
 """c7n_imds/model/cfn.py, require_imdsv2 and rewrite: groups on a launch template of
-their own stack get
-HttpTokens required in that template, where their Version follows the template's latest
-version (CloudFormation adds a new version on update and leaves the default where it
-is). Each produced template is checked by cfn-lint and turned into a change set on
-moto's CloudFormation."""
+their own stack get HttpTokens required in that template, where their Version follows
+the template's latest version (CloudFormation adds a new version on update and leaves
+the default where it is). Each produced template is checked by cfn-lint and turned into
+a change set on moto's CloudFormation."""
 import copy
 import json
 import re
