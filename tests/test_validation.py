@@ -90,7 +90,9 @@ def bad_option_cases():
             ("http-tokens", "maybe", "'required', 'optional'"),
             ("http-endpoint", "on", "'preserve', 'enabled', 'disabled'"),
             ("verify", "yes", "'boolean'"), ("force", "yes", "'boolean'"),
-            ("rate-budget", 2, "'maximum': 1"), ("set-default", True, "was unexpected")):
+            ("rate-budget", 2, "'maximum': 1"), ("set-default", True, "was unexpected"),
+            ("allow-launch-changes", ["kernel"], "'image'"),
+            ("imdsv1-gate", {"days": 0}, "is not valid under any of the given schemas")):
         action("asg", "set-nodegroup-metadata-access", option, value, allowed)
 
     def filter_(resource, block, option, allowed):
