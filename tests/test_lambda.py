@@ -76,44 +76,7 @@ def test_archive_carries_the_plugin_and_the_handler_runs_it(moto, tmp_path):
     assert converted == {"shared-a", "shared-b", "public", "spot", "odd"}
 
 
-HUB_EVENT = {
-    "version": "0", "id": "e2", "detail-type": "Security Hub Findings - Custom Action",
-    "source": "aws.securityhub", "account": "123456789012", "region": "us-east-1",
-    "time": "2026-11-29T00:00:00Z",
-    "resources": ["arn:aws:securityhub:us-east-1:123456789012:action/custom/imdsv2"],
-    "detail": {"actionName": "imdsv2", "actionDescription": "convert", "findings": [{
-        "AwsAccountId": "123456789012", "Id": "finding-1",
-        "GeneratorId": "aws-foundational-security-best-practices/v/1.0.0/AutoScaling.3",
-        "Resources": [{
-            "Type": "AwsAutoScalingLaunchConfiguration", "Region": "us-east-1",
-            "Id": "arn:aws:autoscaling:us-east-1:123456789012:launchConfiguration:"
-                  "2ad2c5d8-0e4b-4e3a-8a9b-0c1f3f0c8c1a:launchConfigurationName/public-lc"}]}]},
-}
-
-
-def test_hub_action_converts_the_groups_of_the_findings_configuration(moto, tmp_path):
-    """An AutoScaling.3 finding names a launch configuration; the custom action
-    converts the group(s) that use it - and nothing else."""
-    endpoint, session = moto
-    seed(session)
-    loader = PolicyLoader(Config.empty(region="us-east-1", account_id="123456789012"))
-    policy = [p for p in loader.load_file(str(REPO / "policies" / "securityhub.yml"))
-              if p.name == "autoscaling-3-remediate-from-finding"][0]
-    path = tmp_path / "hub.zip"
-    path.write_bytes(PolicyLambda(policy).get_archive().get_bytes())
-    extracted = tmp_path / "task"
-    with zipfile.ZipFile(path) as z:
-        z.extractall(extracted)
-    script = extracted / "invoke_handler.py"
-    script.write_text(RUN_HANDLER.replace(
-        "event = {", "event = %r\n_unused = {" % HUB_EVENT))
-    result = subprocess.run(
-        [sys.executable, str(script)], cwd=str(extracted), capture_output=True, text=True,
-        env=dict(aws_env(endpoint), PYTHONPATH=str(extracted)), timeout=300)
-    assert result.returncode == 0, result.stderr
-    groups = groups_by_name(session.client("autoscaling"))
-    converted = {n for n, g in groups.items() if g.get("LaunchTemplate")} - {"lt-group"}
-    assert converted == {"public"}
+# The hub action's run from a finding, gated like the schedule: tests/test_e2e_hub.py.
 
 
 # botocore's event names -> IAM's service prefixes (post-finding's calls are the run's)
