@@ -217,6 +217,7 @@ SCOPE_OF = {
     "cloudformation:UpdateStack": "C7nImdsBeanstalkStacks",
     "elasticbeanstalk:UpdateEnvironment": "C7nImdsBeanstalkEnvironments",
     "elasticbeanstalk:DescribeConfigurationSettings": "C7nImdsBeanstalkEnvironments",
+    "elasticbeanstalk:DescribeEnvironmentResources": "C7nImdsBeanstalkEnvironments",
     "elasticbeanstalk:ValidateConfigurationSettings": "C7nImdsBeanstalkEnvironments",
     "eks:DescribeNodegroup": "C7nImdsNodegroups",
     "eks:UpdateNodegroupVersion": "C7nImdsNodegroups",

@@ -185,6 +185,7 @@ class RevertImdsRemediation(Trusting, Remediation):
         "cloudformation:DescribeStacks", "cloudformation:ListChangeSets",
         "cloudformation:DeleteChangeSet", "elasticbeanstalk:DescribeEnvironments",
         "elasticbeanstalk:DescribeConfigurationSettings", "elasticbeanstalk:UpdateEnvironment",
+        "elasticbeanstalk:DescribeEnvironmentResources",
         "eks:DescribeNodegroup", "eks:UpdateNodegroupVersion")
     verify_permissions = ()  # puts back what was proven before; no pre-flight
     gate_permissions = ()  # nothing new launches: no usage to gate on
