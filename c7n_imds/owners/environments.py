@@ -183,14 +183,13 @@ def replacement(configuration_set):
 
 
 def all_at_once_remedy(plan_replacement):
-    """What makes the replacement rolling, or accepts it."""
+    """The way to a replacement that is not all at once (the refusal's other way out
+    besides the opt-in)."""
     if plan_replacement.environment_type == SINGLE_INSTANCE:
-        how = ("a single-instance environment has no rolling updates: make it "
-               "load-balanced (%s EnvironmentType LoadBalanced)" % ENVIRONMENT)
-    else:
-        how = ("enable rolling updates first: set %s RollingUpdateEnabled=true with "
-               "RollingUpdateType Health or Immutable" % ROLLING)
-    return how
+        return ("a single-instance environment has no rolling updates: make it "
+                "load-balanced (%s EnvironmentType LoadBalanced)" % ENVIRONMENT)
+    return ("enable rolling updates first: set %s RollingUpdateEnabled=true with "
+            "RollingUpdateType Health or Immutable" % ROLLING)
 
 
 def is_true(value):
