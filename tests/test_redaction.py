@@ -45,3 +45,55 @@ def test_redact_hides_user_data():
 def test_redact_without_user_data():
     data = launch_template_data()
     assert redact(data) == data
+
+
+# ---- a real run: a private cache, and account-made text that forges no log record ------
+
+FORGED = "\n2026-12-01 10:00:00,000 - custodian.commands - ERROR - forged by a name"
+
+
+def test_a_run_keeps_its_cache_private_and_its_log_unforged(moto, tmp_path):
+    """`c7n-imds run -v -v` with custodian's cache on: the cache (every launch
+    configuration's user data, pickled) is readable by its owner only, and a group
+    named with a newline and a record after it - logged as the filters say why they
+    left it out - adds no record to custodian-run.log or standard error, so the
+    summary of that output finds no error."""
+    import os
+    import stat
+
+    from c7n_imds.summary.load import load_folder, run_log_errors
+    from c7n_imds.testing import aws_env, run_c7n_imds
+    from tests.conftest import REPO
+    endpoint, session = moto
+    autoscaling = session.client("autoscaling")
+    autoscaling.create_launch_configuration(
+        LaunchConfigurationName="app-lc", ImageId="ami-12c6146b", InstanceType="t3.micro",
+        UserData=USER_DATA)
+    for name in ("web" + FORGED, "compliant"):
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=name, LaunchConfigurationName="app-lc", MinSize=0,
+            MaxSize=1, DesiredCapacity=0, AvailabilityZones=["us-east-1a"], Tags=[{
+                "Key": "c7n-imds:exempt", "Value": "vendor" + FORGED,
+                "PropagateAtLaunch": False}])
+    home = tmp_path / "home"
+    (home / ".cache").mkdir(parents=True, mode=0o755)
+    env = dict(aws_env(endpoint), HOME=str(home))
+    out = tmp_path / "out"
+    result = run_c7n_imds(["run", "-v", "-v", "-s", str(out),
+                           str(REPO / "policies" / "detect.yml")], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    cache = home / ".cache" / "cloud-custodian.cache"
+    assert cache.exists()  # the run did use the cache
+    assert stat.S_IMODE(os.stat(cache).st_mode) == 0o600
+    logs = sorted(out.rglob("custodian-run.log"))
+    assert logs
+    for log in logs:
+        text = log.read_text()
+        assert run_log_errors(text) == [], log
+        assert not [line for line in text.splitlines() if line.startswith("2026-12-01")]
+    assert "web\\n2026-12-01 10:00:00,000 - custodian.commands" in "".join(
+        log.read_text() for log in logs)  # logged, on its own record's line
+    assert not [line for line in result.stderr.splitlines()
+                if line.startswith("2026-12-01")]
+    assert all(output["State"] == "scanned" for output in load_folder(out))
