@@ -27,7 +27,7 @@ class PluginProcessPool(ProcessPoolExecutor):
 def start_worker():
     """A worker registers the plugin and, as the parent did, escapes its log records
     (a spawned worker inherits the umask, not the logging set-up)."""
-    from c7n_imds.cli import escape_log_records
+    from c7n_imds.log_records import escape_log_records
     c7n_imds.register()
     escape_log_records()
 
