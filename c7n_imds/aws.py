@@ -121,15 +121,15 @@ def all_groups(autoscaling):
         PaginationConfig={"PageSize": 100}) for asg in page["AutoScalingGroups"]])
 
 
-def template_followers(autoscaling, work):
+def template_followers(autoscaling, work, groups=None):
     """{template id: {version ("$Default", "$Latest" or a number): {groups}}} over every
-    group in the region, read fresh, for the templates this run would give a new
-    version."""
+    group in the region, read fresh (or ``groups``, the region's groups read now), for
+    the templates this run would give a new version."""
     wanted = {template_id for template_id, _ in work}
     followers = {}
     if not wanted:
         return followers
-    for asg in all_groups(autoscaling):
+    for asg in all_groups(autoscaling) if groups is None else groups:
         for spec in template_group_specs(asg):
             if spec.get("LaunchTemplateId") in wanted:
                 followers.setdefault(spec["LaunchTemplateId"], {}).setdefault(

@@ -13,6 +13,8 @@ ASG_ACTION_OPTIONS = {
     "http-endpoint": ("on", "'preserve', 'enabled', 'disabled'"),
     "running-instances": ("replace", "'keep', 'modify', 'refresh'"),
     "iac-managed": ("ignore", "'skip', 'remediate'"),
+    "allow-launch-changes": (["images"], "'image', 'instance-profile'"),
+    "imdsv1-gate": ({"day": 3}, "'day' was unexpected"),
 }
 
 
@@ -92,7 +94,7 @@ def bad_option_cases():
             ("verify", "yes", "'boolean'"), ("force", "yes", "'boolean'"),
             ("rate-budget", 2, "'maximum': 1"), ("set-default", True, "was unexpected"),
             ("allow-launch-changes", ["kernel"], "'image'"),
-            ("imdsv1-gate", {"days": 0}, "is not valid under any of the given schemas")):
+            ("imdsv1-gate", {"days": 0}, "less than the minimum of 1")):
         action("asg", "set-nodegroup-metadata-access", option, value, allowed)
 
     def filter_(resource, block, option, allowed):

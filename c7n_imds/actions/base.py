@@ -12,7 +12,7 @@ from c7n.utils import chunks
 from c7n_imds.actions import running_instances
 from c7n_imds.actions.options import RUNNING_INSTANCES_PERMISSIONS
 from c7n_imds.aws import AWS_ERRORS, THROTTLING_CODES, describe_error, imds_session, retry
-from c7n_imds.consumers import Gate
+from c7n_imds.consumers import GATE_PERMISSIONS, Gate, group_consumer
 from c7n_imds.filters.usage import UsageFilter
 from c7n_imds.model.changes import (
     GroupChange,
@@ -21,7 +21,7 @@ from c7n_imds.model.changes import (
     refused,
     replacement_of_instances,
 )
-from c7n_imds.model.gate import GateSettings
+from c7n_imds.model.gate import GateSettings, judge
 from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
 from c7n_imds.model.rates import DEFAULT_BUDGET
 from c7n_imds.model.safety import (
@@ -32,7 +32,13 @@ from c7n_imds.model.safety import (
     runs_containers,
 )
 from c7n_imds.model.verify import differences, summary
-from c7n_imds.names import EXEMPT_TAG, OWNER_FIX_ANNOTATION, PRESERVE, PREVIOUS_LAUNCH_TAG
+from c7n_imds.names import (
+    EXEMPT_TAG,
+    OWNER_FIX_ANNOTATION,
+    PRESERVE,
+    PREVIOUS_LAUNCH_TAG,
+    USAGE_ANNOTATION,
+)
 from c7n_imds.pacing import PACER, Progress
 
 log = logging.getLogger("custodian.c7n_imds.actions")
@@ -138,7 +144,33 @@ class Remediation(BaseAction):
             log.warning("asg %s: not changed: %s", asg["AutoScalingGroupName"], guidance)
             self.skipped.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
                                  "Skipped": guidance})
-        return eligible
+        return self.passing_gate(eligible)
+
+    def passing_gate(self, groups):
+        """The gate over the groups themselves, on their instances as they are now: a
+        policy without an imdsv1-usage filter (a Security Hub custom action) is held
+        back exactly like the schedule. Counts the policy's filter read already are
+        reused, so a scheduled run reads no metric twice."""
+        gate = self.gate()
+        if gate is None or not groups:
+            return groups
+        for resource in getattr(self, "handed", ()):
+            counted = (resource.get(USAGE_ANNOTATION) or {})
+            if counted.get("Days") == gate.settings.days:
+                gate.calls.update(counted.get("Instances") or {})
+        consumers = [group_consumer(asg) for asg in groups]
+        gate.check(consumers)
+        passing = []
+        for asg, consumer in zip(groups, consumers):
+            verdict = judge([consumer], gate.calls, gate.settings, gate.today)
+            if verdict.passed:
+                passing.append(asg)
+                continue
+            reason = "held back: %s" % "; ".join(verdict.blocked)
+            log.info("asg %s: not changed: %s", asg["AutoScalingGroupName"], reason)
+            self.skipped.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
+                                 "Skipped": reason})
+        return passing
 
     def exempt(self, asg):
         """Whether the group's c7n-imds:exempt tag leaves it alone (then in
@@ -156,14 +188,14 @@ class Remediation(BaseAction):
     def gate_settings(self):
         """The usage gate of the change contract (c7n_imds.model.gate), applied to every
         group, fleet and instance that will launch from what the action changes. Option
-        ``imdsv1-gate`` ({days, missing}, or false to turn it off); by default the
+        ``imdsv1-gate`` ({days, missing}; ``enabled: false`` turns it off); by default the
         policy's own ``imdsv1-usage`` filter's days and missing - so a policy run by a
         Security Hub custom action is held back exactly like the schedule - else 14
         days, ``missing: zero``."""
-        option = self.data.get("imdsv1-gate")
-        if option is False:
+        option = self.data.get("imdsv1-gate") or {}
+        if option.get("enabled") is False:
             return None
-        if option:
+        if "days" in option or "missing" in option:
             return GateSettings(option.get("days", 14), option.get("missing", "zero"))
         usage = next((f for f in walk_filters(self.manager.filters if self.manager else ())
                       if isinstance(f, UsageFilter)), None)
@@ -220,6 +252,8 @@ class Remediation(BaseAction):
                                  "Skipped": reason})
         return owned
 
+    # What the usage gate reads (``imdsv1-gate``, on by default).
+    gate_permissions = GATE_PERMISSIONS
     # What the pre-flight DryRun needs (``verify``, on by default).
     verify_permissions = ("ec2:RunInstances",)
 
@@ -227,6 +261,8 @@ class Remediation(BaseAction):
         """Only what the action's options use: ``running-instances: keep`` needs no
         permission on running instances, ``verify: false`` none for the pre-flight."""
         permissions = set(self.permissions)
+        if (self.data.get("imdsv1-gate") or {}).get("enabled", True):
+            permissions.update(self.gate_permissions)
         if self.data.get("verify", True):
             permissions.update(self.verify_permissions)
         permissions.update(RUNNING_INSTANCES_PERMISSIONS.get(

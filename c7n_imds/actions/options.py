@@ -30,10 +30,11 @@ ALLOW_LAUNCH_CHANGES_SCHEMA = {"type": "array", "uniqueItems": True,
                                "items": {"enum": sorted(LAUNCH_CHANGE_KINDS)}}
 # The usage gate every action applies to everything that will launch from what it
 # changes: MetadataNoToken summed over `days`; `missing` as the imdsv1-usage filter's
-# (zero: no data points count as no calls; exclude: no evidence holds the change back).
-# Default: the policy's own imdsv1-usage filter's settings, else 14 days, zero.
-IMDSV1_GATE_SCHEMA = {"oneOf": [
-    {"enum": [False]},
-    {"type": "object", "additionalProperties": False, "properties": {
+# (zero: no data points count as no calls; exclude: no evidence holds the change back);
+# `enabled: false` turns it off. By default: the policy's own imdsv1-usage filter's
+# settings, else 14 days, zero.
+IMDSV1_GATE_SCHEMA = {
+    "type": "object", "additionalProperties": False, "properties": {
+        "enabled": {"type": "boolean"},
         "days": {"type": "number", "minimum": 1, "maximum": 455},
-        "missing": {"enum": ["zero", "exclude"]}}}]}
+        "missing": {"enum": ["zero", "exclude"]}}}

@@ -20,8 +20,10 @@ from c7n_imds.actions.options import (
     RUNNING_INSTANCES_SCHEMA,
 )
 from c7n_imds.actions.versions import VersionMaking
-from c7n_imds.aws import AWS_ERRORS, describe_error, retry, tags_of, template_followers
+from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry, tags_of, template_followers
+from c7n_imds.consumers import CONSUMER_PERMISSIONS, template_consumers
 from c7n_imds.model.changes import data_changes
+from c7n_imds.model.gate import GROUP
 from c7n_imds.model.launch_source import launch_references, template_group_specs
 from c7n_imds.model.plans import GroupSpec, Plan, Snapshot, VersionPlan, independent_sets
 from c7n_imds.model.provenance import (
@@ -129,6 +131,8 @@ class SetMetadataAccess(VersionMaking, Remediation):
         "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
         # AWS checks these when a group is pointed at a version.
         "ec2:RunInstances", "iam:PassRole")
+    # a default that moves is gated on every fleet and instance launched from it too
+    gate_permissions = CONSUMER_PERMISSIONS
     # Attribute-based templates get a concrete instance type for the DryRun, from the
     # architecture of their image (which may be named by an SSM parameter).
     verify_permissions = ("ec2:RunInstances", "ec2:DescribeImages",
@@ -246,8 +250,10 @@ class SetMetadataAccess(VersionMaking, Remediation):
         ec2, autoscaling = self.clients()
         plan = self.plan(self.read(asgs, ec2, autoscaling))
         work, failures = {item.key: item for item in plan.items}, plan.failures
-        followers = template_followers(autoscaling, work)
+        region_groups = all_groups(autoscaling) if work else []
+        followers = template_followers(autoscaling, work, region_groups)
         self.guard_shared_templates(work, followers, failures)
+        self.gate_other_consumers(work, region_groups)
         new_versions, results, switched = {}, list(self.skipped), []
         # Each set of templates that no group shares with another set is finished -
         # versions proven, groups tagged, defaults moved, pinned groups pointed - before
@@ -305,6 +311,34 @@ class SetMetadataAccess(VersionMaking, Remediation):
                             "are pinned to the new version instead", template_id, key[1],
                             ", ".join(default_outside))
                 item.default_outsiders = default_outside
+
+    def gate_other_consumers(self, work, region_groups):
+        """Before a template's default moves, whatever else launches from it - EC2
+        Fleets, Spot Fleets, instances launched from it directly - passes the gate;
+        otherwise the default stays and this run's $Default followers are pinned to the
+        new version instead (as for groups outside the run), and the log says which
+        consumer held it."""
+        gate = self.gate()
+        moving = {key[0]: item.source.get("LaunchTemplateName") for key, item in work.items()
+                  if item.source.get("DefaultVersion") and not item.default_outsiders
+                  and self.data.get("set-default", True)}
+        if gate is None or not moving:
+            return
+        consumers = template_consumers(gate.session, moving, region_groups)
+        for key, item in sorted(work.items()):
+            # groups were judged already: this run's by the gate, others' by followers
+            others = [c for c in consumers.get(key[0], ()) if c.kind != GROUP]
+            if key[0] not in moving or not others:
+                continue
+            verdict = gate.check(others)
+            if verdict.passed:
+                log.info("launch template %s: default moves; also launched from by %s, "
+                         "none of which calls IMDSv1", key[0], ", ".join(verdict.consumers))
+                continue
+            log.warning("launch template %s: default version %s kept: %s; this run's groups "
+                        "are pinned to the new version instead", key[0], key[1],
+                        "; ".join(verdict.blocked))
+            item.default_outsiders = verdict.blocked
 
     def apply(self, ec2, autoscaling, work, new_versions, followers, failures):
         results, switched, group_specs, defaults = [], {}, {}, []

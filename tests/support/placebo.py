@@ -95,12 +95,14 @@ def _check_shape(shape, value, path, errors):
         errors.append("%s: unchecked type %s" % (path, kind))
 
 
+# placebo names a flight file by the client's endpoint prefix, not its service name
 ENDPOINT_PREFIXES = {"monitoring": "cloudwatch"}
 
 
 @functools.lru_cache(maxsize=None)
 def service_model(service):
-    return botocore.session.get_session().get_service_model(service)
+    return botocore.session.get_session().get_service_model(
+        ENDPOINT_PREFIXES.get(service, service))
 
 
 def flight_shape_errors(directory):
