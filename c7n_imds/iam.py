@@ -170,6 +170,7 @@ SCOPES = {
     "C7nImdsTagAtLaunch": (LAUNCHED, {"StringEquals": {"ec2:CreateAction": "RunInstances"}}),
     "C7nImdsGroupInstances": ((INSTANCE,), {"Null": {
         "aws:ResourceTag/aws:autoscaling:groupName": "false"}}),
+    "C7nImdsFleets": (("ec2:*:*:fleet/*", "ec2:*:*:spot-fleet-request/*"), None),
     "C7nImdsStacks": ((STACK,), None),
     "C7nImdsChangeSets": ((STACK,), {"StringLike": {
         "cloudformation:ChangeSetName": CHANGE_SET_PREFIX + "*"}}),
@@ -206,7 +207,10 @@ SCOPE_OF = {
     "ec2:DeleteLaunchTemplate": "C7nImdsOwnLaunchTemplates",
     "ec2:DeleteLaunchTemplateVersions": "C7nImdsOwnLaunchTemplates",
     "ec2:ModifyInstanceMetadataOptions": "C7nImdsGroupInstances",
+    "ec2:DescribeFleetInstances": "C7nImdsFleets",
+    "ec2:DescribeSpotFleetInstances": "C7nImdsFleets",
     "cloudformation:DescribeStacks": "C7nImdsStacks",
+    "cloudformation:GetStackPolicy": "C7nImdsStacks",
     "cloudformation:DescribeStackResource": "C7nImdsStacks",
     "cloudformation:DescribeStackResources": "C7nImdsStacks",
     "cloudformation:GetTemplate": "C7nImdsStacks",
