@@ -77,6 +77,11 @@ def bad_option_cases():
     action("asg", "copy-launch-configuration", "http-tokens", "required", "was unexpected")
     action("asg", "revert-imds-remediation", "exempt", "yes", "'boolean'")
     action("asg", "revert-imds-remediation", "no-such-option", 1, "was unexpected")
+    # trusted-principals: role, user or root ARNs (c7n_imds.model.provenance.PRINCIPAL_ARN)
+    for resource, action_type in (("asg", "revert-imds-remediation"),
+                                  ("asg", "convert-to-launch-template"),
+                                  ("launch-config", "convert-to-launch-template")):
+        action(resource, action_type, "trusted-principals", ["role/c7n-imds"], "does not match")
     # the actions that fix a group at its owner
     action("asg", "disable-beanstalk-imdsv1", "rate-budget", 2, "'maximum': 1")
     action("asg", "disable-beanstalk-imdsv1", "no-such-option", 1, "was unexpected")
