@@ -4,6 +4,7 @@ templates" (its launch configuration mapping reference). Each produced template 
 by cfn-lint (AWS's own linter) and turned into a change set on moto's CloudFormation."""
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -235,8 +236,10 @@ def test_metadata_options_are_laid_over_required_tokens():
      "KmsKeyId"),
     ({"BlockDeviceMappings": [{"DeviceName": "/dev/sdf", "NoDevice": {"Ref": "P"}}]},
      "not a literal boolean"),
-    ({"SecurityGroups": ["web-servers"]}, "yields\\) a name"),
-    ({"SecurityGroups": [{"Ref": "ClassicGroup"}]}, "yields\\) a name"),
+    # a literal name where ids are needed (beside an id, or on a public interface)
+    ({"SecurityGroups": ["web-servers", "sg-0123456789abcdef0"]}, "only its id will do"),
+    ({"SecurityGroups": ["web-servers"], "AssociatePublicIpAddress": True},
+     "only its id will do"),
     ({"IamInstanceProfile": {"Fn::ImportValue": "profile"}}, "name or an ARN"),
     ({"MetadataOptions": {"HttpTokens": "optional", "Future": 1}}, "MetadataOptions"),
 ])
@@ -254,7 +257,6 @@ def test_what_cannot_be_carried_is_refused(properties, message):
     ("arn:aws:iam::123456789012:instance-profile/app",
      {"Arn": "arn:aws:iam::123456789012:instance-profile/app"}),
     ({"Fn::GetAtt": ["P", "Arn"]}, {"Arn": {"Fn::GetAtt": ["P", "Arn"]}}),
-    ({"Ref": "ProfileParameter"}, {"Name": {"Ref": "ProfileParameter"}}),
     ({"Fn::Sub": "${AWS::StackName}-app"}, {"Name": {"Fn::Sub": "${AWS::StackName}-app"}}),
     ({"Fn::Sub": "${ProfileParameter}"}, None),
     ({"Fn::Sub": "app-${AWS::Region}"}, {"Name": {"Fn::Sub": "app-${AWS::Region}"}}),
@@ -283,13 +285,148 @@ def test_a_conditional_public_address_keeps_the_groups_in_both_branches():
     assert data["Monitoring"] == {"Fn::If": ["Quiet", {"Enabled": False}, {"Enabled": True}]}
 
 
-def test_cfn_init_metadata_keeps_the_configuration():
-    template = tiny({})
-    template["Resources"]["LC"]["Metadata"] = {"AWS::CloudFormation::Init": {"config": {}}}
+@pytest.mark.parametrize("value, parameters, expected", [
+    ("arn:aws:iam::123456789012:instance-profile/eks-nodes", None, "Arn"),
+    ("eks-nodes", None, "Name"),
+    # the Quick Start shape: described as an ARN, no default - only the value tells
+    (None, {"ProfileParameter": "arn:aws:iam::123456789012:instance-profile/n"}, "Arn"),
+    (None, {"ProfileParameter": "nodes"}, "Name"),
+])
+def test_a_profile_parameter_is_judged_by_the_stacks_value(value, parameters, expected):
+    template = tiny({"IamInstanceProfile": {"Ref": "ProfileParameter"}})
+    template["Parameters"] = {"ProfileParameter": {
+        "Type": "String", "Description": "the instance profile ARN",
+        **({"Default": value} if value else {})}}
+    stack_values = parameters or {"ProfileParameter": value}
+    done = cfn.migrate(template, parameters=stack_values)
+    assert data_of(done.template)["IamInstanceProfile"] == {
+        expected: {"Ref": "ProfileParameter"}}
+    assert any("(the stack's value)" in line for line in done.lines())
+
+
+@pytest.mark.parametrize("parameters, message", [
+    (None, "not known"),  # a default is not the stack's value: never guessed from it
+    ({"ProfileParameter": "****"}, "NoEcho"),
+    ({}, "not known"),
+])
+def test_a_profile_parameter_of_unknown_value_is_refused(parameters, message):
+    template = tiny({"IamInstanceProfile": {"Ref": "ProfileParameter"}})
+    template["Parameters"] = {"ProfileParameter": {"Type": "String", "Default": "app"}}
+    with pytest.raises(ValueError, match="ProfileParameter is %s" % message):
+        cfn.migrate(template, parameters=parameters)
+
+
+def init_template(user_data, hook=True, extra=None):
+    """An LC whose instances run cfn-init on its Metadata, as AWS's samples write it."""
+    template = tiny({"UserData": {"Fn::Base64": user_data}}, extra)
+    files = {"/etc/cfn/cfn-hup.conf": {"content": {"Fn::Sub": "[main]\nstack=${AWS::StackId}\n"}}}
+    if hook:
+        files["/etc/cfn/hooks.d/cfn-auto-reloader.conf"] = {"content": {"Fn::Join": ["", [
+            "[cfn-auto-reloader-hook]\ntriggers=post.update\n",
+            "path=Resources.LC.Metadata.AWS::CloudFormation::Init\n",
+            "action=/opt/aws/bin/cfn-init -v --stack ", {"Ref": "AWS::StackName"},
+            " --resource LC --region ", {"Ref": "AWS::Region"}, "\n"]]}}
+    template["Resources"]["LC"]["Metadata"] = {"AWS::CloudFormation::Init": {
+        "config": {"files": files}}}
+    return template
+
+
+@pytest.mark.parametrize("user_data", [
+    {"Fn::Join": ["", ["#!/bin/bash -xe\n", "/opt/aws/bin/cfn-init -v --stack ",
+                       {"Ref": "AWS::StackName"}, " --resource LC --region ",
+                       {"Ref": "AWS::Region"}, "\n"]]},
+    {"Fn::Sub": "#!/bin/bash\n/opt/aws/bin/cfn-init -s ${AWS::StackName} -r LC "
+                "--region ${AWS::Region}\n"},
+    {"Fn::Sub": "#!/bin/bash\ncfn-init --stack ${AWS::StackName} --resource=LC\n"},
+])
+def test_cfn_init_metadata_moves_with_its_references_and_the_configuration_goes(user_data):
+    done = cfn.migrate(init_template(user_data))
+    resources = done.template["Resources"]
+    assert "LC" not in resources and done.removed == ("LC",)
+    moved = resources["LCImdsv2Template"]
+    assert "LC." not in json.dumps(moved["Metadata"]).replace("LCImdsv2Template.", "")
+    assert "path=Resources.LCImdsv2Template.Metadata.AWS::CloudFormation::Init" in \
+        json.dumps(moved["Metadata"])
+    text = json.dumps(moved["Properties"]["LaunchTemplateData"]["UserData"])
+    assert "LCImdsv2Template" in text and not re.search(r"(-r |--resource[= ])LC\b", text)
+    assert any("Metadata moved to LCImdsv2Template" in line for line in done.lines())
+
+
+def test_cfn_init_metadata_that_cannot_be_rewritten_keeps_the_configuration():
+    # the resource name split from its flag over Fn::Join parts
+    split = {"Fn::Join": ["", ["cfn-init --stack ", {"Ref": "AWS::StackName"},
+                               " --resource ", "LC", "\n"]]}
+    done = cfn.migrate(init_template(split))
+    assert "LC" in done.template["Resources"] and "Metadata" in done.template[
+        "Resources"]["LC"] and "Metadata" not in done.template["Resources"]["LCImdsv2Template"]
+    assert any(n.startswith("LC: kept with its Metadata: its logical id is still named")
+               for n in done.lines())
+    # another resource's cfn-init reads the configuration's Metadata
+    done = cfn.migrate(init_template({"Fn::Sub": "cfn-init -r LC"}, extra={"Box": {
+        "Type": "AWS::EC2::Instance", "Properties": {"ImageId": "ami-12c6146b", "UserData": {
+            "Fn::Base64": {"Fn::Sub": "cfn-init -s ${AWS::StackName} -r LC"}}}}}))
+    assert any("kept with its Metadata: cfn-init of Box reads it" in n for n in done.lines())
+
+
+def test_a_group_on_an_if_over_configurations_moves_in_each_branch():
+    template = tiny({}, {"Other": {"Type": cfn.LAUNCH_CONFIGURATION, "Properties": {
+        "ImageId": "ami-12c6146b", "InstanceType": "t3.large"}}})
+    template["Conditions"] = {"Big": {"Fn::Equals": ["a", "b"]}}
+    template["Resources"]["Group"]["Properties"]["LaunchConfigurationName"] = {
+        "Fn::If": ["Big", {"Ref": "Other"}, {"Ref": "LC"}]}
     done = cfn.migrate(template)
-    new, notes = done.template, done.lines()
-    assert "LC" in new["Resources"] and any(n.startswith("LC: kept, it carries Metadata")
-                                            for n in notes)
+    resources = done.template["Resources"]
+    assert resources["Group"]["Properties"]["LaunchTemplate"] == {"Fn::If": ["Big", {
+        "LaunchTemplateId": {"Ref": "OtherImdsv2Template"},
+        "Version": {"Fn::GetAtt": ["OtherImdsv2Template", "LatestVersionNumber"]}}, {
+        "LaunchTemplateId": {"Ref": "LCImdsv2Template"},
+        "Version": {"Fn::GetAtt": ["LCImdsv2Template", "LatestVersionNumber"]}}]}
+    assert set(done.removed) == {"LC", "Other"} and done.fixed == ("Group",)
+    # a branch that is not a configuration of this template leaves the group
+    template["Resources"]["Group"]["Properties"]["LaunchConfigurationName"] = {
+        "Fn::If": ["Big", "shared-lc", {"Ref": "LC"}]}
+    assert cfn.migrate(template).left["Group"].startswith("Group: not changed")
+
+
+@pytest.mark.parametrize("groups, public, expected", [
+    # all by name: SecurityGroups, as AWS's own migrations carry them
+    ([{"Ref": "ClassicGroup"}], False, {"SecurityGroups": [{"Ref": "ClassicGroup"}]}),
+    (["web-servers"], False, {"SecurityGroups": ["web-servers"]}),
+    # beside an id, or on a public interface: the stack's group by its GroupId
+    ([{"Ref": "ClassicGroup"}, "sg-0123456789abcdef0"], False, {"SecurityGroupIds": [
+        {"Fn::GetAtt": ["ClassicGroup", "GroupId"]}, "sg-0123456789abcdef0"]}),
+    ([{"Ref": "ClassicGroup"}], True, {"NetworkInterfaces": [{
+        "DeviceIndex": 0, "AssociatePublicIpAddress": True, "DeleteOnTermination": True,
+        "Groups": [{"Fn::GetAtt": ["ClassicGroup", "GroupId"]}]}]}),
+])
+def test_security_groups_given_by_name(groups, public, expected):
+    properties = {"SecurityGroups": groups, **(
+        {"AssociatePublicIpAddress": True} if public else {})}
+    data = data_of(cfn.migrate(tiny(properties, {"ClassicGroup": {
+        "Type": "AWS::EC2::SecurityGroup",
+        "Properties": {"GroupDescription": "no vpc"}}})).template)
+    assert {k: v for k, v in data.items() if k in (
+        "SecurityGroups", "SecurityGroupIds", "NetworkInterfaces")} == expected
+
+
+@pytest.mark.parametrize("user_data, expected", [
+    ({"Fn::Base64": {"Fn::Sub": "#!/bin/bash\necho ECS_CLUSTER=${Cluster} >> x\n"}}, True),
+    ({"Fn::Base64": {"Fn::Join": ["", ["#!/bin/bash\n", "/etc/eks/bootstrap.sh ",
+                                       {"Ref": "ClusterName"}]]}}, True),
+    ("IyEvYmluL2Jhc2gKZWNobyBFQ1NfQ0xVU1RFUj1wcm9kID4+IC9ldGMvZWNzL2Vjcy5jb25maWcK", True),
+    ({"Fn::Base64": "#!/bin/bash\nyum -y update\n"}, False),
+])
+def test_containers_are_read_from_the_user_data_parts(user_data, expected):
+    template = tiny({"UserData": user_data})
+    assert cfn.runs_containers_in(template, "Group") is expected
+
+
+def test_containers_are_read_from_cfn_init_metadata():
+    template = tiny({})
+    template["Resources"]["LC"]["Metadata"] = {"AWS::CloudFormation::Init": {"config": {
+        "commands": {"01_add_instance_to_cluster": {
+            "command": {"Fn::Sub": "echo ECS_CLUSTER=${Cluster} >> /etc/ecs/ecs.config"}}}}}}
+    assert cfn.runs_containers_in(template, "Group")
 
 
 def test_classic_link_is_dropped_with_a_note_and_ids_do_not_clash():

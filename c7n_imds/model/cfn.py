@@ -31,6 +31,8 @@ template's values, ``UsePreviousValue`` re-resolves an SSM-typed parameter, and 
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import datetime
 import fnmatch
@@ -41,6 +43,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from c7n_imds.model.changes import LaunchChange
+from c7n_imds.model.safety import CONTAINER_USER_DATA_MARKERS
 from c7n_imds.names import PRESERVE, TOKENS_REQUIRED
 
 LAUNCH_CONFIGURATION = "AWS::AutoScaling::LaunchConfiguration"
@@ -176,15 +179,18 @@ def dump_template(template: dict, fmt: str = "json") -> str:
     raise ValueError("unknown template format %r (json or yaml)" % fmt)
 
 
-def rewrite(template: dict, groups=None, metadata_options: dict | None = None) -> Rewrite:
+def rewrite(template: dict, groups=None, metadata_options: dict | None = None,
+            parameters: dict | None = None) -> Rewrite:
     """Both rewrites: :func:`migrate` for the groups (logical ids; None: all) that name
-    no launch template, then :func:`require_imdsv2` for those on launch templates."""
+    no launch template, then :func:`require_imdsv2` for those on launch templates.
+    ``parameters``: the stack's parameter values (DescribeStacks), where known."""
     resources = _resources(template)
     asked = sorted(g for g, r in resources.items() if _is_group(r)) if groups is None \
         else sorted(groups)
     on_templates = [g for g in asked if _is_group(resources.get(g)) and _specifications(
         resources[g].get("Properties") or {})]
-    moved = migrate(template, [g for g in asked if g not in on_templates], metadata_options)
+    moved = migrate(template, [g for g in asked if g not in on_templates], metadata_options,
+                    parameters)
     done = require_imdsv2(moved.template, on_templates, metadata_options)
     return Rewrite(template=done.template, notes=moved.notes + done.notes,
                    fixed=tuple(sorted(moved.fixed + done.fixed)), moved=moved.moved,
@@ -201,7 +207,8 @@ def _is_group(resource) -> bool:
     return isinstance(resource, dict) and resource.get("Type") == AUTO_SCALING_GROUP
 
 
-def migrate(template: dict, groups=None, metadata_options: dict | None = None) -> Rewrite:
+def migrate(template: dict, groups=None, metadata_options: dict | None = None,
+            parameters: dict | None = None) -> Rewrite:
     """Move the template's Auto Scaling groups from launch configurations to new launch
     templates that require IMDSv2; the input is not changed.
 
@@ -209,64 +216,82 @@ def migrate(template: dict, groups=None, metadata_options: dict | None = None) -
     ``MetadataOptions`` fields; ``preserve`` keeps the configuration's) is laid over
     ``HttpTokens: required``. As AWS's "Migrate AWS CloudFormation stacks from launch
     configurations to launch templates" shows, each group's ``LaunchConfigurationName``
-    becomes a ``LaunchTemplate`` of the template's Ref and ``LatestVersionNumber``. A
-    configuration is removed only when nothing else in the template uses it.
+    becomes a ``LaunchTemplate`` of the template's Ref and ``LatestVersionNumber`` (an
+    ``Fn::If`` over configurations: the same ``Fn::If`` over their templates). A
+    configuration's ``Metadata`` (cfn-init) moves to its template, with the references
+    to it by logical id in user data and cfn-hup hooks rewritten; a configuration is
+    removed when nothing else in the template uses it.
     """
     new = copy.deepcopy(template)
     resources, wanted = new["Resources"], None if groups is None else set(groups)
     groups_here = {k for k, r in resources.items() if _is_group(r)}
     notes = [Note(missing, "absent", "not an Auto Scaling group of this template")
              for missing in sorted((wanted or set()) - groups_here)]
-    moving = {}  # group logical id -> launch configuration logical id
+    moving = {}  # group logical id -> its LaunchConfigurationName (a Ref, or Fn::If of them)
     for group_id, resource in resources.items():
         if not _is_group(resource) or (wanted is not None and group_id not in wanted):
             continue
         if reason := _unmovable(resource.get("Properties") or {}, resources):
             notes.append(Note(group_id, "left", "not changed: %s" % reason))
         else:
-            moving[group_id] = resource["Properties"]["LaunchConfigurationName"]["Ref"]
+            moving[group_id] = resource["Properties"]["LaunchConfigurationName"]
     created = {}  # launch configuration logical id -> launch template logical id
-    for lc_id in sorted(set(moving.values())):
+    keep = {}  # launch configuration logical id -> why its Metadata stays with it
+    for lc_id in sorted({lc for name in moving.values() for lc in _configurations(name)}):
         created[lc_id] = _free_id(resources, lc_id + TEMPLATE_SUFFIX)
         lc = resources[lc_id]
         data, lc_notes = launch_template_data(lc_id, lc.get("Properties") or {}, new,
-                                              metadata_options)
+                                              metadata_options, parameters)
         # A copy: the configuration may stay, and shared values would become YAML aliases.
         properties = {"LaunchTemplateData": copy.deepcopy(data)}
+        moved_metadata = None
+        if lc.get("Metadata"):
+            moved_metadata, problem = _move_metadata(new, lc_id, created[lc_id],
+                                                     properties["LaunchTemplateData"])
+            if problem:
+                keep[lc_id] = problem
+            else:
+                lc_notes.append(Note(lc_id, "mapping", "Metadata moved to %s; cfn-init and "
+                                     "cfn-hup references to %s rewritten to it" % (
+                                         created[lc_id], lc_id)))
         if (name := (lc.get("Properties") or {}).get("LaunchConfigurationName")) is not None:
             properties.update(_template_name(lc_id, name, lc_notes))
         # The template stands where the configuration stood: same existence condition and
         # the same prerequisites (an instance role, say).
         resource = {"Type": LAUNCH_TEMPLATE, "Properties": properties, **{
             a: copy.deepcopy(lc[a]) for a in ("Condition", "DependsOn") if a in lc}}
+        if moved_metadata is not None:
+            resource["Metadata"] = moved_metadata
         resources = _insert_after(resources, lc_id, created[lc_id], resource)
         notes += lc_notes + [Note(lc_id, "added", "launch template %s added from it"
                                   % created[lc_id])]
     new["Resources"] = resources
-    for group_id, lc_id in moving.items():
+    for group_id, name in moving.items():
         properties = resources[group_id]["Properties"]
         del properties["LaunchConfigurationName"]
-        properties["LaunchTemplate"] = {
+        # An Fn::If over configurations becomes the same Fn::If over their templates.
+        properties["LaunchTemplate"] = _over_configurations(name, lambda lc_id: {
             "LaunchTemplateId": {"Ref": created[lc_id]},
-            "Version": {"Fn::GetAtt": [created[lc_id], LATEST]}}
-        notes.append(Note(group_id, "moved", "now launches from %s" % created[lc_id]))
+            "Version": {"Fn::GetAtt": [created[lc_id], LATEST]}})
+        notes.append(Note(group_id, "moved", "now launches from %s" % " or ".join(
+            created[lc] for lc in _configurations(name))))
         notes.append(update_effect(resources[group_id], group_id))
     removed = []
     for lc_id, template_id in created.items():
         if users := sorted(_referrers(new, lc_id)):
             notes.append(Note(lc_id, "kept", "kept, still used by %s; it keeps failing "
                               "AutoScaling.3 until that changes" % ", ".join(users)))
-        elif (resources[lc_id].get("Metadata") or {}):
-            notes.append(Note(lc_id, "kept", "kept, it carries Metadata (cfn-init reads it "
-                              "by this logical id); it keeps failing AutoScaling.3 until "
-                              "removed by hand"))
+        elif lc_id in keep:
+            notes.append(Note(lc_id, "kept", "kept with its Metadata: %s; it keeps failing "
+                              "AutoScaling.3 until that is rewritten by hand" % keep[lc_id]))
         else:
             del resources[lc_id]
             _replace_depends_on(resources, lc_id, template_id)
             removed.append(lc_id)
             notes.append(Note(lc_id, "removed", "removed, no longer used"))
     return Rewrite(template=new, notes=tuple(notes), fixed=tuple(sorted(moving)),
-                   moved={g: created[lc] for g, lc in moving.items()},
+                   moved={g: " or ".join(created[lc] for lc in _configurations(name))
+                          for g, name in moving.items()},
                    removed=tuple(removed), left={
                        n.subject: str(n) for n in notes if n.kind in ("absent", "left")})
 
@@ -311,20 +336,46 @@ def _unmovable(properties: dict, resources: dict) -> str | None:
         return "it already uses a launch template"
     if (name := properties.get("LaunchConfigurationName")) is None:
         return "it names no launch configuration"
-    target = name.get("Ref") if isinstance(name, dict) and len(name) == 1 else None
-    if (resources.get(target) if isinstance(target, str) else None) is None or resources[
-            target].get("Type") != LAUNCH_CONFIGURATION:
+    try:
+        _configurations(name, resources)
+    except ValueError:
         return ("its LaunchConfigurationName %s is not a Ref to a launch configuration of "
-                "this template; fix it where that configuration is defined" % json.dumps(name))
+                "this template (nor an Fn::If over such Refs); fix it where that "
+                "configuration is defined" % json.dumps(name))
     return None
 
 
+def _configurations(name, resources=None) -> list[str]:
+    """The launch configurations of this template a group's LaunchConfigurationName
+    names: a Ref, or an Fn::If whose every branch is one (nested Fn::If too)."""
+    branches = name.get("Fn::If") if isinstance(name, dict) and len(name) == 1 else None
+    if isinstance(branches, list) and len(branches) == 3:
+        found = [lc for branch in branches[1:] for lc in _configurations(branch, resources)]
+        return list(dict.fromkeys(found))
+    target = name.get("Ref") if isinstance(name, dict) and len(name) == 1 else None
+    if not isinstance(target, str) or (resources is not None and (
+            resources.get(target) or {}).get("Type") != LAUNCH_CONFIGURATION):
+        raise ValueError(target)
+    return [target]
+
+
+def _over_configurations(name, build):
+    """``build(configuration)`` at each leaf of a LaunchConfigurationName."""
+    branches = name.get("Fn::If") if isinstance(name, dict) and len(name) == 1 else None
+    if isinstance(branches, list) and len(branches) == 3:
+        return {"Fn::If": [branches[0]] + [_over_configurations(b, build)
+                                           for b in branches[1:]]}
+    return build(name["Ref"])
+
+
 def launch_template_data(lc_id: str, properties: dict, template: dict,
-                         metadata_options: dict | None = None) -> tuple[dict, list[str]]:
+                         metadata_options: dict | None = None,
+                         parameters: dict | None = None) -> tuple[dict, list[str]]:
     """``LaunchTemplateData`` for an AWS::AutoScaling::LaunchConfiguration's properties,
     row by row from the "Launch configuration mapping reference" of AWS's "Migrate AWS
     CloudFormation stacks from launch configurations to launch templates"; with notes
-    (:class:`Note`)."""
+    (:class:`Note`). ``parameters``: the stack's parameter values, which decide what a
+    parameter holds (an instance profile's name or ARN); None when not known."""
     if unknown := sorted(set(properties) - KNOWN_PROPERTIES):
         _refuse(lc_id, "property %s has no known template mapping" % ", ".join(unknown))
     if "InstanceId" in properties:
@@ -333,7 +384,21 @@ def launch_template_data(lc_id: str, properties: dict, template: dict,
         _refuse(lc_id, "it is built from instance %s" % json.dumps(properties["InstanceId"]))
     data, notes = {name: properties[name] for name in SAME_NAME if name in properties}, []
     groups = properties.get("SecurityGroups")
-    _check_security_groups(lc_id, groups, template["Resources"])
+    names = _security_group_names(lc_id, groups, template["Resources"])
+    if names and "AssociatePublicIpAddress" not in properties and all(names):
+        # Every group given by name (a default VPC, as AWS's older samples are): carried
+        # as LaunchTemplateData.SecurityGroups, which takes names, as AWS's own
+        # migrations of those samples do.
+        data["SecurityGroups"] = groups
+        groups = None
+        notes.append(Note(lc_id, "mapping", "SecurityGroups given by name carried as "
+                          "SecurityGroups (names, default VPC)"))
+    elif any(names):
+        # Ids are needed (a network interface, or ids beside the names): a group of this
+        # stack has its id as GetAtt GroupId; a literal name has none c7n-imds can know.
+        groups = _as_ids(lc_id, groups, names)
+        notes.append(Note(lc_id, "mapping", "security groups of this stack given by name "
+                          "carried by id (Fn::GetAtt GroupId)"))
     if "AssociatePublicIpAddress" in properties:
         # A template sets the public address on the primary interface, and the groups must
         # then go there ("either SecurityGroupIds or NetworkInterfaces.Groups, but not
@@ -358,7 +423,7 @@ def launch_template_data(lc_id: str, properties: dict, template: dict,
     if "IamInstanceProfile" in properties:
         data["IamInstanceProfile"] = _lift(
             properties["IamInstanceProfile"],
-            lambda value: _instance_profile(lc_id, value, template, notes))
+            lambda value: _instance_profile(lc_id, value, template, notes, parameters))
     # An LC enables detailed monitoring unless told otherwise; a template disables it.
     data["Monitoring"] = _lift(properties.get("InstanceMonitoring", True),
                                lambda value: {"Enabled": value},
@@ -390,17 +455,37 @@ def _lift(value, build, absent=None):
     return build(value)
 
 
-def _check_security_groups(lc_id, groups, resources) -> None:
-    """Templates take group ids; an LC also took names. A name, or a Ref of a group with no
-    VpcId (which yields its name), would fail in SecurityGroupIds."""
+def _security_group_names(lc_id, groups, resources) -> list:
+    """Per entry of an LC's SecurityGroups, what makes it a name: "" for an id (or a
+    value c7n-imds takes as one: a parameter, an import), the entry for a literal name,
+    or the logical id of this stack's AWS::EC2::SecurityGroup without VpcId, whose Ref
+    yields its name. A template's SecurityGroupIds and network interfaces take ids."""
+    found = []
     for group in groups if isinstance(groups, list) else ():
-        target = group.get("Ref") if isinstance(group, dict) else None
+        target = group.get("Ref") if isinstance(group, dict) and len(group) == 1 else None
         resource = resources.get(target) if isinstance(target, str) else None
-        if (isinstance(group, str) and not group.startswith("sg-")) or (
-                resource and resource.get("Type") == "AWS::EC2::SecurityGroup"
-                and "VpcId" not in (resource.get("Properties") or {})):
-            _refuse(lc_id, "security group %s is (or yields) a name and templates take "
-                    "ids (use !GetAtt X.GroupId)" % json.dumps(group))
+        if isinstance(group, str) and not group.startswith("sg-"):
+            found.append(group)
+        elif resource and resource.get("Type") == "AWS::EC2::SecurityGroup" and "VpcId" \
+                not in (resource.get("Properties") or {}):
+            found.append(target)
+        else:
+            found.append("")
+    return found
+
+
+def _as_ids(lc_id, groups, names) -> list:
+    ids = []
+    for group, name in zip(groups, names):
+        if not name:
+            ids.append(group)
+        elif isinstance(group, dict):
+            ids.append({"Fn::GetAtt": [name, "GroupId"]})
+        else:
+            _refuse(lc_id, "security group %s is a name, and where the template needs ids "
+                    "(a public address, or ids beside it) only its id will do" %
+                    json.dumps(group))
+    return ids
 
 
 def _block_device(lc_id, mapping, notes) -> dict:
@@ -424,8 +509,9 @@ def _block_device(lc_id, mapping, notes) -> dict:
     return {k: v for k, v in mapping.items() if k != "NoDevice"}
 
 
-def _instance_profile(lc_id, value, template, notes) -> dict:
-    """An LC's IamInstanceProfile is a name or an ARN; a template says which."""
+def _instance_profile(lc_id, value, template, notes, parameters=None) -> dict:
+    """An LC's IamInstanceProfile is a name or an ARN; a template says which. A parameter
+    is judged by the stack's actual value, never by its default or description."""
     def refuse():
         _refuse(lc_id, "is IamInstanceProfile %s a name or an ARN?" % json.dumps(value))
     if isinstance(value, str):
@@ -442,13 +528,17 @@ def _instance_profile(lc_id, value, template, notes) -> dict:
         resource = template["Resources"].get(argument) or {}
         if resource.get("Type") == "AWS::IAM::InstanceProfile":
             return {"Name": value}  # Ref of an instance profile returns its name
-        parameter = (template.get("Parameters") or {}).get(argument)
-        if parameter is not None:
-            default = str(parameter.get("Default", ""))
-            kind = "Arn" if ":" in default else "Name"
-            notes.append(Note(lc_id, "mapping", "parameter %s taken to hold an instance "
-                              "profile %s (from its default); other values must be of that "
-                              "kind" % (argument, kind.lower())))
+        if argument in (template.get("Parameters") or {}):
+            actual = (parameters or {}).get(argument)
+            if actual is None or actual == NO_ECHO:
+                _refuse(lc_id, "is IamInstanceProfile %s a name or an ARN? the stack's "
+                        "value of parameter %s is %s" % (
+                            json.dumps(value), argument,
+                            "NoEcho (hidden)" if actual == NO_ECHO else "not known"))
+            kind = "Arn" if ":" in str(actual) else "Name"
+            notes.append(Note(lc_id, "mapping", "parameter %s holds an instance profile %s "
+                              "(the stack's value); a later value of the other kind fails "
+                              "to launch" % (argument, kind.lower())))
             return {kind: value}
     elif function == "Fn::Sub":
         text = argument[0] if isinstance(argument, list) and argument else argument
@@ -517,6 +607,97 @@ def _uses(value, logical_id) -> bool:
             text, str) and any(v.split(".")[0].strip() == logical_id
                                for v in SUB_VARIABLE.findall(text))) or any(
         _uses(v, logical_id) for v in value.values())
+
+
+def _cfn_init_patterns(logical_id: str) -> list:
+    """How cfn-init, cfn-hup and cfn-get-metadata name the resource whose Metadata they
+    read: ``--resource X`` / ``--resource=X`` / ``-r X``, and a hook's
+    ``path=Resources.X.Metadata...``."""
+    name = re.escape(logical_id)
+    return [re.compile(r"((?:^|(?<=\s))(?:--resource[= ]|-r )\s*)%s(?![A-Za-z0-9])" % name),
+            re.compile(r"(Resources\.)%s(?=\.Metadata)" % name)]
+
+
+def _rewrite_strings(value, change):
+    """``change(text)`` applied to every literal string of a value, intrinsic functions
+    walked (Fn::Join parts, Fn::Sub text) but not the names they take (Ref, GetAtt)."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, list):
+        return [_rewrite_strings(v, change) for v in value]
+    if isinstance(value, dict):
+        return {k: v if k in ("Ref", "Fn::GetAtt", "Condition") else _rewrite_strings(
+            v, change) for k, v in value.items()}
+    return value
+
+
+def _strings(value) -> list[str]:
+    """The literal strings of a value (as :func:`_rewrite_strings` walks it)."""
+    found = []
+    _rewrite_strings(value, lambda text: found.append(text) or text)
+    return found
+
+
+def _move_metadata(template: dict, lc_id: str, lt_id: str, data: dict):
+    """(the configuration's Metadata for the launch template, None) with every cfn-init /
+    cfn-hup reference to ``lc_id`` in it and in ``data``'s UserData (changed in place)
+    rewritten to ``lt_id``; (None, why) when that cannot be done safely: the id is still
+    named after the rewrite (a reference split over Fn::Join parts, say), or another
+    resource's cfn-init reads the configuration's Metadata."""
+    patterns = _cfn_init_patterns(lc_id)
+
+    def change(text):
+        for pattern in patterns:
+            text = pattern.sub(lambda m: m.group(1) + lt_id, text)
+        return text
+    metadata = _rewrite_strings(template["Resources"][lc_id]["Metadata"], change)
+    user_data = _rewrite_strings(data.get("UserData"), change)
+    word = re.compile(r"(?<![A-Za-z0-9])%s(?![A-Za-z0-9])" % re.escape(lc_id))
+    left = [t for t in _strings(metadata) + _strings(user_data) if word.search(t)]
+    if left:
+        return None, ("its logical id is still named in %s after rewriting the cfn-init "
+                      "and cfn-hup references, so what reads it cannot be told" % json.dumps(
+                          left[0][:120]))
+    readers = sorted(name for name, resource in _resources(template).items()
+                     if name != lc_id and isinstance(resource, dict) and any(
+                         p.search(t) for t in _strings(resource) for p in patterns))
+    if readers:
+        return None, "cfn-init of %s reads it by this logical id" % ", ".join(readers)
+    if "UserData" in data:
+        data["UserData"] = user_data
+    return metadata, None
+
+
+# What shows that instances run containers (c7n_imds.model.safety's markers), as text.
+CONTAINER_MARKERS = tuple(m.decode("ascii") for m in CONTAINER_USER_DATA_MARKERS)
+
+
+def runs_containers_in(template: dict, group_id: str) -> bool:
+    """Whether the group's launch configurations or templates in this template set up
+    ECS or EKS: a marker in the literal parts of their UserData (Fn::Base64 over Fn::Sub
+    or Fn::Join: the parts written out; a literal base64 string decoded) or of their
+    Metadata (cfn-init writing /etc/ecs/ecs.config)."""
+    resources = _resources(template)
+    properties = (resources.get(group_id) or {}).get("Properties") or {}
+    sources = []
+    if "LaunchConfigurationName" in properties:
+        try:
+            sources += _configurations(properties["LaunchConfigurationName"], resources)
+        except ValueError:
+            pass
+    sources += [t for _, spec in _specifications(properties) if isinstance(spec, dict)
+                for t in [_template_of(resources, spec)] if t]
+    for source in sources:
+        resource = resources[source]
+        texts = _strings(resource.get("Metadata")) + _strings(resource.get("Properties"))
+        for text in list(texts):
+            try:  # a literal UserData is base64
+                texts.append(base64.b64decode(text, validate=True).decode("utf-8", "replace"))
+            except (binascii.Error, ValueError):
+                pass
+        if any(marker in text for text in texts for marker in CONTAINER_MARKERS):
+            return True
+    return False
 
 
 def _replace_depends_on(resources: dict, old: str, new: str) -> None:
