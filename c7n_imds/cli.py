@@ -13,9 +13,11 @@ import ``c7n_imds`` first. This command does that, then hands over:
     c7n-imds summary OUTPUT_DIR...                        -> org-wide compliance report
     c7n-imds iam-policy POLICY.yml...                     -> least-privilege IAM policy
 """
+import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 
@@ -56,6 +58,11 @@ def dispatch(argv):
     if command == "plan":
         guard_command(option_value(argv[1:], "-f", "--cache"))
         return plan_main(argv[1:])
+    if command in ("doctor", "iam-policy"):
+        # their policy files first, with the line `validate` would give
+        problem = policy_file_problem(positional_files(argv[1:]), argv[1:])
+        if problem:
+            return say(command, problem)
     if command == "doctor":
         from c7n_imds.doctor import main as doctor_main
         return doctor_main(argv[1:])
@@ -81,17 +88,106 @@ def dispatch(argv):
     if command in (None, "-h", "--help"):
         # custodian's help follows; our own commands are listed first
         print(__doc__.split("\n\n", 1)[1], file=sys.stderr)
-    if command == "run":
-        problem = unreachable(argv[1:])
+    if command in ("validate", "run", "report"):
+        problem = before_custodian(command, argv[1:])
         if problem:
-            print("c7n-imds run: %s" % problem, file=sys.stderr)
-            return 2
+            return say(command, problem)
+    if command == "run":
         guard_command(option_value(argv[1:], "-f", "--cache"))
         patient_command_retries()
         for name in ("custodian.commands", "custodian.output"):
             logging.getLogger(name).addFilter(OneLineAwsErrors())
     from c7n.cli import main as custodian_main
     return custodian_main(argv)
+
+
+def say(command, problem):
+    """A user's mistake: one line on standard error (custodian's own report after it
+    with -v), exit 2."""
+    line, detail = problem if isinstance(problem, tuple) else (problem, "")
+    print("c7n-imds %s: %s" % (command, escape.controls(line)), file=sys.stderr)
+    if detail:
+        print(detail, file=sys.stderr)
+    return 2
+
+
+def custodian_options(command, args):
+    """custodian's parse of a run/validate/report command line, or None where argparse
+    itself will answer (its usage line, exit 2)."""
+    from c7n.cli import setup_parser
+    try:
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
+            return setup_parser().parse_args([command] + list(args))
+    except SystemExit:
+        return None
+
+
+def verbose(args):
+    return any(a in ("-v", "--verbose") or re.fullmatch(r"-v+", a) for a in args)
+
+
+def policy_file_problem(paths, args):
+    """The policy files checked as `c7n-imds validate` checks them: None, or (line,
+    custodian's report when -v asks for it)."""
+    from c7n_imds.mistakes import Mistake, check_policy_files
+    try:
+        check_policy_files(paths)
+    except Mistake as mistake:
+        return str(mistake), mistake.detail if verbose(args) else ""
+    return None
+
+
+def positional_files(args):
+    """The POLICY.yml arguments of doctor and iam-policy (their options take values)."""
+    files, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = "=" not in arg and arg not in ("--deploy", "--discover", "-h", "--help")
+        else:
+            files.append(arg)
+    return files
+
+
+def before_custodian(command, args, remediates=True):
+    """Every check of a command line before custodian (or anything AWS) runs: policy
+    files, regions, the output folder, the way to AWS, an endpoint without AWS's
+    behaviour. None when all is well, else what `say` prints."""
+    from c7n_imds.mistakes import Mistake, check_output_dir, check_regions
+    options = custodian_options(command, args)
+    if options is None or not getattr(options, "configs", None):
+        return None
+    problem = policy_file_problem(options.configs, args)
+    if problem or command == "validate":
+        return problem
+    output_dir = getattr(options, "output_dir", None)
+    try:
+        check_regions(getattr(options, "regions", None) or ())
+        if command == "run":
+            check_output_dir(output_dir)
+    except Mistake as mistake:
+        return str(mistake)
+    if command == "report":
+        local_report(output_dir)
+        return None
+    problem = unreachable(options)
+    if problem or not remediates:
+        return problem
+    return stock_moto(options.configs)
+
+
+def local_report(output_dir):
+    """`report` on a local output folder reads files only, but custodian asks STS for the
+    account id first - a minute of retries when the endpoint is down. The id names
+    nothing in a local report, so it is not asked for (unless the path uses it)."""
+    if not output_dir or "://" in output_dir or "{account_id}" in output_dir:
+        return
+    import c7n.resources.aws as aws_provider
+
+    def no_account_id(options):
+        options.account_id = getattr(options, "account_id", None)
+    aws_provider._default_account_id = no_account_id
 
 
 def guard_command(cache_file=None, cache_folder=None):
@@ -137,17 +233,28 @@ class OneLineAwsErrors(logging.Filter):
     (its output context, which also writes custodian-run.log, then the run command).
     When AWS itself failed after every retry, the traceback says nothing a user can act
     on: the run command's line becomes one that names the policy, the API, the error and
-    what was not scanned, and the context's line keeps only the error."""
+    what was not scanned, and the context's line keeps only the error. A remediation
+    whose groups failed (RemediationError) ends with one block naming each failed group
+    once: the context's line says only how many, the run command's line lists them."""
 
     def filter(self, record):
+        from c7n_imds.actions.base import RemediationError
         error = record.exc_info[1] if record.exc_info else None
         message = record.getMessage()
-        if not isinstance(error, AWS_ERRORS) or not message.startswith(
-                "Error while executing policy"):
+        if not isinstance(error, AWS_ERRORS + (RemediationError,)) or \
+                not message.startswith("Error while executing policy"):
             return True
-        name = message[len("Error while executing policy"):].strip()
-        if name:
-            record.msg = escape.controls(stopped_policy_line(name.split(",")[0], error))
+        name = message[len("Error while executing policy"):].strip().split(",")[0]
+        if isinstance(error, RemediationError):
+            # each line escaped on its own: a group name cannot start a forged line
+            record.msg = "\n".join(escape.controls(line) for line in str(error).splitlines())
+            if name:
+                record.msg = "policy %s: %s" % (escape.controls(name), record.msg)
+            else:
+                record.msg = "policy failed for %d group(s), named when the run ends" % (
+                    len(error.failures))
+        elif name:
+            record.msg = escape.controls(stopped_policy_line(name, error))
         else:
             record.msg = "Error while executing policy: %s" % escape.controls(
                 describe_error(error))
@@ -155,21 +262,68 @@ class OneLineAwsErrors(logging.Filter):
         return True
 
 
-def unreachable(run_args):
+def unreachable(options):
     """One line when the credentials cannot reach AWS at all, else None. Custodian would
     answer with a flood of tracebacks (no credentials) or minutes of retries (no route),
     once per policy and region."""
-    from c7n.cli import setup_parser
-
     from c7n_imds.reach import Unreachable, caller_identity
-    options = setup_parser().parse_args(["run"] + list(run_args))
-    if not all(os.path.isfile(path) for path in options.configs):
-        return None  # custodian names the missing file better than any reach check
     try:
         caller_identity(options.profile, (options.regions or [None])[0])
     except Unreachable as problem:
         return str(problem)
     return None
+
+
+def stock_moto(configs):
+    """One line when the endpoint URL is a moto server without the AWS behaviour
+    c7n-imds relies on (c7n_imds/testing.py restores it, and answers SEMANTICS_PATH) and
+    the policies remediate: a stock moto stores launch data AWS would refuse and lacks
+    DeleteLaunchTemplateVersions, so every change would fail its read-back and its
+    withdrawal would fail too. Real AWS is never asked (no endpoint URL set)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_EC2") or os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint or not remediating_actions(configs):
+        return None
+    import urllib.error
+    import urllib.request
+
+    from c7n_imds.testing import SEMANTICS_PATH
+
+    def answers(path):
+        try:
+            with urllib.request.urlopen(endpoint.rstrip("/") + path, timeout=3) as reply:
+                return reply.status == 200, reply.read(4096)
+        except (urllib.error.URLError, OSError, ValueError):
+            return False, b""
+    if answers(SEMANTICS_PATH)[0]:
+        return None
+    ok, body = answers("/moto-api/")
+    if not ok or b"moto" not in body.lower():
+        return None  # not moto: a proxy or a VPC endpoint, judged by AWS's answers
+    return ("%s is a stock moto server, where remediation is refused: moto stores "
+            "launch template data AWS would refuse and lacks DeleteLaunchTemplateVersions, "
+            "so no change can be proven or withdrawn (actions: %s); run the pack against "
+            "`c7n-imds demo --serve`, which restores AWS's behaviour" % (
+                endpoint, ", ".join(remediating_actions(configs))))
+
+
+def remediating_actions(configs):
+    """The c7n-imds actions (all of them change something) the files' policies use."""
+    from c7n.provider import get_resource_class
+    from c7n.utils import load_file
+    found = []
+    for path in configs:
+        for policy in (load_file(path) or {}).get("policies") or ():
+            try:
+                registry = get_resource_class(policy["resource"]).action_registry
+            except (KeyError, ValueError):
+                continue
+            for action in policy.get("actions") or ():
+                name = action if isinstance(action, str) else action.get("type")
+                cls = registry.get(name)
+                if cls is not None and cls.__module__.startswith("c7n_imds.") and \
+                        name not in found:
+                    found.append(name)
+    return found
 
 
 def versions():
@@ -202,11 +356,10 @@ def _plan(args):
     from c7n.cli import _setup_logger, setup_parser
     from c7n.config import Config
 
-    options = setup_parser().parse_args(["run", "--dryrun"] + args)
-    problem = unreachable(args)
+    problem = before_custodian("run", args)
     if problem:
-        print("c7n-imds plan: %s" % problem, file=sys.stderr)
-        return 2
+        return say("plan", problem)
+    options = setup_parser().parse_args(["run", "--dryrun"] + args)
     _setup_logger(options)
     _plan_command()(Config.empty(**vars(options)))
     return 0

@@ -5,6 +5,8 @@ lines of tracebacks, and an unreachable endpoint with a minute of retries per cl
 One STS GetCallerIdentity call (it needs no IAM permission) with a short timeout tells
 all three cases apart: no credentials, credentials AWS rejects, no route to the endpoint.
 """
+import os
+
 import boto3
 from botocore.config import Config
 from botocore.exceptions import (
@@ -45,8 +47,7 @@ def caller_identity(profile=None, region=None, session=None, endpoint=None):
                              endpoint_url=endpoint, config=PROBE_CONFIG)
         return sts.get_caller_identity()
     except ProfileNotFound as error:
-        raise Unreachable("%s: name a profile of ~/.aws/config (aws configure "
-                          "list-profiles)" % error) from None
+        raise Unreachable(profile_line(profile, error)) from None
     except PartialCredentialsError as error:
         raise Unreachable("incomplete AWS credentials (%s): set both the key id and "
                           "the secret" % error) from None
@@ -76,6 +77,17 @@ def caller_identity(profile=None, region=None, session=None, endpoint=None):
             code, error)) from None
     except BotoCoreError as error:
         raise Unreachable("cannot use the AWS configuration: %s" % error) from None
+
+
+def profile_line(profile, error):
+    """An unknown profile, named with where it was given (--profile or the environment)."""
+    named = getattr(error, "kwargs", {}).get("profile") or profile
+    given = ("--profile %s" % profile if profile else
+             "AWS_PROFILE=%s" % os.environ["AWS_PROFILE"] if os.environ.get("AWS_PROFILE")
+             else "AWS_DEFAULT_PROFILE=%s" % os.environ.get("AWS_DEFAULT_PROFILE", named))
+    return ("%s: the config profile %r could not be found; name a profile of "
+            "~/.aws/config or ~/.aws/credentials (aws configure list-profiles)" % (
+                given, named))
 
 
 def _probe_region(region, session):

@@ -307,6 +307,7 @@ def moto_server():
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    server._server.app = semantics_marker(server._server.app)
     host, port = server.get_host_and_port()
     endpoint = "http://%s:%d" % (host, port)
     # moto's backends are process-wide: start every server from an empty estate.
@@ -316,6 +317,22 @@ def moto_server():
         yield endpoint
     finally:
         server.stop()
+
+
+# `c7n-imds run` and `plan` ask an endpoint URL for this path: a moto server that answers
+# it has AWS's behaviour restored (above); a stock moto server does not, and remediation
+# against it is refused with one line (c7n_imds/cli.py).
+SEMANTICS_PATH = "/c7n-imds/aws-semantics"
+
+
+def semantics_marker(app):
+    """The moto server's WSGI app, answering SEMANTICS_PATH itself."""
+    def marked(environ, start_response):
+        if environ.get("PATH_INFO") == SEMANTICS_PATH:
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b'{"restored": true}']
+        return app(environ, start_response)
+    return marked
 
 
 def aws_env(endpoint, region=REGION):
