@@ -175,6 +175,8 @@ SCOPES = {
     "C7nImdsChangeSets": ((STACK,), {"StringLike": {
         "cloudformation:ChangeSetName": CHANGE_SET_PREFIX + "*"}}),
     "C7nImdsBeanstalkStacks": ((BEANSTALK_STACK,), None),
+    # create-stack-change-set's template-bucket: only its own keys (owners/stacks.py)
+    "C7nImdsChangeSetTemplates": (("s3:::*/c7n-imds/change-sets/*",), None),
     "C7nImdsBeanstalkStackTemplates": ((TEMPLATE,), {
         "ForAnyValue:StringEquals": {"aws:CalledVia": CLOUDFORMATION}}),
     "C7nImdsBeanstalkStackTemplateTags": ((TEMPLATE,), {
@@ -219,6 +221,9 @@ SCOPE_OF = {
     "cloudformation:DeleteChangeSet": "C7nImdsChangeSets",
     "cloudformation:DescribeChangeSet": "C7nImdsChangeSets",
     "cloudformation:UpdateStack": "C7nImdsBeanstalkStacks",
+    "s3:PutObject": "C7nImdsChangeSetTemplates",
+    "s3:GetObject": "C7nImdsChangeSetTemplates",
+    "s3:DeleteObject": "C7nImdsChangeSetTemplates",
     "elasticbeanstalk:UpdateEnvironment": "C7nImdsBeanstalkEnvironments",
     "elasticbeanstalk:DescribeConfigurationSettings": "C7nImdsBeanstalkEnvironments",
     "elasticbeanstalk:DescribeEnvironmentResources": "C7nImdsBeanstalkEnvironments",

@@ -36,11 +36,14 @@ from c7n_imds.names import (
     PRESERVE,
 )
 from c7n_imds.owners.stacks import (
+    TEMPLATE_KEY,
     StackRefused,
     arn_name,
     delete_change_set,
+    delete_template,
     describe_change_set,
     own_change_sets,
+    put_template,
     stack_policy,
     template_body,
     template_of,
@@ -76,6 +79,13 @@ class Proposal:
     changes: dict = field(default_factory=dict)  # group name -> accepted LaunchChanges
     notes: list = field(default_factory=list)
     left: dict = field(default_factory=dict)  # group -> why this template leaves it
+    via_bucket: bool = False  # the body is too big for TemplateBody: through S3
+    url: str = None  # its TemplateURL, once uploaded
+
+    @property
+    def key(self):
+        """The template bucket's key for this change set's template."""
+        return TEMPLATE_KEY % (self.stack_name, self.name)
 
     @property
     def stack_name(self):
@@ -116,7 +126,8 @@ class Proposal:
         token = self.name if replacing is None else "%s-%s" % (self.name, hashlib.sha256(
             replacing.encode("utf-8")).hexdigest()[:DIGEST_LENGTH])
         return {"StackName": self.stack_name, "ChangeSetName": self.name,
-                "ChangeSetType": "UPDATE", "TemplateBody": self.body,
+                "ChangeSetType": "UPDATE",
+                **({"TemplateURL": self.url} if self.url else {"TemplateBody": self.body}),
                 "Parameters": [{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
                                for p in self.stack.get("Parameters") or ()],
                 "Capabilities": list(self.stack.get("Capabilities") or ()),
@@ -142,8 +153,10 @@ class CreateStackChangeSet(Remediation):
     its changes and SSM parameters checked - and refused, with the reason, when it would
     change anything beyond metadata options that ``allow-launch-changes`` does not name
     (group sizes, an image, replacing a group), when the stack policy forbids the update,
-    or when a transform makes the template uncarriable. Options and every rule:
-    docs/mapping.md ("In a stack's template").
+    or when a transform makes the template uncarriable. A template too big for
+    CreateChangeSet's TemplateBody, even as compact JSON, goes through the S3 bucket
+    ``template-bucket`` names (removed once the change set is made). Options and every
+    rule: docs/mapping.md ("In a stack's template").
 
     :example:
 
@@ -164,18 +177,27 @@ class CreateStackChangeSet(Remediation):
               - type: create-stack-change-set
                 hop-limit: auto
                 allow-launch-changes: [group-size]
+                template-bucket: my-cfn-templates-us-east-1
     """
 
     schema = type_schema(CHANGE_SET_ACTION, **{
         "hop-limit": HOP_LIMIT_SCHEMA, "http-endpoint": HTTP_ENDPOINT_SCHEMA,
         "rate-budget": RATE_BUDGET_SCHEMA,
-        "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA})
+        "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
+        "template-bucket": {"type": "string", "minLength": 3, "maxLength": 63}})
     permissions = (
         "autoscaling:DescribeAutoScalingGroups", "cloudformation:DescribeStacks",
         "cloudformation:GetTemplate", "cloudformation:GetStackPolicy",
         "cloudformation:ListChangeSets", "cloudformation:CreateChangeSet",
         "cloudformation:DescribeChangeSet", "cloudformation:DeleteChangeSet")
     verify_permissions = ()  # the change set is read back; nothing launches from it
+    # With template-bucket: the object is put, read by CloudFormation with the caller's
+    # credentials, and deleted.
+    bucket_permissions = ("s3:PutObject", "s3:GetObject", "s3:DeleteObject")
+
+    def get_permissions(self):
+        return sorted(set(super().get_permissions()) | set(
+            self.bucket_permissions if self.data.get("template-bucket") else ()))
 
     def cloudformation(self):
         return imds_session(self.manager).client("cloudformation")
@@ -216,17 +238,24 @@ class CreateStackChangeSet(Remediation):
         if problem := cfn.refusal_of_template(template):
             raise StackRefused("stack %s: not touched: %s" % (stack_name, problem))
         try:
-            done = cfn.rewrite(template, logical,
-                               metadata_options=self.metadata_options(groups))
+            done = cfn.rewrite(template, logical, metadata_options=self.metadata_options(
+                groups, template), parameters=parameter_values(stack))
         except ValueError as e:
             raise StackRefused("stack %s: %s" % (stack_name, e))
         proposal = Proposal(
             stack=stack, groups=[logical[g] for g in done.fixed], template=done.template,
-            body=template_body(done.template, fmt, stack_name), rewrite=done,
-            original=template, logical=logical, notes=done.lines(),
+            body="", rewrite=done, original=template, logical=logical, notes=done.lines(),
             sources=cfn.deployed_from(stack, template),
             left={logical[g]["AutoScalingGroupName"]: why for g, why in done.left.items()})
         if proposal.groups:
+            # only a stack that changes has a template whose size matters
+            proposal.body, proposal.via_bucket = template_body(
+                done.template, fmt, stack_name, self.data.get("template-bucket"))
+            if proposal.via_bucket:
+                proposal.notes.append("%s: the new template is %d bytes, too big for "
+                                      "TemplateBody: sent through s3://%s/%s" % (
+                                          stack_name, len(proposal.body.encode("utf-8")),
+                                          self.data["template-bucket"], proposal.key))
             self.gate_sizes(proposal)
             self.gate_stack_policy(cloudformation, proposal)
             proposal.notes += ["%s: %s" % (stack_name, s.line()) for s in proposal.sources]
@@ -298,16 +327,19 @@ class CreateStackChangeSet(Remediation):
                 "--stack-policy-during-update-body" % (proposal.stack_name,
                                                         "; ".join(problems)))
 
-    def metadata_options(self, groups):
+    def metadata_options(self, groups, template=None):
         """The template's MetadataOptions beyond HttpTokens: required, from the options."""
         options = {"HttpEndpoint": self.data.get("http-endpoint", PRESERVE)}
         hop_limit = self.data.get("hop-limit", PRESERVE)
         if hop_limit == "auto":
-            # at least 2 where containers run: a higher literal stays, and so does a
+            # at least 2 where containers run (the group's tags, or its user data and
+            # cfn-init Metadata in the template): a higher literal stays, and so does a
             # value the template computes (a parameter, a condition), which is its
             # owner's to choose
-            hop_limit = at_least_two if any(runs_containers(asg) for asg in groups) \
-                else PRESERVE
+            hop_limit = at_least_two if any(runs_containers(asg) or (
+                template is not None and cfn.runs_containers_in(
+                    template, tags_of(asg).get(CLOUDFORMATION_LOGICAL_ID_TAG)))
+                for asg in groups) else PRESERVE
         options["HttpPutResponseHopLimit"] = hop_limit
         return options
 
@@ -410,19 +442,34 @@ class CreateStackChangeSet(Remediation):
                      found.get("Status") if found.get("Status") == "FAILED"
                      else found.get("ExecutionStatus"))
             replacing, found = found.get("ChangeSetId") or proposal.name, None
+        s3 = None
         if found is None:
-            retry(cloudformation.create_change_set, **proposal.request(replacing))
+            if proposal.via_bucket:
+                s3 = imds_session(self.manager).client("s3")
+                proposal.url = put_template(s3, self.data["template-bucket"], proposal.key,
+                                            proposal.body)
+            try:
+                retry(cloudformation.create_change_set, **proposal.request(replacing))
+            except Exception:
+                self.remove_template(s3, proposal)
+                raise
             log.info("stack %s: change set %s created", proposal.stack_name, proposal.name)
         try:
             change_set = self.settled(cloudformation, proposal)
+            # CloudFormation keeps its own copy of a change set's template (GetTemplate
+            # with ChangeSetName): the uploaded object is not needed once it is made
+            self.remove_template(s3, proposal)
+            s3 = None
             problem = self.stored_problem_of(cloudformation, proposal, change_set)
             if problem:
                 raise StackRefused(problem)
             replacement = self.gate_change_set(proposal, change_set)
         except StackRefused:
+            self.remove_template(s3, proposal)
             delete_change_set(cloudformation, stack_id, proposal.name)
             raise
         except Exception:
+            self.remove_template(s3, proposal)
             # not proven: no owner may execute it
             try:
                 delete_change_set(cloudformation, stack_id, proposal.name)
@@ -439,6 +486,19 @@ class CreateStackChangeSet(Remediation):
                 log.info("stack %s: change set %s of an older template deleted",
                          proposal.stack_name, stale["ChangeSetName"])
         return change_set, replacement
+
+    def remove_template(self, s3, proposal):
+        """Delete the template uploaded for a change set; a failure is logged with the
+        command that deletes it, never raised over the change set's own outcome."""
+        if s3 is None:
+            return
+        try:
+            delete_template(s3, self.data["template-bucket"], proposal.key)
+        except AWS_ERRORS as e:
+            log.warning("stack %s: s3://%s/%s could not be deleted (%s); delete it: aws s3 "
+                        "rm s3://%s/%s", proposal.stack_name, self.data["template-bucket"],
+                        proposal.key, describe_error(e), self.data["template-bucket"],
+                        proposal.key)
 
     def gate_change_set(self, proposal, change_set):
         """What only the made change set tells: SSM parameters that resolve anew, and
@@ -504,6 +564,13 @@ class CreateStackChangeSet(Remediation):
             return "%s: it does not modify %s" % (what, ", ".join(sorted(
                 logical for _, logical in expected - changes)))
         return None
+
+
+def parameter_values(stack):
+    """{key: value} of a DescribeStacks record's Parameters: the ResolvedValue of an
+    SSM-typed parameter, else its ParameterValue (NoEcho ones read "****")."""
+    return {p["ParameterKey"]: p.get("ResolvedValue", p.get("ParameterValue"))
+            for p in stack.get("Parameters") or ()}
 
 
 def of_group(group_id, changes):

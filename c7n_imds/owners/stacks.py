@@ -7,8 +7,12 @@ from c7n_imds.aws import retry
 from c7n_imds.model import cfn
 from c7n_imds.names import CHANGE_SET_PREFIX
 
-# CreateChangeSet's TemplateBody: "a maximum length of 51,200 bytes" (botocore's docs).
+# CreateChangeSet's TemplateBody: "a maximum length of 51,200 bytes" (botocore's docs);
+# its TemplateURL: "max size: 1 MB", from an S3 bucket.
 TEMPLATE_BODY_MAX = 51200
+TEMPLATE_URL_MAX = 1024 * 1024
+# Where a template too big for TemplateBody is put in the policy's template-bucket.
+TEMPLATE_KEY = "c7n-imds/change-sets/%s/%s.json"
 
 
 class StackRefused(Exception):
@@ -26,19 +30,52 @@ def template_of(body, stack_name):
                            % (stack_name, e))
 
 
-def template_body(template, fmt, stack_name):
-    """The new template as TemplateBody text, in the stack's own format; JSON that would
-    exceed CreateChangeSet's limit is written compactly."""
+def template_body(template, fmt, stack_name, bucket=None):
+    """(text, through S3) of the new template: in the stack's own format when that fits
+    CreateChangeSet's TemplateBody, else compact JSON (CloudFormation takes either
+    format for any stack); over the limit, that JSON goes through ``bucket`` (the
+    policy's template-bucket) as a TemplateURL."""
     body = cfn.dump_template(template, fmt)
-    if len(body.encode("utf-8")) > TEMPLATE_BODY_MAX and fmt == "json":
-        body = json.dumps(template, separators=(",", ":"))
-    size = len(body.encode("utf-8"))
-    if size > TEMPLATE_BODY_MAX:
+    if _size(body) <= TEMPLATE_BODY_MAX:
+        return body, False
+    body = json.dumps(template, separators=(",", ":"))
+    size = _size(body)
+    if size <= TEMPLATE_BODY_MAX:
+        return body, False
+    if size > TEMPLATE_URL_MAX:
         raise StackRefused(
             "stack %s: the new template is %d bytes, more than the %d CreateChangeSet takes "
-            "as TemplateBody; c7n-imds does not upload templates - migrate it by hand "
-            "(docs/mapping.md)" % (stack_name, size, TEMPLATE_BODY_MAX))
-    return body
+            "even from S3; migrate it by hand (docs/mapping.md)" % (
+                stack_name, size, TEMPLATE_URL_MAX))
+    if not bucket:
+        raise StackRefused(
+            "stack %s: the new template is %d bytes even as compact JSON, more than the %d "
+            "CreateChangeSet takes as TemplateBody; name an S3 bucket for it in the action's "
+            "template-bucket option (docs/mapping.md), then run again" % (
+                stack_name, size, TEMPLATE_BODY_MAX))
+    return body, True
+
+
+def _size(text):
+    return len(text.encode("utf-8"))
+
+
+def template_url(s3, bucket, key):
+    """The https URL CreateChangeSet's TemplateURL takes for an object of ``bucket``
+    (virtual-hosted style, in the client's region and partition)."""
+    region = s3.meta.region_name or "us-east-1"
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return "https://%s.s3.%s.%s/%s" % (bucket, region, domain, key)
+
+
+def put_template(s3, bucket, key, body):
+    retry(s3.put_object, Bucket=bucket, Key=key, Body=body.encode("utf-8"),
+          ContentType="application/json")
+    return template_url(s3, bucket, key)
+
+
+def delete_template(s3, bucket, key):
+    retry(s3.delete_object, Bucket=bucket, Key=key)
 
 
 def stack_policy(cloudformation, stack_id):
