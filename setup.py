@@ -46,6 +46,15 @@ setup(
         "boto3>=1.43,<1.44",
         "botocore>=1.43,<1.44",
         "tabulate>=0.9",
+        # create-stack-change-set parses stack templates (YAML short forms) with cfn-lint
+        # (c7n_imds/model/cfn.py); moto brings it to the test and demo extras only
+        "cfn-lint==1.58.0",
+        # imported directly; custodian and c7n-org bring them today, but we should not
+        # depend on what they happen to pull in
+        "PyYAML>=6.0,<7",
+        "jsonschema>=4.0,<5",
+        "python-dateutil>=2.8,<3",
+        "click>=8.0,<9",
     ],
     extras_require={
         "test": [

@@ -1,5 +1,7 @@
-"""The built wheel, as a user gets it: installed (non-editable, with the demo extra) into
-a fresh virtualenv and run from an empty directory, where no checkout is in sight.
+"""The built wheel, as a user gets it: installed (non-editable) into a fresh virtualenv
+and run from an empty directory, where no checkout is in sight - first alone, without
+extras (every runtime import must come from install_requires: the CloudFormation
+path's template parser included), then with the demo extra added.
 
 Building copies the sources the wheel is made from into a scratch folder first, so the
 build sees only what the package declares (no .venv, no test files) and leaves nothing
@@ -26,8 +28,10 @@ PACK_FILES = sorted(p.relative_to(REPO / "policies").as_posix()
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """(wheel, bin folder of the fresh virtualenv, its site-packages)."""
+def bare(tmp_path_factory):
+    """(wheel, bin folder, site-packages) of a fresh virtualenv holding the wheel alone,
+    no extras; `installed` adds the demo extra to the same virtualenv, so the tests of
+    the bare install come first in this file."""
     root = tmp_path_factory.mktemp("wheel")
     source = root / "source"
     source.mkdir()
@@ -42,9 +46,48 @@ def installed(tmp_path_factory):
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip(str(venv / "bin" / "python"), "install", "-c", str(REPO / "constraints.txt"),
-        "%s[demo]" % wheel)
+        str(wheel))
     (site,) = (venv / "lib").glob("python3*/site-packages")
     return wheel, venv / "bin", site
+
+
+@pytest.fixture(scope="module")
+def installed(bare):
+    """The same virtualenv with the demo extra (moto) added."""
+    wheel, bin_dir, site = bare
+    pip(str(bin_dir / "python"), "install", "-c", str(REPO / "constraints.txt"),
+        "%s[demo]" % wheel)
+    return bare
+
+
+def test_bare_wheel_proposes_a_change_set_for_a_stack_owned_group(bare, moto, tmp_path):
+    """The wheel alone (no moto, so no cfn-lint brought by it) runs
+    policies/remediate-owners.yml from its installed pack: the CloudFormation-owned
+    group's stack gets a change set."""
+    from c7n_imds.demo import STACK, seed_stack
+    _, bin_dir, _ = bare
+    python = str(bin_dir / "python")
+    assert subprocess.run([python, "-c", "import moto"], capture_output=True).returncode, \
+        "moto is in the bare virtualenv: run this test before the demo extra is added"
+    endpoint, session = moto
+    ec2 = session.client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
+        "Subnets"][0]["SubnetId"]
+    seed_stack(session, subnet)
+    session.client("sqs").create_queue(QueueName="c7n-mailer")
+    env = aws_env(endpoint)
+    env["HOME"] = str(tmp_path)
+    pack = command(bare, ["pack", "path"], tmp_path, env).stdout.strip()
+    result = command(bare, ["run", "-s", str(tmp_path / "out"), "--cache-period", "0", "-p",
+                            "autoscaling-3-stack-change-set",
+                            str(Path(pack) / "remediate-owners.yml")], tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    summaries = session.client("cloudformation").list_change_sets(StackName=STACK)[
+        "Summaries"]
+    assert [s["ChangeSetName"] for s in summaries if s["ChangeSetName"].startswith(
+        "c7n-imds-imdsv2-")], (summaries, result.stderr)
 
 
 def pip(python, *args):
