@@ -6,6 +6,7 @@ a change set on moto's CloudFormation."""
 import copy
 import json
 import re
+from pathlib import Path
 
 import pytest
 from cfnlint.api import lint
@@ -422,3 +423,169 @@ def test_every_produced_template_makes_a_change_set(moto, text, expected, fmt):
     # not executed: the stack keeps its template
     body = cloudformation.get_template(StackName="lt-stack")["TemplateBody"]
     assert parsed(json.dumps(body) if isinstance(body, dict) else body) == template
+
+
+# -- templates as people write them (tests/data/cfn/real/, written for c7n-imds in the
+# shapes of AWS's samples, Quick Starts, the ECS reference architectures and widdix) ---
+
+REAL = Path(__file__).parent / "data" / "cfn" / "real"
+REAL_TEMPLATES = sorted(p.name for p in REAL.iterdir())
+PROFILE_ARN = "arn:aws:iam::123456789012:instance-profile/eks-nodes"
+# what each fixture must become: groups moved, configurations removed, hop limit
+EXPECTED_REAL = {
+    "bastion.yaml": ({"BastionAutoScalingGroup"},
+                     {"BastionLaunchConfiguration", "BastionSpotLaunchConfiguration"}, False),
+    "ecs-cluster.yaml": ({"ECSAutoScalingGroup"}, {"ECSLaunchConfiguration"}, True),
+    "eks-nodegroup.yaml": ({"NodeGroup"}, {"NodeLaunchConfig"}, True),
+    "multi-az-notifications.json": ({"WebServerGroup"}, {"LaunchConfig"}, False),
+    "widdix-ec2-asg.yaml": ({"AutoScalingGroup"}, {"LaunchConfiguration"}, False),
+}
+
+
+def real_estate(session, name):
+    """Parameters for what a fixture needs from outside its stack."""
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="nodes", Description="nodes",
+                                      VpcId=vpc)["GroupId"]
+    return {"eks-nodegroup.yaml": {"NodeInstanceProfile": PROFILE_ARN,
+                                   "EKSClusterName": "prod", "Subnets": subnet,
+                                   "NodeSecurityGroupId": group},
+            "ecs-cluster.yaml": {"VPC": vpc, "Subnets": subnet, "SecurityGroup": group},
+            "widdix-ec2-asg.yaml": {"VpcId": vpc, "SubnetIds": subnet}}.get(name, {})
+
+
+def big(template):
+    """The template with enough alarms that even compact JSON exceeds TemplateBody's
+    51,200 bytes (as large fleets with per-metric alarms do)."""
+    template = copy.deepcopy(template)
+    group = next(g for g, r in template["Resources"].items()
+                 if r["Type"] == cfn.AUTO_SCALING_GROUP)
+    for n in range(140):
+        template["Resources"]["DiskAlarm%03d" % n] = {
+            "Type": "AWS::CloudWatch::Alarm", "Properties": {
+                "AlarmDescription": "Disk %d of the fleet is filling up; page the on-call "
+                                    "operator and expand the volume" % n,
+                "Namespace": "CWAgent", "MetricName": "disk_used_percent",
+                "Statistic": "Average", "Period": 300, "EvaluationPeriods": 2,
+                "Threshold": 90, "ComparisonOperator": "GreaterThanThreshold",
+                "Dimensions": [{"Name": "AutoScalingGroupName",
+                                "Value": {"Ref": group}}]}}
+    return template
+
+
+def propose_on_moto(session, name, original, stack, bucket=None):
+    """Create the stack from ``original`` on moto, rewrite it as the action does (the
+    stack's parameter values, hop-limit auto from user data), lint the result and make
+    a change set of it; returns (rewrite, change set, text sent)."""
+    from c7n_imds.owners.cloudformation import at_least_two, parameter_values
+    from c7n_imds.owners.stacks import TEMPLATE_KEY, put_template, template_body
+    cloudformation = session.client("cloudformation")
+    text = original if isinstance(original, str) else json.dumps(original)
+    values = real_estate(session, name)
+    cloudformation.create_stack(
+        StackName=stack, TemplateBody=text, Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()])
+    described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    assert described["StackStatus"] == "CREATE_COMPLETE"
+    template, fmt = cfn.parse_template(text)
+    groups = [g for g, r in template["Resources"].items()
+              if r["Type"] == cfn.AUTO_SCALING_GROUP]
+    containers = any(cfn.runs_containers_in(template, g) for g in groups)
+    done = cfn.rewrite(template, groups, parameters=parameter_values(described),
+                       metadata_options={"HttpPutResponseHopLimit": at_least_two
+                                         if containers else cfn.PRESERVE})
+    body, via_bucket = template_body(done.template, fmt, stack, bucket)
+    assert e_level(body) == []
+    source = {"TemplateBody": body}
+    if via_bucket:
+        s3 = session.client("s3")
+        s3.create_bucket(Bucket=bucket)
+        source = {"TemplateURL": put_template(s3, bucket, TEMPLATE_KEY % (stack, "c"), body)}
+    cloudformation.create_change_set(
+        StackName=stack, ChangeSetName="c7n-imds-imdsv2-1", ChangeSetType="UPDATE",
+        Parameters=[{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
+                    for p in described.get("Parameters") or ()],
+        Capabilities=["CAPABILITY_NAMED_IAM"], **source)
+    change_set = cloudformation.describe_change_set(StackName=stack,
+                                                    ChangeSetName="c7n-imds-imdsv2-1")
+    return done, change_set, body, via_bucket
+
+
+@pytest.mark.parametrize("name", REAL_TEMPLATES)
+def test_real_shaped_templates_pass_cfn_lint_as_written(name):
+    assert e_level((REAL / name).read_text()) == []
+
+
+def test_real_shaped_templates_get_change_sets_that_remove_their_configurations(moto):
+    """The measured share: of the real-shaped fixtures (every group movable), how many
+    get a change set on moto whose template passes cfn-lint and that removes every
+    launch configuration - with the Metadata moved, the groups on their templates, the
+    instance profile of the EKS nodes an ARN as the stack's parameter value says, and
+    hop limit 2 where user data or cfn-init sets up ECS or EKS."""
+    _, session = moto
+    made = []
+    for n, name in enumerate(REAL_TEMPLATES):
+        done, change_set, body, _ = propose_on_moto(
+            session, name, (REAL / name).read_text(), "real-%d" % n)
+        groups, configurations, containers = EXPECTED_REAL[name]
+        changes = {(c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"])
+                   for c in change_set["Changes"]}
+        assert change_set["Status"] == "CREATE_COMPLETE", (name, change_set)
+        assert set(done.fixed) == groups and set(done.removed) == configurations
+        assert {("Remove", lc) for lc in configurations} <= changes, (name, changes)
+        assert {("Modify", g) for g in groups} <= changes
+        new = json.loads(body) if body.lstrip().startswith("{") else cfn.parse_template(
+            body)[0]
+        assert not [r for r in new["Resources"].values()
+                    if r["Type"] == cfn.LAUNCH_CONFIGURATION]
+        hop_limits = {json.dumps(r["Properties"]["LaunchTemplateData"]["MetadataOptions"])
+                      for r in new["Resources"].values() if r["Type"] == cfn.LAUNCH_TEMPLATE}
+        assert all(('"HttpPutResponseHopLimit": 2' in h) is containers for h in hop_limits)
+        made.append(name)
+        if name == "eks-nodegroup.yaml":
+            assert new["Resources"]["NodeLaunchConfigImdsv2Template"]["Properties"][
+                "LaunchTemplateData"]["IamInstanceProfile"] == {
+                "Arn": {"Ref": "NodeInstanceProfile"}}
+    print("real-shaped templates with a change set removing their configurations: "
+          "%d of %d" % (len(made), len(REAL_TEMPLATES)))
+    assert made == REAL_TEMPLATES
+
+
+def test_a_template_too_big_for_template_body_goes_through_the_bucket(moto):
+    """Over 51,200 bytes even as compact JSON: TemplateURL through the policy's bucket;
+    moto reads the object as CloudFormation does."""
+    from c7n_imds.owners.stacks import StackRefused, template_body
+    _, session = moto
+    original = big(cfn.parse_template((REAL / "widdix-ec2-asg.yaml").read_text())[0])
+    done = cfn.rewrite(original)
+    with pytest.raises(StackRefused, match="template-bucket option"):
+        template_body(done.template, "yaml", "big")
+    done, change_set, body, via_bucket = propose_on_moto(
+        session, "widdix-ec2-asg.yaml", original, "big", bucket="cfn-templates")
+    assert via_bucket and len(body.encode()) > 51200 and change_set[
+        "Status"] == "CREATE_COMPLETE"
+    assert ("Remove", "LaunchConfiguration") in {
+        (c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"])
+        for c in change_set["Changes"]}
+
+
+def test_compact_json_when_the_stacks_format_does_not_fit():
+    from c7n_imds.owners.stacks import TEMPLATE_BODY_MAX, template_body
+    template = cfn.parse_template((REAL / "widdix-ec2-asg.yaml").read_text())[0]
+    for n in range(105):  # long-form YAML grows past the limit, compact JSON does not
+        template["Resources"]["Topic%03d" % n] = {"Type": "AWS::SNS::Topic", "Properties": {
+            "TopicName": {"Fn::Sub": "${AWS::StackName}-e%d" % n}, "Tags": [
+                {"Key": "k%d" % k, "Value": {"Ref": "AWS::StackName"}} for k in range(6)]}}
+    done = cfn.rewrite(template)
+    assert len(cfn.dump_template(done.template, "yaml").encode()) > TEMPLATE_BODY_MAX
+    body, via_bucket = template_body(done.template, "yaml", "s")
+    assert not via_bucket and body.startswith("{") and len(body.encode()) <= TEMPLATE_BODY_MAX
+
+
+def test_an_eks_profile_parameter_without_a_known_value_is_refused():
+    template = cfn.parse_template((REAL / "eks-nodegroup.yaml").read_text())[0]
+    for values in ({"NodeInstanceProfile": "****"}, None):
+        with pytest.raises(ValueError, match="NodeInstanceProfile"):
+            cfn.rewrite(template, parameters=values)
