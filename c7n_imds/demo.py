@@ -3,17 +3,25 @@
 Starts moto on 127.0.0.1, seeds a realistic non-compliant estate, then runs
 detect -> remediate -> detect through the real `c7n-imds` command, exactly as a user
 would, and prints a before/after table. No AWS account or network needed.
+
+`c7n-imds demo --serve [--empty]` starts the same server (AWS's behaviour restored,
+seeded unless --empty), prints the environment to export, and serves until Ctrl-C: to
+run the pack by hand.
 """
 import argparse
+import contextlib
 import datetime
 import importlib.util
 import json
+import socket
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import boto3
 
+from c7n_imds.model.outcomes import entries
 from c7n_imds.pack import PackMissing, pack_dir
 from c7n_imds.testing import EndpointSession, aws_env, moto_server, run_c7n_imds
 
@@ -199,21 +207,79 @@ def policy_counts(out_dir):
 
 
 def main(argv=()):
-    parser = argparse.ArgumentParser(prog="c7n-imds demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="c7n-imds demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default=None,
-                        help="where custodian output goes (default: a temporary folder)")
+                        help="where custodian output goes (default: a temporary folder, "
+                        "removed at the end)")
+    parser.add_argument("--serve", action="store_true",
+                        help="only start the server and print the environment to export; "
+                        "serve until Ctrl-C")
+    parser.add_argument("--empty", action="store_true",
+                        help="with --serve: no demo estate, an empty account")
+    parser.add_argument("--port", type=int, default=0,
+                        help="with --serve: the port on 127.0.0.1 (default: a free one)")
     options = parser.parse_args(argv)
     # moto is the demo extra's: an install without it gets one line, not a traceback
     if importlib.util.find_spec("moto") is None:
-        print("c7n-imds demo needs moto, which comes with the demo extra: "
-              "pip install 'c7n-imds[demo]'", file=sys.stderr)
+        print("c7n-imds demo needs moto, which comes with the demo extra: pip install "
+              "'dist/c7n_imds-VERSION-py3-none-any.whl[demo]' (or pip install '.[demo]' "
+              "in a checkout)", file=sys.stderr)
         return 2
+    if options.serve:
+        return serve(options.empty, options.port)
     try:
         policy_dir = pack_dir()
     except PackMissing as error:
         print("c7n-imds demo: %s" % error, file=sys.stderr)
         return 2
-    out = Path(options.output_dir or tempfile.mkdtemp(prefix="c7n-imds-demo-"))
+    with contextlib.ExitStack() as stack:
+        # no --output-dir: the output lives as long as the demo, no folder left behind
+        out = Path(options.output_dir or stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="c7n-imds-demo-")))
+        return demo(policy_dir, out, kept=bool(options.output_dir))
+
+
+SERVE_HELP = """\
+moto server with the AWS behaviour c7n-imds relies on: {endpoint} ({estate})
+In another shell:
+export AWS_ENDPOINT_URL={endpoint}
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={region}
+export AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN
+c7n-imds pack copy imds-pack   # then run the pack as the README shows, e.g.
+c7n-imds run -s out --cache-period 0 imds-pack/detect.yml
+Ctrl-C stops the server (its estate is in memory only)."""
+
+
+def serve(empty=False, port=0):
+    """A local server for running the pack by hand, until Ctrl-C."""
+    try:
+        if port:  # moto's server thread would wait forever on a port in use: ask first
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port))
+        server = moto_server(port)
+        endpoint = server.__enter__()
+    except OSError as error:
+        print("c7n-imds demo: cannot serve on 127.0.0.1:%d (%s); choose another --port" % (
+            port, error.strerror or error), file=sys.stderr)
+        return 2
+    try:
+        if not empty:
+            seed(EndpointSession(boto3.Session(
+                region_name=REGION, aws_access_key_id="testing",
+                aws_secret_access_key="testing"), endpoint))
+        print(SERVE_HELP.format(endpoint=endpoint, region=REGION, estate=(
+            "empty" if empty else "seeded with the demo estate")), flush=True)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("server stopped", file=sys.stderr)
+    finally:
+        server.__exit__(None, None, None)
+    return 0
+
+
+def demo(policy_dir, out, kept):
     with moto_server() as endpoint:
         env = aws_env(endpoint)
         session = boto3.Session(region_name=REGION, aws_access_key_id="testing",
@@ -246,7 +312,8 @@ def main(argv=()):
     print()
     print(format_table(before, after, why))
     print(FOOTNOTES)
-    print("\ncustodian output: %s" % out)
+    print("\ncustodian output: %s" % out if kept else
+          "\n(custodian output removed; keep it with --output-dir DIR)")
     return 0
 
 
@@ -264,7 +331,7 @@ def proposed(owners_out):
     """The groups whose stack got a change set, and its name."""
     why = {}
     for changes in Path(owners_out).glob("*/imds-changes.json"):
-        for outcome in json.loads(changes.read_text()):
+        for outcome in entries(json.loads(changes.read_text())):
             fix = outcome.get("OwnerFix") or {}
             if fix.get("ChangeSetName"):
                 why[outcome["AutoScalingGroupName"]] = (
@@ -296,7 +363,8 @@ def format_table(before, after, why=None):
         b, a = before[group], after.get(group, (None, None, None))
         change = ("converted" if b[0] != a[0] else
                   "new template version" if b != a else
-                  (why or {}).get(group, "unchanged"))
+                  (why or {}).get(group, "compliant already" if b[2] == "required"
+                                  else "unchanged"))
         rows.append((group, "%s %s" % (b[0], b[1]), b[2], "%s %s" % (a[0], a[1]), a[2],
                      change))
     return tabulate(rows, headers=("group", "before: launches from", "IMDS tokens",

@@ -299,13 +299,13 @@ def aws_semantics():
 
 
 @contextlib.contextmanager
-def moto_server():
+def moto_server(port=0):
     """An in-process moto server on loopback with AWS semantics restored; yields its
-    endpoint URL."""
+    endpoint URL. ``port`` 0 picks a free one."""
     from moto.server import ThreadedMotoServer
     aws_semantics()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     server._server.app = semantics_marker(server._server.app)
     host, port = server.get_host_and_port()
