@@ -2,7 +2,7 @@
 
 The repository's top-level ``policies/`` is the one source. A built wheel carries a copy
 of it as ``c7n_imds/pack/`` (setup.py's build step puts it there), so a user who
-installed from the package index finds the same files; a source checkout or an editable
+installed the wheel finds the same files; a source checkout or an editable
 install reads ``policies/`` itself.
 """
 import argparse
@@ -39,14 +39,27 @@ def pack_files(root=None):
                   if p.is_file() and p.suffix in SUFFIXES)
 
 
+ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.")
+
+
 def summary_line(path):
-    """A pack file's first comment line: each file opens by saying what it does."""
+    """A pack file's first sentence, from the comment it opens with (each file opens
+    by saying what it does): whole, however many comment lines it spans, on one line -
+    a description cut mid-sentence reads as a different one."""
+    words = []
     for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-        if line.strip():
-            break
-    return ""
+        if not line.startswith("#"):
+            if line.strip() or words:
+                break
+            continue
+        text = line.lstrip("#").strip()
+        if not text or (words and text.startswith("- ")):
+            break  # the opening paragraph ends at a blank comment line or a list
+        for word in text.split():
+            words.append(word)
+            if word.endswith((".", "!", "?")) and word.lower() not in ABBREVIATIONS:
+                return " ".join(words)
+    return " ".join(words).rstrip(":")
 
 
 def copy_pack(target, force=False):

@@ -16,6 +16,7 @@ from c7n_imds.summary.aggregate import summarize
 from c7n_imds.summary.load import fetch_s3, load_folder
 
 SCAN_PROBLEMS = 3
+FORMAT_ALIASES = {"md": "markdown"}  # what people type for Markdown
 
 
 class InputError(Exception):
@@ -68,13 +69,16 @@ def main(argv=None):
         "(folders or s3://bucket/prefix). Several trees, or dated runs in one, give a "
         "trend. Exit 3 when a scan failed, could not be read or did not happen.")
     parser.add_argument("folders", nargs="+", metavar="OUTPUT_DIR|s3://BUCKET/PREFIX")
-    parser.add_argument("--format", choices=sorted(RENDERERS), default="table")
+    parser.add_argument("--format", choices=sorted(RENDERERS) + sorted(FORMAT_ALIASES),
+                        default="table", metavar="{%s}" % ",".join(sorted(RENDERERS)),
+                        help="md is markdown")
     parser.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
     parser.add_argument("-c", "--config", metavar="ACCOUNTS.yml",
                         help="c7n-org's accounts file: the account-regions expected")
     parser.add_argument("-r", "--region", action="append", default=[],
                         help="expected regions (with -c; default: each account's)")
     options = parser.parse_args(argv)
+    options.format = FORMAT_ALIASES.get(options.format, options.format)
     folder_of_output = os.path.dirname(os.path.abspath(options.output or "."))
     scratch = []
     try:
@@ -98,8 +102,14 @@ def main(argv=None):
     summary = summarize(outputs, expected)
     text = RENDERERS[options.format](summary)
     if options.output:
-        with open(options.output, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        try:
+            with open(options.output, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+        except OSError as e:
+            print("c7n-imds summary: -o %s: cannot write (%s); choose a file you can "
+                  "write" % (escape.controls(options.output), e.strerror or e),
+                  file=sys.stderr)
+            return 2
     else:
         sys.stdout.write(text)
     for problem in summary["Problems"]:
