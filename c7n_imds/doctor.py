@@ -16,10 +16,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from c7n_imds.aws import describe_error, error_code
+from c7n_imds.aws import describe_error as aws_error_text
+from c7n_imds.aws import error_code
 from c7n_imds.iam import PolicyFileError, load_policies, policy_permissions
 from c7n_imds.pack import TEMPLATES_DIR
-from c7n_imds.reach import Unreachable, caller_identity
+from c7n_imds.reach import Unreachable, caller_identity, plain
 
 DEFAULT_REGION = "us-east-1"
 # A few reads, each asked once: a broken route is a miss within seconds, not a minute.
@@ -128,6 +129,11 @@ def queue_location(queue, region):
     elif host.endswith("queue.amazonaws.com"):  # R.queue..., or us-east-1's queue...
         region = host.split(".")[0] if host.count(".") > 2 else DEFAULT_REGION
     return region, queue.rstrip("/").rsplit("/", 1)[-1], None, queue
+
+
+def describe_error(error):
+    """An AWS error for a checklist line, never a pasted HTML page (reach.plain)."""
+    return plain(aws_error_text(error))
 
 
 def chunks(items, size=SIMULATION_CHUNK):

@@ -6,6 +6,7 @@ One STS GetCallerIdentity call (it needs no IAM permission) with a short timeout
 all three cases apart: no credentials, credentials AWS rejects, no route to the endpoint.
 """
 import os
+import re
 
 import boto3
 from botocore.config import Config
@@ -74,9 +75,28 @@ def caller_identity(profile=None, region=None, session=None, endpoint=None):
                 "the endpoint for AWS STS answers HTTP %d: retry later, or check proxy "
                 "settings and AWS_ENDPOINT_URL" % status) from None
         raise Unreachable("AWS STS GetCallerIdentity failed (%s): %s" % (
-            code, error)) from None
+            code, plain(str(error)))) from None
     except BotoCoreError as error:
         raise Unreachable("cannot use the AWS configuration: %s" % error) from None
+
+
+HTML = re.compile(r"<\s*(!doctype|html|head|body|title|h1|div)\b", re.I)
+TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
+MAX_ERROR_TEXT = 300
+
+
+def plain(text):
+    """An error's text for one line. A proxy, a captive portal or a wrong endpoint
+    answers with an HTML page, which botocore passes on whole: it is named as such,
+    with its title, never pasted."""
+    if HTML.search(text):
+        title = TITLE.search(text)
+        return ("the endpoint answered with an HTML page, not as AWS does%s: check proxy "
+                "settings and AWS_ENDPOINT_URL" % (
+                    " (%s)" % " ".join(re.sub(r"<[^>]+>", " ", title.group(1)).split())[:80]
+                    if title else ""))
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "..."
 
 
 def profile_line(profile, error):

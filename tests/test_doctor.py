@@ -344,8 +344,8 @@ def test_doctor_missing_file_is_one_line(moto, tmp_path):
     result = run_doctor([tmp_path / "absent.yml"], moto[0])
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "c7n-imds doctor: %s: no such file; give the path of a policy file"
-        % (tmp_path / "absent.yml")]
+        "c7n-imds doctor: %s: no such file; give the path of a policy file (`c7n-imds "
+        "pack copy DIR` puts the pack's files into DIR)" % (tmp_path / "absent.yml")]
 
 
 def test_doctor_without_credentials_reports_identity_only(moto, tmp_path):
