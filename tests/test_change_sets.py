@@ -305,3 +305,41 @@ def test_change_set_failed_or_obsolete_is_made_again_in_one_run(placebo_factory,
     assert order == ["DeleteChangeSet", "CreateChangeSet"] * 2
     assert {g: o["OwnerFix"]["Status"] for g, o in outcome.items()} == {
         "alpha-app": "proposed", "beta-app": "proposed"}
+
+
+def test_change_set_profile_parameter_of_unknown_value_is_refused(
+        placebo_factory, load_policy, tmp_path):
+    """The launch configuration's IamInstanceProfile is a NoEcho parameter: whether it
+    holds a name or an ARN cannot be read from the stack (DescribeStacks says "****"),
+    so the stack is refused after GetTemplate, naming the parameter - never guessed
+    from its description or default."""
+    factory, failures, _ = run(
+        placebo_factory, load_policy, tmp_path,
+        "test_change_set_profile_parameter_of_unknown_value_is_refused")
+    assert "parameter NodeInstanceProfile is NoEcho (hidden)" in failures["app"], failures
+    assert failures["app"].startswith("stack web: launch configuration AppConfig: ")
+    assert not any(factory.called(op) for op in MUTATING)
+    assert factory.called("GetStackPolicy") == []
+
+
+def test_change_set_stack_with_nothing_to_change_is_never_too_big(
+        placebo_factory, load_policy, tmp_path):
+    """A stack over 51,200 bytes whose group already launches from a template that
+    requires IMDSv2: the group is left with why, and nothing is said about size - only a
+    stack that changes has a body to send."""
+    factory, outcome = propose(placebo_factory, load_policy, tmp_path,
+                               "test_change_set_stack_with_nothing_to_change_is_never_too_big")
+    assert "already require(s) IMDSv2" in outcome["app"]["Skipped"]
+    assert "bytes" not in json.dumps(outcome)
+    assert factory.called("GetStackPolicy") == [] and not any(
+        factory.called(op) for op in MUTATING)
+
+
+def test_change_set_schema_takes_a_template_bucket_and_declares_its_permissions():
+    from c7n_imds.owners.cloudformation import CreateStackChangeSet
+    data = {"type": "create-stack-change-set", "template-bucket": "cfn-templates"}
+    assert validate({"policies": [asg_policy("p", data, [])]}, generate()) == []
+    assert {"s3:PutObject", "s3:GetObject", "s3:DeleteObject"} <= set(
+        CreateStackChangeSet(data).get_permissions())
+    assert not {"s3:PutObject"} & set(CreateStackChangeSet(
+        {"type": "create-stack-change-set"}).get_permissions())
