@@ -70,6 +70,10 @@ def caller_identity(profile=None, region=None, session=None, endpoint=None):
                               "choose another profile" % (
                                   code, error.response["Error"].get("Message", ""))) from None
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in ("", "Unknown") or not code:
+            raise Unreachable(
+                "the endpoint for AWS STS answers HTTP %d without an AWS error (a proxy or "
+                "not AWS): check proxy settings and AWS_ENDPOINT_URL" % status) from None
         if status >= 500:
             raise Unreachable(
                 "the endpoint for AWS STS answers HTTP %d: retry later, or check proxy "

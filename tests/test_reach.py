@@ -114,3 +114,14 @@ def test_identity_of_working_credentials(moto):
 def _keyed_session():
     import boto3
     return boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def test_an_html_answer_is_named_never_pasted():
+    from c7n_imds.reach import plain
+    page = ("<!DOCTYPE html><html><head><title>Access denied\n by proxy</title></head>"
+            "<body><h1>Forbidden</h1>%s</body></html>" % ("x" * 5000))
+    assert plain("AccessDenied: %s" % page) == (
+        "the endpoint answered with an HTML page, not as AWS does (Access denied by proxy): "
+        "check proxy settings and AWS_ENDPOINT_URL")
+    assert plain("Throttling:  slow\n down") == "Throttling: slow down"
+    assert len(plain("x" * 1000)) == 303
