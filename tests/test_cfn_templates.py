@@ -457,21 +457,16 @@ def real_estate(session, name):
 
 
 def big(template):
-    """The template with enough alarms that even compact JSON exceeds TemplateBody's
-    51,200 bytes (as large fleets with per-metric alarms do)."""
+    """The template with enough notification topics that even compact JSON exceeds
+    TemplateBody's 51,200 bytes (as large fleets with per-team topics do; a type moto's
+    CloudFormation provisions)."""
     template = copy.deepcopy(template)
-    group = next(g for g, r in template["Resources"].items()
-                 if r["Type"] == cfn.AUTO_SCALING_GROUP)
-    for n in range(140):
-        template["Resources"]["DiskAlarm%03d" % n] = {
-            "Type": "AWS::CloudWatch::Alarm", "Properties": {
-                "AlarmDescription": "Disk %d of the fleet is filling up; page the on-call "
-                                    "operator and expand the volume" % n,
-                "Namespace": "CWAgent", "MetricName": "disk_used_percent",
-                "Statistic": "Average", "Period": 300, "EvaluationPeriods": 2,
-                "Threshold": 90, "ComparisonOperator": "GreaterThanThreshold",
-                "Dimensions": [{"Name": "AutoScalingGroupName",
-                                "Value": {"Ref": group}}]}}
+    for n in range(120):
+        template["Resources"]["EventsTopic%03d" % n] = {
+            "Type": "AWS::SNS::Topic", "Properties": {
+                "DisplayName": "fleet events %d" % n,
+                "Tags": [{"Key": "runbook-%d" % k, "Value": "https://wiki.example.com/"
+                          "runbooks/fleet/disk-%d-%d" % (n, k)} for k in range(5)]}}
     return template
 
 

@@ -423,3 +423,41 @@ def test_a_stack_launch_template_gets_required_tokens(moto, c7n_imds_cmd, tmp_pa
             StackName=STACK, LogicalResourceId="AppTemplate")["StackResourceDetail"][
             "PhysicalResourceId"], MaxResults=200)["LaunchTemplateVersions"]
     assert version["LaunchTemplateData"]["MetadataOptions"]["HttpTokens"] == "optional"
+
+
+def test_a_template_too_big_for_a_body_goes_through_the_bucket(moto, c7n_imds_cmd, tmp_path):
+    """A real-shaped stack (widdix's, tests/data/cfn/real/) grown past 51,200 bytes even
+    as compact JSON: the change set is made from the policy's template-bucket through
+    TemplateURL, removes the launch configuration (its cfn-init Metadata moved), and the
+    object is deleted once the change set is made."""
+    from tests.test_cfn_templates import REAL, big, real_estate
+    endpoint, session = moto
+    cloudformation, s3 = session.client("cloudformation"), session.client("s3")
+    s3.create_bucket(Bucket="cfn-templates")
+    original = big(cfn.parse_template((REAL / "widdix-ec2-asg.yaml").read_text())[0])
+    # moto describes an alarm's stack resource without its type (docs/moto-gaps.md)
+    del original["Resources"]["CPUTooHighAlarm"]
+    values = real_estate(session, "widdix-ec2-asg.yaml")
+    cloudformation.create_stack(
+        StackName="fleet", TemplateBody=json.dumps(original), Capabilities=["CAPABILITY_IAM"],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()])
+    tag_as_cloudformation(session, "fleet")
+    policy = tmp_path / "big.yml"
+    policy.write_text(POLICY.replace("- type: create-stack-change-set", (
+        "- type: create-stack-change-set\n        template-bucket: cfn-templates")))
+    c7n_imds_cmd(["run", "-s", str(tmp_path / "out"), "--cache-period", "0", str(policy)],
+                 endpoint)
+    [summary] = [s for s in cloudformation.list_change_sets(StackName="fleet")["Summaries"]
+                 if s["ChangeSetName"].startswith(CHANGE_SET_PREFIX)]
+    change_set = cloudformation.describe_change_set(StackName="fleet",
+                                                    ChangeSetName=summary["ChangeSetName"])
+    assert change_set["Status"] == "CREATE_COMPLETE"
+    assert ("Remove", "LaunchConfiguration") in {
+        (c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"])
+        for c in change_set["Changes"]}
+    body = cloudformation.get_template(StackName="fleet", ChangeSetName=summary[
+        "ChangeSetName"])["TemplateBody"]
+    text = json.dumps(body) if isinstance(body, dict) else body
+    assert len(text.encode()) > 51200 and "Metadata" in json.dumps(
+        cfn.parse_template(text)[0]["Resources"]["LaunchConfigurationImdsv2Template"])
+    assert s3.list_objects_v2(Bucket="cfn-templates").get("KeyCount") == 0
