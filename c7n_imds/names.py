@@ -58,6 +58,7 @@ REVERT_ACTION = "revert-imds-remediation"
 BEANSTALK_ACTION = "disable-beanstalk-imdsv1"
 NODEGROUP_ACTION = "set-nodegroup-metadata-access"
 CHANGE_SET_ACTION = "create-stack-change-set"
+OWNER_ACTIONS = (BEANSTALK_ACTION, NODEGROUP_ACTION, CHANGE_SET_ACTION)
 
 # HttpTokens values, and the option value that keeps what the source has.
 TOKENS_REQUIRED = "required"

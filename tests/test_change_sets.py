@@ -18,6 +18,7 @@ from c7n.schema import generate, validate
 
 import c7n_imds.owners.cloudformation  # noqa: F401  (registers the action)
 from c7n_imds.actions.base import RemediationError
+from c7n_imds.model.outcomes import entries
 from tests.support.placebo import asg_policy, recording_factory
 
 POLICY = asg_policy("asg-stack-propose", {"type": "create-stack-change-set"},
@@ -28,8 +29,8 @@ def run(placebo_factory, load_policy, tmp_path, name, policy=POLICY):
     factory = recording_factory(placebo_factory, name)
     with pytest.raises(RemediationError) as failed:
         load_policy(policy, session_factory=factory, output_dir=tmp_path).run()
-    outcome = {c["AutoScalingGroupName"]: c for c in json.loads(
-        (tmp_path / policy["name"] / "imds-changes.json").read_text())}
+    outcome = {c["AutoScalingGroupName"]: c for c in entries(json.loads(
+        (tmp_path / policy["name"] / "imds-changes.json").read_text()))}
     return factory, failed.value.failures, outcome
 
 
@@ -126,8 +127,8 @@ def propose(placebo_factory, load_policy, tmp_path, name, **options):
                         [{"tag:aws:cloudformation:stack-name": "present"}])
     factory = recording_factory(placebo_factory, name)
     load_policy(policy, session_factory=factory, output_dir=tmp_path).run()
-    outcome = {c["AutoScalingGroupName"]: c for c in json.loads(
-        (tmp_path / policy["name"] / "imds-changes.json").read_text())}
+    outcome = {c["AutoScalingGroupName"]: c for c in entries(json.loads(
+        (tmp_path / policy["name"] / "imds-changes.json").read_text()))}
     return factory, outcome
 
 

@@ -29,6 +29,7 @@ import pytest
 from c7n.schema import generate, validate
 
 from c7n_imds.actions import RemediationError
+from c7n_imds.model.outcomes import entries
 from tests.support.placebo import changes, dry_run, group_tag, recording_factory
 
 CREATED_TEXT = "2021-03-04T05:06:07Z"  # the flights' LC CreatedTime, 05:06:07.123 UTC
@@ -192,7 +193,7 @@ def test_convert_carries_every_launch_configuration_setting(placebo_factory, loa
         assert ops.index(("CreateOrUpdateTags", group)) < ops.index(
             ("UpdateAutoScalingGroup", group)), ops
 
-    changes = json.loads((tmp_path / "asg-lc-to-imdsv2" / "imds-changes.json").read_text())
+    changes = entries(json.loads((tmp_path / "asg-lc-to-imdsv2" / "imds-changes.json").read_text()))
     assert sorted((c["AutoScalingGroupName"], c["LaunchTemplateId"], c["TemplateCreated"])
                   for c in changes) == [("legacy", legacy_id, True), ("legacy-az", legacy_id, True),
                                         ("web-a", web_id, True), ("web-b", web_id, True)]
@@ -235,7 +236,7 @@ def test_convert_rerun_reuses_own_template_and_refuses_foreign_one(placebo_facto
     assert "already exists" in reason and "not created by c7n-imds" in reason
     assert "squatted" in str(error) and "web-a" not in str(error)
 
-    changes = json.loads((tmp_path / "asg-lc-to-imdsv2" / "imds-changes.json").read_text())
+    changes = entries(json.loads((tmp_path / "asg-lc-to-imdsv2" / "imds-changes.json").read_text()))
     assert {c["AutoScalingGroupName"]: c.get("TemplateCreated", c.get("Error"))
             for c in changes} == {"web-a": False, "squatted": reason}
 
@@ -350,7 +351,7 @@ def test_convert_one_failing_group_does_not_stop_the_others(placebo_factory, loa
         assert " - %s: " % group in message
     assert " - good:" not in message
 
-    changes = json.loads((tmp_path / "asg-lc-to-imdsv2" / "imds-changes.json").read_text())
+    changes = entries(json.loads((tmp_path / "asg-lc-to-imdsv2" / "imds-changes.json").read_text()))
     by_group = {c["AutoScalingGroupName"]: c for c in changes}
     assert by_group["good"]["LaunchTemplateId"] == "lt-0a1000000000000a1"
     assert {g for g, c in by_group.items() if "Error" in c} == {

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from c7n_imds.model.outcomes import entries
 from tests.conftest import REPO, read_resources
 from tests.support.estates import (
     CANARY,
@@ -381,8 +382,9 @@ def test_running_instances_modified_in_place_after_the_switch(estate, c7n_imds_c
     c7n_imds_cmd(["run", "-s", str(tmp_path / "out"), "--cache-period", "0", str(policy)],
                  endpoint)
     assert tokens() and set(tokens().values()) == {"required"}
-    changes = json.loads((tmp_path / "out" / "autoscaling-3-convert-to-imdsv2-launch-template"
-                          / "imds-changes.json").read_text())
+    changes = entries(json.loads((
+        tmp_path / "out" / "autoscaling-3-convert-to-imdsv2-launch-template"
+        / "imds-changes.json").read_text()))
     shared_a = [c for c in changes if c["AutoScalingGroupName"] == "shared-a"][0]
     assert shared_a["RunningInstances"]["Modified"] == sorted(tokens())
 

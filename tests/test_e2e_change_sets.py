@@ -20,6 +20,7 @@ from cfnlint.api import lint
 
 import c7n_imds
 from c7n_imds.model import cfn
+from c7n_imds.model.outcomes import entries
 from c7n_imds.names import CHANGE_SET_PREFIX
 from c7n_imds.testing import aws_env, run_c7n_imds
 from tests import faults
@@ -83,8 +84,8 @@ def our_change_sets(cloudformation):
 
 
 def changes_file(out, policy="asg-stack-propose-imdsv2"):
-    return {c["AutoScalingGroupName"]: c for c in json.loads(
-        (out / policy / "imds-changes.json").read_text())}
+    return {c["AutoScalingGroupName"]: c for c in entries(json.loads(
+        (out / policy / "imds-changes.json").read_text()))}
 
 
 def test_stack_owned_groups_get_a_change_set_for_review(stack_estate, c7n_imds_cmd, tmp_path):

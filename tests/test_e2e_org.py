@@ -10,6 +10,7 @@ from pathlib import Path
 import boto3
 import yaml
 
+from c7n_imds.model.outcomes import entries
 from c7n_imds.testing import aws_env
 from tests.conftest import REPO
 
@@ -85,9 +86,9 @@ def test_org_run_remediates_every_account_and_region(moto, tmp_path):
             "LaunchTemplates"][0]
         assert svc["DefaultVersionNumber"] == 2, (account_id, region)
         # c7n-org's layout: OUT/<account name>/<region>/<policy>/
-        changes = json.loads((out / ACCOUNTS[account_id] / region /
+        changes = entries(json.loads((out / ACCOUNTS[account_id] / region /
                               "autoscaling-3-convert-to-imdsv2-launch-template" /
-                              "imds-changes.json").read_text())
+                              "imds-changes.json").read_text()))
         assert sorted(c["AutoScalingGroupName"] for c in changes) == ["app-1", "app-2"]
 
     # the org-wide summary agrees with what was seeded: per account and region, two
@@ -114,3 +115,34 @@ def test_org_run_remediates_every_account_and_region(moto, tmp_path):
 def report_totals(report):
     """The totals of the (single) run in the summary's JSON."""
     return report["Runs"][-1]["Totals"]
+
+
+def test_org_run_names_each_account_region_it_cannot_reach_before_running(moto, tmp_path):
+    """One STS call per account-region before c7n-org starts: an account whose profile
+    does not exist is named (with how to leave it out), and no account is run."""
+    endpoint, _ = moto
+    seed(endpoint)
+    accounts = tmp_path / "accounts.yml"
+    accounts.write_text(yaml.safe_dump({"accounts": [
+        {"account_id": "111111111111", "name": "payments", "regions": ["us-east-1"],
+         "role": "arn:aws:iam::111111111111:role/c7n-imds"},
+        {"account_id": "222222222222", "name": "data", "regions": REGIONS,
+         "profile": "data-typo"}]}))
+    env = dict(aws_env(endpoint), HOME=str(tmp_path),
+               AWS_CONFIG_FILE=str(tmp_path / "no-config"))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("c7n-imds")), "org", "run", "-c", str(accounts),
+         "-s", str(out), "-u", str(REPO / "policies" / "remediate.yml")],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "c7n-imds org run: account data (222222222222) %s: profile data-typo: the config "
+        "profile 'data-typo' could not be found; name a profile of ~/.aws/config or "
+        "~/.aws/credentials (aws configure list-profiles); fix it, or leave the account "
+        "out with --not-accounts data" % region for region in REGIONS]
+    assert not out.exists()
+    templates = account_session(endpoint, "111111111111", "us-east-1")(
+        "ec2").describe_launch_templates()["LaunchTemplates"]
+    assert [t["LaunchTemplateName"] for t in templates] == ["svc"]  # nothing converted

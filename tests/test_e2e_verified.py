@@ -9,6 +9,7 @@ import copy
 import json
 import urllib.request
 
+from c7n_imds.model.outcomes import entries
 from c7n_imds.testing import aws_env, run_c7n_imds
 from tests import faults
 from tests.conftest import REPO
@@ -191,7 +192,7 @@ def test_remediation_keeps_every_setting_of_a_foreign_estate(moto, tmp_path):
     again = run(endpoint, tmp_path, "again")
     assert again.returncode == 0, again.stderr[-4000:]
     assert launch_data(session) == (after, defaults)
-    changes = [json.loads(p.read_text()) for p in (tmp_path / "again").rglob(
+    changes = [entries(json.loads(p.read_text())) for p in (tmp_path / "again").rglob(
         "imds-changes.json")]
     assert all(c == [] for c in changes), changes
 

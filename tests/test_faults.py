@@ -5,6 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 import c7n_imds
+from c7n_imds.model.outcomes import entries
 from tests import faults
 from tests.support.commands import (
     COPY_LC,
@@ -203,8 +204,9 @@ def test_unresolvable_groups_fail_clearly_and_the_others_convert(moto, tmp_path)
         "InvalidAMIID.NotFound", "LaunchTemplateLimitExceeded"}
     check_nothing_lost(session, configs_before, origin, "after the failing run")
     assert_converged(session, origin, left_alone={"compliant"} | set(broken))
-    changes = json.loads((tmp_path / "out" / "autoscaling-3-convert-to-imdsv2-launch-template"
-                          / "imds-changes.json").read_text())
+    changes = entries(json.loads((
+        tmp_path / "out" / "autoscaling-3-convert-to-imdsv2-launch-template"
+        / "imds-changes.json").read_text()))
     assert {c["AutoScalingGroupName"] for c in changes if "Error" in c} == set(broken)
     assert {c["AutoScalingGroupName"] for c in changes if "Error" not in c} == {
         "shared-a", "shared-b", "public", "spot", "odd"}
@@ -234,7 +236,7 @@ def test_a_group_cut_off_by_the_network_fails_alone(moto, tmp_path):
     assert_converged(session, origin, left_alone={"compliant", "public"})
     changes = tmp_path / "out" / "autoscaling-3-convert-to-imdsv2-launch-template" / \
         "imds-changes.json"
-    assert {c["AutoScalingGroupName"] for c in json.loads(changes.read_text())
+    assert {c["AutoScalingGroupName"] for c in entries(json.loads(changes.read_text()))
             if "Error" in c} == {"public"}
 
 

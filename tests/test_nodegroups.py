@@ -24,7 +24,9 @@ import c7n_imds.owners.eks  # noqa: F401  (registers the action)
 from c7n_imds.actions import RemediationError
 from c7n_imds.cli import format_preview
 from c7n_imds.model.nodegroups import update_problem
+from c7n_imds.model.outcomes import entries
 from c7n_imds.owners.eks import restore_nodegroup
+from tests.support.placebo import changes
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -144,8 +146,7 @@ def nodegroup_policy(**options):
 
 
 def outcome(tmp_path):
-    return {r["AutoScalingGroupName"]: r for r in json.loads(
-        (tmp_path / "eks-imdsv2" / "imds-changes.json").read_text())}
+    return changes(tmp_path, "eks-imdsv2")
 
 
 def versions(session, template_id):
@@ -485,7 +486,7 @@ def test_nodegroup_round_trip_through_revert(moto, monkeypatch, placebo_factory,
         "reverted by c7n-imds on ")
     assert called(calls, "UpdateAutoScalingGroup") == []
     assert sorted(versions(session, template)) == [1, 2, 3]
-    [reverted] = json.loads((tmp_path / "eks-revert" / "imds-changes.json").read_text())
+    [reverted] = entries(json.loads((tmp_path / "eks-revert" / "imds-changes.json").read_text()))
     assert reverted["RevertedTo"] == "eks:%s:2" % template
     assert reverted["Detail"].startswith(
         "EKS managed node group prod/workers: launch template %s version 3 -> 2" % template)
@@ -689,4 +690,4 @@ def test_the_action_declares_what_the_gate_reads():
             type="set-nodegroup-metadata-access", **data)).get_permissions()
     assert {"cloudwatch:GetMetricData", "autoscaling:DescribeAutoScalingGroups",
             "eks:UpdateNodegroupVersion"} <= set(permissions())
-    assert "cloudwatch:GetMetricData" not in permissions(**{"imdsv1-gate": False})
+    assert "cloudwatch:GetMetricData" not in permissions(**{"imdsv1-gate": {"enabled": False}})

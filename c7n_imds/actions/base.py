@@ -22,6 +22,8 @@ from c7n_imds.model.changes import (
     replacement_of_instances,
 )
 from c7n_imds.model.gate import GateSettings, judge
+from c7n_imds.model.outcomes import CHANGED, FAILED, document
+from c7n_imds.model.outcomes import outcome as typed_outcome
 from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
 from c7n_imds.model.rates import DEFAULT_BUDGET
 from c7n_imds.model.safety import (
@@ -34,6 +36,7 @@ from c7n_imds.model.safety import (
 from c7n_imds.model.verify import differences, summary
 from c7n_imds.names import (
     EXEMPT_TAG,
+    OWNER_ACTIONS,
     OWNER_FIX_ANNOTATION,
     PRESERVE,
     PREVIOUS_LAUNCH_TAG,
@@ -469,8 +472,25 @@ class Remediation(BaseAction):
             if group in differences_:
                 outcome["Differences"] = differences_[group]
             results.append(outcome)
+        # the contract's outcome: one typed record per group (model/outcomes.py)
+        planned = self.__dict__.get("planned_changes", {})
+        owner_action = self.type in OWNER_ACTIONS
+        outcomes = []
+        for entry in results:
+            if not entry.get("AutoScalingGroupName"):
+                continue
+            recorded = typed_outcome(entry, self.type, owner_action)
+            if recorded.status in (CHANGED, FAILED) and recorded.group_change is None:
+                recorded.group_change = planned.get(recorded.group)
+            outcomes.append(recorded)
         self.manager.ctx.output.write_file(
-            "imds-changes.json", json.dumps(results, indent=2, default=str))
+            "imds-changes.json", json.dumps(document(outcomes), indent=2, default=str))
         if failures:
             raise RemediationError(self.type, failures)
         return results
+
+    def remember(self, plan):
+        """Keep the plan's GroupChange of each group for its outcome record."""
+        self.planned_changes = {change.group: change.record() for item in plan.items
+                                for change in getattr(item, "group_changes", ())}
+        return plan

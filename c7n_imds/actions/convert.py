@@ -273,7 +273,7 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
 
     def remediate(self, asgs):
         ec2, autoscaling = self.clients()
-        plan = self.plan(self.read(asgs, ec2, autoscaling))
+        plan = self.remember(self.plan(self.read(asgs, ec2, autoscaling)))
         plans, failures = plan.items, plan.failures
         existing = self.existing_templates(ec2, [p.launch_template_name for p in plans])
         results, switched = list(self.skipped), []

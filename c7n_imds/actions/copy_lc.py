@@ -174,7 +174,7 @@ class CopyLaunchConfiguration(Remediation):
 
     def remediate(self, asgs):
         ec2, autoscaling = self.clients()
-        plan = self.plan(self.read(asgs, ec2, autoscaling))
+        plan = self.remember(self.plan(self.read(asgs, ec2, autoscaling)))
         plans, failures = plan.items, plan.failures
         existing = self.existing(autoscaling, [p.parameters["LaunchConfigurationName"]
                                                for p in plans])

@@ -248,7 +248,7 @@ class SetMetadataAccess(VersionMaking, Remediation):
 
     def remediate(self, asgs):
         ec2, autoscaling = self.clients()
-        plan = self.plan(self.read(asgs, ec2, autoscaling))
+        plan = self.remember(self.plan(self.read(asgs, ec2, autoscaling)))
         work, failures = {item.key: item for item in plan.items}, plan.failures
         region_groups = all_groups(autoscaling) if work else []
         followers = template_followers(autoscaling, work, region_groups)

@@ -20,6 +20,11 @@ SPOT_FLEET = "spot-fleet"
 INSTANCE = "instance"
 
 
+# how every gate refusal ends (model/outcomes reads it as "held back")
+WAITS = ("the change waits until nothing that launches from it calls IMDSv1 (or exempt "
+         "it on purpose)")
+
+
 @dataclass(frozen=True)
 class Consumer:
     """Something that launches instances from what a change touches."""
@@ -52,9 +57,7 @@ class GateVerdict:
         return not self.blocked
 
     def reason(self, what: str) -> str:
-        return ("%s was not changed: %s - the change waits until nothing that launches "
-                "from it calls IMDSv1 (or exempt it on purpose)" % (what, "; ".join(
-                    self.blocked)))
+        return "%s was not changed: %s - %s" % (what, "; ".join(self.blocked), WAITS)
 
 
 def judge(consumers: list[Consumer], calls: dict[str, float | None],

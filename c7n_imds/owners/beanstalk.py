@@ -14,7 +14,6 @@ from c7n_imds.actions.options import (
 )
 from c7n_imds.actions.revert import register_owner_restore
 from c7n_imds.aws import AWS_ERRORS, describe_error, imds_session, retry, tags_of
-from c7n_imds.consumers import GATE_PERMISSIONS
 from c7n_imds.model.changes import GroupChange, LaunchChange, refusal, refused
 from c7n_imds.model.provenance import decode_previous_launch, encode_previous_beanstalk_option
 from c7n_imds.names import (
@@ -146,7 +145,7 @@ class DisableBeanstalkImdsv1(Remediation):
         "elasticbeanstalk:DescribeEnvironmentResources",
         "elasticbeanstalk:DescribeConfigurationSettings",
         "elasticbeanstalk:ValidateConfigurationSettings",
-        "elasticbeanstalk:UpdateEnvironment") + GATE_PERMISSIONS
+        "elasticbeanstalk:UpdateEnvironment")
     verify_permissions = ()  # the check is ValidateConfigurationSettings, declared above
 
     def beanstalk_clients(self):

@@ -26,7 +26,6 @@ from c7n_imds.aws import (
     tags_of,
     template_followers,
 )
-from c7n_imds.consumers import GATE_PERMISSIONS
 from c7n_imds.model.changes import refusal, refused
 from c7n_imds.model.launch_source import template_group_specs
 from c7n_imds.model.nodegroups import (
@@ -106,11 +105,6 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
         # EKS launches the new version with the caller's rights checked
         "ec2:RunInstances", "iam:PassRole")
     verify_permissions = SetMetadataAccess.verify_permissions
-
-    def get_permissions(self):
-        # the gate reads every group of the node group and their IMDSv1 calls
-        gate = () if self.data.get("imdsv1-gate") is False else GATE_PERMISSIONS
-        return sorted(set(super().get_permissions()) | set(gate))
 
     # The same merge of the requested options as set-metadata-access.
     requested = SetMetadataAccess.requested

@@ -19,6 +19,17 @@ from contextlib import closing
 from pathlib import Path
 
 from c7n_imds.model.escape import controls
+from c7n_imds.model.outcomes import (
+    CHANGED,
+    FAILED,
+    FIX_PROPOSED,
+    FIXED_AT_OWNER,
+    HELD_BACK,
+    LEFT_TO_OWNER,
+    REVERTED,
+    SKIPPED,
+    entries,
+)
 from c7n_imds.model.safety import iac_guidance, iac_owner, parse_exemption
 from c7n_imds.names import (
     CONVERT_ACTION,
@@ -49,6 +60,12 @@ IN_PLACE_ACTIONS = (CONVERT_ACTION, SET_ACCESS_ACTION, COPY_ACTION)
 # with the owner's own update.
 FIX_OUTCOMES = {"proposed": "FixProposed", "applied": "FixedAtOwner",
                 "already-applied": "FixedAtOwner"}
+# imds-changes.json schema 2: an outcome's Status -> the outcome counted. Held back and
+# reverted groups are not remediated; revert is not a fix.
+STATUS_OUTCOMES = {CHANGED: "Remediated", FAILED: "Failed", SKIPPED: "Skipped",
+                   HELD_BACK: "Skipped", LEFT_TO_OWNER: "LeftToStack",
+                   FIX_PROPOSED: "FixProposed", FIXED_AT_OWNER: "FixedAtOwner",
+                   REVERTED: "Skipped"}
 # Of an OwnerFix record, the fields listed (names and ids of the owner's resources).
 FIX_FIELDS = ("StackName", "ChangeSetName", "ChangeSetId", "EnvironmentName",
               "EnvironmentId", "ClusterName", "NodegroupName", "UpdateId", "Detail")
@@ -268,12 +285,16 @@ def change_outcomes(changes, actions=()):
     action = next((a for a in actions if a in OWNER_ACTION.values()), None)
     in_place = any(a in IN_PLACE_ACTIONS for a in actions)
     outcomes = []
-    for entry in changes if isinstance(changes, list) else ():
-        if not isinstance(entry, dict) or not entry.get("AutoScalingGroupName"):
+    for entry in entries(changes):
+        if not entry.get("AutoScalingGroupName"):
             continue
         fix = entry.get("OwnerFix") if isinstance(entry.get("OwnerFix"), dict) else None
         reason = entry.get("Error") or entry.get("Skipped")
-        if "Error" in entry:
+        if entry.get("Status") in STATUS_OUTCOMES:
+            # schema 2: the action decided the status (model/outcomes.py)
+            outcome = STATUS_OUTCOMES[entry["Status"]]
+            reason = entry.get("Detail") or reason
+        elif "Error" in entry:
             outcome = "Failed"
         elif fix is not None:
             outcome = FIX_OUTCOMES.get(fix.get("Status"), "Skipped")

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import botocore.session
 
+from c7n_imds.model.outcomes import entries
+
 
 def recording_factory(placebo_factory, name):
     """A PlaceboFactory whose ``called(operation)`` lists every call's API parameters
@@ -168,8 +170,13 @@ def call_order(factory, *operations):
 
 
 def changes(tmp_path, policy):
-    return {c["AutoScalingGroupName"]: c for c in json.loads(
-        (tmp_path / policy / "imds-changes.json").read_text())}
+    """The action's own record per group (imds-changes.json schema 2 without the
+    outcome's envelope: Status, Action and GroupChange, which test_outcomes covers)."""
+    document = json.loads((tmp_path / policy / "imds-changes.json").read_text())
+    assert document["SchemaVersion"] == 2, document
+    return {c["AutoScalingGroupName"]: {k: v for k, v in c.items()
+                                        if k not in ("Status", "Action", "GroupChange")}
+            for c in entries(document)}
 
 
 def derived_options(description, source_version):
