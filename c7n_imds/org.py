@@ -129,7 +129,7 @@ def reach_accounts(org_cli, accounts, regions):
     def check(place):
         account, region = place
         try:
-            caller_identity(account.get("profile"), region,
+            caller_identity(account.get("profile"), region, accounts_file=True,
                             session=account_session(account, region))
         except Unreachable as problem:
             return "account %s (%s) %s: %s; fix it, or leave the account out with " \

@@ -34,9 +34,11 @@ class Unreachable(Exception):
     """One line that says what is wrong with the way to AWS and what to do."""
 
 
-def caller_identity(profile=None, region=None, session=None, endpoint=None):
+def caller_identity(profile=None, region=None, session=None, endpoint=None,
+                    accounts_file=False):
     """STS's answer for the current credentials, or Unreachable with one line.
-    ``endpoint`` overrides the one botocore would choose (AWS_ENDPOINT_URL included)."""
+    ``endpoint`` overrides the one botocore would choose (AWS_ENDPOINT_URL included);
+    ``accounts_file``: the profile comes from c7n-org's accounts file, not --profile."""
     try:
         session = session or boto3.Session(profile_name=profile or None)
         if session.get_credentials() is None:
@@ -48,7 +50,7 @@ def caller_identity(profile=None, region=None, session=None, endpoint=None):
                              endpoint_url=endpoint, config=PROBE_CONFIG)
         return sts.get_caller_identity()
     except ProfileNotFound as error:
-        raise Unreachable(profile_line(profile, error)) from None
+        raise Unreachable(profile_line(profile, error, accounts_file)) from None
     except PartialCredentialsError as error:
         raise Unreachable("incomplete AWS credentials (%s): set both the key id and "
                           "the secret" % error) from None
@@ -103,10 +105,10 @@ def plain(text):
     return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "..."
 
 
-def profile_line(profile, error):
+def profile_line(profile, error, accounts_file=False):
     """An unknown profile, named with where it was given (--profile or the environment)."""
     named = getattr(error, "kwargs", {}).get("profile") or profile
-    given = ("--profile %s" % profile if profile else
+    given = (("profile %s" if accounts_file else "--profile %s") % profile if profile else
              "AWS_PROFILE=%s" % os.environ["AWS_PROFILE"] if os.environ.get("AWS_PROFILE")
              else "AWS_DEFAULT_PROFILE=%s" % os.environ.get("AWS_DEFAULT_PROFILE", named))
     return ("%s: the config profile %r could not be found; name a profile of "
