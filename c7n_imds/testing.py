@@ -27,6 +27,9 @@ docs/moto-gaps.md:
   Auto Scaling groups, EC2 Fleet, and Spot Fleet") unless the request names an
   instance type, and an instance type whose architecture the image does not have
   (moto answers every DryRun before any validation);
+- a template's and a version's ``CreatedBy`` is the ARN of the caller that made it, as
+  GetCallerIdentity names it (moto answers the account root for every one), so that
+  provenance - who made a template - can be judged as on AWS;
 - Security Hub custom actions exist (c7n_imds/testing_hub.py);
 - CloudFormation change sets belong to their stack (c7n_imds/testing_cfn.py).
 
@@ -92,6 +95,13 @@ def aws_semantics():
             tokens[key] = result.result if hasattr(result, "result") else result
         return result
 
+    def creator(self):
+        """The caller of this request as STS names it: AWS's CreatedBy is the ARN of
+        the principal that made the template or version (moto answers the root)."""
+        from moto.sts.models import sts_backends
+        return sts_backends[self.current_account][self.partition].get_caller_identity(
+            self.get_access_key(), self.region)[1]
+
     def template_of(self):
         if self._get_param("LaunchTemplateId"):
             return self.ec2_backend.get_launch_template(self._get_param("LaunchTemplateId"))
@@ -103,6 +113,8 @@ def aws_semantics():
             result = create_template(self)
             template = self.ec2_backend.get_launch_template(
                 result.result["LaunchTemplate"]["LaunchTemplateId"])
+            template.created_by = template.versions[0].created_by = creator(self)
+            result.result["LaunchTemplate"]["CreatedBy"] = template.created_by
             data = template.versions[0].data
             # Launch data tags instances, volumes, interfaces; the template's own tags
             # (ResourceType launch-template) are what moto copies in.
@@ -124,6 +136,8 @@ def aws_semantics():
             result = create_version(self)
             template = template_of(self)
             version = template.versions[-1]
+            version.created_by = creator(self)
+            result.result["LaunchTemplateVersion"]["CreatedBy"] = version.created_by
             given = self._get_param("LaunchTemplateData", {})
             if given.get("UserData"):
                 given["UserData"] = parse_user_data(given["UserData"])
@@ -232,7 +246,8 @@ def aws_semantics():
         chunk, token = page(self, versions)
         result = {"LaunchTemplateVersions": [{
             "CreateTime": version.create_time,
-            "CreatedBy": "arn:%s:iam::%s:root" % (self.partition, self.current_account),
+            "CreatedBy": getattr(version, "created_by", None) or "arn:%s:iam::%s:root" % (
+                self.partition, self.current_account),
             "DefaultVersion": template.is_default(version),
             "LaunchTemplateData": version.data,
             "LaunchTemplateId": template.id,
@@ -252,7 +267,8 @@ def aws_semantics():
         chunk, token = page(self, list(templates))
         result = {"LaunchTemplates": [{
             "CreateTime": template.create_time,
-            "CreatedBy": "arn:%s:iam::%s:root" % (self.partition, self.current_account),
+            "CreatedBy": getattr(template, "created_by", None) or "arn:%s:iam::%s:root" % (
+                self.partition, self.current_account),
             "DefaultVersionNumber": template.default_version_number,
             "LatestVersionNumber": template.latest_version_number,
             "LaunchTemplateId": template.id,

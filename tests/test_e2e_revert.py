@@ -3,15 +3,16 @@ stopped after any of its changes is finished by the next run, and the scheduled
 remediation (policies/remediate.yml) leaves the reverted groups alone; a template
 squatted under a conversion's name is never adopted.
 
-moto (and the launcher, c7n_imds/testing.py) answers every template's and version's
-CreatedBy with the account's root, arn:aws:iam::123456789012:root, while
-GetCallerIdentity answers arn:aws:sts::123456789012:user/moto: on moto nothing c7n-imds
-creates looks like its own. The revert policy names the root in trusted-principals -
-the option under test - and the squatting test relies on the mismatch.
+The launcher (c7n_imds/testing.py) answers a template's CreatedBy with its creator as
+GetCallerIdentity names it, as AWS does: what c7n-imds made is its own; the squatter is
+another IAM user.
 """
 import hashlib
 import urllib.request
 
+import boto3
+
+from c7n_imds.testing import EndpointSession
 from tests import faults
 from tests.support.commands import (
     EXEMPT_TAG,
@@ -24,7 +25,9 @@ from tests.support.commands import (
     tags_of,
 )
 
-MOTO_CREATOR = "arn:aws:iam::123456789012:root"
+SQUATTER = "arn:aws:iam::123456789012:user/intruder"
+# another principal the revert may trust (the running identity is trusted anyway)
+RELEASE_BOT = "arn:aws:iam::123456789012:role/release-bot"
 IMAGE = "ami-12c6146b"
 REVERT = """\
 policies:
@@ -35,7 +38,7 @@ policies:
     actions:
       - type: revert-imds-remediation
         trusted-principals: [%s]
-""" % MOTO_CREATOR
+""" % RELEASE_BOT
 
 
 def reset(endpoint):
@@ -144,9 +147,9 @@ def derived_name(config):
 def test_a_squatted_template_is_never_adopted(moto, tmp_path):
     """Someone creates, before the first run, a template under the name the conversion
     of app-lc will use, tagged c7n-imds:source=app-lc, holding exactly what the
-    conversion would make. Its CreatedBy (moto: the account root) is not the running
-    identity and the policy trusts nobody else: app fails naming the template, stays on
-    app-lc, and the template is neither used nor deleted."""
+    conversion would make. Its CreatedBy (another IAM user) is not the running identity
+    and the policy trusts nobody else: app fails naming the template, stays on app-lc,
+    and the template is neither used nor deleted."""
     endpoint, session = moto
     ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
     autoscaling.create_launch_configuration(
@@ -155,13 +158,19 @@ def test_a_squatted_template_is_never_adopted(moto, tmp_path):
         AutoScalingGroupName="app", LaunchConfigurationName="app-lc", MinSize=0, MaxSize=1,
         DesiredCapacity=0, VPCZoneIdentifier=subnets(ec2))
     config = autoscaling.describe_launch_configurations()["LaunchConfigurations"][0]
-    squatted = ec2.create_launch_template(
+    iam = session.client("iam")
+    iam.create_user(UserName="intruder")
+    key = iam.create_access_key(UserName="intruder")["AccessKey"]
+    squatter = EndpointSession(boto3.Session(
+        region_name="us-east-1", aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"]), endpoint)
+    squatted = squatter.client("ec2").create_launch_template(
         LaunchTemplateName=derived_name(config), LaunchTemplateData={
             "ImageId": IMAGE, "InstanceType": "t3.micro", "Monitoring": {"Enabled": False},
             "MetadataOptions": {"HttpTokens": "required"}},
         TagSpecifications=[{"ResourceType": "launch-template", "Tags": [
             {"Key": SOURCE_TAG, "Value": "app-lc"}]}])["LaunchTemplate"]
-    assert squatted["CreatedBy"] == MOTO_CREATOR
+    assert squatted["CreatedBy"] == SQUATTER
 
     result = c7n(run_args(tmp_path / "out", REMEDIATE), endpoint, tmp_path)
     assert result.returncode != 0
@@ -170,7 +179,7 @@ def test_a_squatted_template_is_never_adopted(moto, tmp_path):
     line = lines[0]
     assert len(set(lines)) == 1, lines
     assert squatted["LaunchTemplateId"] in line and derived_name(config) in line, line
-    assert "was created by %s, which is not trusted" % MOTO_CREATOR in line, line
+    assert "was created by %s, which is not trusted" % SQUATTER in line, line
     group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["app"])[
         "AutoScalingGroups"][0]
     assert "LaunchTemplate" not in group and PREVIOUS_TAG not in tags_of(group)
