@@ -37,8 +37,13 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["c7n_imds", "c7n_imds.*"]),
-    package_data={"c7n_imds": ["templates/*", "summary/schema.json"]},
+    # Two packages: the plugin (c7n_imds, what a policy run and the Lambda archive carry)
+    # and the org report beside it (c7n_imds_report), which imports the plugin's model
+    # (escaping, outcomes) and is never imported by it.
+    packages=find_packages(include=["c7n_imds", "c7n_imds.*", "c7n_imds_report",
+                                    "c7n_imds_report.*"]),
+    package_data={"c7n_imds": ["templates/*"],
+                  "c7n_imds_report": ["schema.json", "athena/*.sql"]},
     install_requires=[
         "c7n==0.9.53",
         "c7n-org==0.6.52",
@@ -68,7 +73,10 @@ setup(
             "jsonschema==4.26.0",  # the summary's schema; already custodian's
             "c7n-left==0.3.39",  # runs policies/left over Terraform (c7n 0.9.53's)
             "parliament==1.6.4",  # lints the IAM policies iam-policy prints (docs/iam.md)
+            "duckdb==2.0.0",  # the report's Athena queries, run locally (tests/test_summary.py)
         ],
+        # c7n-imds summary's own: DuckDB runs the Athena queries (athena/*.sql) locally
+        "report": ["duckdb==2.0.0"],
         # make demo runs an embedded moto server
         "demo": ["moto[server]==5.2.5"],
     },

@@ -70,7 +70,10 @@ def dispatch(argv):
         from c7n_imds.pack import main as pack_main
         return pack_main(argv[1:])
     if command == "summary":
-        from c7n_imds.summary.cli import main as summary_main
+        try:  # the report is its own package (c7n_imds_report), never in the plugin
+            from c7n_imds_report.cli import main as summary_main
+        except ImportError:
+            sys.exit("c7n-imds summary: not installed: pip install 'c7n-imds[report]'")
         return summary_main(argv[1:])
     if command == "iam-policy":
         from c7n_imds.iam import main as iam_main

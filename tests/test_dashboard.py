@@ -1,5 +1,5 @@
-"""c7n_imds.summary.dashboard (`c7n-imds summary --format html`) as a reader sees it, and
-the escaping of every format (c7n_imds.summary.render).
+"""c7n_imds_report.dashboard (`c7n-imds summary --format html`) as a reader sees it, and
+the escaping of every format (c7n_imds_report.render).
 
 The summary is built by hand in schema.json's shape (checked against it): 3 accounts x 2
 regions over 3 runs in which a remediation brings the non-compliant groups down and the
@@ -29,7 +29,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from c7n_imds.model.escape import controls as escape_controls
-from c7n_imds.summary import dashboard, render
+from c7n_imds_report import dashboard, render
 from tests.support.browser import Dom, cells, chromium, column
 
 # Chromium is a real program, which `make test` installs: these are end-to-end tests, out

@@ -102,7 +102,7 @@ def test_summary_from_s3_names_the_missing_and_the_corrupt(moto, tmp_path):
     assert result.returncode == 3, result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     jsonschema.Draft202012Validator(json.loads(
-        (REPO / "c7n_imds" / "summary" / "schema.json").read_text())).validate(summary)
+        (REPO / "c7n_imds_report" / "schema.json").read_text())).validate(summary)
     problems = [(p["Account"], p["Policy"], p["State"]) for p in summary["Problems"]]
     assert problems == [("222222222222", "asg-imds-exempt", "unreadable"),
                         ("444444444444", None, "not-scanned")], summary["Problems"]

@@ -91,7 +91,7 @@ def test_a_newline_in_a_tag_forges_no_log_record(run_log):
     """What summary reads back from custodian-run.log: without escaping, a tag value
     writes an ERROR record of its choosing (the first half shows the test can fail)."""
     from c7n_imds.log_records import escape_log_records
-    from c7n_imds.summary.load import run_log_errors
+    from c7n_imds_report.load import run_log_errors
     log_forged_values()
     assert run_log_errors(run_log.getvalue()) == ["forged", "forged"]
 

@@ -71,7 +71,7 @@ def test_the_filter_the_summary_and_the_gate_read_exemptions_alike():
 
     from c7n_imds.filters import exemption
     from c7n_imds.model import gate
-    from c7n_imds.summary import load
+    from c7n_imds_report import load
     for module in (exemption, load, gate):
         assert module.parse_exemption is parse_exemption, module.__name__
         assert "parse_exemption(" in inspect.getsource(module), module.__name__

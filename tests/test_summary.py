@@ -1,4 +1,4 @@
-"""c7n_imds.summary (`c7n-imds summary`): figures checked against what was seeded, in every format.
+"""c7n_imds_report (`c7n-imds summary`): figures checked against what was seeded, in every format.
 
 End to end: a small estate on a real moto server, the real `c7n-imds run` of
 policies/detect.yml and policies/remediate.yml into one folder, detect.yml again into a
@@ -21,7 +21,7 @@ import boto3
 import jsonschema
 import pytest
 
-from c7n_imds.summary import aggregate, cli, load
+from c7n_imds_report import aggregate, cli, load
 from c7n_imds.testing import EndpointSession, aws_env, moto_server, run_c7n_imds
 from tests.conftest import REGION, REPO
 
@@ -143,7 +143,7 @@ EXPECTED_RUN_2 = {
 def test_summary_json_matches_the_seeded_estate(runs, tmp_path):
     summary = json.loads(summary_of([runs / "one", runs / "two"], "json", tmp_path))
     # the documented, versioned schema (docs/summary.md) holds for what was written
-    schema = json.loads((REPO / "c7n_imds" / "summary" / "schema.json").read_text())
+    schema = json.loads((REPO / "c7n_imds_report" / "schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(summary)
     assert summary["SchemaVersion"] == 1 and summary["Problems"] == []
     first, second = summary["Runs"]
@@ -700,7 +700,7 @@ def test_stack_owned_groups_are_counted_by_owner_kind(tmp_path):
     owner_estate(tmp_path)
     summary = aggregate.summarize([load.load_folder(tmp_path)])
     jsonschema.Draft202012Validator(json.loads(
-        (REPO / "c7n_imds" / "summary" / "schema.json").read_text())).validate(summary)
+        (REPO / "c7n_imds_report" / "schema.json").read_text())).validate(summary)
     assert summary["Problems"] == []  # one group's failure does not make the scan errored
     (run,) = summary["Runs"]
     rows = {(r["Account"], r["Control"]): r for r in run["Rows"]}

@@ -1,9 +1,9 @@
 """Renderers for `c7n-imds summary`: a terminal table, CSV, JSON and Markdown here, the
-HTML page in ``c7n_imds.summary.dashboard``. What they show comes from
-``c7n_imds.summary.display`` and ``c7n_imds.summary.stack_owned``, so that every format
+HTML page in ``c7n_imds_report.dashboard``. What they show comes from
+``c7n_imds_report.display`` and ``c7n_imds_report.stack_owned``, so that every format
 says the same.
 
-They take the summary ``c7n_imds.summary.aggregate.summarize`` builds (the shape of
+They take the summary ``c7n_imds_report.aggregate.summarize`` builds (the shape of
 schema.json). A count that is null was not measured and is written as an en dash (an
 empty cell in CSV), never as 0: a scan that failed must not read as a compliant one.
 Every value that comes from an account - group, account, stack and policy names, tag
@@ -17,7 +17,7 @@ import io
 import json
 
 from c7n_imds.model import escape
-from c7n_imds.summary.display import (
+from c7n_imds_report.display import (
     BY_TYPE,
     DASH,
     STATE_LABELS,
@@ -36,8 +36,8 @@ from c7n_imds.summary.display import (
     percent,
     problems,
 )
-from c7n_imds.summary.owners import OWNER_KINDS
-from c7n_imds.summary.stack_owned import fix_text, owner_figure, owners_table
+from c7n_imds_report.owners import OWNER_KINDS
+from c7n_imds_report.stack_owned import fix_text, owner_figure, owners_table
 
 GROUP_STATE_LABELS = {"non-compliant": "non-compliant", "held-back": "held back",
                       "exempt": "exempt", "stack-owned": "stack-owned",
@@ -187,9 +187,9 @@ def render_csv(summary):
 
 
 def render_html(summary):
-    """The page (``c7n_imds.summary.dashboard``, which builds on the figures above and
+    """The page (``c7n_imds_report.dashboard``, which builds on the figures above and
     so is imported only when asked for)."""
-    from c7n_imds.summary.dashboard import render_html as page
+    from c7n_imds_report.dashboard import render_html as page
     return page(summary)
 
 

@@ -3,7 +3,7 @@ managed node group - and are fixed there, not behind the owner's back: a group's
 kind, how far the fix of each kind's groups has come, and what fixes a group at its
 owner (the fix proposed or applied there, with what it waits for and the command that
 executes or follows it; else the owner's action, not run yet or why it left the group).
-Pure, like ``c7n_imds.summary.aggregate``, which counts with it."""
+Pure, like ``c7n_imds_report.aggregate``, which counts with it."""
 import shlex
 from collections import defaultdict
 

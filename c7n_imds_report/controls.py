@@ -1,7 +1,7 @@
 """Security Hub's controls as the summary counts them: which control judges a group
 (AutoScaling.3 and .9 judge launch configurations, EC2.170 launch templates and mixed
 instances policies, others any launch type), the order controls are listed in, and the
-compliant share of each. Pure, like ``c7n_imds.summary.aggregate``, which counts with it."""
+compliant share of each. Pure, like ``c7n_imds_report.aggregate``, which counts with it."""
 from c7n_imds.names import LAUNCH_CONFIGURATION as LC
 from c7n_imds.names import LAUNCH_TEMPLATE as LT
 from c7n_imds.names import MIXED_INSTANCES_POLICY as MIXED

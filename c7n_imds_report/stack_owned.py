@@ -1,8 +1,8 @@
 """Stack-owned groups as every format shows them: the owner kinds' names, the table of
-their groups by account and owner (``c7n_imds.summary.owners.by_owner``'s counts), and
+their groups by account and owner (``c7n_imds_report.owners.by_owner``'s counts), and
 in one line what fixes a group at its owner or what was done there."""
-from c7n_imds.summary.display import DASH, display_account
-from c7n_imds.summary.owners import OWNER_KINDS, UNKNOWN
+from c7n_imds_report.display import DASH, display_account
+from c7n_imds_report.owners import OWNER_KINDS, UNKNOWN
 
 OWNER_LABELS = {"cloudformation": "CloudFormation", "elasticbeanstalk": "Elastic Beanstalk",
                 "eks-nodegroup": "EKS node group", UNKNOWN: "owner not named"}

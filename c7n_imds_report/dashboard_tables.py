@@ -1,4 +1,4 @@
-"""The tables of the HTML page (``c7n_imds.summary.dashboard``): accounts by control,
+"""The tables of the HTML page (``c7n_imds_report.dashboard``): accounts by control,
 stack-owned groups by owner, the groups by state (the drill-down), the scans not
 complete, the figures by account, region and control, and the runs. Each is a table the
 page's script can sort and filter; without the script it reads the same, unsorted.
@@ -6,7 +6,7 @@ page's script can sort and filter; without the script it reads the same, unsorte
 import re
 
 from c7n_imds.model import escape
-from c7n_imds.summary import display, stack_owned
+from c7n_imds_report import display, stack_owned
 
 # A run of characters no line can break in: such a cell may break anywhere (letting every
 # cell do so would squeeze short columns: "Regio/n").

@@ -12,8 +12,8 @@ import sys
 import yaml
 
 from c7n_imds.model import escape
-from c7n_imds.summary.aggregate import summarize
-from c7n_imds.summary.load import fetch_s3, load_folder
+from c7n_imds_report.aggregate import summarize
+from c7n_imds_report.load import fetch_s3, load_folder
 
 SCAN_PROBLEMS = 3
 FORMAT_ALIASES = {"md": "markdown"}  # what people type for Markdown
@@ -61,7 +61,7 @@ def load_tree(location, scratch):
 
 
 def main(argv=None):
-    from c7n_imds.summary.render import RENDERERS
+    from c7n_imds_report.render import RENDERERS
 
     parser = argparse.ArgumentParser(
         prog="c7n-imds summary", description="IMDSv2 compliance per account, region and "

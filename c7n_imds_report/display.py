@@ -2,15 +2,15 @@
 of controls, states, launch types and figures, a count (an en dash where it was not
 measured, never 0: a scan that failed must not read as a compliant one), the headline
 share of each control and its change, the account x control cells, and the scans that
-did not complete. ``c7n_imds.summary.render`` writes them as a table, CSV, JSON or
-Markdown, ``c7n_imds.summary.dashboard`` as the HTML page; each escapes them for itself.
+did not complete. ``c7n_imds_report.render`` writes them as a table, CSV, JSON or
+Markdown, ``c7n_imds_report.dashboard`` as the HTML page; each escapes them for itself.
 """
 import math
 
 from c7n_imds.names import LAUNCH_CONFIGURATION as LC
 from c7n_imds.names import LAUNCH_TEMPLATE as LT
 from c7n_imds.names import MIXED_INSTANCES_POLICY as MIXED
-from c7n_imds.summary.owners import UNKNOWN
+from c7n_imds_report.owners import UNKNOWN
 
 DASH = "\u2013"  # not measured
 # Security Hub's controls, in the README's order, with what they judge.

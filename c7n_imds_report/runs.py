@@ -1,5 +1,5 @@
-"""The runs in the output trees ``c7n_imds.summary.load`` reads, and the state of each
-scan of a run. Pure, like ``c7n_imds.summary.aggregate``, which summarizes each run.
+"""The runs in the output trees ``c7n_imds_report.load`` reads, and the state of each
+scan of a run. Pure, like ``c7n_imds_report.aggregate``, which summarizes each run.
 
 Runs: custodian keeps dated folders under each policy (S3: YYYY/MM/DD/HH), each one run;
 otherwise each OUT folder is one run, split by sub-folder while a policy appears twice

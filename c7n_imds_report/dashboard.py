@@ -6,15 +6,15 @@ Everything is rendered here, so the page shows every figure without JavaScript (
 client or a locked-down browser runs none); a small inline script only adds sorting and
 filtering, reads the DOM and carries no data, so no account value lands in a script.
 Every value that comes from an account (group, account, stack, policy and folder names,
-tag values, owners, reasons) goes through ``esc`` (``c7n_imds.summary.dashboard_tables``) -
+tag values, owners, reasons) goes through ``esc`` (``c7n_imds_report.dashboard_tables``) -
 control characters written out, then ``html.escape`` with quotes - in text and
 attributes alike: the account's owner chose it, not the reader of the page.
 """
 import math
 from collections import Counter
 
-from c7n_imds.summary import display
-from c7n_imds.summary.dashboard_tables import (
+from c7n_imds_report import display
+from c7n_imds_report.dashboard_tables import (
     account_html,
     drill_down,
     esc,

@@ -1,12 +1,12 @@
 """`c7n-imds summary OUT...`: where an organization stands on IMDSv2, read from the
 output trees of `c7n-imds run -s OUT` and `c7n-imds org run -s OUT` (local or S3).
 
-Three layers: ``c7n_imds.summary.load`` reads the files and keeps, of each resource,
+Three layers: ``c7n_imds_report.load`` reads the files and keeps, of each resource,
 only the names and facts counted or listed below (never user data or any other field);
 ``summarize`` here and the functions it calls are pure, with the modules beside it:
 ``runs`` (the runs in a tree, the state of each scan), ``controls`` (which control
 judges a group, each control's share) and ``owners`` (stack-owned groups, what fixes
-them); ``c7n_imds.summary.render`` turns a summary (c7n_imds/summary/schema.json,
+them); ``c7n_imds_report.render`` turns a summary (c7n_imds_report/schema.json,
 docs/summary.md) into a table, CSV, JSON, Markdown or the HTML dashboard.
 
 How the figures are counted, per account, region and control, as distinct group names
@@ -47,8 +47,8 @@ import datetime
 from collections import defaultdict
 
 from c7n_imds.names import LAUNCH_CONFIGURATION as LC
-from c7n_imds.summary.controls import control_for, control_shares, control_sort_key
-from c7n_imds.summary.owners import (
+from c7n_imds_report.controls import control_for, control_shares, control_sort_key
+from c7n_imds_report.owners import (
     OWNER_ACTION,
     UNKNOWN,
     by_owner,
@@ -57,7 +57,7 @@ from c7n_imds.summary.owners import (
     owner_fixes,
     owner_kind,
 )
-from c7n_imds.summary.runs import resolve_accounts, scan_states, split_runs, worst
+from c7n_imds_report.runs import resolve_accounts, scan_states, split_runs, worst
 
 SCHEMA_VERSION = 1
 COUNTED_RESOURCES = ("asg", "launch-config", "ec2")

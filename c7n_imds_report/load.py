@@ -45,7 +45,7 @@ from c7n_imds.names import (
     SET_ACCESS_ACTION,
     USAGE_ANNOTATION,
 )
-from c7n_imds.summary.owners import OWNER_ACTION, STACK_KINDS
+from c7n_imds_report.owners import OWNER_ACTION, STACK_KINDS
 
 MTIME_SLACK = 2  # seconds; some filesystems store coarse modification times
 # Older outputs, and policies of the user's own, may name their controls only in the
@@ -71,6 +71,9 @@ FIX_FIELDS = ("StackName", "ChangeSetName", "ChangeSetId", "EnvironmentName",
               "EnvironmentId", "ClusterName", "NodegroupName", "UpdateId", "Detail")
 # custodian-run.log: "TIME - LOGGER - LEVEL - MESSAGE", continuation lines after it
 LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - (\S+) - (\w+) - (.*)$")
+# The run command's one line for a remediation whose groups failed (c7n_imds.cli's
+# OneLineAwsErrors): the groups are named on lines of their own, counted as failed.
+GROUP_FAILURES = re.compile(r"^policy failed for \d+ group\(s\)")
 # An S3 or dated layout keeps one folder per hour under the policy: .../YYYY/MM/DD/HH
 DATED = re.compile(r"^\d{2,4}$")
 
@@ -127,7 +130,8 @@ def run_log_errors(text):
     for logger, level, message, rest in records:
         if level not in ("ERROR", "CRITICAL"):
             continue
-        if ": not remediated: " in message or any("RemediationError" in r for r in rest):
+        if ": not remediated: " in message or GROUP_FAILURES.match(message) or any(
+                "RemediationError" in r for r in rest):
             continue
         errors.append(message.strip())
     return errors
