@@ -70,6 +70,7 @@ setup(
             "hypothesis==6.170.17",
             "aiosmtpd==1.4.6",
             "ruff==0.17.6",
+            "mypy==2.4.1",  # make lint type-checks the pure model
             "jsonschema==4.26.0",  # the summary's schema; already custodian's
             "c7n-left==0.3.39",  # runs policies/left over Terraform (c7n 0.9.53's)
             "parliament==1.6.4",  # lints the IAM policies iam-policy prints (docs/iam.md)

@@ -48,19 +48,15 @@ from c7n_imds.names import (
 log = logging.getLogger("custodian.c7n_imds.sources")
 
 
-
 LC_NAMES_PER_CALL = 50  # DescribeLaunchConfigurations accepts at most 50 names
-
 
 
 LT_MAX_RESULTS = 200  # DescribeLaunchTemplateVersions allows 200 per page
 
 
-
 # Past this many templates with pinned numbers, load every template's $Default and
 # $Latest first (one paginated call) and fetch per template only what is still missing.
 BULK_THRESHOLD = 2
-
 
 
 class LaunchSources:
@@ -350,15 +346,12 @@ class LaunchSources:
             LaunchSourceMissing=False), data.get("MetadataOptions"), data.get("ImageId"))
 
 
-
 def _version_sort_key(version):
     return int(version) if version.isdigit() else 0
 
 
-
 # EC2 describes take at most 200 filter values per call, all filters together.
 FILTER_VALUES_PER_CALL = 200
-
 
 
 def group_vpcs(ec2, asgs):
@@ -380,7 +373,6 @@ def group_vpcs(ec2, asgs):
         result[asg["AutoScalingGroupName"]] = (
             subnet_vpc.get(ids[0]) if ids else default_vpc)
     return result
-
 
 
 def security_group_ids_by_name(ec2, vpc_names):

@@ -275,7 +275,6 @@ class Injector:
                 self.write(event="crash", operation=operation, nth=self.mutations)
                 os._exit(137)
 
-
     def after_call_error(self, event_name, **kwargs):
         """The call failed for good: its faults were not survived."""
         lost, _state.faults_in_call = getattr(_state, "faults_in_call", 0), 0

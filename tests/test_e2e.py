@@ -28,6 +28,8 @@ from tests.support.estates import (
 
 REMEDIATE = str(REPO / "policies" / "remediate.yml")
 DETECT = str(REPO / "policies" / "detect.yml")
+
+
 def expected_templates(ids):
     """LaunchTemplateData per LC, written out from docs/mapping.md by hand."""
     app, named = ids["app_sg"], ids["named_sg"]

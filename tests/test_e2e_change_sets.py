@@ -42,6 +42,7 @@ POLICY = textwrap.dedent("""
           - type: create-stack-change-set
 """)
 
+
 def tag_as_cloudformation(session, stack):
     """The tags CloudFormation puts on the groups of a stack, from the stack's resources."""
     cloudformation, autoscaling = session.client("cloudformation"), session.client(

@@ -37,7 +37,6 @@ from c7n_imds.sources import LaunchSources
 log = logging.getLogger("custodian.c7n_imds.actions")
 
 
-
 @ASG.action_registry.register("convert-to-launch-template")
 class ConvertToLaunchTemplate(TemplateMaking, Remediation):
     """Move launch-configuration groups to a new launch template that requires IMDSv2.

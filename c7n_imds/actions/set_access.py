@@ -44,7 +44,6 @@ from c7n_imds.sources import LaunchSources
 log = logging.getLogger("custodian.c7n_imds.actions")
 
 
-
 @ASG.action_registry.register("set-metadata-access")
 class SetMetadataAccess(VersionMaking, Remediation):
     """Give launch-template groups a template version with the requested IMDS options.
@@ -418,7 +417,6 @@ class SetMetadataAccess(VersionMaking, Remediation):
                      "pointed" if spec["Version"] not in ALIASES else "pinned")
 
 
-
 def previous_template_launch(asg):
     """Tag value for a template group's launch, or None when it will not fit."""
     launch_type, refs = launch_references(asg)
@@ -426,7 +424,6 @@ def previous_template_launch(asg):
         return encode_previous_launch(
             {"LaunchTemplateId": refs[0]["LaunchTemplateId"], "Version": refs[0]["Version"]})
     return encode_previous_mixed_launch(refs)
-
 
 
 def repoint(asg, pinned):

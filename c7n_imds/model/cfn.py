@@ -39,6 +39,7 @@ import fnmatch
 import json
 import re
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import yaml
 
@@ -157,7 +158,7 @@ def _plain(value):
     return value.isoformat() if isinstance(value, datetime.date) else value
 
 
-def _refuse(lc_id, problem):
+def _refuse(lc_id, problem) -> NoReturn:
     """Refuse, rather than lose or guess a setting: say what and how to proceed."""
     raise ValueError("launch configuration %s: %s; c7n-imds will not guess: migrate %s by "
                      "hand" % (lc_id, problem, lc_id))
@@ -370,7 +371,7 @@ def _over_configurations(name, build):
 
 def launch_template_data(lc_id: str, properties: dict, template: dict,
                          metadata_options: dict | None = None,
-                         parameters: dict | None = None) -> tuple[dict, list[str]]:
+                         parameters: dict | None = None) -> tuple[dict, list[Note]]:
     """``LaunchTemplateData`` for an AWS::AutoScaling::LaunchConfiguration's properties,
     row by row from the "Launch configuration mapping reference" of AWS's "Migrate AWS
     CloudFormation stacks from launch configurations to launch templates"; with notes
@@ -460,7 +461,7 @@ def _security_group_names(lc_id, groups, resources) -> list:
     value c7n-imds takes as one: a parameter, an import), the entry for a literal name,
     or the logical id of this stack's AWS::EC2::SecurityGroup without VpcId, whose Ref
     yields its name. A template's SecurityGroupIds and network interfaces take ids."""
-    found = []
+    found: list = []
     for group in groups if isinstance(groups, list) else ():
         target = group.get("Ref") if isinstance(group, dict) and len(group) == 1 else None
         resource = resources.get(target) if isinstance(target, str) else None
@@ -512,7 +513,7 @@ def _block_device(lc_id, mapping, notes) -> dict:
 def _instance_profile(lc_id, value, template, notes, parameters=None) -> dict:
     """An LC's IamInstanceProfile is a name or an ARN; a template says which. A parameter
     is judged by the stack's actual value, never by its default or description."""
-    def refuse():
+    def refuse() -> NoReturn:
         _refuse(lc_id, "is IamInstanceProfile %s a name or an ARN?" % json.dumps(value))
     if isinstance(value, str):
         # Instance profile names cannot hold a colon; ARNs always do.
@@ -633,8 +634,13 @@ def _rewrite_strings(value, change):
 
 def _strings(value) -> list[str]:
     """The literal strings of a value (as :func:`_rewrite_strings` walks it)."""
-    found = []
-    _rewrite_strings(value, lambda text: found.append(text) or text)
+    found: list[str] = []
+
+    def collect(text):
+        found.append(text)
+        return text
+
+    _rewrite_strings(value, collect)
     return found
 
 
@@ -731,7 +737,8 @@ def require_imdsv2(template: dict, groups=None, metadata_options: dict | None = 
         r.get("Properties") or {})] for g, r in resources.items() if _is_group(r)}
     asked = [g for g in sorted(uses) if uses[g] and (wanted is None or g in wanted)]
     notes, refused, changed = [], {}, []
-    latest_users = sorted({t for g in asked for t, problem in uses[g] if not problem})
+    latest_users = sorted({t for g in asked for t, problem in uses[g]
+                           if not problem and t is not None})
     for template_id in latest_users:
         lt = resources[template_id].setdefault("Properties", {})
         data = lt.get("LaunchTemplateData", {})

@@ -170,8 +170,8 @@ def _ebs(ebs: dict) -> dict:
             if v not in (None, "")}
 
 
-def _devices(mappings: list[dict], no_device: Any) -> dict:
-    devices = {}
+def _devices(mappings: list[dict] | None, no_device: Any) -> dict:
+    devices: dict[str | None, Any] = {}
     for mapping in mappings or ():
         name = _text(mapping.get("DeviceName"))
         if mapping.get("NoDevice") == no_device and "NoDevice" in mapping:
@@ -213,7 +213,7 @@ def template_view(launch_template_data: dict) -> dict:
     """The same view of launch template data (monitoring off unless enabled; the
     primary network interface's groups and public address count as the instance's)."""
     data = launch_template_data
-    primary = next((n for n in data.get("NetworkInterfaces") or ()
+    primary: dict = next((n for n in data.get("NetworkInterfaces") or ()
                     if n.get("DeviceIndex", 0) == 0), {})
     groups = list(data.get("SecurityGroupIds") or ()) + list(
         data.get("SecurityGroups") or ()) + list(primary.get("Groups") or ())

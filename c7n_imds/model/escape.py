@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html as _html
 import re
+from typing import Any
 
 CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
@@ -84,7 +85,9 @@ def traceback_text(exc_info) -> str:
     error = exc_info[1]
     try:
         formatted = traceback.TracebackException(*exc_info)
-        pending, seen = [(formatted, error)], set()
+        # (TracebackException, exception) pairs down the chain
+        pending: list[tuple[Any, Any]] = [(formatted, error)]
+        seen: set[int] = set()
         while pending:
             part, exception = pending.pop()
             if part is None or exception is None or id(part) in seen:

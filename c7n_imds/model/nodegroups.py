@@ -179,6 +179,15 @@ class NodegroupChange:
             return None
         return self.source["LaunchTemplateId"], self.source["VersionNumber"]
 
+    @property
+    def read_key(self) -> tuple[str, int]:
+        """``key`` of a change whose template version was read (what the plan, the
+        outcome and the already-done detail are about)."""
+        if self.key is None:
+            raise ValueError("node group %s: its launch template version was not read"
+                             % self.label)
+        return self.key
+
 
 @dataclass
 class NodegroupSnapshot:
@@ -277,6 +286,7 @@ def update_problem(update: dict, template_id: str, version: int | str,
     """The read-back of UpdateNodegroupVersion: None when EKS reports the update in
     progress or done and (where it lists its parameters) to this version and the pinned
     Kubernetes and AMI versions, else why not."""
+    pins = pins or {}
     status = update.get("status")
     if status not in UPDATE_ACCEPTED:
         errors = "; ".join("%s: %s" % (e.get("errorCode"), e.get("errorMessage"))
@@ -288,7 +298,7 @@ def update_problem(update: dict, template_id: str, version: int | str,
         return "EKS reports update %s to launch template version %s, not %s of %s" % (
             update.get("id"), params["LaunchTemplateVersion"], version, template_id)
     for key, param in (("version", "Version"), ("releaseVersion", "ReleaseVersion")):
-        if (pins or {}).get(key) and params.get(param) not in (None, pins[key]):
+        if pins.get(key) and params.get(param) not in (None, pins[key]):
             return "EKS reports update %s to %s %s, not the node group's %s" % (
                 update.get("id"), param, params[param], pins[key])
     return None
@@ -302,17 +312,18 @@ def template_spec(launch_template: dict) -> dict:
 
 def already_detail(change: NodegroupChange) -> str:
     return ("launch template %s version %s already has %s; EKS managed node group %s is "
-            "%s" % (change.key[0], change.key[1], json.dumps(
-                (change.source.get("LaunchTemplateData") or {}).get("MetadataOptions") or {},
-                sort_keys=True), change.label, change.nodegroup.get("status")))
+            "%s" % (change.read_key[0], change.read_key[1], json.dumps(
+                change.source_data.get("MetadataOptions") or {},
+                sort_keys=True), change.label, (change.nodegroup or {}).get("status")))
 
 
 def outcomes(change: NodegroupChange, status: str, version: int | str,
              update_id: str | None, detail: str) -> list[dict]:
     """The imds-changes.json records of a node group, one per group."""
-    fix = {"Action": NODEGROUP_ACTION, "Status": status, "ClusterName": change.cluster,
+    fix: dict[str, Any] = {
+           "Action": NODEGROUP_ACTION, "Status": status, "ClusterName": change.cluster,
            "NodegroupName": change.name,
-           "LaunchTemplate": {"id": change.key[0], "version": str(version)},
+           "LaunchTemplate": {"id": change.read_key[0], "version": str(version)},
            "UpdateId": update_id, "Detail": detail}
     if change.launch_changes:
         fix["LaunchChanges"] = [c.record() for c in change.launch_changes]
@@ -322,12 +333,12 @@ def outcomes(change: NodegroupChange, status: str, version: int | str,
 
 def owner_change(change: NodegroupChange, metadata_options: dict, force: bool) -> dict:
     """The plan line of a node group (`c7n-imds plan`'s OwnerChanges)."""
-    strategy = change.nodegroup.get("updateConfig") or {}
+    strategy = (change.nodegroup or {}).get("updateConfig") or {}
     return {
         "Owner": "EKS managed node group %s" % change.label,
         "Change": "launch template %s version %s -> new version with %s, then "
                   "UpdateNodegroupVersion (EKS replaces the nodes by its update strategy)"
-                  % (change.key[0], change.key[1], json.dumps(metadata_options,
+                  % (change.read_key[0], change.read_key[1], json.dumps(metadata_options,
                                                               sort_keys=True)),
         "Groups": change.group_names,
         "Notes": ["update strategy: %s" % (json.dumps(strategy, sort_keys=True)

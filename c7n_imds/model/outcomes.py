@@ -64,7 +64,7 @@ def classify(entry: dict, owner_action: bool = False) -> tuple[str, str]:
         return FAILED, str(entry["Error"])
     fix = entry.get("OwnerFix")
     if isinstance(fix, dict):
-        return OWNER_FIX_STATUSES.get(fix.get("Status"), SKIPPED), str(fix.get("Detail") or "")
+        return OWNER_FIX_STATUSES.get(str(fix.get("Status")), SKIPPED), str(fix.get("Detail") or "")
     if "Skipped" in entry:
         reason = str(entry["Skipped"])
         if reason.startswith("exempt"):

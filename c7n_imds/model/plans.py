@@ -136,24 +136,24 @@ class Plan:
                 "Failures": dict(self.failures), "Skipped": list(self.skipped)}
 
 
-def independent_sets(work):
+def independent_sets(work: dict[tuple[str, Any], Any]) -> list[list[tuple[str, Any]]]:
     """The work's keys, (template id, source version), in sets that share neither a
     template (its versions are made, and taken back, together) nor a group (a group
     changes completely or not at all), in a stable order."""
     parent = {key: key for key in work}
 
-    def root(key):
+    def root(key: tuple[str, Any]) -> tuple[str, Any]:
         while parent[key] != key:
             parent[key] = parent[parent[key]]
             key = parent[key]
         return key
-    first_of = {}
+    first_of: dict[tuple[str, str], tuple[str, Any]] = {}
     for key in sorted(work):
         for tie in [("template", key[0])] + [
                 ("group", asg["AutoScalingGroupName"]) for asg, _ in work[key].groups]:
             other = first_of.setdefault(tie, key)
             parent[root(key)] = root(other)
-    sets = {}
+    sets: dict[tuple[str, Any], list[tuple[str, Any]]] = {}
     for key in sorted(work):
         sets.setdefault(root(key), []).append(key)
     return sorted(sets.values())

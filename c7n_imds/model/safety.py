@@ -84,7 +84,8 @@ def parse_exemption(value: str | None, today: datetime.date) -> dict:
     if len(untils) > 1:
         return _malformed(text, "'until' appears %d times" % len(untils))
     if not match:
-        after = text[UNTIL.search(text).end():].split()
+        found = UNTIL.search(text)  # there is one: untils is not empty
+        after = text[found.end():].split() if found else []
         return _malformed(text, "%s after 'until' is not a date (YYYY-MM-DD)" % repr(
             after[0]) if after else "no date after 'until'")
     # "until 2027-03-31, CHG-9": the reason is what is left, without a dangling comma
@@ -147,7 +148,11 @@ def iac_owner(asg: dict) -> tuple[str, str] | None:
 
 def iac_guidance(asg: dict) -> str:
     """What fixes a stack-owned group where it is defined, and the action that does it."""
-    key, owner = iac_owner(asg)
+    found = iac_owner(asg)
+    if found is None:
+        raise ValueError("group %s is not owned by a stack or service"
+                         % asg.get("AutoScalingGroupName"))
+    key, owner = found
     if key == CLOUDFORMATION_TAG:
         return ("managed by CloudFormation stack %s: a change made behind the stack "
                 "drifts or is reverted. The %s action proposes a change set that requires "

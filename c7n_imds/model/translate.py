@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
+from typing import Any
 
 from c7n_imds.names import PRESERVE, TOKENS_REQUIRED
 
@@ -202,7 +203,8 @@ def launch_configuration_copy(launch_configuration: dict, new_name: str, *,
     """
     lc = launch_configuration
     refuse_unknown_fields(lc, "copy")
-    params, notes = {"LaunchConfigurationName": new_name}, []
+    params: dict[str, Any] = {"LaunchConfigurationName": new_name}
+    notes: list[str] = []
     for field in ("ImageId", "KeyName", "InstanceType", "KernelId", "RamdiskId",
                   "SpotPrice", "IamInstanceProfile", "PlacementTenancy"):
         if lc.get(field):

@@ -38,6 +38,7 @@ ASG = "aws:autoscaling:asg"
 SINGLE_INSTANCE = "SingleInstance"
 ALL_AT_ONCE, ROLLING_UPDATE, IMMUTABLE = "all-at-once", "rolling", "immutable"
 
+
 def environment_reference(asg):
     """("id", environment id) or ("name", environment name) from a group's tags; the
     id is preferred (a name can be reused after its environment is terminated)."""
