@@ -1,5 +1,6 @@
 """The package's layout keeps its promises: the model is pure, no import cycle, no
 module uses another's private names, and `make lint` keeps upstream's settings."""
+
 import ast
 import re
 from pathlib import Path
@@ -40,10 +41,11 @@ def test_the_model_is_pure():
         for imported in top_level_imports(path):
             root = imported.split(".")[0]
             assert root not in ("boto3", "botocore", "c7n", "c7n_org", "c7n_mailer"), (
-                name, imported)
+                name,
+                imported,
+            )
             if root == "c7n_imds":
-                assert imported.startswith(("c7n_imds.model", "c7n_imds.names")), (
-                    name, imported)
+                assert imported.startswith(("c7n_imds.model", "c7n_imds.names")), (name, imported)
 
 
 def all_imports(path):
@@ -60,14 +62,17 @@ def all_imports(path):
 
 
 def test_no_import_cycle():
-    graph = {name: {m for m in all_imports(path) if m in MODULES and m != name}
-             for name, path in MODULES.items()}
+    graph = {
+        name: {m for m in all_imports(path) if m in MODULES and m != name}
+        for name, path in MODULES.items()
+    }
     done, stack = set(), []
 
     def visit(name):
         if name in stack:
-            raise AssertionError("import cycle: " + " -> ".join(
-                stack[stack.index(name):] + [name]))
+            raise AssertionError(
+                "import cycle: " + " -> ".join(stack[stack.index(name) :] + [name])
+            )
         if name in done:
             return
         stack.append(name)
@@ -98,8 +103,7 @@ def private_uses(path):
     modules = {}
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
-                "c7n_imds"):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("c7n_imds"):
             for alias in node.names:
                 if alias.name.startswith("_") and not alias.name.startswith("__"):
                     found.add((node.module, alias.name))
@@ -109,25 +113,26 @@ def private_uses(path):
                 if alias.name.startswith("c7n_imds"):
                     modules[alias.asname or alias.name.split(".")[0]] = alias.name
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                and node.value.id in modules and node.attr.startswith("_")
-                and not node.attr.startswith("__")):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
             found.add((modules[node.value.id], node.attr))
     return found
 
 
 def test_no_module_uses_another_modules_private_names():
-    used = {name: sorted(uses) for name, path in MODULES.items()
-            if (uses := private_uses(path))}
+    used = {name: sorted(uses) for name, path in MODULES.items() if (uses := private_uses(path))}
     assert used == {}
 
 
 def test_the_private_name_check_can_fail(tmp_path):
     planted = tmp_path / "planted.py"
-    planted.write_text("from c7n_imds.aws import _hidden\nimport c7n_imds.pacing as p\n"
-                       "p._state\n")
-    assert private_uses(planted) == {("c7n_imds.aws", "_hidden"),
-                                     ("c7n_imds.pacing", "_state")}
+    planted.write_text("from c7n_imds.aws import _hidden\nimport c7n_imds.pacing as p\np._state\n")
+    assert private_uses(planted) == {("c7n_imds.aws", "_hidden"), ("c7n_imds.pacing", "_state")}
 
 
 def test_lint_keeps_upstream_cloud_custodians_settings():
@@ -145,11 +150,40 @@ def test_lint_keeps_upstream_cloud_custodians_settings():
     makefile = (REPO / "Makefile").read_text()
     lint = re.search(r"^lint: (.*)$", makefile, re.M).group(1).split()
     assert lint == ["lint-ruff", "lint-format", "lint-types"]
-    for target, tool in (("lint-ruff", "ruff check"), ("lint-format", "ruff format --check"),
-                         ("lint-types", "mypy")):
+    for target, tool in (
+        ("lint-ruff", "ruff check"),
+        ("lint-format", "ruff format --check"),
+        ("lint-types", "mypy"),
+    ):
         recipe = re.search(r"^%s: .*\n\t(.*)$" % target, makefile, re.M).group(1)
         assert tool in recipe, (target, recipe)
-    hooks = {h["id"]: h["entry"] for repo in yaml.safe_load(
-        (REPO / ".pre-commit-config.yaml").read_text())["repos"] for h in repo["hooks"]}
+    hooks = {
+        h["id"]: h["entry"]
+        for repo in yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())["repos"]
+        for h in repo["hooks"]
+    }
     assert {entry.split()[-1] for entry in hooks.values()} == {
-        "lint-ruff", "lint-format", "lint-types", "validate-pack"}
+        "lint-ruff",
+        "lint-format",
+        "lint-types",
+        "validate-pack",
+    }
+
+
+def test_every_refusal_is_one_kind():
+    """One refusal hierarchy (c7n_imds.model.refusals): every exception class of the
+    package named as a refusal, and the model's can't-carry errors, is a Refused."""
+    import importlib
+    import inspect
+
+    from c7n_imds.model.refusals import Refused
+    refusals = []
+    for name in MODULES:
+        module = importlib.import_module(name)
+        for _, klass in inspect.getmembers(module, inspect.isclass):
+            if klass.__module__ == name and issubclass(klass, Exception) and (
+                    "Refused" in klass.__name__ or klass.__name__ in (
+                        "TranslationError", "CannotCarry")):
+                refusals.append(klass)
+    assert len(refusals) >= 7
+    assert [k.__name__ for k in refusals if not issubclass(k, Refused)] == []

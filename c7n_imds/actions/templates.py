@@ -2,6 +2,7 @@
 switches to it: created (or found again, and checked to be ours), the version its
 groups will follow described, and withdrawn when it fails - used by
 `convert-to-launch-template`."""
+
 import json
 import logging
 
@@ -11,6 +12,7 @@ from c7n.utils import chunks
 from c7n_imds.actions.trust import Trusting
 from c7n_imds.aws import AWS_ERRORS, describe_error, retry, tags_of
 from c7n_imds.model.provenance import client_token, untrusted_creator
+from c7n_imds.model.refusals import Refused
 from c7n_imds.model.verify import differences, warning_messages
 from c7n_imds.names import (
     SOURCE_CREATED_TAG,
@@ -26,7 +28,7 @@ TEMPLATE_NAMES_PER_CALL = 100
 CREATED_NOT_FOUND = TEMPLATE_NOT_FOUND[:1] + VERSION_NOT_FOUND
 
 
-class TemplateRefused(Exception):
+class TemplateRefused(Refused):
     """The plan's template cannot be used as it stands (not ours, not visible yet);
     the groups of that configuration are not changed."""
 
@@ -39,9 +41,14 @@ class TemplateMaking(Trusting):
         found = {}
         paginator = ec2.get_paginator("describe_launch_templates")
         for batch in chunks(sorted(set(names)), TEMPLATE_NAMES_PER_CALL):
-            pages = retry(lambda: list(paginator.paginate(
-                Filters=[{"Name": "launch-template-name", "Values": batch}],
-                PaginationConfig={"PageSize": 200})))
+            pages = retry(
+                lambda: list(
+                    paginator.paginate(
+                        Filters=[{"Name": "launch-template-name", "Values": batch}],
+                        PaginationConfig={"PageSize": 200},
+                    )
+                )
+            )
             for page in pages:
                 found.update({t["LaunchTemplateName"]: t for t in page["LaunchTemplates"]})
         return found
@@ -62,38 +69,51 @@ class TemplateMaking(Trusting):
                 if name not in existing:
                     raise TemplateRefused(
                         "launch template %s was created concurrently but is not visible "
-                        "yet; run the policy again to finish" % name)
+                        "yet; run the policy again to finish" % name
+                    )
         template = existing[name]
         if tags_of(template).get(SOURCE_TAG) != plan.launch_configuration_name:
             raise TemplateRefused(
                 "a launch template named %s already exists and was not created by c7n-imds "
-                "from this launch configuration; rename or delete it" % name)
+                "from this launch configuration; rename or delete it" % name
+            )
         # Anyone may create a template of this name with our tags: only one a trusted
         # principal created is adopted (and then only if its content verifies).
-        problem = untrusted_creator("launch template %s (%s)" % (
-            name, template["LaunchTemplateId"]), template.get("CreatedBy"),
-            self.trusted_principals())
+        problem = untrusted_creator(
+            "launch template %s (%s)" % (name, template["LaunchTemplateId"]),
+            template.get("CreatedBy"),
+            self.trusted_principals(),
+        )
         if problem:
             raise TemplateRefused(
                 "%s (trusted: %s); c7n-imds neither launches from it nor deletes it - "
                 "delete it if nobody should use it, or name its creator in "
-                "trusted-principals" % (problem, ", ".join(self.trusted_principals())
-                                        or "none"))
+                "trusted-principals" % (problem, ", ".join(self.trusted_principals()) or "none")
+            )
         return template, self.followed_version(ec2, template["LaunchTemplateId"]), False, []
 
     def create_template(self, ec2, plan, stale=None):
         data = plan.launch_template_data
         response = retry(
-            ec2.create_launch_template, LaunchTemplateName=plan.launch_template_name,
+            ec2.create_launch_template,
+            LaunchTemplateName=plan.launch_template_name,
             LaunchTemplateData=data,
             # The token covers the data too: a later run with other options, after the
             # template was deleted, must not meet IdempotentParameterMismatch.
-            ClientToken=client_token(json.dumps(
-                [plan.launch_template_name, data, stale], sort_keys=True)),
+            ClientToken=client_token(
+                json.dumps([plan.launch_template_name, data, stale], sort_keys=True)
+            ),
             VersionDescription="c7n-imds: from launch configuration, IMDSv2",
-            TagSpecifications=[{"ResourceType": "launch-template", "Tags": [
-                {"Key": SOURCE_TAG, "Value": plan.launch_configuration_name},
-                {"Key": SOURCE_CREATED_TAG, "Value": plan.source_created}]}])
+            TagSpecifications=[
+                {
+                    "ResourceType": "launch-template",
+                    "Tags": [
+                        {"Key": SOURCE_TAG, "Value": plan.launch_configuration_name},
+                        {"Key": SOURCE_CREATED_TAG, "Value": plan.source_created},
+                    ],
+                }
+            ],
+        )
         template = response["LaunchTemplate"]
         try:
             stored = self.followed_version(ec2, template["LaunchTemplateId"])
@@ -103,16 +123,21 @@ class TemplateMaking(Trusting):
             # The token matched an earlier create of a template deleted since (AWS
             # answers a repeated token with the original answer): create it anew.
             return self.create_template(ec2, plan, stale=template["LaunchTemplateId"])
-        log.info("launch template %s (%s) created from launch configuration %r",
-                 plan.launch_template_name, template["LaunchTemplateId"],
-                 plan.launch_configuration_name)
+        log.info(
+            "launch template %s (%s) created from launch configuration %r",
+            plan.launch_template_name,
+            template["LaunchTemplateId"],
+            plan.launch_configuration_name,
+        )
         return template, stored, True, warning_messages(response)
 
     def followed_version(self, ec2, template_id):
         """The template version the converted groups follow ($Default or $Latest)."""
-        return retry(ec2.describe_launch_template_versions, LaunchTemplateId=template_id,
-                     Versions=[self.data.get("version", "$Default")])[
-                         "LaunchTemplateVersions"][0]
+        return retry(
+            ec2.describe_launch_template_versions,
+            LaunchTemplateId=template_id,
+            Versions=[self.data.get("version", "$Default")],
+        )["LaunchTemplateVersions"][0]
 
     @staticmethod
     def reuse_problem(plan, stored):
@@ -121,26 +146,38 @@ class TemplateMaking(Trusting):
         it did not ask for. Only the options the product sets are compared."""
         wanted = plan.launch_template_data["MetadataOptions"]
         data = dict(stored.get("LaunchTemplateData") or {})
-        if differences(dict(plan.launch_template_data, MetadataOptions={}),
-                       dict(data, MetadataOptions={})):
+        if differences(
+            dict(plan.launch_template_data, MetadataOptions={}), dict(data, MetadataOptions={})
+        ):
             return None
-        if not differences({"MetadataOptions": wanted},
-                           {"MetadataOptions": data.get("MetadataOptions")}):
+        if not differences(
+            {"MetadataOptions": wanted}, {"MetadataOptions": data.get("MetadataOptions")}
+        ):
             return None
-        return ("launch template %s, made from this configuration by an earlier run, has "
-                "metadata options %s in version %s; this run asks for %s. Use "
-                "set-metadata-access on the groups already on it, then run again" % (
-                    plan.launch_template_name, json.dumps(
-                        data.get("MetadataOptions") or {}, sort_keys=True),
-                    stored["VersionNumber"], json.dumps(wanted, sort_keys=True)))
+        return (
+            "launch template %s, made from this configuration by an earlier run, has "
+            "metadata options %s in version %s; this run asks for %s. Use "
+            "set-metadata-access on the groups already on it, then run again"
+            % (
+                plan.launch_template_name,
+                json.dumps(data.get("MetadataOptions") or {}, sort_keys=True),
+                stored["VersionNumber"],
+                json.dumps(wanted, sort_keys=True),
+            )
+        )
 
     def withdraw_template(self, ec2, template):
         """Delete a template this run created that no group may use: nothing else
         launches from it yet, and a re-run makes it anew."""
         try:
             retry(ec2.delete_launch_template, LaunchTemplateId=template["LaunchTemplateId"])
-            log.warning("launch template %s: failed its check; deleted",
-                        template["LaunchTemplateId"])
+            log.warning(
+                "launch template %s: failed its check; deleted", template["LaunchTemplateId"]
+            )
         except AWS_ERRORS as e:
-            log.error("launch template %s failed its check and could not be deleted (%s); "
-                      "delete it by hand", template["LaunchTemplateId"], describe_error(e))
+            log.error(
+                "launch template %s failed its check and could not be deleted (%s); "
+                "delete it by hand",
+                template["LaunchTemplateId"],
+                describe_error(e),
+            )

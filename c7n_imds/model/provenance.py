@@ -1,6 +1,7 @@
 """Where c7n-imds's own resources come from and how a re-run finds them again: names
 derived from the source, idempotency tokens, the previous-launch tag codec and the
 descriptions of derived versions. Pure."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
+from c7n_imds.model.refusals import Refused
 from c7n_imds.model.translate import TranslationError, launch_template_data, security_group_names
 from c7n_imds.model.verify import differences, summary
 from c7n_imds.names import ALIASES, BEANSTALK_OPTION, PREVIOUS_LAUNCH_TAG
@@ -33,8 +35,10 @@ def _timestamp(value: datetime | str | None) -> str:
 def source_identity(launch_configuration: dict) -> tuple[str, str]:
     """(name, created) - what tells one launch configuration from a later one of the
     same name. LCs are immutable but can be deleted and re-created under one name."""
-    return (launch_configuration["LaunchConfigurationName"],
-            _timestamp(launch_configuration.get("CreatedTime")))
+    return (
+        launch_configuration["LaunchConfigurationName"],
+        _timestamp(launch_configuration.get("CreatedTime")),
+    )
 
 
 def template_name(launch_configuration: dict) -> str:
@@ -83,8 +87,10 @@ def encode_previous_launch(launch: dict) -> str:
         value = "lc:" + launch["LaunchConfigurationName"]
         if len(value) <= TAG_VALUE_MAX:
             return value
-        return "lc-sha256:" + hashlib.sha256(
-            launch["LaunchConfigurationName"].encode("utf-8")).hexdigest()
+        return (
+            "lc-sha256:"
+            + hashlib.sha256(launch["LaunchConfigurationName"].encode("utf-8")).hexdigest()
+        )
     return "lt:%s:%s" % (launch["LaunchTemplateId"], launch.get("Version") or "$Default")
 
 
@@ -110,7 +116,7 @@ def encode_previous_nodegroup_launch(template_id: str, version: str) -> str:
 def decode_previous_launch(value: str) -> dict:
     """Inverse of the encoders above; raises ValueError on anything else."""
     if value.startswith("eb:%s" % BEANSTALK_OPTION):
-        rest = value[len("eb:%s" % BEANSTALK_OPTION):]
+        rest = value[len("eb:%s" % BEANSTALK_OPTION) :]
         if rest == "" or rest.startswith("="):
             return {"BeanstalkOption": rest[1:] if rest else None}
     if value.startswith("eks:") and value.count(":") == 2:
@@ -120,7 +126,7 @@ def decode_previous_launch(value: str) -> dict:
     if value.startswith("lc:") and len(value) > 3:
         return {"LaunchConfigurationName": value[3:]}
     if value.startswith("lc-sha256:"):
-        return {"LaunchConfigurationNameSha256": value[len("lc-sha256:"):]}
+        return {"LaunchConfigurationNameSha256": value[len("lc-sha256:") :]}
     if value.startswith("lt:") and value.count(":") == 2:
         _, template_id, version = value.split(":")
         return {"LaunchTemplateId": template_id, "Version": version}
@@ -143,8 +149,9 @@ def derived_version_description(source_version: int | str, metadata_options: dic
     """VersionDescription of a version we derive: names its source, so a re-run finds
     it instead of creating another, and a revert knows where to go back to."""
     return "c7n-imds: from version %d with %s" % (
-        int(source_version), json.dumps(metadata_options, sort_keys=True,
-                                        separators=(",", ":")))
+        int(source_version),
+        json.dumps(metadata_options, sort_keys=True, separators=(",", ":")),
+    )
 
 
 def parse_derived_version_description(description: str | None) -> tuple[int, dict] | None:
@@ -168,11 +175,12 @@ def derived_source_spec(version):
 # (CreatedBy), a version's description, and content that matches the recorded source.
 
 # role, user and root ARNs (IAM), and an STS role session (a role's own session ARN)
-PRINCIPAL_ARN = (r"^arn:aws[a-z-]*:(iam::\d{12}:(root|(role|user)/[\w+=,.@/-]+)"
-                 r"|sts::\d{12}:(assumed-role/[\w+=,.@-]+/[\w+=,.@-]+"
-                 r"|federated-user/[\w+=,.@-]+))$")
-_IAM_PRINCIPAL = re.compile(
-    r"^arn:(aws[a-z-]*):iam::(\d{12}):(role|user)/(?:[^/]+/)*([^/]+)$")
+PRINCIPAL_ARN = (
+    r"^arn:aws[a-z-]*:(iam::\d{12}:(root|(role|user)/[\w+=,.@/-]+)"
+    r"|sts::\d{12}:(assumed-role/[\w+=,.@-]+/[\w+=,.@-]+"
+    r"|federated-user/[\w+=,.@-]+))$"
+)
+_IAM_PRINCIPAL = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):(role|user)/(?:[^/]+/)*([^/]+)$")
 _ROOT = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):root$")
 _ROLE_SESSION = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/[^/]+$")
 
@@ -203,17 +211,22 @@ def trusted_creator(created_by: str | None, trusted: tuple[str, ...] | list[str]
     if not created_by:
         return False
     key = principal(created_by)
-    return any(created_by.strip() == arn.strip() or (
-        key is not None and principal(arn) == key) for arn in trusted)
+    return any(
+        created_by.strip() == arn.strip() or (key is not None and principal(arn) == key)
+        for arn in trusted
+    )
 
 
-def untrusted_creator(what: str, created_by: str | None,
-                      trusted: tuple[str, ...] | list[str]) -> str | None:
+def untrusted_creator(
+    what: str, created_by: str | None, trusted: tuple[str, ...] | list[str]
+) -> str | None:
     """None when a trusted principal created it, else why it does not count."""
     if trusted_creator(created_by, trusted):
         return None
     return "%s was created by %s, which is not trusted" % (
-        what, created_by or "an unknown principal (no CreatedBy)")
+        what,
+        created_by or "an unknown principal (no CreatedBy)",
+    )
 
 
 def derived_from(version: dict) -> int | None:
@@ -232,8 +245,7 @@ def converted_template_problem(launch_configuration: dict, first_version: dict) 
     stored = dict(first_version.get("LaunchTemplateData") or {}, MetadataOptions={})
     by_name = bool(security_group_names(launch_configuration))
     try:
-        expected, _ = launch_template_data(
-            launch_configuration, [] if by_name else None)
+        expected, _ = launch_template_data(launch_configuration, [] if by_name else None)
     except TranslationError as e:
         return str(e)
     expected["MetadataOptions"] = {}
@@ -250,20 +262,27 @@ def configuration_copy_problem(recorded: dict, current: dict) -> str | None:
     only in its identity and metadata options (what copy-launch-configuration makes),
     else what differs. Launch configurations record no creator: the content is the
     proof, and going back to the recorded one then changes nothing else."""
-    ignored = ("LaunchConfigurationName", "LaunchConfigurationARN", "CreatedTime",
-               "MetadataOptions")
-    found = differences({k: v for k, v in recorded.items() if k not in ignored},
-                        {k: v for k, v in current.items() if k not in ignored})
+    ignored = (
+        "LaunchConfigurationName",
+        "LaunchConfigurationARN",
+        "CreatedTime",
+        "MetadataOptions",
+    )
+    found = differences(
+        {k: v for k, v in recorded.items() if k not in ignored},
+        {k: v for k, v in current.items() if k not in ignored},
+    )
     return summary(found) if found else None
 
 
-class ProvenanceRefused(ValueError):
+class ProvenanceRefused(Refused, ValueError):
     """The record cannot be proven to describe what c7n-imds changed."""
 
 
 @dataclass
 class SpecRestore:
     """How one template specification of a group goes back to its record."""
+
     spec: dict  # the specification the group launches from afterwards
     target: dict  # the version it then launches (described)
     default_move: tuple[int, int] | None  # the template's default: (from, to)
@@ -271,8 +290,12 @@ class SpecRestore:
     proof: str  # why the record was accepted
 
 
-def plan_spec_restore(recorded: dict, current: dict, lookup: Callable[[str], dict],
-                      trusted: tuple[str, ...] | list[str]) -> SpecRestore:
+def plan_spec_restore(
+    recorded: dict,
+    current: dict,
+    lookup: Callable[[str], dict],
+    trusted: tuple[str, ...] | list[str],
+) -> SpecRestore:
     """Where a recorded template specification takes the group, proven from what a
     tagger cannot write.
 
@@ -286,17 +309,20 @@ def plan_spec_restore(recorded: dict, current: dict, lookup: Callable[[str], dic
     template_id, wanted = recorded["LaunchTemplateId"], str(recorded["Version"])
     if current.get("LaunchTemplateId") != template_id:
         raise ProvenanceRefused(
-            "the record names launch template %s, but the group launches from %s" % (
-                template_id, current.get("LaunchTemplateId") or "no launch template"))
+            "the record names launch template %s, but the group launches from %s"
+            % (template_id, current.get("LaunchTemplateId") or "no launch template")
+        )
     now = str(current.get("Version") or "$Default")
     recorded_version = lookup(wanted)
     target, version, default_move = recorded_version, wanted, None
     source = derived_from(recorded_version) if wanted in ALIASES else None
     if source is not None:
         # Our version is the template's default (or latest): it goes back to its source.
-        problem = untrusted_creator("its %s, version %d," % (
-            wanted, recorded_version["VersionNumber"]), recorded_version.get("CreatedBy"),
-            trusted)
+        problem = untrusted_creator(
+            "its %s, version %d," % (wanted, recorded_version["VersionNumber"]),
+            recorded_version.get("CreatedBy"),
+            trusted,
+        )
         if problem:
             raise ProvenanceRefused("launch template %s: %s" % (template_id, problem))
         target = lookup(str(source))
@@ -313,21 +339,33 @@ def plan_spec_restore(recorded: dict, current: dict, lookup: Callable[[str], dic
     if derived is None:
         raise ProvenanceRefused(
             "the record names launch template %s version %s, but the group launches "
-            "from version %d, which c7n-imds did not derive" % (template_id, wanted, number))
-    problem = untrusted_creator("the group's version %d of launch template %s" % (
-        number, template_id), current_version.get("CreatedBy"), trusted)
+            "from version %d, which c7n-imds did not derive" % (template_id, wanted, number)
+        )
+    problem = untrusted_creator(
+        "the group's version %d of launch template %s" % (number, template_id),
+        current_version.get("CreatedBy"),
+        trusted,
+    )
     if problem:
         raise ProvenanceRefused(problem)
     if derived != target["VersionNumber"]:
         raise ProvenanceRefused(
             "the record names launch template %s version %s (now version %d), but the "
-            "group's version %d was derived from version %d" % (
-                template_id, wanted, target["VersionNumber"], number, derived))
+            "group's version %d was derived from version %d"
+            % (template_id, wanted, target["VersionNumber"], number, derived)
+        )
     if wanted not in ALIASES:
         # Deriving from the default version moved the default too: it goes back.
         default = lookup("$Default")
         if default["VersionNumber"] == number:
             default_move = (number, derived)
-    return SpecRestore(spec, target, default_move, False, (
-        "version %d was created by %s from version %d" % (
-            number, current_version.get("CreatedBy"), derived)))
+    return SpecRestore(
+        spec,
+        target,
+        default_move,
+        False,
+        (
+            "version %d was created by %s from version %d"
+            % (number, current_version.get("CreatedBy"), derived)
+        ),
+    )

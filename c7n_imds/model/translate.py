@@ -7,12 +7,14 @@ botocore's service model.
 The launch configuration -> launch template mapping follows AWS's "launch configuration
 mapping reference" (Auto Scaling user guide); see docs/mapping.md.
 """
+
 from __future__ import annotations
 
 import base64
 import re
 from typing import Any
 
+from c7n_imds.model.refusals import Refused
 from c7n_imds.names import PRESERVE, TOKENS_REQUIRED
 
 # A hop limit: a number, or `preserve` (keep what the source has).
@@ -27,17 +29,41 @@ IDENTITY_FIELDS = ("LaunchConfigurationName", "LaunchConfigurationARN", "Created
 # EC2-Classic was retired in 2023; these have no launch template equivalent.
 CLASSIC_LINK_FIELDS = ("ClassicLinkVPCId", "ClassicLinkVPCSecurityGroups")
 HANDLED_FIELDS = frozenset(
-    SAME_NAME_FIELDS + tuple(RENAMED_FIELDS) + IDENTITY_FIELDS + CLASSIC_LINK_FIELDS + (
-        "EbsOptimized", "SecurityGroups", "AssociatePublicIpAddress", "InstanceMonitoring",
-        "SpotPrice", "IamInstanceProfile", "PlacementTenancy", "BlockDeviceMappings",
-        "MetadataOptions"))
-EBS_FIELDS = ("SnapshotId", "VolumeSize", "VolumeType", "DeleteOnTermination", "Iops",
-              "Encrypted", "Throughput")
-METADATA_FIELDS = ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint",
-                   "HttpProtocolIpv6", "InstanceMetadataTags")
+    SAME_NAME_FIELDS
+    + tuple(RENAMED_FIELDS)
+    + IDENTITY_FIELDS
+    + CLASSIC_LINK_FIELDS
+    + (
+        "EbsOptimized",
+        "SecurityGroups",
+        "AssociatePublicIpAddress",
+        "InstanceMonitoring",
+        "SpotPrice",
+        "IamInstanceProfile",
+        "PlacementTenancy",
+        "BlockDeviceMappings",
+        "MetadataOptions",
+    )
+)
+EBS_FIELDS = (
+    "SnapshotId",
+    "VolumeSize",
+    "VolumeType",
+    "DeleteOnTermination",
+    "Iops",
+    "Encrypted",
+    "Throughput",
+)
+METADATA_FIELDS = (
+    "HttpTokens",
+    "HttpPutResponseHopLimit",
+    "HttpEndpoint",
+    "HttpProtocolIpv6",
+    "InstanceMetadataTags",
+)
 
 
-class TranslationError(ValueError):
+class TranslationError(Refused, ValueError):
     """A launch configuration cannot be carried faithfully into a launch template."""
 
 
@@ -47,20 +73,27 @@ def refuse_unknown_fields(launch_configuration: dict, purpose: str) -> None:
     if unknown:
         raise TranslationError(
             "launch configuration %r has field(s) %s that c7n-imds does not know how to "
-            "%s; upgrade c7n-imds or do it by hand" % (
-                launch_configuration.get("LaunchConfigurationName"), ", ".join(unknown),
-                purpose))
+            "%s; upgrade c7n-imds or do it by hand"
+            % (launch_configuration.get("LaunchConfigurationName"), ", ".join(unknown), purpose)
+        )
 
 
 def security_group_names(launch_configuration: dict) -> list[str]:
     """Entries of an LC's SecurityGroups that are names (default VPC), not ids."""
-    return [g for g in launch_configuration.get("SecurityGroups") or ()
-            if not SECURITY_GROUP_ID.match(g)]
+    return [
+        g
+        for g in launch_configuration.get("SecurityGroups") or ()
+        if not SECURITY_GROUP_ID.match(g)
+    ]
 
 
-def merge_metadata_options(existing: dict | None, http_tokens: str = TOKENS_REQUIRED,
-                           hop_limit: HopLimit = PRESERVE, http_endpoint: str = PRESERVE,
-                           instance_metadata_tags: str = PRESERVE) -> dict:
+def merge_metadata_options(
+    existing: dict | None,
+    http_tokens: str = TOKENS_REQUIRED,
+    hop_limit: HopLimit = PRESERVE,
+    http_endpoint: str = PRESERVE,
+    instance_metadata_tags: str = PRESERVE,
+) -> dict:
     """Metadata options with the requested settings laid over the existing ones.
 
     Settings left at ``preserve`` keep whatever the source had, including "unset" (which
@@ -96,8 +129,11 @@ def _block_device_mapping(lc_mapping: dict) -> dict:
 def _ebs(lc_ebs: dict) -> dict:
     """An LC's Ebs settings, ids stripped: recorded AWS answers carry trailing spaces
     in SnapshotIds (e.g. "snap-5d72a050 "), which must not reach a create."""
-    return {k: (lc_ebs[k].strip() if isinstance(lc_ebs[k], str) else lc_ebs[k])
-            for k in EBS_FIELDS if lc_ebs.get(k) is not None}
+    return {
+        k: (lc_ebs[k].strip() if isinstance(lc_ebs[k], str) else lc_ebs[k])
+        for k in EBS_FIELDS
+        if lc_ebs.get(k) is not None
+    }
 
 
 def _copied_block_device_mapping(lc_mapping: dict) -> dict:
@@ -112,10 +148,14 @@ def _copied_block_device_mapping(lc_mapping: dict) -> dict:
     return mapping
 
 
-def launch_template_data(launch_configuration: dict,
-                         security_group_ids: list[str] | None = None, *,
-                         http_tokens: str = TOKENS_REQUIRED, hop_limit: HopLimit = PRESERVE,
-                         http_endpoint: str = PRESERVE) -> tuple[dict, list[str]]:
+def launch_template_data(
+    launch_configuration: dict,
+    security_group_ids: list[str] | None = None,
+    *,
+    http_tokens: str = TOKENS_REQUIRED,
+    hop_limit: HopLimit = PRESERVE,
+    http_endpoint: str = PRESERVE,
+) -> tuple[dict, list[str]]:
     """Translate a DescribeLaunchConfigurations item into LaunchTemplateData.
 
     ``security_group_ids`` are the LC's security groups as ids, in order, with any names
@@ -134,7 +174,8 @@ def launch_template_data(launch_configuration: dict,
         if names:
             raise TranslationError(
                 "launch configuration %r names security groups %s; resolve them to ids "
-                "first" % (lc.get("LaunchConfigurationName"), ", ".join(names)))
+                "first" % (lc.get("LaunchConfigurationName"), ", ".join(names))
+            )
         security_group_ids = list(lc.get("SecurityGroups") or ())
 
     data, notes = {}, []
@@ -149,30 +190,35 @@ def launch_template_data(launch_configuration: dict,
 
     # An LC enables detailed monitoring unless told otherwise; an LT disables it.
     data["Monitoring"] = {
-        "Enabled": bool((lc.get("InstanceMonitoring") or {}).get("Enabled", True))}
+        "Enabled": bool((lc.get("InstanceMonitoring") or {}).get("Enabled", True))
+    }
 
     if lc.get("IamInstanceProfile"):
         profile = lc["IamInstanceProfile"]
         data["IamInstanceProfile"] = (
-            {"Arn": profile} if profile.startswith("arn:") else {"Name": profile})
+            {"Arn": profile} if profile.startswith("arn:") else {"Name": profile}
+        )
 
     if lc.get("SpotPrice"):
         data["InstanceMarketOptions"] = {
-            "MarketType": "spot", "SpotOptions": {"MaxPrice": lc["SpotPrice"]}}
+            "MarketType": "spot",
+            "SpotOptions": {"MaxPrice": lc["SpotPrice"]},
+        }
 
     if lc.get("PlacementTenancy"):
         data["Placement"] = {"Tenancy": lc["PlacementTenancy"]}
 
     if lc.get("BlockDeviceMappings"):
-        data["BlockDeviceMappings"] = [
-            _block_device_mapping(m) for m in lc["BlockDeviceMappings"]]
+        data["BlockDeviceMappings"] = [_block_device_mapping(m) for m in lc["BlockDeviceMappings"]]
 
     if lc.get("AssociatePublicIpAddress") is not None:
         # The public IP setting lives on the primary network interface in a template,
         # and a template with interfaces must carry its groups there too.
-        interface = {"DeviceIndex": 0,
-                     "AssociatePublicIpAddress": lc["AssociatePublicIpAddress"],
-                     "DeleteOnTermination": True}
+        interface = {
+            "DeviceIndex": 0,
+            "AssociatePublicIpAddress": lc["AssociatePublicIpAddress"],
+            "DeleteOnTermination": True,
+        }
         if security_group_ids:
             interface["Groups"] = list(security_group_ids)
         data["NetworkInterfaces"] = [interface]
@@ -182,18 +228,26 @@ def launch_template_data(launch_configuration: dict,
     if any(lc.get(f) for f in CLASSIC_LINK_FIELDS):
         notes.append(
             "ClassicLink settings (%s) dropped: EC2-Classic is retired and launch "
-            "templates have no equivalent" % ", ".join(
-                f for f in CLASSIC_LINK_FIELDS if lc.get(f)))
+            "templates have no equivalent" % ", ".join(f for f in CLASSIC_LINK_FIELDS if lc.get(f))
+        )
 
     data["MetadataOptions"] = merge_metadata_options(
-        lc.get("MetadataOptions"), http_tokens=http_tokens, hop_limit=hop_limit,
-        http_endpoint=http_endpoint)
+        lc.get("MetadataOptions"),
+        http_tokens=http_tokens,
+        hop_limit=hop_limit,
+        http_endpoint=http_endpoint,
+    )
     return data, notes
 
 
-def launch_configuration_copy(launch_configuration: dict, new_name: str, *,
-                              http_tokens: str = TOKENS_REQUIRED, hop_limit: HopLimit = PRESERVE,
-                              http_endpoint: str = PRESERVE) -> tuple[dict, list[str]]:
+def launch_configuration_copy(
+    launch_configuration: dict,
+    new_name: str,
+    *,
+    http_tokens: str = TOKENS_REQUIRED,
+    hop_limit: HopLimit = PRESERVE,
+    http_endpoint: str = PRESERVE,
+) -> tuple[dict, list[str]]:
     """CreateLaunchConfiguration parameters for a copy identical in every field but the
     metadata options. Returns ``(parameters, notes)``.
 
@@ -205,8 +259,16 @@ def launch_configuration_copy(launch_configuration: dict, new_name: str, *,
     refuse_unknown_fields(lc, "copy")
     params: dict[str, Any] = {"LaunchConfigurationName": new_name}
     notes: list[str] = []
-    for field in ("ImageId", "KeyName", "InstanceType", "KernelId", "RamdiskId",
-                  "SpotPrice", "IamInstanceProfile", "PlacementTenancy"):
+    for field in (
+        "ImageId",
+        "KeyName",
+        "InstanceType",
+        "KernelId",
+        "RamdiskId",
+        "SpotPrice",
+        "IamInstanceProfile",
+        "PlacementTenancy",
+    ):
         if lc.get(field):
             params[field] = lc[field]
     for field in ("EbsOptimized", "AssociatePublicIpAddress", "InstanceMonitoring"):
@@ -218,13 +280,21 @@ def launch_configuration_copy(launch_configuration: dict, new_name: str, *,
         params["UserData"] = base64.b64decode(lc["UserData"])
     if lc.get("BlockDeviceMappings"):
         params["BlockDeviceMappings"] = [
-            _copied_block_device_mapping(m) for m in lc["BlockDeviceMappings"]]
+            _copied_block_device_mapping(m) for m in lc["BlockDeviceMappings"]
+        ]
     if any(lc.get(f) for f in CLASSIC_LINK_FIELDS):
-        notes.append("ClassicLink settings (%s) not copied: EC2-Classic is retired" % (
-            ", ".join(f for f in CLASSIC_LINK_FIELDS if lc.get(f))))
+        notes.append(
+            "ClassicLink settings (%s) not copied: EC2-Classic is retired"
+            % (", ".join(f for f in CLASSIC_LINK_FIELDS if lc.get(f)))
+        )
     params["MetadataOptions"] = {
-        k: v for k, v in merge_metadata_options(
-            lc.get("MetadataOptions"), http_tokens=http_tokens, hop_limit=hop_limit,
-            http_endpoint=http_endpoint).items()
-        if k in ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint")}
+        k: v
+        for k, v in merge_metadata_options(
+            lc.get("MetadataOptions"),
+            http_tokens=http_tokens,
+            hop_limit=hop_limit,
+            http_endpoint=http_endpoint,
+        ).items()
+        if k in ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint")
+    }
     return params, notes

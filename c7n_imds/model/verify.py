@@ -8,6 +8,7 @@ is that comparison; each accepted normalisation is listed in :data:`NORMALISATIO
 (and in docs/readback.md) with its reason. Anything else is a difference, and a
 difference means the group is not switched and no default moves.
 """
+
 from __future__ import annotations
 
 import copy
@@ -15,37 +16,66 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Iterator
 
 from c7n_imds.model.redaction import user_data_fingerprint
+from c7n_imds.model.refusals import Refused
 
 # (where, what is accepted, why) - the only differences a read-back tolerates.
 NORMALISATIONS: tuple[tuple[str, str, str], ...] = (
-    ("any field", "absent, null, an empty string, an empty list and an empty structure "
-     "are the same (but for NoDevice, whose empty string suppresses a device)",
-     "AWS omits unset members in describe output, and launch configurations describe "
-     "unset ids (KernelId, RamdiskId) as empty strings"),
-    ("ids and names (fields ending in Id or Name, security group lists)",
-     "leading and trailing white space is ignored", "recorded AWS answers carry "
-     "trailing spaces in launch configuration names and Ebs SnapshotIds; AWS resolves "
-     "the id without them"),
-    ("SecurityGroupIds, SecurityGroups, NetworkInterfaces[].Groups",
-     "compared as sets", "the order of security groups has no meaning to EC2"),
-    ("MetadataOptions.State", "ignored", "a response-only member (pending or applied) "
-     "that says whether the options have been applied; not a launch parameter"),
-    ("MetadataOptions.HttpEndpoint, HttpProtocolIpv6, InstanceMetadataTags",
-     "stored with AWS's documented default (enabled, disabled, disabled) where the "
-     "intent leaves it unset", "AWS may echo the default it applies; botocore "
-     "documents these defaults for launch templates. HttpTokens and "
-     "HttpPutResponseHopLimit get no such allowance: their defaults depend on the AMI"),
-    ("BlockDeviceMappings", "compared by DeviceName (a difference names the device: "
-     "BlockDeviceMappings[/dev/xvda].Ebs.SnapshotId)", "a device's place in the list "
-     "has no meaning; its name identifies it"),
-    ("Monitoring.Enabled", "false is the same as unset", "detailed monitoring is off "
-     "in a launch template unless enabled"),
-    ("InstanceMarketOptions.SpotOptions.MaxPrice", "compared as a decimal number",
-     "AWS may store a price with more decimal places (0.05 as 0.050000)"),
+    (
+        "any field",
+        "absent, null, an empty string, an empty list and an empty structure "
+        "are the same (but for NoDevice, whose empty string suppresses a device)",
+        "AWS omits unset members in describe output, and launch configurations describe "
+        "unset ids (KernelId, RamdiskId) as empty strings",
+    ),
+    (
+        "ids and names (fields ending in Id or Name, security group lists)",
+        "leading and trailing white space is ignored",
+        "recorded AWS answers carry "
+        "trailing spaces in launch configuration names and Ebs SnapshotIds; AWS resolves "
+        "the id without them",
+    ),
+    (
+        "SecurityGroupIds, SecurityGroups, NetworkInterfaces[].Groups",
+        "compared as sets",
+        "the order of security groups has no meaning to EC2",
+    ),
+    (
+        "MetadataOptions.State",
+        "ignored",
+        "a response-only member (pending or applied) "
+        "that says whether the options have been applied; not a launch parameter",
+    ),
+    (
+        "MetadataOptions.HttpEndpoint, HttpProtocolIpv6, InstanceMetadataTags",
+        "stored with AWS's documented default (enabled, disabled, disabled) where the "
+        "intent leaves it unset",
+        "AWS may echo the default it applies; botocore "
+        "documents these defaults for launch templates. HttpTokens and "
+        "HttpPutResponseHopLimit get no such allowance: their defaults depend on the AMI",
+    ),
+    (
+        "BlockDeviceMappings",
+        "compared by DeviceName (a difference names the device: "
+        "BlockDeviceMappings[/dev/xvda].Ebs.SnapshotId)",
+        "a device's place in the list has no meaning; its name identifies it",
+    ),
+    (
+        "Monitoring.Enabled",
+        "false is the same as unset",
+        "detailed monitoring is off in a launch template unless enabled",
+    ),
+    (
+        "InstanceMarketOptions.SpotOptions.MaxPrice",
+        "compared as a decimal number",
+        "AWS may store a price with more decimal places (0.05 as 0.050000)",
+    ),
 )
 
-METADATA_DEFAULTS = {"HttpEndpoint": "enabled", "HttpProtocolIpv6": "disabled",
-                     "InstanceMetadataTags": "disabled"}
+METADATA_DEFAULTS = {
+    "HttpEndpoint": "enabled",
+    "HttpProtocolIpv6": "disabled",
+    "InstanceMetadataTags": "disabled",
+}
 RESPONSE_ONLY = {("MetadataOptions", "State")}
 SET_VALUED = ("SecurityGroupIds", "SecurityGroups", "Groups")
 
@@ -53,12 +83,21 @@ SET_VALUED = ("SecurityGroupIds", "SecurityGroups", "Groups")
 # Request and LaunchTemplateEbsBlockDeviceRequest in botocore's EC2 model; a unit test
 # checks these against the installed botocore, so a new member cannot be lost).
 BLOCK_DEVICE_FIELDS = ("DeviceName", "VirtualName", "Ebs", "NoDevice")
-EBS_FIELDS = ("Encrypted", "DeleteOnTermination", "Iops", "KmsKeyId", "SnapshotId",
-              "VolumeSize", "VolumeType", "Throughput", "VolumeInitializationRate",
-              "EbsCardIndex")
+EBS_FIELDS = (
+    "Encrypted",
+    "DeleteOnTermination",
+    "Iops",
+    "KmsKeyId",
+    "SnapshotId",
+    "VolumeSize",
+    "VolumeType",
+    "Throughput",
+    "VolumeInitializationRate",
+    "EbsCardIndex",
+)
 
 
-class CannotCarry(ValueError):
+class CannotCarry(Refused, ValueError):
     """Something of the source cannot be sent back to AWS unchanged."""
 
 
@@ -76,12 +115,16 @@ def block_device_mappings_request(mappings: list[dict], source: str) -> list[dic
         if unknown:
             raise CannotCarry(
                 "%s: block device mapping %s has member(s) %s that c7n-imds cannot carry "
-                "into a new version; upgrade c7n-imds or change it by hand" % (
-                    source, mapping.get("DeviceName"), ", ".join(sorted(unknown))))
+                "into a new version; upgrade c7n-imds or change it by hand"
+                % (source, mapping.get("DeviceName"), ", ".join(sorted(unknown)))
+            )
         item = {k: copy.deepcopy(v) for k, v in mapping.items() if v is not None}
         if "Ebs" in item:
-            item["Ebs"] = {k: (v.strip() if isinstance(v, str) else v)
-                           for k, v in item["Ebs"].items() if v is not None}
+            item["Ebs"] = {
+                k: (v.strip() if isinstance(v, str) else v)
+                for k, v in item["Ebs"].items()
+                if v is not None
+            }
         request.append(item)
     return request
 
@@ -113,7 +156,8 @@ def _normalise(value: Any, key: str = "", parent: str = "") -> Any:
         if key in SET_VALUED:
             return sorted(items, key=repr)
         if key == "BlockDeviceMappings" and all(
-                isinstance(m, dict) and m.get("DeviceName") for m in items):
+            isinstance(m, dict) and m.get("DeviceName") for m in items
+        ):
             return _ByDevice({m["DeviceName"]: m for m in items})
         return items
     if isinstance(value, str):
@@ -146,10 +190,10 @@ def _walk(expected: Any, stored: Any, path: str) -> Iterator[tuple[str, Any, Any
                 else:
                     yield from _walk(expected[key], stored[key], "%s[%s]" % (path, key))
             else:
-                yield from _walk(expected.get(key), stored.get(key),
-                                 "%s.%s" % (path, key) if path else key)
-    elif isinstance(expected, list) and isinstance(stored, list) and \
-            len(expected) == len(stored):
+                yield from _walk(
+                    expected.get(key), stored.get(key), "%s.%s" % (path, key) if path else key
+                )
+    elif isinstance(expected, list) and isinstance(stored, list) and len(expected) == len(stored):
         for index, (e, s) in enumerate(zip(expected, stored)):
             yield from _walk(e, s, "%s[%d]" % (path, index))
     elif expected != stored:
@@ -191,13 +235,17 @@ def expected_version_data(source_data: dict, metadata_options: dict) -> dict:
     return data
 
 
-def expected_configuration_copy(source: dict, copy_name: str, metadata_options: dict,
-                                dropped: tuple[str, ...] = ()) -> dict:
+def expected_configuration_copy(
+    source: dict, copy_name: str, metadata_options: dict, dropped: tuple[str, ...] = ()
+) -> dict:
     """What DescribeLaunchConfigurations should say of an IMDSv2 copy: the source's
     every field, but its name, ARN, creation time, metadata options and the fields the
     copy cannot carry (``dropped``: EC2-Classic's)."""
-    data = {k: copy.deepcopy(v) for k, v in source.items()
-            if k not in ("LaunchConfigurationARN", "CreatedTime") + tuple(dropped)}
+    data = {
+        k: copy.deepcopy(v)
+        for k, v in source.items()
+        if k not in ("LaunchConfigurationARN", "CreatedTime") + tuple(dropped)
+    }
     data["LaunchConfigurationName"] = copy_name
     data["MetadataOptions"] = dict(metadata_options)
     return data
@@ -206,8 +254,11 @@ def expected_configuration_copy(source: dict, copy_name: str, metadata_options: 
 def stored_configuration(described: dict, dropped: tuple[str, ...] = ()) -> dict:
     """A described launch configuration, without what :func:`expected_configuration_copy`
     leaves out."""
-    return {k: v for k, v in described.items()
-            if k not in ("LaunchConfigurationARN", "CreatedTime") + tuple(dropped)}
+    return {
+        k: v
+        for k, v in described.items()
+        if k not in ("LaunchConfigurationARN", "CreatedTime") + tuple(dropped)
+    }
 
 
 def warning_messages(response: dict) -> list[str]:
@@ -219,13 +270,16 @@ def warning_messages(response: dict) -> list[str]:
 
 def summary(differences_: list[dict], limit: int = 6) -> str:
     """One line naming each differing field, its intended and its stored value."""
+
     def shown(value: Any) -> str:
         if isinstance(value, dict) and set(value) == {"Bytes", "Sha256"}:
             return "user data of %d bytes, sha256 %s" % (value["Bytes"], value["Sha256"][:12])
         return "unset" if value is None else repr(value)
-    parts = ["%s: expected %s, stored %s" % (d["Field"], shown(d["Expected"]),
-                                             shown(d["Stored"]))
-             for d in differences_[:limit]]
+
+    parts = [
+        "%s: expected %s, stored %s" % (d["Field"], shown(d["Expected"]), shown(d["Stored"]))
+        for d in differences_[:limit]
+    ]
     if len(differences_) > limit:
         parts.append("and %d more" % (len(differences_) - limit))
     return "; ".join(parts)

@@ -1,10 +1,12 @@
 """The CloudFormation edge: reading a stack's template, its stack policy and the change
 sets c7n-imds proposed to it (`create-stack-change-set`, and `revert-imds-remediation`
 withdrawing them)."""
+
 import json
 
 from c7n_imds.aws import retry
 from c7n_imds.model import cfn
+from c7n_imds.model.refusals import Refused
 from c7n_imds.names import CHANGE_SET_PREFIX
 
 # CreateChangeSet's TemplateBody: "a maximum length of 51,200 bytes" (botocore's docs);
@@ -15,7 +17,7 @@ TEMPLATE_URL_MAX = 1024 * 1024
 TEMPLATE_KEY = "c7n-imds/change-sets/%s/%s.json"
 
 
-class StackRefused(Exception):
+class StackRefused(Refused):
     """The stack cannot get a change set now; the message says why and what to do."""
 
 
@@ -26,8 +28,9 @@ def template_of(body, stack_name):
     try:
         return cfn.parse_template(text)
     except ValueError as e:
-        raise StackRefused("the template of stack %s could not be read: %s; not touched"
-                           % (stack_name, e))
+        raise StackRefused(
+            "the template of stack %s could not be read: %s; not touched" % (stack_name, e)
+        )
 
 
 def template_body(template, fmt, stack_name, bucket=None):
@@ -45,14 +48,16 @@ def template_body(template, fmt, stack_name, bucket=None):
     if size > TEMPLATE_URL_MAX:
         raise StackRefused(
             "stack %s: the new template is %d bytes, more than the %d CreateChangeSet takes "
-            "even from S3; migrate it by hand (docs/mapping.md)" % (
-                stack_name, size, TEMPLATE_URL_MAX))
+            "even from S3; migrate it by hand (docs/mapping.md)"
+            % (stack_name, size, TEMPLATE_URL_MAX)
+        )
     if not bucket:
         raise StackRefused(
             "stack %s: the new template is %d bytes even as compact JSON, more than the %d "
             "CreateChangeSet takes as TemplateBody; name an S3 bucket for it in the action's "
-            "template-bucket option (docs/mapping.md), then run again" % (
-                stack_name, size, TEMPLATE_BODY_MAX))
+            "template-bucket option (docs/mapping.md), then run again"
+            % (stack_name, size, TEMPLATE_BODY_MAX)
+        )
     return body, True
 
 
@@ -69,8 +74,13 @@ def template_url(s3, bucket, key):
 
 
 def put_template(s3, bucket, key, body):
-    retry(s3.put_object, Bucket=bucket, Key=key, Body=body.encode("utf-8"),
-          ContentType="application/json")
+    retry(
+        s3.put_object,
+        Bucket=bucket,
+        Key=key,
+        Body=body.encode("utf-8"),
+        ContentType="application/json",
+    )
     return template_url(s3, bucket, key)
 
 
@@ -81,18 +91,23 @@ def delete_template(s3, bucket, key):
 def stack_policy(cloudformation, stack_id):
     """GetStackPolicy's StackPolicyBody: None when the stack has none ("If a stack
     doesn't have a policy, a null value is returned")."""
-    return retry(cloudformation.get_stack_policy, StackName=stack_id).get(
-        "StackPolicyBody") or None
+    return retry(cloudformation.get_stack_policy, StackName=stack_id).get("StackPolicyBody") or None
 
 
 def own_change_sets(cloudformation, stack_id):
     """The stack's change sets that c7n-imds made (by name)."""
     found, token = [], None
     while True:
-        page = retry(cloudformation.list_change_sets, StackName=stack_id,
-                     **({"NextToken": token} if token else {}))
-        found += [s for s in page.get("Summaries") or ()
-                  if s["ChangeSetName"].startswith(CHANGE_SET_PREFIX)]
+        page = retry(
+            cloudformation.list_change_sets,
+            StackName=stack_id,
+            **({"NextToken": token} if token else {}),
+        )
+        found += [
+            s
+            for s in page.get("Summaries") or ()
+            if s["ChangeSetName"].startswith(CHANGE_SET_PREFIX)
+        ]
         token = page.get("NextToken")
         if not token:
             return found
@@ -102,8 +117,12 @@ def describe_change_set(cloudformation, stack_id, name):
     """DescribeChangeSet with every page of Changes."""
     pages, token = [], None
     while True:
-        page = retry(cloudformation.describe_change_set, StackName=stack_id,
-                     ChangeSetName=name, **({"NextToken": token} if token else {}))
+        page = retry(
+            cloudformation.describe_change_set,
+            StackName=stack_id,
+            ChangeSetName=name,
+            **({"NextToken": token} if token else {}),
+        )
         pages.append(page)
         token = page.get("NextToken")
         if not token:
