@@ -7,8 +7,9 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 
 # One version source: c7n_imds/__init__.py.
-VERSION = re.search(r'^__version__ = "([^"]+)"', (
-    ROOT / "c7n_imds" / "__init__.py").read_text(), re.M).group(1)
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (ROOT / "c7n_imds" / "__init__.py").read_text(), re.M
+).group(1)
 
 
 class BuildWithPack(build_py):
@@ -32,7 +33,8 @@ setup(
     version=VERSION,
     description=(
         "Cloud Custodian plugin and policy pack that moves EC2 Auto Scaling groups "
-        "to IMDSv2 (Security Hub AutoScaling.3, AutoScaling.9, EC2.170, EC2.8)"),
+        "to IMDSv2 (Security Hub AutoScaling.3, AutoScaling.9, EC2.170, EC2.8)"
+    ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
@@ -40,10 +42,10 @@ setup(
     # Two packages: the plugin (c7n_imds, what a policy run and the Lambda archive carry)
     # and the org report beside it (c7n_imds_report), which imports the plugin's model
     # (escaping, outcomes) and is never imported by it.
-    packages=find_packages(include=["c7n_imds", "c7n_imds.*", "c7n_imds_report",
-                                    "c7n_imds_report.*"]),
-    package_data={"c7n_imds": ["templates/*"],
-                  "c7n_imds_report": ["schema.json", "athena/*.sql"]},
+    packages=find_packages(
+        include=["c7n_imds", "c7n_imds.*", "c7n_imds_report", "c7n_imds_report.*"]
+    ),
+    package_data={"c7n_imds": ["templates/*"], "c7n_imds_report": ["schema.json", "athena/*.sql"]},
     install_requires=[
         "c7n==0.9.53",
         "c7n-org==0.6.52",

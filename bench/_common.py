@@ -10,6 +10,7 @@ that start with an underscore, and running this file without --worker does nothi
   on every session the policy creates), wall time, time spent inside API calls, and
   peak resident memory. A separate process keeps moto's memory out of the figure.
 """
+
 import json
 import os
 import random
@@ -40,50 +41,85 @@ def progress(message):
 
 # -- moto: AWS-like paging for launch template listings ---------------------------------
 
+
 def backends():
     from moto.backends import get_backend
-    return (get_backend("ec2")[ACCOUNT][REGION],
-            get_backend("autoscaling")[ACCOUNT][REGION])
+
+    return (get_backend("ec2")[ACCOUNT][REGION], get_backend("autoscaling")[ACCOUNT][REGION])
 
 
 def reset(endpoint):
     import urllib.request
-    urllib.request.urlopen(urllib.request.Request(
-        endpoint + "/moto-api/reset", method="POST")).close()
+
+    urllib.request.urlopen(
+        urllib.request.Request(endpoint + "/moto-api/reset", method="POST")
+    ).close()
 
 
 def metadata(tokens):
-    return {"HttpTokens": tokens, "HttpPutResponseHopLimit": 1,
-            "HttpEndpoint": "enabled"} if tokens else None
+    return (
+        {"HttpTokens": tokens, "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"}
+        if tokens
+        else None
+    )
 
 
 def lc_kwargs(name, tokens, security_group=None):
     return dict(
-        name=name, image_id=IMAGE_ID, key_name=None, kernel_id=None, ramdisk_id=None,
-        security_groups=[security_group] if security_group else [], user_data=None,
-        instance_type="t3.micro", instance_monitoring=True, instance_profile_name=None,
-        spot_price=None, ebs_optimized=False, associate_public_ip_address=False,
-        block_device_mappings=[], metadata_options=metadata(tokens))
+        name=name,
+        image_id=IMAGE_ID,
+        key_name=None,
+        kernel_id=None,
+        ramdisk_id=None,
+        security_groups=[security_group] if security_group else [],
+        user_data=None,
+        instance_type="t3.micro",
+        instance_monitoring=True,
+        instance_profile_name=None,
+        spot_price=None,
+        ebs_optimized=False,
+        associate_public_ip_address=False,
+        block_device_mappings=[],
+        metadata_options=metadata(tokens),
+    )
 
 
-def group_kwargs(name, subnets, launch_config_name=None, launch_template=None,
-                 mixed_instances_policy=None):
+def group_kwargs(
+    name, subnets, launch_config_name=None, launch_template=None, mixed_instances_policy=None
+):
     return dict(
-        name=name, availability_zones=[], desired_capacity=0, max_size=2, min_size=0,
-        launch_config_name=launch_config_name, launch_template=launch_template or {},
+        name=name,
+        availability_zones=[],
+        desired_capacity=0,
+        max_size=2,
+        min_size=0,
+        launch_config_name=launch_config_name,
+        launch_template=launch_template or {},
         mixed_instances_policy=mixed_instances_policy,
-        vpc_zone_identifier=",".join(subnets), default_cooldown=None,
-        health_check_period=None, health_check_type=None, load_balancers=[],
-        target_group_arns=[], placement_group=None, termination_policies=[],
-        tags=[{"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": "team",
-               "Value": "team-%d" % (hash(name) % 7), "PropagateAtLaunch": True}])
+        vpc_zone_identifier=",".join(subnets),
+        default_cooldown=None,
+        health_check_period=None,
+        health_check_type=None,
+        load_balancers=[],
+        target_group_arns=[],
+        placement_group=None,
+        termination_policies=[],
+        tags=[
+            {
+                "ResourceId": name,
+                "ResourceType": "auto-scaling-group",
+                "Key": "team",
+                "Value": "team-%d" % (hash(name) % 7),
+                "PropagateAtLaunch": True,
+            }
+        ],
+    )
 
 
 def default_network(ec2):
     vpc = [v for v in ec2.vpcs.values() if v.is_default][0]
     subnets = sorted(s.id for s in ec2.describe_subnets() if s.vpc_id == vpc.id)[:2]
-    security_group = ec2.create_security_group(
-        "bench-sg", "c7n-imds bench", vpc_id=vpc.id).id
+    security_group = ec2.create_security_group("bench-sg", "c7n-imds bench", vpc_id=vpc.id).id
     return subnets, security_group
 
 
@@ -106,48 +142,73 @@ def seed_estate(n_lc, n_lt):
         if config not in config_tokens:
             config_tokens[config] = TOKEN_PATTERN[config_index % 4]
             autoscaling.create_launch_configuration(
-                **lc_kwargs(config, config_tokens[config], security_group))
+                **lc_kwargs(config, config_tokens[config], security_group)
+            )
         name = "bench-asg-lc-%05d" % i
-        autoscaling.create_auto_scaling_group(**group_kwargs(
-            name, subnets, launch_config_name=config))
+        autoscaling.create_auto_scaling_group(
+            **group_kwargs(name, subnets, launch_config_name=config)
+        )
         expected[name] = config_tokens[config]
     shared = None
     if n_lt:
         shared = ec2.create_launch_template(
-            "bench-lt-shared-imdsv2", None, {"ImageId": IMAGE_ID, "InstanceType": "t3.micro",
-                                             "MetadataOptions": metadata(REQUIRED)}, {})
+            "bench-lt-shared-imdsv2",
+            None,
+            {
+                "ImageId": IMAGE_ID,
+                "InstanceType": "t3.micro",
+                "MetadataOptions": metadata(REQUIRED),
+            },
+            {},
+        )
     for j in range(n_lt):
         tokens = TOKEN_PATTERN[j % 4]
-        data = {"ImageId": IMAGE_ID, "InstanceType": "t3.micro",
-                "SecurityGroupIds": [security_group]}
+        data = {
+            "ImageId": IMAGE_ID,
+            "InstanceType": "t3.micro",
+            "SecurityGroupIds": [security_group],
+        }
         if tokens:
             data["MetadataOptions"] = metadata(tokens)
         name = "bench-asg-lt-%05d" % j
         if j % 10 == 7:
             template = ec2.create_launch_template(
-                "bench-lt-%05d" % j, None, dict(data, MetadataOptions=metadata(REQUIRED)), {})
+                "bench-lt-%05d" % j, None, dict(data, MetadataOptions=metadata(REQUIRED)), {}
+            )
             template.create_version(data, "latest, not default")
             spec = {"LaunchTemplateId": template.id, "Version": "$Latest"}
         else:
             template = ec2.create_launch_template("bench-lt-%05d" % j, None, data, {})
-            spec = {"LaunchTemplateId": template.id,
-                    "Version": "1" if j % 10 == 3 else "$Default"}
+            spec = {"LaunchTemplateId": template.id, "Version": "1" if j % 10 == 3 else "$Default"}
         if j % 5 == 4:
             overrides = [{"InstanceType": "t3.micro"}, {"InstanceType": "t3.small"}]
             if j % 10 == 9:
                 overrides[1]["LaunchTemplateSpecification"] = {
-                    "LaunchTemplateId": shared.id, "Version": "$Default"}
-            autoscaling.create_auto_scaling_group(**group_kwargs(
-                name, subnets, mixed_instances_policy={"LaunchTemplate": {
-                    "LaunchTemplateSpecification": spec, "Overrides": overrides}}))
+                    "LaunchTemplateId": shared.id,
+                    "Version": "$Default",
+                }
+            autoscaling.create_auto_scaling_group(
+                **group_kwargs(
+                    name,
+                    subnets,
+                    mixed_instances_policy={
+                        "LaunchTemplate": {
+                            "LaunchTemplateSpecification": spec,
+                            "Overrides": overrides,
+                        }
+                    },
+                )
+            )
         else:
-            autoscaling.create_auto_scaling_group(**group_kwargs(
-                name, subnets, launch_template=spec))
+            autoscaling.create_auto_scaling_group(
+                **group_kwargs(name, subnets, launch_template=spec)
+            )
         expected[name] = tokens
     return expected
 
 
 # -- the measured process ----------------------------------------------------------------
+
 
 class ApiCounter:
     """Counts API calls per operation on every session it is attached to.
@@ -216,8 +277,9 @@ class Latency:
         self.seconds = milliseconds / 1000.0
 
     def attach(self, session):
-        session.events.register_first("before-send.*.*", self.before_send,
-                                      unique_id="bench-latency")
+        session.events.register_first(
+            "before-send.*.*", self.before_send, unique_id="bench-latency"
+        )
 
     def before_send(self, **kwargs):
         time.sleep(self.seconds)
@@ -239,13 +301,17 @@ def throttled_response(request, service):
     status = 400
     if service == "ec2":
         status = 503
-        body = (b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>"
-                b"Request limit exceeded.</Message></Error></Errors><RequestID>"
-                b"bench</RequestID></Response>")
+        body = (
+            b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>"
+            b"Request limit exceeded.</Message></Error></Errors><RequestID>"
+            b"bench</RequestID></Response>"
+        )
     else:
-        body = (b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
-                b"<Message>Rate exceeded</Message></Error><RequestId>bench</RequestId>"
-                b"</ErrorResponse>")
+        body = (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+            b"<Message>Rate exceeded</Message></Error><RequestId>bench</RequestId>"
+            b"</ErrorResponse>"
+        )
     return AWSResponse(request.url, status, {"Content-Type": "text/xml"}, Raw(body))
 
 
@@ -275,8 +341,9 @@ def worker(job_path):
     import c7n_imds
 
     c7n_imds.register()  # importing registers; the call keeps linters quiet
-    load_resources(("aws.asg", "aws.launch-config", "aws.launch-template-version",
-                    "aws.ami", "aws.account"))
+    load_resources(
+        ("aws.asg", "aws.launch-config", "aws.launch-template-version", "aws.ami", "aws.account")
+    )
     counter = ApiCounter(job.get("fault"))
     ours = (counter.attach,)
     if job.get("latency_ms"):
@@ -291,10 +358,12 @@ def worker(job_path):
     factory = CountingSessionFactory(REGION)
     factory.set_subscribers(())
     output_dir = tempfile.mkdtemp(prefix="c7n-imds-bench-")
-    config = Config.empty(region=REGION, output_dir=output_dir, cache="", cache_period=0,
-                          account_id=ACCOUNT)
-    policies = list(PolicyCollection.from_data(
-        {"policies": [job["policy"]]}, config, session_factory=factory))
+    config = Config.empty(
+        region=REGION, output_dir=output_dir, cache="", cache_period=0, account_id=ACCOUNT
+    )
+    policies = list(
+        PolicyCollection.from_data({"policies": [job["policy"]]}, config, session_factory=factory)
+    )
     for policy in policies:
         policy.validate()
     reset_session_cache()
@@ -314,11 +383,19 @@ def worker(job_path):
     result = {
         "custodian_api_stats": stats,
         "matched": sorted(r["AutoScalingGroupName"] for r in resources),
-        "calls": dict(counter.calls), "attempts": dict(counter.attempts),
-        "injected": dict(counter.injected), "dry_runs": counter.dry_runs,
-        "wall": wall, "api_seconds": counter.api_seconds, "seconds": dict(counter.seconds),
-        "maxrss_mb": maxrss_mb(), "baseline_mb": baseline, "error": error,
-        "output_dir": output_dir, "paced_seconds": paced_seconds()}
+        "calls": dict(counter.calls),
+        "attempts": dict(counter.attempts),
+        "injected": dict(counter.injected),
+        "dry_runs": counter.dry_runs,
+        "wall": wall,
+        "api_seconds": counter.api_seconds,
+        "seconds": dict(counter.seconds),
+        "maxrss_mb": maxrss_mb(),
+        "baseline_mb": baseline,
+        "error": error,
+        "output_dir": output_dir,
+        "paced_seconds": paced_seconds(),
+    }
     Path(job_path).with_suffix(".out.json").write_text(json.dumps(result))
 
 
@@ -333,13 +410,15 @@ def run_worker(endpoint, policy, fault=None, extra_env=None, latency_ms=None):
     """Run a policy in a fresh process against the endpoint; returns its measurements.
     latency_ms: a delay added to every HTTP attempt of that process (see Latency)."""
     from c7n_imds.testing import aws_env
+
     job = Path(tempfile.mkdtemp(prefix="c7n-imds-bench-job-")) / "job.json"
     job.write_text(json.dumps({"policy": policy, "fault": fault, "latency_ms": latency_ms}))
     env = aws_env(endpoint)
     env["HOME"] = os.environ.get("HOME", "/tmp")
     env.update(extra_env or {})
-    process = subprocess.run([sys.executable, __file__, "--worker", str(job)], env=env,
-                             capture_output=True, text=True)
+    process = subprocess.run(
+        [sys.executable, __file__, "--worker", str(job)], env=env, capture_output=True, text=True
+    )
     if process.returncode != 0:
         raise RuntimeError("bench worker failed:\n%s" % process.stderr[-4000:])
     return json.loads(job.with_suffix(".out.json").read_text())
@@ -347,6 +426,7 @@ def run_worker(endpoint, policy, fault=None, extra_env=None, latency_ms=None):
 
 def fmt_table(headers, rows):
     from tabulate import tabulate
+
     return tabulate(rows, headers=headers, disable_numparse=True, stralign="right")
 
 

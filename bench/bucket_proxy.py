@@ -28,6 +28,7 @@ services (CloudWatch, STS, ...) and moto-api calls pass through unthrottled.
     with BucketProxy("http://127.0.0.1:5000", scale=10, background=0.3) as url:
         ...  # point AWS_ENDPOINT_URL at url; proxy.stats() counts per API
 """
+
 import http.client
 import http.server
 import json
@@ -48,21 +49,33 @@ from c7n_imds.model.rates import Bucket, aws_bucket  # noqa: E402
 
 # SigV4: Credential=AKID/20240101/us-east-1/ec2/aws4_request
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,]+/\d{8}/([^/,]+)/([^/,]+)/aws4_request")
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-              "te", "trailer", "transfer-encoding", "upgrade", "content-length"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+}
 
 
 def throttled_answer(service):
     """(status, body) of AWS's answer to a request its bucket has no token for."""
     request_id = str(uuid.uuid4())
     if service == "ec2":
-        return 503, ("<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>"
-                     "Request limit exceeded.</Message></Error></Errors><RequestID>%s"
-                     "</RequestID></Response>" % request_id).encode()
-    return 400, ('<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/">'
-                 "<Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded"
-                 "</Message></Error><RequestId>%s</RequestId></ErrorResponse>" % request_id
-                 ).encode()
+        return 503, (
+            "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>"
+            "Request limit exceeded.</Message></Error></Errors><RequestID>%s"
+            "</RequestID></Response>" % request_id
+        ).encode()
+    return 400, (
+        '<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/">'
+        "<Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded"
+        "</Message></Error><RequestId>%s</RequestId></ErrorResponse>" % request_id
+    ).encode()
 
 
 class AwsBucket:
@@ -74,8 +87,7 @@ class AwsBucket:
         self.lowest = self.tokens
 
     def try_take(self, now):
-        self.tokens = min(self.bucket.burst,
-                          self.tokens + (now - self.stamp) * self.bucket.refill)
+        self.tokens = min(self.bucket.burst, self.tokens + (now - self.stamp) * self.bucket.refill)
         self.stamp = now
         if self.tokens < 1:
             return False
@@ -91,8 +103,16 @@ class BucketProxy:
     requests beyond that share of the bucket ("over_share"): a client that paces itself
     at its budget has none, whether or not AWS's bucket would have refused them."""
 
-    def __init__(self, upstream, scale=1.0, background=0.0, buckets=None, latency=0.0,
-                 watch=None, clock=time.monotonic):
+    def __init__(
+        self,
+        upstream,
+        scale=1.0,
+        background=0.0,
+        buckets=None,
+        latency=0.0,
+        watch=None,
+        clock=time.monotonic,
+    ):
         if not 0 <= background < 1:
             raise ValueError("background is a share of each refill: 0 <= background < 1")
         parsed = urllib.parse.urlsplit(upstream)
@@ -125,9 +145,12 @@ class BucketProxy:
         bucket = self.bucket_of(service, api)
         with self.lock:
             now = self.clock()
-            counts = self.counts.setdefault((service, api), dict.fromkeys(
-                ("requests", "throttled", "over_share", "background",
-                 "background_throttled"), 0))
+            counts = self.counts.setdefault(
+                (service, api),
+                dict.fromkeys(
+                    ("requests", "throttled", "over_share", "background", "background_throttled"), 0
+                ),
+            )
             counts["background" if background else "requests"] += 1
             if not background:
                 counts.setdefault("first", now)
@@ -139,8 +162,12 @@ class BucketProxy:
             if state is None:
                 state = self.buckets[key] = AwsBucket(bucket, now)
                 if self.background:
-                    threading.Thread(target=self.busy_account, args=key, daemon=True,
-                                     name="background %s %s" % (service, api)).start()
+                    threading.Thread(
+                        target=self.busy_account,
+                        args=key,
+                        daemon=True,
+                        name="background %s %s" % (service, api),
+                    ).start()
             if self.watch and not background:
                 share = self.shares.get(key)
                 if share is None:
@@ -149,7 +176,8 @@ class BucketProxy:
                     allowed = self.overrides.get((service, api), aws_bucket(service, api))
                     allowed = allowed.share(self.watch).scaled(self.scale)
                     share = self.shares[key] = AwsBucket(
-                        Bucket(allowed.burst + 2, allowed.refill), now)
+                        Bucket(allowed.burst + 2, allowed.refill), now
+                    )
                 if not share.try_take(now):
                     counts["over_share"] += 1
             allowed = state.try_take(now)
@@ -193,8 +221,7 @@ class BucketProxy:
 
             def do_GET(self):
                 if self.path.startswith("/proxy-stats"):
-                    return self.answer(200, json.dumps(proxy.stats()).encode(),
-                                       "application/json")
+                    return self.answer(200, json.dumps(proxy.stats()).encode(), "application/json")
                 self.forward(b"")
 
             def do_POST(self):
@@ -205,8 +232,13 @@ class BucketProxy:
                 if scope:
                     region, service = scope.groups()
                     # EC2 and Auto Scaling speak the query protocol: a form body.
-                    api = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get(
-                        "Action", ["?"])[0] if service in ("ec2", "autoscaling") else None
+                    api = (
+                        urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action", ["?"])[
+                            0
+                        ]
+                        if service in ("ec2", "autoscaling")
+                        else None
+                    )
                     if api and not proxy.take(region, service, api):
                         return self.answer(*throttled_answer(service))
                 self.forward(body)
@@ -219,8 +251,7 @@ class BucketProxy:
                 if self.upstream.sock is None:  # new, or closed by moto
                     self.upstream.connect()
                     self.upstream.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in HOP_BY_HOP}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 try:
                     self.upstream.request(self.command, self.path, body=body, headers=headers)
                     response = self.upstream.getresponse()
@@ -246,8 +277,7 @@ class BucketProxy:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True,
-                         name="bucket proxy").start()
+        threading.Thread(target=self.server.serve_forever, daemon=True, name="bucket proxy").start()
         return "http://127.0.0.1:%d" % self.server.server_address[1]
 
     def __exit__(self, *exc):
@@ -264,27 +294,49 @@ def self_check():
     from botocore.exceptions import ClientError
 
     from c7n_imds.testing import moto_server
+
     tiny = Bucket(1, 0.001)
-    with moto_server() as endpoint, BucketProxy(endpoint, buckets={
-            ("ec2", "RunInstances"): tiny, ("autoscaling", "DescribeTags"): tiny}) as url:
-        session = boto3.Session(region_name="us-east-1", aws_access_key_id="testing",
-                                aws_secret_access_key="testing")
-        calls = (("ec2", "run_instances", dict(
-            ImageId="ami-12c6146b", MinCount=1, MaxCount=1, DryRun=True)),
-            ("autoscaling", "describe_tags", {}))
+    with (
+        moto_server() as endpoint,
+        BucketProxy(
+            endpoint, buckets={("ec2", "RunInstances"): tiny, ("autoscaling", "DescribeTags"): tiny}
+        ) as url,
+    ):
+        session = boto3.Session(
+            region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        calls = (
+            (
+                "ec2",
+                "run_instances",
+                dict(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, DryRun=True),
+            ),
+            ("autoscaling", "describe_tags", {}),
+        )
         for service, method, params in calls:
             # botocore's default (legacy) mode; 3 attempts keep the check short
-            client = session.client(service, endpoint_url=url, config=Config(
-                retries={"mode": "legacy", "total_max_attempts": 3}))
+            client = session.client(
+                service,
+                endpoint_url=url,
+                config=Config(retries={"mode": "legacy", "total_max_attempts": 3}),
+            )
             for attempt in ("first", "second"):
                 try:
                     getattr(client, method)(**params)
                     print("%s %s, %s call: answered" % (service, method, attempt))
                 except ClientError as e:
                     meta = e.response["ResponseMetadata"]
-                    print("%s %s, %s call: %s (HTTP %s) after %d retries" % (
-                        service, method, attempt, e.response["Error"]["Code"],
-                        meta["HTTPStatusCode"], meta.get("RetryAttempts", 0)))
+                    print(
+                        "%s %s, %s call: %s (HTTP %s) after %d retries"
+                        % (
+                            service,
+                            method,
+                            attempt,
+                            e.response["Error"]["Code"],
+                            meta["HTTPStatusCode"],
+                            meta.get("RetryAttempts", 0),
+                        )
+                    )
 
 
 if __name__ == "__main__":

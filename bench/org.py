@@ -34,6 +34,7 @@ per converted group is what bounds it, so its default worker counts start at 4.
                         [--remediate-workers 4,16] [--latency-ms 0]
                         [--policies scan,remediate] [--keep]
 """
+
 import argparse
 import io
 import json
@@ -73,10 +74,12 @@ def account_name(account_id):
 
 # -- the estate ----------------------------------------------------------------------------
 
+
 def seed(accounts, groups):
     """Seed every account-region; returns {(account, region): {group: HttpTokens}} for the
     launch-configuration groups (the ones both policies judge)."""
     from moto.backends import get_backend
+
     ec2_backends, autoscaling_backends = get_backend("ec2"), get_backend("autoscaling")
     expected = {}
     for account_id in accounts:
@@ -89,19 +92,31 @@ def seed(accounts, groups):
                 tokens = common.TOKEN_PATTERN[i % 4]
                 name = "app-%03d" % i
                 if i % 5 == 4:
-                    data = {"ImageId": common.IMAGE_ID, "InstanceType": "t3.micro",
-                            "SecurityGroupIds": [security_group]}
+                    data = {
+                        "ImageId": common.IMAGE_ID,
+                        "InstanceType": "t3.micro",
+                        "SecurityGroupIds": [security_group],
+                    }
                     if tokens:
                         data["MetadataOptions"] = common.metadata(tokens)
                     template = ec2.create_launch_template("lt-" + name, None, data, {})
-                    autoscaling.create_auto_scaling_group(**common.group_kwargs(
-                        name, subnets, launch_template={
-                            "LaunchTemplateId": template.id, "Version": "$Default"}))
+                    autoscaling.create_auto_scaling_group(
+                        **common.group_kwargs(
+                            name,
+                            subnets,
+                            launch_template={
+                                "LaunchTemplateId": template.id,
+                                "Version": "$Default",
+                            },
+                        )
+                    )
                     continue
                 autoscaling.create_launch_configuration(
-                    **common.lc_kwargs("lc-" + name, tokens, security_group))
-                autoscaling.create_auto_scaling_group(**common.group_kwargs(
-                    name, subnets, launch_config_name="lc-" + name))
+                    **common.lc_kwargs("lc-" + name, tokens, security_group)
+                )
+                autoscaling.create_auto_scaling_group(
+                    **common.group_kwargs(name, subnets, launch_config_name="lc-" + name)
+                )
                 launch_configuration_groups[name] = tokens
             expected[(account_id, region)] = launch_configuration_groups
     return expected
@@ -113,6 +128,7 @@ def converted(expected):
     LaunchConfigurationName beside the template after the switch, so the template is
     what counts."""
     from moto.backends import get_backend
+
     autoscaling_backends = get_backend("autoscaling")
     result = {}
     for (account_id, region), seeded in expected.items():
@@ -129,6 +145,7 @@ def converted(expected):
 
 
 # -- counting on the server side -----------------------------------------------------------
+
 
 class ServerCounter:
     """A WSGI layer around moto's dispatcher: counts requests per (account, region,
@@ -150,6 +167,7 @@ class ServerCounter:
     def account(self, access_key):
         if access_key not in self.account_of_key:
             from moto.iam.models import get_account_id_from
+
             self.account_of_key[access_key] = get_account_id_from(access_key)
         return self.account_of_key[access_key]
 
@@ -202,12 +220,14 @@ class ServerCounter:
                     self.in_flight -= 1
                     if self.in_flight == 0:
                         self.busy += now - self.busy_since
+
         return counted
 
 
 def install(counter):
     """Route every request of moto's servers in this process through the counter."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
     dispatch = DomainDispatcherApplication.__call__
     if getattr(dispatch, "bench_counted", False):
         return
@@ -220,6 +240,7 @@ def install(counter):
 
 
 # -- one run -------------------------------------------------------------------------------
+
 
 def policy_file(directory, source, name):
     data = yaml.safe_load((common.REPO / "policies" / source).read_text())
@@ -234,13 +255,26 @@ def policy_file(directory, source, name):
 def run_org(endpoint, counter, accounts_file, policy_path, workers, work):
     """Run `c7n-imds org run` once; returns its measurements."""
     from c7n_imds.testing import aws_env
+
     out = Path(work) / ("out-%s-j%d" % (policy_path.stem, workers))
     home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
     (home / "cache").mkdir()
     env = dict(aws_env(endpoint), HOME=str(home), C7N_ORG_PARALLEL=str(workers))
-    command = [str(Path(sys.executable).with_name("c7n-imds")), "org", "run",
-               "-c", str(accounts_file), "-s", str(out), "-u", str(policy_path),
-               "--cache-period", "0", "--cache-path", str(home / "cache")]
+    command = [
+        str(Path(sys.executable).with_name("c7n-imds")),
+        "org",
+        "run",
+        "-c",
+        str(accounts_file),
+        "-s",
+        str(out),
+        "-u",
+        str(policy_path),
+        "--cache-period",
+        "0",
+        "--cache-path",
+        str(home / "cache"),
+    ]
     counter.reset()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = time.process_time()
@@ -254,14 +288,26 @@ def run_org(endpoint, counter, accounts_file, policy_path, workers, work):
         first = counter.first - started if counter.first else None
         window = counter.last - counter.first if counter.first else 0.0
         busy = counter.busy
-    errors = [line for line in process.stderr.splitlines()
-              if "Exception running policy" in line or "Error running policy" in line
-              or "Traceback" in line]
-    return {"out": out, "returncode": process.returncode, "stderr": process.stderr,
-            "errors": errors, "wall": wall, "calls": calls, "first_call": first,
-            "window": window, "busy": busy, "server_cpu": cpu,
-            "client_cpu": (after.ru_utime - children.ru_utime) +
-                          (after.ru_stime - children.ru_stime)}
+    errors = [
+        line
+        for line in process.stderr.splitlines()
+        if "Exception running policy" in line
+        or "Error running policy" in line
+        or "Traceback" in line
+    ]
+    return {
+        "out": out,
+        "returncode": process.returncode,
+        "stderr": process.stderr,
+        "errors": errors,
+        "wall": wall,
+        "calls": calls,
+        "first_call": first,
+        "window": window,
+        "busy": busy,
+        "server_cpu": cpu,
+        "client_cpu": (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime),
+    }
 
 
 def matched(out, accounts, policy):
@@ -293,20 +339,34 @@ def per_account_region(calls, accounts):
 
 # -- the report ----------------------------------------------------------------------------
 
+
 def summarize(label, workers, result, accounts, expected_matches):
     ours, sts, outside = per_account_region(result["calls"], accounts)
     totals = [sum(ours[(a, r)].values()) for a in accounts for r in REGIONS]
-    correct = sum(1 for key, names in expected_matches.items()
-                  if result["checked"].get(key) == names)
-    status = "ok" if result["returncode"] == 0 and not result["errors"] else (
-        "exit %d, %d error lines" % (result["returncode"], len(result["errors"])))
-    return [label, workers, "%.1f" % result["wall"],
-            "%.1f" % (result["first_call"] or 0), "%.1f" % result["window"],
-            "%.1f" % result["busy"], "%.1f" % result["server_cpu"],
-            "%.1f" % result["client_cpu"], sum(result["calls"].values()),
-            "%.1f" % (sum(totals) / len(totals)), "%d-%d" % (min(totals), max(totals)),
-            "%.1f" % (sum(sts.values()) / len(totals)), sum(outside.values()),
-            "%d/%d %s" % (correct, len(expected_matches), status)]
+    correct = sum(
+        1 for key, names in expected_matches.items() if result["checked"].get(key) == names
+    )
+    status = (
+        "ok"
+        if result["returncode"] == 0 and not result["errors"]
+        else ("exit %d, %d error lines" % (result["returncode"], len(result["errors"])))
+    )
+    return [
+        label,
+        workers,
+        "%.1f" % result["wall"],
+        "%.1f" % (result["first_call"] or 0),
+        "%.1f" % result["window"],
+        "%.1f" % result["busy"],
+        "%.1f" % result["server_cpu"],
+        "%.1f" % result["client_cpu"],
+        sum(result["calls"].values()),
+        "%.1f" % (sum(totals) / len(totals)),
+        "%d-%d" % (min(totals), max(totals)),
+        "%.1f" % (sum(sts.values()) / len(totals)),
+        sum(outside.values()),
+        "%d/%d %s" % (correct, len(expected_matches), status),
+    ]
 
 
 def operations_table(results, accounts):
@@ -321,8 +381,14 @@ def operations_table(results, accounts):
             per = [ours[(a, r)].get(operation, 0) for a in accounts for r in REGIONS]
             rows.append([label, operation, "%.2f" % (count / n), "%d-%d" % (min(per), max(per))])
         per = [sts.get(a, 0) for a in accounts]
-        rows.append([label, "sts (AssumeRole), per account", "%.2f" % (sum(per) / len(per)),
-                     "%d-%d" % (min(per), max(per))])
+        rows.append(
+            [
+                label,
+                "sts (AssumeRole), per account",
+                "%.2f" % (sum(per) / len(per)),
+                "%d-%d" % (min(per), max(per)),
+            ]
+        )
     return common.fmt_table(["policy", "operation", "per account-region", "min-max"], rows)
 
 
@@ -355,49 +421,93 @@ def scaling_table(runs, accounts):
         for workers, result in mine:
             cpus = os.cpu_count() or 1
             floor = pacing_floor(result, accounts, workers)
-            rows.append([label, workers, "%.1f" % result["wall"],
-                         "-" if floor is None else "%.1f" % floor,
-                         "%.2fx" % (base / result["wall"]),
-                         "%.0f%%" % (100.0 * base * base_workers / result["wall"] / workers),
-                         "%.0f%%" % (100.0 * result["server_cpu"] / result["wall"]),
-                         "%.0f%%" % (100.0 * (result["server_cpu"] + result["client_cpu"]) /
-                                     result["wall"] / cpus)])
-    return common.fmt_table(["policy", "workers", "wall s", "pacing floor s",
-                             "speed-up vs first",
-                             "efficiency per worker", "moto CPU / wall",
-                             "all CPUs busy"], rows)
+            rows.append(
+                [
+                    label,
+                    workers,
+                    "%.1f" % result["wall"],
+                    "-" if floor is None else "%.1f" % floor,
+                    "%.2fx" % (base / result["wall"]),
+                    "%.0f%%" % (100.0 * base * base_workers / result["wall"] / workers),
+                    "%.0f%%" % (100.0 * result["server_cpu"] / result["wall"]),
+                    "%.0f%%"
+                    % (
+                        100.0
+                        * (result["server_cpu"] + result["client_cpu"])
+                        / result["wall"]
+                        / cpus
+                    ),
+                ]
+            )
+    return common.fmt_table(
+        [
+            "policy",
+            "workers",
+            "wall s",
+            "pacing floor s",
+            "speed-up vs first",
+            "efficiency per worker",
+            "moto CPU / wall",
+            "all CPUs busy",
+        ],
+        rows,
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=20)
-    parser.add_argument("--groups", type=int, default=25,
-                        help="groups per account-region (default 25)")
-    parser.add_argument("--workers", default="1,2,4",
-                        help="c7n-org worker counts for the scan, comma-separated "
-                             "(default 1,2,4)")
-    parser.add_argument("--remediate-workers", default="4,16",
-                        help="c7n-org worker counts for the remediation (default 4,16: "
-                             "paced, one worker takes about 8 s per account-region)")
-    parser.add_argument("--latency-ms", type=float, default=0.0,
-                        help="server-side delay per request, standing in for the round "
-                             "trip to AWS (default 0)")
-    parser.add_argument("--policies", default="scan,remediate",
-                        help="which runs: scan, remediate or both (default)")
+    parser.add_argument(
+        "--groups", type=int, default=25, help="groups per account-region (default 25)"
+    )
+    parser.add_argument(
+        "--workers",
+        default="1,2,4",
+        help="c7n-org worker counts for the scan, comma-separated (default 1,2,4)",
+    )
+    parser.add_argument(
+        "--remediate-workers",
+        default="4,16",
+        help="c7n-org worker counts for the remediation (default 4,16: "
+        "paced, one worker takes about 8 s per account-region)",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="server-side delay per request, standing in for the round trip to AWS (default 0)",
+    )
+    parser.add_argument(
+        "--policies", default="scan,remediate", help="which runs: scan, remediate or both (default)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the output folders")
     options = parser.parse_args(argv)
     worker_counts = {
         "scan": [int(w) for w in options.workers.split(",") if w],
-        "remediate": [int(w) for w in options.remediate_workers.split(",") if w]}
+        "remediate": [int(w) for w in options.remediate_workers.split(",") if w],
+    }
     chosen = [p for p in (SCAN, REMEDIATE) if p[0] in options.policies.split(",")]
     accounts = account_ids(options.accounts)
     work = tempfile.mkdtemp(prefix="c7n-imds-bench-org-")
     accounts_file = Path(work) / "accounts.yml"
-    accounts_file.write_text(yaml.safe_dump({"accounts": [
-        {"account_id": a, "name": account_name(a), "role": ROLE % a,
-         "regions": list(REGIONS)} for a in accounts]}))
+    accounts_file.write_text(
+        yaml.safe_dump(
+            {
+                "accounts": [
+                    {
+                        "account_id": a,
+                        "name": account_name(a),
+                        "role": ROLE % a,
+                        "regions": list(REGIONS),
+                    }
+                    for a in accounts
+                ]
+            }
+        )
+    )
 
     from c7n_imds.testing import moto_server
+
     counter = ServerCounter(options.latency_ms)
     install(counter)
     runs, first_runs = [], []
@@ -409,8 +519,10 @@ def main(argv=None):
                 common.reset(endpoint)
                 started = time.perf_counter()
                 expected = seed(accounts, options.groups)
-                should = {k: {g for g, t in v.items() if t != common.REQUIRED}
-                          for k, v in expected.items()}
+                should = {
+                    k: {g for g, t in v.items() if t != common.REQUIRED}
+                    for k, v in expected.items()
+                }
                 seeded = time.perf_counter() - started
                 result = run_org(endpoint, counter, accounts_file, path, workers, work)
                 if label == "scan":
@@ -420,9 +532,17 @@ def main(argv=None):
                 runs.append((label, workers, result))
                 if workers == worker_counts[label][0]:
                     first_runs.append((label, workers, result))
-                common.progress("%s -j%d: %.1fs, %d calls, exit %d (seeded in %.1fs)" % (
-                    label, workers, result["wall"], sum(result["calls"].values()),
-                    result["returncode"], seeded))
+                common.progress(
+                    "%s -j%d: %.1fs, %d calls, exit %d (seeded in %.1fs)"
+                    % (
+                        label,
+                        workers,
+                        result["wall"],
+                        sum(result["calls"].values()),
+                        result["returncode"],
+                        seeded,
+                    )
+                )
                 if result["returncode"] or result["errors"]:
                     common.progress(result["stderr"][-3000:])
                 if not options.keep:
@@ -430,34 +550,69 @@ def main(argv=None):
                 result["row"] = summarize(label, workers, result, accounts, should)
 
     n = len(accounts) * len(REGIONS)
-    print("c7n-org: `c7n-imds org run` over %d accounts x %d regions (%s), %d groups each "
-          "(%d in all), moto %s on 127.0.0.1, %g ms added per request, %d CPUs; bench ran "
-          "%.0fs" % (len(accounts), len(REGIONS), ", ".join(REGIONS), options.groups,
-                     options.groups * n, moto_version(), options.latency_ms, os.cpu_count(),
-                     time.perf_counter() - bench_started))
-    print("  first call: seconds from start to the first request (c7n-org and custodian "
-          "start-up); API window: first to last request; server busy: time with a request "
-          "in flight; moto CPU: this process (the server); c7n-org CPU: the command and "
-          "its workers")
-    print("  calls/acct-region: EC2, Auto Scaling and CloudWatch calls of one "
-          "account-region; STS/acct-region: AssumeRole calls over account-regions; "
-          "correct: account-regions whose matched (scan) or converted (remediate) groups "
-          "are exactly the expected ones")
-    print(common.fmt_table(
-        ["policy", "workers", "wall s", "first call s", "API window s", "server busy s",
-         "moto CPU s", "c7n-org CPU s", "calls", "calls/acct-region", "min-max",
-         "STS/acct-region", "outside accounts", "correct"],
-        [result["row"] for _, _, result in runs]))
+    print(
+        "c7n-org: `c7n-imds org run` over %d accounts x %d regions (%s), %d groups each "
+        "(%d in all), moto %s on 127.0.0.1, %g ms added per request, %d CPUs; bench ran "
+        "%.0fs"
+        % (
+            len(accounts),
+            len(REGIONS),
+            ", ".join(REGIONS),
+            options.groups,
+            options.groups * n,
+            moto_version(),
+            options.latency_ms,
+            os.cpu_count(),
+            time.perf_counter() - bench_started,
+        )
+    )
+    print(
+        "  first call: seconds from start to the first request (c7n-org and custodian "
+        "start-up); API window: first to last request; server busy: time with a request "
+        "in flight; moto CPU: this process (the server); c7n-org CPU: the command and "
+        "its workers"
+    )
+    print(
+        "  calls/acct-region: EC2, Auto Scaling and CloudWatch calls of one "
+        "account-region; STS/acct-region: AssumeRole calls over account-regions; "
+        "correct: account-regions whose matched (scan) or converted (remediate) groups "
+        "are exactly the expected ones"
+    )
+    print(
+        common.fmt_table(
+            [
+                "policy",
+                "workers",
+                "wall s",
+                "first call s",
+                "API window s",
+                "server busy s",
+                "moto CPU s",
+                "c7n-org CPU s",
+                "calls",
+                "calls/acct-region",
+                "min-max",
+                "STS/acct-region",
+                "outside accounts",
+                "correct",
+            ],
+            [result["row"] for _, _, result in runs],
+        )
+    )
     print()
-    print("API calls per account-region by operation (%s)" % ", ".join(
-        "%s with %d workers" % (label, workers) for label, workers, _ in first_runs))
+    print(
+        "API calls per account-region by operation (%s)"
+        % ", ".join("%s with %d workers" % (label, workers) for label, workers, _ in first_runs)
+    )
     print(operations_table(first_runs, accounts))
     print()
     print("Scaling with c7n-org's worker count (C7N_ORG_PARALLEL)")
-    print("  pacing floor: per account-region, the slowest API's calls through "
-          "c7n_imds's paced share of its bucket (c7n_imds.model.rates, starting full), "
-          "times the account-regions a worker takes in turn; all CPUs busy: moto and "
-          "c7n-org CPU over wall x %d CPUs" % (os.cpu_count() or 1))
+    print(
+        "  pacing floor: per account-region, the slowest API's calls through "
+        "c7n_imds's paced share of its bucket (c7n_imds.model.rates, starting full), "
+        "times the account-regions a worker takes in turn; all CPUs busy: moto and "
+        "c7n-org CPU over wall x %d CPUs" % (os.cpu_count() or 1)
+    )
     print(scaling_table(runs, accounts))
     if not options.keep:
         shutil.rmtree(work, ignore_errors=True)
@@ -469,6 +624,7 @@ def main(argv=None):
 
 def moto_version():
     import moto
+
     return moto.__version__
 
 

@@ -42,6 +42,7 @@ still wait.
     python bench/remediate.py [--size 1000] [--scale 10] [--budget 0.5]
                               [--background 0,0.3] [--latency-ms 0]
 """
+
 import argparse
 import json
 import os
@@ -70,9 +71,13 @@ def remediation_policies():
     """The shipped policies whose action remediates (the notify and report-only ones
     change nothing and are left out)."""
     import yaml
+
     policies = yaml.safe_load(POLICY_FILE.read_text())["policies"]
-    return [p for p in policies
-            if any(a.get("type") in REMEDIATION_ACTIONS for a in p.get("actions") or ())]
+    return [
+        p
+        for p in policies
+        if any(a.get("type") in REMEDIATION_ACTIONS for a in p.get("actions") or ())
+    ]
 
 
 def scaled_share(service, api, budget, scale):
@@ -81,6 +86,7 @@ def scaled_share(service, api, budget, scale):
 
 
 # -- the measured process -------------------------------------------------------------
+
 
 class Timeline:
     """When each API call started and ended (time.monotonic: one clock for this
@@ -102,8 +108,9 @@ class Timeline:
     def after(self, context, event_name, **kwargs):
         if "bench-timeline" in context:
             with self.lock:
-                self.calls.append([context["bench-timeline"], time.monotonic(),
-                                   event_name.split(".", 2)[2]])
+                self.calls.append(
+                    [context["bench-timeline"], time.monotonic(), event_name.split(".", 2)[2]]
+                )
 
 
 def worker(job_path):
@@ -121,11 +128,14 @@ def worker(job_path):
     from c7n_imds import pacing
 
     c7n_imds.register()
-    load_resources(("aws.asg", "aws.launch-config", "aws.launch-template-version",
-                    "aws.ami", "aws.account"))
+    load_resources(
+        ("aws.asg", "aws.launch-config", "aws.launch-template-version", "aws.ami", "aws.account")
+    )
     budget = job["budget"]
-    option = all("rate-budget" in ASG.action_registry.get(a).schema["properties"]
-                 for a in REMEDIATION_ACTIONS)
+    option = all(
+        "rate-budget" in ASG.action_registry.get(a).schema["properties"]
+        for a in REMEDIATION_ACTIONS
+    )
     data = json.loads(json.dumps(job["policies"]))
     for policy in data if option else ():
         for action in policy["actions"]:
@@ -139,10 +149,14 @@ def worker(job_path):
     factory = CountingSessionFactory(common.REGION)
     factory.set_subscribers(())
     output_dir = tempfile.mkdtemp(prefix="c7n-imds-bench-")
-    config = Config.empty(region=common.REGION, output_dir=output_dir, cache="",
-                          cache_period=0, account_id=common.ACCOUNT)
-    policies = list(PolicyCollection.from_data({"policies": data}, config,
-                                               session_factory=factory))
+    config = Config.empty(
+        region=common.REGION,
+        output_dir=output_dir,
+        cache="",
+        cache_period=0,
+        account_id=common.ACCOUNT,
+    )
+    policies = list(PolicyCollection.from_data({"policies": data}, config, session_factory=factory))
     for policy in policies:
         policy.validate()
     reset_session_cache()
@@ -157,30 +171,48 @@ def worker(job_path):
         except Exception as e:  # reported; the parent decides
             error = "%s: %s" % (type(e).__name__, e)
             failures = getattr(e, "failures", None) or {}
-        runs.append({"name": policy.name, "error": error, "failures": failures,
-                     "matched": sorted(r["AutoScalingGroupName"] for r in resources),
-                     "calls": dict(counter.calls - before),
-                     "wall": time.perf_counter() - policy_started,
-                     "span": [clock_policy_started, time.monotonic()]})
+        runs.append(
+            {
+                "name": policy.name,
+                "error": error,
+                "failures": failures,
+                "matched": sorted(r["AutoScalingGroupName"] for r in resources),
+                "calls": dict(counter.calls - before),
+                "wall": time.perf_counter() - policy_started,
+                "span": [clock_policy_started, time.monotonic()],
+            }
+        )
     wall = time.perf_counter() - started
-    result = {"runs": runs, "wall": wall, "calls": dict(counter.calls),
-              "attempts": dict(counter.attempts), "dry_runs": counter.dry_runs,
-              "api_seconds": counter.api_seconds, "budget_option": option,
-              "span": [clock_started, time.monotonic()], "timeline": timeline.calls,
-              "pacer": {"sent": pacing.PACER.sent, "waited": pacing.PACER.waited,
-                        "scale": getattr(pacing.PACER, "scale", None),
-                        "budget": pacing.PACER.budget}}
+    result = {
+        "runs": runs,
+        "wall": wall,
+        "calls": dict(counter.calls),
+        "attempts": dict(counter.attempts),
+        "dry_runs": counter.dry_runs,
+        "api_seconds": counter.api_seconds,
+        "budget_option": option,
+        "span": [clock_started, time.monotonic()],
+        "timeline": timeline.calls,
+        "pacer": {
+            "sent": pacing.PACER.sent,
+            "waited": pacing.PACER.waited,
+            "scale": getattr(pacing.PACER, "scale", None),
+            "budget": pacing.PACER.budget,
+        },
+    }
     Path(job_path).with_suffix(".out.json").write_text(json.dumps(result))
 
 
 def run_worker(endpoint, scale, budget):
     from c7n_imds.testing import aws_env
+
     job = Path(tempfile.mkdtemp(prefix="c7n-imds-bench-job-")) / "job.json"
     job.write_text(json.dumps({"policies": remediation_policies(), "budget": budget}))
     env = aws_env(endpoint)
     env.update(HOME=os.environ.get("HOME", "/tmp"), C7N_IMDS_RATE_SCALE=str(scale))
-    process = subprocess.run([sys.executable, __file__, "--worker", str(job)], env=env,
-                             capture_output=True, text=True)
+    process = subprocess.run(
+        [sys.executable, __file__, "--worker", str(job)], env=env, capture_output=True, text=True
+    )
     if process.returncode != 0:
         raise RuntimeError("bench worker failed:\n%s" % process.stderr[-4000:])
     return json.loads(job.with_suffix(".out.json").read_text())
@@ -188,18 +220,27 @@ def run_worker(endpoint, scale, budget):
 
 # -- the estate, before and after ----------------------------------------------------
 
+
 def clients(endpoint):
     import boto3
-    session = boto3.Session(region_name=common.REGION, aws_access_key_id="testing",
-                            aws_secret_access_key="testing")
-    return (session.client("ec2", endpoint_url=endpoint),
-            session.client("autoscaling", endpoint_url=endpoint))
+
+    session = boto3.Session(
+        region_name=common.REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    return (
+        session.client("ec2", endpoint_url=endpoint),
+        session.client("autoscaling", endpoint_url=endpoint),
+    )
 
 
 def all_groups(autoscaling):
-    return {g["AutoScalingGroupName"]: g for page in autoscaling.get_paginator(
-        "describe_auto_scaling_groups").paginate(PaginationConfig={"PageSize": 100})
-        for g in page["AutoScalingGroups"]}
+    return {
+        g["AutoScalingGroupName"]: g
+        for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
+            PaginationConfig={"PageSize": 100}
+        )
+        for g in page["AutoScalingGroups"]
+    }
 
 
 def launch_specs(group):
@@ -212,13 +253,20 @@ def launch_specs(group):
     if not policy:
         return []
     return [policy["LaunchTemplateSpecification"]] + [
-        o["LaunchTemplateSpecification"] for o in policy.get("Overrides") or ()
-        if o.get("LaunchTemplateSpecification")]
+        o["LaunchTemplateSpecification"]
+        for o in policy.get("Overrides") or ()
+        if o.get("LaunchTemplateSpecification")
+    ]
 
 
 def launch_identity(group):
-    return json.dumps([group.get("LaunchConfigurationName") if not launch_specs(group)
-                       else None, launch_specs(group)], sort_keys=True)
+    return json.dumps(
+        [
+            group.get("LaunchConfigurationName") if not launch_specs(group) else None,
+            launch_specs(group),
+        ],
+        sort_keys=True,
+    )
 
 
 def verify(endpoint, expected, before):
@@ -230,10 +278,10 @@ def verify(endpoint, expected, before):
     def tokens(template_id, version):
         if (template_id, version) not in tokens_of:
             found = ec2.describe_launch_template_versions(
-                LaunchTemplateId=template_id, Versions=[str(version)])
+                LaunchTemplateId=template_id, Versions=[str(version)]
+            )
             data = found["LaunchTemplateVersions"][0].get("LaunchTemplateData") or {}
-            tokens_of[template_id, version] = (data.get("MetadataOptions") or {}).get(
-                "HttpTokens")
+            tokens_of[template_id, version] = (data.get("MetadataOptions") or {}).get("HttpTokens")
         return tokens_of[template_id, version]
 
     problems, fixed = [], 0
@@ -249,13 +297,18 @@ def verify(endpoint, expected, before):
             continue
         wrong = []
         for spec in specs:
-            template_id = spec.get("LaunchTemplateId") or ec2.describe_launch_templates(
-                LaunchTemplateNames=[spec["LaunchTemplateName"]])["LaunchTemplates"][0][
-                    "LaunchTemplateId"]
+            template_id = (
+                spec.get("LaunchTemplateId")
+                or ec2.describe_launch_templates(LaunchTemplateNames=[spec["LaunchTemplateName"]])[
+                    "LaunchTemplates"
+                ][0]["LaunchTemplateId"]
+            )
             for version in {spec.get("Version") or "$Default", "$Default"}:
                 if tokens(template_id, version) != common.REQUIRED:
-                    wrong.append("%s %s: HttpTokens %s" % (
-                        template_id, version, tokens(template_id, version)))
+                    wrong.append(
+                        "%s %s: HttpTokens %s"
+                        % (template_id, version, tokens(template_id, version))
+                    )
         if wrong:
             problems.append("%s not compliant (%s)" % (name, "; ".join(wrong)))
         else:
@@ -263,7 +316,10 @@ def verify(endpoint, expected, before):
     sources = Counter(
         {t["Key"]: t["Value"] for t in template.get("Tags") or ()}.get(SOURCE_TAG)
         for page in ec2.get_paginator("describe_launch_templates").paginate(
-            PaginationConfig={"PageSize": 200}) for template in page["LaunchTemplates"])
+            PaginationConfig={"PageSize": 200}
+        )
+        for template in page["LaunchTemplates"]
+    )
     sources.pop(None, None)
     duplicates = sorted(source for source, n in sources.items() if n > 1)
     if duplicates:
@@ -276,6 +332,7 @@ def verify(endpoint, expected, before):
 
 # -- one measured run ------------------------------------------------------------------
 
+
 def measure(endpoint, size, scale, budget, background, latency_ms):
     common.reset(endpoint)
     expected = common.seed_estate(size // 2, size - size // 2)
@@ -284,8 +341,13 @@ def measure(endpoint, size, scale, budget, background, latency_ms):
     label = "budget %g, background %g" % (budget, background)
     common.progress("N=%d %s: %d groups to fix; running ..." % (size, label, len(to_fix)))
     # The round trip is scaled with the buckets, so that the run keeps AWS's shape.
-    proxy = BucketProxy(endpoint, scale=scale, background=background,
-                        latency=latency_ms / 1000.0 / scale, watch=budget)
+    proxy = BucketProxy(
+        endpoint,
+        scale=scale,
+        background=background,
+        latency=latency_ms / 1000.0 / scale,
+        watch=budget,
+    )
     with proxy as proxy_url:
         result = run_worker(proxy_url, scale, budget)
     result["proxy"] = stats = proxy.stats()
@@ -295,16 +357,34 @@ def measure(endpoint, size, scale, budget, background, latency_ms):
     if errors and not failures:
         problems.insert(0, "policy run failed: %s" % errors[0][:500])
     result.update(
-        size=size, scale=scale, budget=budget, background=background, label=label,
-        to_fix=len(to_fix), fixed=fixed, problems=problems, failures=failures,
-        throttle_failures=sorted(g for g, r in failures.items()
-                                 if any(code in r for code in THROTTLED)),
-        apis=per_api(result, stats, budget, scale))
+        size=size,
+        scale=scale,
+        budget=budget,
+        background=background,
+        label=label,
+        to_fix=len(to_fix),
+        fixed=fixed,
+        problems=problems,
+        failures=failures,
+        throttle_failures=sorted(
+            g for g, r in failures.items() if any(code in r for code in THROTTLED)
+        ),
+        apis=per_api(result, stats, budget, scale),
+    )
     result["bound"] = max([a["bound"] for a in result["apis"]] or [0.0])
-    common.progress("N=%d %s: %.1fs (bound %.1fs), %d/%d fixed, %d throttled, %s" % (
-        size, label, result["wall"], result["bound"], fixed, len(to_fix),
-        sum(a["throttled"] for a in result["apis"]),
-        "correct" if not problems else "; ".join(problems[:3])))
+    common.progress(
+        "N=%d %s: %.1fs (bound %.1fs), %d/%d fixed, %d throttled, %s"
+        % (
+            size,
+            label,
+            result["wall"],
+            result["bound"],
+            fixed,
+            len(to_fix),
+            sum(a["throttled"] for a in result["apis"]),
+            "correct" if not problems else "; ".join(problems[:3]),
+        )
+    )
     return result
 
 
@@ -318,48 +398,76 @@ def per_api(result, proxy, budget, scale):
             continue
         calls = result["calls"].get(api, 0)
         share = scaled_share(service, api, budget, scale)
-        apis.append({"api": api, "service": service, "calls": calls,
-                     "attempts": seen["requests"], "throttled": seen["throttled"],
-                     "over_share": seen["over_share"],
-                     "background": seen["background"],
-                     "background_throttled": seen["background_throttled"],
-                     "burst": share.burst, "refill": share.refill,
-                     "bound": bound_seconds(calls, share),
-                     "bound_unscaled": bound_seconds(calls, scaled_share(
-                         service, api, budget, 1.0)),
-                     "from": seen.get("first", start) - start,
-                     "to": seen.get("last", start) - start})
+        apis.append(
+            {
+                "api": api,
+                "service": service,
+                "calls": calls,
+                "attempts": seen["requests"],
+                "throttled": seen["throttled"],
+                "over_share": seen["over_share"],
+                "background": seen["background"],
+                "background_throttled": seen["background_throttled"],
+                "burst": share.burst,
+                "refill": share.refill,
+                "bound": bound_seconds(calls, share),
+                "bound_unscaled": bound_seconds(calls, scaled_share(service, api, budget, 1.0)),
+                "from": seen.get("first", start) - start,
+                "to": seen.get("last", start) - start,
+            }
+        )
     return sorted(apis, key=lambda a: -a["bound"])
 
 
 # -- report ---------------------------------------------------------------------------
 
+
 def summary_row(result):
     apis = result["apis"]
     bounding = apis[0]["api"] if apis else "-"
     ratio = result["wall"] / result["bound"] if result["bound"] else float("nan")
-    return [result["size"], "%g" % result["budget"], "%g" % result["background"],
-            "%g" % result["scale"], result["to_fix"], len(result["failures"]),
-            "%d/%d" % (result["fixed"], result["to_fix"]),
-            sum(a["throttled"] for a in apis),
-            sum(a["background_throttled"] for a in apis),
-            sum(a["over_share"] for a in apis),
-            "yes (%d groups)" % len(result["throttle_failures"])
-            if result["throttle_failures"] else "no",
-            "%.1f" % result["wall"], "%.1f" % result["bound"], bounding, "%.2f" % ratio,
-            "ok" if not result["problems"] else "WRONG"]
+    return [
+        result["size"],
+        "%g" % result["budget"],
+        "%g" % result["background"],
+        "%g" % result["scale"],
+        result["to_fix"],
+        len(result["failures"]),
+        "%d/%d" % (result["fixed"], result["to_fix"]),
+        sum(a["throttled"] for a in apis),
+        sum(a["background_throttled"] for a in apis),
+        sum(a["over_share"] for a in apis),
+        "yes (%d groups)" % len(result["throttle_failures"])
+        if result["throttle_failures"]
+        else "no",
+        "%.1f" % result["wall"],
+        "%.1f" % result["bound"],
+        bounding,
+        "%.2f" % ratio,
+        "ok" if not result["problems"] else "WRONG",
+    ]
 
 
 def api_rows(result):
     groups = result["to_fix"] or 1
     rows = []
     for a in result["apis"]:
-        rows.append([a["service"], a["api"], a["calls"], "%.2f" % (a["calls"] / groups),
-                     a["attempts"], a["throttled"], a["over_share"],
-                     "%g/%g" % (a["burst"], a["refill"]),
-                     "%.1f" % a["bound"], "%.0f" % a["bound_unscaled"],
-                     "%.1f-%.1f" % (a["from"], a["to"]),
-                     "%.1f" % (a["to"] - a["from"])])
+        rows.append(
+            [
+                a["service"],
+                a["api"],
+                a["calls"],
+                "%.2f" % (a["calls"] / groups),
+                a["attempts"],
+                a["throttled"],
+                a["over_share"],
+                "%g/%g" % (a["burst"], a["refill"]),
+                "%.1f" % a["bound"],
+                "%.0f" % a["bound_unscaled"],
+                "%.1f-%.1f" % (a["from"], a["to"]),
+                "%.1f" % (a["to"] - a["from"]),
+            ]
+        )
     return rows
 
 
@@ -387,8 +495,10 @@ def idle_windows(result, least=0.5):
                 ops[op][0] += 1
                 ops[op][1] += done - t
         middle = (a + b) / 2
-        policy = next((r["name"] for r in result["runs"]
-                       if r["span"][0] <= middle <= r["span"][1]), "between policies")
+        policy = next(
+            (r["name"] for r in result["runs"] if r["span"][0] <= middle <= r["span"][1]),
+            "between policies",
+        )
         windows.append((a - start, b - start, policy, ops))
     return windows
 
@@ -398,14 +508,22 @@ def idle_lines(result):
     if not windows:
         return []
     bounding = result["apis"][0]
-    lines = ["  %s (the bounding API) sent nothing for %.1fs of the %.1fs wall (bound %.1fs):"
-             % (bounding["api"], sum(b - a for a, b, _, _ in windows), result["wall"],
-                result["bound"])]
+    lines = [
+        "  %s (the bounding API) sent nothing for %.1fs of the %.1fs wall (bound %.1fs):"
+        % (bounding["api"], sum(b - a for a, b, _, _ in windows), result["wall"], result["bound"])
+    ]
     for a, b, policy, ops in windows:
         busiest = sorted(ops.items(), key=lambda item: -item[1][1])[:4]
-        lines.append("    %5.1f-%5.1fs (%s): %s" % (a, b, policy, ", ".join(
-            "%s x%d %.1fs" % (op, n, seconds) for op, (n, seconds) in busiest) or
-            "no API calls (client-side work)"))
+        lines.append(
+            "    %5.1f-%5.1fs (%s): %s"
+            % (
+                a,
+                b,
+                policy,
+                ", ".join("%s x%d %.1fs" % (op, n, seconds) for op, (n, seconds) in busiest)
+                or "no API calls (client-side work)",
+            )
+        )
     return lines
 
 
@@ -413,62 +531,141 @@ def policy_lines(result):
     lines = []
     for run in result["runs"]:
         matched = len(run["matched"]) or 1
-        lines.append("  %s: %d groups, %.1fs; per group: %s" % (
-            run["name"], len(run["matched"]), run["wall"], ", ".join(
-                "%s %.2f" % (op, n / matched) for op, n in sorted(
-                    run["calls"].items(), key=lambda item: -item[1]))))
+        lines.append(
+            "  %s: %d groups, %.1fs; per group: %s"
+            % (
+                run["name"],
+                len(run["matched"]),
+                run["wall"],
+                ", ".join(
+                    "%s %.2f" % (op, n / matched)
+                    for op, n in sorted(run["calls"].items(), key=lambda item: -item[1])
+                ),
+            )
+        )
     return lines
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1000, help="groups (default 1000)")
-    parser.add_argument("--scale", type=float, default=5.0,
-                        help="every bucket (AWS's in the proxy, the run's own) this many "
-                             "times faster, shape kept (default 5)")
-    parser.add_argument("--budget", default=str(DEFAULT_BUDGET),
-                        help="rate-budget values, comma-separated (default %g)"
-                             % DEFAULT_BUDGET)
-    parser.add_argument("--background", default="0,0.3",
-                        help="shares of each refill a busy account takes beside the run, "
-                             "comma-separated (default 0,0.3)")
-    parser.add_argument("--latency-ms", type=float, default=0.0,
-                        help="round trip to AWS added to every request, divided by "
-                             "--scale like the buckets (default 0: loopback and moto only)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=5.0,
+        help="every bucket (AWS's in the proxy, the run's own) this many "
+        "times faster, shape kept (default 5)",
+    )
+    parser.add_argument(
+        "--budget",
+        default=str(DEFAULT_BUDGET),
+        help="rate-budget values, comma-separated (default %g)" % DEFAULT_BUDGET,
+    )
+    parser.add_argument(
+        "--background",
+        default="0,0.3",
+        help="shares of each refill a busy account takes beside the run, "
+        "comma-separated (default 0,0.3)",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="round trip to AWS added to every request, divided by "
+        "--scale like the buckets (default 0: loopback and moto only)",
+    )
     options = parser.parse_args(argv)
     budgets = [float(b) for b in options.budget.split(",") if b]
     backgrounds = [float(b) for b in options.background.split(",") if b]
     from c7n_imds.testing import moto_server
+
     results = []
     started = time.perf_counter()
     with moto_server() as endpoint:
         for budget in budgets:
             for background in backgrounds:
-                results.append(measure(endpoint, options.size, options.scale, budget,
-                                       background, options.latency_ms))
+                results.append(
+                    measure(
+                        endpoint,
+                        options.size,
+                        options.scale,
+                        budget,
+                        background,
+                        options.latency_ms,
+                    )
+                )
     first = results[0]
-    print("Remediation under AWS's token buckets: policies/remediate.yml's %s "
-          "(one process, moto %s behind bench/bucket_proxy.py on 127.0.0.1, buckets x%g, "
-          "round trip %g ms / %g)" % (" and ".join(REMEDIATION_ACTIONS), moto_version(),
-                                       options.scale, options.latency_ms, options.scale))
-    print("client pacing: %s; rate-budget option: %s" % (
-        "active (%d requests paced, %.1fs waited; scale %s)" % (
-            first["pacer"]["sent"], first["pacer"]["waited"], first["pacer"]["scale"])
-        if first["pacer"]["sent"] else "NOT ACTIVE (c7n_imds.pacing paced no request)",
-        "yes" if first["budget_option"] else "MISSING (runs at the product's default)"))
-    print(common.fmt_table(
-        ["groups", "budget", "background", "scale", "to fix", "failed", "compliant",
-         "throttled", "bg throttled", "over budget", "retries exhausted", "wall s", "bound s",
-         "bounding API", "wall/bound", "result"], [summary_row(r) for r in results]))
+    print(
+        "Remediation under AWS's token buckets: policies/remediate.yml's %s "
+        "(one process, moto %s behind bench/bucket_proxy.py on 127.0.0.1, buckets x%g, "
+        "round trip %g ms / %g)"
+        % (
+            " and ".join(REMEDIATION_ACTIONS),
+            moto_version(),
+            options.scale,
+            options.latency_ms,
+            options.scale,
+        )
+    )
+    print(
+        "client pacing: %s; rate-budget option: %s"
+        % (
+            "active (%d requests paced, %.1fs waited; scale %s)"
+            % (first["pacer"]["sent"], first["pacer"]["waited"], first["pacer"]["scale"])
+            if first["pacer"]["sent"]
+            else "NOT ACTIVE (c7n_imds.pacing paced no request)",
+            "yes" if first["budget_option"] else "MISSING (runs at the product's default)",
+        )
+    )
+    print(
+        common.fmt_table(
+            [
+                "groups",
+                "budget",
+                "background",
+                "scale",
+                "to fix",
+                "failed",
+                "compliant",
+                "throttled",
+                "bg throttled",
+                "over budget",
+                "retries exhausted",
+                "wall s",
+                "bound s",
+                "bounding API",
+                "wall/bound",
+                "result",
+            ],
+            [summary_row(r) for r in results],
+        )
+    )
     for result in results:
         print()
-        print("%s: per API (bound = least time through the run's bucket share, "
-              "burst/refill per s after scale; seen = first-last request at the proxy, s)"
-              % result["label"])
-        print(common.fmt_table(
-            ["service", "API", "calls", "per group", "attempts", "throttled",
-             "over budget", "bucket share", "bound s", "bound at x1 s", "seen s", "span s"],
-            api_rows(result)))
+        print(
+            "%s: per API (bound = least time through the run's bucket share, "
+            "burst/refill per s after scale; seen = first-last request at the proxy, s)"
+            % result["label"]
+        )
+        print(
+            common.fmt_table(
+                [
+                    "service",
+                    "API",
+                    "calls",
+                    "per group",
+                    "attempts",
+                    "throttled",
+                    "over budget",
+                    "bucket share",
+                    "bound s",
+                    "bound at x1 s",
+                    "seen s",
+                    "span s",
+                ],
+                api_rows(result),
+            )
+        )
         print("\n".join(policy_lines(result) + idle_lines(result)))
         for problem in result["problems"][:10]:
             print("  PROBLEM: %s" % problem)
@@ -480,19 +677,33 @@ def main(argv=None):
         ratio = result["wall"] / result["bound"] if result["bound"] else float("nan")
         applies = result["budget"] + result["background"] <= 1
         over = sum(a["over_share"] for a in result["apis"])
-        print("  wall/bound <= %.2f at budget %g, background %g: %.2f -> %s" % (
-            GOAL, result["budget"], result["background"], ratio,
-            "n/a (budget + background > 1)" if not applies else
-            "MISSED (%d requests beyond the budget: the bound does not apply)" % over
-            if over else "holds" if ratio <= GOAL else "MISSED"))
-        print("  every targeted group compliant, none failed: %s" % (
-            "holds" if not result["problems"] and not result["failures"] else "MISSED"))
+        print(
+            "  wall/bound <= %.2f at budget %g, background %g: %.2f -> %s"
+            % (
+                GOAL,
+                result["budget"],
+                result["background"],
+                ratio,
+                "n/a (budget + background > 1)"
+                if not applies
+                else "MISSED (%d requests beyond the budget: the bound does not apply)" % over
+                if over
+                else "holds"
+                if ratio <= GOAL
+                else "MISSED",
+            )
+        )
+        print(
+            "  every targeted group compliant, none failed: %s"
+            % ("holds" if not result["problems"] and not result["failures"] else "MISSED")
+        )
     common.progress("total %.0fs" % (time.perf_counter() - started))
     return 0 if all(not r["problems"] for r in results) else 1
 
 
 def moto_version():
     import moto
+
     return moto.__version__
 
 

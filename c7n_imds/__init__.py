@@ -5,6 +5,7 @@ exist only in a process that imported this package before loading policies. Impo
 ``c7n_imds`` registers everything; doing it twice changes nothing (Python imports a
 module once, and registration happens at import).
 """
+
 import contextlib
 import os
 
@@ -30,8 +31,9 @@ def _profile_unread():
     traceback, even those that need no AWS (--version, summary, pack). The client is
     never used unless a run asks for tracing, so it is built without the profile; the
     commands that reach AWS check the profile themselves and say what is wrong."""
-    hidden = {k: os.environ.pop(k) for k in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
-              if k in os.environ}
+    hidden = {
+        k: os.environ.pop(k) for k in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") if k in os.environ
+    }
     try:
         yield
     finally:
@@ -47,6 +49,7 @@ def register():
         from c7n.resources.asg import ASG, LaunchConfig
 
     from c7n_imds import actions, filters, owners, upstream  # noqa: F401  (import registers)
+
     upstream.apply()
     full_pages(ASG)
     full_pages(LaunchConfig)

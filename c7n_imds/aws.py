@@ -1,5 +1,6 @@
 """The AWS edge every module shares: one retry policy, one way to name an AWS error,
 the region-wide group scans."""
+
 import os
 import threading
 import time
@@ -15,11 +16,14 @@ from c7n_imds.model.launch_source import template_group_specs
 # ResourceContention and ScalingActivityInProgress are Auto Scaling's answers while
 # another change or a scaling activity holds the group: botocore does not retry them,
 # and they clear by themselves.
-THROTTLING_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded",
-                    "RequestThrottled")
+THROTTLING_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded", "RequestThrottled")
 RETRIED_CODES = THROTTLING_CODES + (
-    "ServiceUnavailable", "InternalError", "InternalFailure", "ResourceContention",
-    "ScalingActivityInProgress")
+    "ServiceUnavailable",
+    "InternalError",
+    "InternalFailure",
+    "ResourceContention",
+    "ScalingActivityInProgress",
+)
 retry = get_retry(RETRIED_CODES, max_attempts=8)
 
 # An AWS error answer, or no answer at all (connection reset, timeout): either way one
@@ -72,8 +76,9 @@ def imds_session(manager):
     if held is not None and held[1] + SESSION_LIFETIME > now:
         return held[0]
     session = factory()
-    if not (os.environ.get("AWS_MAX_ATTEMPTS")
-            or session._session.get_config_variable("max_attempts")):
+    if not (
+        os.environ.get("AWS_MAX_ATTEMPTS") or session._session.get_config_variable("max_attempts")
+    ):
         session._session.set_config_variable("max_attempts", MAX_ATTEMPTS)
     note_unanswered_calls(pacing.install(session))
     cache[factory] = (session, now)
@@ -87,21 +92,28 @@ _unanswered = threading.local()
 
 def note_unanswered_calls(session):
     """Remember, per thread, which API and region the last unanswered call was for."""
-    session.events.register("after-call-error", _note_unanswered,
-                            unique_id="c7n-imds-unanswered-call")
+    session.events.register(
+        "after-call-error", _note_unanswered, unique_id="c7n-imds-unanswered-call"
+    )
     return session
 
 
 def _note_unanswered(event_name, exception, context=None, **kwargs):
-    _unanswered.call = (exception, event_name.split(".", 2)[2],
-                        (context or {}).get("client_region"))
+    _unanswered.call = (
+        exception,
+        event_name.split(".", 2)[2],
+        (context or {}).get("client_region"),
+    )
 
 
 def failed_call(error):
     """(API, region or None, attempts or None) of an AWS error raised by a call."""
     if isinstance(error, ClientError):
-        return (error.operation_name, None,
-                error.response.get("ResponseMetadata", {}).get("RetryAttempts"))
+        return (
+            error.operation_name,
+            None,
+            error.response.get("ResponseMetadata", {}).get("RetryAttempts"),
+        )
     noted = getattr(_unanswered, "call", None)
     if noted and noted[0] is error:
         return noted[1], noted[2], None
@@ -117,8 +129,13 @@ def all_groups(autoscaling):
     """Every Auto Scaling group of the region, read now, 100 per page (AWS's maximum),
     retried as a whole like every other call."""
     paginator = autoscaling.get_paginator("describe_auto_scaling_groups")
-    return retry(lambda: [asg for page in paginator.paginate(
-        PaginationConfig={"PageSize": 100}) for asg in page["AutoScalingGroups"]])
+    return retry(
+        lambda: [
+            asg
+            for page in paginator.paginate(PaginationConfig={"PageSize": 100})
+            for asg in page["AutoScalingGroups"]
+        ]
+    )
 
 
 def template_followers(autoscaling, work, groups=None):
@@ -133,7 +150,8 @@ def template_followers(autoscaling, work, groups=None):
         for spec in template_group_specs(asg):
             if spec.get("LaunchTemplateId") in wanted:
                 followers.setdefault(spec["LaunchTemplateId"], {}).setdefault(
-                    spec["Version"], set()).add(asg["AutoScalingGroupName"])
+                    spec["Version"], set()
+                ).add(asg["AutoScalingGroupName"])
     return followers
 
 
@@ -154,6 +172,10 @@ def stopped_policy_line(policy, error):
     operation, region, attempts = failed_call(error)
     what = NOT_SCANNED.get(operation, "what it had not reached was left as it is")
     return "policy %s stopped: %s%s failed%s (%s); %s - run it again when AWS answers" % (
-        policy, operation or "an AWS call", " in %s" % region if region else "",
+        policy,
+        operation or "an AWS call",
+        " in %s" % region if region else "",
         " after %d attempts" % (attempts + 1) if attempts else " after retrying",
-        describe_error(error), what)
+        describe_error(error),
+        what,
+    )

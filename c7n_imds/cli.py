@@ -13,6 +13,7 @@ import ``c7n_imds`` first. This command does that, then hands over:
     c7n-imds summary OUTPUT_DIR...                        -> org-wide compliance report
     c7n-imds iam-policy POLICY.yml...                     -> least-privilege IAM policy
 """
+
 import contextlib
 import json
 import logging
@@ -52,6 +53,7 @@ def dispatch(argv):
     command = argv[0] if argv else None
     if command == "org":
         from c7n_imds.org import main as org_main
+
         if argv[1:2] == ["run"]:
             guard_command(cache_folder=option_value(argv[2:], None, "--cache-path"))
         return org_main(argv[1:])
@@ -65,9 +67,11 @@ def dispatch(argv):
             return say(command, problem)
     if command == "doctor":
         from c7n_imds.doctor import main as doctor_main
+
         return doctor_main(argv[1:])
     if command == "pack":
         from c7n_imds.pack import main as pack_main
+
         return pack_main(argv[1:])
     if command == "summary":
         try:  # the report is its own package (c7n_imds_report), never in the plugin
@@ -77,12 +81,14 @@ def dispatch(argv):
         return summary_main(argv[1:])
     if command == "iam-policy":
         from c7n_imds.iam import main as iam_main
+
         return iam_main(argv[1:])
     if command == "templates-dir":
         print(TEMPLATES_DIR)
         return 0
     if command == "demo":
         from c7n_imds.demo import main as demo_main
+
         return demo_main(argv[1:])
     if command in ("--version", "version"):
         print(versions())
@@ -101,6 +107,7 @@ def dispatch(argv):
         for name in ("custodian.commands", "custodian.output"):
             logging.getLogger(name).addFilter(OneLineAwsErrors())
     from c7n.cli import main as custodian_main
+
     return custodian_main(argv)
 
 
@@ -118,6 +125,7 @@ def custodian_options(command, args):
     """custodian's parse of a run/validate/report command line, or None where argparse
     itself will answer (its usage line, exit 2)."""
     from c7n.cli import setup_parser
+
     try:
         with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
             return setup_parser().parse_args([command] + list(args))
@@ -133,6 +141,7 @@ def policy_file_problem(paths, args):
     """The policy files checked as `c7n-imds validate` checks them: None, or (line,
     custodian's report when -v asks for it)."""
     from c7n_imds.mistakes import Mistake, check_policy_files
+
     try:
         check_policy_files(paths)
     except Mistake as mistake:
@@ -158,6 +167,7 @@ def before_custodian(command, args, remediates=True):
     files, regions, the output folder, the way to AWS, an endpoint without AWS's
     behaviour. None when all is well, else what `say` prints."""
     from c7n_imds.mistakes import Mistake, check_output_dir, check_regions
+
     options = custodian_options(command, args)
     if options is None or not getattr(options, "configs", None):
         return None
@@ -190,6 +200,7 @@ def local_report(output_dir):
 
     def no_account_id(options):
         options.account_id = getattr(options, "account_id", None)
+
     aws_provider._default_account_id = no_account_id
 
 
@@ -242,12 +253,14 @@ class OneLineAwsErrors(logging.Filter):
 
     def filter(self, record):
         from c7n_imds.actions.base import RemediationError
+
         error = record.exc_info[1] if record.exc_info else None
         message = record.getMessage()
-        if not isinstance(error, AWS_ERRORS + (RemediationError,)) or \
-                not message.startswith("Error while executing policy"):
+        if not isinstance(error, AWS_ERRORS + (RemediationError,)) or not message.startswith(
+            "Error while executing policy"
+        ):
             return True
-        name = message[len("Error while executing policy"):].strip().split(",")[0]
+        name = message[len("Error while executing policy") :].strip().split(",")[0]
         if isinstance(error, RemediationError):
             # each line escaped on its own: a group name cannot start a forged line
             record.msg = "\n".join(escape.controls(line) for line in str(error).splitlines())
@@ -255,12 +268,12 @@ class OneLineAwsErrors(logging.Filter):
                 record.msg = "policy %s: %s" % (escape.controls(name), record.msg)
             else:
                 record.msg = "policy failed for %d group(s), named when the run ends" % (
-                    len(error.failures))
+                    len(error.failures)
+                )
         elif name:
             record.msg = escape.controls(stopped_policy_line(name, error))
         else:
-            record.msg = "Error while executing policy: %s" % escape.controls(
-                describe_error(error))
+            record.msg = "Error while executing policy: %s" % escape.controls(describe_error(error))
         record.args, record.exc_info, record.exc_text = (), None, None
         return True
 
@@ -270,6 +283,7 @@ def unreachable(options):
     answer with a flood of tracebacks (no credentials) or minutes of retries (no route),
     once per policy and region."""
     from c7n_imds.reach import Unreachable, caller_identity
+
     try:
         caller_identity(options.profile, (options.regions or [None])[0])
     except Unreachable as problem:
@@ -297,22 +311,26 @@ def stock_moto(configs):
                 return reply.status == 200, reply.read(4096)
         except (urllib.error.URLError, OSError, ValueError):
             return False, b""
+
     if answers(SEMANTICS_PATH)[0]:
         return None
     ok, body = answers("/moto-api/")
     if not ok or b"moto" not in body.lower():
         return None  # not moto: a proxy or a VPC endpoint, judged by AWS's answers
-    return ("%s is a stock moto server, where remediation is refused: moto stores "
-            "launch template data AWS would refuse and lacks DeleteLaunchTemplateVersions, "
-            "so no change can be proven or withdrawn (actions: %s); run the pack against "
-            "`c7n-imds demo --serve`, which restores AWS's behaviour" % (
-                endpoint, ", ".join(remediating_actions(configs))))
+    return (
+        "%s is a stock moto server, where remediation is refused: moto stores "
+        "launch template data AWS would refuse and lacks DeleteLaunchTemplateVersions, "
+        "so no change can be proven or withdrawn (actions: %s); run the pack against "
+        "`c7n-imds demo --serve`, which restores AWS's behaviour"
+        % (endpoint, ", ".join(remediating_actions(configs)))
+    )
 
 
 def remediating_actions(configs):
     """The c7n-imds actions (all of them change something) the files' policies use."""
     from c7n.provider import get_resource_class
     from c7n.utils import load_file
+
     found = []
     for path in configs:
         for policy in (load_file(path) or {}).get("policies") or ():
@@ -323,8 +341,7 @@ def remediating_actions(configs):
             for action in policy.get("actions") or ():
                 name = action if isinstance(action, str) else action.get("type")
                 cls = registry.get(name)
-                if cls is not None and cls.__module__.startswith("c7n_imds.") and \
-                        name not in found:
+                if cls is not None and cls.__module__.startswith("c7n_imds.") and name not in found:
                     found.append(name)
     return found
 
@@ -340,8 +357,13 @@ def versions():
             return version(name)
         except PackageNotFoundError:
             return "not installed"
+
     return "c7n-imds %s (custodian %s, c7n-org %s, c7n-mailer %s)" % (
-        c7n_imds.__version__, custodian, installed("c7n-org"), installed("c7n-mailer"))
+        c7n_imds.__version__,
+        custodian,
+        installed("c7n-org"),
+        installed("c7n-mailer"),
+    )
 
 
 def plan_main(args):
@@ -380,12 +402,13 @@ def _plan_command():
                     print(no_preview(policy, action, resources))
                     continue
                 preview = action.preview(resources) if resources else {"Failures": {}}
-                preview.update(Policy=policy.name, Region=policy.options.region,
-                               Action=action.type)
+                preview.update(Policy=policy.name, Region=policy.options.region, Action=action.type)
                 print(format_preview(preview))
                 if policy.ctx.output and hasattr(policy.ctx.output, "write_file"):
                     policy.ctx.output.write_file(
-                        "imds-plan.json", json.dumps(preview, indent=2, default=str))
+                        "imds-plan.json", json.dumps(preview, indent=2, default=str)
+                    )
+
     return plan
 
 
@@ -397,17 +420,25 @@ def no_preview(policy, action, resources):
     it would act on, so an empty plan never reads as "no changes" by mistake."""
     id_key = policy.resource_manager.resource_type.id
     names = [str(r.get(id_key)) for r in resources]
-    shown = ", ".join(names[:20]) + (" and %d more" % (len(names) - 20)
-                                     if len(names) > 20 else "")
-    return escape.controls("policy %s (%s) action %s: no preview%s; it would act on %s" % (
-        policy.name, policy.options.region or "default", action.type,
-        " - " + NO_PREVIEW[action.type] if action.type in NO_PREVIEW else " of its own",
-        "%d %s(s): %s" % (len(names), policy.resource_type, shown) if names
-        else "no %s" % policy.resource_type))
+    shown = ", ".join(names[:20]) + (" and %d more" % (len(names) - 20) if len(names) > 20 else "")
+    return escape.controls(
+        "policy %s (%s) action %s: no preview%s; it would act on %s"
+        % (
+            policy.name,
+            policy.options.region or "default",
+            action.type,
+            " - " + NO_PREVIEW[action.type] if action.type in NO_PREVIEW else " of its own",
+            "%d %s(s): %s" % (len(names), policy.resource_type, shown)
+            if names
+            else "no %s" % policy.resource_type,
+        )
+    )
 
 
-NO_LAUNCH_CHANGE = ("none beyond metadata options (image, instance types, network, storage, "
-                    "instance profile, user data, key pair and group size unchanged)")
+NO_LAUNCH_CHANGE = (
+    "none beyond metadata options (image, instance types, network, storage, "
+    "instance profile, user data, key pair and group size unchanged)"
+)
 
 
 def format_preview(preview):
@@ -416,30 +447,49 @@ def format_preview(preview):
     name, a tag value or an AWS error in it cannot start a line (a forged plan entry)."""
     templates, versions = preview.get("Templates", []), preview.get("Versions", [])
     copies, owners = preview.get("Copies", []), preview.get("OwnerChanges", [])
-    made = ["%d template(s)" % len(templates), "%d version(s)" % len(versions)] + (
-        ["%d copy(ies)" % len(copies)] if copies else []) + (
-        ["%d owner change(s)" % len(owners)] if owners else []) + (
-        ["%d revert(s)" % len(preview["Reverts"])] if preview.get("Reverts") else [])
-    lines = ["policy %s (%s) action %s: %s, %d failure(s)" % (
-        preview["Policy"], preview["Region"] or "default", preview["Action"],
-        ", ".join(made), len(preview["Failures"]))]
+    made = (
+        ["%d template(s)" % len(templates), "%d version(s)" % len(versions)]
+        + (["%d copy(ies)" % len(copies)] if copies else [])
+        + (["%d owner change(s)" % len(owners)] if owners else [])
+        + (["%d revert(s)" % len(preview["Reverts"])] if preview.get("Reverts") else [])
+    )
+    lines = [
+        "policy %s (%s) action %s: %s, %d failure(s)"
+        % (
+            preview["Policy"],
+            preview["Region"] or "default",
+            preview["Action"],
+            ", ".join(made),
+            len(preview["Failures"]),
+        )
+    ]
     for copy in copies:
-        lines.append("  launch configuration %r -> copy %r" % (
-            copy["LaunchConfigurationName"], copy["CopyLaunchConfigurationName"]))
+        lines.append(
+            "  launch configuration %r -> copy %r"
+            % (copy["LaunchConfigurationName"], copy["CopyLaunchConfigurationName"])
+        )
         lines.append("    groups: %s" % ", ".join(copy["Groups"]))
         lines.append("    MetadataOptions: %s" % json.dumps(copy["MetadataOptions"]))
     for template in templates:
-        lines.append("  launch configuration %r -> launch template %s" % (
-            template["LaunchConfigurationName"], template["LaunchTemplateName"]))
+        lines.append(
+            "  launch configuration %r -> launch template %s"
+            % (template["LaunchConfigurationName"], template["LaunchTemplateName"])
+        )
         lines.append("    groups: %s" % ", ".join(template["Groups"]))
         for key, value in sorted(template["LaunchTemplateData"].items()):
             lines.append("    %s: %s" % (key, json.dumps(value, default=str)))
         for note in template.get("Notes") or ():
             lines.append("    note: %s" % note)
     for version in versions:
-        lines.append("  launch template %s (%s) version %s -> new version%s" % (
-            version["LaunchTemplateName"], version["LaunchTemplateId"],
-            version["SourceVersion"], ", made default" if version["MakeDefault"] else ""))
+        lines.append(
+            "  launch template %s (%s) version %s -> new version%s"
+            % (
+                version["LaunchTemplateName"],
+                version["LaunchTemplateId"],
+                version["SourceVersion"],
+                ", made default" if version["MakeDefault"] else "",
+            )
+        )
         lines.append("    groups: %s" % ", ".join(version["Groups"]))
         lines.append("    MetadataOptions: %s" % json.dumps(version["MetadataOptions"]))
     for change in owners:
@@ -451,27 +501,39 @@ def format_preview(preview):
             lines.append("    note: %s" % note)
     for change in preview.get("GroupChanges") or ():
         # the contract's plan of each group: every launch-affecting difference
-        lines.append("  group %s: %s -> %s" % (
-            change["AutoScalingGroupName"], change["Before"], change["After"]))
+        lines.append(
+            "  group %s: %s -> %s"
+            % (change["AutoScalingGroupName"], change["Before"], change["After"])
+        )
         lines.append("    metadata options: %s" % change["MetadataOptions"])
-        lines.append("    launch changes: %s" % (
-            "; ".join(c["Line"] for c in change["LaunchChanges"]) or NO_LAUNCH_CHANGE))
+        lines.append(
+            "    launch changes: %s"
+            % ("; ".join(c["Line"] for c in change["LaunchChanges"]) or NO_LAUNCH_CHANGE)
+        )
         lines.append("    running instances: %s" % change["Replacement"])
     for revert in preview.get("Reverts") or ():
         # revert-imds-remediation: where each group goes back to, and whether its
         # record is proven (user data only as size and the start of its SHA-256)
-        lines.append("  revert %s (record %s): %s" % (
-            revert["AutoScalingGroupName"], revert["Record"], "; ".join(revert["Changes"])))
+        lines.append(
+            "  revert %s (record %s): %s"
+            % (revert["AutoScalingGroupName"], revert["Record"], "; ".join(revert["Changes"]))
+        )
         for launch in revert["Launches"]:
             user_data = launch["UserData"]
-            lines.append("    -> %s: image %s, instance profile %s, user data %s" % (
-                launch["Target"], launch["ImageId"], launch["IamInstanceProfile"] or "none",
-                "%d bytes, sha256 %s..." % (user_data["Bytes"], user_data["Sha256"])
-                if user_data else "none"))
+            lines.append(
+                "    -> %s: image %s, instance profile %s, user data %s"
+                % (
+                    launch["Target"],
+                    launch["ImageId"],
+                    launch["IamInstanceProfile"] or "none",
+                    "%d bytes, sha256 %s..." % (user_data["Bytes"], user_data["Sha256"])
+                    if user_data
+                    else "none",
+                )
+            )
         lines.append("    provenance: %s" % revert["Provenance"])
     for skipped in preview.get("Skipped") or ():
-        lines.append("  left alone %s: %s" % (
-            skipped["AutoScalingGroupName"], skipped["Skipped"]))
+        lines.append("  left alone %s: %s" % (skipped["AutoScalingGroupName"], skipped["Skipped"]))
     for group, reason in sorted(preview["Failures"].items()):
         lines.append("  cannot remediate %s: %s" % (group, reason))
     return "\n".join(escape.controls(line) for line in lines)

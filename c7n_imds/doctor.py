@@ -4,6 +4,7 @@ account and region of the current credentials, checked read-only before anything
 Otherwise a first run fails late, far from the cause: a Lambda whose role Lambda may not
 assume, a queue missing once there is news, a template c7n-mailer lacks, IAM denials.
 """
+
 import argparse
 import json
 import os
@@ -24,15 +25,18 @@ from c7n_imds.reach import Unreachable, caller_identity, plain
 
 DEFAULT_REGION = "us-east-1"
 # A few reads, each asked once: a broken route is a miss within seconds, not a minute.
-CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=20,
-                       retries={"mode": "standard", "max_attempts": 3})
+CLIENT_CONFIG = Config(
+    connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 3}
+)
 ERRORS = (ClientError, BotoCoreError, ResponseParserError)  # the last is no BotoCoreError
 PULL_MODE = "pull"  # the one mode that runs where it is started; every other is a Lambda
 HUB_MODES = ("hub-action", "hub-finding")
 MAILER_TEMPLATE_KEYS = ("template", "slack_template")  # the keys c7n-mailer renders
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
-LAMBDA_TRUST = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
-                '{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}')
+LAMBDA_TRUST = (
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
+    '{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+)
 QUEUE_MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 HUB_NOT_ENABLED = ("InvalidAccessException", "ResourceNotFoundException")
 DENIED = ("AccessDenied", "AccessDeniedException")
@@ -42,12 +46,17 @@ SIMULATION_CHUNK = 100
 # without their values the simulator judges them false and reports both as lacking.
 SIMULATION_CONTEXT = [
     {"ContextKeyName": key, "ContextKeyValues": [value], "ContextKeyType": "string"}
-    for key, value in (("ec2:CreateAction", "CreateLaunchTemplate"),
-                       ("iam:PassedToService", "ec2.amazonaws.com"))]
+    for key, value in (
+        ("ec2:CreateAction", "CreateLaunchTemplate"),
+        ("iam:PassedToService", "ec2.amazonaws.com"),
+    )
+]
 # c7n-imds's templates (the pack's docs give them to c7n-mailer with -t), then the
 # msg-templates folders c7n-mailer always searches (c7n_mailer/cli.py).
-TEMPLATE_FOLDERS = [TEMPLATES_DIR] + [os.path.abspath(os.path.join(
-    os.path.dirname(c7n_mailer.__file__), up, "msg-templates")) for up in (".", "..")]
+TEMPLATE_FOLDERS = [TEMPLATES_DIR] + [
+    os.path.abspath(os.path.join(os.path.dirname(c7n_mailer.__file__), up, "msg-templates"))
+    for up in (".", "..")
+]
 
 
 def implied_checks(policies, account, region):
@@ -61,6 +70,7 @@ def implied_checks(policies, account, region):
     def need(kind, key, name):
         names = checks[kind].setdefault(key, [])
         names.extend([name] if name not in names else [])
+
     for policy in policies:
         name, mode = policy["name"], policy.get("mode") or {}
         if mode.get("type", PULL_MODE) != PULL_MODE:
@@ -92,8 +102,10 @@ def simulation_principal(caller_arn):
         return "user", caller_arn
     if service == "sts" and resource.startswith("assumed-role/"):
         return "role", resource.split("/")[1]
-    return None, ("the caller %s is neither an IAM user nor an assumed role, whose "
-                  "policies the simulator reads" % caller_arn)
+    return None, (
+        "the caller %s is neither an IAM user nor an assumed role, whose "
+        "policies the simulator reads" % caller_arn
+    )
 
 
 def _listed(value):
@@ -109,8 +121,11 @@ def trusts_lambda(document):
     effects = set()
     for statement in _listed((document or {}).get("Statement")):
         principal = statement.get("Principal") if isinstance(statement, dict) else None
-        if (isinstance(principal, dict) and LAMBDA_PRINCIPAL in _listed(principal.get("Service"))
-                and {"sts:AssumeRole", "sts:*", "*"} & set(_listed(statement.get("Action")))):
+        if (
+            isinstance(principal, dict)
+            and LAMBDA_PRINCIPAL in _listed(principal.get("Service"))
+            and {"sts:AssumeRole", "sts:*", "*"} & set(_listed(statement.get("Action")))
+        ):
             effects.add(statement.get("Effect"))
     return "Allow" in effects and "Deny" not in effects
 
@@ -137,7 +152,7 @@ def describe_error(error):
 
 
 def chunks(items, size=SIMULATION_CHUNK):
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def labelled(what, names):
@@ -168,8 +183,11 @@ class Simulator:
         found, paginator = [], self.iam.get_paginator("simulate_principal_policy")
         for chunk in chunks(sorted(actions)):
             for result in paginator.paginate(
-                    PolicySourceArn=self.arn, ActionNames=chunk, ResourceArns=list(resources),
-                    ContextEntries=SIMULATION_CONTEXT).search("EvaluationResults"):
+                PolicySourceArn=self.arn,
+                ActionNames=chunk,
+                ResourceArns=list(resources),
+                ContextEntries=SIMULATION_CONTEXT,
+            ).search("EvaluationResults"):
                 decision = (result["EvalActionName"], result["EvalDecision"])
                 if decision[1] != "allowed" and decision not in found:
                     found.append(decision)
@@ -184,8 +202,10 @@ class Simulator:
         except ERRORS as error:
             return True, "%s: exists; sending not checked (%s)" % (label, describe_error(error))
         if denied:
-            return False, ("%s: exists, but the caller may not send to it (%s) - grant "
-                           "sqs:SendMessage on %s" % (label, denied[0][1], queue_arn))
+            return False, (
+                "%s: exists, but the caller may not send to it (%s) - grant "
+                "sqs:SendMessage on %s" % (label, denied[0][1], queue_arn)
+            )
         return True, "%s: exists and the caller may send to it" % label
 
 
@@ -196,12 +216,18 @@ def queue_check(session, queue, names, region, simulator):
     try:
         owned = {"QueueOwnerAWSAccountId": owner} if owner else {}
         url = url or sqs.get_queue_url(QueueName=name, **owned)["QueueUrl"]
-        arn = sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
     except ERRORS as error:
-        return failed(label, error, QUEUE_MISSING, "does not exist - create it: aws sqs "
-                      "create-queue --queue-name %s --region %s; c7n-mailer reads it (its "
-                      "queue_url, see policies/mailer/)" % (name, queue_region))
+        return failed(
+            label,
+            error,
+            QUEUE_MISSING,
+            "does not exist - create it: aws sqs "
+            "create-queue --queue-name %s --region %s; c7n-mailer reads it (its "
+            "queue_url, see policies/mailer/)" % (name, queue_region),
+        )
     return simulator.send_check(label, arn)
 
 
@@ -213,14 +239,21 @@ def role_check(iam, role, names):
     try:
         found = iam.get_role(RoleName=name)["Role"]
     except ERRORS as error:
-        return failed(label, error, ("NoSuchEntity",), "does not exist - create it: aws iam "
-                      "create-role --role-name %s --assume-role-policy-document '%s', then "
-                      "attach AWSLambdaBasicExecutionRole and the policy `c7n-imds iam-policy` "
-                      "prints" % (name, LAMBDA_TRUST))
+        return failed(
+            label,
+            error,
+            ("NoSuchEntity",),
+            "does not exist - create it: aws iam "
+            "create-role --role-name %s --assume-role-policy-document '%s', then "
+            "attach AWSLambdaBasicExecutionRole and the policy `c7n-imds iam-policy` "
+            "prints" % (name, LAMBDA_TRUST),
+        )
     if not trusts_lambda(found.get("AssumeRolePolicyDocument")):
-        return False, ("%s: exists, but does not trust %s - trust it: aws iam update-assume-"
-                       "role-policy --role-name %s --policy-document '%s'" % (
-                           label, LAMBDA_PRINCIPAL, name, LAMBDA_TRUST))
+        return False, (
+            "%s: exists, but does not trust %s - trust it: aws iam update-assume-"
+            "role-policy --role-name %s --policy-document '%s'"
+            % (label, LAMBDA_PRINCIPAL, name, LAMBDA_TRUST)
+        )
     return True, "%s: exists and trusts %s" % (label, LAMBDA_PRINCIPAL)
 
 
@@ -229,8 +262,13 @@ def hub_check(session, region, names):
     try:
         session.client("securityhub", region_name=region, config=CLIENT_CONFIG).describe_hub()
     except ERRORS as error:
-        return failed(label, error, HUB_NOT_ENABLED, "not enabled in %s - enable it: aws "
-                      "securityhub enable-security-hub --region %s" % (region, region))
+        return failed(
+            label,
+            error,
+            HUB_NOT_ENABLED,
+            "not enabled in %s - enable it: aws "
+            "securityhub enable-security-hub --region %s" % (region, region),
+        )
     return True, "%s: enabled in %s" % (label, region)
 
 
@@ -240,29 +278,45 @@ def template_check(template, names, folders=TEMPLATE_FOLDERS):
     wanted = template if os.path.isabs(template) else template + ".j2"
     found = [f for f in folders if os.path.isfile(os.path.join(f, wanted))]
     if not found:
-        return False, ("%s: no %s in %s - put it in one of them, or in a folder given to "
-                       "c7n-mailer with -t" % (label, wanted, ", ".join(folders)))
-    return True, "%s: %s in %s%s" % (label, wanted, found[0], (
-        ' (c7n-mailer -t "$(c7n-imds templates-dir)")' if found[0] == folders[0] else ""))
+        return False, (
+            "%s: no %s in %s - put it in one of them, or in a folder given to "
+            "c7n-mailer with -t" % (label, wanted, ", ".join(folders))
+        )
+    return True, "%s: %s in %s%s" % (
+        label,
+        wanted,
+        found[0],
+        (' (c7n-mailer -t "$(c7n-imds templates-dir)")' if found[0] == folders[0] else ""),
+    )
 
 
 def permission_check(simulator, permissions, paths):
     label = "iam permissions (%d the policies need)" % len(permissions)
     command = "c7n-imds iam-policy %s" % " ".join(paths)
     if simulator.kind == "root":
-        return True, ("%s: the caller is the account root, which IAM policies do not "
-                      "limit; the policy simulator does not apply to root" % label)
+        return True, (
+            "%s: the caller is the account root, which IAM policies do not "
+            "limit; the policy simulator does not apply to root" % label
+        )
     if simulator.arn is None:
         return False, "%s: could not check - %s; see `%s`" % (label, simulator.why, command)
     try:
         denied = simulator.denied(permissions)
     except ERRORS as error:
-        return failed(label, error, DENIED, "could not check - the caller may not call "
-                      "iam:SimulatePrincipalPolicy; grant it, or compare the caller's "
-                      "policies with `%s`" % command)
+        return failed(
+            label,
+            error,
+            DENIED,
+            "could not check - the caller may not call "
+            "iam:SimulatePrincipalPolicy; grant it, or compare the caller's "
+            "policies with `%s`" % command,
+        )
     if denied:
         return False, "%s: the caller lacks %s - grant what `%s` prints" % (
-            label, ", ".join("%s (%s)" % d for d in denied), command)
+            label,
+            ", ".join("%s (%s)" % d for d in denied),
+            command,
+        )
     return True, "%s: all allowed for %s" % (label, simulator.arn)
 
 

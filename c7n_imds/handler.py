@@ -2,6 +2,7 @@
 
 Custodian's own handler would load the policy without our filters and actions; this
 one imports c7n_imds first (registering them), then hands the event to custodian."""
+
 from c7n.handler import dispatch_event
 
 import c7n_imds  # noqa: F401  (registers filters and actions)

@@ -20,6 +20,7 @@ permissions, and the rule, config rule or Security Hub custom action that invoke
 and passes the mode's role to Lambda. Those calls are listed below by mode, read from
 c7n.mu; the function's own role needs only the run policy.
 """
+
 import argparse
 import json
 import logging
@@ -51,10 +52,8 @@ RUNNER_PERMISSIONS = {"sts:GetCallerIdentity"}
 # image may be an SSM parameter (resolve:ssm:) - reading that parameter.
 IMPLICIT_ON_SWITCH = {
     CONVERT_ACTION: {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole"},
-    SET_ACCESS_ACTION: {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole",
-                        "ssm:GetParameters"},
-    REVERT_ACTION: {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole",
-                    "ssm:GetParameters"},
+    SET_ACCESS_ACTION: {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole", "ssm:GetParameters"},
+    REVERT_ACTION: {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole", "ssm:GetParameters"},
 }
 # Elastic Beanstalk's UpdateEnvironment runs with the caller's credentials: Beanstalk
 # updates the environment's CloudFormation stack, which - moving it to a launch
@@ -62,18 +61,31 @@ IMPLICIT_ON_SWITCH = {
 # configuration (c7n_imds/owners/beanstalk.py). CloudFormation makes those calls on the
 # caller's behalf, so they carry aws:CalledVia cloudformation.amazonaws.com.
 BEANSTALK_STACK_UPDATE = set(UPDATE_ENVIRONMENT_PERMISSIONS) | {
-    "autoscaling:DeleteLaunchConfiguration"}
+    "autoscaling:DeleteLaunchConfiguration"
+}
 UPDATES_BEANSTALK = (BEANSTALK_ACTION, REVERT_ACTION)
 # Calls custodian's own actions make without declaring them.
 UNDECLARED = {"notify": {"iam:ListAccountAliases"}}
 # Calls custodian's Lambda modes make without declaring them (c7n.policy).
-MODE_PERMISSIONS = {"config-rule": {"config:PutEvaluations"},
-                    "config-poll-rule": {"config:PutEvaluations"}}
+MODE_PERMISSIONS = {
+    "config-rule": {"config:PutEvaluations"},
+    "config-poll-rule": {"config:PutEvaluations"},
+}
 # Tag keys each action writes on groups (CreateOrUpdateTags) or removes (DeleteTags);
 # an action not listed here may write any c7n-imds key.
 GROUP_TAG_KEYS = {REVERT_ACTION: {PREVIOUS_LAUNCH_TAG, EXEMPT_TAG}}
-GROUP_TAG_KEYS.update({action: {PREVIOUS_LAUNCH_TAG} for action in (
-    CONVERT_ACTION, SET_ACCESS_ACTION, COPY_ACTION, BEANSTALK_ACTION, NODEGROUP_ACTION)})
+GROUP_TAG_KEYS.update(
+    {
+        action: {PREVIOUS_LAUNCH_TAG}
+        for action in (
+            CONVERT_ACTION,
+            SET_ACCESS_ACTION,
+            COPY_ACTION,
+            BEANSTALK_ACTION,
+            NODEGROUP_ACTION,
+        )
+    }
+)
 OUR_TAG_KEYS = "c7n-imds:*"
 # Tags convert-to-launch-template gives a template it makes (c7n_imds/actions/templates.py).
 TEMPLATE_TAG_KEYS = [SOURCE_TAG, SOURCE_CREATED_TAG]
@@ -89,21 +101,44 @@ PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 
 # What c7n.mu calls to deploy a Lambda mode.
 LAMBDA_DEPLOY = {
-    "lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:CreateFunction",
+    "lambda:GetFunction",
+    "lambda:GetFunctionConfiguration",
+    "lambda:CreateFunction",
     "lambda:UpdateFunctionCode",
-    "lambda:UpdateFunctionConfiguration", "lambda:PublishVersion", "lambda:GetAlias",
-    "lambda:CreateAlias", "lambda:UpdateAlias", "lambda:TagResource",
-    "lambda:UntagResource", "lambda:ListTags", "lambda:GetPolicy", "lambda:AddPermission",
-    "lambda:RemovePermission", "lambda:PutFunctionConcurrency",
-    "lambda:DeleteFunctionConcurrency"}
-EVENTS_DEPLOY = {"events:DescribeRule", "events:PutRule", "events:PutTargets",
-                 "events:ListTargetsByRule", "events:RemoveTargets", "events:EnableRule",
-                 "events:DisableRule"}
+    "lambda:UpdateFunctionConfiguration",
+    "lambda:PublishVersion",
+    "lambda:GetAlias",
+    "lambda:CreateAlias",
+    "lambda:UpdateAlias",
+    "lambda:TagResource",
+    "lambda:UntagResource",
+    "lambda:ListTags",
+    "lambda:GetPolicy",
+    "lambda:AddPermission",
+    "lambda:RemovePermission",
+    "lambda:PutFunctionConcurrency",
+    "lambda:DeleteFunctionConcurrency",
+}
+EVENTS_DEPLOY = {
+    "events:DescribeRule",
+    "events:PutRule",
+    "events:PutTargets",
+    "events:ListTargetsByRule",
+    "events:RemoveTargets",
+    "events:EnableRule",
+    "events:DisableRule",
+}
 CONFIG_DEPLOY = {"config:DescribeConfigRules", "config:PutConfigRule"}
-HUB_DEPLOY = {"securityhub:DescribeActionTargets", "securityhub:CreateActionTarget",
-              "securityhub:UpdateActionTarget"}
-DEPLOY_BY_MODE = {"config-rule": CONFIG_DEPLOY, "config-poll-rule": CONFIG_DEPLOY,
-                  "hub-action": EVENTS_DEPLOY | HUB_DEPLOY}
+HUB_DEPLOY = {
+    "securityhub:DescribeActionTargets",
+    "securityhub:CreateActionTarget",
+    "securityhub:UpdateActionTarget",
+}
+DEPLOY_BY_MODE = {
+    "config-rule": CONFIG_DEPLOY,
+    "config-poll-rule": CONFIG_DEPLOY,
+    "hub-action": EVENTS_DEPLOY | HUB_DEPLOY,
+}
 PULL = "pull"
 
 
@@ -127,14 +162,19 @@ def deploy_document(permissions, roles):
     """The deployer's policy: its calls on any resource, and iam:PassRole of exactly
     the modes' roles, only to Lambda."""
     actions = sorted(p for p in permissions if p != "iam:PassRole")
-    statements = [{"Sid": "C7nImdsDeploy", "Effect": "Allow", "Action": actions,
-                   "Resource": "*"}]
+    statements = [{"Sid": "C7nImdsDeploy", "Effect": "Allow", "Action": actions, "Resource": "*"}]
     if roles:
-        statements.append({
-            "Sid": "C7nImdsPassFunctionRole", "Effect": "Allow", "Action": "iam:PassRole",
-            "Resource": sorted(r if r.startswith("arn:") else "arn:aws:iam::*:role/" + r
-                               for r in roles),
-            "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}})
+        statements.append(
+            {
+                "Sid": "C7nImdsPassFunctionRole",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": sorted(
+                    r if r.startswith("arn:") else "arn:aws:iam::*:role/" + r for r in roles
+                ),
+                "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -148,8 +188,12 @@ BEANSTALK_CONFIGURATION = "autoscaling:*:*:launchConfiguration:*:launchConfigura
 TEMPLATE = "ec2:*:*:launch-template/*"
 INSTANCE = "ec2:*:*:instance/*"
 # what RunInstances tags from a template's tag specifications
-LAUNCHED = (INSTANCE, "ec2:*:*:volume/*", "ec2:*:*:network-interface/*",
-            "ec2:*:*:spot-instances-request/*")
+LAUNCHED = (
+    INSTANCE,
+    "ec2:*:*:volume/*",
+    "ec2:*:*:network-interface/*",
+    "ec2:*:*:spot-instances-request/*",
+)
 STACK = "cloudformation:*:*:stack/*/*"
 BEANSTALK_STACK = "cloudformation:*:*:stack/awseb-e-*/*"
 
@@ -161,29 +205,47 @@ SCOPES = {
     "C7nImdsGroupTags": ((GROUP,), "group-tags"),
     "C7nImdsLaunchConfigurations": ((CONFIGURATION,), None),
     "C7nImdsLaunchTemplates": ((TEMPLATE,), None),
-    "C7nImdsOwnLaunchTemplates": ((TEMPLATE,), {"Null": {
-        "aws:ResourceTag/%s" % SOURCE_TAG: "false"}}),
+    "C7nImdsOwnLaunchTemplates": (
+        (TEMPLATE,),
+        {"Null": {"aws:ResourceTag/%s" % SOURCE_TAG: "false"}},
+    ),
     "C7nImdsWithdrawFailedVersions": ((TEMPLATE,), None),
-    "C7nImdsTagNewTemplates": ((TEMPLATE,), {
-        "StringEquals": {"ec2:CreateAction": "CreateLaunchTemplate"},
-        "ForAllValues:StringLike": {"aws:TagKeys": TEMPLATE_TAG_KEYS}}),
+    "C7nImdsTagNewTemplates": (
+        (TEMPLATE,),
+        {
+            "StringEquals": {"ec2:CreateAction": "CreateLaunchTemplate"},
+            "ForAllValues:StringLike": {"aws:TagKeys": TEMPLATE_TAG_KEYS},
+        },
+    ),
     "C7nImdsTagAtLaunch": (LAUNCHED, {"StringEquals": {"ec2:CreateAction": "RunInstances"}}),
-    "C7nImdsGroupInstances": ((INSTANCE,), {"Null": {
-        "aws:ResourceTag/aws:autoscaling:groupName": "false"}}),
+    "C7nImdsGroupInstances": (
+        (INSTANCE,),
+        {"Null": {"aws:ResourceTag/aws:autoscaling:groupName": "false"}},
+    ),
     "C7nImdsFleets": (("ec2:*:*:fleet/*", "ec2:*:*:spot-fleet-request/*"), None),
     "C7nImdsStacks": ((STACK,), None),
-    "C7nImdsChangeSets": ((STACK,), {"StringLike": {
-        "cloudformation:ChangeSetName": CHANGE_SET_PREFIX + "*"}}),
+    "C7nImdsChangeSets": (
+        (STACK,),
+        {"StringLike": {"cloudformation:ChangeSetName": CHANGE_SET_PREFIX + "*"}},
+    ),
     "C7nImdsBeanstalkStacks": ((BEANSTALK_STACK,), None),
     # create-stack-change-set's template-bucket: only its own keys (owners/stacks.py)
     "C7nImdsChangeSetTemplates": (("s3:::*/c7n-imds/change-sets/*",), None),
-    "C7nImdsBeanstalkStackTemplates": ((TEMPLATE,), {
-        "ForAnyValue:StringEquals": {"aws:CalledVia": CLOUDFORMATION}}),
-    "C7nImdsBeanstalkStackTemplateTags": ((TEMPLATE,), {
-        "StringEquals": {"ec2:CreateAction": "CreateLaunchTemplate"},
-        "ForAnyValue:StringEquals": {"aws:CalledVia": CLOUDFORMATION}}),
-    "C7nImdsBeanstalkStackConfigurations": ((BEANSTALK_CONFIGURATION,), {
-        "ForAnyValue:StringEquals": {"aws:CalledVia": CLOUDFORMATION}}),
+    "C7nImdsBeanstalkStackTemplates": (
+        (TEMPLATE,),
+        {"ForAnyValue:StringEquals": {"aws:CalledVia": CLOUDFORMATION}},
+    ),
+    "C7nImdsBeanstalkStackTemplateTags": (
+        (TEMPLATE,),
+        {
+            "StringEquals": {"ec2:CreateAction": "CreateLaunchTemplate"},
+            "ForAnyValue:StringEquals": {"aws:CalledVia": CLOUDFORMATION},
+        },
+    ),
+    "C7nImdsBeanstalkStackConfigurations": (
+        (BEANSTALK_CONFIGURATION,),
+        {"ForAnyValue:StringEquals": {"aws:CalledVia": CLOUDFORMATION}},
+    ),
     "C7nImdsBeanstalkEnvironments": (("elasticbeanstalk:*:*:environment/*/*",), None),
     "C7nImdsNodegroups": (("eks:*:*:nodegroup/*/*/*",), None),
     "C7nImdsNodegroupUpdates": (("eks:*:*:cluster/*", "eks:*:*:nodegroup/*/*/*"), None),
@@ -191,8 +253,7 @@ SCOPES = {
     "C7nImdsQueues": ("queues", None),
     "C7nImdsFindings": (("securityhub:*:*:product/*/*",), None),
     "C7nImdsHub": (("securityhub:*:*:hub/default",), None),
-    "C7nImdsPassInstanceRole": ("roles", {"StringLike": {
-        "iam:PassedToService": PASSED_TO_EC2}}),
+    "C7nImdsPassInstanceRole": ("roles", {"StringLike": {"iam:PassedToService": PASSED_TO_EC2}}),
 }
 # What c7n-imds and custodian call, by scope; any other permission is on `*` and must
 # be one AWS grants on no resource (tests/test_iam.py checks against the reference).
@@ -265,8 +326,7 @@ def policy_needs(policies):
     needs = Needs()
     for policy in policies:
         needs.actions.update(policy.get_permissions())
-        needs.actions.update(MODE_PERMISSIONS.get((policy.data.get("mode") or {}).get(
-            "type"), ()))
+        needs.actions.update(MODE_PERMISSIONS.get((policy.data.get("mode") or {}).get("type"), ()))
         for action in policy.resource_manager.actions:
             needs.action_types.add(action.type)
             declared = set(action.get_permissions())
@@ -342,17 +402,25 @@ def policy_document(needs, roles=None, partition="aws"):
         elif resources == "roles":
             resource = sorted(roles) if roles else [PLACEHOLDER_ROLE.format(p=partition)]
         elif resources == "queues":
-            resource = sorted({queue_arn(q, partition) for q in needs.queues}) or \
-                _arns(partition, "sqs:*:*:*")
+            resource = sorted({queue_arn(q, partition) for q in needs.queues}) or _arns(
+                partition, "sqs:*:*:*"
+            )
         else:
             resource = _arns(partition, *resources)
         if condition == "group-tags":
-            condition = {"ForAllValues:StringLike": {"aws:TagKeys": sorted(
-                needs.group_tag_keys or {OUR_TAG_KEYS})}}
-        statement = {"Sid": sid, "Effect": "Allow",
-                     "Action": actions[0] if len(actions) == 1 else actions,
-                     "Resource": resource[0] if len(resource) == 1 and
-                     isinstance(resource, list) else resource}
+            condition = {
+                "ForAllValues:StringLike": {
+                    "aws:TagKeys": sorted(needs.group_tag_keys or {OUR_TAG_KEYS})
+                }
+            }
+        statement = {
+            "Sid": sid,
+            "Effect": "Allow",
+            "Action": actions[0] if len(actions) == 1 else actions,
+            "Resource": resource[0]
+            if len(resource) == 1 and isinstance(resource, list)
+            else resource,
+        }
         if condition:
             statement["Condition"] = condition
         statements.append(statement)
@@ -367,9 +435,13 @@ def instance_profiles(session, region):
     groups of a region launch with, read-only: the groups, their launch
     configurations and template versions (mixed instances policies' too)."""
     from c7n_imds.sources import LaunchSources
+
     autoscaling = session.client("autoscaling", region_name=region)
-    groups = [g for page in autoscaling.get_paginator("describe_auto_scaling_groups")
-              .paginate() for g in page["AutoScalingGroups"]]
+    groups = [
+        g
+        for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate()
+        for g in page["AutoScalingGroups"]
+    ]
     sources = LaunchSources(session.client("ec2", region_name=region), autoscaling)
     sources.load(groups)
     found = set()
@@ -411,6 +483,7 @@ def validate_files(paths):
     from c7n.commands import validate
     from c7n.config import Config
     from yaml import YAMLError, safe_load
+
     for path in paths:
         if not os.path.isfile(path):
             raise PolicyFileError("%s: no such file; give the path of a policy file" % path)
@@ -418,11 +491,13 @@ def validate_files(paths):
             with open(path, encoding="utf-8") as f:
                 data = safe_load(f)
         except YAMLError as e:
-            raise PolicyFileError("%s: not valid YAML (%s); fix the file" % (
-                path, " ".join(str(e).split())))
+            raise PolicyFileError(
+                "%s: not valid YAML (%s); fix the file" % (path, " ".join(str(e).split()))
+            )
         if not isinstance(data, dict) or not data.get("policies"):
-            raise PolicyFileError("%s holds no policies (a policy file has a top-level "
-                                  "`policies:` list)" % path)
+            raise PolicyFileError(
+                "%s holds no policies (a policy file has a top-level `policies:` list)" % path
+            )
     errors = _CapturedErrors()
     logger = logging.getLogger("custodian.commands")
     logger.addHandler(errors)
@@ -438,9 +513,10 @@ def validate_files(paths):
         logger.propagate = propagate
     if errors.lines:
         where = errors.path or ", ".join(paths)
-        raise PolicyFileError("%s: invalid policy (%s); check it with `c7n-imds validate "
-                              "%s`" % (where, " ".join(" ".join(errors.lines).split())[:300],
-                                       where))
+        raise PolicyFileError(
+            "%s: invalid policy (%s); check it with `c7n-imds validate "
+            "%s`" % (where, " ".join(" ".join(errors.lines).split())[:300], where)
+        )
 
 
 class _CapturedErrors(logging.Handler):
@@ -462,6 +538,7 @@ def load_policies(paths):
     """The files' policies, after validating them as `c7n-imds validate` does."""
     from c7n.config import Config
     from c7n.loader import PolicyLoader
+
     validate_files(paths)
     loader = PolicyLoader(Config.empty(region="us-east-1", account_id="123456789012"))
     policies = []
@@ -475,20 +552,34 @@ def main(argv=None, session=None):
         prog="c7n-imds iam-policy",
         description="Print a least-privilege IAM policy for running the given policies "
         "(attach it to the role that runs them, the Lambda mode's role included), or with "
-        "--deploy for deploying their Lambda modes.")
+        "--deploy for deploying their Lambda modes.",
+    )
     parser.add_argument("policy_files", nargs="+", metavar="POLICY.yml")
-    parser.add_argument("--deploy", action="store_true",
-                        help="the deployer's policy for the files' Lambda modes")
-    parser.add_argument("--instance-role", action="append", default=[], metavar="ARN",
-                        help="an instance role the groups launch with, which iam:PassRole "
-                        "may pass to EC2 (repeatable)")
-    parser.add_argument("--discover", action="store_true",
-                        help="find the instance roles the groups launch with, read-only "
-                        "(their launch configurations' and templates' instance profiles)")
+    parser.add_argument(
+        "--deploy", action="store_true", help="the deployer's policy for the files' Lambda modes"
+    )
+    parser.add_argument(
+        "--instance-role",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="an instance role the groups launch with, which iam:PassRole "
+        "may pass to EC2 (repeatable)",
+    )
+    parser.add_argument(
+        "--discover",
+        action="store_true",
+        help="find the instance roles the groups launch with, read-only "
+        "(their launch configurations' and templates' instance profiles)",
+    )
     parser.add_argument("--profile", help="with --discover: the AWS profile")
-    parser.add_argument("-r", "--region", action="append", default=[],
-                        help="with --discover: a region to look in (repeatable; default: "
-                        "the profile's)")
+    parser.add_argument(
+        "-r",
+        "--region",
+        action="append",
+        default=[],
+        help="with --discover: a region to look in (repeatable; default: the profile's)",
+    )
     parser.add_argument("--partition", choices=PARTITIONS, default="aws")
     options = parser.parse_args(argv)
     try:
@@ -498,14 +589,20 @@ def main(argv=None, session=None):
         return 2
     bad = [r for r in options.instance_role if not r.startswith("arn:") or ":role/" not in r]
     if bad:
-        print("c7n-imds iam-policy: --instance-role %s is not a role ARN "
-              "(arn:aws:iam::ACCOUNT:role/NAME)" % bad[0], file=sys.stderr)
+        print(
+            "c7n-imds iam-policy: --instance-role %s is not a role ARN "
+            "(arn:aws:iam::ACCOUNT:role/NAME)" % bad[0],
+            file=sys.stderr,
+        )
         return 2
     if options.deploy:
         permissions, roles = deploy_permissions(policies)
         if not permissions:
-            print("c7n-imds iam-policy: --deploy: no policy in %s has a Lambda mode; "
-                  "nothing is deployed" % ", ".join(options.policy_files), file=sys.stderr)
+            print(
+                "c7n-imds iam-policy: --deploy: no policy in %s has a Lambda mode; "
+                "nothing is deployed" % ", ".join(options.policy_files),
+                file=sys.stderr,
+            )
             return 2
         document = deploy_document(permissions, roles)
     else:
@@ -516,13 +613,16 @@ def main(argv=None, session=None):
                 roles |= discover(options, session)
             except Exception as e:  # noqa: BLE001  one line, whatever stopped it
                 from c7n_imds.aws import describe_error
-                print("c7n-imds iam-policy: --discover: %s" % describe_error(e),
-                      file=sys.stderr)
+
+                print("c7n-imds iam-policy: --discover: %s" % describe_error(e), file=sys.stderr)
                 return 2
         if "iam:PassRole" in needs.actions | needs.beanstalk and not roles:
-            print("c7n-imds iam-policy: iam:PassRole names the placeholder %s: replace it "
-                  "with the groups' instance roles, or give --discover or --instance-role "
-                  "ARN" % PLACEHOLDER_ROLE.format(p=options.partition), file=sys.stderr)
+            print(
+                "c7n-imds iam-policy: iam:PassRole names the placeholder %s: replace it "
+                "with the groups' instance roles, or give --discover or --instance-role "
+                "ARN" % PLACEHOLDER_ROLE.format(p=options.partition),
+                file=sys.stderr,
+            )
         document = policy_document(needs, roles, options.partition)
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -531,6 +631,7 @@ def main(argv=None, session=None):
 
 def discover(options, session=None):
     import boto3
+
     session = session or boto3.Session(profile_name=options.profile or None)
     regions = options.region or [session.region_name or "us-east-1"]
     return discover_instance_roles(session, regions)

@@ -20,6 +20,7 @@ Usage: python -m c7n_imds.left -p POLICY_DIR (-d TERRAFORM_DIR | --plan PLAN.jso
 [--accept-unevaluated] [--output-file FILE]. Exit 1 on a finding or on a resource not
 evaluated (unless accepted), 2 when c7n-left itself fails, else 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-JUDGED = ("aws_launch_configuration", "aws_launch_template", "aws_autoscaling_group",
-          "aws_instance")
+JUDGED = (
+    "aws_launch_configuration",
+    "aws_launch_template",
+    "aws_autoscaling_group",
+    "aws_instance",
+)
 C7N_LEFT = str(Path(sys.executable).with_name("c7n-left"))
-HEADER = re.compile(r'^\s*(resource|module|locals|variable)\b\s*'
-                    r'(?:"([^"]*)"\s*)?(?:"([^"]*)"\s*)?\{')
+HEADER = re.compile(
+    r'^\s*(resource|module|locals|variable)\b\s*'
+    r'(?:"([^"]*)"\s*)?(?:"([^"]*)"\s*)?\{'
+)
 BLOCK = re.compile(r'^\s*(?:dynamic\s+"[^"]+"|[A-Za-z_][\w-]*(?:\s+"[^"]*")*)\s*\{')
 ARGUMENT = re.compile(r'^\s*(count|for_each|source|default)\s*=\s*(.*?)\s*$')
 # count / for_each that evaluate to no instance as written
@@ -52,7 +59,7 @@ def depths(text: str) -> list[int]:
         c = text[i]
         if heredoc is not None:
             end = text.find("\n", i)
-            line = text[i:n if end < 0 else end]
+            line = text[i : n if end < 0 else end]
             if line.strip() == heredoc:
                 heredoc = None
             if end < 0:
@@ -111,8 +118,15 @@ def blocks(text: str) -> list[dict]:
                 k += 1
             children.append((j, k))
             j = k + 1
-        found.append({"kind": m.group(1), "labels": (m.group(2), m.group(3)), "start": i,
-                      "end": end, "children": children})
+        found.append(
+            {
+                "kind": m.group(1),
+                "labels": (m.group(2), m.group(3)),
+                "start": i,
+                "end": end,
+                "children": children,
+            }
+        )
         i = end + 1
     return found
 
@@ -122,7 +136,7 @@ def argument(lines: list[str], block: dict, name: str) -> str | None:
     for first, last in block["children"]:
         m = ARGUMENT.match(lines[first])
         if m and m.group(1) == name:
-            return " ".join(x.strip() for x in [m.group(2)] + lines[first + 1:last + 1])
+            return " ".join(x.strip() for x in [m.group(2)] + lines[first + 1 : last + 1])
     return None
 
 
@@ -134,17 +148,17 @@ def dynamic_last(text: str) -> str:
     for block in blocks(text):
         if block["kind"] != "resource":
             continue
-        groups = [lines[a:b + 1] for a, b in block["children"]]
+        groups = [lines[a : b + 1] for a, b in block["children"]]
         dynamic = [g for g in groups if re.match(r'^\s*dynamic\s+"', g[0])]
         if not dynamic:
             continue
-        later = groups[groups.index(dynamic[-1]) + 1:]
+        later = groups[groups.index(dynamic[-1]) + 1 :]
         if not any(BLOCK.match(g[0]) for g in later):
             continue
         order = [g for g in groups if g not in dynamic] + dynamic
         body = [line for g in order for line in g]
         first, _ = block["children"][0]
-        lines[first:first + len(body)] = body
+        lines[first : first + len(body)] = body
     return "\n".join(lines)
 
 
@@ -158,7 +172,8 @@ def locals_of(texts: list[str]) -> dict:
                     m = re.match(r"^\s*([A-Za-z_][\w-]*)\s*=\s*(.*)$", lines[first])
                     if m:
                         values[m.group(1)] = " ".join(
-                            [m.group(2)] + [x.strip() for x in lines[first + 1:last + 1]])
+                            [m.group(2)] + [x.strip() for x in lines[first + 1 : last + 1]]
+                        )
     return values
 
 
@@ -171,8 +186,7 @@ def unresolvable(expression: str, local_values: dict, required: set, seen=()) ->
             return "it depends on var.%s, which has no value here" % name
     for name in re.findall(r"\blocal\.([A-Za-z_][\w-]*)", expression):
         if name not in seen and name in local_values:
-            if why := unresolvable(local_values[name], local_values, required,
-                                   seen + (name,)):
+            if why := unresolvable(local_values[name], local_values, required, seen + (name,)):
                 return "local.%s: %s" % (name, why)
     return None
 
@@ -194,13 +208,18 @@ def declared(directory: Path, prefix: str = "", seen=None) -> tuple[list, list]:
         for block in blocks(text):
             kind, (first_label, second_label) = block["kind"], block["labels"]
             if kind == "resource" and first_label in JUDGED:
-                expression = argument(lines, block, "count") or argument(
-                    lines, block, "for_each")
-                resources.append({
-                    "address": "%s%s.%s" % (prefix, first_label, second_label),
-                    "file": str(path), "line": block["start"] + 1,
-                    "count": expression, "why": None if expression is None else (
-                        unresolvable(expression, local_values, required))})
+                expression = argument(lines, block, "count") or argument(lines, block, "for_each")
+                resources.append(
+                    {
+                        "address": "%s%s.%s" % (prefix, first_label, second_label),
+                        "file": str(path),
+                        "line": block["start"] + 1,
+                        "count": expression,
+                        "why": None
+                        if expression is None
+                        else (unresolvable(expression, local_values, required)),
+                    }
+                )
             elif kind == "module":
                 source = (argument(lines, block, "source") or "").strip('"')
                 where = "%smodule.%s" % (prefix, first_label)
@@ -209,10 +228,17 @@ def declared(directory: Path, prefix: str = "", seen=None) -> tuple[list, list]:
                 elif first_label in downloaded:
                     found = declared(downloaded[first_label], where + ".", seen)
                 else:
-                    missing.append({"address": where, "file": str(path),
-                                    "line": block["start"] + 1, "why": (
-                                        "module source %s is not on disk (run terraform "
-                                        "init, or evaluate the plan)" % source)})
+                    missing.append(
+                        {
+                            "address": where,
+                            "file": str(path),
+                            "line": block["start"] + 1,
+                            "why": (
+                                "module source %s is not on disk (run terraform "
+                                "init, or evaluate the plan)" % source
+                            ),
+                        }
+                    )
                     continue
                 resources += found[0]
                 missing += found[1]
@@ -224,8 +250,11 @@ def required_variables(texts: dict) -> set:
     required = set()
     for text in texts.values():
         lines = text.split("\n")
-        required |= {b["labels"][0] for b in blocks(text) if b["kind"] == "variable"
-                     and argument(lines, b, "default") is None}
+        required |= {
+            b["labels"][0]
+            for b in blocks(text)
+            if b["kind"] == "variable" and argument(lines, b, "default") is None
+        }
     return required
 
 
@@ -235,15 +264,21 @@ def downloaded_modules(directory: Path) -> dict:
         modules = json.loads(manifest.read_text()).get("Modules") or []
     except (OSError, ValueError):
         return {}
-    return {m["Key"]: directory / m["Dir"] for m in modules
-            if m.get("Key") and "." not in m["Key"] and m.get("Dir")}
+    return {
+        m["Key"]: directory / m["Dir"]
+        for m in modules
+        if m.get("Key") and "." not in m["Key"] and m.get("Dir")
+    }
 
 
 def evaluated(graph: dict) -> set:
     """Addresses (without instance keys) of the resources in c7n-left's graph."""
-    return {re.sub(r"\[[^\]]*\]", "", r["__tfmeta"]["path"])
-            for rs in graph.values() for r in rs
-            if isinstance(r, dict) and r.get("__tfmeta", {}).get("type") == "resource"}
+    return {
+        re.sub(r"\[[^\]]*\]", "", r["__tfmeta"]["path"])
+        for rs in graph.values()
+        for r in rs
+        if isinstance(r, dict) and r.get("__tfmeta", {}).get("type") == "resource"
+    }
 
 
 def not_evaluated(directory: Path, graph: dict) -> list[dict]:
@@ -255,17 +290,27 @@ def not_evaluated(directory: Path, graph: dict) -> list[dict]:
             continue
         if resource["count"] is not None and NONE_LITERAL.match(resource["count"].strip()):
             continue  # written to make no instance
-        missing.append({
-            "address": resource["address"], "file": resource["file"],
-            "line": resource["line"], "why": "not in c7n-left's graph: %s" % (
-                "its count/for_each (%s) cannot be evaluated: %s" % (
-                    resource["count"], resource["why"]) if resource["why"] else
-                "its count/for_each (%s) evaluated to no instance" % resource["count"]
-                if resource["count"] else "c7n-left did not read it")})
+        missing.append(
+            {
+                "address": resource["address"],
+                "file": resource["file"],
+                "line": resource["line"],
+                "why": "not in c7n-left's graph: %s"
+                % (
+                    "its count/for_each (%s) cannot be evaluated: %s"
+                    % (resource["count"], resource["why"])
+                    if resource["why"]
+                    else "its count/for_each (%s) evaluated to no instance" % resource["count"]
+                    if resource["count"]
+                    else "c7n-left did not read it"
+                ),
+            }
+        )
     return missing
 
 
 # -- plans ------------------------------------------------------------------------------
+
 
 def plan_resources(plan: dict) -> list[dict]:
     """The planned resources of ``terraform show -json`` output, every module's."""
@@ -296,19 +341,25 @@ def plan_as_tree(plan: dict, directory: Path) -> dict:
         name = re.sub(r"[^A-Za-z0-9_-]", "_", resource["address"])
         names["%s.%s" % (resource["type"], name)] = resource["address"]
         tree.setdefault(resource["type"], {})[name] = _blocks_as_objects(
-            resource.get("values") or {})
+            resource.get("values") or {}
+        )
     (directory / "plan.tf.json").write_text(json.dumps({"resource": tree}, indent=1))
     return names
 
 
 # -- the gate ---------------------------------------------------------------------------
 
+
 def c7n_left(*args) -> subprocess.CompletedProcess:
     return subprocess.run([C7N_LEFT, *args], capture_output=True, text=True)
 
 
-def gate(policy_dir: str, directory: str | None = None, plan: str | None = None,
-         accept_unevaluated: bool = False) -> tuple[int, dict]:
+def gate(
+    policy_dir: str,
+    directory: str | None = None,
+    plan: str | None = None,
+    accept_unevaluated: bool = False,
+) -> tuple[int, dict]:
     """(exit code, {"results": c7n-left's findings, "unevaluated": [...]})."""
     with tempfile.TemporaryDirectory(prefix="c7n-imds-left-") as scratch:
         tree = Path(scratch) / "tree"
@@ -323,8 +374,9 @@ def gate(policy_dir: str, directory: str | None = None, plan: str | None = None,
                 if (fixed := dynamic_last(text)) != text:
                     path.write_text(fixed)
         out, graph_file = Path(scratch) / "results.json", Path(scratch) / "graph.json"
-        ran = c7n_left("run", "-p", policy_dir, "-d", str(tree), "--output", "json",
-                       "--output-file", str(out))
+        ran = c7n_left(
+            "run", "-p", policy_dir, "-d", str(tree), "--output", "json", "--output-file", str(out)
+        )
         dumped = c7n_left("dump", "-d", str(tree), "--output-file", str(graph_file))
         if ran.returncode not in (0, 1) or not out.exists() or dumped.returncode != 0:
             return 2, {"error": (ran.stderr or dumped.stderr)[-2000:]}
@@ -332,10 +384,12 @@ def gate(policy_dir: str, directory: str | None = None, plan: str | None = None,
         for result in results:
             meta = result["resource"]["__tfmeta"]
             if names:
-                meta["address"] = names.get(re.sub(r"\[[^\]]*\]", "", meta["path"]),
-                                            meta["path"])
-        unevaluated = [] if plan is not None else not_evaluated(
-            tree, json.loads(graph_file.read_text()).get("graph") or {})
+                meta["address"] = names.get(re.sub(r"\[[^\]]*\]", "", meta["path"]), meta["path"])
+        unevaluated = (
+            []
+            if plan is not None
+            else not_evaluated(tree, json.loads(graph_file.read_text()).get("graph") or {})
+        )
         for item in unevaluated:
             item["file"] = str(Path(directory) / Path(item["file"]).relative_to(tree))
     failed = bool(results) or (bool(unevaluated) and not accept_unevaluated)
@@ -343,31 +397,53 @@ def gate(policy_dir: str, directory: str | None = None, plan: str | None = None,
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m c7n_imds.left", description=(
-        "c7n-left's gate, with resources it cannot evaluate reported (docs/terraform.md)"))
+    parser = argparse.ArgumentParser(
+        prog="python -m c7n_imds.left",
+        description=(
+            "c7n-left's gate, with resources it cannot evaluate reported (docs/terraform.md)"
+        ),
+    )
     parser.add_argument("-p", "--policy-dir", required=True)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("-d", "--directory")
     source.add_argument("--plan", help="terraform show -json output")
-    parser.add_argument("--accept-unevaluated", action="store_true", help=(
-        "exit 0 when the only problems are resources c7n-left cannot evaluate"))
+    parser.add_argument(
+        "--accept-unevaluated",
+        action="store_true",
+        help=("exit 0 when the only problems are resources c7n-left cannot evaluate"),
+    )
     parser.add_argument("--output-file")
     args = parser.parse_args(argv)
-    code, outcome = gate(args.policy_dir, args.directory, args.plan,
-                         args.accept_unevaluated)
+    code, outcome = gate(args.policy_dir, args.directory, args.plan, args.accept_unevaluated)
     if code == 2:
         print("c7n-left failed:\n%s" % outcome["error"], file=sys.stderr)
         return 2
     for result in outcome["results"]:
         meta = result["resource"]["__tfmeta"]
-        print("FINDING %s %s (%s:%s)" % (result["policy"]["name"], meta.get(
-            "address", meta["path"]), meta.get("filename"), meta.get("line_start")))
+        print(
+            "FINDING %s %s (%s:%s)"
+            % (
+                result["policy"]["name"],
+                meta.get("address", meta["path"]),
+                meta.get("filename"),
+                meta.get("line_start"),
+            )
+        )
     for item in outcome["unevaluated"]:
-        print("NOT EVALUATED %s (%s:%s): %s%s" % (
-            item["address"], item["file"], item["line"], item["why"],
-            " [accepted]" if args.accept_unevaluated else ""))
-    print("%d finding(s), %d resource(s) not evaluated" % (
-        len(outcome["results"]), len(outcome["unevaluated"])))
+        print(
+            "NOT EVALUATED %s (%s:%s): %s%s"
+            % (
+                item["address"],
+                item["file"],
+                item["line"],
+                item["why"],
+                " [accepted]" if args.accept_unevaluated else "",
+            )
+        )
+    print(
+        "%d finding(s), %d resource(s) not evaluated"
+        % (len(outcome["results"]), len(outcome["unevaluated"]))
+    )
     if args.output_file:
         Path(args.output_file).write_text(json.dumps(outcome, indent=2, default=str))
     return code

@@ -1,6 +1,7 @@
 """Log records that account-made text cannot forge (c7n_imds.model.escape), installed by
 the commands that read an account (c7n_imds.cli, and c7n-org's workers in
 c7n_imds.org) - never at import: importing c7n_imds only registers."""
+
 import logging
 
 from c7n_imds.model import escape
@@ -27,6 +28,7 @@ def escape_log_records():
         if record.name.startswith(ESCAPED_LOGGERS):
             escape_record(record)
         return record
+
     factory.escapes_controls = True
     logging.setLogRecordFactory(factory)
 

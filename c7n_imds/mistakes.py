@@ -6,6 +6,7 @@ reads the first line only: each check here raises Mistake with a line that names
 file, policy, option, region or folder and what to do. ``detail`` keeps what custodian
 said, shown with ``-v``.
 """
+
 import difflib
 import logging
 import os
@@ -14,8 +15,10 @@ import tempfile
 import yaml
 
 POLICY_SUFFIXES = (".yml", ".yaml", ".json")
-LEFT_HINT = ("c7n-left checks and runs them over Terraform, not c7n-imds: pip install "
-             "c7n-left==0.3.39; c7n-left run -p DIR -d TERRAFORM_DIR")
+LEFT_HINT = (
+    "c7n-left checks and runs them over Terraform, not c7n-imds: pip install "
+    "c7n-left==0.3.39; c7n-left run -p DIR -d TERRAFORM_DIR"
+)
 
 
 class Mistake(Exception):
@@ -34,12 +37,16 @@ def _closest(word, choices, n=1):
 def read_policy_file(path):
     """The parsed file, as custodian's validate reads it (duplicate keys refused)."""
     from c7n.commands import DuplicateKeyCheckLoader
+
     if not os.path.exists(os.path.expanduser(path)):
-        raise Mistake("%s: no such file; give the path of a policy file (`c7n-imds pack "
-                      "copy DIR` puts the pack's files into DIR)" % path)
+        raise Mistake(
+            "%s: no such file; give the path of a policy file (`c7n-imds pack "
+            "copy DIR` puts the pack's files into DIR)" % path
+        )
     if os.path.isdir(path):
-        raise Mistake("%s: a folder; give the policy files in it (%s/*.yml)" % (
-            path, path.rstrip("/")))
+        raise Mistake(
+            "%s: a folder; give the policy files in it (%s/*.yml)" % (path, path.rstrip("/"))
+        )
     if not path.endswith(POLICY_SUFFIXES):
         raise Mistake("%s: a policy file ends in .yml, .yaml or .json" % path)
     try:
@@ -54,20 +61,19 @@ def read_policy_file(path):
     except yaml.YAMLError as e:
         raise Mistake(yaml_line(path, e, text), str(e)) from None
     if not isinstance(data, dict) or not isinstance(data.get("policies"), list):
-        raise Mistake("%s: holds no policies (a policy file has a top-level `policies:` "
-                      "list)" % path)
+        raise Mistake(
+            "%s: holds no policies (a policy file has a top-level `policies:` list)" % path
+        )
     return data
 
 
 def yaml_line(path, error, text=""):
     """A YAML error as `file line L column C: what`; a tab gets what to do about it."""
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-    where = "%s line %d column %d" % (path, mark.line + 1, mark.column + 1) if mark \
-        else path
+    where = "%s line %d column %d" % (path, mark.line + 1, mark.column + 1) if mark else path
     problem = " ".join(str(getattr(error, "problem", None) or error).split())
     lines = text.splitlines()
-    at = lines[mark.line][mark.column:mark.column + 1] if mark and mark.line < len(
-        lines) else ""
+    at = lines[mark.line][mark.column : mark.column + 1] if mark and mark.line < len(lines) else ""
     if at == "\t" or "'\\t'" in problem:
         return "%s: a tab character; YAML indents with spaces only - replace the tab" % where
     return "%s: not valid YAML (%s); fix the file" % (where, problem)
@@ -81,14 +87,17 @@ def check_policy_files(paths):
         raise Mistake("no policy file given; name one or more (e.g. remediate.yml)")
     loaded = [(path, read_policy_file(path)) for path in paths]
     for path, data in loaded:
-        left = [p.get("resource") for p in data["policies"] if isinstance(p, dict)
-                and str(p.get("resource", "")).startswith("terraform.")]
+        left = [
+            p.get("resource")
+            for p in data["policies"]
+            if isinstance(p, dict) and str(p.get("resource", "")).startswith("terraform.")
+        ]
         if left:
-            raise Mistake("%s: c7n-left policies (resource %s): %s" % (
-                path, left[0], LEFT_HINT))
+            raise Mistake("%s: c7n-left policies (resource %s): %s" % (path, left[0], LEFT_HINT))
     from c7n.exceptions import PolicyValidationError
     from c7n.resources import load_resources
     from c7n.structure import StructureParser
+
     structure = StructureParser()
     names = {}
     for path, data in loaded:
@@ -100,8 +109,10 @@ def check_policy_files(paths):
         for policy in data["policies"]:
             option_typos(path, policy)
             if policy["name"] in names:
-                raise Mistake("%s: policy %s: the name is also used in %s; policy names "
-                              "must be unique" % (path, policy["name"], names[policy["name"]]))
+                raise Mistake(
+                    "%s: policy %s: the name is also used in %s; policy names "
+                    "must be unique" % (path, policy["name"], names[policy["name"]])
+                )
             names[policy["name"]] = path
     custodian_validate([path for path, _ in loaded])
     return [data for _, data in loaded]
@@ -112,24 +123,30 @@ def option_typos(path, policy):
     ones: the line custodian's schema dump buries."""
     from c7n.provider import get_resource_class
     from c7n.schema import generate  # noqa: F401  (c7n's registries complete)
+
     name = policy["name"]
     allowed = set(_policy_keys())
     unknown = sorted(set(policy) - allowed)
     if unknown:
-        raise Mistake("%s: policy %s: unknown key %r%s; allowed: %s" % (
-            path, name, unknown[0], _closest(unknown[0], allowed), ", ".join(sorted(allowed))))
+        raise Mistake(
+            "%s: policy %s: unknown key %r%s; allowed: %s"
+            % (path, name, unknown[0], _closest(unknown[0], allowed), ", ".join(sorted(allowed)))
+        )
     try:
         resource = get_resource_class(policy["resource"])
     except (KeyError, ValueError):
         return  # custodian's validation names an unknown resource
-    for kind, registry in (("filter", resource.filter_registry),
-                           ("action", resource.action_registry)):
+    for kind, registry in (
+        ("filter", resource.filter_registry),
+        ("action", resource.action_registry),
+    ):
         for element in _elements(policy.get(kind + "s") or (), kind):
             _check_element(path, name, kind, registry, element, policy["resource"])
 
 
 def _policy_keys():
     from c7n.schema import generate
+
     return generate()["definitions"]["policy"]["properties"].keys()
 
 
@@ -139,8 +156,12 @@ BOOLEAN_BLOCKS = ("or", "and", "not")
 def _elements(items, kind):
     """Each filter or action of a list, boolean filter blocks opened."""
     for item in items:
-        if kind == "filter" and isinstance(item, dict) and len(item) == 1 and \
-                next(iter(item)) in BOOLEAN_BLOCKS:
+        if (
+            kind == "filter"
+            and isinstance(item, dict)
+            and len(item) == 1
+            and next(iter(item)) in BOOLEAN_BLOCKS
+        ):
             yield from _elements(next(iter(item.values())) or (), kind)
         else:
             yield item
@@ -156,19 +177,33 @@ def _check_element(path, name, kind, registry, element, resource):
     known = set(registry.keys())
     cls = registry.get(type_name)
     if cls is None:
-        raise Mistake("%s: policy %s: unknown %s type %r for %s%s; `c7n-imds schema "
-                      "%s.%ss` lists them" % (path, name, kind, type_name, resource,
-                                              _closest(type_name, known), resource, kind))
+        raise Mistake(
+            "%s: policy %s: unknown %s type %r for %s%s; `c7n-imds schema "
+            "%s.%ss` lists them"
+            % (path, name, kind, type_name, resource, _closest(type_name, known), resource, kind)
+        )
     schema = getattr(cls, "schema", None) or {}
     properties = schema.get("properties") or {}
-    if not isinstance(element, dict) or schema.get("additionalProperties") is not False \
-            or not properties:
+    if (
+        not isinstance(element, dict)
+        or schema.get("additionalProperties") is not False
+        or not properties
+    ):
         return
     unknown = sorted(set(element) - set(properties))
     if unknown:
-        raise Mistake("%s: policy %s, %s %s: unknown option %r%s; allowed: %s" % (
-            path, name, kind, type_name, unknown[0], _closest(unknown[0], properties),
-            ", ".join(sorted(set(properties) - {"type"}))))
+        raise Mistake(
+            "%s: policy %s, %s %s: unknown option %r%s; allowed: %s"
+            % (
+                path,
+                name,
+                kind,
+                type_name,
+                unknown[0],
+                _closest(unknown[0], properties),
+                ", ".join(sorted(set(properties) - {"type"})),
+            )
+        )
 
 
 class _Captured(logging.Handler):
@@ -187,6 +222,7 @@ def custodian_validate(paths):
     its first line, the whole report as detail."""
     from c7n.commands import validate
     from c7n.config import Config
+
     captured = _Captured()
     logger = logging.getLogger("custodian.commands")
     logger.addHandler(captured)
@@ -203,9 +239,11 @@ def custodian_validate(paths):
     if captured.lines:
         detail = "\n".join(captured.lines)
         first = next(line for line in detail.splitlines() if line.strip())
-        raise Mistake("%s: invalid policy: %s (-v for custodian's report)" % (
-            ", ".join(paths) if len(paths) > 1 else paths[0], " ".join(first.split())[:300]),
-            detail)
+        raise Mistake(
+            "%s: invalid policy: %s (-v for custodian's report)"
+            % (", ".join(paths) if len(paths) > 1 else paths[0], " ".join(first.split())[:300]),
+            detail,
+        )
 
 
 def check_regions(regions, service="ec2"):
@@ -215,6 +253,7 @@ def check_regions(regions, service="ec2"):
     # alone: a session would read AWS_PROFILE, which may name no profile
     from botocore.loaders import create_loader
     from botocore.regions import EndpointResolver
+
     resolver = EndpointResolver(create_loader().load_data("endpoints"))
     valid = set()
     for partition in resolver.get_available_partitions():
@@ -223,8 +262,10 @@ def check_regions(regions, service="ec2"):
         for name in str(region).split(","):
             name = name.strip()
             if name and name != "all" and name not in valid:
-                raise Mistake("region %r does not exist%s; valid regions: %s" % (
-                    name, _closest(name, valid, 2), ", ".join(sorted(valid))))
+                raise Mistake(
+                    "region %r does not exist%s; valid regions: %s"
+                    % (name, _closest(name, valid, 2), ", ".join(sorted(valid)))
+                )
 
 
 def check_output_dir(path, flag="-s"):
@@ -237,10 +278,14 @@ def check_output_dir(path, flag="-s"):
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise Mistake("%s %s: %s is a file, not a folder; choose another output folder" % (
-            flag, path, existing))
+        raise Mistake(
+            "%s %s: %s is a file, not a folder; choose another output folder"
+            % (flag, path, existing)
+        )
     try:  # os.access says yes to root whatever the file system says: try it
         tempfile.TemporaryFile(dir=existing).close()
     except OSError as e:
-        raise Mistake("%s %s: cannot write in %s (%s); choose a folder you can write" % (
-            flag, path, existing, e.strerror or e)) from None
+        raise Mistake(
+            "%s %s: cannot write in %s (%s); choose a folder you can write"
+            % (flag, path, existing, e.strerror or e)
+        ) from None

@@ -68,9 +68,11 @@ PRESERVE = "preserve"
 # AWS error codes matched on.
 TEMPLATE_NAME_EXISTS = "InvalidLaunchTemplateName.AlreadyExistsException"
 CONFIGURATION_EXISTS = "AlreadyExists"
-TEMPLATE_NOT_FOUND = ("InvalidLaunchTemplateId.NotFound",
-                      "InvalidLaunchTemplateName.NotFoundException",
-                      "InvalidLaunchTemplateId.Malformed")
+TEMPLATE_NOT_FOUND = (
+    "InvalidLaunchTemplateId.NotFound",
+    "InvalidLaunchTemplateName.NotFoundException",
+    "InvalidLaunchTemplateId.Malformed",
+)
 VERSION_NOT_FOUND = ("InvalidLaunchTemplateId.VersionNotFound",)
 DRY_RUN_OK = "DryRunOperation"
 REFRESH_IN_PROGRESS = "InstanceRefreshInProgress"

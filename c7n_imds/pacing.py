@@ -10,6 +10,7 @@ ours and our actions all draw from them - AWS counts them all against the same l
 They are attached to each session custodian's SessionFactory makes (``install``). A
 token is taken for each HTTP attempt (``before-send``), since AWS counts retries too.
 """
+
 import logging
 import os
 import re
@@ -31,8 +32,7 @@ EVENT_SERVICES = {"ec2": "ec2", "auto-scaling": "autoscaling"}
 class Pacer:
     """The process's buckets. ``clock`` and ``sleep`` are replaceable for tests."""
 
-    def __init__(self, budget=DEFAULT_BUDGET, clock=time.monotonic, sleep=time.sleep,
-                 scale=None):
+    def __init__(self, budget=DEFAULT_BUDGET, clock=time.monotonic, sleep=time.sleep, scale=None):
         self.budget, self.clock, self.sleep = budget, clock, sleep
         self.scale = float(os.environ.get(RATE_SCALE_ENV) or 1) if scale is None else scale
         self.lock = threading.Lock()
@@ -86,16 +86,21 @@ def install(session):
     copy their session's handlers when made, so this runs before any client is."""
     region = session.region_name
     for event_service in EVENT_SERVICES:
-        session.events.register("before-send.%s" % event_service, _handler(region),
-                        unique_id="c7n-imds-pacing-%s" % event_service)
+        session.events.register(
+            "before-send.%s" % event_service,
+            _handler(region),
+            unique_id="c7n-imds-pacing-%s" % event_service,
+        )
     return session
 
 
 def _handler(region):
     def pace(event_name, request=None, **kwargs):
         _, event_service, operation = event_name.split(".", 2)
-        PACER.wait_for_token(bucket_owner(request, region), EVENT_SERVICES[event_service],
-                             operation)
+        PACER.wait_for_token(
+            bucket_owner(request, region), EVENT_SERVICES[event_service], operation
+        )
+
     return pace
 
 
@@ -140,8 +145,12 @@ class Progress:
             elapsed = now - self.start
             left = elapsed / self.done * (self.total - self.done) if self.done else 0
             line = "%s: %d/%d groups done, %.1f requests/s, about %d s left" % (
-                self.what, min(self.done, self.total), self.total,
-                self.pacer.rate(self.start, self.sent_at_start), round(left))
+                self.what,
+                min(self.done, self.total),
+                self.total,
+                self.pacer.rate(self.start, self.sent_at_start),
+                round(left),
+            )
         log.info(line)
         return line
 

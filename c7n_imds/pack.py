@@ -5,6 +5,7 @@ of it as ``c7n_imds/pack/`` (setup.py's build step puts it there), so a user who
 installed the wheel finds the same files; a source checkout or an editable
 install reads ``policies/`` itself.
 """
+
 import argparse
 import shutil
 import sys
@@ -28,15 +29,17 @@ def pack_dir():
         if (candidate / "remediate.yml").is_file():
             return candidate
     raise PackMissing(
-        "the policy pack is missing (looked in %s and %s): reinstall c7n-imds" % (
-            INSTALLED, CHECKOUT))
+        "the policy pack is missing (looked in %s and %s): reinstall c7n-imds"
+        % (INSTALLED, CHECKOUT)
+    )
 
 
 def pack_files(root=None):
     """Every file of the pack, relative to its folder, in a stable order."""
     root = root or pack_dir()
-    return sorted(p.relative_to(root) for p in root.rglob("*")
-                  if p.is_file() and p.suffix in SUFFIXES)
+    return sorted(
+        p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.suffix in SUFFIXES
+    )
 
 
 ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.")
@@ -70,8 +73,9 @@ def copy_pack(target, force=False):
     clashes = [str(target / f) for f in files if (target / f).exists()]
     if clashes and not force:
         raise FileExistsError(
-            "%s already exists (and %d more): choose an empty folder or pass --force" % (
-                clashes[0], len(clashes) - 1))
+            "%s already exists (and %d more): choose an empty folder or pass --force"
+            % (clashes[0], len(clashes) - 1)
+        )
     for relative in files:
         (target / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / relative, target / relative)
@@ -79,8 +83,7 @@ def copy_pack(target, force=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="c7n-imds pack", description=__doc__.split(
-        "\n\n")[0])
+    parser = argparse.ArgumentParser(prog="c7n-imds pack", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="each file of the pack and what it does")
     commands.add_parser("path", help="the folder holding the installed pack")

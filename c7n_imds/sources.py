@@ -15,7 +15,6 @@ AWS I/O lives in :class:`LaunchSources`; :func:`launch_references` and the annot
 builders are pure.
 """
 
-
 import logging
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -62,8 +61,7 @@ BULK_THRESHOLD = 2
 class LaunchSources:
     """Launch configurations and template versions for a batch of groups."""
 
-    permissions = ("autoscaling:DescribeLaunchConfigurations",
-                   "ec2:DescribeLaunchTemplateVersions")
+    permissions = ("autoscaling:DescribeLaunchConfigurations", "ec2:DescribeLaunchTemplateVersions")
 
     def __init__(self, ec2, autoscaling, configs=None):
         self.ec2 = ec2
@@ -87,8 +85,11 @@ class LaunchSources:
     def for_manager(cls, manager, ec2, autoscaling):
         """Sources sharing the launch configurations already read during this policy
         run (held in memory only, never written out)."""
-        return cls(ec2, autoscaling, configs=manager.__dict__.setdefault(
-            "_c7n_imds_launch_configurations", {}))
+        return cls(
+            ec2,
+            autoscaling,
+            configs=manager.__dict__.setdefault("_c7n_imds_launch_configurations", {}),
+        )
 
     # -- loading (AWS I/O) ------------------------------------------------------------
 
@@ -104,7 +105,8 @@ class LaunchSources:
                 else:
                     specs.append(ref)
             self.override_images.update(
-                o["ImageId"] for o in mixed_overrides(asg) if o.get("ImageId"))
+                o["ImageId"] for o in mixed_overrides(asg) if o.get("ImageId")
+            )
         self.load_launch_configurations(lc_names - set(self.configs))
         self.load_template_versions(specs)
         return self
@@ -112,8 +114,13 @@ class LaunchSources:
     def load_launch_configurations(self, names):
         paginator = self.autoscaling.get_paginator("describe_launch_configurations")
         for batch in chunks(sorted(n for n in names if n), LC_NAMES_PER_CALL):
-            pages = retry(lambda: list(paginator.paginate(
-                LaunchConfigurationNames=batch, PaginationConfig={"PageSize": 100})))
+            pages = retry(
+                lambda: list(
+                    paginator.paginate(
+                        LaunchConfigurationNames=batch, PaginationConfig={"PageSize": 100}
+                    )
+                )
+            )
             for page in pages:
                 for config in page["LaunchConfigurations"]:
                     self.configs[config["LaunchConfigurationName"]] = config
@@ -151,8 +158,13 @@ class LaunchSources:
 
     def _load_alias_versions(self, aliases):
         paginator = self.ec2.get_paginator("describe_launch_template_versions")
-        pages = retry(lambda: list(paginator.paginate(
-            Versions=list(aliases), PaginationConfig={"PageSize": LT_MAX_RESULTS})))
+        pages = retry(
+            lambda: list(
+                paginator.paginate(
+                    Versions=list(aliases), PaginationConfig={"PageSize": LT_MAX_RESULTS}
+                )
+            )
+        )
         latest = {}
         for page in pages:
             for version in page["LaunchTemplateVersions"]:
@@ -171,8 +183,11 @@ class LaunchSources:
         ident = {key[0]: key[1]}
         try:
             for batch in chunks(numbers, LT_MAX_RESULTS):
-                response = retry(lambda: self.ec2.describe_launch_template_versions(
-                    Versions=batch, MaxResults=LT_MAX_RESULTS, **ident))
+                response = retry(
+                    lambda: self.ec2.describe_launch_template_versions(
+                        Versions=batch, MaxResults=LT_MAX_RESULTS, **ident
+                    )
+                )
                 for version in response["LaunchTemplateVersions"]:
                     self._remember(version)
         except ClientError as e:
@@ -204,16 +219,22 @@ class LaunchSources:
         default (per region) and the AMI's ImdsSupport. Only needed for the
         EffectiveHttpTokens and ScaleOutBlocked keys."""
         try:
-            self.account_defaults = retry(
-                self.ec2.get_instance_metadata_defaults).get("AccountLevel") or {}
+            self.account_defaults = (
+                retry(self.ec2.get_instance_metadata_defaults).get("AccountLevel") or {}
+            )
         except (ClientError, BotoCoreError) as e:
             # Read-only context for a report: say so and judge without it.
-            log.warning("cannot read the account's instance metadata defaults (%s); "
-                        "EffectiveHttpTokens ignores them", describe_error(e))
+            log.warning(
+                "cannot read the account's instance metadata defaults (%s); "
+                "EffectiveHttpTokens ignores them",
+                describe_error(e),
+            )
             self.account_defaults = {}
-        image_ids = {c.get("ImageId") for c in self.configs.values()} | {
-            (v.get("LaunchTemplateData") or {}).get("ImageId")
-            for v in self.versions.values()} | self.override_images
+        image_ids = (
+            {c.get("ImageId") for c in self.configs.values()}
+            | {(v.get("LaunchTemplateData") or {}).get("ImageId") for v in self.versions.values()}
+            | self.override_images
+        )
         # Templates may name an SSM parameter instead of an image id; it stays unknown.
         image_ids = sorted(i for i in image_ids if i and i.startswith("ami-"))
         self.image_imds_support = {}
@@ -221,24 +242,33 @@ class LaunchSources:
         for batch in chunks(image_ids, LT_MAX_RESULTS):
             # A filter, unlike ImageIds, does not fail on an image that no longer exists.
             # Deprecated or disabled AMIs still launch existing groups' instances.
-            pages = retry(lambda: list(paginator.paginate(
-                Filters=[{"Name": "image-id", "Values": batch}],
-                IncludeDeprecated=True, IncludeDisabled=True)))
+            pages = retry(
+                lambda: list(
+                    paginator.paginate(
+                        Filters=[{"Name": "image-id", "Values": batch}],
+                        IncludeDeprecated=True,
+                        IncludeDisabled=True,
+                    )
+                )
+            )
             self.image_imds_support.update(
-                {i["ImageId"]: i.get("ImdsSupport") for page in pages for i in page["Images"]})
+                {i["ImageId"]: i.get("ImdsSupport") for page in pages for i in page["Images"]}
+            )
         return self
 
     def with_effective(self, view, metadata_options, image_id):
         if self.account_defaults is None:
             return view
         tokens = effective_http_tokens(
-            (metadata_options or {}).get("HttpTokens"), self.account_defaults,
-            self.image_imds_support.get(image_id))
+            (metadata_options or {}).get("HttpTokens"),
+            self.account_defaults,
+            self.image_imds_support.get(image_id),
+        )
         view["EffectiveHttpTokens"] = tokens
         # With IMDSv2 enforced for the account, a launch resolving to optional fails.
         view["ScaleOutBlocked"] = (
-            self.account_defaults.get("HttpTokensEnforced") == "enabled"
-            and tokens == "optional")
+            self.account_defaults.get("HttpTokensEnforced") == "enabled" and tokens == "optional"
+        )
         return view
 
     # -- lookups (pure over what was loaded) --------------------------------------------
@@ -264,26 +294,45 @@ class LaunchSources:
         """The `imds` filter annotation for a group: plain, JSON-safe, no user data."""
         launch_type, refs = launch_references(asg)
         if launch_type is None:
-            return missing_view(None, None, "the group names no launch configuration, "
-                                            "launch template or mixed instances policy")
+            return missing_view(
+                None,
+                None,
+                "the group names no launch configuration, "
+                "launch template or mixed instances policy",
+            )
         if launch_type == LAUNCH_CONFIGURATION:
             config = self.launch_configuration(refs[0])
             if config is None:
-                return missing_view(launch_type, refs[0], "launch configuration %r no "
-                                    "longer exists" % refs[0])
-            return self.with_effective(launch_configuration_view(config),
-                                       config.get("MetadataOptions"), config.get("ImageId"))
+                return missing_view(
+                    launch_type, refs[0], "launch configuration %r no longer exists" % refs[0]
+                )
+            return self.with_effective(
+                launch_configuration_view(config),
+                config.get("MetadataOptions"),
+                config.get("ImageId"),
+            )
         templates = [self.template_view(spec, asg) for spec in refs]
         if launch_type == MIXED_INSTANCES_POLICY:
             templates += self.override_image_views(asg, refs)
         missing = [t for t in templates if t["LaunchSourceMissing"]]
         # The weakest template decides - by what instances really get when that is
         # known; a missing one cannot be judged, so it wins.
-        decider = missing[0] if missing else min(templates, key=lambda t: (
-            weakness(dict(t, HttpTokens=t.get("EffectiveHttpTokens", t["HttpTokens"]))),
-            weakness(t)))
-        view = dict(decider, LaunchType=launch_type, RemediationPending=any(
-            t.get("RemediationPending") for t in templates))
+        decider = (
+            missing[0]
+            if missing
+            else min(
+                templates,
+                key=lambda t: (
+                    weakness(dict(t, HttpTokens=t.get("EffectiveHttpTokens", t["HttpTokens"]))),
+                    weakness(t),
+                ),
+            )
+        )
+        view = dict(
+            decider,
+            LaunchType=launch_type,
+            RemediationPending=any(t.get("RemediationPending") for t in templates),
+        )
         if launch_type == MIXED_INSTANCES_POLICY:
             view["Templates"] = templates
         return view
@@ -295,8 +344,11 @@ class LaunchSources:
         for override in mixed_overrides(asg):
             if not override.get("ImageId"):
                 continue
-            spec = (template_spec(override["LaunchTemplateSpecification"])
-                    if override.get("LaunchTemplateSpecification") else refs[0])
+            spec = (
+                template_spec(override["LaunchTemplateSpecification"])
+                if override.get("LaunchTemplateSpecification")
+                else refs[0]
+            )
             version = self.template_version(spec)
             if version is None:
                 continue  # already reported missing by the spec's own view
@@ -321,29 +373,44 @@ class LaunchSources:
         if version["LaunchTemplateId"] not in recorded:
             return True
         default = self.versions.get((version["LaunchTemplateId"], "$Default"))
-        return bool(default) and default["VersionNumber"] == derived[0] and metadata_view(
-            (default.get("LaunchTemplateData") or {}).get("MetadataOptions"))[
-                "HttpTokens"] == TOKENS_OPTIONAL
+        return (
+            bool(default)
+            and default["VersionNumber"] == derived[0]
+            and metadata_view((default.get("LaunchTemplateData") or {}).get("MetadataOptions"))[
+                "HttpTokens"
+            ]
+            == TOKENS_OPTIONAL
+        )
 
     def template_view(self, spec, asg=None):
         version = self.template_version(spec)
         name = spec.get("LaunchTemplateName") or spec.get("LaunchTemplateId")
         if version is None:
-            view = missing_view(LAUNCH_TEMPLATE, name, "launch template %s version %s "
-                                "no longer exists" % (name, spec["Version"]))
-            view.update(LaunchTemplateId=spec.get("LaunchTemplateId"),
-                        LaunchTemplateVersionSpecified=spec["Version"])
+            view = missing_view(
+                LAUNCH_TEMPLATE,
+                name,
+                "launch template %s version %s no longer exists" % (name, spec["Version"]),
+            )
+            view.update(
+                LaunchTemplateId=spec.get("LaunchTemplateId"),
+                LaunchTemplateVersionSpecified=spec["Version"],
+            )
             return view
         data = version.get("LaunchTemplateData") or {}
-        return self.with_effective(dict(
-            metadata_view(data.get("MetadataOptions")),
-            LaunchName=version["LaunchTemplateName"],
-            LaunchTemplateId=version["LaunchTemplateId"],
-            LaunchTemplateVersion=version["VersionNumber"],
-            LaunchTemplateVersionSpecified=spec["Version"],
-            ImageId=data.get("ImageId"),
-            RemediationPending=self.remediation_pending(spec, version, asg),
-            LaunchSourceMissing=False), data.get("MetadataOptions"), data.get("ImageId"))
+        return self.with_effective(
+            dict(
+                metadata_view(data.get("MetadataOptions")),
+                LaunchName=version["LaunchTemplateName"],
+                LaunchTemplateId=version["LaunchTemplateId"],
+                LaunchTemplateVersion=version["VersionNumber"],
+                LaunchTemplateVersionSpecified=spec["Version"],
+                ImageId=data.get("ImageId"),
+                RemediationPending=self.remediation_pending(spec, version, asg),
+                LaunchSourceMissing=False,
+            ),
+            data.get("MetadataOptions"),
+            data.get("ImageId"),
+        )
 
 
 def _version_sort_key(version):
@@ -359,8 +426,13 @@ def group_vpcs(ec2, asgs):
     subnets = sorted({s for asg in asgs for s in subnet_ids(asg)})
     subnet_vpc = {}
     for batch in chunks(subnets, FILTER_VALUES_PER_CALL):
-        pages = retry(lambda: list(ec2.get_paginator("describe_subnets").paginate(
-            Filters=[{"Name": "subnet-id", "Values": batch}])))
+        pages = retry(
+            lambda: list(
+                ec2.get_paginator("describe_subnets").paginate(
+                    Filters=[{"Name": "subnet-id", "Values": batch}]
+                )
+            )
+        )
         for page in pages:
             subnet_vpc.update({s["SubnetId"]: s["VpcId"] for s in page["Subnets"]})
     default_vpc = None
@@ -370,8 +442,7 @@ def group_vpcs(ec2, asgs):
     result = {}
     for asg in asgs:
         ids = subnet_ids(asg)
-        result[asg["AutoScalingGroupName"]] = (
-            subnet_vpc.get(ids[0]) if ids else default_vpc)
+        result[asg["AutoScalingGroupName"]] = subnet_vpc.get(ids[0]) if ids else default_vpc
     return result
 
 
@@ -381,10 +452,16 @@ def security_group_ids_by_name(ec2, vpc_names):
     for vpc_id, names in sorted(vpc_names.items()):
         # The vpc-id value counts towards the 200.
         for batch in chunks(sorted(names), FILTER_VALUES_PER_CALL - 1):
-            pages = retry(lambda: list(ec2.get_paginator(
-                "describe_security_groups").paginate(Filters=[
-                    {"Name": "vpc-id", "Values": [vpc_id]},
-                    {"Name": "group-name", "Values": batch}])))
+            pages = retry(
+                lambda: list(
+                    ec2.get_paginator("describe_security_groups").paginate(
+                        Filters=[
+                            {"Name": "vpc-id", "Values": [vpc_id]},
+                            {"Name": "group-name", "Values": batch},
+                        ]
+                    )
+                )
+            )
             for page in pages:
                 for group in page["SecurityGroups"]:
                     resolved[(vpc_id, group["GroupName"])] = group["GroupId"]

@@ -36,6 +36,7 @@ docs/moto-gaps.md:
 Patches apply to moto's classes in this process (the threaded server serves from it)
 and are idempotent.
 """
+
 import contextlib
 import copy
 import logging
@@ -99,27 +100,32 @@ def aws_semantics():
         """The caller of this request as STS names it: AWS's CreatedBy is the ARN of
         the principal that made the template or version (moto answers the root)."""
         from moto.sts.models import sts_backends
+
         return sts_backends[self.current_account][self.partition].get_caller_identity(
-            self.get_access_key(), self.region)[1]
+            self.get_access_key(), self.region
+        )[1]
 
     def template_of(self):
         if self._get_param("LaunchTemplateId"):
             return self.ec2_backend.get_launch_template(self._get_param("LaunchTemplateId"))
-        return self.ec2_backend.get_launch_template_by_name(
-            self._get_param("LaunchTemplateName"))
+        return self.ec2_backend.get_launch_template_by_name(self._get_param("LaunchTemplateName"))
 
     def create_launch_template(self):
         def make():
             result = create_template(self)
             template = self.ec2_backend.get_launch_template(
-                result.result["LaunchTemplate"]["LaunchTemplateId"])
+                result.result["LaunchTemplate"]["LaunchTemplateId"]
+            )
             template.created_by = template.versions[0].created_by = creator(self)
             result.result["LaunchTemplate"]["CreatedBy"] = template.created_by
             data = template.versions[0].data
             # Launch data tags instances, volumes, interfaces; the template's own tags
             # (ResourceType launch-template) are what moto copies in.
-            instance_tags = [t for t in data.get("TagSpecifications") or ()
-                             if t.get("ResourceType") != "launch-template"]
+            instance_tags = [
+                t
+                for t in data.get("TagSpecifications") or ()
+                if t.get("ResourceType") != "launch-template"
+            ]
             if instance_tags:
                 data["TagSpecifications"] = instance_tags
             else:
@@ -127,6 +133,7 @@ def aws_semantics():
             if data.get("UserData") is None:
                 data.pop("UserData", None)
             return result
+
         return idempotent(self, "CreateLaunchTemplate", make)
 
     def create_launch_template_version(self):
@@ -147,29 +154,48 @@ def aws_semantics():
                 version.data = given
             result.result["LaunchTemplateVersion"]["LaunchTemplateData"] = version.data
             return result
+
         return idempotent(self, "CreateLaunchTemplateVersion", make)
 
     def delete_launch_template_versions(self):
         template = template_of(self)
         deleted, refused = [], []
         for number in self._get_param("Versions", []):
-            item = {"LaunchTemplateId": template.id, "LaunchTemplateName": template.name,
-                    "VersionNumber": int(number)}
+            item = {
+                "LaunchTemplateId": template.id,
+                "LaunchTemplateName": template.name,
+                "VersionNumber": int(number),
+            }
             versions = [v for v in template.versions if v.number == int(number)]
             if not versions:
-                refused.append(dict(item, ResponseError={
-                    "Code": "launchTemplateVersionDoesNotExist",
-                    "Message": "The specified launch template version does not exist"}))
+                refused.append(
+                    dict(
+                        item,
+                        ResponseError={
+                            "Code": "launchTemplateVersionDoesNotExist",
+                            "Message": "The specified launch template version does not exist",
+                        },
+                    )
+                )
             elif template.is_default(versions[0]):
-                refused.append(dict(item, ResponseError={
-                    "Code": "launchTemplateVersionIsDefault",
-                    "Message": "The default version of a launch template cannot be "
-                               "deleted"}))
+                refused.append(
+                    dict(
+                        item,
+                        ResponseError={
+                            "Code": "launchTemplateVersionIsDefault",
+                            "Message": "The default version of a launch template cannot be deleted",
+                        },
+                    )
+                )
             else:
                 template.versions.remove(versions[0])
                 deleted.append(item)
-        return ActionResult({"SuccessfullyDeletedLaunchTemplateVersions": deleted,
-                             "UnsuccessfullyDeletedLaunchTemplateVersions": refused})
+        return ActionResult(
+            {
+                "SuccessfullyDeletedLaunchTemplateVersions": deleted,
+                "UnsuccessfullyDeletedLaunchTemplateVersions": refused,
+            }
+        )
 
     def get_instance_types_from_instance_requirements(self):
         architectures = set(self._get_param("ArchitectureTypes", []))
@@ -181,25 +207,30 @@ def aws_semantics():
             return bounds.get("Min", 0) <= value <= bounds.get("Max", value)
 
         matching = sorted(
-            name for name, info in INSTANCE_TYPES.items()
+            name
+            for name, info in INSTANCE_TYPES.items()
             if architectures & set(info["ProcessorInfo"]["SupportedArchitectures"])
             and within(info["VCpuInfo"]["DefaultVCpus"], vcpus)
-            and within(info["MemoryInfo"]["SizeInMiB"], memory))
+            and within(info["MemoryInfo"]["SizeInMiB"], memory)
+        )
         return ActionResult({"InstanceTypes": [{"InstanceType": t} for t in matching]})
 
     def run_instances_checked(self):
         if self._get_param("DryRun") and self._get_param("LaunchTemplate"):
             spec = self._get_param("LaunchTemplate")
             backend = self.ec2_backend
-            template = (backend.get_launch_template(spec["LaunchTemplateId"])
-                        if spec.get("LaunchTemplateId")
-                        else backend.get_launch_template_by_name(spec["LaunchTemplateName"]))
+            template = (
+                backend.get_launch_template(spec["LaunchTemplateId"])
+                if spec.get("LaunchTemplateId")
+                else backend.get_launch_template_by_name(spec["LaunchTemplateName"])
+            )
             data = template.get_version(spec.get("Version") or "$Default").data
             instance_type = self._get_param("InstanceType") or data.get("InstanceType")
             if data.get("InstanceRequirements") and not self._get_param("InstanceType"):
                 raise InvalidParameterValue(
                     "InstanceRequirements: attribute-based instance type selection is "
-                    "not supported by RunInstances; give an InstanceType")
+                    "not supported by RunInstances; give an InstanceType"
+                )
             image_id = self._get_param("ImageId") or data.get("ImageId")
             try:
                 images = backend.describe_images(ami_ids=[image_id]) if image_id else []
@@ -208,52 +239,76 @@ def aws_semantics():
                 # exists is left to tests/faults.py (missing_images).
                 images = []
             info = INSTANCE_TYPES.get(instance_type)
-            if images and info and images[0].architecture not in \
-                    info["ProcessorInfo"]["SupportedArchitectures"]:
+            if (
+                images
+                and info
+                and images[0].architecture not in info["ProcessorInfo"]["SupportedArchitectures"]
+            ):
                 raise InvalidParameterValue(
                     "The architecture '%s' of the specified instance type does not match "
-                    "the architecture '%s' of the specified AMI" % (
+                    "the architecture '%s' of the specified AMI"
+                    % (
                         "/".join(info["ProcessorInfo"]["SupportedArchitectures"]),
-                        images[0].architecture))
+                        images[0].architecture,
+                    )
+                )
         return run_instances(self)
 
     def page(self, items):
         max_results = self._get_int_param("MaxResults", 15)
         start = int(self._get_param("NextToken") or 0)
-        chunk = items[start:start + max_results]
+        chunk = items[start : start + max_results]
         token = str(start + max_results) if start + max_results < len(items) else None
         return chunk, token
 
     def describe_launch_template_versions(self):
         self.error_on_dryrun()
-        name, template_id = (self._get_param("LaunchTemplateName"),
-                             self._get_param("LaunchTemplateId"))
+        name, template_id = (
+            self._get_param("LaunchTemplateName"),
+            self._get_param("LaunchTemplateId"),
+        )
         wanted = self._get_param("Versions", [])
         low, high = self._get_int_param("MinVersion"), self._get_int_param("MaxVersion")
         if name or template_id:
-            template = (self.ec2_backend.get_launch_template_by_name(name) if name
-                        else self.ec2_backend.get_launch_template(template_id))
+            template = (
+                self.ec2_backend.get_launch_template_by_name(name)
+                if name
+                else self.ec2_backend.get_launch_template(template_id)
+            )
             if wanted:
                 versions = [(template, template.get_version(v)) for v in wanted]
             else:
-                versions = [(template, v) for v in template.versions
-                            if (low is None or v.number >= low)
-                            and (high is None or v.number <= high)]
+                versions = [
+                    (template, v)
+                    for v in template.versions
+                    if (low is None or v.number >= low) and (high is None or v.number <= high)
+                ]
         else:
             versions = self.ec2_backend.describe_launch_template_versions(
-                template_name=None, template_id=None, versions=wanted, min_version=None,
-                max_version=None, max_results=10 ** 9)
+                template_name=None,
+                template_id=None,
+                versions=wanted,
+                min_version=None,
+                max_version=None,
+                max_results=10**9,
+            )
         chunk, token = page(self, versions)
-        result = {"LaunchTemplateVersions": [{
-            "CreateTime": version.create_time,
-            "CreatedBy": getattr(version, "created_by", None) or "arn:%s:iam::%s:root" % (
-                self.partition, self.current_account),
-            "DefaultVersion": template.is_default(version),
-            "LaunchTemplateData": version.data,
-            "LaunchTemplateId": template.id,
-            "LaunchTemplateName": template.name,
-            "VersionDescription": version.description,
-            "VersionNumber": version.number} for template, version in chunk]}
+        result = {
+            "LaunchTemplateVersions": [
+                {
+                    "CreateTime": version.create_time,
+                    "CreatedBy": getattr(version, "created_by", None)
+                    or "arn:%s:iam::%s:root" % (self.partition, self.current_account),
+                    "DefaultVersion": template.is_default(version),
+                    "LaunchTemplateData": version.data,
+                    "LaunchTemplateId": template.id,
+                    "LaunchTemplateName": template.name,
+                    "VersionDescription": version.description,
+                    "VersionNumber": version.number,
+                }
+                for template, version in chunk
+            ]
+        }
         if token:
             result["NextToken"] = token
         return ActionResult(result)
@@ -263,17 +318,24 @@ def aws_semantics():
         templates = self.ec2_backend.describe_launch_templates(
             template_names=self._get_param("LaunchTemplateNames", []),
             template_ids=self._get_param("LaunchTemplateIds", []),
-            filters=self._filters_from_querystring())
+            filters=self._filters_from_querystring(),
+        )
         chunk, token = page(self, list(templates))
-        result = {"LaunchTemplates": [{
-            "CreateTime": template.create_time,
-            "CreatedBy": getattr(template, "created_by", None) or "arn:%s:iam::%s:root" % (
-                self.partition, self.current_account),
-            "DefaultVersionNumber": template.default_version_number,
-            "LatestVersionNumber": template.latest_version_number,
-            "LaunchTemplateId": template.id,
-            "LaunchTemplateName": template.name,
-            "Tags": template.tags} for template in chunk]}
+        result = {
+            "LaunchTemplates": [
+                {
+                    "CreateTime": template.create_time,
+                    "CreatedBy": getattr(template, "created_by", None)
+                    or "arn:%s:iam::%s:root" % (self.partition, self.current_account),
+                    "DefaultVersionNumber": template.default_version_number,
+                    "LatestVersionNumber": template.latest_version_number,
+                    "LaunchTemplateId": template.id,
+                    "LaunchTemplateName": template.name,
+                    "Tags": template.tags,
+                }
+                for template in chunk
+            ]
+        }
         if token:
             result["NextToken"] = token
         return ActionResult(result)
@@ -281,8 +343,13 @@ def aws_semantics():
     # Version numbers are never reused and stay with their version when others are
     # deleted (moto numbers by list position).
     def create_version_numbered(template, data, description):
-        number = max([v.number for v in template.versions] + [
-            getattr(template, "highest_version_number", 0)]) + 1
+        number = (
+            max(
+                [v.number for v in template.versions]
+                + [getattr(template, "highest_version_number", 0)]
+            )
+            + 1
+        )
         template.highest_version_number = number
         version = LaunchTemplateVersion(template, number, data, description)
         template.versions.append(version)
@@ -306,8 +373,9 @@ def aws_semantics():
     LaunchTemplates.create_launch_template = create_launch_template
     LaunchTemplates.create_launch_template_version = create_launch_template_version
     LaunchTemplates.delete_launch_template_versions = delete_launch_template_versions
-    LaunchTemplates.get_instance_types_from_instance_requirements = \
+    LaunchTemplates.get_instance_types_from_instance_requirements = (
         get_instance_types_from_instance_requirements
+    )
     InstanceResponse.run_instances = run_instances_checked
     action_targets()
     change_sets()
@@ -319,6 +387,7 @@ def moto_server(port=0):
     """An in-process moto server on loopback with AWS semantics restored; yields its
     endpoint URL. ``port`` 0 picks a free one."""
     from moto.server import ThreadedMotoServer
+
     aws_semantics()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -327,8 +396,9 @@ def moto_server(port=0):
     host, port = server.get_host_and_port()
     endpoint = "http://%s:%d" % (host, port)
     # moto's backends are process-wide: start every server from an empty estate.
-    urllib.request.urlopen(urllib.request.Request(
-        endpoint + "/moto-api/reset", method="POST")).close()
+    urllib.request.urlopen(
+        urllib.request.Request(endpoint + "/moto-api/reset", method="POST")
+    ).close()
     try:
         yield endpoint
     finally:
@@ -343,20 +413,26 @@ SEMANTICS_PATH = "/c7n-imds/aws-semantics"
 
 def semantics_marker(app):
     """The moto server's WSGI app, answering SEMANTICS_PATH itself."""
+
     def marked(environ, start_response):
         if environ.get("PATH_INFO") == SEMANTICS_PATH:
             start_response("200 OK", [("Content-Type", "application/json")])
             return [b'{"restored": true}']
         return app(environ, start_response)
+
     return marked
 
 
 def aws_env(endpoint, region=REGION):
     """Environment for a process that must talk only to the local endpoint."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=region,
-               AWS_EC2_METADATA_DISABLED="true")
+    env.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=region,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
     return env
 
 

@@ -27,8 +27,11 @@ def change_sets():
 
     def of_stack(self, stack_name):
         stack = self.cloudformation_backend.get_stack(stack_name)
-        return {i: c for i, c in self.cloudformation_backend.change_sets.items()
-                if c.stack_id == stack.stack_id}
+        return {
+            i: c
+            for i, c in self.cloudformation_backend.change_sets.items()
+            if c.stack_id == stack.stack_id
+        }
 
     def find(self):
         """The (id, change set) named by ChangeSetName - an ARN, or a name within
@@ -38,8 +41,7 @@ def change_sets():
         if name in backend.change_sets:
             return name, backend.change_sets[name]
         if not stack_name:
-            raise ValidationError(name, message="StackName is required with a change set "
-                                  "name")
+            raise ValidationError(name, message="StackName is required with a change set name")
         for change_set_id, change_set in of_stack(self, stack_name).items():
             if change_set.change_set_name == name:
                 return change_set_id, change_set
@@ -54,8 +56,9 @@ def change_sets():
         return ActionResult({"TemplateBody": change_set.template})
 
     def list_change_sets(self):
-        return ActionResult({"Summaries": list(of_stack(
-            self, self._get_param("StackName")).values())})
+        return ActionResult(
+            {"Summaries": list(of_stack(self, self._get_param("StackName")).values())}
+        )
 
     def describe_change_set(self):
         return ActionResult(find(self)[1])

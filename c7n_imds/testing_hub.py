@@ -12,11 +12,15 @@ of the three operations:
   ``ActionTargetArns`` when given;
 - UpdateActionTarget "Updates the name and description of a custom action target".
 """
+
 import json
 import urllib.parse
 
-URL_PATHS = {"{0}/actionTargets$": "dispatch", "{0}/actionTargets/get$": "dispatch",
-             "{0}/actionTargets/(?P<arn>.+)$": "dispatch"}
+URL_PATHS = {
+    "{0}/actionTargets$": "dispatch",
+    "{0}/actionTargets/get$": "dispatch",
+    "{0}/actionTargets/(?P<arn>.+)$": "dispatch",
+}
 
 
 def action_targets():
@@ -34,18 +38,24 @@ def action_targets():
     def create_action_target(self):
         params = json.loads(self.body or "{}")
         arn = "arn:aws:securityhub:%s:%s:action/custom/%s" % (
-            self.region, self.current_account, params["Id"])
+            self.region,
+            self.current_account,
+            params["Id"],
+        )
         if arn in targets(self):
-            raise JsonRESTError("ResourceConflictException",
-                                "Action target %s already exists" % arn)
-        targets(self)[arn] = {"ActionTargetArn": arn, "Name": params["Name"],
-                              "Description": params["Description"]}
+            raise JsonRESTError(
+                "ResourceConflictException", "Action target %s already exists" % arn
+            )
+        targets(self)[arn] = {
+            "ActionTargetArn": arn,
+            "Name": params["Name"],
+            "Description": params["Description"],
+        }
         return json.dumps({"ActionTargetArn": arn})
 
     def describe_action_targets(self):
         wanted = json.loads(self.body or "{}").get("ActionTargetArns")
-        found = [t for arn, t in sorted(targets(self).items())
-                 if wanted is None or arn in wanted]
+        found = [t for arn, t in sorted(targets(self).items()) if wanted is None or arn in wanted]
         return json.dumps({"ActionTargets": found})
 
     def update_action_target(self):
@@ -53,8 +63,7 @@ def action_targets():
         if arn not in targets(self):
             raise JsonRESTError("ResourceNotFoundException", "No action target %s" % arn)
         params = json.loads(self.body or "{}")
-        targets(self)[arn].update({k: params[k] for k in ("Name", "Description")
-                                   if k in params})
+        targets(self)[arn].update({k: params[k] for k in ("Name", "Description") if k in params})
         return json.dumps({})
 
     SecurityHubResponse.create_action_target = create_action_target

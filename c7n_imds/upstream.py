@@ -1,6 +1,7 @@
 """Workarounds for defects of the pinned Cloud Custodian (0.9.53). Each carries a test
 (tests/test_upstream.py) that calls custodian's own code and fails once upstream fixes
 the defect, so that the workaround is then removed rather than kept by habit."""
+
 from c7n import mu
 
 
@@ -20,6 +21,7 @@ def security_hub_action_deploys():
             return original(self, func, existing)
         finally:
             del self.cwe.add
+
     add.custodian_original = original
     mu.SecurityHubAction.add = add
 

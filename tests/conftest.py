@@ -1,5 +1,6 @@
 """Shared test fixtures: placebo flight data for unit tests, a real moto server on
 127.0.0.1 and the real `c7n-imds` command for end-to-end tests."""
+
 import copy
 import json
 import os
@@ -33,7 +34,8 @@ class PlaceboFactory:
         self.path = PLACEBO_DIR / name
         assert self.path.is_dir(), "no flight data at %s" % self.path
         self.session = boto3.Session(
-            region_name=REGION, aws_access_key_id="placebo", aws_secret_access_key="placebo")
+            region_name=REGION, aws_access_key_id="placebo", aws_secret_access_key="placebo"
+        )
         self.pill = placebo.attach(self.session, data_path=str(self.path))
         self.pill.playback()
         self.served = []
@@ -43,6 +45,7 @@ class PlaceboFactory:
             found = next_file(service, operation)
             self.served.append(Path(found[0]).name)
             return found
+
         self.pill.get_next_file_path = serve
         self.calls = []
         # Placebo answers at before-call and stops the chain there, so count earlier,
@@ -50,8 +53,7 @@ class PlaceboFactory:
         self.session.events.register_first("before-parameter-build.*.*", self._count)
 
     def _count(self, model, params, **kwargs):
-        self.calls.append((model.service_model.service_name, model.name,
-                           copy.deepcopy(params)))
+        self.calls.append((model.service_model.service_name, model.name, copy.deepcopy(params)))
 
     def __call__(self, *args, **kwargs):
         return self.session
@@ -67,8 +69,13 @@ class PlaceboFactory:
         operations = {}
         for path in self.path.glob("*.json"):
             operations.setdefault(path.name.rsplit("_", 1)[0], []).append(path.name)
-        return sorted({f for f in self.served if self.served.count(f) > 1
-                       and len(operations[f.rsplit("_", 1)[0]]) > 1})
+        return sorted(
+            {
+                f
+                for f in self.served
+                if self.served.count(f) > 1 and len(operations[f.rsplit("_", 1)[0]]) > 1
+            }
+        )
 
 
 def flight_problems(factories):
@@ -82,8 +89,9 @@ def flight_problems(factories):
             problems.append("%s: never used: %s" % (path.name, ", ".join(unused)))
     for f in factories:
         if f.repeated():
-            problems.append("%s: answered more than one call: %s" % (
-                f.path.name, ", ".join(f.repeated())))
+            problems.append(
+                "%s: answered more than one call: %s" % (f.path.name, ", ".join(f.repeated()))
+            )
     return problems
 
 
@@ -111,12 +119,12 @@ def placebo_factory(request):
         reset_session_cache()
         made.append(PlaceboFactory(name))
         return made[-1]
+
     yield factory
     reset_session_cache()
     if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.passed:
         problems = flight_problems(made)
-        assert not problems, "flight data does not match the calls made:\n" + "\n".join(
-            problems)
+        assert not problems, "flight data does not match the calls made:\n" + "\n".join(problems)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -129,15 +137,19 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def load_policy(tmp_path):
     """Load one policy dict with c7n's own loader and schema validation."""
+
     def load(data, session_factory, output_dir=None):
-        config = Config.empty(region=REGION, output_dir=str(output_dir or tmp_path),
-                              account_id="123456789012")
+        config = Config.empty(
+            region=REGION, output_dir=str(output_dir or tmp_path), account_id="123456789012"
+        )
         collection = PolicyCollection.from_data(
-            {"policies": [data]}, config, session_factory=session_factory)
+            {"policies": [data]}, config, session_factory=session_factory
+        )
         policies = list(collection)
         for p in policies:
             p.validate()
         return policies[0]
+
     return load
 
 
@@ -145,23 +157,30 @@ def load_policy(tmp_path):
 def moto():
     """A fresh moto server on 127.0.0.1 for one test: (endpoint, boto3-like session)."""
     with moto_server() as endpoint:
-        session = EndpointSession(boto3.Session(
-            region_name=REGION, aws_access_key_id="testing",
-            aws_secret_access_key="testing"), endpoint)
+        session = EndpointSession(
+            boto3.Session(
+                region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+            ),
+            endpoint,
+        )
         yield endpoint, session
 
 
 @pytest.fixture
 def c7n_imds_cmd():
     """Run `c7n-imds ARGS` in a subprocess against an endpoint; returns the result."""
+
     def run(args, endpoint, check=True):
         env = aws_env(endpoint)
         env["HOME"] = os.environ.get("HOME", "/tmp")
         result = run_c7n_imds(list(args), env)
         if check and result.returncode != 0:
-            raise AssertionError("c7n-imds %s exited %d\nstdout:\n%s\nstderr:\n%s" % (
-                " ".join(args), result.returncode, result.stdout, result.stderr))
+            raise AssertionError(
+                "c7n-imds %s exited %d\nstdout:\n%s\nstderr:\n%s"
+                % (" ".join(args), result.returncode, result.stdout, result.stderr)
+            )
         return result
+
     return run
 
 
@@ -174,5 +193,6 @@ def reliability_figures():
     """What the fault, crash and secret tests injected and survived, printed once."""
     yield
     from tests.support.commands import FIGURES
+
     if FIGURES:
         print("\nreliability figures: %s" % dict(FIGURES))

@@ -38,6 +38,7 @@ operation succeeds in the same process.
 Backoff sleeps (botocore's and c7n's ``get_retry``) are scaled by ``sleep_scale`` so a
 test with many retries stays quick; retry counts and limits are unchanged.
 """
+
 import json
 import os
 import random
@@ -53,8 +54,14 @@ ALL_KINDS = ("throttle", "unavailable", "internal", "reset", "lost-response")
 # call would (a replayed create meets AlreadyExists on AWS; moto overwrites an LC of the
 # same name). moto ignores ClientToken, so a replayed CreateLaunchTemplateVersion would
 # make a second version on moto where AWS would not: left out, see the tests.
-REPLAY_SAFE = ("CreateLaunchTemplate", "CreateLaunchConfiguration", "CreateOrUpdateTags",
-               "UpdateAutoScalingGroup", "ModifyLaunchTemplate", "DeleteTags")
+REPLAY_SAFE = (
+    "CreateLaunchTemplate",
+    "CreateLaunchConfiguration",
+    "CreateOrUpdateTags",
+    "UpdateAutoScalingGroup",
+    "ModifyLaunchTemplate",
+    "DeleteTags",
+)
 _state = threading.local()
 
 
@@ -63,11 +70,11 @@ def environment(base_env, folder, plan, repo):
     sitecustomize.py; ``repo`` goes on PYTHONPATH so that it can import this module."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sitecustomize.py").write_text(
-        "import tests.faults\ntests.faults.activate()\n")
+    (folder / "sitecustomize.py").write_text("import tests.faults\ntests.faults.activate()\n")
     env = dict(base_env)
-    env["PYTHONPATH"] = os.pathsep.join([str(folder), str(repo)] + (
-        [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(folder), str(repo)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
     env[ENV] = json.dumps(plan)
     return env
 
@@ -138,37 +145,54 @@ class Injector:
         _, service, operation = event_name.split(".", 2)
         params = _form(request)
         if self.plan.get("record"):
-            self.write(event="call", service=service, operation=operation, **{
-                k: params[k] for k in ("ClientToken", "LaunchTemplateName",
-                                       "LaunchTemplateId", "VersionDescription",
-                                       "SourceVersion", "AutoScalingGroupName",
-                                       "Tags.member.1.ResourceId")
-                if k in params})
+            self.write(
+                event="call",
+                service=service,
+                operation=operation,
+                **{
+                    k: params[k]
+                    for k in (
+                        "ClientToken",
+                        "LaunchTemplateName",
+                        "LaunchTemplateId",
+                        "VersionDescription",
+                        "SourceVersion",
+                        "AutoScalingGroupName",
+                        "Tags.member.1.ResourceId",
+                    )
+                    if k in params
+                },
+            )
         for barrier in self.plan.get("barriers") or ():
             if barrier["operation"] == operation and operation not in self.barriers_passed:
                 self.barriers_passed.add(operation)
                 self.wait_at_barrier(barrier, operation)
         for rule in self.plan.get("refuse") or ():
-            if rule["operation"] == operation and any(
-                    rule["match"] in v for v in params.values()):
+            if rule["operation"] == operation and any(rule["match"] in v for v in params.values()):
                 if rule.get("kind"):  # a fault on every attempt, e.g. a dead network path
                     self.write(event="refused", operation=operation, code=rule["kind"])
                     return self.fault(rule["kind"], request, service)
                 self.write(event="refused", operation=operation, code=rule["code"])
-                return error_response(request, service, rule.get("status", 400),
-                                      rule["code"], rule["message"])
+                return error_response(
+                    request, service, rule.get("status", 400), rule["code"], rule["message"]
+                )
         if operation == "RunInstances" and self.plan.get("missing_images"):
             image = self.template_image(request, params)
             if image in self.plan["missing_images"]:
-                self.write(event="refused", operation=operation,
-                           code="InvalidAMIID.NotFound")
-                return error_response(request, service, 400, "InvalidAMIID.NotFound",
-                                      "The image id '[%s]' does not exist" % image)
+                self.write(event="refused", operation=operation, code="InvalidAMIID.NotFound")
+                return error_response(
+                    request,
+                    service,
+                    400,
+                    "InvalidAMIID.NotFound",
+                    "The image id '[%s]' does not exist" % image,
+                )
         outage = self.plan.get("outage")
         if outage and service in (outage.get("services") or (service,)):
             with self.lock:
-                attempt = self.outage_attempts[operation] = self.outage_attempts.get(
-                    operation, 0) + 1
+                attempt = self.outage_attempts[operation] = (
+                    self.outage_attempts.get(operation, 0) + 1
+                )
             if attempt <= outage["failures"]:
                 kinds = outage.get("kinds") or ("reset",)
                 kind = kinds[(attempt - 1) % len(kinds)]
@@ -186,8 +210,11 @@ class Injector:
             kind = self.rng.choice(self.plan.get("kinds") or ALL_KINDS)
         if not hit:
             return None
-        if kind == "lost-response" and operation not in REPLAY_SAFE and \
-                not operation.startswith(("Describe", "Get", "List")):
+        if (
+            kind == "lost-response"
+            and operation not in REPLAY_SAFE
+            and not operation.startswith(("Describe", "Get", "List"))
+        ):
             kind = "reset"
         _state.faults_in_call = getattr(_state, "faults_in_call", 0) + 1
         self.write(event="fault", kind=kind, service=service, operation=operation)
@@ -195,24 +222,30 @@ class Injector:
 
     def fault(self, kind, request, service):
         from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
+
         if kind == "throttle":
             if service == "ec2":
-                return error_response(request, service, 503, "RequestLimitExceeded",
-                                      "Request limit exceeded.")
-            code = "Throttling" if _protocol(request, service) == "query" \
-                else "ThrottlingException"
+                return error_response(
+                    request, service, 503, "RequestLimitExceeded", "Request limit exceeded."
+                )
+            code = "Throttling" if _protocol(request, service) == "query" else "ThrottlingException"
             return error_response(request, service, 400, code, "Rate exceeded")
         if kind == "unavailable":
-            return error_response(request, service, 503, "ServiceUnavailable",
-                                  "Service is unavailable, try again later.")
+            return error_response(
+                request,
+                service,
+                503,
+                "ServiceUnavailable",
+                "Service is unavailable, try again later.",
+            )
         if kind == "internal":
             code = "InternalError" if service == "ec2" else "InternalFailure"
-            return error_response(request, service, 500, code,
-                                  "An internal error has occurred.")
+            return error_response(request, service, 500, code, "An internal error has occurred.")
         if kind == "reset":
             raise ConnectionClosedError(endpoint_url=request.url)
         if kind == "lost-response":
             from botocore.httpsession import URLLib3Session
+
             URLLib3Session().send(request)  # the server does the work ...
             raise ReadTimeoutError(endpoint_url=request.url)  # ... the answer is lost
         raise ValueError(kind)
@@ -235,13 +268,16 @@ class Injector:
         if not template_id:
             return params.get("ImageId")
         import botocore.session
+
         _state.bypass = True
         try:
             client = botocore.session.get_session().create_client(
-                "ec2", endpoint_url=request.url.split("?")[0].rstrip("/") or None)
+                "ec2", endpoint_url=request.url.split("?")[0].rstrip("/") or None
+            )
             versions = client.describe_launch_template_versions(
                 LaunchTemplateId=template_id,
-                Versions=[params.get("LaunchTemplate.Version") or "$Default"])
+                Versions=[params.get("LaunchTemplate.Version") or "$Default"],
+            )
         finally:
             _state.bypass = False
         data = versions["LaunchTemplateVersions"][0].get("LaunchTemplateData") or {}
@@ -313,32 +349,35 @@ def _protocol(request, service):
 def error_response(request, service, status, code, message):
     """An HTTP error answer in the protocol the request used, as AWS sends it."""
     from botocore.awsrequest import AWSResponse
+
     protocol = _protocol(request, service)
     request_id = str(uuid.uuid4())
     headers = {"x-amzn-RequestId": request_id}
     if protocol == "ec2":
-        body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>"
-                "<Code>%s</Code><Message>%s</Message></Error></Errors>"
-                "<RequestID>%s</RequestID></Response>" % (code, message, request_id))
+        body = (
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>"
+            "<Code>%s</Code><Message>%s</Message></Error></Errors>"
+            "<RequestID>%s</RequestID></Response>" % (code, message, request_id)
+        )
         headers["Content-Type"] = "text/xml;charset=UTF-8"
         body = body.encode()
     elif protocol == "query":
-        body = ("<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">"
-                "<Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error>"
-                "<RequestId>%s</RequestId></ErrorResponse>" % (
-                    "Sender" if status < 500 else "Receiver", code, message, request_id))
+        body = (
+            "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">"
+            "<Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error>"
+            "<RequestId>%s</RequestId></ErrorResponse>"
+            % ("Sender" if status < 500 else "Receiver", code, message, request_id)
+        )
         headers["Content-Type"] = "text/xml"
         body = body.encode()
     elif protocol == "json":
         headers["Content-Type"] = "application/x-amz-json-1.0"
-        headers["x-amzn-query-error"] = "%s;%s" % (
-            code, "Sender" if status < 500 else "Receiver")
+        headers["x-amzn-query-error"] = "%s;%s" % (code, "Sender" if status < 500 else "Receiver")
         body = json.dumps({"__type": code, "message": message}).encode()
     else:
         headers["Content-Type"] = "application/cbor"
         headers["smithy-protocol"] = "rpc-v2-cbor"
-        headers["x-amzn-query-error"] = "%s;%s" % (
-            code, "Sender" if status < 500 else "Receiver")
+        headers["x-amzn-query-error"] = "%s;%s" % (code, "Sender" if status < 500 else "Receiver")
         body = _cbor_map({"__type": code, "message": message})
     return AWSResponse(request.url, status, headers, _Raw(body))
 
@@ -361,7 +400,7 @@ def _cbor_text(text):
 
 
 def _cbor_map(mapping):
-    out = bytes([0xa0 | len(mapping)])
+    out = bytes([0xA0 | len(mapping)])
     for key, value in mapping.items():
         out += _cbor_text(key) + _cbor_text(value)
     return out

@@ -1,4 +1,5 @@
 """c7n_imds.cli: the `c7n-imds` command in front of custodian and c7n-org."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -16,5 +17,6 @@ def test_version_names_c7n_imds_beside_custodian(argument):
     result = subprocess.run([COMMAND, argument], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]
-    assert first.startswith("c7n-imds %s (custodian %s, c7n-org " % (
-        c7n_imds.__version__, custodian_version)), first
+    assert first.startswith(
+        "c7n-imds %s (custodian %s, c7n-org " % (c7n_imds.__version__, custodian_version)
+    ), first

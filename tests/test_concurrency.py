@@ -1,4 +1,5 @@
 """Two `c7n-imds` runs at once make one of everything (forced into the create race)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -34,14 +35,26 @@ def test_two_runs_at_once_make_one_of_everything(moto, tmp_path):
     origin = launch_origin(autoscaling)
     configs_before = set(all_configs(autoscaling))
     log = tmp_path / "calls.jsonl"
-    plan = {"record": True, "log": str(log), "barriers": [
-        {"operation": op, "folder": str(tmp_path / "barrier"), "parties": 2, "timeout": 20}
-        for op in ("CreateLaunchTemplate", "CreateLaunchTemplateVersion")]}
+    plan = {
+        "record": True,
+        "log": str(log),
+        "barriers": [
+            {"operation": op, "folder": str(tmp_path / "barrier"), "parties": 2, "timeout": 20}
+            for op in ("CreateLaunchTemplate", "CreateLaunchTemplateVersion")
+        ],
+    }
     env = command_env(endpoint, tmp_path, plan)
     script = Path(sys.executable).with_name("c7n-imds")
-    runs = [subprocess.Popen(
-        [str(script)] + run_args(tmp_path / ("out-%d" % n), REMEDIATE), env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(2)]
+    runs = [
+        subprocess.Popen(
+            [str(script)] + run_args(tmp_path / ("out-%d" % n), REMEDIATE),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(2)
+    ]
     outputs = [r.communicate(timeout=120) for r in runs]
     FIGURES["runs"] += 2
     events = faults.read_log(log)
@@ -74,8 +87,10 @@ def test_two_runs_at_once_make_one_of_everything(moto, tmp_path):
             assert tags_of(templates[spec["LaunchTemplateId"]])[SOURCE_TAG] == lc
             assert tags_of(groups[name])[PREVIOUS_TAG] == "lc:" + lc
     lt = groups["lt-group"]["LaunchTemplate"]["LaunchTemplateId"]
-    assert version(ec2, lt, "$Default")["LaunchTemplateData"]["MetadataOptions"][
-        "HttpTokens"] == "required"
+    assert (
+        version(ec2, lt, "$Default")["LaunchTemplateData"]["MetadataOptions"]["HttpTokens"]
+        == "required"
+    )
     # Both processes created an IMDSv2 version of existing-lt from version 1. AWS
     # collapses the two into one only if they carry the same idempotency token (moto
     # ignores tokens and keeps both, so its version count proves nothing here).
@@ -83,8 +98,11 @@ def test_two_runs_at_once_make_one_of_everything(moto, tmp_path):
     for e in calls:
         if e["operation"] == "CreateLaunchTemplateVersion":
             version_tokens.setdefault((e["LaunchTemplateId"], e["SourceVersion"]), set()).add(
-                e.get("ClientToken"))
+                e.get("ClientToken")
+            )
     assert version_tokens and all(len(t) == 1 for t in version_tokens.values()), (
         "concurrent runs sent CreateLaunchTemplateVersion for the same source version "
         "with different ClientTokens: AWS keeps both versions, as moto did (%d IMDSv2 "
-        "versions of %s)" % (len(derived_versions(ec2, lt)), lt), version_tokens)
+        "versions of %s)" % (len(derived_versions(ec2, lt)), lt),
+        version_tokens,
+    )

@@ -22,6 +22,7 @@ rule (LC name, ``-imdsv2-``, the first 10 hex digits of SHA-256 of "name NUL cre
 rather than by the code under test: a re-run only finds its own templates if the
 name is stable.
 """
+
 import hashlib
 import json
 
@@ -52,20 +53,32 @@ def client_token(name, launch_template_data):
 
 def convert_policy(**options):
     return {
-        "name": "asg-lc-to-imdsv2", "resource": "asg",
+        "name": "asg-lc-to-imdsv2",
+        "resource": "asg",
         "filters": [{"type": "imds", "key": "LaunchType", "value": "launch-configuration"}],
-        "actions": [dict({"type": "convert-to-launch-template"}, **options)]}
+        "actions": [dict({"type": "convert-to-launch-template"}, **options)],
+    }
 
 
 def previous_launch_tag(group, lc_name):
-    return {"Tags": [{"ResourceId": group, "ResourceType": "auto-scaling-group",
-                      "Key": PREVIOUS, "Value": "lc:" + lc_name,
-                      "PropagateAtLaunch": False}]}
+    return {
+        "Tags": [
+            {
+                "ResourceId": group,
+                "ResourceType": "auto-scaling-group",
+                "Key": PREVIOUS,
+                "Value": "lc:" + lc_name,
+                "PropagateAtLaunch": False,
+            }
+        ]
+    }
 
 
 def switched(group, template_id, version="$Default"):
-    return {"AutoScalingGroupName": group,
-            "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": version}}
+    return {
+        "AutoScalingGroupName": group,
+        "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": version},
+    }
 
 
 # -- test 4 ------------------------------------------------------------------------------
@@ -73,11 +86,11 @@ def switched(group, template_id, version="$Default"):
 # base64 of "#!/bin/bash\nyum install -y legacy-agent\necho 'grüße' > /etc/motd\n" (UTF-8),
 # as DescribeLaunchConfigurations returns it: the template must carry it unchanged.
 LEGACY_USER_DATA = (
-    "IyEvYmluL2Jhc2gKeXVtIGluc3RhbGwgLXkgbGVnYWN5LWFnZW50CmVjaG8gJ2dyw7zDn2UnID4gL2V0Yy9tb3RkCg==")
+    "IyEvYmluL2Jhc2gKeXVtIGluc3RhbGwgLXkgbGVnYWN5LWFnZW50CmVjaG8gJ2dyw7zDn2UnID4gL2V0Yy9tb3RkCg=="
+)
 
 
-def test_convert_carries_every_launch_configuration_setting(placebo_factory, load_policy,
-                                                            tmp_path):
+def test_convert_carries_every_launch_configuration_setting(placebo_factory, load_policy, tmp_path):
     """Four groups, two configurations: web-a and web-b share web-lc (one template),
     legacy and legacy-az share legacy-lc, which has everything: security group names
     (default VPC, found through legacy's subnets with DescribeSubnets -> VpcId, and for
@@ -92,19 +105,26 @@ def test_convert_carries_every_launch_configuration_setting(placebo_factory, loa
     (lt-0f2...): configurations are converted in the order their first group is listed.
     """
     factory = recording_factory(
-        placebo_factory, "test_convert_carries_every_launch_configuration_setting")
-    resources = load_policy(convert_policy(), session_factory=factory,
-                            output_dir=tmp_path).run()
+        placebo_factory, "test_convert_carries_every_launch_configuration_setting"
+    )
+    resources = load_policy(convert_policy(), session_factory=factory, output_dir=tmp_path).run()
     assert sorted(r["AutoScalingGroupName"] for r in resources) == [
-        "legacy", "legacy-az", "web-a", "web-b"]
+        "legacy",
+        "legacy-az",
+        "web-a",
+        "web-b",
+    ]
 
     creates = factory.called("CreateLaunchTemplate")
     assert [c["LaunchTemplateName"] for c in creates] == [
-        template_name("web-lc"), template_name("legacy-lc")]
+        template_name("web-lc"),
+        template_name("legacy-lc"),
+    ]
     web, legacy = creates
     for create, lc_name in ((web, "web-lc"), (legacy, "legacy-lc")):
-        assert create["ClientToken"] == client_token(create["LaunchTemplateName"],
-                                                     create["LaunchTemplateData"])
+        assert create["ClientToken"] == client_token(
+            create["LaunchTemplateName"], create["LaunchTemplateData"]
+        )
         assert len(create["ClientToken"]) <= 64
         assert len(create["TagSpecifications"]) == 1
         spec = create["TagSpecifications"][0]
@@ -120,8 +140,11 @@ def test_convert_carries_every_launch_configuration_setting(placebo_factory, loa
         "Monitoring": {"Enabled": True},
         "IamInstanceProfile": {"Name": "web-profile"},
         "SecurityGroupIds": ["sg-0a0a0a0a0a0a0a0a1"],
-        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1,
-                            "HttpEndpoint": "enabled"},
+        "MetadataOptions": {
+            "HttpTokens": "required",
+            "HttpPutResponseHopLimit": 1,
+            "HttpEndpoint": "enabled",
+        },
     }
     data = legacy["LaunchTemplateData"]
     expected = {
@@ -137,15 +160,29 @@ def test_convert_carries_every_launch_configuration_setting(placebo_factory, loa
         "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {"MaxPrice": "0.042"}},
         "Placement": {"Tenancy": "dedicated"},
         "BlockDeviceMappings": [
-            {"DeviceName": "/dev/xvda", "Ebs": {
-                "SnapshotId": "snap-0123456789abcdef0", "VolumeSize": 30,
-                "VolumeType": "gp3", "DeleteOnTermination": True, "Iops": 3000,
-                "Encrypted": True, "Throughput": 125}},
+            {
+                "DeviceName": "/dev/xvda",
+                "Ebs": {
+                    "SnapshotId": "snap-0123456789abcdef0",
+                    "VolumeSize": 30,
+                    "VolumeType": "gp3",
+                    "DeleteOnTermination": True,
+                    "Iops": 3000,
+                    "Encrypted": True,
+                    "Throughput": 125,
+                },
+            },
             {"DeviceName": "/dev/sdb", "NoDevice": ""},
-            {"DeviceName": "/dev/sdc", "VirtualName": "ephemeral0"}],
-        "NetworkInterfaces": [{
-            "DeviceIndex": 0, "AssociatePublicIpAddress": True, "DeleteOnTermination": True,
-            "Groups": ["sg-0e0e0e0e0e0e0e0e1", "sg-0c0ffee0000000001", "sg-0f0f0f0f0f0f0f0f2"]}],
+            {"DeviceName": "/dev/sdc", "VirtualName": "ephemeral0"},
+        ],
+        "NetworkInterfaces": [
+            {
+                "DeviceIndex": 0,
+                "AssociatePublicIpAddress": True,
+                "DeleteOnTermination": True,
+                "Groups": ["sg-0e0e0e0e0e0e0e0e1", "sg-0c0ffee0000000001", "sg-0f0f0f0f0f0f0f0f2"],
+            }
+        ],
         "MetadataOptions": {"HttpTokens": "required"},
     }
     for key in sorted(set(expected) | set(data)):
@@ -153,56 +190,89 @@ def test_convert_carries_every_launch_configuration_setting(placebo_factory, loa
     assert "SecurityGroupIds" not in data and "ClassicLinkVPCId" not in json.dumps(data)
 
     # Names resolved in the VPC of the group's subnets (or the default VPC), one call each.
-    assert factory.called("DescribeSubnets") == [{"Filters": [
-        {"Name": "subnet-id", "Values": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"]}]}]
+    assert factory.called("DescribeSubnets") == [
+        {
+            "Filters": [
+                {
+                    "Name": "subnet-id",
+                    "Values": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"],
+                }
+            ]
+        }
+    ]
     assert factory.called("DescribeVpcs") == [
-        {"Filters": [{"Name": "isDefault", "Values": ["true"]}]}]
+        {"Filters": [{"Name": "isDefault", "Values": ["true"]}]}
+    ]
     sg_calls = factory.called("DescribeSecurityGroups")
     assert len(sg_calls) == 1
     assert sorted(sg_calls[0]["Filters"], key=lambda f: f["Name"]) == [
         {"Name": "group-name", "Values": ["legacy-web", "ssh"]},
-        {"Name": "vpc-id", "Values": ["vpc-0d1e2f3a4b5c60001"]}]
+        {"Name": "vpc-id", "Values": ["vpc-0d1e2f3a4b5c60001"]},
+    ]
 
     web_id, legacy_id = "lt-0f1000000000000f1", "lt-0f2000000000000f2"
-    assert sorted(factory.called("UpdateAutoScalingGroup"),
-                  key=lambda c: c["AutoScalingGroupName"]) == [
-        switched("legacy", legacy_id), switched("legacy-az", legacy_id),
-        switched("web-a", web_id), switched("web-b", web_id)]
+    assert sorted(
+        factory.called("UpdateAutoScalingGroup"), key=lambda c: c["AutoScalingGroupName"]
+    ) == [
+        switched("legacy", legacy_id),
+        switched("legacy-az", legacy_id),
+        switched("web-a", web_id),
+        switched("web-b", web_id),
+    ]
     # One CreateOrUpdateTags per launch configuration, covering all its groups.
     tag_calls = factory.called("CreateOrUpdateTags")
     assert len(tag_calls) == 2
-    assert sorted(({"Tags": [t]} for c in tag_calls for t in c["Tags"]),
-                  key=lambda c: c["Tags"][0]["ResourceId"]) == [
-        previous_launch_tag("legacy", "legacy-lc"), previous_launch_tag("legacy-az", "legacy-lc"),
-        previous_launch_tag("web-a", "web-lc"), previous_launch_tag("web-b", "web-lc")]
+    assert sorted(
+        ({"Tags": [t]} for c in tag_calls for t in c["Tags"]),
+        key=lambda c: c["Tags"][0]["ResourceId"],
+    ) == [
+        previous_launch_tag("legacy", "legacy-lc"),
+        previous_launch_tag("legacy-az", "legacy-lc"),
+        previous_launch_tag("web-a", "web-lc"),
+        previous_launch_tag("web-b", "web-lc"),
+    ]
     # Each template is tried with a RunInstances DryRun before its groups are switched;
     # groups that would launch identically (same subnet and type) share one check.
     preflights = factory.called("RunInstances")
-    assert {c["LaunchTemplate"]["LaunchTemplateId"] for c in preflights} == {
-        legacy_id, web_id}
+    assert {c["LaunchTemplate"]["LaunchTemplateId"] for c in preflights} == {legacy_id, web_id}
     assert 2 <= len(preflights) <= 4
     # the version AWS stored, by number, after the read-back
-    assert all(c["DryRun"] is True and c["LaunchTemplate"]["Version"] == "1"
-               for c in preflights), preflights
+    assert all(c["DryRun"] is True and c["LaunchTemplate"]["Version"] == "1" for c in preflights), (
+        preflights
+    )
     # Each group is tagged before it is switched, so a crash in between leaves a way back.
-    ops = [(name, group) for _, name, params in factory.api_calls
-           if name in ("CreateOrUpdateTags", "UpdateAutoScalingGroup")
-           for group in ([params["AutoScalingGroupName"]] if name == "UpdateAutoScalingGroup"
-                         else [t["ResourceId"] for t in params["Tags"]])]
+    ops = [
+        (name, group)
+        for _, name, params in factory.api_calls
+        if name in ("CreateOrUpdateTags", "UpdateAutoScalingGroup")
+        for group in (
+            [params["AutoScalingGroupName"]]
+            if name == "UpdateAutoScalingGroup"
+            else [t["ResourceId"] for t in params["Tags"]]
+        )
+    ]
     for group in ("web-a", "web-b", "legacy", "legacy-az"):
         assert ops.index(("CreateOrUpdateTags", group)) < ops.index(
-            ("UpdateAutoScalingGroup", group)), ops
+            ("UpdateAutoScalingGroup", group)
+        ), ops
 
     changes = entries(json.loads((tmp_path / "asg-lc-to-imdsv2" / "imds-changes.json").read_text()))
-    assert sorted((c["AutoScalingGroupName"], c["LaunchTemplateId"], c["TemplateCreated"])
-                  for c in changes) == [("legacy", legacy_id, True), ("legacy-az", legacy_id, True),
-                                        ("web-a", web_id, True), ("web-b", web_id, True)]
+    assert sorted(
+        (c["AutoScalingGroupName"], c["LaunchTemplateId"], c["TemplateCreated"]) for c in changes
+    ) == [
+        ("legacy", legacy_id, True),
+        ("legacy-az", legacy_id, True),
+        ("web-a", web_id, True),
+        ("web-b", web_id, True),
+    ]
 
 
 # -- test 5 ------------------------------------------------------------------------------
 
-def test_convert_rerun_reuses_own_template_and_refuses_foreign_one(placebo_factory,
-                                                                  load_policy, tmp_path):
+
+def test_convert_rerun_reuses_own_template_and_refuses_foreign_one(
+    placebo_factory, load_policy, tmp_path
+):
     """A re-run, or a run after one interrupted between creating a template and
     switching: DescribeLaunchTemplates already returns web-lc's template, tagged
     c7n-imds:source=web-lc, so nothing is created and web-a is switched to it. A template
@@ -212,7 +282,8 @@ def test_convert_rerun_reuses_own_template_and_refuses_foreign_one(placebo_facto
     as AWS does): it is left alone.
     """
     factory = recording_factory(
-        placebo_factory, "test_convert_rerun_reuses_own_template_and_refuses_foreign_one")
+        placebo_factory, "test_convert_rerun_reuses_own_template_and_refuses_foreign_one"
+    )
     policy = load_policy(convert_policy(), session_factory=factory, output_dir=tmp_path)
     with pytest.raises(RemediationError) as raised:
         policy.run()
@@ -220,14 +291,20 @@ def test_convert_rerun_reuses_own_template_and_refuses_foreign_one(placebo_facto
     assert factory.called("CreateLaunchTemplate") == []
     lookup = factory.called("DescribeLaunchTemplates")
     assert len(lookup) == 1
-    assert lookup[0]["Filters"] == [{"Name": "launch-template-name", "Values": sorted(
-        [template_name("squat-lc"), template_name("web-lc")])}]
-    assert factory.called("UpdateAutoScalingGroup") == [
-        switched("web-a", "lt-0f1000000000000f1")]
+    assert lookup[0]["Filters"] == [
+        {
+            "Name": "launch-template-name",
+            "Values": sorted([template_name("squat-lc"), template_name("web-lc")]),
+        }
+    ]
+    assert factory.called("UpdateAutoScalingGroup") == [switched("web-a", "lt-0f1000000000000f1")]
     assert factory.called("CreateOrUpdateTags") == [previous_launch_tag("web-a", "web-lc")]
     # The action re-read exactly the listed groups.
     assert factory.called("DescribeAutoScalingGroups")[-1]["AutoScalingGroupNames"] == [
-        "web-a", "squatted", "already-done"]
+        "web-a",
+        "squatted",
+        "already-done",
+    ]
 
     error = raised.value
     assert set(error.failures) == {"squatted"}
@@ -237,12 +314,14 @@ def test_convert_rerun_reuses_own_template_and_refuses_foreign_one(placebo_facto
     assert "squatted" in str(error) and "web-a" not in str(error)
 
     changes = entries(json.loads((tmp_path / "asg-lc-to-imdsv2" / "imds-changes.json").read_text()))
-    assert {c["AutoScalingGroupName"]: c.get("TemplateCreated", c.get("Error"))
-            for c in changes} == {"web-a": False, "squatted": reason}
+    assert {
+        c["AutoScalingGroupName"]: c.get("TemplateCreated", c.get("Error")) for c in changes
+    } == {"web-a": False, "squatted": reason}
 
 
-def test_convert_refuses_a_template_another_principal_created(placebo_factory,
-                                                              load_policy, tmp_path):
+def test_convert_refuses_a_template_another_principal_created(
+    placebo_factory, load_policy, tmp_path
+):
     """The same estate, but web-lc's template - right name, right c7n-imds tags - was
     created (CreatedBy) by arn:aws:iam::123456789012:user/intruder, while the policy
     runs as role custodian (GetCallerIdentity: a session of it). Anyone may create a
@@ -250,20 +329,27 @@ def test_convert_refuses_a_template_another_principal_created(placebo_factory,
     creator, is not switched, the template is neither read further, used, nor deleted,
     and nothing is created in its place."""
     factory = recording_factory(
-        placebo_factory, "test_convert_refuses_a_template_another_principal_created")
+        placebo_factory, "test_convert_refuses_a_template_another_principal_created"
+    )
     policy = load_policy(convert_policy(), session_factory=factory, output_dir=tmp_path)
     with pytest.raises(RemediationError) as raised:
         policy.run()
 
-    for operation in ("CreateLaunchTemplate", "DeleteLaunchTemplate", "RunInstances",
-                      "DescribeLaunchTemplateVersions", "UpdateAutoScalingGroup",
-                      "CreateOrUpdateTags"):
+    for operation in (
+        "CreateLaunchTemplate",
+        "DeleteLaunchTemplate",
+        "RunInstances",
+        "DescribeLaunchTemplateVersions",
+        "UpdateAutoScalingGroup",
+        "CreateOrUpdateTags",
+    ):
         assert factory.called(operation) == [], operation
     assert set(raised.value.failures) == {"web-a", "squatted"}
     reason = raised.value.failures["web-a"]
     assert template_name("web-lc") in reason and "lt-0f1000000000000f1" in reason
-    assert "was created by arn:aws:iam::123456789012:user/intruder, which is not " \
-        "trusted" in reason, reason
+    assert (
+        "was created by arn:aws:iam::123456789012:user/intruder, which is not trusted" in reason
+    ), reason
     assert "neither launches from it nor deletes it" in reason
     assert "trusted-principals" in reason
 
@@ -274,12 +360,15 @@ def test_convert_adopts_a_template_a_named_principal_created(placebo_factory, lo
     because the policy names arn:aws:iam::123456789012:role/automation/custodian in
     trusted-principals (a role's ARN with its path matches its sessions)."""
     factory = recording_factory(
-        placebo_factory, "test_convert_adopts_a_template_a_named_principal_created")
-    load_policy(convert_policy(**{"trusted-principals": [
-        "arn:aws:iam::123456789012:role/automation/custodian"]}),
-        session_factory=factory).run()
-    assert factory.called("UpdateAutoScalingGroup") == [
-        switched("web-a", "lt-0f1000000000000f1")]
+        placebo_factory, "test_convert_adopts_a_template_a_named_principal_created"
+    )
+    load_policy(
+        convert_policy(
+            **{"trusted-principals": ["arn:aws:iam::123456789012:role/automation/custodian"]}
+        ),
+        session_factory=factory,
+    ).run()
+    assert factory.called("UpdateAutoScalingGroup") == [switched("web-a", "lt-0f1000000000000f1")]
 
 
 def test_convert_create_race_reuses_template_made_meanwhile(placebo_factory, load_policy):
@@ -288,35 +377,36 @@ def test_convert_create_race_reuses_template_made_meanwhile(placebo_factory, loa
     the second DescribeLaunchTemplates finds it tagged with our source, and the group is
     switched to it."""
     factory = recording_factory(
-        placebo_factory, "test_convert_create_race_reuses_template_made_meanwhile")
+        placebo_factory, "test_convert_create_race_reuses_template_made_meanwhile"
+    )
     load_policy(convert_policy(), session_factory=factory).run()
     assert len(factory.called("CreateLaunchTemplate")) == 1
     assert [c["Filters"][0]["Values"] for c in factory.called("DescribeLaunchTemplates")] == [
-        [template_name("web-lc")], [template_name("web-lc")]]
-    assert factory.called("UpdateAutoScalingGroup") == [
-        switched("web-a", "lt-0f1000000000000f1")]
+        [template_name("web-lc")],
+        [template_name("web-lc")],
+    ]
+    assert factory.called("UpdateAutoScalingGroup") == [switched("web-a", "lt-0f1000000000000f1")]
 
 
-def test_convert_template_not_yet_visible_after_already_exists(placebo_factory,
-                                                              load_policy):
+def test_convert_template_not_yet_visible_after_already_exists(placebo_factory, load_policy):
     """CreateLaunchTemplate says the name is taken, but EC2 (eventually consistent)
     does not list the template yet: that group fails with a clear reason and the next
     configuration (good-lc, CreateLaunchTemplate_2) is still converted."""
     factory = recording_factory(
-        placebo_factory, "test_convert_template_not_yet_visible_after_already_exists")
+        placebo_factory, "test_convert_template_not_yet_visible_after_already_exists"
+    )
     policy = load_policy(convert_policy(), session_factory=factory)
     with pytest.raises(RemediationError) as raised:
         policy.run()
     assert set(raised.value.failures) == {"web-a"}
     assert template_name("web-lc") in raised.value.failures["web-a"]
-    assert factory.called("UpdateAutoScalingGroup") == [
-        switched("good", "lt-0a1000000000000a1")]
+    assert factory.called("UpdateAutoScalingGroup") == [switched("good", "lt-0a1000000000000a1")]
 
 
 # -- test 6 ------------------------------------------------------------------------------
 
-def test_convert_one_failing_group_does_not_stop_the_others(placebo_factory, load_policy,
-                                                           tmp_path):
+
+def test_convert_one_failing_group_does_not_stop_the_others(placebo_factory, load_policy, tmp_path):
     """Five groups: good converts; bad-update's UpdateAutoScalingGroup (the second one
     made) fails with ValidationError; bad-sg's configuration names a security group that
     does not exist in its VPC; lc-gone's configuration was deleted; bad-preflight's
@@ -324,17 +414,26 @@ def test_convert_one_failing_group_does_not_stop_the_others(placebo_factory, loa
     InvalidAMIID.NotFound). good is switched; the run then fails with a RemediationError
     naming the four others and why, and none of them was switched."""
     factory = recording_factory(
-        placebo_factory, "test_convert_one_failing_group_does_not_stop_the_others")
+        placebo_factory, "test_convert_one_failing_group_does_not_stop_the_others"
+    )
     policy = load_policy(convert_policy(), session_factory=factory, output_dir=tmp_path)
     with pytest.raises(RemediationError) as raised:
         policy.run()
 
     assert [c["LaunchTemplateName"] for c in factory.called("CreateLaunchTemplate")] == [
-        template_name("good-lc"), template_name("update-lc"), template_name("refused-lc")]
-    assert [c["LaunchTemplate"]["LaunchTemplateId"] for c in factory.called("RunInstances")] \
-        == ["lt-0a1000000000000a1", "lt-0a2000000000000a2", "lt-0a3000000000000a3"]
+        template_name("good-lc"),
+        template_name("update-lc"),
+        template_name("refused-lc"),
+    ]
+    assert [c["LaunchTemplate"]["LaunchTemplateId"] for c in factory.called("RunInstances")] == [
+        "lt-0a1000000000000a1",
+        "lt-0a2000000000000a2",
+        "lt-0a3000000000000a3",
+    ]
     assert factory.called("UpdateAutoScalingGroup") == [
-        switched("good", "lt-0a1000000000000a1"), switched("bad-update", "lt-0a2000000000000a2")]
+        switched("good", "lt-0a1000000000000a1"),
+        switched("bad-update", "lt-0a2000000000000a2"),
+    ]
 
     failures = raised.value.failures
     assert sorted(failures) == ["bad-preflight", "bad-sg", "bad-update", "lc-gone"]
@@ -355,23 +454,33 @@ def test_convert_one_failing_group_does_not_stop_the_others(placebo_factory, loa
     by_group = {c["AutoScalingGroupName"]: c for c in changes}
     assert by_group["good"]["LaunchTemplateId"] == "lt-0a1000000000000a1"
     assert {g for g, c in by_group.items() if "Error" in c} == {
-        "bad-update", "bad-sg", "lc-gone", "bad-preflight"}
+        "bad-update",
+        "bad-sg",
+        "lc-gone",
+        "bad-preflight",
+    }
 
 
 # -- test 7 ------------------------------------------------------------------------------
+
 
 def test_convert_options_reach_the_api(placebo_factory, load_policy):
     """hop-limit 2, http-endpoint enabled and version $Latest reach CreateLaunchTemplate
     and UpdateAutoScalingGroup; the configuration had hop limit 1, endpoint disabled."""
     factory = recording_factory(placebo_factory, "test_convert_options_reach_the_api")
-    load_policy(convert_policy(**{"hop-limit": 2, "http-endpoint": "enabled",
-                                  "version": "$Latest"}),
-                session_factory=factory).run()
+    load_policy(
+        convert_policy(**{"hop-limit": 2, "http-endpoint": "enabled", "version": "$Latest"}),
+        session_factory=factory,
+    ).run()
     (create,) = factory.called("CreateLaunchTemplate")
     assert create["LaunchTemplateData"]["MetadataOptions"] == {
-        "HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
+        "HttpTokens": "required",
+        "HttpPutResponseHopLimit": 2,
+        "HttpEndpoint": "enabled",
+    }
     assert factory.called("UpdateAutoScalingGroup") == [
-        switched("containers", "lt-0c4000000000000c4", "$Latest")]
+        switched("containers", "lt-0c4000000000000c4", "$Latest")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -379,18 +488,37 @@ def asg_schema():
     return generate(["aws.asg"])
 
 
-@pytest.mark.parametrize("options", [
-    {"hop-limit": 1}, {"hop-limit": 64}, {"hop-limit": "preserve"},
-    {"http-endpoint": "disabled"}, {"version": "$Default"}, {"version": "$Latest"},
-    {"http-tokens": "preserve"}, {}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"hop-limit": 1},
+        {"hop-limit": 64},
+        {"hop-limit": "preserve"},
+        {"http-endpoint": "disabled"},
+        {"version": "$Default"},
+        {"version": "$Latest"},
+        {"http-tokens": "preserve"},
+        {},
+    ],
+)
 def test_convert_schema_accepts(asg_schema, options):
     assert validate({"policies": [convert_policy(**options)]}, asg_schema) == []
 
 
-@pytest.mark.parametrize("options", [
-    {"hop-limit": 0}, {"hop-limit": 65}, {"hop-limit": "2"}, {"hop-limit": True},
-    {"version": 3}, {"version": "3"}, {"http-endpoint": "on"}, {"http-tokens": "optional"},
-    {"hop-limits": 2}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"hop-limit": 0},
+        {"hop-limit": 65},
+        {"hop-limit": "2"},
+        {"hop-limit": True},
+        {"version": 3},
+        {"version": "3"},
+        {"http-endpoint": "on"},
+        {"http-tokens": "optional"},
+        {"hop-limits": 2},
+    ],
+)
 def test_convert_schema_rejects(asg_schema, options):
     errors = validate({"policies": [convert_policy(**options)]}, asg_schema)
     assert errors, "accepted %r" % options
@@ -402,8 +530,7 @@ def test_convert_schema_rejects(asg_schema, options):
 PUB_TEMPLATE, PRIV_TEMPLATE = "lt-0d1000000000000d1", "lt-0d2000000000000d2"
 
 
-def test_convert_preflight_refusal_leaves_group_unswitched(placebo_factory, load_policy,
-                                                           tmp_path):
+def test_convert_preflight_refusal_leaves_group_unswitched(placebo_factory, load_policy, tmp_path):
     """pub-app's configuration pub-lc (public IP, so the template has a network
     interface) names an arm64 AMI with an x86_64 instance type; priv-lc is fine. Both
     templates are created (CreateLaunchTemplate _1 pub, _2 priv). RunInstances _1 (DryRun
@@ -412,24 +539,37 @@ def test_convert_preflight_refusal_leaves_group_unswitched(placebo_factory, load
     when the launch would succeed) and priv-app is switched. The run then fails naming
     pub-app and the pre-flight."""
     factory = recording_factory(
-        placebo_factory, "test_convert_preflight_refusal_leaves_group_unswitched")
+        placebo_factory, "test_convert_preflight_refusal_leaves_group_unswitched"
+    )
     policy = load_policy(convert_policy(), session_factory=factory, output_dir=tmp_path)
     with pytest.raises(RemediationError) as raised:
         policy.run()
 
     assert factory.called("RunInstances") == [
-        dry_run(PUB_TEMPLATE, "1", NetworkInterfaces=[{
-            "DeviceIndex": 0, "AssociatePublicIpAddress": True,
-            "Groups": ["sg-0a0a0a0a0a0a0a0a1"], "DeleteOnTermination": True,
-            "SubnetId": "subnet-0aa0000000000aa01"}]),
-        dry_run(PRIV_TEMPLATE, "1", SubnetId="subnet-0bb0000000000bb01")]
+        dry_run(
+            PUB_TEMPLATE,
+            "1",
+            NetworkInterfaces=[
+                {
+                    "DeviceIndex": 0,
+                    "AssociatePublicIpAddress": True,
+                    "Groups": ["sg-0a0a0a0a0a0a0a0a1"],
+                    "DeleteOnTermination": True,
+                    "SubnetId": "subnet-0aa0000000000aa01",
+                }
+            ],
+        ),
+        dry_run(PRIV_TEMPLATE, "1", SubnetId="subnet-0bb0000000000bb01"),
+    ]
     # pub's template failed its check and no group uses it: withdrawn
     assert factory.called("DeleteLaunchTemplate") == [{"LaunchTemplateId": PUB_TEMPLATE}]
     assert factory.called("UpdateAutoScalingGroup") == [
-        {"AutoScalingGroupName": "priv-app",
-         "LaunchTemplate": {"LaunchTemplateId": PRIV_TEMPLATE, "Version": "$Default"}}]
-    assert factory.called("CreateOrUpdateTags") == [
-        group_tag("priv-app", PREVIOUS, "lc:priv-lc")]
+        {
+            "AutoScalingGroupName": "priv-app",
+            "LaunchTemplate": {"LaunchTemplateId": PRIV_TEMPLATE, "Version": "$Default"},
+        }
+    ]
+    assert factory.called("CreateOrUpdateTags") == [group_tag("priv-app", PREVIOUS, "lc:priv-lc")]
 
     error = raised.value
     assert set(error.failures) == {"pub-app"}
@@ -444,35 +584,39 @@ def test_convert_preflight_refusal_leaves_group_unswitched(placebo_factory, load
     assert done["priv-app"]["LaunchTemplateId"] == PRIV_TEMPLATE
 
 
-def test_convert_without_verify_makes_no_preflight_call(placebo_factory, load_policy,
-                                                        tmp_path):
+def test_convert_without_verify_makes_no_preflight_call(placebo_factory, load_policy, tmp_path):
     """The same estate with `verify: false`: no RunInstances call at all, and both
     groups are switched (the flight holds no RunInstances answer)."""
     factory = recording_factory(
-        placebo_factory, "test_convert_without_verify_makes_no_preflight_call")
-    load_policy(convert_policy(verify=False), session_factory=factory,
-                output_dir=tmp_path).run()
+        placebo_factory, "test_convert_without_verify_makes_no_preflight_call"
+    )
+    load_policy(convert_policy(verify=False), session_factory=factory, output_dir=tmp_path).run()
     assert factory.called("RunInstances") == []
     assert factory.called("UpdateAutoScalingGroup") == [
-        {"AutoScalingGroupName": "pub-app",
-         "LaunchTemplate": {"LaunchTemplateId": PUB_TEMPLATE, "Version": "$Default"}},
-        {"AutoScalingGroupName": "priv-app",
-         "LaunchTemplate": {"LaunchTemplateId": PRIV_TEMPLATE, "Version": "$Default"}}]
+        {
+            "AutoScalingGroupName": "pub-app",
+            "LaunchTemplate": {"LaunchTemplateId": PUB_TEMPLATE, "Version": "$Default"},
+        },
+        {
+            "AutoScalingGroupName": "priv-app",
+            "LaunchTemplate": {"LaunchTemplateId": PRIV_TEMPLATE, "Version": "$Default"},
+        },
+    ]
 
 
 def test_convert_create_warning_withdraws_template(placebo_factory, load_policy, tmp_path):
     """CreateLaunchTemplate _1 answers with a Warning: the new template is deleted
     (DeleteLaunchTemplate _1) - no group uses it yet - and the group stays on its
     launch configuration, untagged."""
-    factory = recording_factory(placebo_factory,
-                                "test_convert_create_warning_withdraws_template")
-    policy = load_policy(convert_policy(**{"hop-limit": 2, "http-endpoint": "enabled",
-                                           "version": "$Latest"}),
-                         session_factory=factory, output_dir=tmp_path)
+    factory = recording_factory(placebo_factory, "test_convert_create_warning_withdraws_template")
+    policy = load_policy(
+        convert_policy(**{"hop-limit": 2, "http-endpoint": "enabled", "version": "$Latest"}),
+        session_factory=factory,
+        output_dir=tmp_path,
+    )
     with pytest.raises(RemediationError) as raised:
         policy.run()
-    assert factory.called("DeleteLaunchTemplate") == [
-        {"LaunchTemplateId": "lt-0c4000000000000c4"}]
+    assert factory.called("DeleteLaunchTemplate") == [{"LaunchTemplateId": "lt-0c4000000000000c4"}]
     assert factory.called("RunInstances") == []
     assert factory.called("CreateOrUpdateTags") == []
     assert factory.called("UpdateAutoScalingGroup") == []

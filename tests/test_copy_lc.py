@@ -5,6 +5,7 @@ cannot be created.
 How placebo flights answer a policy run's calls: tests/support/placebo.py. Expected
 values are written out from the documented rules, not computed by the code under test.
 """
+
 import base64
 import hashlib
 
@@ -24,8 +25,9 @@ CREATED_TEXT = "2021-03-04T05:06:07Z"  # the flights' LC CreatedTime, 05:06:07.1
 
 
 # What legacy-lc's DescribeLaunchConfigurations UserData decodes to (CRLF, UTF-8).
-LEGACY_USER_DATA = (b"#!/bin/bash\r\nexport GREETING='gr\xc3\xbc\xc3\x9fe'\r\n"
-                    b"/opt/legacy/bin/agent --start\r\n")
+LEGACY_USER_DATA = (
+    b"#!/bin/bash\r\nexport GREETING='gr\xc3\xbc\xc3\x9fe'\r\n/opt/legacy/bin/agent --start\r\n"
+)
 
 
 def copy_name(lc_name):
@@ -35,12 +37,13 @@ def copy_name(lc_name):
 
 def copy_policy():
     return asg_policy(
-        "asg-lc-copy-imdsv2", {"type": "copy-launch-configuration"},
-        [{"type": "imds", "key": "LaunchType", "value": "launch-configuration"}])
+        "asg-lc-copy-imdsv2",
+        {"type": "copy-launch-configuration"},
+        [{"type": "imds", "key": "LaunchType", "value": "launch-configuration"}],
+    )
 
 
-def test_copy_launch_configuration_copies_every_field(placebo_factory, load_policy,
-                                                      tmp_path):
+def test_copy_launch_configuration_copies_every_field(placebo_factory, load_policy, tmp_path):
     """legacy-lc has every field a copy must carry: key, two security groups, user data
     (CRLF and UTF-8), an EBS volume from a snapshot, a suppressed device (NoDevice true)
     and an instance store, detailed monitoring off, spot price, instance profile, EBS
@@ -53,8 +56,9 @@ def test_copy_launch_configuration_copies_every_field(placebo_factory, load_poli
     _2 answers the look for an existing copy, _3 the read-back of the copy just made
     (what AWS stores: the copy's every field, KernelId and RamdiskId as empty strings).
     """
-    factory = recording_factory(placebo_factory,
-                                "test_copy_launch_configuration_copies_every_field")
+    factory = recording_factory(
+        placebo_factory, "test_copy_launch_configuration_copies_every_field"
+    )
     wire = []  # serialized request bodies; placebo answers at before-call, so go first
 
     def serialized(model, params, **kwargs):
@@ -66,29 +70,43 @@ def test_copy_launch_configuration_copies_every_field(placebo_factory, load_poli
 
     name = copy_name("legacy-lc")
     assert name.startswith("legacy-lc-imdsv2-")
-    assert factory.called("CreateLaunchConfiguration") == [{
-        "LaunchConfigurationName": name,
-        "ImageId": "ami-0123456789abcdef0",
-        "KeyName": "ops",
-        "InstanceType": "m5.large",
-        "SpotPrice": "0.05",
-        "IamInstanceProfile": "legacy-profile",
-        "PlacementTenancy": "default",
-        "EbsOptimized": True,
-        "AssociatePublicIpAddress": False,
-        "InstanceMonitoring": {"Enabled": False},
-        "SecurityGroups": ["sg-0a0a0a0a0a0a0a0a1", "sg-0c0ffee0000000001"],
-        "UserData": LEGACY_USER_DATA,
-        "BlockDeviceMappings": [
-            {"DeviceName": "/dev/xvda", "Ebs": {
-                "SnapshotId": "snap-0123456789abcdef0", "VolumeSize": 30,
-                "VolumeType": "gp3", "DeleteOnTermination": True, "Iops": 3000,
-                "Encrypted": True, "Throughput": 125}},
-            {"DeviceName": "/dev/sdb", "NoDevice": True},
-            {"DeviceName": "/dev/sdc", "VirtualName": "ephemeral0"}],
-        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1,
-                            "HttpEndpoint": "enabled"},
-    }]
+    assert factory.called("CreateLaunchConfiguration") == [
+        {
+            "LaunchConfigurationName": name,
+            "ImageId": "ami-0123456789abcdef0",
+            "KeyName": "ops",
+            "InstanceType": "m5.large",
+            "SpotPrice": "0.05",
+            "IamInstanceProfile": "legacy-profile",
+            "PlacementTenancy": "default",
+            "EbsOptimized": True,
+            "AssociatePublicIpAddress": False,
+            "InstanceMonitoring": {"Enabled": False},
+            "SecurityGroups": ["sg-0a0a0a0a0a0a0a0a1", "sg-0c0ffee0000000001"],
+            "UserData": LEGACY_USER_DATA,
+            "BlockDeviceMappings": [
+                {
+                    "DeviceName": "/dev/xvda",
+                    "Ebs": {
+                        "SnapshotId": "snap-0123456789abcdef0",
+                        "VolumeSize": 30,
+                        "VolumeType": "gp3",
+                        "DeleteOnTermination": True,
+                        "Iops": 3000,
+                        "Encrypted": True,
+                        "Throughput": 125,
+                    },
+                },
+                {"DeviceName": "/dev/sdb", "NoDevice": True},
+                {"DeviceName": "/dev/sdc", "VirtualName": "ephemeral0"},
+            ],
+            "MetadataOptions": {
+                "HttpTokens": "required",
+                "HttpPutResponseHopLimit": 1,
+                "HttpEndpoint": "enabled",
+            },
+        }
+    ]
     # What reaches AWS is the original base64 text, byte for byte.
     assert len(wire) == 1
     assert wire[0]["UserData"] == base64.b64encode(LEGACY_USER_DATA).decode()
@@ -97,29 +115,37 @@ def test_copy_launch_configuration_copies_every_field(placebo_factory, load_poli
     # after the create the read-back of exactly the copy
     assert factory.called("DescribeLaunchConfigurations")[-2:] == [
         {"LaunchConfigurationNames": [name], "MaxRecords": 100},
-        {"LaunchConfigurationNames": [name]}]
-    assert factory.called("CreateOrUpdateTags") == [
-        group_tag("legacy", PREVIOUS, "lc:legacy-lc")]
+        {"LaunchConfigurationNames": [name]},
+    ]
+    assert factory.called("CreateOrUpdateTags") == [group_tag("legacy", PREVIOUS, "lc:legacy-lc")]
     assert factory.called("UpdateAutoScalingGroup") == [
-        {"AutoScalingGroupName": "legacy", "LaunchConfigurationName": name}]
-    assert call_order(factory, "CreateLaunchConfiguration", "CreateOrUpdateTags",
-                      "UpdateAutoScalingGroup") == [
-        ("CreateLaunchConfiguration", None), ("CreateOrUpdateTags", "legacy"),
-        ("UpdateAutoScalingGroup", "legacy")]
+        {"AutoScalingGroupName": "legacy", "LaunchConfigurationName": name}
+    ]
+    assert call_order(
+        factory, "CreateLaunchConfiguration", "CreateOrUpdateTags", "UpdateAutoScalingGroup"
+    ) == [
+        ("CreateLaunchConfiguration", None),
+        ("CreateOrUpdateTags", "legacy"),
+        ("UpdateAutoScalingGroup", "legacy"),
+    ]
     assert changes(tmp_path, "asg-lc-copy-imdsv2")["legacy"] == {
-        "AutoScalingGroupName": "legacy", "LaunchConfigurationName": "legacy-lc",
-        "CopyLaunchConfigurationName": name}
+        "AutoScalingGroupName": "legacy",
+        "LaunchConfigurationName": "legacy-lc",
+        "CopyLaunchConfigurationName": name,
+    }
 
 
-def test_copy_launch_configuration_refused_where_unavailable(placebo_factory, load_policy,
-                                                             tmp_path):
+def test_copy_launch_configuration_refused_where_unavailable(
+    placebo_factory, load_policy, tmp_path
+):
     """An account created after 2024-10-01: CreateLaunchConfiguration fails with
     UnsupportedOperation ("The Launch Configuration creation operation is not available
     in your account"). Both groups (two configurations) fail with a message pointing to
     convert-to-launch-template; the second copy is not even tried, and no group is
     tagged or switched."""
-    factory = recording_factory(placebo_factory,
-                                "test_copy_launch_configuration_refused_where_unavailable")
+    factory = recording_factory(
+        placebo_factory, "test_copy_launch_configuration_refused_where_unavailable"
+    )
     policy = load_policy(copy_policy(), session_factory=factory, output_dir=tmp_path)
     with pytest.raises(RemediationError) as raised:
         policy.run()

@@ -3,6 +3,7 @@ the schedule (policies/remediate.yml) would: a click in the console is no eviden
 nothing on the group still calls IMDSv1. Its filters are the schedule's, and the
 handler, run from the function archive custodian builds against a moto server, leaves
 a group whose instance called IMDSv1 and an exempt group as they are."""
+
 import datetime
 import subprocess
 import sys
@@ -26,8 +27,7 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 
 
 def policy_data(path, name):
-    (policy,) = [p for p in yaml.safe_load(path.read_text())["policies"]
-                 if p["name"] == name]
+    (policy,) = [p for p in yaml.safe_load(path.read_text())["policies"] if p["name"] == name]
     return policy
 
 
@@ -41,8 +41,7 @@ def test_the_hub_action_is_gated_exactly_like_the_schedule():
     hub, schedule = policy_data(HUB, HUB_POLICY), policy_data(SCHEDULE, SCHEDULE_POLICY)
     assert hub["resource"] == schedule["resource"] == "asg"
     assert hub["filters"] == schedule["filters"]
-    assert {"type": "imdsv1-usage", "days": 14, "value": 0, "missing": "zero"} in \
-        hub["filters"]
+    assert {"type": "imdsv1-usage", "days": 14, "value": 0, "missing": "zero"} in hub["filters"]
     assert {"type": "imds-exempt", "key": "Exempt", "value": False} in hub["filters"]
     assert hub["actions"] == schedule["actions"]
     assert hub["mode"]["type"] == "hub-action"
@@ -53,39 +52,77 @@ def hub_event(group_arns):
     """The event of the custom action chosen on the findings securityhub.yml posts for
     groups (resource type AwsAutoScalingAutoScalingGroup, the group's ARN)."""
     return {
-        "version": "0", "id": "e3", "detail-type": "Security Hub Findings - Custom Action",
-        "source": "aws.securityhub", "account": ACCOUNT, "region": REGION,
+        "version": "0",
+        "id": "e3",
+        "detail-type": "Security Hub Findings - Custom Action",
+        "source": "aws.securityhub",
+        "account": ACCOUNT,
+        "region": REGION,
         "time": "2026-11-29T00:00:00Z",
-        "resources": ["arn:aws:securityhub:%s:%s:action/custom/%s" % (
-            REGION, ACCOUNT, HUB_POLICY)],
-        "detail": {"actionName": HUB_POLICY, "actionDescription": "convert",
-                   "findings": [{
-                       "AwsAccountId": ACCOUNT, "Id": "finding-%d" % n,
-                       "Resources": [{"Type": "AwsAutoScalingAutoScalingGroup",
-                                      "Region": REGION, "Id": arn}]}
-                       for n, arn in enumerate(group_arns)]}}
+        "resources": ["arn:aws:securityhub:%s:%s:action/custom/%s" % (REGION, ACCOUNT, HUB_POLICY)],
+        "detail": {
+            "actionName": HUB_POLICY,
+            "actionDescription": "convert",
+            "findings": [
+                {
+                    "AwsAccountId": ACCOUNT,
+                    "Id": "finding-%d" % n,
+                    "Resources": [
+                        {"Type": "AwsAutoScalingAutoScalingGroup", "Region": REGION, "Id": arn}
+                    ],
+                }
+                for n, arn in enumerate(group_arns)
+            ],
+        },
+    }
 
 
 def test_the_hub_action_leaves_a_group_calling_imdsv1_and_an_exempt_group(moto, tmp_path):
     endpoint, session = moto
     autoscaling = session.client("autoscaling")
     autoscaling.create_launch_configuration(
-        LaunchConfigurationName="app-lc", ImageId="ami-12c6146b", InstanceType="t3.micro")
+        LaunchConfigurationName="app-lc", ImageId="ami-12c6146b", InstanceType="t3.micro"
+    )
     for name, capacity, tags in (
-            ("quiet", 0, []), ("busy", 1, []),
-            ("vendor", 0, [{"Key": "c7n-imds:exempt", "Value": "vendor agent until "
-                            "2099-01-01 (CHG-1)", "PropagateAtLaunch": False}])):
+        ("quiet", 0, []),
+        ("busy", 1, []),
+        (
+            "vendor",
+            0,
+            [
+                {
+                    "Key": "c7n-imds:exempt",
+                    "Value": "vendor agent until 2099-01-01 (CHG-1)",
+                    "PropagateAtLaunch": False,
+                }
+            ],
+        ),
+    ):
         autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName=name, LaunchConfigurationName="app-lc", MinSize=0,
-            MaxSize=1, DesiredCapacity=capacity, AvailabilityZones=[REGION + "a"],
-            Tags=tags)
+            AutoScalingGroupName=name,
+            LaunchConfigurationName="app-lc",
+            MinSize=0,
+            MaxSize=1,
+            DesiredCapacity=capacity,
+            AvailabilityZones=[REGION + "a"],
+            Tags=tags,
+        )
     groups = groups_by_name(autoscaling)
-    session.client("cloudwatch").put_metric_data(Namespace="AWS/EC2", MetricData=[{
-        "MetricName": "MetadataNoToken", "Value": 7, "Unit": "Count",
-        "Dimensions": [{"Name": "InstanceId",
-                        "Value": groups["busy"]["Instances"][0]["InstanceId"]}],
-        "Timestamp": datetime.datetime.now(datetime.timezone.utc) -
-        datetime.timedelta(hours=2)}])
+    session.client("cloudwatch").put_metric_data(
+        Namespace="AWS/EC2",
+        MetricData=[
+            {
+                "MetricName": "MetadataNoToken",
+                "Value": 7,
+                "Unit": "Count",
+                "Dimensions": [
+                    {"Name": "InstanceId", "Value": groups["busy"]["Instances"][0]["InstanceId"]}
+                ],
+                "Timestamp": datetime.datetime.now(datetime.timezone.utc)
+                - datetime.timedelta(hours=2),
+            }
+        ],
+    )
 
     extracted = tmp_path / "task"
     archive = tmp_path / "hub.zip"
@@ -96,8 +133,13 @@ def test_the_hub_action_leaves_a_group_calling_imdsv1_and_an_exempt_group(moto, 
     event = hub_event([groups[n]["AutoScalingGroupARN"] for n in ("quiet", "busy", "vendor")])
     script.write_text(RUN_HANDLER.replace("event = {", "event = %r\n_unused = {" % event))
     result = subprocess.run(
-        [sys.executable, str(script)], cwd=str(extracted), capture_output=True, text=True,
-        env=dict(aws_env(endpoint), PYTHONPATH=str(extracted)), timeout=300)
+        [sys.executable, str(script)],
+        cwd=str(extracted),
+        capture_output=True,
+        text=True,
+        env=dict(aws_env(endpoint), PYTHONPATH=str(extracted)),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
     after = groups_by_name(autoscaling)

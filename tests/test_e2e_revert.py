@@ -7,6 +7,7 @@ The launcher (c7n_imds/testing.py) answers a template's CreatedBy with its creat
 GetCallerIdentity names it, as AWS does: what c7n-imds made is its own; the squatter is
 another IAM user.
 """
+
 import hashlib
 import urllib.request
 
@@ -29,7 +30,8 @@ SQUATTER = "arn:aws:iam::123456789012:user/intruder"
 # another principal the revert may trust (the running identity is trusted anyway)
 RELEASE_BOT = "arn:aws:iam::123456789012:role/release-bot"
 IMAGE = "ami-12c6146b"
-REVERT = """\
+REVERT = (
+    """\
 policies:
   - name: asg-revert
     resource: asg
@@ -38,32 +40,48 @@ policies:
     actions:
       - type: revert-imds-remediation
         trusted-principals: [%s]
-""" % RELEASE_BOT
+"""
+    % RELEASE_BOT
+)
 
 
 def reset(endpoint):
-    urllib.request.urlopen(urllib.request.Request(
-        endpoint + "/moto-api/reset", method="POST")).close()
+    urllib.request.urlopen(
+        urllib.request.Request(endpoint + "/moto-api/reset", method="POST")
+    ).close()
 
 
 def subnets(ec2):
     vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
-    return ",".join(s["SubnetId"] for s in ec2.describe_subnets(Filters=[
-        {"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"][:2])
+    return ",".join(
+        s["SubnetId"]
+        for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
+            "Subnets"
+        ][:2]
+    )
 
 
 def seed_templates(session):
     """Template web (version 1 allows IMDSv1): web-a pinned to version 1, web-b on
     $Default."""
     ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
-    template_id = ec2.create_launch_template(LaunchTemplateName="web", LaunchTemplateData={
-        "ImageId": IMAGE, "InstanceType": "t3.micro",
-        "MetadataOptions": {"HttpTokens": "optional"}})["LaunchTemplate"]["LaunchTemplateId"]
+    template_id = ec2.create_launch_template(
+        LaunchTemplateName="web",
+        LaunchTemplateData={
+            "ImageId": IMAGE,
+            "InstanceType": "t3.micro",
+            "MetadataOptions": {"HttpTokens": "optional"},
+        },
+    )["LaunchTemplate"]["LaunchTemplateId"]
     for name, version in (("web-a", "1"), ("web-b", "$Default")):
         autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName=name, MinSize=0, MaxSize=1, DesiredCapacity=0,
+            AutoScalingGroupName=name,
+            MinSize=0,
+            MaxSize=1,
+            DesiredCapacity=0,
             VPCZoneIdentifier=subnets(ec2),
-            LaunchTemplate={"LaunchTemplateId": template_id, "Version": version})
+            LaunchTemplate={"LaunchTemplateId": template_id, "Version": version},
+        )
     return template_id
 
 
@@ -71,22 +89,29 @@ def state(session, template_id):
     """What matters after a revert: each group's template version and tags, the
     template's default and how many versions it has."""
     ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
-    groups = {g["AutoScalingGroupName"]: g for g in autoscaling.describe_auto_scaling_groups(
-        AutoScalingGroupNames=["web-a", "web-b"])["AutoScalingGroups"]}
-    template = ec2.describe_launch_templates(LaunchTemplateIds=[template_id])[
-        "LaunchTemplates"][0]
-    return {"versions": {name: g["LaunchTemplate"]["Version"] for name, g in groups.items()},
-            "records": {name: tags_of(g).get(PREVIOUS_TAG) for name, g in groups.items()},
-            "exempt": {name: tags_of(g).get(EXEMPT_TAG, "")[:24] for name, g in
-                       groups.items()},
-            "default": template["DefaultVersionNumber"],
-            "latest": template["LatestVersionNumber"]}
+    groups = {
+        g["AutoScalingGroupName"]: g
+        for g in autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["web-a", "web-b"])[
+            "AutoScalingGroups"
+        ]
+    }
+    template = ec2.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"][0]
+    return {
+        "versions": {name: g["LaunchTemplate"]["Version"] for name, g in groups.items()},
+        "records": {name: tags_of(g).get(PREVIOUS_TAG) for name, g in groups.items()},
+        "exempt": {name: tags_of(g).get(EXEMPT_TAG, "")[:24] for name, g in groups.items()},
+        "default": template["DefaultVersionNumber"],
+        "latest": template["LatestVersionNumber"],
+    }
 
 
-REVERTED = {"versions": {"web-a": "1", "web-b": "$Default"},
-            "records": {"web-a": None, "web-b": None},
-            "exempt": {"web-a": "reverted by c7n-imds on ", "web-b": "reverted by c7n-imds on "},
-            "default": 1, "latest": 2}
+REVERTED = {
+    "versions": {"web-a": "1", "web-b": "$Default"},
+    "records": {"web-a": None, "web-b": None},
+    "exempt": {"web-a": "reverted by c7n-imds on ", "web-b": "reverted by c7n-imds on "},
+    "default": 1,
+    "latest": 2,
+}
 
 
 def test_every_revert_kill_point_converges(moto, tmp_path):
@@ -109,12 +134,20 @@ def test_every_revert_kill_point_converges(moto, tmp_path):
         assert done.returncode == 0, done.stderr[-3000:]
         remediated = state(session, template_id)
         assert (remediated["versions"], remediated["default"]) == (
-            {"web-a": "2", "web-b": "$Default"}, 2), remediated
-        assert remediated["records"] == {"web-a": "lt:%s:1" % template_id,
-                                         "web-b": "lt:%s:$Default" % template_id}
+            {"web-a": "2", "web-b": "$Default"},
+            2,
+        ), remediated
+        assert remediated["records"] == {
+            "web-a": "lt:%s:1" % template_id,
+            "web-b": "lt:%s:$Default" % template_id,
+        }
         log = tmp_path / ("kill-%d.jsonl" % n)
-        killed = c7n(run_args(tmp_path / ("kill-%d" % n), policy), endpoint, tmp_path,
-                     {"crash_after_mutating": n, "log": str(log)})
+        killed = c7n(
+            run_args(tmp_path / ("kill-%d" % n), policy),
+            endpoint,
+            tmp_path,
+            {"crash_after_mutating": n, "log": str(log)},
+        )
         crashes = [e for e in faults.read_log(log) if e["event"] == "crash"]
         if killed.returncode == 0:
             assert crashes == []
@@ -125,12 +158,17 @@ def test_every_revert_kill_point_converges(moto, tmp_path):
         again = c7n(run_args(tmp_path / ("again-%d" % n), policy), endpoint, tmp_path)
         assert again.returncode == 0, (n, kills[-1], again.stderr[-3000:])
         assert state(session, template_id) == REVERTED, (n, kills[-1])
-        scheduled = c7n(run_args(tmp_path / ("scheduled-%d" % n), REMEDIATE), endpoint,
-                        tmp_path)
+        scheduled = c7n(run_args(tmp_path / ("scheduled-%d" % n), REMEDIATE), endpoint, tmp_path)
         assert scheduled.returncode == 0, scheduled.stderr[-3000:]
         assert state(session, template_id) == REVERTED, ("remediated again", n, kills[-1])
-    assert kills == ["ModifyLaunchTemplate", "UpdateAutoScalingGroup", "CreateOrUpdateTags",
-                     "DeleteTags", "CreateOrUpdateTags", "DeleteTags"], kills
+    assert kills == [
+        "ModifyLaunchTemplate",
+        "UpdateAutoScalingGroup",
+        "CreateOrUpdateTags",
+        "DeleteTags",
+        "CreateOrUpdateTags",
+        "DeleteTags",
+    ], kills
     FIGURES["faults injected"] += len(kills)
     FIGURES["faults survived"] += len(kills)
 
@@ -153,23 +191,40 @@ def test_a_squatted_template_is_never_adopted(moto, tmp_path):
     endpoint, session = moto
     ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
     autoscaling.create_launch_configuration(
-        LaunchConfigurationName="app-lc", ImageId=IMAGE, InstanceType="t3.micro")
+        LaunchConfigurationName="app-lc", ImageId=IMAGE, InstanceType="t3.micro"
+    )
     autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName="app", LaunchConfigurationName="app-lc", MinSize=0, MaxSize=1,
-        DesiredCapacity=0, VPCZoneIdentifier=subnets(ec2))
+        AutoScalingGroupName="app",
+        LaunchConfigurationName="app-lc",
+        MinSize=0,
+        MaxSize=1,
+        DesiredCapacity=0,
+        VPCZoneIdentifier=subnets(ec2),
+    )
     config = autoscaling.describe_launch_configurations()["LaunchConfigurations"][0]
     iam = session.client("iam")
     iam.create_user(UserName="intruder")
     key = iam.create_access_key(UserName="intruder")["AccessKey"]
-    squatter = EndpointSession(boto3.Session(
-        region_name="us-east-1", aws_access_key_id=key["AccessKeyId"],
-        aws_secret_access_key=key["SecretAccessKey"]), endpoint)
+    squatter = EndpointSession(
+        boto3.Session(
+            region_name="us-east-1",
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+        ),
+        endpoint,
+    )
     squatted = squatter.client("ec2").create_launch_template(
-        LaunchTemplateName=derived_name(config), LaunchTemplateData={
-            "ImageId": IMAGE, "InstanceType": "t3.micro", "Monitoring": {"Enabled": False},
-            "MetadataOptions": {"HttpTokens": "required"}},
-        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [
-            {"Key": SOURCE_TAG, "Value": "app-lc"}]}])["LaunchTemplate"]
+        LaunchTemplateName=derived_name(config),
+        LaunchTemplateData={
+            "ImageId": IMAGE,
+            "InstanceType": "t3.micro",
+            "Monitoring": {"Enabled": False},
+            "MetadataOptions": {"HttpTokens": "required"},
+        },
+        TagSpecifications=[
+            {"ResourceType": "launch-template", "Tags": [{"Key": SOURCE_TAG, "Value": "app-lc"}]}
+        ],
+    )["LaunchTemplate"]
     assert squatted["CreatedBy"] == SQUATTER
 
     result = c7n(run_args(tmp_path / "out", REMEDIATE), endpoint, tmp_path)
@@ -181,7 +236,9 @@ def test_a_squatted_template_is_never_adopted(moto, tmp_path):
     assert squatted["LaunchTemplateId"] in line and derived_name(config) in line, line
     assert "was created by %s, which is not trusted" % SQUATTER in line, line
     group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["app"])[
-        "AutoScalingGroups"][0]
+        "AutoScalingGroups"
+    ][0]
     assert "LaunchTemplate" not in group and PREVIOUS_TAG not in tags_of(group)
-    assert [t["LaunchTemplateId"] for t in ec2.describe_launch_templates()[
-        "LaunchTemplates"]] == [squatted["LaunchTemplateId"]]
+    assert [t["LaunchTemplateId"] for t in ec2.describe_launch_templates()["LaunchTemplates"]] == [
+        squatted["LaunchTemplateId"]
+    ]

@@ -1,4 +1,5 @@
 """c7n_imds.model.escape: account-made text, escaped per destination."""
+
 import pytest
 
 from c7n_imds.model import escape
@@ -6,19 +7,22 @@ from c7n_imds.model import escape
 FORGED = "web\n2026-12-01 10:00:00,000 - custodian.commands - ERROR - forged"
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("web-1", "web-1"),
-    ("a\nb", "a\\nb"),
-    ("a\r\nb", "a\\x0d\\nb"),
-    ("tab\there", "tab\\x09here"),
-    ("bell\x07 esc\x1b[31m del\x7f", "bell\\x07 esc\\x1b[31m del\\x7f"),
-    ("c1 \x85 \x9b", "c1 \\x85 \\x9b"),
-    ("line\u2028sep\u2029para", "line\\u2028sep\\u2029para"),
-    ("bidi \u202e\u2066", "bidi \\u202e\\u2066"),
-    ("caf\u00e9 \u65e5\u672c", "caf\u00e9 \u65e5\u672c"),  # printable text is left alone
-    ("back\\slash", "back\\slash"),
-    (42, "42"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("web-1", "web-1"),
+        ("a\nb", "a\\nb"),
+        ("a\r\nb", "a\\x0d\\nb"),
+        ("tab\there", "tab\\x09here"),
+        ("bell\x07 esc\x1b[31m del\x7f", "bell\\x07 esc\\x1b[31m del\\x7f"),
+        ("c1 \x85 \x9b", "c1 \\x85 \\x9b"),
+        ("line\u2028sep\u2029para", "line\\u2028sep\\u2029para"),
+        ("bidi \u202e\u2066", "bidi \\u202e\\u2066"),
+        ("caf\u00e9 \u65e5\u672c", "caf\u00e9 \u65e5\u672c"),  # printable text is left alone
+        ("back\\slash", "back\\slash"),
+        (42, "42"),
+    ],
+)
 def test_controls_are_written_out(value, expected):
     assert escape.controls(value) == expected
 
@@ -32,8 +36,10 @@ def test_every_destination_keeps_a_forged_line_on_one_line():
 
 
 def test_slack_mentions_and_links_arrive_as_text():
-    assert escape.slack("<!channel> & <https://evil.example|your bank>") == \
-        "&lt;!channel&gt; &amp; &lt;https://evil.example|your bank&gt;"
+    assert (
+        escape.slack("<!channel> & <https://evil.example|your bank>")
+        == "&lt;!channel&gt; &amp; &lt;https://evil.example|your bank&gt;"
+    )
     assert escape.slack(None) == ""
 
 
@@ -57,6 +63,7 @@ def run_log():
     with the record factory put back afterwards."""
     import io
     import logging
+
     factory = logging.getLogRecordFactory()
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -78,11 +85,14 @@ def log_forged_values():
     import logging
 
     from c7n_imds.actions.base import RemediationError
+
     logging.getLogger("custodian.c7n_imds.filters").debug(
-        "asg %s left out: exempt: %s", "web", "vendor" + FORGED[3:])
+        "asg %s left out: exempt: %s", "web", "vendor" + FORGED[3:]
+    )
     try:
-        raise RemediationError("convert-to-launch-template", {
-            "web\u2028x": "ValidationError: bad" + FORGED[3:]})
+        raise RemediationError(
+            "convert-to-launch-template", {"web\u2028x": "ValidationError: bad" + FORGED[3:]}
+        )
     except RemediationError:
         logging.getLogger("custodian.output").exception("Error while executing policy")
 
@@ -92,6 +102,7 @@ def test_a_newline_in_a_tag_forges_no_log_record(run_log):
     writes an ERROR record of its choosing (the first half shows the test can fail)."""
     from c7n_imds.log_records import escape_log_records
     from c7n_imds_report.load import run_log_errors
+
     log_forged_values()
     assert run_log_errors(run_log.getvalue()) == ["forged", "forged"]
 
@@ -104,25 +115,30 @@ def test_a_newline_in_a_tag_forges_no_log_record(run_log):
     assert run_log_errors(text) == []
     lines = text.splitlines()
     assert len([line for line in lines if line[:4].isdigit()]) == 2  # two records
-    assert "exempt: vendor\\n2026-12-01 10:00:00,000 - custodian.commands - ERROR - " \
-           "forged" in lines[0]
+    assert (
+        "exempt: vendor\\n2026-12-01 10:00:00,000 - custodian.commands - ERROR - forged" in lines[0]
+    )
     # the traceback keeps its frames and one line per failed group
     assert lines[2] == "Traceback (most recent call last):"
     assert lines[-2:] == [
         "c7n_imds.actions.base.RemediationError: convert-to-launch-template failed for 1 "
         "group(s); the others were processed:",
         " - web\\u2028x: ValidationError: bad\\n2026-12-01 10:00:00,000 - "
-        "custodian.commands - ERROR - forged"]
+        "custodian.commands - ERROR - forged",
+    ]
 
 
 def test_importing_the_plugin_changes_no_logging_and_no_umask():
     """Only our commands escape records and narrow the umask; importing registers."""
     import subprocess
     import sys
-    code = ("import logging, os; factory = logging.getLogRecordFactory(); "
-            "mask = os.umask(0o022); import c7n_imds, c7n_imds.cli; "
-            "assert logging.getLogRecordFactory() is factory; "
-            "assert os.umask(0o022) == 0o022")
+
+    code = (
+        "import logging, os; factory = logging.getLogRecordFactory(); "
+        "mask = os.umask(0o022); import c7n_imds, c7n_imds.cli; "
+        "assert logging.getLogRecordFactory() is factory; "
+        "assert os.umask(0o022) == 0o022"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -130,6 +146,7 @@ def test_private_files_narrow_the_umask_and_a_readable_cache(tmp_path):
     import os
 
     from c7n_imds.cli import private_files
+
     cache = tmp_path / "cloud-custodian.cache"
     cache.write_bytes(b"SQLite format 3\0")
     cache.chmod(0o644)
@@ -150,14 +167,27 @@ def test_private_files_narrow_the_umask_and_a_readable_cache(tmp_path):
 
 def test_a_plan_line_cannot_be_forged():
     from c7n_imds.cli import format_preview
-    text = format_preview({
-        "Policy": "p", "Region": "us-east-1", "Action": "convert-to-launch-template",
-        "Templates": [{"LaunchConfigurationName": "lc\n", "LaunchTemplateName": "t\u2028",
-                       "Groups": ["web\n  cannot remediate db: forged"],
-                       "LaunchTemplateData": {}, "Notes": ["note\rx"]}],
-        "Skipped": [{"AutoScalingGroupName": "a\nb", "Skipped": "exempt: x\n  y"}],
-        "Failures": {"db\x1b[2K": "ValidationError: x\npolicy q (us-east-1) action a: "
-                                  "0 template(s)"}})
+
+    text = format_preview(
+        {
+            "Policy": "p",
+            "Region": "us-east-1",
+            "Action": "convert-to-launch-template",
+            "Templates": [
+                {
+                    "LaunchConfigurationName": "lc\n",
+                    "LaunchTemplateName": "t\u2028",
+                    "Groups": ["web\n  cannot remediate db: forged"],
+                    "LaunchTemplateData": {},
+                    "Notes": ["note\rx"],
+                }
+            ],
+            "Skipped": [{"AutoScalingGroupName": "a\nb", "Skipped": "exempt: x\n  y"}],
+            "Failures": {
+                "db\x1b[2K": "ValidationError: x\npolicy q (us-east-1) action a: 0 template(s)"
+            },
+        }
+    )
     lines = text.splitlines()
     assert lines == [
         "policy p (us-east-1) action convert-to-launch-template: 1 template(s), 0 "
@@ -167,4 +197,5 @@ def test_a_plan_line_cannot_be_forged():
         "    note: note\\x0dx",
         "  left alone a\\nb: exempt: x\\n  y",
         "  cannot remediate db\\x1b[2K: ValidationError: x\\npolicy q (us-east-1) action "
-        "a: 0 template(s)"]
+        "a: 0 template(s)",
+    ]

@@ -1,5 +1,6 @@
 """Faults on the network path of the real `c7n-imds` command (tests/faults.py): throttling,
 5xx, resets, lost answers and kills lose nothing and converge; a group cut off fails alone."""
+
 import json
 from collections import Counter
 from pathlib import Path
@@ -44,26 +45,42 @@ def test_transient_faults_lose_nothing_and_converge(moto, tmp_path):
     kinds, injected, survived = Counter(), 0, 0
     # the first round converts four configurations at a time (option `concurrency`)
     parallel = tmp_path / "remediate-parallel.yml"
-    parallel.write_text(Path(REMEDIATE).read_text().replace(
-        "        version: $Default\n", "        version: $Default\n        concurrency: 4\n", 1))
+    parallel.write_text(
+        Path(REMEDIATE)
+        .read_text()
+        .replace(
+            "        version: $Default\n", "        version: $Default\n        concurrency: 4\n", 1
+        )
+    )
     assert "concurrency: 4" in parallel.read_text()
     rounds = [(parallel, 31, 0.2, 0.35), (REMEDIATE, 32, 0.25, 0.4)]
     for n, (policy, seed_value, rate, mutating_rate) in enumerate(rounds):
         log = tmp_path / ("faults-%d.jsonl" % n)
-        result = c7n(run_args(tmp_path / ("out-%d" % n), policy), endpoint, tmp_path, {
-            "rate": rate, "mutating_rate": mutating_rate, "seed": seed_value,
-            "log": str(log), "services": ["ec2", "auto-scaling", "cloudwatch"]})
+        result = c7n(
+            run_args(tmp_path / ("out-%d" % n), policy),
+            endpoint,
+            tmp_path,
+            {
+                "rate": rate,
+                "mutating_rate": mutating_rate,
+                "seed": seed_value,
+                "log": str(log),
+                "services": ["ec2", "auto-scaling", "cloudwatch"],
+            },
+        )
         i, s, k = fault_figures(log, result.returncode)
         injected, survived, kinds = injected + i, survived + s, kinds + k
         check_nothing_lost(session, configs_before, origin, "after faulty run %d" % n)
         if result.returncode != 0:
             # A failed run must say which group or policy, never die silently.
-            assert "failed for" in result.stderr or "had errors" in result.stderr, \
-                result.stderr[-3000:]
+            assert "failed for" in result.stderr or "had errors" in result.stderr, result.stderr[
+                -3000:
+            ]
         if n == 0:
             for name in ("extra-1-0", "extra-2-1", "shared-b", "spot"):
                 autoscaling.update_auto_scaling_group(
-                    AutoScalingGroupName=name, LaunchConfigurationName=origin[name])
+                    AutoScalingGroupName=name, LaunchConfigurationName=origin[name]
+                )
     result = c7n(run_args(tmp_path / "clean", REMEDIATE), endpoint, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     check_nothing_lost(session, configs_before, origin, "after the clean run")
@@ -73,17 +90,33 @@ def test_transient_faults_lose_nothing_and_converge(moto, tmp_path):
 
     # The deprecated path under faults: new groups on the configurations, copied.
     subnets = groups_by_name(autoscaling)["public"]["VPCZoneIdentifier"]
-    late = {"late-%d" % i: lc for i, lc in enumerate(
-        ["extra-1", "extra-1", "extra-2", "extra-3", "public-lc", "spot-lc"])}
+    late = {
+        "late-%d" % i: lc
+        for i, lc in enumerate(["extra-1", "extra-1", "extra-2", "extra-3", "public-lc", "spot-lc"])
+    }
     for name, lc in late.items():
         autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName=name, LaunchConfigurationName=lc, MinSize=0, MaxSize=1,
-            DesiredCapacity=0, VPCZoneIdentifier=subnets)
+            AutoScalingGroupName=name,
+            LaunchConfigurationName=lc,
+            MinSize=0,
+            MaxSize=1,
+            DesiredCapacity=0,
+            VPCZoneIdentifier=subnets,
+        )
     origin.update(late)
     log = tmp_path / "faults-copy.jsonl"
-    result = c7n(run_args(tmp_path / "copy", COPY_LC), endpoint, tmp_path, {
-        "rate": 0.25, "mutating_rate": 0.4, "seed": 33, "log": str(log),
-        "services": ["ec2", "auto-scaling", "cloudwatch"]})
+    result = c7n(
+        run_args(tmp_path / "copy", COPY_LC),
+        endpoint,
+        tmp_path,
+        {
+            "rate": 0.25,
+            "mutating_rate": 0.4,
+            "seed": 33,
+            "log": str(log),
+            "services": ["ec2", "auto-scaling", "cloudwatch"],
+        },
+    )
     i, s, k = fault_figures(log, result.returncode)
     injected, survived, kinds = injected + i, survived + s, kinds + k
     check_nothing_lost(session, configs_before, origin, "after the faulty copy run")
@@ -94,8 +127,7 @@ def test_transient_faults_lose_nothing_and_converge(moto, tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
         runs += 1
     configs, groups = all_configs(autoscaling), groups_by_name(autoscaling)
-    copies = Counter(name.rsplit("-imdsv2-", 1)[0] for name in configs
-                     if "-imdsv2-" in name)
+    copies = Counter(name.rsplit("-imdsv2-", 1)[0] for name in configs if "-imdsv2-" in name)
     assert copies == Counter({lc: 1 for lc in set(late.values())}), copies
     for name, lc in late.items():
         copy = configs[groups[name]["LaunchConfigurationName"]]
@@ -106,8 +138,10 @@ def test_transient_faults_lose_nothing_and_converge(moto, tmp_path):
     FIGURES["fault groups"] += len(groups)
     FIGURES["faults injected"] += injected
     FIGURES["faults survived"] += survived
-    print("\ntransient faults: %d runs, %d groups, %d faults injected (%s), %d survived" % (
-        runs, len(groups), injected, dict(kinds), survived))
+    print(
+        "\ntransient faults: %d runs, %d groups, %d faults injected (%s), %d survived"
+        % (runs, len(groups), injected, dict(kinds), survived)
+    )
     assert len(kinds) >= 3 and injected >= 20, kinds
     assert survived > 0
 
@@ -123,15 +157,24 @@ def test_killed_runs_lose_nothing_and_a_rerun_finishes(moto, tmp_path):
     autoscaling, ec2 = session.client("autoscaling"), session.client("ec2")
     origin = launch_origin(autoscaling)
     configs_before = set(all_configs(autoscaling))
-    crashes = ["CreateLaunchTemplate", "CreateOrUpdateTags", "UpdateAutoScalingGroup",
-               "CreateLaunchTemplateVersion"]
+    crashes = [
+        "CreateLaunchTemplate",
+        "CreateOrUpdateTags",
+        "UpdateAutoScalingGroup",
+        "CreateLaunchTemplateVersion",
+    ]
     for n, operation in enumerate(crashes):
         log = tmp_path / ("crash-%d.jsonl" % n)
-        result = c7n(run_args(tmp_path / ("out-%d" % n), REMEDIATE), endpoint, tmp_path,
-                     {"crash_after": {"operation": operation, "nth": 1}, "log": str(log)})
+        result = c7n(
+            run_args(tmp_path / ("out-%d" % n), REMEDIATE),
+            endpoint,
+            tmp_path,
+            {"crash_after": {"operation": operation, "nth": 1}, "log": str(log)},
+        )
         assert result.returncode == 137, (operation, result.stderr[-2000:])
-        assert [e["operation"] for e in faults.read_log(log) if e["event"] == "crash"] == \
-            [operation]
+        assert [e["operation"] for e in faults.read_log(log) if e["event"] == "crash"] == [
+            operation
+        ]
         FIGURES["faults injected"] += 1
         FIGURES["faults survived"] += 1
         check_nothing_lost(session, configs_before, origin, "killed after " + operation)
@@ -160,8 +203,10 @@ def test_killed_runs_lose_nothing_and_a_rerun_finishes(moto, tmp_path):
     assert_converged(session, origin, left_alone={"compliant"})
     assert len(all_templates(ec2)) == 5  # existing-lt + one per non-compliant LC
     FIGURES["fault groups"] += len(origin) + 1
-    print("\nkilled runs: %d runs, %d groups, %d kills, all survived" % (
-        len(crashes) + 1, len(origin) + 1, len(crashes)))
+    print(
+        "\nkilled runs: %d runs, %d groups, %d kills, all survived"
+        % (len(crashes) + 1, len(origin) + 1, len(crashes))
+    )
 
 
 def test_unresolvable_groups_fail_clearly_and_the_others_convert(moto, tmp_path):
@@ -181,35 +226,67 @@ def test_unresolvable_groups_fail_clearly_and_the_others_convert(moto, tmp_path)
     }
     for group, params in broken.items():
         params = dict(dict(ImageId="ami-12c6146b", InstanceType="t3.micro"), **params)
-        autoscaling.create_launch_configuration(
-            LaunchConfigurationName=group + "-lc", **params)
+        autoscaling.create_launch_configuration(LaunchConfigurationName=group + "-lc", **params)
         autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName=group, LaunchConfigurationName=group + "-lc", MinSize=0,
-            MaxSize=1, DesiredCapacity=0, VPCZoneIdentifier=subnets)
+            AutoScalingGroupName=group,
+            LaunchConfigurationName=group + "-lc",
+            MinSize=0,
+            MaxSize=1,
+            DesiredCapacity=0,
+            VPCZoneIdentifier=subnets,
+        )
     origin = launch_origin(autoscaling)
     configs_before = set(all_configs(autoscaling))
     log = tmp_path / "refusals.jsonl"
-    result = c7n(run_args(tmp_path / "out", REMEDIATE), endpoint, tmp_path, {
-        "log": str(log), "missing_images": ["ami-0badbadbad0000000"],
-        "refuse": [{"operation": "CreateLaunchTemplate", "match": "quota-lc",
-                    "code": "LaunchTemplateLimitExceeded", "message":
-                    "You've reached the maximum number of launch templates (5000)."}]})
+    result = c7n(
+        run_args(tmp_path / "out", REMEDIATE),
+        endpoint,
+        tmp_path,
+        {
+            "log": str(log),
+            "missing_images": ["ami-0badbadbad0000000"],
+            "refuse": [
+                {
+                    "operation": "CreateLaunchTemplate",
+                    "match": "quota-lc",
+                    "code": "LaunchTemplateLimitExceeded",
+                    "message": "You've reached the maximum number of launch templates (5000).",
+                }
+            ],
+        },
+    )
     assert result.returncode != 0
-    lines = {group: [line for line in result.stderr.splitlines()
-                     if " - %s:" % group in line] for group in broken}
+    lines = {
+        group: [line for line in result.stderr.splitlines() if " - %s:" % group in line]
+        for group in broken
+    }
     assert "no-such-sg" in " ".join(lines["ghost-sg"]), result.stderr[-3000:]
     assert "InvalidAMIID.NotFound" in " ".join(lines["no-image"]), result.stderr[-3000:]
     assert "LaunchTemplateLimitExceeded" in " ".join(lines["quota"]), result.stderr[-3000:]
     assert {e["code"] for e in faults.read_log(log)} == {
-        "InvalidAMIID.NotFound", "LaunchTemplateLimitExceeded"}
+        "InvalidAMIID.NotFound",
+        "LaunchTemplateLimitExceeded",
+    }
     check_nothing_lost(session, configs_before, origin, "after the failing run")
     assert_converged(session, origin, left_alone={"compliant"} | set(broken))
-    changes = entries(json.loads((
-        tmp_path / "out" / "autoscaling-3-convert-to-imdsv2-launch-template"
-        / "imds-changes.json").read_text()))
+    changes = entries(
+        json.loads(
+            (
+                tmp_path
+                / "out"
+                / "autoscaling-3-convert-to-imdsv2-launch-template"
+                / "imds-changes.json"
+            ).read_text()
+        )
+    )
     assert {c["AutoScalingGroupName"] for c in changes if "Error" in c} == set(broken)
     assert {c["AutoScalingGroupName"] for c in changes if "Error" not in c} == {
-        "shared-a", "shared-b", "public", "spot", "odd"}
+        "shared-a",
+        "shared-b",
+        "public",
+        "spot",
+        "odd",
+    }
 
 
 def test_a_group_cut_off_by_the_network_fails_alone(moto, tmp_path):
@@ -224,9 +301,15 @@ def test_a_group_cut_off_by_the_network_fails_alone(moto, tmp_path):
     origin = launch_origin(autoscaling)
     configs_before = set(all_configs(autoscaling))
     log = tmp_path / "refusals.jsonl"
-    result = c7n(run_args(tmp_path / "out", REMEDIATE), endpoint, tmp_path, {
-        "log": str(log), "refuse": [
-            {"operation": "UpdateAutoScalingGroup", "match": "public", "kind": "reset"}]})
+    result = c7n(
+        run_args(tmp_path / "out", REMEDIATE),
+        endpoint,
+        tmp_path,
+        {
+            "log": str(log),
+            "refuse": [{"operation": "UpdateAutoScalingGroup", "match": "public", "kind": "reset"}],
+        },
+    )
     assert result.returncode != 0
     # every attempt c7n-imds allows, all cut off
     assert len(faults.read_log(log)) == c7n_imds.aws.MAX_ATTEMPTS
@@ -234,14 +317,19 @@ def test_a_group_cut_off_by_the_network_fails_alone(moto, tmp_path):
     failed = [line for line in result.stderr.splitlines() if line.startswith(" - public:")]
     assert failed and "Connection" in failed[0], result.stderr[-3000:]
     assert_converged(session, origin, left_alone={"compliant", "public"})
-    changes = tmp_path / "out" / "autoscaling-3-convert-to-imdsv2-launch-template" / \
-        "imds-changes.json"
-    assert {c["AutoScalingGroupName"] for c in entries(json.loads(changes.read_text()))
-            if "Error" in c} == {"public"}
+    changes = (
+        tmp_path / "out" / "autoscaling-3-convert-to-imdsv2-launch-template" / "imds-changes.json"
+    )
+    assert {
+        c["AutoScalingGroupName"] for c in entries(json.loads(changes.read_text())) if "Error" in c
+    } == {"public"}
 
 
-OUTAGE = {"failures": 6, "kinds": ["reset", "unavailable", "internal"],
-          "services": ["ec2", "auto-scaling", "cloudwatch"]}
+OUTAGE = {
+    "failures": 6,
+    "kinds": ["reset", "unavailable", "internal"],
+    "services": ["ec2", "auto-scaling", "cloudwatch"],
+}
 
 
 def test_an_outage_of_six_failures_per_api_is_outlasted(moto, tmp_path):
@@ -257,8 +345,12 @@ def test_an_outage_of_six_failures_per_api_is_outlasted(moto, tmp_path):
     origin = launch_origin(autoscaling)
     configs_before = set(all_configs(autoscaling))
     log = tmp_path / "outage.jsonl"
-    result = c7n(run_args(tmp_path / "out", REMEDIATE), endpoint, tmp_path,
-                 {"log": str(log), "outage": OUTAGE})
+    result = c7n(
+        run_args(tmp_path / "out", REMEDIATE),
+        endpoint,
+        tmp_path,
+        {"log": str(log), "outage": OUTAGE},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     hit = Counter(e["operation"] for e in faults.read_log(log) if e["event"] == "fault")
     assert hit["DescribeAutoScalingGroups"] == 6 and hit["CreateLaunchTemplate"] == 6, hit
@@ -274,18 +366,23 @@ def test_a_describe_that_stays_down_ends_its_policy_with_one_line(moto, tmp_path
     and the run exits non-zero."""
     endpoint, session = moto
     seed(session)
-    for operation, what in (("DescribeAutoScalingGroups", "its Auto Scaling groups were "
-                             "not scanned"),
-                            ("DescribeLaunchConfigurations", "its launch configurations "
-                             "were not read")):
-        result = c7n(run_args(tmp_path / operation, DETECT), endpoint, tmp_path, {
-            "refuse": [{"operation": operation, "match": "", "kind": "reset"}]})
+    for operation, what in (
+        ("DescribeAutoScalingGroups", "its Auto Scaling groups were not scanned"),
+        ("DescribeLaunchConfigurations", "its launch configurations were not read"),
+    ):
+        result = c7n(
+            run_args(tmp_path / operation, DETECT),
+            endpoint,
+            tmp_path,
+            {"refuse": [{"operation": operation, "match": "", "kind": "reset"}]},
+        )
         assert result.returncode != 0
         assert "Traceback" not in result.stderr, result.stderr[-3000:]
         stopped = [line for line in result.stderr.splitlines() if " stopped: " in line]
         assert stopped, result.stderr[-3000:]
         for line in stopped:
-            assert "stopped: %s in us-east-1 failed after retrying (Connection was " \
-                "closed before we received a valid response from endpoint URL" % (
-                    operation) in line, line
+            assert (
+                "stopped: %s in us-east-1 failed after retrying (Connection was "
+                "closed before we received a valid response from endpoint URL" % (operation) in line
+            ), line
             assert line.endswith("%s - run it again when AWS answers" % what), line

@@ -1,6 +1,7 @@
 """Lambda: the function archive c7n builds for our policies carries the plugin, and the
 handler imported from the extracted archive runs the policy on a scheduled event
 against a moto server - our filters and actions execute there."""
+
 import json
 import subprocess
 import sys
@@ -37,8 +38,11 @@ RUN_HANDLER = textwrap.dedent("""
 
 def build_archive(tmp_path):
     loader = PolicyLoader(Config.empty(region="us-east-1", account_id="123456789012"))
-    policy = [p for p in loader.load_file(str(POLICY_FILE))
-              if p.name == "autoscaling-3-convert-to-imdsv2-launch-template-daily"][0]
+    policy = [
+        p
+        for p in loader.load_file(str(POLICY_FILE))
+        if p.name == "autoscaling-3-convert-to-imdsv2-launch-template-daily"
+    ][0]
     function = PolicyLambda(policy)
     assert function.handler == "c7n_imds.handler.run"
     archive = function.get_archive()
@@ -56,15 +60,25 @@ def test_archive_carries_the_plugin_and_the_handler_runs_it(moto, tmp_path):
         config = json.loads(z.read("config.json"))
         extracted = tmp_path / "task"
         z.extractall(extracted)
-    assert {"c7n_imds/__init__.py", "c7n_imds/handler.py", "c7n_imds/actions/convert.py",
-            "c7n/handler.py", "config.json"} <= names
+    assert {
+        "c7n_imds/__init__.py",
+        "c7n_imds/handler.py",
+        "c7n_imds/actions/convert.py",
+        "c7n/handler.py",
+        "config.json",
+    } <= names
     assert config["policies"][0]["mode"]["handler"] == "c7n_imds.handler.run"
 
     script = extracted / "invoke_handler.py"
     script.write_text(RUN_HANDLER)
     result = subprocess.run(
-        [sys.executable, str(script)], cwd=str(extracted), capture_output=True, text=True,
-        env=dict(aws_env(endpoint), PYTHONPATH=str(extracted)), timeout=300)
+        [sys.executable, str(script)],
+        cwd=str(extracted),
+        capture_output=True,
+        text=True,
+        env=dict(aws_env(endpoint), PYTHONPATH=str(extracted)),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     origin = json.loads(result.stdout.splitlines()[0])
     # the plugin and custodian came from the archive, not from this checkout
@@ -81,9 +95,18 @@ def test_archive_carries_the_plugin_and_the_handler_runs_it(moto, tmp_path):
 
 # botocore's event names -> IAM's service prefixes (post-finding's calls are the run's)
 DEPLOY_PREFIX = {"eventbridge": "events"}
-LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-    "Action": "sts:AssumeRole"}]})
+LAMBDA_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
 
 
 def test_security_hub_pack_deploys_its_custom_action(moto, tmp_path):
@@ -95,28 +118,39 @@ def test_security_hub_pack_deploys_its_custom_action(moto, tmp_path):
     endpoint, session = moto
     seed(session)
     session.client("securityhub").enable_security_hub()
-    session.client("iam").create_role(RoleName="c7n-imds-lambda",
-                                      AssumeRolePolicyDocument=LAMBDA_TRUST)
+    session.client("iam").create_role(
+        RoleName="c7n-imds-lambda", AssumeRolePolicyDocument=LAMBDA_TRUST
+    )
     policy_file = str(REPO / "policies" / "securityhub.yml")
     calls = tmp_path / "calls.jsonl"
     for attempt in range(2):
-        result = c7n(["run", "-s", str(tmp_path / "out"), "--cache-period", "0",
-                      policy_file], endpoint, tmp_path, {"record": True, "log": str(calls)})
+        result = c7n(
+            ["run", "-s", str(tmp_path / "out"), "--cache-period", "0", policy_file],
+            endpoint,
+            tmp_path,
+            {"record": True, "log": str(calls)},
+        )
         assert result.returncode == 0, result.stderr[-3000:]
     # `c7n-imds iam-policy --deploy` allows every deploying call custodian made
     allowed, _ = deploy_permissions(load_policies([policy_file]))
-    made = {"%s:%s" % (DEPLOY_PREFIX.get(e["service"], e["service"]), e["operation"])
-            for e in faults.read_log(calls) if e["event"] == "call"
-            and e["service"] in ("lambda", "eventbridge", "securityhub")
-            and e["operation"] not in ("BatchImportFindings", "GetFindings")}
+    made = {
+        "%s:%s" % (DEPLOY_PREFIX.get(e["service"], e["service"]), e["operation"])
+        for e in faults.read_log(calls)
+        if e["event"] == "call"
+        and e["service"] in ("lambda", "eventbridge", "securityhub")
+        and e["operation"] not in ("BatchImportFindings", "GetFindings")
+    }
     assert made and made <= allowed, made - allowed
     name = "custodian-autoscaling-3-remediate-from-finding"
     function = session.client("lambda").get_function(FunctionName=name)
     assert function["Configuration"]["Handler"] == "c7n_imds.handler.run"
-    action_arn = ("arn:aws:securityhub:us-east-1:123456789012:action/custom/"
-                  "autoscaling-3-remediate-from-finding")
+    action_arn = (
+        "arn:aws:securityhub:us-east-1:123456789012:action/custom/"
+        "autoscaling-3-remediate-from-finding"
+    )
     (target,) = session.client("securityhub").describe_action_targets(
-        ActionTargetArns=[action_arn])["ActionTargets"]
+        ActionTargetArns=[action_arn]
+    )["ActionTargets"]
     assert target["Description"].startswith("Security Hub AutoScaling.3 custom action")
     events = session.client("events")
     pattern = json.loads(events.describe_rule(Name=name)["EventPattern"])

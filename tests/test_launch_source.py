@@ -1,5 +1,6 @@
 """c7n_imds.model.launch_source: the `imds` view of metadata options and which
 template is weakest."""
+
 import base64
 import re
 from datetime import datetime, timezone
@@ -13,19 +14,32 @@ USER_DATA = base64.b64encode(USER_DATA_TEXT.encode("utf-8")).decode("ascii")
 
 
 def test_metadata_view_absent_tokens_mean_optional():
-    expected = {"HttpTokens": "optional", "HttpEndpoint": None,
-                "HttpPutResponseHopLimit": None, "InstanceMetadataTags": None}
+    expected = {
+        "HttpTokens": "optional",
+        "HttpEndpoint": None,
+        "HttpPutResponseHopLimit": None,
+        "InstanceMetadataTags": None,
+    }
     assert metadata_view(None) == expected
     assert metadata_view({}) == expected
     assert metadata_view({"HttpEndpoint": "enabled"})["HttpTokens"] == "optional"
 
 
 def test_metadata_view_carries_the_settings():
-    assert metadata_view({"HttpTokens": "required", "HttpEndpoint": "enabled",
-                          "HttpPutResponseHopLimit": 2, "InstanceMetadataTags": "disabled",
-                          "State": "applied"}) == {
-        "HttpTokens": "required", "HttpEndpoint": "enabled",
-        "HttpPutResponseHopLimit": 2, "InstanceMetadataTags": "disabled"}
+    assert metadata_view(
+        {
+            "HttpTokens": "required",
+            "HttpEndpoint": "enabled",
+            "HttpPutResponseHopLimit": 2,
+            "InstanceMetadataTags": "disabled",
+            "State": "applied",
+        }
+    ) == {
+        "HttpTokens": "required",
+        "HttpEndpoint": "enabled",
+        "HttpPutResponseHopLimit": 2,
+        "InstanceMetadataTags": "disabled",
+    }
 
 
 def test_weakness_ordering():

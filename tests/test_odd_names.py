@@ -1,5 +1,6 @@
 """Names AWS allows but that break naive code: 255-character, non-ASCII and
 punctuation-laden launch configuration names convert, copy and revert."""
+
 import base64
 import textwrap
 
@@ -16,8 +17,9 @@ from tests.support.commands import (
 )
 from tests.support.estates import ODD_NAME, USER_DATA_TEXT, groups_by_name
 
-LONG_NAME = ("Prod \u00e9t\u00e9 / web (v2) [blue] #1 & 'q' \"dq\" <x> 100% ~ \u2713 "
-             * 8)[:254] + "z"
+LONG_NAME = ("Prod \u00e9t\u00e9 / web (v2) [blue] #1 & 'q' \"dq\" <x> 100% ~ \u2713 " * 8)[
+    :254
+] + "z"
 
 
 ODD_NAMES = {
@@ -60,13 +62,26 @@ def test_odd_and_255_character_names_convert_copy_and_revert(moto, tmp_path):
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     for group, lc in ODD_NAMES.items():
         autoscaling.create_launch_configuration(
-            LaunchConfigurationName=lc, ImageId="ami-12c6146b", InstanceType="t3.micro",
-            UserData=USER_DATA_TEXT)
+            LaunchConfigurationName=lc,
+            ImageId="ami-12c6146b",
+            InstanceType="t3.micro",
+            UserData=USER_DATA_TEXT,
+        )
         autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName=group, LaunchConfigurationName=lc, MinSize=0, MaxSize=1,
-            DesiredCapacity=0, VPCZoneIdentifier=subnet, Tags=[{
-                "Key": "path", "Value": "copy" if group in COPY_GROUPS else "convert",
-                "PropagateAtLaunch": False}])
+            AutoScalingGroupName=group,
+            LaunchConfigurationName=lc,
+            MinSize=0,
+            MaxSize=1,
+            DesiredCapacity=0,
+            VPCZoneIdentifier=subnet,
+            Tags=[
+                {
+                    "Key": "path",
+                    "Value": "copy" if group in COPY_GROUPS else "convert",
+                    "PropagateAtLaunch": False,
+                }
+            ],
+        )
     assert set(all_configs(autoscaling)) == set(ODD_NAMES.values())
     policy = tmp_path / "odd.yml"
     policy.write_text(ODD_POLICIES)
@@ -97,7 +112,8 @@ def test_odd_and_255_character_names_convert_copy_and_revert(moto, tmp_path):
     assert set(configs) >= set(ODD_NAMES.values())  # originals kept
 
     revert = tmp_path / "revert.yml"
-    revert.write_text(textwrap.dedent("""
+    revert.write_text(
+        textwrap.dedent("""
         policies:
           - name: revert-odd
             resource: asg
@@ -108,7 +124,8 @@ def test_odd_and_255_character_names_convert_copy_and_revert(moto, tmp_path):
                 value: [long, copy-long, copy-space, unicode]
             actions:
               - revert-imds-remediation
-    """))
+    """)
+    )
     result = c7n(run_args(tmp_path / "revert", revert), endpoint, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     groups = groups_by_name(autoscaling)

@@ -1,5 +1,6 @@
 """c7n_imds.model.plans: typed plans and their previews (safe to print: group names,
 user data as size and SHA-256 only)."""
+
 import json
 
 from c7n_imds.model.plans import CopyPlan, GroupSpec, Plan, TemplatePlan, VersionPlan
@@ -10,12 +11,18 @@ GROUP = {"AutoScalingGroupName": "web"}
 
 
 def test_template_plan_preview_redacts_user_data():
-    plan = TemplatePlan("web-lc", "2021-03-04T05:06:07Z", "web-lc-imdsv2-1", {
-        "ImageId": "ami-1", "UserData": USER_DATA,
-        "MetadataOptions": {"HttpTokens": "required"}}, ["note"], [GROUP])
+    plan = TemplatePlan(
+        "web-lc",
+        "2021-03-04T05:06:07Z",
+        "web-lc-imdsv2-1",
+        {"ImageId": "ami-1", "UserData": USER_DATA, "MetadataOptions": {"HttpTokens": "required"}},
+        ["note"],
+        [GROUP],
+    )
     preview = Plan(items=[plan], failures={"api": "gone"}).preview("Templates")
-    assert preview["Templates"][0]["LaunchTemplateData"]["UserData"] == \
-        user_data_fingerprint(USER_DATA)
+    assert preview["Templates"][0]["LaunchTemplateData"]["UserData"] == user_data_fingerprint(
+        USER_DATA
+    )
     assert preview["Templates"][0]["Groups"] == ["web"]
     assert preview["Failures"] == {"api": "gone"} and preview["Skipped"] == []
     assert plan.metadata_options == {"HttpTokens": "required"}
@@ -23,10 +30,18 @@ def test_template_plan_preview_redacts_user_data():
 
 
 def test_version_plan_preview_and_default():
-    source = {"LaunchTemplateId": "lt-1", "LaunchTemplateName": "web", "VersionNumber": 3,
-              "DefaultVersion": True, "LaunchTemplateData": {"UserData": USER_DATA}}
-    plan = VersionPlan(source=source, groups=[GroupSpec(GROUP, {"Version": "$Default"})],
-                       metadata_options={"HttpTokens": "required"})
+    source = {
+        "LaunchTemplateId": "lt-1",
+        "LaunchTemplateName": "web",
+        "VersionNumber": 3,
+        "DefaultVersion": True,
+        "LaunchTemplateData": {"UserData": USER_DATA},
+    }
+    plan = VersionPlan(
+        source=source,
+        groups=[GroupSpec(GROUP, {"Version": "$Default"})],
+        metadata_options={"HttpTokens": "required"},
+    )
     assert plan.key == ("lt-1", 3) and plan.group_names == ["web"]
     asg, spec = plan.groups[0]  # a group spec unpacks as (group, spec)
     assert asg is GROUP and spec == {"Version": "$Default"}
@@ -38,9 +53,16 @@ def test_version_plan_preview_and_default():
 
 
 def test_copy_plan_preview_never_shows_user_data():
-    plan = CopyPlan("web-lc", {}, {"LaunchConfigurationName": "web-lc-imdsv2-1",
-                                   "UserData": b"#!/bin/bash\necho hunter2\n",
-                                   "MetadataOptions": {"HttpTokens": "required"}}, [GROUP])
+    plan = CopyPlan(
+        "web-lc",
+        {},
+        {
+            "LaunchConfigurationName": "web-lc-imdsv2-1",
+            "UserData": b"#!/bin/bash\necho hunter2\n",
+            "MetadataOptions": {"HttpTokens": "required"},
+        },
+        [GROUP],
+    )
     preview = plan.preview()
     assert preview["CopyLaunchConfigurationName"] == "web-lc-imdsv2-1"
     assert preview["CarriesUserData"] is True and "UserData" not in preview["Parameters"]
@@ -57,8 +79,16 @@ def test_independent_sets_keep_templates_and_groups_together():
 
     def item(*groups):
         return SimpleNamespace(groups=[({"AutoScalingGroupName": g}, {}) for g in groups])
-    work = {("lt-a", 1): item("web"), ("lt-a", 2): item("api"),
-            ("lt-b", 1): item("mixed"), ("lt-c", 3): item("mixed", "batch"),
-            ("lt-d", 1): item("solo")}
+
+    work = {
+        ("lt-a", 1): item("web"),
+        ("lt-a", 2): item("api"),
+        ("lt-b", 1): item("mixed"),
+        ("lt-c", 3): item("mixed", "batch"),
+        ("lt-d", 1): item("solo"),
+    }
     assert independent_sets(work) == [
-        [("lt-a", 1), ("lt-a", 2)], [("lt-b", 1), ("lt-c", 3)], [("lt-d", 1)]]
+        [("lt-a", 1), ("lt-a", 2)],
+        [("lt-b", 1), ("lt-c", 3)],
+        [("lt-d", 1)],
+    ]

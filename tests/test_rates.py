@@ -1,22 +1,26 @@
 """c7n_imds.model.rates: AWS's published buckets and the client-side token bucket."""
+
 import pytest
 
 from c7n_imds.model.rates import Bucket, TokenBucket, aws_bucket, bound_seconds
 
 
-@pytest.mark.parametrize("service, operation, expected", [
-    # EC2 developer guide, "Request throttling for the Amazon EC2 API"
-    ("ec2", "DescribeLaunchTemplateVersions", Bucket(100, 20)),
-    ("ec2", "CreateLaunchTemplate", Bucket(50, 5)),
-    ("ec2", "CreateLaunchTemplateVersion", Bucket(100, 5)),
-    ("ec2", "ModifyLaunchTemplate", Bucket(100, 5)),
-    ("ec2", "RunInstances", Bucket(5, 2)),
-    # Auto Scaling publishes none: EC2's shape, assumed
-    ("autoscaling", "DescribeAutoScalingGroups", Bucket(100, 20)),
-    ("autoscaling", "UpdateAutoScalingGroup", Bucket(50, 5)),
-    ("cloudwatch", "GetMetricData", None),
-    ("sts", "GetCallerIdentity", None),
-])
+@pytest.mark.parametrize(
+    "service, operation, expected",
+    [
+        # EC2 developer guide, "Request throttling for the Amazon EC2 API"
+        ("ec2", "DescribeLaunchTemplateVersions", Bucket(100, 20)),
+        ("ec2", "CreateLaunchTemplate", Bucket(50, 5)),
+        ("ec2", "CreateLaunchTemplateVersion", Bucket(100, 5)),
+        ("ec2", "ModifyLaunchTemplate", Bucket(100, 5)),
+        ("ec2", "RunInstances", Bucket(5, 2)),
+        # Auto Scaling publishes none: EC2's shape, assumed
+        ("autoscaling", "DescribeAutoScalingGroups", Bucket(100, 20)),
+        ("autoscaling", "UpdateAutoScalingGroup", Bucket(50, 5)),
+        ("cloudwatch", "GetMetricData", None),
+        ("sts", "GetCallerIdentity", None),
+    ],
+)
 def test_published_buckets(service, operation, expected):
     assert aws_bucket(service, operation) == expected
 

@@ -1,6 +1,7 @@
 """c7n_imds.reach and the one-line answers of `c7n-imds run` / `plan` when the way to AWS
 is missing: no credentials, a closed port, an endpoint that answers as nothing AWS
 does, credentials AWS rejects. Every endpoint here is on 127.0.0.1."""
+
 import http.server
 import socket
 import subprocess
@@ -25,6 +26,7 @@ def closed_port():
 
 class EmptyReply(http.server.BaseHTTPRequestHandler):
     """What a captive proxy or a wrong service may send: a status with no body."""
+
     status = 200
 
     def do_POST(self):
@@ -48,10 +50,14 @@ def not_aws(request):
 
 def bare_env(tmp_path, **extra):
     """No credentials anywhere: no keys, no profile files, no instance role."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-           "AWS_CONFIG_FILE": str(tmp_path / "none"),
-           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-           "AWS_EC2_METADATA_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     env.update(extra)
     return env
 
@@ -68,9 +74,13 @@ def one_line(result, *expected):
 
 @pytest.mark.parametrize("verb", ["run", "plan"])
 def test_no_credentials_is_one_line(verb, tmp_path):
-    result = subprocess.run([COMMAND, verb, "-s", str(tmp_path / "out"), DETECT],
-                            env=bare_env(tmp_path), capture_output=True, text=True,
-                            cwd=tmp_path)
+    result = subprocess.run(
+        [COMMAND, verb, "-s", str(tmp_path / "out"), DETECT],
+        env=bare_env(tmp_path),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     one_line(result, "c7n-imds %s: no AWS credentials found" % verb, "AWS_PROFILE")
     assert not (tmp_path / "out").exists()  # nothing started
 
@@ -78,17 +88,28 @@ def test_no_credentials_is_one_line(verb, tmp_path):
 def test_closed_endpoint_is_one_line(tmp_path):
     endpoint = "http://127.0.0.1:%d" % closed_port()
     result = subprocess.run(
-        [COMMAND, "run", "-s", str(tmp_path / "out"), DETECT], capture_output=True,
-        text=True, cwd=tmp_path, env=bare_env(
-            tmp_path, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-            AWS_ENDPOINT_URL=endpoint))
+        [COMMAND, "run", "-s", str(tmp_path / "out"), DETECT],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=bare_env(
+            tmp_path,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_ENDPOINT_URL=endpoint,
+        ),
+    )
     one_line(result, "cannot reach AWS STS", endpoint, "AWS_ENDPOINT_URL")
 
 
 def test_missing_profile_names_it(tmp_path):
     result = subprocess.run(
-        [COMMAND, "plan", "--profile", "prod-typo", DETECT], capture_output=True,
-        text=True, cwd=tmp_path, env=bare_env(tmp_path))
+        [COMMAND, "plan", "--profile", "prod-typo", DETECT],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=bare_env(tmp_path),
+    )
     one_line(result, "prod-typo")
 
 
@@ -99,29 +120,36 @@ def test_reply_not_from_aws_says_so(not_aws):
 
 def test_reach_rejected_credentials_say_so(placebo_factory):
     factory = placebo_factory("test_reach_rejected_credentials_say_so")
-    with pytest.raises(Unreachable, match="AWS rejected the credentials "
-                                          r"\(InvalidClientTokenId: The security token"):
+    with pytest.raises(
+        Unreachable,
+        match="AWS rejected the credentials "
+        r"\(InvalidClientTokenId: The security token",
+    ):
         caller_identity(region="us-east-1", session=factory())
 
 
 def test_identity_of_working_credentials(moto):
     endpoint, _ = moto
-    identity = caller_identity(region="us-east-1", session=_keyed_session(),
-                               endpoint=endpoint)
+    identity = caller_identity(region="us-east-1", session=_keyed_session(), endpoint=endpoint)
     assert identity["Account"] == "123456789012"
 
 
 def _keyed_session():
     import boto3
+
     return boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def test_an_html_answer_is_named_never_pasted():
     from c7n_imds.reach import plain
-    page = ("<!DOCTYPE html><html><head><title>Access denied\n by proxy</title></head>"
-            "<body><h1>Forbidden</h1>%s</body></html>" % ("x" * 5000))
+
+    page = (
+        "<!DOCTYPE html><html><head><title>Access denied\n by proxy</title></head>"
+        "<body><h1>Forbidden</h1>%s</body></html>" % ("x" * 5000)
+    )
     assert plain("AccessDenied: %s" % page) == (
         "the endpoint answered with an HTML page, not as AWS does (Access denied by proxy): "
-        "check proxy settings and AWS_ENDPOINT_URL")
+        "check proxy settings and AWS_ENDPOINT_URL"
+    )
     assert plain("Throttling:  slow\n down") == "Throttling: slow down"
     assert len(plain("x" * 1000)) == 303

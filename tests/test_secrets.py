@@ -1,5 +1,6 @@
 """User data never leaves the configuration: a canary in it is found in no output,
 log, report or notification, at debug level."""
+
 import base64
 import datetime
 import zlib
@@ -22,6 +23,7 @@ def secret_needles():
     at each of the three byte alignments it can have inside a longer base64 text, each
     also URL-encoded (as a query-protocol request body carries it)."""
     from urllib.parse import quote
+
     needles = {CANARY, USER_DATA}
     for offset in range(3):
         encoded = base64.b64encode(b"\0" * offset + CANARY.encode() + b"\0\0").decode()
@@ -44,11 +46,19 @@ def test_user_data_canary_never_leaves_the_configuration(moto, tmp_path):
     queue_url = sqs.create_queue(QueueName="c7n-mailer")["QueueUrl"]
     # shared-a's instance still calls IMDSv1: held back, its owner notified
     instance = groups_by_name(autoscaling)["shared-a"]["Instances"][0]["InstanceId"]
-    cloudwatch.put_metric_data(Namespace="AWS/EC2", MetricData=[{
-        "MetricName": "MetadataNoToken", "Value": 3, "Unit": "Count",
-        "Timestamp": datetime.datetime.now(datetime.timezone.utc)
-        - datetime.timedelta(hours=2),
-        "Dimensions": [{"Name": "InstanceId", "Value": instance}]}])
+    cloudwatch.put_metric_data(
+        Namespace="AWS/EC2",
+        MetricData=[
+            {
+                "MetricName": "MetadataNoToken",
+                "Value": 3,
+                "Unit": "Count",
+                "Timestamp": datetime.datetime.now(datetime.timezone.utc)
+                - datetime.timedelta(hours=2),
+                "Dimensions": [{"Name": "InstanceId", "Value": instance}],
+            }
+        ],
+    )
     outputs = []
 
     def record(results):
@@ -56,19 +66,37 @@ def test_user_data_canary_never_leaves_the_configuration(moto, tmp_path):
             outputs.append((" ".join(result.args[:2]), result.stdout + result.stderr))
             assert result.returncode == 0, (result.args, result.stderr[-3000:])
 
-    record(c7n_together([
-        run_args(tmp_path / "detect", DETECT, verbose=True),
-        ["plan", "-v", "-v", "-s", str(tmp_path / "plan"), "--cache-period", "0",
-         REMEDIATE]], endpoint, tmp_path))
-    record([c7n(run_args(tmp_path / "remediate", REMEDIATE, verbose=True), endpoint,
-                tmp_path)])
+    record(
+        c7n_together(
+            [
+                run_args(tmp_path / "detect", DETECT, verbose=True),
+                [
+                    "plan",
+                    "-v",
+                    "-v",
+                    "-s",
+                    str(tmp_path / "plan"),
+                    "--cache-period",
+                    "0",
+                    REMEDIATE,
+                ],
+            ],
+            endpoint,
+            tmp_path,
+        )
+    )
+    record([c7n(run_args(tmp_path / "remediate", REMEDIATE, verbose=True), endpoint, tmp_path)])
     groups = groups_by_name(autoscaling)
-    assert groups["shared-b"].get("LaunchTemplate") and not groups["shared-a"].get(
-        "LaunchTemplate")
+    assert groups["shared-b"].get("LaunchTemplate") and not groups["shared-a"].get("LaunchTemplate")
     # the copy path: a new group on the canary's configuration, copied with IMDSv2
     autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName="late", LaunchConfigurationName="shared-lc", MinSize=0,
-        MaxSize=1, DesiredCapacity=0, VPCZoneIdentifier=groups["public"]["VPCZoneIdentifier"])
+        AutoScalingGroupName="late",
+        LaunchConfigurationName="shared-lc",
+        MinSize=0,
+        MaxSize=1,
+        DesiredCapacity=0,
+        VPCZoneIdentifier=groups["public"]["VPCZoneIdentifier"],
+    )
     record([c7n(run_args(tmp_path / "copy", COPY_LC, verbose=True), endpoint, tmp_path)])
     late = groups_by_name(autoscaling)["late"]["LaunchConfigurationName"]
     assert late != "shared-lc"
@@ -79,12 +107,19 @@ def test_user_data_canary_never_leaves_the_configuration(moto, tmp_path):
     folders = [str(tmp_path / f) for f in ("detect", "remediate", "copy")]
     # (this used to run only while c7n_imds/report.py existed: a guard that silently
     # stopped checking the summary when the module moved)
-    record(c7n_together([["summary"] + folders] + [
-        ["summary", "--format", fmt, "-o", str(tmp_path / ("summary." + fmt))] + folders
-        for fmt in ("json", "html")], endpoint, tmp_path))
+    record(
+        c7n_together(
+            [["summary"] + folders]
+            + [
+                ["summary", "--format", fmt, "-o", str(tmp_path / ("summary." + fmt))] + folders
+                for fmt in ("json", "html")
+            ],
+            endpoint,
+            tmp_path,
+        )
+    )
 
-    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)[
-        "Messages"]
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
     assert messages, "the held-back group's notification was not sent"
     for message in messages:
         decoded = zlib.decompress(base64.b64decode(message["Body"]))
@@ -102,6 +137,8 @@ def test_user_data_canary_never_leaves_the_configuration(moto, tmp_path):
             if needle in path.read_bytes():
                 leaks.append("%s in %s" % (needle, path.relative_to(tmp_path)))
     FIGURES["secret files searched"] += len(files)
-    print("\nsecrets: %d outputs, %d files, %d messages searched for %d needles" % (
-        len(outputs), len(files), len(messages), len(secret_needles())))
+    print(
+        "\nsecrets: %d outputs, %d files, %d messages searched for %d needles"
+        % (len(outputs), len(files), len(messages), len(secret_needles()))
+    )
     assert not leaks, leaks

@@ -1,6 +1,7 @@
 """The pinned custodian's defects that c7n_imds.upstream works around. Each test calls
 custodian's own code and passes while the defect is there; when one fails, custodian
 fixed it: delete the workaround and its test."""
+
 import pytest
 from c7n import mu
 from c7n.config import Config
@@ -15,8 +16,11 @@ def test_custodian_security_hub_action_still_loses_existing():
     AWS call)."""
     original = mu.SecurityHubAction.add.custodian_original
     loader = PolicyLoader(Config.empty(region="us-east-1", account_id="123456789012"))
-    (policy,) = [p for p in loader.load_file(str(REPO / "policies" / "securityhub.yml"))
-                 if p.data.get("mode", {}).get("type") == "hub-action"]
+    (policy,) = [
+        p
+        for p in loader.load_file(str(REPO / "policies" / "securityhub.yml"))
+        if p.data.get("mode", {}).get("type") == "hub-action"
+    ]
     action = mu.SecurityHubAction(policy, session_factory=None)
     with pytest.raises(TypeError, match="existing"):
         original(action, mu.PolicyLambda(policy), None)

@@ -1,5 +1,6 @@
 """Bad input is refused at `c7n-imds validate`, before any API call: every invalid option
 of every filter and action, and mistyped filter keys and values."""
+
 import json
 import re
 
@@ -30,8 +31,11 @@ REFRESH = [
     ({"Unknown": 1}, "Unknown", "MinHealthyPercentage"),
     # what StartInstanceRefresh would refuse only after the groups switched
     ({"MaxHealthyPercentage": 150}, "MaxHealthyPercentage", "needs MinHealthyPercentage"),
-    ({"MinHealthyPercentage": 40, "MaxHealthyPercentage": 150}, "MaxHealthyPercentage",
-     "more than 100"),
+    (
+        {"MinHealthyPercentage": 40, "MaxHealthyPercentage": 150},
+        "MaxHealthyPercentage",
+        "more than 100",
+    ),
 ]
 
 
@@ -41,98 +45,135 @@ def bad_option_cases():
     cases = []
 
     def action(resource, action_type, option, value, allowed):
-        cases.append((resource, "actions", {"type": action_type, option: value}, option,
-                      allowed))
+        cases.append((resource, "actions", {"type": action_type, option: value}, option, allowed))
 
-    remediations = [("asg", "convert-to-launch-template"), ("asg", "set-metadata-access"),
-                    ("asg", "copy-launch-configuration"),
-                    ("launch-config", "convert-to-launch-template")]
+    remediations = [
+        ("asg", "convert-to-launch-template"),
+        ("asg", "set-metadata-access"),
+        ("asg", "copy-launch-configuration"),
+        ("launch-config", "convert-to-launch-template"),
+    ]
     for resource, action_type in remediations:
         for option, (value, allowed) in ASG_ACTION_OPTIONS.items():
             action(resource, action_type, option, value, allowed)
         for value, allowed in HOP[1]:
             action(resource, action_type, HOP[0], value, allowed)
         for value, sub, allowed in REFRESH:
-            cases.append((resource, "actions", {"type": action_type,
-                                                "refresh-preferences": value},
-                          "refresh-preferences", allowed))
+            cases.append(
+                (
+                    resource,
+                    "actions",
+                    {"type": action_type, "refresh-preferences": value},
+                    "refresh-preferences",
+                    allowed,
+                )
+            )
         action(resource, action_type, "no-such-option", 1, "was unexpected")
         action(resource, action_type, "rate-budget", 1.5, "'maximum': 1")
         action(resource, action_type, "rate-budget", 0, "'exclusiveMinimum': 0")
     action("asg", "revert-imds-remediation", "rate-budget", 2, "'maximum': 1")
     for resource in ("asg", "launch-config"):
-        action(resource, "convert-to-launch-template", "http-tokens", "optional",
-               "'required', 'preserve'")
-        action(resource, "convert-to-launch-template", "version", "3",
-               "'$Default', '$Latest'")
+        action(
+            resource,
+            "convert-to-launch-template",
+            "http-tokens",
+            "optional",
+            "'required', 'preserve'",
+        )
+        action(resource, "convert-to-launch-template", "version", "3", "'$Default', '$Latest'")
         action(resource, "convert-to-launch-template", "verify", "yes", "'boolean'")
-        for value, allowed in ((0, "'minimum': 1"), (17, "'maximum': 16"),
-                               ("4", "'integer'")):
+        for value, allowed in ((0, "'minimum': 1"), (17, "'maximum': 16"), ("4", "'integer'")):
             action(resource, "convert-to-launch-template", "concurrency", value, allowed)
     action("asg", "set-metadata-access", "http-tokens", "maybe", "'required', 'optional'")
-    action("asg", "set-metadata-access", "metadata-tags", "on",
-           "'preserve', 'enabled', 'disabled'")
+    action("asg", "set-metadata-access", "metadata-tags", "on", "'preserve', 'enabled', 'disabled'")
     action("asg", "set-metadata-access", "set-default", "no", "'boolean'")
     action("asg", "set-metadata-access", "verify", "yes", "'boolean'")
     action("asg", "copy-launch-configuration", "http-tokens", "required", "was unexpected")
     action("asg", "revert-imds-remediation", "exempt", "yes", "'boolean'")
     action("asg", "revert-imds-remediation", "no-such-option", 1, "was unexpected")
     # trusted-principals: role, user or root ARNs (c7n_imds.model.provenance.PRINCIPAL_ARN)
-    for resource, action_type in (("asg", "revert-imds-remediation"),
-                                  ("asg", "convert-to-launch-template"),
-                                  ("launch-config", "convert-to-launch-template")):
+    for resource, action_type in (
+        ("asg", "revert-imds-remediation"),
+        ("asg", "convert-to-launch-template"),
+        ("launch-config", "convert-to-launch-template"),
+    ):
         action(resource, action_type, "trusted-principals", ["role/c7n-imds"], "does not match")
     # the actions that fix a group at its owner
     action("asg", "disable-beanstalk-imdsv1", "rate-budget", 2, "'maximum': 1")
     action("asg", "disable-beanstalk-imdsv1", "no-such-option", 1, "was unexpected")
     for value, allowed in HOP[1]:
         action("asg", "create-stack-change-set", HOP[0], value, allowed)
-    action("asg", "create-stack-change-set", "http-endpoint", "on",
-           "'preserve', 'enabled', 'disabled'")
+    action(
+        "asg", "create-stack-change-set", "http-endpoint", "on", "'preserve', 'enabled', 'disabled'"
+    )
     action("asg", "create-stack-change-set", "rate-budget", 0, "'exclusiveMinimum': 0")
     action("asg", "create-stack-change-set", "execute", True, "was unexpected")
     for value, allowed in HOP[1]:
         action("asg", "set-nodegroup-metadata-access", HOP[0], value, allowed)
     for option, value, allowed in (
-            ("http-tokens", "maybe", "'required', 'optional'"),
-            ("http-endpoint", "on", "'preserve', 'enabled', 'disabled'"),
-            ("verify", "yes", "'boolean'"), ("force", "yes", "'boolean'"),
-            ("rate-budget", 2, "'maximum': 1"), ("set-default", True, "was unexpected"),
-            ("allow-launch-changes", ["kernel"], "'image'"),
-            ("imdsv1-gate", {"days": 0}, "less than the minimum of 1")):
+        ("http-tokens", "maybe", "'required', 'optional'"),
+        ("http-endpoint", "on", "'preserve', 'enabled', 'disabled'"),
+        ("verify", "yes", "'boolean'"),
+        ("force", "yes", "'boolean'"),
+        ("rate-budget", 2, "'maximum': 1"),
+        ("set-default", True, "was unexpected"),
+        ("allow-launch-changes", ["kernel"], "'image'"),
+        ("imdsv1-gate", {"days": 0}, "less than the minimum of 1"),
+    ):
         action("asg", "set-nodegroup-metadata-access", option, value, allowed)
 
     def filter_(resource, block, option, allowed):
         cases.append((resource, "filters", block, option, allowed))
 
     for resource in ("asg", "launch-config"):
-        filter_(resource, {"type": "imds", "key": "HttpTokens", "op": "bogus",
-                           "value": "optional"}, "op", "'eq'")
-        filter_(resource, {"type": "imds", "key": "HttpTokens", "value": "optional",
-                           "value_type": "bogus"}, "value_type", "'age'")
-    filter_("asg", {"type": "imdsv1-usage", "days": 0, "value": 0}, "days",
-            "'minimum': 1")
-    filter_("asg", {"type": "imdsv1-usage", "days": 456, "value": 0}, "days",
-            "'maximum': 455")
+        filter_(
+            resource,
+            {"type": "imds", "key": "HttpTokens", "op": "bogus", "value": "optional"},
+            "op",
+            "'eq'",
+        )
+        filter_(
+            resource,
+            {"type": "imds", "key": "HttpTokens", "value": "optional", "value_type": "bogus"},
+            "value_type",
+            "'age'",
+        )
+    filter_("asg", {"type": "imdsv1-usage", "days": 0, "value": 0}, "days", "'minimum': 1")
+    filter_("asg", {"type": "imdsv1-usage", "days": 456, "value": 0}, "days", "'maximum': 455")
     filter_("asg", {"type": "imdsv1-usage", "days": "14", "value": 0}, "days", "'number'")
-    filter_("asg", {"type": "imdsv1-usage", "missing": "maybe", "value": 0}, "missing",
-            "'exclude', 'zero', 'include'")
+    filter_(
+        "asg",
+        {"type": "imdsv1-usage", "missing": "maybe", "value": 0},
+        "missing",
+        "'exclude', 'zero', 'include'",
+    )
     filter_("ec2", {"type": "imdsv1-usage", "days": 0, "value": 0}, "days", "'minimum': 1")
-    filter_("ec2", {"type": "imdsv1-usage", "missing": "maybe", "value": 0}, "missing",
-            "'exclude', 'zero', 'include'")
+    filter_(
+        "ec2",
+        {"type": "imdsv1-usage", "missing": "maybe", "value": 0},
+        "missing",
+        "'exclude', 'zero', 'include'",
+    )
     for resource in ("asg", "ec2"):
         filter_(resource, {"type": "imdsv1-usage", "op": "bogus", "value": 0}, "op", "'eq'")
-        filter_(resource, {"type": "imdsv1-usage", "value_type": "bogus", "value": 0},
-                "value_type", "'age'")
-    filter_("asg", {"type": "imds-exempt", "key": "Exempt", "value_type": "bogus",
-                    "value": True}, "value_type", "'age'")
-    filter_("asg", {"type": "imds-exempt", "key": "Exempt", "op": "bogus",
-                    "value": True}, "op", "'eq'")
-    filter_("launch-config", {"type": "imds-converted", "days": -1}, "days",
-            "'minimum': 0")
+        filter_(
+            resource,
+            {"type": "imdsv1-usage", "value_type": "bogus", "value": 0},
+            "value_type",
+            "'age'",
+        )
+    filter_(
+        "asg",
+        {"type": "imds-exempt", "key": "Exempt", "value_type": "bogus", "value": True},
+        "value_type",
+        "'age'",
+    )
+    filter_(
+        "asg", {"type": "imds-exempt", "key": "Exempt", "op": "bogus", "value": True}, "op", "'eq'"
+    )
+    filter_("launch-config", {"type": "imds-converted", "days": -1}, "days", "'minimum': 0")
     filter_("launch-config", {"type": "imds-converted", "days": "14"}, "days", "'number'")
-    filter_("launch-config", {"type": "imds-converted", "day": 3}, "day",
-            "was unexpected")
+    filter_("launch-config", {"type": "imds-converted", "day": 3}, "day", "was unexpected")
     return cases
 
 
@@ -142,18 +183,37 @@ def mistyped_filter_cases():
     cases = []
     for resource in ("asg", "launch-config"):
         cases += [
-            (resource, "filters", {"type": "imds", "key": "HttpToken", "value": "optional"},
-             "key", "HttpTokens"),
-            (resource, "filters", {"type": "imds", "key": "HttpTokens", "value": "requried"},
-             "value", "'required', 'optional'"),
-            (resource, "filters", {"type": "imds", "key": "LaunchType",
-                                   "value": "launch-configuraton"}, "value", "launch-template"),
+            (
+                resource,
+                "filters",
+                {"type": "imds", "key": "HttpToken", "value": "optional"},
+                "key",
+                "HttpTokens",
+            ),
+            (
+                resource,
+                "filters",
+                {"type": "imds", "key": "HttpTokens", "value": "requried"},
+                "value",
+                "'required', 'optional'",
+            ),
+            (
+                resource,
+                "filters",
+                {"type": "imds", "key": "LaunchType", "value": "launch-configuraton"},
+                "value",
+                "launch-template",
+            ),
         ]
     cases += [
-        ("asg", "filters", {"type": "imdsv1-usage", "key": "Totl", "value": 0}, "key",
-         "Total"),
-        ("asg", "filters", {"type": "imds-exempt", "key": "Exempted", "value": True}, "key",
-         "Exempt"),
+        ("asg", "filters", {"type": "imdsv1-usage", "key": "Totl", "value": 0}, "key", "Total"),
+        (
+            "asg",
+            "filters",
+            {"type": "imds-exempt", "key": "Exempted", "value": True},
+            "key",
+            "Exempt",
+        ),
     ]
     return cases
 
@@ -221,17 +281,30 @@ def validated(tmp_path_factory):
     for group, group_cases in cases.items():
         for n, (resource, kind, block, option, allowed) in enumerate(group_cases):
             name = "bad-%s-%02d-%s-%s" % (
-                group, n, resource, re.sub(r"[^a-z0-9]+", "-", block["type"]))
+                group,
+                n,
+                resource,
+                re.sub(r"[^a-z0-9]+", "-", block["type"]),
+            )
             path = tmp_path / ("%s.yml" % name)
-            path.write_text(yaml.safe_dump({"policies": [
-                {"name": name, "resource": resource, kind: [block]}]}, sort_keys=False))
+            path.write_text(
+                yaml.safe_dump(
+                    {"policies": [{"name": name, "resource": resource, kind: [block]}]},
+                    sort_keys=False,
+                )
+            )
             files.append(str(path))
             expected[str(path)] = (group, name, option, allowed, block)
     valid = tmp_path / "valid.yml"
     valid.write_text(VALID_POLICIES)
     log = tmp_path / "calls.jsonl"
-    result = c7n(["validate", str(valid)] + files, None, tmp_path,
-                 {"record": True, "log": str(log)}, endpoint_url="http://127.0.0.1:9")
+    result = c7n(
+        ["validate", str(valid)] + files,
+        None,
+        tmp_path,
+        {"record": True, "log": str(log)},
+        endpoint_url="http://127.0.0.1:9",
+    )
     FIGURES["invalid options checked"] += len(expected)
     return result, split_validate_output(result.stderr), expected, str(valid), log
 
@@ -266,7 +339,10 @@ def test_every_invalid_option_is_rejected_at_validate_without_api_calls(validate
     problems, checked = validate_problems(validated, "option")
     assert checked >= 60
     assert not problems, "%d of %d invalid options not rejected properly:\n%s" % (
-        len(problems), checked, "\n".join(problems))
+        len(problems),
+        checked,
+        "\n".join(problems),
+    )
 
 
 def test_the_invalid_cases_cover_every_option_there_is():
@@ -275,11 +351,15 @@ def test_the_invalid_cases_cover_every_option_there_is():
     from c7n.filters import ValueFilter
     from c7n.resources.asg import ASG, LaunchConfig
     from c7n.resources.ec2 import EC2
-    covered = {(resource, block["type"], option)
-               for resource, _, block, option, _ in bad_option_cases()}
-    covered |= {(resource, block["type"], "refresh-preferences." + sub)
-                for resource, _, block, _, _ in bad_option_cases()
-                for sub in block.get("refresh-preferences") or ()}
+
+    covered = {
+        (resource, block["type"], option) for resource, _, block, option, _ in bad_option_cases()
+    }
+    covered |= {
+        (resource, block["type"], "refresh-preferences." + sub)
+        for resource, _, block, _, _ in bad_option_cases()
+        for sub in block.get("refresh-preferences") or ()
+    }
     value_filter_options = set(ValueFilter.schema["properties"])
     missing = []
     for resource, manager in (("asg", ASG), ("launch-config", LaunchConfig), ("ec2", EC2)):
@@ -308,7 +388,10 @@ def test_mistyped_filter_keys_and_values_are_rejected_at_validate(validated):
     silently does nothing - the classic false green."""
     problems, checked = validate_problems(validated, "typo")
     assert not problems, "%d of %d mistyped filter keys/values accepted:\n%s" % (
-        len(problems), checked, "\n".join(problems))
+        len(problems),
+        checked,
+        "\n".join(problems),
+    )
 
 
 def split_validate_output(stderr):

@@ -8,6 +8,7 @@ build sees only what the package declares (no .venv, no test files) and leaves n
 in the checkout. Dependencies come from the package registry, pinned by constraints.txt,
 as the README tells users to install.
 """
+
 import re
 import shutil
 import subprocess
@@ -21,10 +22,20 @@ from c7n_imds.testing import aws_env
 from tests.conftest import REPO
 
 E2E = True
-SOURCES = ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE",
-           "CHANGELOG.md", "constraints.txt", "c7n_imds", "policies")
-PACK_FILES = sorted(p.relative_to(REPO / "policies").as_posix()
-                    for p in (REPO / "policies").rglob("*.yml"))
+SOURCES = (
+    "setup.py",
+    "pyproject.toml",
+    "MANIFEST.in",
+    "README.md",
+    "LICENSE",
+    "CHANGELOG.md",
+    "constraints.txt",
+    "c7n_imds",
+    "policies",
+)
+PACK_FILES = sorted(
+    p.relative_to(REPO / "policies").as_posix() for p in (REPO / "policies").rglob("*.yml")
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +48,14 @@ def bare(tmp_path_factory):
     source.mkdir()
     for name in SOURCES:
         copy = shutil.copytree if (REPO / name).is_dir() else shutil.copyfile
-        kwargs = {"ignore": shutil.ignore_patterns("__pycache__")} if (
-            REPO / name).is_dir() else {}
+        kwargs = {"ignore": shutil.ignore_patterns("__pycache__")} if (REPO / name).is_dir() else {}
         copy(REPO / name, source / name, **kwargs)
     dist = root / "dist"
     pip(sys.executable, "wheel", "--no-deps", "-w", str(dist), str(source))
     (wheel,) = dist.glob("c7n_imds-*.whl")
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip(str(venv / "bin" / "python"), "install", "-c", str(REPO / "constraints.txt"),
-        str(wheel))
+    pip(str(venv / "bin" / "python"), "install", "-c", str(REPO / "constraints.txt"), str(wheel))
     (site,) = (venv / "lib").glob("python3*/site-packages")
     return wheel, venv / "bin", site
 
@@ -55,8 +64,7 @@ def bare(tmp_path_factory):
 def installed(bare):
     """The same virtualenv with the demo extra (moto) added."""
     wheel, bin_dir, site = bare
-    pip(str(bin_dir / "python"), "install", "-c", str(REPO / "constraints.txt"),
-        "%s[demo]" % wheel)
+    pip(str(bin_dir / "python"), "install", "-c", str(REPO / "constraints.txt"), "%s[demo]" % wheel)
     return bare
 
 
@@ -65,48 +73,75 @@ def test_bare_wheel_proposes_a_change_set_for_a_stack_owned_group(bare, moto, tm
     policies/remediate-owners.yml from its installed pack: the CloudFormation-owned
     group's stack gets a change set."""
     from c7n_imds.demo import STACK, seed_stack
+
     _, bin_dir, _ = bare
     python = str(bin_dir / "python")
-    assert subprocess.run([python, "-c", "import moto"], capture_output=True).returncode, \
+    assert subprocess.run([python, "-c", "import moto"], capture_output=True).returncode, (
         "moto is in the bare virtualenv: run this test before the demo extra is added"
+    )
     endpoint, session = moto
     ec2 = session.client("ec2")
     vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
     subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
-        "Subnets"][0]["SubnetId"]
+        "Subnets"
+    ][0]["SubnetId"]
     seed_stack(session, subnet)
     session.client("sqs").create_queue(QueueName="c7n-mailer")
     env = aws_env(endpoint)
     env["HOME"] = str(tmp_path)
     pack = command(bare, ["pack", "path"], tmp_path, env).stdout.strip()
-    result = command(bare, ["run", "-s", str(tmp_path / "out"), "--cache-period", "0", "-p",
-                            "autoscaling-3-stack-change-set",
-                            str(Path(pack) / "remediate-owners.yml")], tmp_path, env)
+    result = command(
+        bare,
+        [
+            "run",
+            "-s",
+            str(tmp_path / "out"),
+            "--cache-period",
+            "0",
+            "-p",
+            "autoscaling-3-stack-change-set",
+            str(Path(pack) / "remediate-owners.yml"),
+        ],
+        tmp_path,
+        env,
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
-    summaries = session.client("cloudformation").list_change_sets(StackName=STACK)[
-        "Summaries"]
-    assert [s["ChangeSetName"] for s in summaries if s["ChangeSetName"].startswith(
-        "c7n-imds-imdsv2-")], (summaries, result.stderr)
+    summaries = session.client("cloudformation").list_change_sets(StackName=STACK)["Summaries"]
+    assert [
+        s["ChangeSetName"] for s in summaries if s["ChangeSetName"].startswith("c7n-imds-imdsv2-")
+    ], (summaries, result.stderr)
 
 
 def pip(python, *args):
-    result = subprocess.run([python, "-m", "pip", "--quiet", "--disable-pip-version-check"]
-                            + list(args), capture_output=True, text=True)
+    result = subprocess.run(
+        [python, "-m", "pip", "--quiet", "--disable-pip-version-check"] + list(args),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def command(installed, args, cwd, env=None):
     _, bin_dir, _ = installed
-    return subprocess.run([str(bin_dir / "c7n-imds")] + args, cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [str(bin_dir / "c7n-imds")] + args,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_wheel_carries_the_pack_byte_for_byte(installed):
     wheel, _, _ = installed
     with zipfile.ZipFile(wheel) as archive:
-        packed = {n[len("c7n_imds/pack/"):]: archive.read(n) for n in archive.namelist()
-                  if n.startswith("c7n_imds/pack/")}
+        packed = {
+            n[len("c7n_imds/pack/") :]: archive.read(n)
+            for n in archive.namelist()
+            if n.startswith("c7n_imds/pack/")
+        }
         names = archive.namelist()
     assert sorted(packed) == PACK_FILES
     for name, content in packed.items():
@@ -132,12 +167,16 @@ def test_pack_commands_in_an_empty_directory(installed, tmp_path):
     copied = command(installed, ["pack", "copy", "policies"], cwd)
     assert copied.returncode == 0, copied.stderr
     for name in PACK_FILES:
-        assert (cwd / "policies" / name).read_bytes() == (
-            REPO / "policies" / name).read_bytes(), name
+        assert (cwd / "policies" / name).read_bytes() == (REPO / "policies" / name).read_bytes(), (
+            name
+        )
     again = command(installed, ["pack", "copy", "policies"], cwd)
     assert again.returncode == 2 and "Traceback" not in again.stderr
-    assert re.fullmatch(r"c7n-imds pack: \S+ already exists \(and \d+ more\): choose an "
-                        r"empty folder or pass --force\n", again.stderr), again.stderr
+    assert re.fullmatch(
+        r"c7n-imds pack: \S+ already exists \(and \d+ more\): choose an "
+        r"empty folder or pass --force\n",
+        again.stderr,
+    ), again.stderr
 
     version = command(installed, ["--version"], cwd)
     assert version.stdout.startswith("c7n-imds "), version.stdout
@@ -169,6 +208,7 @@ def test_readme_steps_work_line_by_line(installed, moto, tmp_path):
     succeed does (doctor may report what moto cannot answer, but never crash)."""
     endpoint, session = moto
     from tests.support.estates import seed
+
     seed(session)
     session.client("sqs").create_queue(QueueName="c7n-mailer")
     _, bin_dir, _ = installed
@@ -177,14 +217,24 @@ def test_readme_steps_work_line_by_line(installed, moto, tmp_path):
     env["HOME"] = str(tmp_path)
     steps = [line for line in readme_steps() if line.startswith("c7n-imds ")]
     assert [s.split()[1] for s in steps] == [
-        "pack", "doctor", "validate", "run", "report", "plan", "run", "summary"], steps
+        "pack",
+        "doctor",
+        "validate",
+        "run",
+        "report",
+        "plan",
+        "run",
+        "summary",
+    ], steps
     cwd = tmp_path / "work"
     cwd.mkdir()
     for step in steps:
-        result = subprocess.run(["bash", "-c", step], cwd=cwd, env=env,
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            ["bash", "-c", step], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        )
         assert "Traceback" not in result.stderr + result.stdout, (step, result.stderr)
         if not step.startswith("c7n-imds doctor"):
             assert result.returncode == 0, (step, result.stdout, result.stderr)
-    assert (cwd / "out" / "autoscaling-3-convert-to-imdsv2-launch-template" /
-            "resources.json").is_file()
+    assert (
+        cwd / "out" / "autoscaling-3-convert-to-imdsv2-launch-template" / "resources.json"
+    ).is_file()

@@ -1,5 +1,6 @@
 """What every remediation action shares: fresh group state, option schemas, the
 pre-flight check, tagging, running instances and the end-of-run report."""
+
 import datetime
 import json
 import logging
@@ -58,9 +59,16 @@ class RemediationError(PolicyExecutionError):
 
     def __init__(self, action, failures):
         self.failures = dict(failures)
-        super().__init__("%s failed for %d group(s); the others were processed:\n%s" % (
-            action, len(failures), "\n".join(
-                " - %s: %s" % (group, reason) for group, reason in sorted(failures.items()))))
+        super().__init__(
+            "%s failed for %d group(s); the others were processed:\n%s"
+            % (
+                action,
+                len(failures),
+                "\n".join(
+                    " - %s: %s" % (group, reason) for group, reason in sorted(failures.items())
+                ),
+            )
+        )
 
 
 def current_groups(autoscaling, asgs):
@@ -71,10 +79,14 @@ def current_groups(autoscaling, asgs):
     current = {}
     paginator = autoscaling.get_paginator("describe_auto_scaling_groups")
     for batch in chunks(names, GROUP_NAMES_PER_CALL):
-        pages = retry(lambda: list(paginator.paginate(
-            AutoScalingGroupNames=batch, PaginationConfig={"PageSize": 100})))
-        current.update({a["AutoScalingGroupName"]: a for page in pages
-                        for a in page["AutoScalingGroups"]})
+        pages = retry(
+            lambda: list(
+                paginator.paginate(AutoScalingGroupNames=batch, PaginationConfig={"PageSize": 100})
+            )
+        )
+        current.update(
+            {a["AutoScalingGroupName"]: a for page in pages for a in page["AutoScalingGroups"]}
+        )
     for name in names:
         if name not in current:
             log.info("asg %s: no longer exists; skipped", name)
@@ -89,9 +101,18 @@ def walk_filters(filters):
 
 
 def tag_group(autoscaling, group, key, value):
-    retry(autoscaling.create_or_update_tags, Tags=[{
-        "ResourceId": group, "ResourceType": "auto-scaling-group",
-        "Key": key, "Value": value, "PropagateAtLaunch": False}])
+    retry(
+        autoscaling.create_or_update_tags,
+        Tags=[
+            {
+                "ResourceId": group,
+                "ResourceType": "auto-scaling-group",
+                "Key": key,
+                "Value": value,
+                "PropagateAtLaunch": False,
+            }
+        ],
+    )
 
 
 class Remediation(BaseAction):
@@ -145,8 +166,9 @@ class Remediation(BaseAction):
                 continue
             guidance = iac_guidance(asg)
             log.warning("asg %s: not changed: %s", asg["AutoScalingGroupName"], guidance)
-            self.skipped.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
-                                 "Skipped": guidance})
+            self.skipped.append(
+                {"AutoScalingGroupName": asg["AutoScalingGroupName"], "Skipped": guidance}
+            )
         return self.passing_gate(eligible)
 
     def passing_gate(self, groups):
@@ -158,7 +180,7 @@ class Remediation(BaseAction):
         if gate is None or not groups:
             return groups
         for resource in getattr(self, "handed", ()):
-            counted = (resource.get(USAGE_ANNOTATION) or {})
+            counted = resource.get(USAGE_ANNOTATION) or {}
             if counted.get("Days") == gate.settings.days:
                 gate.calls.update(counted.get("Instances") or {})
         consumers = [group_consumer(asg) for asg in groups]
@@ -171,8 +193,9 @@ class Remediation(BaseAction):
                 continue
             reason = "held back: %s" % "; ".join(verdict.blocked)
             log.info("asg %s: not changed: %s", asg["AutoScalingGroupName"], reason)
-            self.skipped.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
-                                 "Skipped": reason})
+            self.skipped.append(
+                {"AutoScalingGroupName": asg["AutoScalingGroupName"], "Skipped": reason}
+            )
         return passing
 
     def exempt(self, asg):
@@ -182,10 +205,13 @@ class Remediation(BaseAction):
         today = datetime.datetime.now(datetime.timezone.utc).date()
         if not parse_exemption(tags.get(EXEMPT_TAG), today)["Exempt"]:
             return False
-        self.skipped.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
-                             "Skipped": "exempt: %s" % tags[EXEMPT_TAG]})
-        log.info("asg %s: exempt (%s); not changed", asg["AutoScalingGroupName"],
-                 tags[EXEMPT_TAG])
+        self.skipped.append(
+            {
+                "AutoScalingGroupName": asg["AutoScalingGroupName"],
+                "Skipped": "exempt: %s" % tags[EXEMPT_TAG],
+            }
+        )
+        log.info("asg %s: exempt (%s); not changed", asg["AutoScalingGroupName"], tags[EXEMPT_TAG])
         return True
 
     def gate_settings(self):
@@ -200,27 +226,44 @@ class Remediation(BaseAction):
             return None
         if "days" in option or "missing" in option:
             return GateSettings(option.get("days", 14), option.get("missing", "zero"))
-        usage = next((f for f in walk_filters(self.manager.filters if self.manager else ())
-                      if isinstance(f, UsageFilter)), None)
+        usage = next(
+            (
+                f
+                for f in walk_filters(self.manager.filters if self.manager else ())
+                if isinstance(f, UsageFilter)
+            ),
+            None,
+        )
         if usage is None:
             return GateSettings()
         missing = usage.data.get("missing", "exclude")
-        return GateSettings(usage.data.get("days", 14),
-                            "exclude" if missing == "exclude" else "zero")
+        return GateSettings(
+            usage.data.get("days", 14), "exclude" if missing == "exclude" else "zero"
+        )
 
-    def group_change(self, asg, before, after, metadata_before, metadata_after,
-                     launch_changes=()):
+    def group_change(self, asg, before, after, metadata_before, metadata_after, launch_changes=()):
         """The contract's plan of one group (model/changes.GroupChange), with how its
         running instances are replaced (`running-instances`): an instance refresh that
         replaces them all at once is a launch change of its own."""
         replacement, at_once = replacement_of_instances(
-            self.data.get("running-instances", "keep"), self.data.get("refresh-preferences"))
+            self.data.get("running-instances", "keep"), self.data.get("refresh-preferences")
+        )
         changes = list(launch_changes)
         if at_once:
-            changes.append(LaunchChange("replace-all-at-once", "refresh-preferences",
-                                        "running", "all replaced at once"))
-        return GroupChange(asg["AutoScalingGroupName"], before, after, metadata_before or {},
-                           metadata_after or {}, changes, replacement)
+            changes.append(
+                LaunchChange(
+                    "replace-all-at-once", "refresh-preferences", "running", "all replaced at once"
+                )
+            )
+        return GroupChange(
+            asg["AutoScalingGroupName"],
+            before,
+            after,
+            metadata_before or {},
+            metadata_after or {},
+            changes,
+            replacement,
+        )
 
     def refusal(self, change):
         """Why a group's plan is refused - launch changes beyond metadata options that
@@ -246,13 +289,20 @@ class Remediation(BaseAction):
             if owner is not None and owner[0] == owner_tag:
                 owned.append(asg)
                 continue
-            reason = iac_guidance(asg) if owner else (
-                "not owned by a stack or service; the in-place actions "
-                "(convert-to-launch-template, set-metadata-access) fix it")
-            log.info("asg %s: not changed by %s: %s", asg["AutoScalingGroupName"],
-                     self.type, reason)
-            self.skipped.append({"AutoScalingGroupName": asg["AutoScalingGroupName"],
-                                 "Skipped": reason})
+            reason = (
+                iac_guidance(asg)
+                if owner
+                else (
+                    "not owned by a stack or service; the in-place actions "
+                    "(convert-to-launch-template, set-metadata-access) fix it"
+                )
+            )
+            log.info(
+                "asg %s: not changed by %s: %s", asg["AutoScalingGroupName"], self.type, reason
+            )
+            self.skipped.append(
+                {"AutoScalingGroupName": asg["AutoScalingGroupName"], "Skipped": reason}
+            )
         return owned
 
     # What the usage gate reads (``imdsv1-gate``, on by default).
@@ -268,14 +318,17 @@ class Remediation(BaseAction):
             permissions.update(self.gate_permissions)
         if self.data.get("verify", True):
             permissions.update(self.verify_permissions)
-        permissions.update(RUNNING_INSTANCES_PERMISSIONS.get(
-            self.data.get("running-instances", "keep"), ()))
+        permissions.update(
+            RUNNING_INSTANCES_PERMISSIONS.get(self.data.get("running-instances", "keep"), ())
+        )
         return sorted(permissions)
 
     def hop_limit(self, groups, existing_metadata_options, user_data=None):
         return resolve_hop_limit(
-            self.data.get("hop-limit", PRESERVE), existing_metadata_options,
-            any(runs_containers(asg, user_data) for asg in groups))
+            self.data.get("hop-limit", PRESERVE),
+            existing_metadata_options,
+            any(runs_containers(asg, user_data) for asg in groups),
+        )
 
     def clients(self):
         session = imds_session(self.manager)
@@ -286,9 +339,14 @@ class Remediation(BaseAction):
         preferences = self.data.get("refresh-preferences") or {}
         problem = running_instances.refresh_preferences_problem(preferences)
         if problem:
-            raise PolicyValidationError("policy %s: action %s: refresh-preferences: %s" % (
-                (self.manager.data or {}).get("name", "?") if self.manager else "?",
-                self.type, problem))
+            raise PolicyValidationError(
+                "policy %s: action %s: refresh-preferences: %s"
+                % (
+                    (self.manager.data or {}).get("name", "?") if self.manager else "?",
+                    self.type,
+                    problem,
+                )
+            )
         return self
 
     def preflight(self, ec2, asg, spec, template_id, version, launch_template_data):
@@ -311,21 +369,32 @@ class Remediation(BaseAction):
             image_id = choice.get("ImageId") or launch_template_data.get("ImageId")
             instance_type, problem = self.concrete_instance_type(ec2, requirements, image_id)
             if problem:
-                log.info("asg %s: pre-flight launch template %s version %s: %s", name,
-                         template_id, version, problem)
+                log.info(
+                    "asg %s: pre-flight launch template %s version %s: %s",
+                    name,
+                    template_id,
+                    version,
+                    problem,
+                )
                 return problem
-        params = preflight_parameters(asg, template_id, version, launch_template_data,
-                                      choice, instance_type)
+        params = preflight_parameters(
+            asg, template_id, version, launch_template_data, choice, instance_type
+        )
         key = json.dumps(params, sort_keys=True)
         checked = self.__dict__.setdefault("_preflight_checked", {})
         if key not in checked:
             checked[key] = self._dry_run(ec2, params, template_id, version)
-        log.info("asg %s: pre-flight launch template %s version %s, instance type %s%s: "
-                 "%s", name, template_id, version,
-                 params.get("InstanceType") or launch_template_data.get("InstanceType")
-                 or "the template's",
-                 ", image %s" % params["ImageId"] if params.get("ImageId") else "",
-                 "would launch" if checked[key] is None else checked[key])
+        log.info(
+            "asg %s: pre-flight launch template %s version %s, instance type %s%s: %s",
+            name,
+            template_id,
+            version,
+            params.get("InstanceType")
+            or launch_template_data.get("InstanceType")
+            or "the template's",
+            ", image %s" % params["ImageId"] if params.get("ImageId") else "",
+            "would launch" if checked[key] is None else checked[key],
+        )
         return checked[key]
 
     def concrete_instance_type(self, ec2, requirements, image_id):
@@ -337,19 +406,27 @@ class Remediation(BaseAction):
             return cache[key]
         try:
             image = self.image_platform(ec2, image_id)
-            types = retry(ec2.get_instance_types_from_instance_requirements,
-                          ArchitectureTypes=[image["Architecture"]],
-                          VirtualizationTypes=[image["VirtualizationType"]],
-                          InstanceRequirements=requirements, MaxResults=10)["InstanceTypes"]
+            types = retry(
+                ec2.get_instance_types_from_instance_requirements,
+                ArchitectureTypes=[image["Architecture"]],
+                VirtualizationTypes=[image["VirtualizationType"]],
+                InstanceRequirements=requirements,
+                MaxResults=10,
+            )["InstanceTypes"]
         except AWS_ERRORS + (LookupError,) as e:
-            cache[key] = (None, "could not find an instance type for the template's "
-                          "InstanceRequirements (%s); the group was left unchanged - run "
-                          "the policy again" % describe_error(e))
+            cache[key] = (
+                None,
+                "could not find an instance type for the template's "
+                "InstanceRequirements (%s); the group was left unchanged - run "
+                "the policy again" % describe_error(e),
+            )
             return cache[key]
         if not types:
-            cache[key] = (None, "no instance type matches the template's "
-                          "InstanceRequirements for image %s; the group was left unchanged"
-                          % image_id)
+            cache[key] = (
+                None,
+                "no instance type matches the template's "
+                "InstanceRequirements for image %s; the group was left unchanged" % image_id,
+            )
         else:
             cache[key] = (types[0]["InstanceType"], None)
         return cache[key]
@@ -359,32 +436,38 @@ class Remediation(BaseAction):
         parameter (``resolve:ssm:NAME``) is resolved first."""
         if image_id and image_id.startswith(SSM_IMAGE_PREFIX):
             ssm = imds_session(self.manager).client("ssm")
-            parameter = retry(ssm.get_parameters, Names=[image_id[len(SSM_IMAGE_PREFIX):]])
+            parameter = retry(ssm.get_parameters, Names=[image_id[len(SSM_IMAGE_PREFIX) :]])
             image_id = parameter["Parameters"][0]["Value"] if parameter["Parameters"] else None
         images = retry(ec2.describe_images, ImageIds=[image_id])["Images"] if image_id else []
         if not images:
             raise LookupError("image %s not found" % image_id)
-        return {"Architecture": images[0].get("Architecture") or "x86_64",
-                "VirtualizationType": images[0].get("VirtualizationType") or "hvm"}
+        return {
+            "Architecture": images[0].get("Architecture") or "x86_64",
+            "VirtualizationType": images[0].get("VirtualizationType") or "hvm",
+        }
 
     def stored_problem(self, what, expected, stored, warnings, groups):
         """The read-back verdict: None when AWS stored what the groups should launch
         (the accepted normalisations aside), else the reason. Field-level differences
         go into the outcome file for each group, user data only as size and SHA-256."""
         if warnings:
-            return ("%s: AWS accepted the create with a warning (%s); it is not used and "
-                    "the group was left unchanged - fix what AWS names in the source, then "
-                    "run again" % (what, "; ".join(warnings)))
+            return (
+                "%s: AWS accepted the create with a warning (%s); it is not used and "
+                "the group was left unchanged - fix what AWS names in the source, then "
+                "run again" % (what, "; ".join(warnings))
+            )
         found = differences(expected, stored)
         if not found:
             return None
         recorded = self.__dict__.setdefault("read_back_differences", {})
         for group in groups:
             recorded[group] = found
-        return ("%s as stored by AWS differs from what the group launched before: %s; "
-                "it is not used and the group was left unchanged - every differing field "
-                "is in imds-changes.json (docs/readback.md says what is compared)" % (
-                    what, summary(found)))
+        return (
+            "%s as stored by AWS differs from what the group launched before: %s; "
+            "it is not used and the group was left unchanged - every differing field "
+            "is in imds-changes.json (docs/readback.md says what is compared)"
+            % (what, summary(found))
+        )
 
     def _dry_run(self, ec2, params, template_id, version):
         try:
@@ -394,17 +477,20 @@ class Remediation(BaseAction):
             if code == DRY_RUN_OK:
                 return None
             if code not in THROTTLING_CODES:
-                return ("pre-flight RunInstances (DryRun) refused launch template %s "
-                        "version %s: %s; the group was left unchanged" % (
-                            template_id, version, describe_error(e)))
+                return (
+                    "pre-flight RunInstances (DryRun) refused launch template %s "
+                    "version %s: %s; the group was left unchanged"
+                    % (template_id, version, describe_error(e))
+                )
             error = e
         except BotoCoreError as e:
             error = e
         else:
             return None
-        return ("could not verify launch template %s version %s (%s); the group was left "
-                "unchanged - run the policy again" % (template_id, version,
-                                                      describe_error(error)))
+        return (
+            "could not verify launch template %s version %s (%s); the group was left "
+            "unchanged - run the policy again" % (template_id, version, describe_error(error))
+        )
 
     def record_previous_launch(self, autoscaling, group, value):
         # Recorded before the change, so a crash between the calls still leaves a way back.
@@ -414,9 +500,16 @@ class Remediation(BaseAction):
         """{group: tag value} in as few CreateOrUpdateTags calls as possible (25 per
         call, AWS's maximum: one call per group would make the tags the slowest part of
         a large run). Returns [(problem, groups)] for the batches that failed."""
-        tags = [{"ResourceId": group, "ResourceType": "auto-scaling-group",
-                 "Key": PREVIOUS_LAUNCH_TAG, "Value": value, "PropagateAtLaunch": False}
-                for group, value in sorted(values.items())]
+        tags = [
+            {
+                "ResourceId": group,
+                "ResourceType": "auto-scaling-group",
+                "Key": PREVIOUS_LAUNCH_TAG,
+                "Value": value,
+                "PropagateAtLaunch": False,
+            }
+            for group, value in sorted(values.items())
+        ]
         failed = []
         for batch in chunks(tags, TAGS_PER_CALL):
             try:
@@ -425,8 +518,9 @@ class Remediation(BaseAction):
                 failed.append((describe_error(e), [t["ResourceId"] for t in batch]))
         return failed
 
-    def update_running_instances(self, ec2, autoscaling, switched, results, failures,
-                                 uses_template, metadata=None):
+    def update_running_instances(
+        self, ec2, autoscaling, switched, results, failures, uses_template, metadata=None
+    ):
         """Apply the `running-instances` option to groups that were switched. Runs only
         after the switch, so instances never get options their group would not give."""
         mode = self.data.get("running-instances", "keep")
@@ -440,20 +534,26 @@ class Remediation(BaseAction):
                     # exactly the options the group's new launch source carries
                     options = (metadata or {}).get(name) or {}
                     outcome = running_instances.modify_in_service(
-                        ec2, asg, options.get("HttpTokens", self.data.get(
-                            "http-tokens", "required")),
+                        ec2,
+                        asg,
+                        options.get("HttpTokens", self.data.get("http-tokens", "required")),
                         options.get("HttpPutResponseHopLimit", PRESERVE),
-                        options.get("HttpEndpoint", PRESERVE))
+                        options.get("HttpEndpoint", PRESERVE),
+                    )
                 else:
                     outcome = running_instances.start_refresh(
-                        autoscaling, asg, self.data.get("refresh-preferences") or {},
-                        uses_template=uses_template)
+                        autoscaling,
+                        asg,
+                        self.data.get("refresh-preferences") or {},
+                        uses_template=uses_template,
+                    )
             except AWS_ERRORS as e:
-                failures[name] = "group switched, but %s of its running instances " \
-                    "failed: %s" % (mode, describe_error(e))
+                failures[name] = "group switched, but %s of its running instances failed: %s" % (
+                    mode,
+                    describe_error(e),
+                )
                 continue
-            by_name.setdefault(name, {"AutoScalingGroupName": name})["RunningInstances"] = \
-                outcome
+            by_name.setdefault(name, {"AutoScalingGroupName": name})["RunningInstances"] = outcome
 
     def finish(self, results, failures):
         """Write the per-group outcome file and fail the policy if any group failed. A
@@ -464,7 +564,8 @@ class Remediation(BaseAction):
         for outcome in results:
             if "OwnerFix" in outcome and outcome["AutoScalingGroupName"] in handed:
                 handed[outcome["AutoScalingGroupName"]][OWNER_FIX_ANNOTATION] = dict(
-                    outcome["OwnerFix"])
+                    outcome["OwnerFix"]
+                )
         differences_ = self.__dict__.get("read_back_differences", {})
         for group, reason in sorted(failures.items()):
             log.error("asg %s: not remediated: %s", group, reason)
@@ -484,13 +585,17 @@ class Remediation(BaseAction):
                 recorded.group_change = planned.get(recorded.group)
             outcomes.append(recorded)
         self.manager.ctx.output.write_file(
-            "imds-changes.json", json.dumps(document(outcomes), indent=2, default=str))
+            "imds-changes.json", json.dumps(document(outcomes), indent=2, default=str)
+        )
         if failures:
             raise RemediationError(self.type, failures)
         return results
 
     def remember(self, plan):
         """Keep the plan's GroupChange of each group for its outcome record."""
-        self.planned_changes = {change.group: change.record() for item in plan.items
-                                for change in getattr(item, "group_changes", ())}
+        self.planned_changes = {
+            change.group: change.record()
+            for item in plan.items
+            for change in getattr(item, "group_changes", ())
+        }
         return plan

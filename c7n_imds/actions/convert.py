@@ -1,4 +1,5 @@
 """`convert-to-launch-template`: launch configuration -> IMDSv2 launch template."""
+
 import logging
 
 from c7n.resources.asg import ASG, LaunchConfig
@@ -120,27 +121,37 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
 
     schema = type_schema(
         "convert-to-launch-template",
-        **{"http-tokens": {"enum": ["required", PRESERVE]},
-           "hop-limit": HOP_LIMIT_SCHEMA,
-           "http-endpoint": HTTP_ENDPOINT_SCHEMA,
-           "version": {"enum": ["$Default", "$Latest"]},
-           "verify": {"type": "boolean"},
-           "concurrency": {"type": "integer", "minimum": 1, "maximum": 16},
-           "iac-managed": IAC_MANAGED_SCHEMA,
-           "running-instances": RUNNING_INSTANCES_SCHEMA,
-           "rate-budget": RATE_BUDGET_SCHEMA,
-           "refresh-preferences": REFRESH_PREFERENCES_SCHEMA,
-           "trusted-principals": TRUSTED_PRINCIPALS_SCHEMA,
-           "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
-           "imdsv1-gate": IMDSV1_GATE_SCHEMA})
+        **{
+            "http-tokens": {"enum": ["required", PRESERVE]},
+            "hop-limit": HOP_LIMIT_SCHEMA,
+            "http-endpoint": HTTP_ENDPOINT_SCHEMA,
+            "version": {"enum": ["$Default", "$Latest"]},
+            "verify": {"type": "boolean"},
+            "concurrency": {"type": "integer", "minimum": 1, "maximum": 16},
+            "iac-managed": IAC_MANAGED_SCHEMA,
+            "running-instances": RUNNING_INSTANCES_SCHEMA,
+            "rate-budget": RATE_BUDGET_SCHEMA,
+            "refresh-preferences": REFRESH_PREFERENCES_SCHEMA,
+            "trusted-principals": TRUSTED_PRINCIPALS_SCHEMA,
+            "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
+            "imdsv1-gate": IMDSV1_GATE_SCHEMA,
+        },
+    )
     permissions = LaunchSources.permissions + (
-        "ec2:DescribeLaunchTemplates", "ec2:CreateLaunchTemplate", "ec2:CreateTags",
+        "ec2:DescribeLaunchTemplates",
+        "ec2:CreateLaunchTemplate",
+        "ec2:CreateTags",
         "ec2:DeleteLaunchTemplate",
-        "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups",
-        "autoscaling:DescribeAutoScalingGroups", "autoscaling:UpdateAutoScalingGroup",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs",
+        "ec2:DescribeSecurityGroups",
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:UpdateAutoScalingGroup",
         "autoscaling:CreateOrUpdateTags",
         # AWS checks these when a group is switched to a template.
-        "ec2:RunInstances", "iam:PassRole")
+        "ec2:RunInstances",
+        "iam:PassRole",
+    )
 
     # -- planning: what each launch configuration becomes (no changes) -----------------
 
@@ -153,14 +164,22 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
             if launch_references(asg)[0] == LAUNCH_CONFIGURATION:
                 groups.append(asg)
             else:
-                log.info("asg %s: does not launch from a launch configuration (any "
-                         "more); skipped", asg["AutoScalingGroupName"])
+                log.info(
+                    "asg %s: does not launch from a launch configuration (any more); skipped",
+                    asg["AutoScalingGroupName"],
+                )
         loaded = LaunchSources.for_manager(self.manager, ec2, autoscaling).load(groups)
-        configurations = {asg["AutoScalingGroupName"]: loaded.launch_configuration(
-            asg["LaunchConfigurationName"]) for asg in groups}
-        return Snapshot(groups=groups, launch_configurations=configurations,
-                        security_group_ids=self.resolve_security_groups(
-                            ec2, self.by_configuration(groups, configurations).values()))
+        configurations = {
+            asg["AutoScalingGroupName"]: loaded.launch_configuration(asg["LaunchConfigurationName"])
+            for asg in groups
+        }
+        return Snapshot(
+            groups=groups,
+            launch_configurations=configurations,
+            security_group_ids=self.resolve_security_groups(
+                ec2, self.by_configuration(groups, configurations).values()
+            ),
+        )
 
     @staticmethod
     def by_configuration(groups, configurations):
@@ -176,16 +195,20 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
     def plan(self, snapshot):
         """The Plan, from a snapshot alone: a TemplatePlan per launch configuration, the
         groups that cannot be converted and why, and those left alone."""
-        failures = {asg["AutoScalingGroupName"]: (
-            "launch configuration %r no longer exists; point the group at a valid one "
-            "first" % asg["LaunchConfigurationName"]) for asg in snapshot.groups
-            if snapshot.launch_configurations.get(asg["AutoScalingGroupName"]) is None}
+        failures = {
+            asg["AutoScalingGroupName"]: (
+                "launch configuration %r no longer exists; point the group at a valid one "
+                "first" % asg["LaunchConfigurationName"]
+            )
+            for asg in snapshot.groups
+            if snapshot.launch_configurations.get(asg["AutoScalingGroupName"]) is None
+        }
         plans = []
         for config, config_groups in self.by_configuration(
-                snapshot.groups, snapshot.launch_configurations).values():
+            snapshot.groups, snapshot.launch_configurations
+        ).values():
             try:
-                plans.append(self.plan_template(config, config_groups,
-                                                snapshot.security_group_ids))
+                plans.append(self.plan_template(config, config_groups, snapshot.security_group_ids))
             except TranslationError as e:
                 for asg in config_groups:
                     failures[asg["AutoScalingGroupName"]] = str(e)
@@ -193,8 +216,11 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
 
     def resolve_security_groups(self, ec2, configs_and_groups):
         """{(group name, SG name): SG id} for configurations that name groups."""
-        needing = [(config, groups) for config, groups in configs_and_groups
-                   if security_group_names(config)]
+        needing = [
+            (config, groups)
+            for config, groups in configs_and_groups
+            if security_group_names(config)
+        ]
         if not needing:
             return {}
         vpcs = sources.group_vpcs(ec2, [a for _, groups in needing for a in groups])
@@ -205,10 +231,12 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
                 if vpc:
                     wanted.setdefault(vpc, set()).update(security_group_names(config))
         by_vpc = sources.security_group_ids_by_name(ec2, wanted)
-        return {(asg["AutoScalingGroupName"], sg): by_vpc.get(
-                    (vpcs[asg["AutoScalingGroupName"]], sg))
-                for config, groups in needing for asg in groups
-                for sg in security_group_names(config)}
+        return {
+            (asg["AutoScalingGroupName"], sg): by_vpc.get((vpcs[asg["AutoScalingGroupName"]], sg))
+            for config, groups in needing
+            for asg in groups
+            for sg in security_group_names(config)
+        }
 
     def plan_template(self, config, groups, resolved):
         config_name = config["LaunchConfigurationName"]
@@ -224,8 +252,9 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
                             raise TranslationError(
                                 "security group %r of launch configuration %r does not "
                                 "exist in the VPC of group %s; fix the configuration's "
-                                "security groups first" % (
-                                    sg, config_name, asg["AutoScalingGroupName"]))
+                                "security groups first"
+                                % (sg, config_name, asg["AutoScalingGroupName"])
+                            )
                         ids.append(sg_id)
                     else:
                         ids.append(sg)
@@ -234,34 +263,48 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
                 raise TranslationError(
                     "launch configuration %r names security groups that resolve to "
                     "different ids in the VPCs of its groups; one template cannot serve "
-                    "them all - give the configuration group ids instead" % config_name)
+                    "them all - give the configuration group ids instead" % config_name
+                )
             security_group_ids = list(choices.pop())
         data, notes = launch_template_data(
-            config, security_group_ids,
+            config,
+            security_group_ids,
             http_tokens=self.data.get("http-tokens", "required"),
-            hop_limit=self.hop_limit(groups, config.get("MetadataOptions"),
-                                     config.get("UserData")),
-            http_endpoint=self.data.get("http-endpoint", PRESERVE))
+            hop_limit=self.hop_limit(groups, config.get("MetadataOptions"), config.get("UserData")),
+            http_endpoint=self.data.get("http-endpoint", PRESERVE),
+        )
         for note in notes:
             log.warning("launch configuration %r: %s", config_name, note)
         # the contract: the template launches what the configuration did, metadata
         # options aside - judged on views that share no code with the translation
-        launch_changes = data_changes(configuration_view(config, security_group_ids),
-                                      template_view(data))
+        launch_changes = data_changes(
+            configuration_view(config, security_group_ids), template_view(data)
+        )
         name = template_name(config)
-        changes = [self.group_change(
-            asg, "launch configuration %s" % config_name,
-            "launch template %s version 1 (new)" % name, config.get("MetadataOptions"),
-            data["MetadataOptions"], launch_changes) for asg in groups]
+        changes = [
+            self.group_change(
+                asg,
+                "launch configuration %s" % config_name,
+                "launch template %s version 1 (new)" % name,
+                config.get("MetadataOptions"),
+                data["MetadataOptions"],
+                launch_changes,
+            )
+            for asg in groups
+        ]
         for change in changes:
             problem = self.refusal(change)
             if problem:
                 raise TranslationError(problem)
-        return TemplatePlan(launch_configuration_name=config_name,
-                            source_created=source_identity(config)[1],
-                            launch_template_name=name,
-                            launch_template_data=data, notes=notes, groups=groups,
-                            group_changes=changes)
+        return TemplatePlan(
+            launch_configuration_name=config_name,
+            source_created=source_identity(config)[1],
+            launch_template_name=name,
+            launch_template_data=data,
+            notes=notes,
+            groups=groups,
+            group_changes=changes,
+        )
 
     def preview(self, asgs):
         """The plan in a form safe to print: user data as size and hash only."""
@@ -279,17 +322,20 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
         # Launch configurations are independent of each other; `concurrency` of them are
         # converted at a time (EC2's rate limits bound what more workers could gain).
         with self.executor_factory(max_workers=self.data.get("concurrency", 1)) as pool:
-            outcomes = pool.map(
-                lambda plan: self.convert(ec2, autoscaling, plan, existing), plans)
+            outcomes = pool.map(lambda plan: self.convert(ec2, autoscaling, plan, existing), plans)
             for plan, (plan_results, plan_failures, plan_switched) in zip(plans, outcomes):
                 results.extend(plan_results)
                 failures.update(plan_failures)
                 switched.extend(plan_switched)
                 self.progress.advance(len(plan.groups))
-        metadata = {asg["AutoScalingGroupName"]: plan.launch_template_data["MetadataOptions"]
-                    for plan in plans for asg in plan.groups}
-        self.update_running_instances(ec2, autoscaling, switched, results, failures,
-                                      uses_template=True, metadata=metadata)
+        metadata = {
+            asg["AutoScalingGroupName"]: plan.launch_template_data["MetadataOptions"]
+            for plan in plans
+            for asg in plan.groups
+        }
+        self.update_running_instances(
+            ec2, autoscaling, switched, results, failures, uses_template=True, metadata=metadata
+        )
         return self.finish(results, failures)
 
     def convert(self, ec2, autoscaling, plan, existing):
@@ -302,23 +348,33 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
         except AWS_ERRORS + (TemplateRefused,) as e:
             for name in names:
                 failures[name] = "creating launch template %s: %s" % (
-                    plan.launch_template_name, describe_error(e))
+                    plan.launch_template_name,
+                    describe_error(e),
+                )
             return results, failures, switched
         # Nothing switches to the template before it is proven: what AWS stored must be
         # the configuration, translated, plus the requested metadata options ...
         problem = self.stored_problem(
-            "launch template %s (%s) version %s" % (
-                plan.launch_template_name, template["LaunchTemplateId"],
-                stored["VersionNumber"]),
-            plan.launch_template_data, stored.get("LaunchTemplateData"), warnings, names)
+            "launch template %s (%s) version %s"
+            % (plan.launch_template_name, template["LaunchTemplateId"], stored["VersionNumber"]),
+            plan.launch_template_data,
+            stored.get("LaunchTemplateData"),
+            warnings,
+            names,
+        )
         if problem and not created:
             problem = self.reuse_problem(plan, stored) or problem
         ready = []
         for asg in plan.groups if not problem else ():
             # ... and EC2 must launch it, as each group would.
-            refused = self.preflight(ec2, asg, None, template["LaunchTemplateId"],
-                                     stored["VersionNumber"], stored.get("LaunchTemplateData")
-                                     or {})
+            refused = self.preflight(
+                ec2,
+                asg,
+                None,
+                template["LaunchTemplateId"],
+                stored["VersionNumber"],
+                stored.get("LaunchTemplateData") or {},
+            )
             if refused:
                 failures[asg["AutoScalingGroupName"]] = refused
             else:
@@ -333,10 +389,15 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
         # Where every ready group came from is recorded, in batches, before any switch;
         # a group whose tag could not be written is not switched.
         untagged = set()
-        for problem, names in self.record_previous_launches(autoscaling, {
+        for problem, names in self.record_previous_launches(
+            autoscaling,
+            {
                 asg["AutoScalingGroupName"]: encode_previous_launch(
-                    {"LaunchConfigurationName": asg["LaunchConfigurationName"]})
-                for asg in ready}):
+                    {"LaunchConfigurationName": asg["LaunchConfigurationName"]}
+                )
+                for asg in ready
+            },
+        ):
             untagged.update(names)
             failures.update({name: "tagging the group: %s" % problem for name in names})
         ready = [asg for asg in ready if asg["AutoScalingGroupName"] not in untagged]
@@ -348,26 +409,39 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
                 self.switch_group(autoscaling, asg, plan, template)
             except AWS_ERRORS as e:
                 failures[group] = "switching to launch template %s: %s" % (
-                    template["LaunchTemplateId"], describe_error(e))
+                    template["LaunchTemplateId"],
+                    describe_error(e),
+                )
                 continue
             switched.append(asg)
-            results.append({
-                "AutoScalingGroupName": group,
-                "LaunchConfigurationName": plan.launch_configuration_name,
-                "LaunchTemplateId": template["LaunchTemplateId"],
-                "LaunchTemplateName": plan.launch_template_name,
-                "Version": version, "TemplateCreated": created})
+            results.append(
+                {
+                    "AutoScalingGroupName": group,
+                    "LaunchConfigurationName": plan.launch_configuration_name,
+                    "LaunchTemplateId": template["LaunchTemplateId"],
+                    "LaunchTemplateName": plan.launch_template_name,
+                    "Version": version,
+                    "TemplateCreated": created,
+                }
+            )
         return results, failures, switched
 
     def switch_group(self, autoscaling, asg, plan, template):
         group, version = asg["AutoScalingGroupName"], self.data.get("version", "$Default")
-        retry(autoscaling.update_auto_scaling_group, AutoScalingGroupName=group,
-              LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"],
-                              "Version": version})
-        log.info("asg %s: launch configuration %r -> launch template %s (%s) %s, "
-                 "HttpTokens %s", group, plan.launch_configuration_name,
-                 plan.launch_template_name, template["LaunchTemplateId"], version,
-                 plan.launch_template_data["MetadataOptions"].get("HttpTokens", "unset"))
+        retry(
+            autoscaling.update_auto_scaling_group,
+            AutoScalingGroupName=group,
+            LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": version},
+        )
+        log.info(
+            "asg %s: launch configuration %r -> launch template %s (%s) %s, HttpTokens %s",
+            group,
+            plan.launch_configuration_name,
+            plan.launch_template_name,
+            template["LaunchTemplateId"],
+            version,
+            plan.launch_template_data["MetadataOptions"].get("HttpTokens", "unset"),
+        )
 
 
 @LaunchConfig.action_registry.register("convert-to-launch-template")
@@ -406,12 +480,16 @@ class ConvertLaunchConfigurationGroups(ConvertToLaunchTemplate):
         _, autoscaling = self.clients()
         # Names compared stripped: recorded answers carry trailing spaces on either side.
         names = {c["LaunchConfigurationName"].strip() for c in configs}
-        groups = [asg for asg in all_groups(autoscaling)
-                  if launch_references(asg)[0] == LAUNCH_CONFIGURATION and
-                  asg["LaunchConfigurationName"].strip() in names]
+        groups = [
+            asg
+            for asg in all_groups(autoscaling)
+            if launch_references(asg)[0] == LAUNCH_CONFIGURATION
+            and asg["LaunchConfigurationName"].strip() in names
+        ]
         if not groups:
-            log.info("no Auto Scaling group uses launch configuration(s) %s",
-                     ", ".join(sorted(names)))
+            log.info(
+                "no Auto Scaling group uses launch configuration(s) %s", ", ".join(sorted(names))
+            )
         return groups
 
     def preview(self, configs):

@@ -1,6 +1,7 @@
 """Running instances keep the metadata options they launched with. After a group is
 switched, these bring its InService instances in line: in place
 (ModifyInstanceMetadataOptions, no reboot) or by replacement (an instance refresh)."""
+
 import logging
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -21,8 +22,11 @@ MAX_HEALTHY_SPREAD = 100
 
 
 def in_service_instance_ids(asg):
-    return sorted(i["InstanceId"] for i in asg.get("Instances") or ()
-                  if i.get("LifecycleState") == "InService")
+    return sorted(
+        i["InstanceId"]
+        for i in asg.get("Instances") or ()
+        if i.get("LifecycleState") == "InService"
+    )
 
 
 def metadata_parameters(http_tokens, hop_limit, http_endpoint):
@@ -49,9 +53,12 @@ def modify_in_service(ec2, asg, http_tokens, hop_limit, http_endpoint):
             failed[instance_id] = e.response["Error"]["Code"]
         except BotoCoreError as e:
             failed[instance_id] = type(e).__name__
-    log.info("asg %s: metadata options modified on %d running instance(s)%s",
-             asg["AutoScalingGroupName"], len(modified),
-             ", failed on %s" % failed if failed else "")
+    log.info(
+        "asg %s: metadata options modified on %d running instance(s)%s",
+        asg["AutoScalingGroupName"],
+        len(modified),
+        ", failed on %s" % failed if failed else "",
+    )
     return {"Mode": "modify", "Modified": modified, "Failed": failed}
 
 
@@ -59,18 +66,24 @@ def refresh_preferences_problem(preferences):
     """What StartInstanceRefresh would refuse in these preferences (botocore's
     documentation of RefreshPreferences), or None. Checked when the policy is
     validated: after the switch it would be too late."""
-    low, high = (preferences.get("MinHealthyPercentage"),
-                 preferences.get("MaxHealthyPercentage"))
-    for name, value, (least, most) in (("MinHealthyPercentage", low, MIN_HEALTHY_RANGE),
-                                       ("MaxHealthyPercentage", high, MAX_HEALTHY_RANGE)):
+    low, high = (preferences.get("MinHealthyPercentage"), preferences.get("MaxHealthyPercentage"))
+    for name, value, (least, most) in (
+        ("MinHealthyPercentage", low, MIN_HEALTHY_RANGE),
+        ("MaxHealthyPercentage", high, MAX_HEALTHY_RANGE),
+    ):
         if value is not None and not least <= value <= most:
             return "%s %s is outside %d-%d" % (name, value, least, most)
     if high is not None and low is None:
-        return ("MaxHealthyPercentage needs MinHealthyPercentage too (AWS refuses one "
-                "without the other)")
+        return (
+            "MaxHealthyPercentage needs MinHealthyPercentage too (AWS refuses one "
+            "without the other)"
+        )
     if high is not None and high - low > MAX_HEALTHY_SPREAD:
-        return ("MaxHealthyPercentage %d minus MinHealthyPercentage %d is more than %d"
-                % (high, low, MAX_HEALTHY_SPREAD))
+        return "MaxHealthyPercentage %d minus MinHealthyPercentage %d is more than %d" % (
+            high,
+            low,
+            MAX_HEALTHY_SPREAD,
+        )
     return None
 
 
@@ -89,14 +102,24 @@ def start_refresh(autoscaling, asg, overrides, uses_template):
     name = asg["AutoScalingGroupName"]
     preferences = refresh_preferences(overrides, uses_template)
     try:
-        response = retry(autoscaling.start_instance_refresh, AutoScalingGroupName=name,
-                         Strategy="Rolling", Preferences=preferences)
+        response = retry(
+            autoscaling.start_instance_refresh,
+            AutoScalingGroupName=name,
+            Strategy="Rolling",
+            Preferences=preferences,
+        )
     except ClientError as e:
         if e.response["Error"]["Code"] == "InstanceRefreshInProgress":
-            log.warning("asg %s: an instance refresh is already in progress; running "
-                        "instances will be replaced when a refresh next runs", name)
+            log.warning(
+                "asg %s: an instance refresh is already in progress; running "
+                "instances will be replaced when a refresh next runs",
+                name,
+            )
             return {"Mode": "refresh", "InProgress": True}
         raise
     log.info("asg %s: instance refresh %s started", name, response["InstanceRefreshId"])
-    return {"Mode": "refresh", "InstanceRefreshId": response["InstanceRefreshId"],
-            "Preferences": preferences}
+    return {
+        "Mode": "refresh",
+        "InstanceRefreshId": response["InstanceRefreshId"],
+        "Preferences": preferences,
+    }

@@ -1,7 +1,6 @@
 """`set-metadata-access`: launch-template groups get a new template version with the
 requested metadata options."""
 
-
 import copy
 import logging
 
@@ -112,38 +111,51 @@ class SetMetadataAccess(VersionMaking, Remediation):
 
     schema = type_schema(
         "set-metadata-access",
-        **{"http-tokens": {"enum": ["required", "optional"]},
-           "hop-limit": HOP_LIMIT_SCHEMA,
-           "http-endpoint": HTTP_ENDPOINT_SCHEMA,
-           "metadata-tags": {"enum": [PRESERVE, "enabled", "disabled"]},
-           "set-default": {"type": "boolean"},
-           "iac-managed": IAC_MANAGED_SCHEMA,
-           "verify": {"type": "boolean"},
-           "running-instances": RUNNING_INSTANCES_SCHEMA,
-           "rate-budget": RATE_BUDGET_SCHEMA,
-           "refresh-preferences": REFRESH_PREFERENCES_SCHEMA,
-           "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
-           "imdsv1-gate": IMDSV1_GATE_SCHEMA})
+        **{
+            "http-tokens": {"enum": ["required", "optional"]},
+            "hop-limit": HOP_LIMIT_SCHEMA,
+            "http-endpoint": HTTP_ENDPOINT_SCHEMA,
+            "metadata-tags": {"enum": [PRESERVE, "enabled", "disabled"]},
+            "set-default": {"type": "boolean"},
+            "iac-managed": IAC_MANAGED_SCHEMA,
+            "verify": {"type": "boolean"},
+            "running-instances": RUNNING_INSTANCES_SCHEMA,
+            "rate-budget": RATE_BUDGET_SCHEMA,
+            "refresh-preferences": REFRESH_PREFERENCES_SCHEMA,
+            "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
+            "imdsv1-gate": IMDSV1_GATE_SCHEMA,
+        },
+    )
     permissions = LaunchSources.permissions + (
-        "autoscaling:DescribeAutoScalingGroups", "ec2:CreateLaunchTemplateVersion",
-        "ec2:DeleteLaunchTemplateVersions", "ec2:ModifyLaunchTemplate",
-        "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags",
+        "autoscaling:DescribeAutoScalingGroups",
+        "ec2:CreateLaunchTemplateVersion",
+        "ec2:DeleteLaunchTemplateVersions",
+        "ec2:ModifyLaunchTemplate",
+        "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:CreateOrUpdateTags",
         # AWS checks these when a group is pointed at a version.
-        "ec2:RunInstances", "iam:PassRole")
+        "ec2:RunInstances",
+        "iam:PassRole",
+    )
     # a default that moves is gated on every fleet and instance launched from it too
     gate_permissions = CONSUMER_PERMISSIONS
     # Attribute-based templates get a concrete instance type for the DryRun, from the
     # architecture of their image (which may be named by an SSM parameter).
-    verify_permissions = ("ec2:RunInstances", "ec2:DescribeImages",
-                          "ec2:GetInstanceTypesFromInstanceRequirements",
-                          "ssm:GetParameters")
+    verify_permissions = (
+        "ec2:RunInstances",
+        "ec2:DescribeImages",
+        "ec2:GetInstanceTypesFromInstanceRequirements",
+        "ssm:GetParameters",
+    )
 
     def requested(self, existing, groups, user_data=None):
         return merge_metadata_options(
-            existing, http_tokens=self.data.get("http-tokens", "required"),
+            existing,
+            http_tokens=self.data.get("http-tokens", "required"),
             hop_limit=self.hop_limit(groups, existing, user_data),
             http_endpoint=self.data.get("http-endpoint", PRESERVE),
-            instance_metadata_tags=self.data.get("metadata-tags", PRESERVE))
+            instance_metadata_tags=self.data.get("metadata-tags", PRESERVE),
+        )
 
     # -- planning -----------------------------------------------------------------------
 
@@ -151,13 +163,17 @@ class SetMetadataAccess(VersionMaking, Remediation):
         """Everything a plan is made from, read now (describe calls only): the groups
         as they are, and the template versions they launch from - for a group an
         earlier run left half-done, also the version its derived one was made from."""
-        groups = [a for a in self.eligible(current_groups(autoscaling, asgs))
-                  if template_group_specs(a)]
+        groups = [
+            a for a in self.eligible(current_groups(autoscaling, asgs)) if template_group_specs(a)
+        ]
         loaded = LaunchSources.for_manager(self.manager, ec2, autoscaling).load(groups)
-        derived_from = [derived_source_spec(version) for asg in groups
-                        for spec in template_group_specs(asg)
-                        for version in [loaded.template_version(spec)]
-                        if version is not None and loaded.remediation_pending(spec, version, asg)]
+        derived_from = [
+            derived_source_spec(version)
+            for asg in groups
+            for spec in template_group_specs(asg)
+            for version in [loaded.template_version(spec)]
+            if version is not None and loaded.remediation_pending(spec, version, asg)
+        ]
         missing = [spec for spec in derived_from if loaded.template_version(spec) is None]
         if missing:
             loaded.load_template_versions(missing)
@@ -173,19 +189,25 @@ class SetMetadataAccess(VersionMaking, Remediation):
             name = asg["AutoScalingGroupName"]
             if previous_template_launch(asg) is None:
                 # no way back could be recorded: change nothing for this group
-                failures[name] = ("its mixed instances policy names too many templates to "
-                                  "record in the c7n-imds:previous-launch tag (256 "
-                                  "characters), so it could not be reverted; remediate it "
-                                  "by hand")
+                failures[name] = (
+                    "its mixed instances policy names too many templates to "
+                    "record in the c7n-imds:previous-launch tag (256 "
+                    "characters), so it could not be reverted; remediate it "
+                    "by hand"
+                )
                 continue
             needed = []
             for spec in template_group_specs(asg):
                 version = sources.template_version(spec)
                 if version is None:
-                    failures[name] = ("launch template %s version %s no longer exists; "
-                                      "point the group at a valid version first" % (
-                                          spec.get("LaunchTemplateId") or
-                                          spec.get("LaunchTemplateName"), spec["Version"]))
+                    failures[name] = (
+                        "launch template %s version %s no longer exists; "
+                        "point the group at a valid version first"
+                        % (
+                            spec.get("LaunchTemplateId") or spec.get("LaunchTemplateName"),
+                            spec["Version"],
+                        )
+                    )
                     break
                 if sources.remediation_pending(spec, version, asg):
                     # An earlier run stopped half-way: finish from the version ours was
@@ -195,8 +217,9 @@ class SetMetadataAccess(VersionMaking, Remediation):
                         failures[name] = (
                             "an earlier run derived launch template %s version %s for "
                             "this group, but its source version no longer exists; point "
-                            "the group at a valid version" % (
-                                spec.get("LaunchTemplateId"), spec["Version"]))
+                            "the group at a valid version"
+                            % (spec.get("LaunchTemplateId"), spec["Version"])
+                        )
                         break
                 data = version.get("LaunchTemplateData") or {}
                 existing = data.get("MetadataOptions")
@@ -213,35 +236,39 @@ class SetMetadataAccess(VersionMaking, Remediation):
         for key, item in sorted(work.items()):
             data = item.source.get("LaunchTemplateData") or {}
             item.metadata_options = self.requested(
-                data.get("MetadataOptions"), [asg for asg, _ in item.groups],
-                data.get("UserData"))
+                data.get("MetadataOptions"), [asg for asg, _ in item.groups], data.get("UserData")
+            )
             for asg, spec in item.groups:
                 # the contract: the new version is the source version but for its
                 # metadata options (block devices re-sent, read back before use)
                 change = self.group_change(
-                    asg, "launch template %s %s (version %s)" % (
-                        key[0], spec["Version"], key[1]),
+                    asg,
+                    "launch template %s %s (version %s)" % (key[0], spec["Version"], key[1]),
                     "launch template %s new version from %s" % (key[0], key[1]),
-                    data.get("MetadataOptions"), item.metadata_options,
-                    data_changes(data, dict(data, MetadataOptions=item.metadata_options)))
+                    data.get("MetadataOptions"),
+                    item.metadata_options,
+                    data_changes(data, dict(data, MetadataOptions=item.metadata_options)),
+                )
                 problem = self.refusal(change)
                 if problem:
                     failures[asg["AutoScalingGroupName"]] = problem
                 item.group_changes.append(change)
-        for key in [k for k, item in work.items()
-                    if any(g.name in failures for g in item.groups)]:
+        for key in [k for k, item in work.items() if any(g.name in failures for g in item.groups)]:
             # a version serves its groups together: one refused, none changes
             for group in work.pop(key).groups:
-                failures.setdefault(group.name, "shares launch template %s version %s "
-                                    "with a refused group" % key)
-        return Plan(items=[work[key] for key in sorted(work)], failures=failures,
-                    skipped=list(self.skipped))
+                failures.setdefault(
+                    group.name, "shares launch template %s version %s with a refused group" % key
+                )
+        return Plan(
+            items=[work[key] for key in sorted(work)], failures=failures, skipped=list(self.skipped)
+        )
 
     def preview(self, asgs):
         """What `process` would create: one version per (template, source version)."""
         ec2, autoscaling = self.clients()
         return self.plan(self.read(asgs, ec2, autoscaling)).preview(
-            "Versions", set_default=self.data.get("set-default", True))
+            "Versions", set_default=self.data.get("set-default", True)
+        )
 
     # -- execution ----------------------------------------------------------------------
 
@@ -263,19 +290,22 @@ class SetMetadataAccess(VersionMaking, Remediation):
             part = {key: work[key] for key in keys}
             made = self.make_versions(ec2, part, followers, failures)
             new_versions.update(made)
-            part_results, part_switched = self.apply(ec2, autoscaling, part, made,
-                                                     followers, failures)
+            part_results, part_switched = self.apply(
+                ec2, autoscaling, part, made, followers, failures
+            )
             results += part_results
             switched += part_switched
         metadata = {}
         for key, item in work.items():
             if key in new_versions:
                 options = (new_versions[key].get("LaunchTemplateData") or {}).get(
-                    "MetadataOptions") or {}
+                    "MetadataOptions"
+                ) or {}
                 for asg, _ in item.groups:
                     metadata.setdefault(asg["AutoScalingGroupName"], options)
-        self.update_running_instances(ec2, autoscaling, switched, results, failures,
-                                      uses_template=True, metadata=metadata)
+        self.update_running_instances(
+            ec2, autoscaling, switched, results, failures, uses_template=True, metadata=metadata
+        )
         return self.finish(results, failures)
 
     def guard_shared_templates(self, work, followers, failures):
@@ -288,27 +318,37 @@ class SetMetadataAccess(VersionMaking, Remediation):
         for (template_id, _), item in work.items():
             for asg, spec in item.groups:
                 in_run.setdefault(template_id, set()).add(
-                    (asg["AutoScalingGroupName"], spec["Version"]))
+                    (asg["AutoScalingGroupName"], spec["Version"])
+                )
         for key, item in work.items():
             template_id = key[0]
             following = followers.get(template_id, {})
-            latest_outside = sorted(following.get("$Latest", set()) - {
-                name for name, version in in_run[template_id] if version == "$Latest"})
+            latest_outside = sorted(
+                following.get("$Latest", set())
+                - {name for name, version in in_run[template_id] if version == "$Latest"}
+            )
             if latest_outside:
                 for asg, _ in item.groups:
                     failures[asg["AutoScalingGroupName"]] = (
                         "launch template %s is followed as $Latest by %s, which this run "
                         "does not change; a new version would change what they launch. "
                         "Pin them to a version number or remediate them in the same run"
-                        % (template_id, ", ".join(latest_outside)))
+                        % (template_id, ", ".join(latest_outside))
+                    )
                 continue
-            default_outside = sorted(following.get("$Default", set()) - {
-                name for name, version in in_run[template_id] if version == "$Default"})
+            default_outside = sorted(
+                following.get("$Default", set())
+                - {name for name, version in in_run[template_id] if version == "$Default"}
+            )
             if item.source.get("DefaultVersion") and default_outside:
-                log.warning("launch template %s: default version %s kept because %s "
-                            "follow it and are not changed by this run; this run's groups "
-                            "are pinned to the new version instead", template_id, key[1],
-                            ", ".join(default_outside))
+                log.warning(
+                    "launch template %s: default version %s kept because %s "
+                    "follow it and are not changed by this run; this run's groups "
+                    "are pinned to the new version instead",
+                    template_id,
+                    key[1],
+                    ", ".join(default_outside),
+                )
                 item.default_outsiders = default_outside
 
     def gate_other_consumers(self, work, region_groups):
@@ -318,9 +358,13 @@ class SetMetadataAccess(VersionMaking, Remediation):
         new version instead (as for groups outside the run), and the log says which
         consumer held it."""
         gate = self.gate()
-        moving = {key[0]: item.source.get("LaunchTemplateName") for key, item in work.items()
-                  if item.source.get("DefaultVersion") and not item.default_outsiders
-                  and self.data.get("set-default", True)}
+        moving = {
+            key[0]: item.source.get("LaunchTemplateName")
+            for key, item in work.items()
+            if item.source.get("DefaultVersion")
+            and not item.default_outsiders
+            and self.data.get("set-default", True)
+        }
         if gate is None or not moving:
             return
         consumers = template_consumers(gate.session, moving, region_groups)
@@ -331,12 +375,20 @@ class SetMetadataAccess(VersionMaking, Remediation):
                 continue
             verdict = gate.check(others)
             if verdict.passed:
-                log.info("launch template %s: default moves; also launched from by %s, "
-                         "none of which calls IMDSv1", key[0], ", ".join(verdict.consumers))
+                log.info(
+                    "launch template %s: default moves; also launched from by %s, "
+                    "none of which calls IMDSv1",
+                    key[0],
+                    ", ".join(verdict.consumers),
+                )
                 continue
-            log.warning("launch template %s: default version %s kept: %s; this run's groups "
-                        "are pinned to the new version instead", key[0], key[1],
-                        "; ".join(verdict.blocked))
+            log.warning(
+                "launch template %s: default version %s kept: %s; this run's groups "
+                "are pinned to the new version instead",
+                key[0],
+                key[1],
+                "; ".join(verdict.blocked),
+            )
             item.default_outsiders = verdict.blocked
 
     def apply(self, ec2, autoscaling, work, new_versions, followers, failures):
@@ -350,20 +402,27 @@ class SetMetadataAccess(VersionMaking, Remediation):
                 # A $Default follower is pinned to the new number when the default must
                 # stay for groups outside the run.
                 pin = spec["Version"] not in ALIASES or (
-                    spec["Version"] == DEFAULT and bool(item.default_outsiders))
-                if spec["Version"] == DEFAULT and not pin and not self.data.get(
-                        "set-default", True):
+                    spec["Version"] == DEFAULT and bool(item.default_outsiders)
+                )
+                if (
+                    spec["Version"] == DEFAULT
+                    and not pin
+                    and not self.data.get("set-default", True)
+                ):
                     # The default stays where it is, so this group launches as before.
                     continue
                 group_specs.setdefault(asg["AutoScalingGroupName"], (asg, []))[1].append(
-                    (spec, new, pin))
+                    (spec, new, pin)
+                )
             if item.source.get("DefaultVersion") and not item.default_outsiders:
                 defaults.append((key, new, names))
         # failed groups, and those an earlier, interrupted run recorded, are left out
-        untagged = {name: previous_template_launch(asg)
-                    for name, (asg, _) in sorted(group_specs.items())
-                    if name not in failures and tags_of(asg).get(
-                        PREVIOUS_LAUNCH_TAG) != previous_template_launch(asg)}
+        untagged = {
+            name: previous_template_launch(asg)
+            for name, (asg, _) in sorted(group_specs.items())
+            if name not in failures
+            and tags_of(asg).get(PREVIOUS_LAUNCH_TAG) != previous_template_launch(asg)
+        }
         for problem, names in self.record_previous_launches(autoscaling, untagged):
             for name in names:
                 failures[name] = "tagging the group: %s" % problem
@@ -373,19 +432,31 @@ class SetMetadataAccess(VersionMaking, Remediation):
             if (template_id, number) not in new_versions:
                 continue
             if not self.data.get("set-default", True):
-                log.warning("launch template %s: default version %s left as it is "
-                            "(set-default: false); groups following $Default keep it",
-                            template_id, number)
+                log.warning(
+                    "launch template %s: default version %s left as it is "
+                    "(set-default: false); groups following $Default keep it",
+                    template_id,
+                    number,
+                )
                 continue
             try:
-                retry(ec2.modify_launch_template, LaunchTemplateId=template_id,
-                      DefaultVersion=str(new["VersionNumber"]))
-                log.info("launch template %s: default version %s -> %s", template_id,
-                         number, new["VersionNumber"])
+                retry(
+                    ec2.modify_launch_template,
+                    LaunchTemplateId=template_id,
+                    DefaultVersion=str(new["VersionNumber"]),
+                )
+                log.info(
+                    "launch template %s: default version %s -> %s",
+                    template_id,
+                    number,
+                    new["VersionNumber"],
+                )
             except AWS_ERRORS as e:
                 for name in names:
                     failures[name] = "setting the default version of %s: %s" % (
-                        template_id, describe_error(e))
+                        template_id,
+                        describe_error(e),
+                    )
                     group_specs.pop(name, None)
         for name, (asg, specs) in sorted(group_specs.items()):
             if name in failures:
@@ -393,28 +464,48 @@ class SetMetadataAccess(VersionMaking, Remediation):
             try:
                 self.point_group(autoscaling, asg, specs)
             except AWS_ERRORS as e:
-                failures[name] = "pointing the group at the new version: %s" % (
-                    describe_error(e))
+                failures[name] = "pointing the group at the new version: %s" % (describe_error(e))
                 continue
             switched[name] = asg
-            results.append({"AutoScalingGroupName": name, "Versions": [
-                {"LaunchTemplateId": new["LaunchTemplateId"], "From": spec["Version"],
-                 "VersionNumber": new["VersionNumber"]} for spec, new, _ in specs]})
+            results.append(
+                {
+                    "AutoScalingGroupName": name,
+                    "Versions": [
+                        {
+                            "LaunchTemplateId": new["LaunchTemplateId"],
+                            "From": spec["Version"],
+                            "VersionNumber": new["VersionNumber"],
+                        }
+                        for spec, new, _ in specs
+                    ],
+                }
+            )
         return results, list(switched.values())
 
     def point_group(self, autoscaling, asg, specs):
         """Point pinned specs - (spec, new version, pin) - at the new version numbers."""
         name = asg["AutoScalingGroupName"]
-        pinned = {(s.get("LaunchTemplateId") or new["LaunchTemplateId"], s["Version"]): new
-                  for s, new, pin in specs if pin}
+        pinned = {
+            (s.get("LaunchTemplateId") or new["LaunchTemplateId"], s["Version"]): new
+            for s, new, pin in specs
+            if pin
+        }
         update = repoint(asg, pinned)
         if update:
             retry(autoscaling.update_auto_scaling_group, AutoScalingGroupName=name, **update)
         for spec, new, pin in specs:
-            log.info("asg %s: launch template %s %s -> version %s (%s)", name,
-                     new["LaunchTemplateId"], spec["Version"], new["VersionNumber"],
-                     "follows " + spec["Version"] if not pin else
-                     "pointed" if spec["Version"] not in ALIASES else "pinned")
+            log.info(
+                "asg %s: launch template %s %s -> version %s (%s)",
+                name,
+                new["LaunchTemplateId"],
+                spec["Version"],
+                new["VersionNumber"],
+                "follows " + spec["Version"]
+                if not pin
+                else "pointed"
+                if spec["Version"] not in ALIASES
+                else "pinned",
+            )
 
 
 def previous_template_launch(asg):
@@ -422,7 +513,8 @@ def previous_template_launch(asg):
     launch_type, refs = launch_references(asg)
     if launch_type == LAUNCH_TEMPLATE:
         return encode_previous_launch(
-            {"LaunchTemplateId": refs[0]["LaunchTemplateId"], "Version": refs[0]["Version"]})
+            {"LaunchTemplateId": refs[0]["LaunchTemplateId"], "Version": refs[0]["Version"]}
+        )
     return encode_previous_mixed_launch(refs)
 
 
@@ -430,13 +522,15 @@ def repoint(asg, pinned):
     """UpdateAutoScalingGroup parameters pointing pinned specs at new version numbers,
     or {} when the group follows $Default/$Latest only. A mixed instances policy is
     sent whole: UpdateAutoScalingGroup replaces it."""
+
     def updated(spec):
         key = (spec.get("LaunchTemplateId"), str(spec.get("Version") or "$Default"))
         if key in pinned:
-            return {"LaunchTemplateId": key[0],
-                    "Version": str(pinned[key]["VersionNumber"])}, True
-        return {"LaunchTemplateId": spec.get("LaunchTemplateId"),
-                "Version": str(spec.get("Version") or "$Default")}, False
+            return {"LaunchTemplateId": key[0], "Version": str(pinned[key]["VersionNumber"])}, True
+        return {
+            "LaunchTemplateId": spec.get("LaunchTemplateId"),
+            "Version": str(spec.get("Version") or "$Default"),
+        }, False
 
     if not pinned:
         return {}
@@ -447,7 +541,8 @@ def repoint(asg, pinned):
         for override in lt.get("Overrides") or ():
             if override.get("LaunchTemplateSpecification"):
                 override["LaunchTemplateSpecification"], more = updated(
-                    override["LaunchTemplateSpecification"])
+                    override["LaunchTemplateSpecification"]
+                )
                 changed = changed or more
         return {"MixedInstancesPolicy": policy} if changed else {}
     spec, changed = updated(asg["LaunchTemplate"])

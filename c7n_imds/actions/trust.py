@@ -1,6 +1,7 @@
 """Whose templates and versions count as c7n-imds's own: the principal running the
 policy and those it names in ``trusted-principals`` (c7n_imds.model.provenance decides;
 this reads the running identity, once per action run)."""
+
 import logging
 import threading
 
@@ -9,8 +10,11 @@ from c7n_imds.model.provenance import PRINCIPAL_ARN
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
-TRUSTED_PRINCIPALS_SCHEMA = {"type": "array", "uniqueItems": True,
-                             "items": {"type": "string", "pattern": PRINCIPAL_ARN}}
+TRUSTED_PRINCIPALS_SCHEMA = {
+    "type": "array",
+    "uniqueItems": True,
+    "items": {"type": "string", "pattern": PRINCIPAL_ARN},
+}
 
 
 class Trusting:
@@ -27,11 +31,15 @@ class Trusting:
             if "_trusted" not in self.__dict__:
                 named = list(self.data.get("trusted-principals") or ())
                 try:
-                    identity = retry(imds_session(self.manager).client(
-                        "sts").get_caller_identity)["Arn"]
+                    identity = retry(imds_session(self.manager).client("sts").get_caller_identity)[
+                        "Arn"
+                    ]
                 except AWS_ERRORS as e:
-                    log.warning("cannot read the running identity (sts GetCallerIdentity: "
-                                "%s); trusting only trusted-principals", describe_error(e))
+                    log.warning(
+                        "cannot read the running identity (sts GetCallerIdentity: "
+                        "%s); trusting only trusted-principals",
+                        describe_error(e),
+                    )
                     identity = None
                 self._trusted = tuple(([identity] if identity else []) + named)
             return self._trusted

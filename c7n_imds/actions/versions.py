@@ -1,6 +1,7 @@
 """Making new template versions that are proven before anything launches from them:
 created (or found again), read back, pre-flighted, and withdrawn when they fail - used
 by `set-metadata-access`."""
+
 import json
 import logging
 
@@ -36,15 +37,22 @@ class VersionMaking:
             names = [asg["AutoScalingGroupName"] for asg, _ in item.groups]
             if any(n in failures for n in names):
                 for name in names:
-                    failures.setdefault(name, "not changed: another group sharing launch "
-                                        "template %s version %s failed" % key)
+                    failures.setdefault(
+                        name,
+                        "not changed: another group sharing launch "
+                        "template %s version %s failed" % key,
+                    )
                 continue
             try:
                 version, problem = self.verified_version(ec2, item, followers)
             except AWS_ERRORS + (CannotCarry,) as e:
-                version, problem = None, (
-                    "creating a version of launch template %s from version %s: %s" % (
-                        key[0], key[1], describe_error(e)))
+                version, problem = (
+                    None,
+                    (
+                        "creating a version of launch template %s from version %s: %s"
+                        % (key[0], key[1], describe_error(e))
+                    ),
+                )
             if version is not None:
                 new_versions[key] = version
                 continue
@@ -52,9 +60,16 @@ class VersionMaking:
                 failures[name] = problem
             if any(w.followed_as_latest for k, w in work.items() if k[0] == key[0]):
                 # The template's $Latest must stay what its followers launched.
-                self.take_back(ec2, key[0], work, new_versions, followers, failures,
-                               "the new version of launch template %s for the groups that "
-                               "follow $Latest failed (%s)" % (key[0], problem))
+                self.take_back(
+                    ec2,
+                    key[0],
+                    work,
+                    new_versions,
+                    followers,
+                    failures,
+                    "the new version of launch template %s for the groups that "
+                    "follow $Latest failed (%s)" % (key[0], problem),
+                )
         self.settle(ec2, work, new_versions, followers, failures)
         return new_versions
 
@@ -62,8 +77,10 @@ class VersionMaking:
         """Whether a new version goes live for every group sharing it at once: it
         becomes their $Latest, or it becomes the template's default."""
         return bool(item.followed_as_latest) or bool(
-            item.source.get("DefaultVersion") and self.data.get("set-default", True)
-            and not item.default_outsiders)
+            item.source.get("DefaultVersion")
+            and self.data.get("set-default", True)
+            and not item.default_outsiders
+        )
 
     def settle(self, ec2, work, new_versions, followers, failures):
         """A group changes completely or not at all, and a version that goes live for
@@ -71,26 +88,33 @@ class VersionMaking:
         such a version has failed (another of its templates, its tag), the version is
         not used, and a version that is already its followers' $Latest is taken back."""
         while True:
-            broken = [key for key in sorted(new_versions) if self.all_or_none(work[key]) and
-                      any(asg["AutoScalingGroupName"] in failures
-                          for asg, _ in work[key].groups)]
+            broken = [
+                key
+                for key in sorted(new_versions)
+                if self.all_or_none(work[key])
+                and any(asg["AutoScalingGroupName"] in failures for asg, _ in work[key].groups)
+            ]
             if not broken:
                 return
             for key in broken:
                 if key not in new_versions:
                     continue  # taken back with another version of its template
-                failed = sorted(asg["AutoScalingGroupName"] for asg, _ in work[key].groups
-                                if asg["AutoScalingGroupName"] in failures)
+                failed = sorted(
+                    asg["AutoScalingGroupName"]
+                    for asg, _ in work[key].groups
+                    if asg["AutoScalingGroupName"] in failures
+                )
                 reason = "group %s, which shares launch template %s version %s, failed" % (
-                    failed[0], key[0], new_versions[key]["VersionNumber"])
+                    failed[0],
+                    key[0],
+                    new_versions[key]["VersionNumber"],
+                )
                 if work[key].followed_as_latest:
-                    self.take_back(ec2, key[0], work, new_versions, followers, failures,
-                                   reason)
+                    self.take_back(ec2, key[0], work, new_versions, followers, failures, reason)
                     continue
                 del new_versions[key]  # unused: a later run finds and verifies it again
                 for asg, _ in work[key].groups:
-                    failures.setdefault(asg["AutoScalingGroupName"],
-                                        "not changed: %s" % reason)
+                    failures.setdefault(asg["AutoScalingGroupName"], "not changed: %s" % reason)
 
     def take_back(self, ec2, template_id, work, new_versions, followers, failures, reason):
         """Withdraw every version this run made of a template, so that its $Latest is
@@ -98,9 +122,13 @@ class VersionMaking:
         for key in [k for k in sorted(new_versions, reverse=True) if k[0] == template_id]:
             self.withdraw(ec2, new_versions.pop(key), followers)
             for asg, _ in work[key].groups:
-                failures.setdefault(asg["AutoScalingGroupName"], (
-                    "not changed: %s, so this run's versions of launch template %s were "
-                    "withdrawn" % (reason, template_id)))
+                failures.setdefault(
+                    asg["AutoScalingGroupName"],
+                    (
+                        "not changed: %s, so this run's versions of launch template %s were "
+                        "withdrawn" % (reason, template_id)
+                    ),
+                )
 
     def verified_version(self, ec2, item, followers):
         """(version, None) once a new version for the item is stored as intended and
@@ -109,9 +137,13 @@ class VersionMaking:
         version, created, warnings = self.ensure_version(ec2, item)
         problem = self.check_version(ec2, item, version, warnings)
         if problem and not created and self.withdraw(ec2, version, followers):
-            log.warning("launch template %s: version %s left by an earlier run failed its "
-                        "check (%s); withdrawn and made again", version["LaunchTemplateId"],
-                        version["VersionNumber"], problem)
+            log.warning(
+                "launch template %s: version %s left by an earlier run failed its "
+                "check (%s); withdrawn and made again",
+                version["LaunchTemplateId"],
+                version["VersionNumber"],
+                problem,
+            )
             version, created, warnings = self.ensure_version(ec2, item)
             problem = self.check_version(ec2, item, version, warnings)
         if problem:
@@ -126,11 +158,13 @@ class VersionMaking:
         source = item.source
         template_id, number = version["LaunchTemplateId"], version["VersionNumber"]
         problem = self.stored_problem(
-            "launch template %s version %s (made from version %s)" % (
-                template_id, number, source["VersionNumber"]),
+            "launch template %s version %s (made from version %s)"
+            % (template_id, number, source["VersionNumber"]),
             expected_version_data(source.get("LaunchTemplateData"), item.metadata_options),
-            version.get("LaunchTemplateData"), warnings,
-            [asg["AutoScalingGroupName"] for asg, _ in item.groups])
+            version.get("LaunchTemplateData"),
+            warnings,
+            [asg["AutoScalingGroupName"] for asg, _ in item.groups],
+        )
         if problem:
             return problem
         data = version.get("LaunchTemplateData") or {}
@@ -146,25 +180,42 @@ class VersionMaking:
         template_id, number = version["LaunchTemplateId"], version["VersionNumber"]
         pinned = followers.get(template_id, {}).get(str(number))
         if version.get("DefaultVersion") or pinned:
-            log.warning("launch template %s: version %s failed its check but is kept: %s",
-                        template_id, number, "it is the default" if not pinned else
-                        "groups %s are pinned to it" % ", ".join(sorted(pinned)))
+            log.warning(
+                "launch template %s: version %s failed its check but is kept: %s",
+                template_id,
+                number,
+                "it is the default"
+                if not pinned
+                else "groups %s are pinned to it" % ", ".join(sorted(pinned)),
+            )
             return False
         try:
-            answer = retry(ec2.delete_launch_template_versions, LaunchTemplateId=template_id,
-                           Versions=[str(number)])
+            answer = retry(
+                ec2.delete_launch_template_versions,
+                LaunchTemplateId=template_id,
+                Versions=[str(number)],
+            )
         except AWS_ERRORS as e:
-            log.error("launch template %s: version %s failed its check and could not be "
-                      "deleted (%s); delete it by hand", template_id, number,
-                      describe_error(e))
+            log.error(
+                "launch template %s: version %s failed its check and could not be "
+                "deleted (%s); delete it by hand",
+                template_id,
+                number,
+                describe_error(e),
+            )
             return False
         if answer.get("UnsuccessfullyDeletedLaunchTemplateVersions"):
-            log.error("launch template %s: version %s failed its check and could not be "
-                      "deleted (%s); delete it by hand", template_id, number, json.dumps(
-                          answer["UnsuccessfullyDeletedLaunchTemplateVersions"], default=str))
+            log.error(
+                "launch template %s: version %s failed its check and could not be "
+                "deleted (%s); delete it by hand",
+                template_id,
+                number,
+                json.dumps(answer["UnsuccessfullyDeletedLaunchTemplateVersions"], default=str),
+            )
             return False
-        log.warning("launch template %s: version %s failed its check and was deleted",
-                    template_id, number)
+        log.warning(
+            "launch template %s: version %s failed its check and was deleted", template_id, number
+        )
         return True
 
     def ensure_version(self, ec2, item):
@@ -175,9 +226,15 @@ class VersionMaking:
         data = source.get("LaunchTemplateData") or {}
         description = derived_version_description(number, item.metadata_options)
         paginator = ec2.get_paginator("describe_launch_template_versions")
-        pages = retry(lambda: list(paginator.paginate(
-            LaunchTemplateId=template_id, MinVersion=str(number + 1),
-            PaginationConfig={"PageSize": 200})))
+        pages = retry(
+            lambda: list(
+                paginator.paginate(
+                    LaunchTemplateId=template_id,
+                    MinVersion=str(number + 1),
+                    PaginationConfig={"PageSize": 200},
+                )
+            )
+        )
         for version in (v for page in pages for v in page["LaunchTemplateVersions"]):
             if version.get("VersionDescription") == description:
                 return version, False, []
@@ -187,35 +244,51 @@ class VersionMaking:
         launch_template_data = {"MetadataOptions": item.metadata_options}
         if data.get("BlockDeviceMappings"):
             launch_template_data["BlockDeviceMappings"] = block_device_mappings_request(
-                data["BlockDeviceMappings"], "launch template %s version %s" % (
-                    template_id, number))
-        return self.create_version(ec2, template_id, number, description,
-                                   launch_template_data)
+                data["BlockDeviceMappings"], "launch template %s version %s" % (template_id, number)
+            )
+        return self.create_version(ec2, template_id, number, description, launch_template_data)
 
-    def create_version(self, ec2, template_id, number, description, launch_template_data,
-                       stale=None):
+    def create_version(
+        self, ec2, template_id, number, description, launch_template_data, stale=None
+    ):
         response = retry(
-            ec2.create_launch_template_version, LaunchTemplateId=template_id,
-            SourceVersion=str(number), VersionDescription=description,
+            ec2.create_launch_template_version,
+            LaunchTemplateId=template_id,
+            SourceVersion=str(number),
+            VersionDescription=description,
             # Runs racing on the same source version (overlapping schedules) create
             # it once: the token makes the retried or repeated create idempotent.
-            ClientToken=client_token(json.dumps(
-                [template_id, number, description, stale], sort_keys=True)),
-            LaunchTemplateData=launch_template_data)
+            ClientToken=client_token(
+                json.dumps([template_id, number, description, stale], sort_keys=True)
+            ),
+            LaunchTemplateData=launch_template_data,
+        )
         created = response["LaunchTemplateVersion"]
         try:
             # What AWS stored, not what it answered: describe exactly that version.
             version = retry(
-                ec2.describe_launch_template_versions, LaunchTemplateId=template_id,
-                Versions=[str(created["VersionNumber"])])["LaunchTemplateVersions"][0]
+                ec2.describe_launch_template_versions,
+                LaunchTemplateId=template_id,
+                Versions=[str(created["VersionNumber"])],
+            )["LaunchTemplateVersions"][0]
         except ClientError as e:
             if e.response["Error"]["Code"] not in VERSION_NOT_FOUND or stale:
                 raise
             # The token matched an earlier create of a version deleted since (AWS
             # answers a repeated token with the original answer): create it anew.
-            return self.create_version(ec2, template_id, number, description,
-                                       launch_template_data, stale=created["VersionNumber"])
-        log.info("launch template %s: version %s created from version %s with metadata "
-                 "options %s", template_id, version["VersionNumber"], number,
-                 json.dumps(launch_template_data["MetadataOptions"], sort_keys=True))
+            return self.create_version(
+                ec2,
+                template_id,
+                number,
+                description,
+                launch_template_data,
+                stale=created["VersionNumber"],
+            )
+        log.info(
+            "launch template %s: version %s created from version %s with metadata options %s",
+            template_id,
+            version["VersionNumber"],
+            number,
+            json.dumps(launch_template_data["MetadataOptions"], sort_keys=True),
+        )
         return version, True, warning_messages(response)

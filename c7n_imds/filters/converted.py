@@ -1,5 +1,6 @@
 """Filter `imds-converted` on `launch-config`: configurations c7n-imds replaced, safe
 to delete after a soak period."""
+
 import datetime
 
 from c7n.filters import Filter
@@ -46,8 +47,11 @@ class ConvertedLaunchConfigFilter(Filter):
     """
 
     schema = type_schema("imds-converted", days={"type": "number", "minimum": 0})
-    permissions = ("ec2:DescribeLaunchTemplates", "autoscaling:DescribeAutoScalingGroups",
-                   "autoscaling:DescribeLaunchConfigurations")
+    permissions = (
+        "ec2:DescribeLaunchTemplates",
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeLaunchConfigurations",
+    )
     annotation_key = "c7n-imds:replaced-by"
 
     def process(self, configs, event=None):
@@ -57,7 +61,8 @@ class ConvertedLaunchConfigFilter(Filter):
         replacements.update(copy_replacements(autoscaling, configs))
         in_use = launch_configurations_in_use(autoscaling)
         cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
-            days=self.data.get("days", 14))
+            days=self.data.get("days", 14)
+        )
         matched = []
         for config in configs:
             replacement = replacements.get(source_identity(config))
@@ -66,7 +71,8 @@ class ConvertedLaunchConfigFilter(Filter):
             if replacement["Created"] > cutoff:
                 continue
             config[self.annotation_key] = dict(
-                replacement, Created=replacement["Created"].isoformat())
+                replacement, Created=replacement["Created"].isoformat()
+            )
             matched.append(config)
         return matched
 
@@ -80,13 +86,16 @@ def template_replacements(ec2):
     """{(LC name, LC created): {Kind, Name, Created}} from our templates' tags."""
     found = {}
     for page in ec2.get_paginator("describe_launch_templates").paginate(
-            Filters=[{"Name": "tag-key", "Values": [SOURCE_TAG]}],
-            PaginationConfig={"PageSize": 200}):
+        Filters=[{"Name": "tag-key", "Values": [SOURCE_TAG]}], PaginationConfig={"PageSize": 200}
+    ):
         for template in page["LaunchTemplates"]:
             tags = {t["Key"]: t["Value"] for t in template.get("Tags") or ()}
             key = (tags.get(SOURCE_TAG), tags.get(SOURCE_CREATED_TAG, ""))
-            found[key] = {"Kind": "launch-template", "Name": template["LaunchTemplateName"],
-                          "Created": _aware(template["CreateTime"])}
+            found[key] = {
+                "Kind": "launch-template",
+                "Name": template["LaunchTemplateName"],
+                "Created": _aware(template["CreateTime"]),
+            }
     return found
 
 
@@ -95,12 +104,17 @@ def copy_replacements(autoscaling, configs):
     by_copy = {copy_name(c): source_identity(c) for c in configs}
     found = {}
     for batch in chunks(sorted(by_copy), LC_NAMES_PER_CALL):
-        response = retry(autoscaling.describe_launch_configurations,
-                         LaunchConfigurationNames=batch, MaxRecords=100)
+        response = retry(
+            autoscaling.describe_launch_configurations,
+            LaunchConfigurationNames=batch,
+            MaxRecords=100,
+        )
         for copy in response["LaunchConfigurations"]:
             found[by_copy[copy["LaunchConfigurationName"]]] = {
-                "Kind": "launch-configuration", "Name": copy["LaunchConfigurationName"],
-                "Created": _aware(copy["CreatedTime"])}
+                "Kind": "launch-configuration",
+                "Name": copy["LaunchConfigurationName"],
+                "Created": _aware(copy["CreatedTime"]),
+            }
     return found
 
 
@@ -111,5 +125,8 @@ def launch_configurations_in_use(autoscaling):
     configuration's - so callers compare stripped names. A template beside a
     configuration name wins, as in launch_references: moto keeps the old name after a
     switch."""
-    return {launch_references(asg)[1][0].strip() for asg in all_groups(autoscaling)
-            if launch_references(asg)[0] == LAUNCH_CONFIGURATION}
+    return {
+        launch_references(asg)[1][0].strip()
+        for asg in all_groups(autoscaling)
+        if launch_references(asg)[0] == LAUNCH_CONFIGURATION
+    }

@@ -1,4 +1,5 @@
 """Filter `imds-exempt` on `asg`: the `c7n-imds:exempt` tag, read."""
+
 import datetime
 
 from c7n.filters import ValueFilter
@@ -40,11 +41,12 @@ class ImdsExemptFilter(AnnotationValueFilter):
 
     def why(self, exemption):
         if exemption.get("Malformed"):
-            return "unreadable %s tag (%s): counts as exempt" % (EXEMPT_TAG,
-                                                                exemption.get("Error"))
+            return "unreadable %s tag (%s): counts as exempt" % (EXEMPT_TAG, exemption.get("Error"))
         if exemption.get("Exempt"):
-            return "exempt: %s%s" % (exemption.get("Reason"), " until %s" % exemption[
-                "Until"] if exemption.get("Until") else "")
+            return "exempt: %s%s" % (
+                exemption.get("Reason"),
+                " until %s" % exemption["Until"] if exemption.get("Until") else "",
+            )
         if exemption.get("Expired"):
             return "not exempt: its exemption ended %s" % exemption.get("Until")
         return super().why(exemption)

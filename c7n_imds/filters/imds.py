@@ -1,4 +1,5 @@
 """Filters: `imds` on `asg` and `launch-config`."""
+
 import json
 
 from c7n.filters import ValueFilter
@@ -95,12 +96,17 @@ class AsgImdsFilter(LaunchViewFilter):
     def process(self, asgs, event=None):
         effective = self.data.get("key") in self.effective_keys
         # Several imds filters in one policy resolve the launch sources once.
-        todo = [a for a in asgs if self.annotation_key not in a or (
-            effective and "EffectiveHttpTokens" not in a[self.annotation_key])]
+        todo = [
+            a
+            for a in asgs
+            if self.annotation_key not in a
+            or (effective and "EffectiveHttpTokens" not in a[self.annotation_key])
+        ]
         if todo:
             session = imds_session(self.manager)
             sources = LaunchSources.for_manager(
-                self.manager, session.client("ec2"), session.client("autoscaling")).load(todo)
+                self.manager, session.client("ec2"), session.client("autoscaling")
+            ).load(todo)
             if effective:
                 sources.load_effective()
             for asg in todo:
@@ -120,8 +126,9 @@ class AsgImdsFilter(LaunchViewFilter):
             entry = by_type.setdefault(str(view["LaunchType"]), {"Groups": 0, "Optional": 0})
             entry["Groups"] += 1
             entry["Optional"] += view["HttpTokens"] == "optional"
-        self.manager.ctx.output.write_file("imds-scan.json", json.dumps(
-            {"Scanned": len(asgs), "ByLaunchType": by_type}, indent=2))
+        self.manager.ctx.output.write_file(
+            "imds-scan.json", json.dumps({"Scanned": len(asgs), "ByLaunchType": by_type}, indent=2)
+        )
 
 
 @LaunchConfig.filter_registry.register("imds")

@@ -4,6 +4,7 @@ policy that silently does nothing. Checked at `c7n-imds validate` time.
 
 At -v each of these filters also says why it left a resource out: custodian logs only
 "Filtered from 7 to 1 asg", which leaves a user guessing which gate held a group back."""
+
 import logging
 
 from c7n.exceptions import PolicyValidationError
@@ -19,19 +20,42 @@ ANY = "any"
 
 LAUNCH_KEYS = {
     "LaunchType": ("launch-configuration", "launch-template", "mixed-instances-policy"),
-    "LaunchName": ANY, "LaunchTemplateId": ANY, "LaunchTemplateVersion": NUMBER,
-    "LaunchTemplateVersionSpecified": ANY, "ImageId": ANY,
-    "HttpTokens": TOKENS, "HttpEndpoint": ON_OFF, "HttpPutResponseHopLimit": NUMBER,
-    "InstanceMetadataTags": ON_OFF, "LaunchSourceMissing": BOOLEAN,
-    "LaunchSourceError": ANY, "EffectiveHttpTokens": TOKENS, "ScaleOutBlocked": BOOLEAN,
+    "LaunchName": ANY,
+    "LaunchTemplateId": ANY,
+    "LaunchTemplateVersion": NUMBER,
+    "LaunchTemplateVersionSpecified": ANY,
+    "ImageId": ANY,
+    "HttpTokens": TOKENS,
+    "HttpEndpoint": ON_OFF,
+    "HttpPutResponseHopLimit": NUMBER,
+    "InstanceMetadataTags": ON_OFF,
+    "LaunchSourceMissing": BOOLEAN,
+    "LaunchSourceError": ANY,
+    "EffectiveHttpTokens": TOKENS,
+    "ScaleOutBlocked": BOOLEAN,
     "RemediationPending": BOOLEAN,
 }
-LAUNCH_CONFIGURATION_KEYS = {k: v for k, v in LAUNCH_KEYS.items() if k not in (
-    "LaunchTemplateVersionSpecified", "EffectiveHttpTokens", "ScaleOutBlocked",
-    "LaunchSourceError", "RemediationPending")}
+LAUNCH_CONFIGURATION_KEYS = {
+    k: v
+    for k, v in LAUNCH_KEYS.items()
+    if k
+    not in (
+        "LaunchTemplateVersionSpecified",
+        "EffectiveHttpTokens",
+        "ScaleOutBlocked",
+        "LaunchSourceError",
+        "RemediationPending",
+    )
+}
 USAGE_KEYS = {"Total": NUMBER}
-EXEMPTION_KEYS = {"Exempt": BOOLEAN, "Malformed": BOOLEAN, "Expired": BOOLEAN,
-                  "Reason": ANY, "Until": ANY, "Error": ANY}
+EXEMPTION_KEYS = {
+    "Exempt": BOOLEAN,
+    "Malformed": BOOLEAN,
+    "Expired": BOOLEAN,
+    "Reason": ANY,
+    "Until": ANY,
+    "Error": ANY,
+}
 
 
 def _fits(value, allowed):
@@ -51,11 +75,15 @@ def check_key_and_value(filter_, vocabulary):
     key = data.get("key")
     if key not in vocabulary:
         raise PolicyValidationError(
-            "policy %s: filter %s: unknown key %r; use one of: %s" % (
-                policy, data.get("type"), key, ", ".join(sorted(vocabulary))))
+            "policy %s: filter %s: unknown key %r; use one of: %s"
+            % (policy, data.get("type"), key, ", ".join(sorted(vocabulary)))
+        )
     allowed = vocabulary[key]
-    if "value" not in data or data.get("value_type") or data.get("op") in (
-            "regex", "regex-case", "glob", "contains", "intersect", "difference"):
+    if (
+        "value" not in data
+        or data.get("value_type")
+        or data.get("op") in ("regex", "regex-case", "glob", "contains", "intersect", "difference")
+    ):
         return
     values = data["value"] if isinstance(data["value"], list) else [data["value"]]
     wrong = [v for v in values if not _fits(v, allowed)]
@@ -67,8 +95,9 @@ def check_key_and_value(filter_, vocabulary):
         else:
             expected = "one of: " + ", ".join(repr(a) for a in allowed)
         raise PolicyValidationError(
-            "policy %s: filter %s: value %s is not allowed for key %s; use %s" % (
-                policy, data.get("type"), ", ".join(repr(w) for w in wrong), key, expected))
+            "policy %s: filter %s: value %s is not allowed for key %s; use %s"
+            % (policy, data.get("type"), ", ".join(repr(w) for w in wrong), key, expected)
+        )
 
 
 log = logging.getLogger("custodian.c7n_imds.filters")
@@ -82,14 +111,23 @@ class ExplainsDrops:
     def explained(self, resource, matched, annotation):
         if not matched and log.isEnabledFor(logging.DEBUG):
             resource_type = self.manager.resource_type
-            log.debug("%s %s left out by filter %s: %s", self.manager.type,
-                      resource.get(resource_type.id), self.type, self.why(annotation))
+            log.debug(
+                "%s %s left out by filter %s: %s",
+                self.manager.type,
+                resource.get(resource_type.id),
+                self.type,
+                self.why(annotation),
+            )
         return matched
 
     def why(self, annotation):
         key = self.data.get("key")
         return "%s is %r; the policy asks %s %r" % (
-            key, annotation.get(key), self.data.get("op", "equal"), self.data.get("value"))
+            key,
+            annotation.get(key),
+            self.data.get("op", "equal"),
+            self.data.get("value"),
+        )
 
 
 class AnnotationValueFilter(ExplainsDrops, ValueFilter):

@@ -5,6 +5,7 @@ publishes the calls each instance receives without a token as the CloudWatch met
 ``MetadataNoToken`` (namespace ``AWS/EC2``, dimension ``InstanceId``); gating
 remediation on it being zero over a window is what makes the change safe.
 """
+
 from c7n.filters import ValueFilter
 from c7n.resources.asg import ASG
 from c7n.resources.ec2 import EC2
@@ -20,9 +21,11 @@ class UsageFilter(ExplainsDrops, ValueFilter):
     """Shared by the asg and ec2 filters: instance ids in, a number out."""
 
     schema = type_schema(
-        USAGE_FILTER, rinherit=ValueFilter.schema,
+        USAGE_FILTER,
+        rinherit=ValueFilter.schema,
         days={"type": "number", "minimum": 1, "maximum": 455},
-        missing={"enum": ["exclude", "zero", "include"]})
+        missing={"enum": ["exclude", "zero", "include"]},
+    )
     schema_alias = False
     annotation_key = USAGE_ANNOTATION
     permissions = ("cloudwatch:GetMetricData",)
@@ -39,15 +42,19 @@ class UsageFilter(ExplainsDrops, ValueFilter):
         days = self.data.get("days", 14)
         client = imds_session(self.manager).client("cloudwatch")
         sums = metadata_no_token_sums(
-            client, [i for r in resources for i in self.instance_ids(r)], days)
+            client, [i for r in resources for i in self.instance_ids(r)], days
+        )
         for r in resources:
             counts = {i: sums.get(i) for i in self.instance_ids(r)}
             without_data = sorted(i for i, c in counts.items() if c is None)
             r[self.annotation_key] = {
                 "Total": sum(c for c in counts.values() if c is not None),
-                "Days": days, "Instances": counts, "InstancesWithoutData": without_data,
+                "Days": days,
+                "Instances": counts,
+                "InstancesWithoutData": without_data,
                 # no instances, or some without data points: no evidence either way
-                "Incomplete": not counts or bool(without_data)}
+                "Incomplete": not counts or bool(without_data),
+            }
         return super().process(resources, event)
 
     def __call__(self, r):
@@ -59,13 +66,19 @@ class UsageFilter(ExplainsDrops, ValueFilter):
 
     def why(self, usage):
         if usage["Incomplete"] and self.data.get("missing", "exclude") == "exclude":
-            return ("no evidence (%s) and missing: exclude" % (
-                "no CloudWatch MetadataNoToken data for %s" % ", ".join(
-                    usage["InstancesWithoutData"]) if usage["Instances"] else "no instances"))
+            return "no evidence (%s) and missing: exclude" % (
+                "no CloudWatch MetadataNoToken data for %s"
+                % ", ".join(usage["InstancesWithoutData"])
+                if usage["Instances"]
+                else "no instances"
+            )
         if usage["Total"]:
             return "held back: %d IMDSv1 call(s) in %d days" % (usage["Total"], usage["Days"])
         return "made no IMDSv1 call in %d days; the policy asks %s %r" % (
-            usage["Days"], self.data.get("op", "equal"), self.data.get("value"))
+            usage["Days"],
+            self.data.get("op", "equal"),
+            self.data.get("value"),
+        )
 
 
 @ASG.filter_registry.register(USAGE_FILTER)

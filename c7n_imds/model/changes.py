@@ -8,6 +8,7 @@ opted in to exactly that kind with the action's ``allow-launch-changes`` option.
 image, a Kubernetes or AMI release, a group size, a replacement of every instance at
 once is never a side effect of an IMDS fix.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from c7n_imds.model.redaction import user_data_fingerprint
 # The kinds a policy can opt in to (`allow-launch-changes`), each with what it covers.
 LAUNCH_CHANGE_KINDS: dict[str, str] = {
     "image": "the image instances start from (ImageId, an SSM parameter resolving to "
-             "another AMI, a node group's AMI release)",
+    "another AMI, a node group's AMI release)",
     "kubernetes-version": "an EKS node group's Kubernetes version",
     "instance-types": "instance types, attribute-based selection, overrides",
     "network": "subnets, security groups, network interfaces, public addresses",
@@ -28,8 +29,7 @@ LAUNCH_CHANGE_KINDS: dict[str, str] = {
     "user-data": "user data (compared by SHA-256, never shown)",
     "key-pair": "the SSH key pair",
     "group-size": "MinSize, MaxSize, DesiredCapacity",
-    "replace-all-at-once": "every instance replaced at the same time (no rolling "
-                           "replacement)",
+    "replace-all-at-once": "every instance replaced at the same time (no rolling replacement)",
     "other": "any other launch parameter (placement, monitoring, market options, ...)",
 }
 METADATA = "metadata-options"  # what every IMDS fix changes: never refused
@@ -38,26 +38,40 @@ METADATA = "metadata-options"  # what every IMDS fix changes: never refused
 # "other", so a field AWS adds later is never silently accepted.
 FIELD_KINDS: dict[str, str] = {
     "MetadataOptions": METADATA,
-    "ImageId": "image", "KernelId": "image", "RamDiskId": "image", "RamdiskId": "image",
-    "InstanceType": "instance-types", "InstanceRequirements": "instance-types",
-    "Overrides": "instance-types", "InstanceTypes": "instance-types",
-    "SecurityGroupIds": "network", "SecurityGroups": "network",
-    "NetworkInterfaces": "network", "AssociatePublicIpAddress": "network",
-    "VPCZoneIdentifier": "network", "Subnets": "network",
-    "BlockDeviceMappings": "storage", "EbsOptimized": "storage",
+    "ImageId": "image",
+    "KernelId": "image",
+    "RamDiskId": "image",
+    "RamdiskId": "image",
+    "InstanceType": "instance-types",
+    "InstanceRequirements": "instance-types",
+    "Overrides": "instance-types",
+    "InstanceTypes": "instance-types",
+    "SecurityGroupIds": "network",
+    "SecurityGroups": "network",
+    "NetworkInterfaces": "network",
+    "AssociatePublicIpAddress": "network",
+    "VPCZoneIdentifier": "network",
+    "Subnets": "network",
+    "BlockDeviceMappings": "storage",
+    "EbsOptimized": "storage",
     "IamInstanceProfile": "instance-profile",
     "UserData": "user-data",
     "KeyName": "key-pair",
-    "MinSize": "group-size", "MaxSize": "group-size", "DesiredCapacity": "group-size",
+    "MinSize": "group-size",
+    "MaxSize": "group-size",
+    "DesiredCapacity": "group-size",
     # the launch views below
-    "BlockDevices": "storage", "SpotMaxPrice": "other",
-    "Monitoring": "other", "Tenancy": "other",
+    "BlockDevices": "storage",
+    "SpotMaxPrice": "other",
+    "Monitoring": "other",
+    "Tenancy": "other",
 }
 
 
 @dataclass(frozen=True)
 class LaunchChange:
     """One launch-affecting difference: `field` goes from `before` to `after`."""
+
     kind: str
     field: str
     before: Any = None
@@ -70,8 +84,13 @@ class LaunchChange:
         before, after = self.before, self.after
         if self.kind == "user-data":
             before, after = _fingerprint(before), _fingerprint(after)
-        return "%s: %s %s -> %s%s" % (self.kind, self.field, _shown(before), _shown(after),
-                                      " (%s)" % self.why if self.why else "")
+        return "%s: %s %s -> %s%s" % (
+            self.kind,
+            self.field,
+            _shown(before),
+            _shown(after),
+            " (%s)" % self.why if self.why else "",
+        )
 
     def record(self) -> dict:
         """For imds-changes.json and the plan's JSON."""
@@ -140,10 +159,11 @@ def refused(changes: Iterable[LaunchChange], allowed: Iterable[str]) -> list[Lau
 def refusal(what: str, changes: list[LaunchChange]) -> str:
     """The one-line reason for refusing a plan with launch-affecting changes."""
     kinds = sorted({c.kind for c in changes})
-    return ("%s would also change what instances launch with: %s; nothing was changed - "
-            "add %s to the action's allow-launch-changes to accept exactly that" % (
-                what, "; ".join(c.line() for c in changes),
-                ", ".join(kinds)))
+    return (
+        "%s would also change what instances launch with: %s; nothing was changed - "
+        "add %s to the action's allow-launch-changes to accept exactly that"
+        % (what, "; ".join(c.line() for c in changes), ", ".join(kinds))
+    )
 
 
 # -- launch views: what instances start with, from either launch shape ----------------
@@ -152,6 +172,7 @@ def refusal(what: str, changes: list[LaunchChange]) -> str:
 # To prove it changes nothing but the metadata options, both are reduced here, by code
 # that shares nothing with the translation, to the same view of what an instance gets,
 # and compared. A mapping slip in translate.py then shows up as a launch change.
+
 
 def _text(value: Any) -> str | None:
     value = value.strip() if isinstance(value, str) else value
@@ -166,8 +187,11 @@ def _price(value: Any) -> str | None:
 
 
 def _ebs(ebs: dict) -> dict:
-    return {k: (_text(v) if isinstance(v, str) else v) for k, v in sorted(ebs.items())
-            if v not in (None, "")}
+    return {
+        k: (_text(v) if isinstance(v, str) else v)
+        for k, v in sorted(ebs.items())
+        if v not in (None, "")
+    }
 
 
 def _devices(mappings: list[dict] | None, no_device: Any) -> dict:
@@ -183,8 +207,7 @@ def _devices(mappings: list[dict] | None, no_device: Any) -> dict:
     return devices
 
 
-def configuration_view(configuration: dict,
-                       security_group_ids: list[str] | None = None) -> dict:
+def configuration_view(configuration: dict, security_group_ids: list[str] | None = None) -> dict:
     """What an instance launched from a launch configuration gets (AWS's semantics:
     monitoring is on unless disabled; default tenancy is no tenancy)."""
     monitoring = configuration.get("InstanceMonitoring")
@@ -194,14 +217,20 @@ def configuration_view(configuration: dict,
         "KeyName": _text(configuration.get("KeyName")),
         "KernelId": _text(configuration.get("KernelId")),
         "RamdiskId": _text(configuration.get("RamdiskId")),
-        "SecurityGroups": sorted(_text(g) for g in (
-            security_group_ids if security_group_ids is not None
-            else configuration.get("SecurityGroups") or ())),
+        "SecurityGroups": sorted(
+            _text(g)
+            for g in (
+                security_group_ids
+                if security_group_ids is not None
+                else configuration.get("SecurityGroups") or ()
+            )
+        ),
         "AssociatePublicIpAddress": configuration.get("AssociatePublicIpAddress"),
         "Monitoring": True if monitoring is None else bool(monitoring.get("Enabled", True)),
         "SpotMaxPrice": _price(configuration.get("SpotPrice")),
         "IamInstanceProfile": _text(configuration.get("IamInstanceProfile")),
-        "Tenancy": None if configuration.get("PlacementTenancy") in (None, "", "default")
+        "Tenancy": None
+        if configuration.get("PlacementTenancy") in (None, "", "default")
         else configuration["PlacementTenancy"],
         "EbsOptimized": bool(configuration.get("EbsOptimized")),
         "UserData": _text(configuration.get("UserData")),
@@ -213,10 +242,14 @@ def template_view(launch_template_data: dict) -> dict:
     """The same view of launch template data (monitoring off unless enabled; the
     primary network interface's groups and public address count as the instance's)."""
     data = launch_template_data
-    primary: dict = next((n for n in data.get("NetworkInterfaces") or ()
-                    if n.get("DeviceIndex", 0) == 0), {})
-    groups = list(data.get("SecurityGroupIds") or ()) + list(
-        data.get("SecurityGroups") or ()) + list(primary.get("Groups") or ())
+    primary: dict = next(
+        (n for n in data.get("NetworkInterfaces") or () if n.get("DeviceIndex", 0) == 0), {}
+    )
+    groups = (
+        list(data.get("SecurityGroupIds") or ())
+        + list(data.get("SecurityGroups") or ())
+        + list(primary.get("Groups") or ())
+    )
     market = data.get("InstanceMarketOptions") or {}
     profile = data.get("IamInstanceProfile") or {}
     tenancy = (data.get("Placement") or {}).get("Tenancy")
@@ -230,7 +263,8 @@ def template_view(launch_template_data: dict) -> dict:
         "AssociatePublicIpAddress": primary.get("AssociatePublicIpAddress"),
         "Monitoring": bool((data.get("Monitoring") or {}).get("Enabled")),
         "SpotMaxPrice": _price((market.get("SpotOptions") or {}).get("MaxPrice"))
-        if market.get("MarketType") == "spot" else None,
+        if market.get("MarketType") == "spot"
+        else None,
         "IamInstanceProfile": _text(profile.get("Name") or profile.get("Arn")),
         "Tenancy": None if tenancy in (None, "", "default") else tenancy,
         "EbsOptimized": bool(data.get("EbsOptimized")),
@@ -244,6 +278,7 @@ class GroupChange:
     """The plan of one group, as every change path states it: what it launches from
     before and after, the metadata options before and after, every launch-affecting
     change beyond them, and how its running instances are replaced."""
+
     group: str
     before: str
     after: str
@@ -253,23 +288,29 @@ class GroupChange:
     replacement: str = ""
 
     def record(self) -> dict:
-        return {"AutoScalingGroupName": self.group, "Before": self.before,
-                "After": self.after,
-                "MetadataOptions": metadata_line(self.metadata_before, self.metadata_after),
-                "LaunchChanges": [c.record() for c in self.launch_changes],
-                "Replacement": self.replacement}
+        return {
+            "AutoScalingGroupName": self.group,
+            "Before": self.before,
+            "After": self.after,
+            "MetadataOptions": metadata_line(self.metadata_before, self.metadata_after),
+            "LaunchChanges": [c.record() for c in self.launch_changes],
+            "Replacement": self.replacement,
+        }
 
 
-METADATA_SHOWN = ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint",
-                  "InstanceMetadataTags")
+METADATA_SHOWN = ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint", "InstanceMetadataTags")
 # what AWS applies where a launch leaves a metadata option unset (HttpTokens: the
 # account default or the AMI decide; "optional" is the classic default)
-METADATA_UNSET = {"HttpTokens": "optional (unset)", "HttpPutResponseHopLimit": "1 (unset)",
-                  "HttpEndpoint": "enabled (unset)", "InstanceMetadataTags": "disabled (unset)"}
+METADATA_UNSET = {
+    "HttpTokens": "optional (unset)",
+    "HttpPutResponseHopLimit": "1 (unset)",
+    "HttpEndpoint": "enabled (unset)",
+    "InstanceMetadataTags": "disabled (unset)",
+}
 
 
 def metadata_line(before: dict, after: dict) -> str:
-    """"HttpTokens optional -> required, HttpPutResponseHopLimit 1 -> 2" (what changes)."""
+    """ "HttpTokens optional -> required, HttpPutResponseHopLimit 1 -> 2" (what changes)."""
     parts = []
     for key in METADATA_SHOWN:
         old = (before or {}).get(key)
@@ -284,17 +325,30 @@ def replacement_of_instances(mode: str, preferences: dict | None = None) -> tupl
     """(how the group's running instances get the new options, whether all of them
     are replaced at once) for the actions' `running-instances` option."""
     if mode == "modify":
-        return ("running instances modified in place (ModifyInstanceMetadataOptions); "
-                "none replaced", False)
+        return (
+            "running instances modified in place (ModifyInstanceMetadataOptions); none replaced",
+            False,
+        )
     if mode == "refresh":
         preferences = preferences or {}
         low = preferences.get("MinHealthyPercentage")
         high = preferences.get("MaxHealthyPercentage")
         if low == 0 and (high is None or high <= 100):
-            return ("instance refresh with MinHealthyPercentage 0: every instance "
-                    "replaced at once", True)
-        return ("instance refresh, rolling: at least %s healthy" % (
-            "%d%%" % low if low is not None else
-            "the group's instance maintenance policy's minimum (else 90%)"), False)
-    return ("none now: running instances keep their options until scaling or a refresh "
-            "replaces them (running-instances: keep)", False)
+            return (
+                "instance refresh with MinHealthyPercentage 0: every instance replaced at once",
+                True,
+            )
+        return (
+            "instance refresh, rolling: at least %s healthy"
+            % (
+                "%d%%" % low
+                if low is not None
+                else "the group's instance maintenance policy's minimum (else 90%)"
+            ),
+            False,
+        )
+    return (
+        "none now: running instances keep their options until scaling or a refresh "
+        "replaces them (running-instances: keep)",
+        False,
+    )

@@ -21,6 +21,7 @@ made visible, plus the escaping of its own format:
   that ``<!channel>``, ``<@U123>`` or ``<https://evil|a harmless name>`` are shown, not
   acted upon. (JSON encoding is the template's ``tojson``.)
 """
+
 from __future__ import annotations
 
 import html as _html
@@ -37,7 +38,7 @@ def _visible(match: re.Match) -> str:
     if char == "\n":
         return "\\n"
     code = ord(char)
-    return "\\x%02x" % code if code <= 0xff else "\\u%04x" % code
+    return "\\x%02x" % code if code <= 0xFF else "\\u%04x" % code
 
 
 def controls(value) -> str:
@@ -72,8 +73,12 @@ def slack(value) -> str:
     """Text in a Slack message: Slack reads ``<...>`` as a mention, a channel-wide
     notification (``<!channel>``, ``<!here>``) or a link with a text of its choosing;
     escaped as Slack documents (only these three)."""
-    return controls("" if value is None else value).replace("&", "&amp;").replace(
-        "<", "&lt;").replace(">", "&gt;")
+    return (
+        controls("" if value is None else value)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+    )
 
 
 def traceback_text(exc_info) -> str:
@@ -82,6 +87,7 @@ def traceback_text(exc_info) -> str:
     name inside it starts no line, and so no log record, of its own. An exception that
     lists its failures ({name: reason}, as RemediationError) keeps one line per failure."""
     import traceback
+
     error = exc_info[1]
     try:
         formatted = traceback.TracebackException(*exc_info)
@@ -96,8 +102,10 @@ def traceback_text(exc_info) -> str:
             # TracebackException keeps the message it prints in _str (3.11 to 3.13); the
             # fallback below covers a Python that renames it
             part._str = _exception_message(exception, part._str)
-            pending += [(part.__cause__, exception.__cause__),
-                        (part.__context__, exception.__context__)]
+            pending += [
+                (part.__cause__, exception.__cause__),
+                (part.__context__, exception.__context__),
+            ]
         return "".join(formatted.format()).rstrip("\n")
     except (AttributeError, TypeError):
         return controls("".join(traceback.format_exception(*exc_info)).rstrip("\n"))
@@ -107,7 +115,11 @@ def _exception_message(exception, message) -> str:
     failures = getattr(exception, "failures", None)
     if isinstance(failures, dict) and isinstance(message, str):
         head = message.split("\n", 1)[0]
-        return "\n".join([controls(head)] + [
-            " - %s: %s" % (controls(name), controls(reason))
-            for name, reason in sorted(failures.items(), key=lambda f: str(f[0]))])
+        return "\n".join(
+            [controls(head)]
+            + [
+                " - %s: %s" % (controls(name), controls(reason))
+                for name, reason in sorted(failures.items(), key=lambda f: str(f[0]))
+            ]
+        )
     return controls(message)

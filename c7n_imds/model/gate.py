@@ -7,6 +7,7 @@ launch template whose default moves, every Auto Scaling group, EC2 Fleet, Spot F
 and instance launched from the template (instances carry ``aws:ec2launchtemplate:id``).
 The edge (c7n_imds.consumers) finds them and their IMDSv1 calls; this module judges.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -21,13 +22,15 @@ INSTANCE = "instance"
 
 
 # how every gate refusal ends (model/outcomes reads it as "held back")
-WAITS = ("the change waits until nothing that launches from it calls IMDSv1 (or exempt "
-         "it on purpose)")
+WAITS = (
+    "the change waits until nothing that launches from it calls IMDSv1 (or exempt it on purpose)"
+)
 
 
 @dataclass(frozen=True)
 class Consumer:
     """Something that launches instances from what a change touches."""
+
     kind: str
     name: str
     instance_ids: tuple[str, ...] = ()
@@ -43,6 +46,7 @@ class GateSettings:
     """MetadataNoToken summed over `days`; `missing` as the imdsv1-usage filter's:
     ``zero`` counts an instance without data points as making no calls, ``exclude``
     holds the change back for want of evidence."""
+
     days: float = 14
     missing: str = "zero"
 
@@ -60,30 +64,40 @@ class GateVerdict:
         return "%s was not changed: %s - %s" % (what, "; ".join(self.blocked), WAITS)
 
 
-def judge(consumers: list[Consumer], calls: dict[str, float | None],
-          settings: GateSettings, today: datetime.date) -> GateVerdict:
+def judge(
+    consumers: list[Consumer],
+    calls: dict[str, float | None],
+    settings: GateSettings,
+    today: datetime.date,
+) -> GateVerdict:
     """The verdict over every consumer: exempt ones and ones whose instances made IMDSv1
     calls hold the change back (with ``missing: exclude``, so do instances without
     data)."""
     verdict = GateVerdict(consumers=[c.label for c in consumers])
     for consumer in consumers:
-        exemption = parse_exemption(consumer.exemption, today) if consumer.exemption \
-            else None
+        exemption = parse_exemption(consumer.exemption, today) if consumer.exemption else None
         if exemption and exemption["Exempt"]:
-            verdict.blocked.append("%s is exempt (%s)" % (consumer.label,
-                                                          consumer.exemption))
+            verdict.blocked.append("%s is exempt (%s)" % (consumer.label, consumer.exemption))
             continue
         counts = {i: calls.get(i) for i in consumer.instance_ids}
         total = sum(c for c in counts.values() if c)
         if total:
-            verdict.blocked.append("%s made %s IMDSv1 call(s) in %s days" % (
-                consumer.label, _number(total), _number(settings.days)))
+            verdict.blocked.append(
+                "%s made %s IMDSv1 call(s) in %s days"
+                % (consumer.label, _number(total), _number(settings.days))
+            )
             continue
         without = sorted(i for i, c in counts.items() if c is None)
         if settings.missing == "exclude" and (without or not counts):
-            verdict.blocked.append("%s: no evidence (%s) and missing: exclude" % (
-                consumer.label, "no MetadataNoToken data for %s" % ", ".join(without)
-                if without else "no instances"))
+            verdict.blocked.append(
+                "%s: no evidence (%s) and missing: exclude"
+                % (
+                    consumer.label,
+                    "no MetadataNoToken data for %s" % ", ".join(without)
+                    if without
+                    else "no instances",
+                )
+            )
     return verdict
 
 

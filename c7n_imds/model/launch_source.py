@@ -1,6 +1,7 @@
 """What launches a group's instances, and the `imds` filter's view of it, from data
 already loaded: launch references, the views of configurations and template versions,
 the weakest template of a mixed instances policy, what instances really get. Pure."""
+
 from __future__ import annotations
 
 from c7n_imds.names import (
@@ -27,8 +28,9 @@ def metadata_view(metadata_options: dict | None) -> dict:
     }
 
 
-def effective_http_tokens(launch_http_tokens: str | None, account_defaults: dict | None,
-                          image_imds_support: str | None) -> str:
+def effective_http_tokens(
+    launch_http_tokens: str | None, account_defaults: dict | None, image_imds_support: str | None
+) -> str:
     """What instances really get (docs/aws-facts.md): a value in the launch data wins,
     then the account default for the region, then the AMI (``ImdsSupport: v2.0`` means
     tokens required); otherwise ``optional``."""
@@ -52,9 +54,11 @@ def weakness(view: dict) -> int:
 
 def template_spec(spec: dict) -> dict:
     """A LaunchTemplateSpecification with the version AWS uses when none is given."""
-    return {"LaunchTemplateId": spec.get("LaunchTemplateId"),
-            "LaunchTemplateName": spec.get("LaunchTemplateName"),
-            "Version": str(spec.get("Version") or "$Default")}
+    return {
+        "LaunchTemplateId": spec.get("LaunchTemplateId"),
+        "LaunchTemplateName": spec.get("LaunchTemplateName"),
+        "Version": str(spec.get("Version") or "$Default"),
+    }
 
 
 def launch_references(asg: dict) -> tuple[str | None, list]:
@@ -86,18 +90,32 @@ def mixed_overrides(asg: dict) -> list[dict]:
 
 def launch_configuration_view(config: dict) -> dict:
     """The `imds` keys of a launch configuration (a group's, or the LC itself)."""
-    return dict(metadata_view(config.get("MetadataOptions")), LaunchType=LAUNCH_CONFIGURATION,
-                LaunchName=config["LaunchConfigurationName"], LaunchTemplateId=None,
-                LaunchTemplateVersion=None, ImageId=config.get("ImageId"),
-                RemediationPending=False, LaunchSourceMissing=False)
+    return dict(
+        metadata_view(config.get("MetadataOptions")),
+        LaunchType=LAUNCH_CONFIGURATION,
+        LaunchName=config["LaunchConfigurationName"],
+        LaunchTemplateId=None,
+        LaunchTemplateVersion=None,
+        ImageId=config.get("ImageId"),
+        RemediationPending=False,
+        LaunchSourceMissing=False,
+    )
 
 
 def missing_view(launch_type: str | None, name: str | None, reason: str) -> dict:
-    return {"LaunchType": launch_type, "LaunchName": name, "LaunchTemplateId": None,
-            "LaunchTemplateVersion": None, "HttpTokens": None, "HttpEndpoint": None,
-            "HttpPutResponseHopLimit": None, "InstanceMetadataTags": None,
-            "RemediationPending": False, "LaunchSourceMissing": True,
-            "LaunchSourceError": reason}
+    return {
+        "LaunchType": launch_type,
+        "LaunchName": name,
+        "LaunchTemplateId": None,
+        "LaunchTemplateVersion": None,
+        "HttpTokens": None,
+        "HttpEndpoint": None,
+        "HttpPutResponseHopLimit": None,
+        "InstanceMetadataTags": None,
+        "RemediationPending": False,
+        "LaunchSourceMissing": True,
+        "LaunchSourceError": reason,
+    }
 
 
 def template_group_specs(asg):

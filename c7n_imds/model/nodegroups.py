@@ -17,6 +17,7 @@ group to the cluster's Kubernetes version and the latest AMI release, which cann
 rolled back: every update is pinned to the node group's current values
 (:func:`version_pins`).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,11 @@ ACTIVE = "ACTIVE"
 UPDATE_ACCEPTED = ("InProgress", "Successful")
 # The options a replacement template gets: tokens required, and the hop limit of 2 that
 # pods need to get an IMDSv2 token through the node's network namespace.
-REPLACEMENT_METADATA_OPTIONS = {"HttpTokens": "required", "HttpPutResponseHopLimit": 2,
-                                "HttpEndpoint": "enabled"}
+REPLACEMENT_METADATA_OPTIONS = {
+    "HttpTokens": "required",
+    "HttpPutResponseHopLimit": 2,
+    "HttpEndpoint": "enabled",
+}
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 CUSTOM_AMI = "CUSTOM"
 # eksctl tags what it makes with these (and makes it through a CloudFormation stack).
@@ -53,14 +57,19 @@ def nodegroup_key(asg: dict) -> tuple[str, str] | None:
 
 def listed_groups(nodegroup: dict) -> list[str]:
     """The Auto Scaling groups EKS lists as the node group's own."""
-    return [g["name"] for g in (nodegroup.get("resources") or {}).get(
-        "autoScalingGroups") or () if g.get("name")]
+    return [
+        g["name"]
+        for g in (nodegroup.get("resources") or {}).get("autoScalingGroups") or ()
+        if g.get("name")
+    ]
 
 
 def not_listed(cluster: str, name: str) -> str:
     """Why a group whose tags name a node group that does not list it is refused."""
-    return ("tags name node group %s of cluster %s, but EKS does not list this group as "
-            "its own; nothing changed" % (name, cluster))
+    return (
+        "tags name node group %s of cluster %s, but EKS does not list this group as "
+        "its own; nothing changed" % (name, cluster)
+    )
 
 
 def stack_owner(nodegroup: dict, label: str) -> str | None:
@@ -71,18 +80,22 @@ def stack_owner(nodegroup: dict, label: str) -> str | None:
     stack = tags.get(CLOUDFORMATION_TAG)
     where = " (CloudFormation stack %s)" % stack if stack else ""
     if any(k.startswith(EKSCTL_TAG_PREFIXES) for k in tags):
-        return ("EKS managed node group %s was made by eksctl%s: a change made behind it "
-                "is undone by its next update, so c7n-imds leaves it to eksctl. Set "
-                "disableIMDSv1: true on this node group in the eksctl config; eksctl "
-                "applies it when it creates a node group, so create one from the config "
-                "and delete this one" % (label, where))
+        return (
+            "EKS managed node group %s was made by eksctl%s: a change made behind it "
+            "is undone by its next update, so c7n-imds leaves it to eksctl. Set "
+            "disableIMDSv1: true on this node group in the eksctl config; eksctl "
+            "applies it when it creates a node group, so create one from the config "
+            "and delete this one" % (label, where)
+        )
     if stack:
-        return ("EKS managed node group %s belongs to CloudFormation stack %s: a change "
-                "made behind it drifts or is reverted, so c7n-imds leaves it to the stack. "
-                "In the stack's template, set MetadataOptions HttpTokens: required (hop "
-                "limit 2 for pods) in the node group's AWS::EC2::LaunchTemplate and point "
-                "the AWS::EKS::Nodegroup's LaunchTemplate Version at it, then update the "
-                "stack" % (label, stack))
+        return (
+            "EKS managed node group %s belongs to CloudFormation stack %s: a change "
+            "made behind it drifts or is reverted, so c7n-imds leaves it to the stack. "
+            "In the stack's template, set MetadataOptions HttpTokens: required (hop "
+            "limit 2 for pods) in the node group's AWS::EC2::LaunchTemplate and point "
+            "the AWS::EKS::Nodegroup's LaunchTemplate Version at it, then update the "
+            "stack" % (label, stack)
+        )
     return None
 
 
@@ -90,11 +103,13 @@ def is_custom_ami(nodegroup: dict, launch_template_data: dict | None = None) -> 
     """A node group whose AMI comes from its launch template: amiType CUSTOM (a
     template that names an ImageId is one too, whatever amiType says)."""
     return nodegroup.get("amiType") == CUSTOM_AMI or bool(
-        (launch_template_data or {}).get("ImageId"))
+        (launch_template_data or {}).get("ImageId")
+    )
 
 
-def version_pins(nodegroup: dict, launch_template_data: dict | None = None
-                 ) -> tuple[dict, list[LaunchChange]]:
+def version_pins(
+    nodegroup: dict, launch_template_data: dict | None = None
+) -> tuple[dict, list[LaunchChange]]:
     """({version, releaseVersion} to send with UpdateNodegroupVersion, the launch
     changes the update would still make). Without them EKS moves the node group to the
     cluster's Kubernetes version and the latest AMI release, for good; so both are the
@@ -104,13 +119,17 @@ def version_pins(nodegroup: dict, launch_template_data: dict | None = None
         return {}, []
     pins, changes = {}, []
     for key, kind, after in (
-            ("version", "kubernetes-version", "the cluster's Kubernetes version"),
-            ("releaseVersion", "image", "the latest AMI release of its Kubernetes version")):
+        ("version", "kubernetes-version", "the cluster's Kubernetes version"),
+        ("releaseVersion", "image", "the latest AMI release of its Kubernetes version"),
+    ):
         if nodegroup.get(key):
             pins[key] = nodegroup[key]
         else:
-            changes.append(LaunchChange(kind, key, None, after, why=(
-                "DescribeNodegroup gave no %s to keep" % key)))
+            changes.append(
+                LaunchChange(
+                    kind, key, None, after, why=("DescribeNodegroup gave no %s to keep" % key)
+                )
+            )
     return pins, changes
 
 
@@ -118,9 +137,14 @@ def pins_text(pins: dict, custom: bool) -> str:
     """How the update keeps the node group's Kubernetes and AMI versions, in words."""
     if custom:
         return "custom AMI: the image is the template's, copied unchanged"
-    return ", ".join("%s %s kept" % (label, pins[key]) for key, label in (
-        ("version", "Kubernetes"), ("releaseVersion", "AMI release")) if key in pins
-    ) or "Kubernetes and AMI versions not pinned"
+    return (
+        ", ".join(
+            "%s %s kept" % (label, pins[key])
+            for key, label in (("version", "Kubernetes"), ("releaseVersion", "AMI release"))
+            if key in pins
+        )
+        or "Kubernetes and AMI versions not pinned"
+    )
 
 
 def owner_id(cluster: str, nodegroup: str) -> str:
@@ -132,6 +156,7 @@ def owner_id(cluster: str, nodegroup: str) -> str:
 class NodegroupChange:
     """One node group of the run: its groups, what EKS says of it, and the template
     version it launches from (the user's template, not EKS's copy)."""
+
     cluster: str
     name: str
     groups: list[dict] = field(default_factory=list)
@@ -184,8 +209,7 @@ class NodegroupChange:
         """``key`` of a change whose template version was read (what the plan, the
         outcome and the already-done detail are about)."""
         if self.key is None:
-            raise ValueError("node group %s: its launch template version was not read"
-                             % self.label)
+            raise ValueError("node group %s: its launch template version was not read" % self.label)
         return self.key
 
 
@@ -211,10 +235,14 @@ def state_problem(nodegroup: dict, label: str) -> str | None:
     if status == ACTIVE:
         return None
     if status == "UPDATING":
-        return ("EKS managed node group %s is UPDATING (an update is in progress); "
-                "nothing was changed - run again once it is ACTIVE" % label)
-    return ("EKS managed node group %s is %s, not ACTIVE; nothing was changed - run "
-            "again once it is ACTIVE" % (label, status))
+        return (
+            "EKS managed node group %s is UPDATING (an update is in progress); "
+            "nothing was changed - run again once it is ACTIVE" % label
+        )
+    return (
+        "EKS managed node group %s is %s, not ACTIVE; nothing was changed - run "
+        "again once it is ACTIVE" % (label, status)
+    )
 
 
 def eks_additions(nodegroup: dict, launch_template_data: dict, eks_copy_data: dict) -> dict:
@@ -223,8 +251,11 @@ def eks_additions(nodegroup: dict, launch_template_data: dict, eks_copy_data: di
     AMI - the image EKS put in its copy. The pre-flight DryRun needs both to launch as
     EKS would."""
     choice = {}
-    if not launch_template_data.get("InstanceType") and not launch_template_data.get(
-            "InstanceRequirements") and nodegroup.get("instanceTypes"):
+    if (
+        not launch_template_data.get("InstanceType")
+        and not launch_template_data.get("InstanceRequirements")
+        and nodegroup.get("instanceTypes")
+    ):
         choice["InstanceType"] = nodegroup["instanceTypes"][0]
     if not launch_template_data.get("ImageId") and eks_copy_data.get("ImageId"):
         choice["ImageId"] = eks_copy_data["ImageId"]
@@ -234,35 +265,56 @@ def eks_additions(nodegroup: dict, launch_template_data: dict, eks_copy_data: di
 def replacement_steps(cluster: str, name: str, nodegroup: dict) -> str:
     """Why a node group without a launch template is left alone, and the exact steps
     that replace it with one whose nodes require IMDSv2."""
-    new = (name[:56] + "-imdsv2")
+    new = name[:56] + "-imdsv2"
     q = shlex.quote
     create_nodegroup = [
-        "aws eks create-nodegroup", "--cluster-name", q(cluster), "--nodegroup-name", q(new),
-        "--launch-template", "name=%s,version=1" % q(new)]
+        "aws eks create-nodegroup",
+        "--cluster-name",
+        q(cluster),
+        "--nodegroup-name",
+        q(new),
+        "--launch-template",
+        "name=%s,version=1" % q(new),
+    ]
     if nodegroup.get("nodeRole"):
         create_nodegroup += ["--node-role", q(nodegroup["nodeRole"])]
     if nodegroup.get("subnets"):
         create_nodegroup += ["--subnets"] + [q(s) for s in nodegroup["subnets"]]
     scaling = nodegroup.get("scalingConfig") or {}
     if scaling:
-        create_nodegroup += ["--scaling-config", ",".join(
-            "%s=%s" % (k, scaling[k]) for k in ("minSize", "maxSize", "desiredSize")
-            if k in scaling)]
+        create_nodegroup += [
+            "--scaling-config",
+            ",".join(
+                "%s=%s" % (k, scaling[k])
+                for k in ("minSize", "maxSize", "desiredSize")
+                if k in scaling
+            ),
+        ]
     if nodegroup.get("instanceTypes"):
         create_nodegroup += ["--instance-types"] + [q(t) for t in nodegroup["instanceTypes"]]
-    for option, key in (("--ami-type", "amiType"), ("--capacity-type", "capacityType"),
-                        ("--kubernetes-version", "version")):
+    for option, key in (
+        ("--ami-type", "amiType"),
+        ("--capacity-type", "capacityType"),
+        ("--kubernetes-version", "version"),
+    ):
         if nodegroup.get(key):
             create_nodegroup += [option, q(nodegroup[key])]
     if nodegroup.get("labels"):
-        create_nodegroup += ["--labels", q(",".join(
-            "%s=%s" % item for item in sorted(nodegroup["labels"].items())))]
+        create_nodegroup += [
+            "--labels",
+            q(",".join("%s=%s" % item for item in sorted(nodegroup["labels"].items()))),
+        ]
     if nodegroup.get("taints"):
-        create_nodegroup += ["--taints"] + [q("key=%s,value=%s,effect=%s" % (
-            t["key"], t.get("value", ""), t["effect"])) for t in nodegroup["taints"]]
-    disk = (" EKS refuses --disk-size with a launch template: give the root volume "
-            "(%s GiB) in the template's BlockDeviceMappings." % nodegroup["diskSize"]
-            if nodegroup.get("diskSize") else "")
+        create_nodegroup += ["--taints"] + [
+            q("key=%s,value=%s,effect=%s" % (t["key"], t.get("value", ""), t["effect"]))
+            for t in nodegroup["taints"]
+        ]
+    disk = (
+        " EKS refuses --disk-size with a launch template: give the root volume "
+        "(%s GiB) in the template's BlockDeviceMappings." % nodegroup["diskSize"]
+        if nodegroup.get("diskSize")
+        else ""
+    )
     return (
         "EKS managed node group %s/%s was created without a launch template, and "
         "UpdateNodegroupVersion cannot move a node group to one (a node group can be "
@@ -274,61 +326,102 @@ def replacement_steps(cluster: str, name: str, nodegroup: dict) -> str:
         "(3) aws eks wait nodegroup-active --cluster-name %s --nodegroup-name %s, then move "
         "the workloads: kubectl drain -l %s=%s --ignore-daemonsets "
         "--delete-emptydir-data; "
-        "(4) aws eks delete-nodegroup --cluster-name %s --nodegroup-name %s" % (
-            cluster, name, q(new), q(json.dumps({"MetadataOptions": REPLACEMENT_METADATA_OPTIONS},
-                                                 separators=(",", ":"))), disk,
-            " ".join(create_nodegroup), q(cluster), q(new), NODEGROUP_LABEL, q(name),
-            q(cluster), q(name)))
+        "(4) aws eks delete-nodegroup --cluster-name %s --nodegroup-name %s"
+        % (
+            cluster,
+            name,
+            q(new),
+            q(json.dumps({"MetadataOptions": REPLACEMENT_METADATA_OPTIONS}, separators=(",", ":"))),
+            disk,
+            " ".join(create_nodegroup),
+            q(cluster),
+            q(new),
+            NODEGROUP_LABEL,
+            q(name),
+            q(cluster),
+            q(name),
+        )
+    )
 
 
-def update_problem(update: dict, template_id: str, version: int | str,
-                   pins: dict | None = None) -> str | None:
+def update_problem(
+    update: dict, template_id: str, version: int | str, pins: dict | None = None
+) -> str | None:
     """The read-back of UpdateNodegroupVersion: None when EKS reports the update in
     progress or done and (where it lists its parameters) to this version and the pinned
     Kubernetes and AMI versions, else why not."""
     pins = pins or {}
     status = update.get("status")
     if status not in UPDATE_ACCEPTED:
-        errors = "; ".join("%s: %s" % (e.get("errorCode"), e.get("errorMessage"))
-                           for e in update.get("errors") or ())
+        errors = "; ".join(
+            "%s: %s" % (e.get("errorCode"), e.get("errorMessage"))
+            for e in update.get("errors") or ()
+        )
         return "EKS reports update %s as %s%s" % (
-            update.get("id"), status, " (%s)" % errors if errors else "")
+            update.get("id"),
+            status,
+            " (%s)" % errors if errors else "",
+        )
     params = {p.get("type"): p.get("value") for p in update.get("params") or ()}
     if params.get("LaunchTemplateVersion") not in (None, str(version)):
         return "EKS reports update %s to launch template version %s, not %s of %s" % (
-            update.get("id"), params["LaunchTemplateVersion"], version, template_id)
+            update.get("id"),
+            params["LaunchTemplateVersion"],
+            version,
+            template_id,
+        )
     for key, param in (("version", "Version"), ("releaseVersion", "ReleaseVersion")):
         if pins.get(key) and params.get(param) not in (None, pins[key]):
             return "EKS reports update %s to %s %s, not the node group's %s" % (
-                update.get("id"), param, params[param], pins[key])
+                update.get("id"),
+                param,
+                params[param],
+                pins[key],
+            )
     return None
 
 
 def template_spec(launch_template: dict) -> dict:
     """A DescribeNodegroup ``launchTemplate`` as a template spec."""
-    return {"LaunchTemplateId": launch_template["id"],
-            "Version": str(launch_template.get("version") or "$Default")}
+    return {
+        "LaunchTemplateId": launch_template["id"],
+        "Version": str(launch_template.get("version") or "$Default"),
+    }
 
 
 def already_detail(change: NodegroupChange) -> str:
-    return ("launch template %s version %s already has %s; EKS managed node group %s is "
-            "%s" % (change.read_key[0], change.read_key[1], json.dumps(
-                change.source_data.get("MetadataOptions") or {},
-                sort_keys=True), change.label, (change.nodegroup or {}).get("status")))
+    return "launch template %s version %s already has %s; EKS managed node group %s is %s" % (
+        change.read_key[0],
+        change.read_key[1],
+        json.dumps(change.source_data.get("MetadataOptions") or {}, sort_keys=True),
+        change.label,
+        (change.nodegroup or {}).get("status"),
+    )
 
 
-def outcomes(change: NodegroupChange, status: str, version: int | str,
-             update_id: str | None, detail: str) -> list[dict]:
+def outcomes(
+    change: NodegroupChange, status: str, version: int | str, update_id: str | None, detail: str
+) -> list[dict]:
     """The imds-changes.json records of a node group, one per group."""
     fix: dict[str, Any] = {
-           "Action": NODEGROUP_ACTION, "Status": status, "ClusterName": change.cluster,
-           "NodegroupName": change.name,
-           "LaunchTemplate": {"id": change.read_key[0], "version": str(version)},
-           "UpdateId": update_id, "Detail": detail}
+        "Action": NODEGROUP_ACTION,
+        "Status": status,
+        "ClusterName": change.cluster,
+        "NodegroupName": change.name,
+        "LaunchTemplate": {"id": change.read_key[0], "version": str(version)},
+        "UpdateId": update_id,
+        "Detail": detail,
+    }
     if change.launch_changes:
         fix["LaunchChanges"] = [c.record() for c in change.launch_changes]
-    return [{"AutoScalingGroupName": name, "Owner": owner_id(change.cluster, change.name),
-             "OwnerFix": dict(fix)} for name in change.group_names]
+    return [
+        {
+            "AutoScalingGroupName": name,
+            "Owner": owner_id(change.cluster, change.name),
+            "OwnerFix": dict(fix),
+        }
+        for name in change.group_names
+    ]
 
 
 def owner_change(change: NodegroupChange, metadata_options: dict, force: bool) -> dict:
@@ -337,13 +430,15 @@ def owner_change(change: NodegroupChange, metadata_options: dict, force: bool) -
     return {
         "Owner": "EKS managed node group %s" % change.label,
         "Change": "launch template %s version %s -> new version with %s, then "
-                  "UpdateNodegroupVersion (EKS replaces the nodes by its update strategy)"
-                  % (change.read_key[0], change.read_key[1], json.dumps(metadata_options,
-                                                              sort_keys=True)),
+        "UpdateNodegroupVersion (EKS replaces the nodes by its update strategy)"
+        % (change.read_key[0], change.read_key[1], json.dumps(metadata_options, sort_keys=True)),
         "Groups": change.group_names,
-        "Notes": ["update strategy: %s" % (json.dumps(strategy, sort_keys=True)
-                                           if strategy else "EKS's default"),
-                  "force: %s" % str(force).lower(),
-                  "the template's default version is not moved",
-                  change.kept] + [
-                      "also changes %s (allowed)" % c.line() for c in change.launch_changes]}
+        "Notes": [
+            "update strategy: %s"
+            % (json.dumps(strategy, sort_keys=True) if strategy else "EKS's default"),
+            "force: %s" % str(force).lower(),
+            "the template's default version is not moved",
+            change.kept,
+        ]
+        + ["also changes %s (allowed)" % c.line() for c in change.launch_changes],
+    }

@@ -10,6 +10,7 @@ were present; version 2 wraps them as ``{"SchemaVersion": 2, "Outcomes": [...]}`
 each record carries its ``Status`` (and, where the action planned one, its
 ``GroupChange``: before and after, every launch change, how instances are replaced).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,17 +28,29 @@ LEFT_TO_OWNER = "left-to-owner"  # a stack or service owns it: fix it there
 FIX_PROPOSED = "fix-proposed"  # a change set waits for the stack's owner
 FIXED_AT_OWNER = "fixed-at-owner"  # the owner's update rolls out (Beanstalk, EKS)
 REVERTED = "reverted"  # put back on what it launched from before c7n-imds
-STATUSES = (CHANGED, FAILED, SKIPPED, HELD_BACK, LEFT_TO_OWNER, FIX_PROPOSED,
-            FIXED_AT_OWNER, REVERTED)
+STATUSES = (
+    CHANGED,
+    FAILED,
+    SKIPPED,
+    HELD_BACK,
+    LEFT_TO_OWNER,
+    FIX_PROPOSED,
+    FIXED_AT_OWNER,
+    REVERTED,
+)
 
 # An owner action's OwnerFix.Status -> the outcome's status.
-OWNER_FIX_STATUSES = {"proposed": FIX_PROPOSED, "applied": FIXED_AT_OWNER,
-                      "already-applied": FIXED_AT_OWNER}
+OWNER_FIX_STATUSES = {
+    "proposed": FIX_PROPOSED,
+    "applied": FIXED_AT_OWNER,
+    "already-applied": FIXED_AT_OWNER,
+}
 
 
 @dataclass
 class Outcome:
     """What one action run did for one group."""
+
     group: str
     status: str
     action: str
@@ -47,8 +60,7 @@ class Outcome:
 
     def record(self) -> dict:
         record = dict(self.fields)
-        record.update(AutoScalingGroupName=self.group, Status=self.status,
-                      Action=self.action)
+        record.update(AutoScalingGroupName=self.group, Status=self.status, Action=self.action)
         if self.group_change is not None:
             record["GroupChange"] = self.group_change
         return record
@@ -58,8 +70,9 @@ def classify(entry: dict, owner_action: bool = False) -> tuple[str, str]:
     """(status, detail) of an action's record, from what it holds: an Error, an owner's
     OwnerFix, a Skipped reason, a revert's RevertedTo, else a change."""
     if entry.get("Status") in STATUSES:
-        return entry["Status"], str(entry.get("Detail") or entry.get("Error")
-                                    or entry.get("Skipped") or "")
+        return entry["Status"], str(
+            entry.get("Detail") or entry.get("Error") or entry.get("Skipped") or ""
+        )
     if "Error" in entry:
         return FAILED, str(entry["Error"])
     fix = entry.get("OwnerFix")
@@ -83,13 +96,23 @@ def classify(entry: dict, owner_action: bool = False) -> tuple[str, str]:
     return CHANGED, str(entry.get("Detail") or "")
 
 
-def outcome(entry: dict, action: str, owner_action: bool = False,
-            group_change: dict | None = None) -> Outcome:
+def outcome(
+    entry: dict, action: str, owner_action: bool = False, group_change: dict | None = None
+) -> Outcome:
     status, detail = classify(entry, owner_action)
-    fields = {k: v for k, v in entry.items()
-              if k not in ("AutoScalingGroupName", "Status", "Action", "GroupChange")}
-    return Outcome(str(entry["AutoScalingGroupName"]), status, action, detail, fields,
-                   group_change if group_change is not None else entry.get("GroupChange"))
+    fields = {
+        k: v
+        for k, v in entry.items()
+        if k not in ("AutoScalingGroupName", "Status", "Action", "GroupChange")
+    }
+    return Outcome(
+        str(entry["AutoScalingGroupName"]),
+        status,
+        action,
+        detail,
+        fields,
+        group_change if group_change is not None else entry.get("GroupChange"),
+    )
 
 
 def document(outcomes: list[Outcome]) -> dict:
@@ -101,7 +124,6 @@ def entries(document_or_list: Any) -> list[dict]:
     """The records of an imds-changes.json of either version (anything else: none)."""
     if isinstance(document_or_list, list):
         return [e for e in document_or_list if isinstance(e, dict)]
-    if isinstance(document_or_list, dict) and isinstance(document_or_list.get("Outcomes"),
-                                                          list):
+    if isinstance(document_or_list, dict) and isinstance(document_or_list.get("Outcomes"), list):
         return [e for e in document_or_list["Outcomes"] if isinstance(e, dict)]
     return []

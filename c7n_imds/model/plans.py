@@ -6,6 +6,7 @@ source version, a copy per configuration), the groups that cannot be remediated 
 why, and the groups left to their stack or exemption. A preview is the plan in a form
 safe to print: group names only, user data as its size and SHA-256.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from c7n_imds.model.redaction import redact
 class TemplatePlan:
     """`convert-to-launch-template`: the launch template for one launch configuration,
     and the groups that switch to it."""
+
     launch_configuration_name: str
     source_created: str
     launch_template_name: str
@@ -32,16 +34,19 @@ class TemplatePlan:
         return self.launch_template_data["MetadataOptions"]
 
     def preview(self) -> dict:
-        return {"LaunchConfigurationName": self.launch_configuration_name,
-                "SourceCreated": self.source_created,
-                "LaunchTemplateName": self.launch_template_name,
-                "LaunchTemplateData": redact(self.launch_template_data),
-                "Notes": list(self.notes),
-                "Groups": [asg["AutoScalingGroupName"] for asg in self.groups]}
+        return {
+            "LaunchConfigurationName": self.launch_configuration_name,
+            "SourceCreated": self.source_created,
+            "LaunchTemplateName": self.launch_template_name,
+            "LaunchTemplateData": redact(self.launch_template_data),
+            "Notes": list(self.notes),
+            "Groups": [asg["AutoScalingGroupName"] for asg in self.groups],
+        }
 
 
 class GroupSpec(NamedTuple):
     """One template specification of a group that a new version serves."""
+
     asg: dict
     spec: dict
 
@@ -54,6 +59,7 @@ class GroupSpec(NamedTuple):
 class VersionPlan:
     """`set-metadata-access`: the new version of one (template, source version), and the
     group specifications it serves."""
+
     source: dict  # the source version, as described
     groups: list[GroupSpec] = field(default_factory=list)
     metadata_options: dict = field(default_factory=dict)
@@ -76,18 +82,20 @@ class VersionPlan:
         return bool(self.source.get("DefaultVersion"))
 
     def preview(self, set_default: bool) -> dict:
-        return {"LaunchTemplateId": self.key[0],
-                "LaunchTemplateName": self.source.get("LaunchTemplateName"),
-                "SourceVersion": self.key[1],
-                "MakeDefault": self.source_is_default and set_default
-                and not self.default_outsiders,
-                "MetadataOptions": self.metadata_options,
-                "Groups": self.group_names}
+        return {
+            "LaunchTemplateId": self.key[0],
+            "LaunchTemplateName": self.source.get("LaunchTemplateName"),
+            "SourceVersion": self.key[1],
+            "MakeDefault": self.source_is_default and set_default and not self.default_outsiders,
+            "MetadataOptions": self.metadata_options,
+            "Groups": self.group_names,
+        }
 
 
 @dataclass
 class CopyPlan:
     """`copy-launch-configuration`: the IMDSv2 copy of one launch configuration."""
+
     source: str
     config: dict
     parameters: dict  # CreateLaunchConfiguration parameters (user data as raw bytes)
@@ -100,11 +108,14 @@ class CopyPlan:
 
     def preview(self) -> dict:
         shown = {k: v for k, v in self.parameters.items() if k != "UserData"}
-        return {"LaunchConfigurationName": self.source, "CopyLaunchConfigurationName":
-                self.copy_name, "MetadataOptions": self.parameters["MetadataOptions"],
-                "CarriesUserData": bool(self.parameters.get("UserData")),
-                "Parameters": shown,
-                "Groups": [asg["AutoScalingGroupName"] for asg in self.groups]}
+        return {
+            "LaunchConfigurationName": self.source,
+            "CopyLaunchConfigurationName": self.copy_name,
+            "MetadataOptions": self.parameters["MetadataOptions"],
+            "CarriesUserData": bool(self.parameters.get("UserData")),
+            "Parameters": shown,
+            "Groups": [asg["AutoScalingGroupName"] for asg in self.groups],
+        }
 
 
 @dataclass
@@ -112,6 +123,7 @@ class Snapshot:
     """What a plan is made from, read before any change: the groups as they are now and
     what they launch from (for a conversion: their launch configurations by group name,
     and security group names resolved to ids per (group, name))."""
+
     groups: list[dict]
     launch_configurations: dict[str, dict | None] = field(default_factory=dict)
     security_group_ids: dict[tuple[str, str], str | None] = field(default_factory=dict)
@@ -123,6 +135,7 @@ class Snapshot:
 @dataclass
 class Plan:
     """What one action run will do."""
+
     items: list[Any] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
     skipped: list[dict] = field(default_factory=list)
@@ -130,10 +143,16 @@ class Plan:
     def preview(self, kind: str, **options: Any) -> dict:
         """Safe to print; GroupChanges: per group, every launch-affecting difference
         (model/changes.GroupChange)."""
-        return {kind: [item.preview(**options) for item in self.items],
-                "GroupChanges": [change.record() for item in self.items
-                                 for change in getattr(item, "group_changes", ())],
-                "Failures": dict(self.failures), "Skipped": list(self.skipped)}
+        return {
+            kind: [item.preview(**options) for item in self.items],
+            "GroupChanges": [
+                change.record()
+                for item in self.items
+                for change in getattr(item, "group_changes", ())
+            ],
+            "Failures": dict(self.failures),
+            "Skipped": list(self.skipped),
+        }
 
 
 def independent_sets(work: dict[tuple[str, Any], Any]) -> list[list[tuple[str, Any]]]:
@@ -147,10 +166,12 @@ def independent_sets(work: dict[tuple[str, Any], Any]) -> list[list[tuple[str, A
             parent[key] = parent[parent[key]]
             key = parent[key]
         return key
+
     first_of: dict[tuple[str, str], tuple[str, Any]] = {}
     for key in sorted(work):
         for tie in [("template", key[0])] + [
-                ("group", asg["AutoScalingGroupName"]) for asg, _ in work[key].groups]:
+            ("group", asg["AutoScalingGroupName"]) for asg, _ in work[key].groups
+        ]:
             other = first_of.setdefault(tie, key)
             parent[root(key)] = root(other)
     sets: dict[tuple[str, Any], list[tuple[str, Any]]] = {}

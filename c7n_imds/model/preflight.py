@@ -8,6 +8,7 @@ template's, so network interfaces are passed whole (with the group's subnet), an
 mixed instances policy launches each template with instance types (and images) of
 its own overrides.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,8 +22,11 @@ def subnet_ids(asg: dict) -> list[str]:
 
 def _same_template(spec: dict, other: dict) -> bool:
     def key(s: dict) -> tuple:
-        return (s.get("LaunchTemplateId") or s.get("LaunchTemplateName"),
-                str(s.get("Version") or "$Default"))
+        return (
+            s.get("LaunchTemplateId") or s.get("LaunchTemplateName"),
+            str(s.get("Version") or "$Default"),
+        )
+
     return key(spec) == key(other)
 
 
@@ -38,8 +42,12 @@ def launch_choice(asg: dict, spec: dict | None) -> dict[str, Any]:
     overrides = policy.get("Overrides") or []
     if spec is None or not overrides:
         return {}
-    own = [o for o in overrides if o.get("LaunchTemplateSpecification")
-           and _same_template(o["LaunchTemplateSpecification"], spec)]
+    own = [
+        o
+        for o in overrides
+        if o.get("LaunchTemplateSpecification")
+        and _same_template(o["LaunchTemplateSpecification"], spec)
+    ]
     if not own and _same_template(policy.get("LaunchTemplateSpecification") or {}, spec):
         own = [o for o in overrides if not o.get("LaunchTemplateSpecification")]
     if not own:
@@ -59,15 +67,23 @@ def instance_requirements(choice: dict, launch_template_data: dict) -> dict | No
     return launch_template_data.get("InstanceRequirements")
 
 
-def preflight_parameters(asg: dict, template_id: str, version: int | str,
-                         launch_template_data: dict, choice: dict,
-                         instance_type: str | None = None) -> dict:
+def preflight_parameters(
+    asg: dict,
+    template_id: str,
+    version: int | str,
+    launch_template_data: dict,
+    choice: dict,
+    instance_type: str | None = None,
+) -> dict:
     """RunInstances(DryRun) parameters that launch what the group would launch from
     this template version. ``instance_type`` is the concrete type found for
     attribute-based selection, when there is one."""
     params: dict[str, Any] = {
-        "DryRun": True, "MinCount": 1, "MaxCount": 1,
-        "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": str(version)}}
+        "DryRun": True,
+        "MinCount": 1,
+        "MaxCount": 1,
+        "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": str(version)},
+    }
     subnets = subnet_ids(asg)
     interfaces = launch_template_data.get("NetworkInterfaces") or []
     if subnets and interfaces:
@@ -78,10 +94,12 @@ def preflight_parameters(asg: dict, template_id: str, version: int | str,
         params["NetworkInterfaces"] = []
         for interface in interfaces:
             interface = dict(interface)
-            primary = (interface.get("DeviceIndex") in (0, None)
-                       and interface.get("NetworkCardIndex") in (0, None))
+            primary = interface.get("DeviceIndex") in (0, None) and interface.get(
+                "NetworkCardIndex"
+            ) in (0, None)
             if not interface.get("NetworkInterfaceId") and (
-                    primary or not interface.get("SubnetId")):
+                primary or not interface.get("SubnetId")
+            ):
                 interface["SubnetId"] = subnets[0]
             params["NetworkInterfaces"].append(interface)
     elif subnets:

@@ -24,6 +24,7 @@ The account's own automation - Auto Scaling's launches, deploy pipelines - takes
 the same buckets, so a run should not use a whole bucket: ``rate-budget`` is the share
 of each bucket (its burst and its refill) the run allows itself.
 """
+
 from typing import NamedTuple
 
 DEFAULT_BUDGET = 0.5  # half of each bucket; the other half stays the account's
@@ -80,8 +81,7 @@ class TokenBucket:
         self.bucket, self.tokens, self.stamp = bucket, float(bucket.burst), now
 
     def take(self, now):
-        self.tokens = min(self.bucket.burst,
-                          self.tokens + (now - self.stamp) * self.bucket.refill)
+        self.tokens = min(self.bucket.burst, self.tokens + (now - self.stamp) * self.bucket.refill)
         self.stamp = now
         self.tokens -= 1
         return 0.0 if self.tokens >= 0 else -self.tokens / self.bucket.refill

@@ -1,5 +1,6 @@
 """User data never leaves the configuration: what may be printed, logged or reported
 instead - its size and SHA-256. Pure."""
+
 from __future__ import annotations
 
 import base64

@@ -4,4 +4,5 @@ EKS managed node group (a version of its launch template) - each with its own AW
 
 Importing this package registers the owner actions and their ways back with
 `revert-imds-remediation` (c7n_imds.actions.revert imports no owner)."""
+
 from c7n_imds.owners import beanstalk, cloudformation, eks  # noqa: F401

@@ -1,5 +1,6 @@
 """`disable-beanstalk-imdsv1`: groups an Elastic Beanstalk environment owns are fixed at
 the environment, by its option aws:autoscaling:launchconfiguration DisableIMDSv1."""
+
 import dataclasses
 import logging
 
@@ -52,13 +53,22 @@ ALL_AT_ONCE_KIND = "replace-all-at-once"  # c7n_imds.model.changes.LAUNCH_CHANGE
 # the launch template part, which custom policies most often lack (Beanstalk's "Migrating
 # your Elastic Beanstalk environment to launch templates").
 UPDATE_ENVIRONMENT_PERMISSIONS = (
-    "cloudformation:UpdateStack", "cloudformation:DescribeStacks",
-    "cloudformation:DescribeStackResource", "cloudformation:DescribeStackResources",
-    "cloudformation:GetTemplate", "ec2:CreateLaunchTemplate",
-    "ec2:CreateLaunchTemplateVersion", "ec2:DescribeLaunchTemplates",
-    "ec2:DescribeLaunchTemplateVersions", "ec2:DeleteLaunchTemplate",
-    "ec2:DeleteLaunchTemplateVersions", "ec2:RunInstances", "ec2:CreateTags",
-    "autoscaling:UpdateAutoScalingGroup", "iam:PassRole")
+    "cloudformation:UpdateStack",
+    "cloudformation:DescribeStacks",
+    "cloudformation:DescribeStackResource",
+    "cloudformation:DescribeStackResources",
+    "cloudformation:GetTemplate",
+    "ec2:CreateLaunchTemplate",
+    "ec2:CreateLaunchTemplateVersion",
+    "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeLaunchTemplateVersions",
+    "ec2:DeleteLaunchTemplate",
+    "ec2:DeleteLaunchTemplateVersions",
+    "ec2:RunInstances",
+    "ec2:CreateTags",
+    "autoscaling:UpdateAutoScalingGroup",
+    "iam:PassRole",
+)
 
 
 def effect(plan_replacement):
@@ -67,14 +77,17 @@ def effect(plan_replacement):
     configuration is moved to one; a launch settings change replaces every instance,
     the way the environment's update policy and type decide (never promised rolling
     where it is not)."""
-    return ("Beanstalk launches the environment's instances from a launch template with "
-            "IMDSv2 required (replacing a launch configuration) and replaces every "
-            "instance - %s" % plan_replacement.line())
+    return (
+        "Beanstalk launches the environment's instances from a launch template with "
+        "IMDSv2 required (replacing a launch configuration) and replaces every "
+        "instance - %s" % plan_replacement.line()
+    )
 
 
 @dataclasses.dataclass
 class EnvironmentPlan:
     """One environment to change, and the groups it owns in this run."""
+
     environment: dict
     groups: list = dataclasses.field(default_factory=list)  # matched, and listed by it
     listed: list = dataclasses.field(default_factory=list)  # every group it lists
@@ -88,16 +101,21 @@ class EnvironmentPlan:
 
     @property
     def label(self):
-        return "%s (%s)" % (self.environment["EnvironmentName"],
-                            self.environment["EnvironmentId"])
+        return "%s (%s)" % (self.environment["EnvironmentName"], self.environment["EnvironmentId"])
 
     def launch_changes(self):
         """Beyond the metadata options: an all-at-once replacement, if it is one."""
         if self.replacement is None or self.replacement.mode != ALL_AT_ONCE:
             return []
-        return [LaunchChange(ALL_AT_ONCE_KIND, "instances", "running",
-                             "all terminated and replaced at the same time",
-                             self.replacement.settings)]
+        return [
+            LaunchChange(
+                ALL_AT_ONCE_KIND,
+                "instances",
+                "running",
+                "all terminated and replaced at the same time",
+                self.replacement.settings,
+            )
+        ]
 
 
 @ASG.action_registry.register(BEANSTALK_ACTION)
@@ -135,17 +153,23 @@ class DisableBeanstalkImdsv1(Remediation):
               - type: disable-beanstalk-imdsv1
     """
 
-    schema = type_schema(BEANSTALK_ACTION, **{
-        "rate-budget": RATE_BUDGET_SCHEMA,
-        "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
-        "imdsv1-gate": IMDSV1_GATE_SCHEMA})
+    schema = type_schema(
+        BEANSTALK_ACTION,
+        **{
+            "rate-budget": RATE_BUDGET_SCHEMA,
+            "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
+            "imdsv1-gate": IMDSV1_GATE_SCHEMA,
+        },
+    )
     permissions = (
-        "autoscaling:DescribeAutoScalingGroups", "autoscaling:CreateOrUpdateTags",
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:CreateOrUpdateTags",
         "elasticbeanstalk:DescribeEnvironments",
         "elasticbeanstalk:DescribeEnvironmentResources",
         "elasticbeanstalk:DescribeConfigurationSettings",
         "elasticbeanstalk:ValidateConfigurationSettings",
-        "elasticbeanstalk:UpdateEnvironment")
+        "elasticbeanstalk:UpdateEnvironment",
+    )
     verify_permissions = ()  # the check is ValidateConfigurationSettings, declared above
 
     def beanstalk_clients(self):
@@ -161,12 +185,14 @@ class DisableBeanstalkImdsv1(Remediation):
         failures, plans = {}, {}
         try:
             environments = describe_environments(
-                beanstalk, {environment_reference(asg) for asg in groups})
+                beanstalk, {environment_reference(asg) for asg in groups}
+            )
         except AWS_ERRORS as e:
             for asg in groups:
                 failures[asg["AutoScalingGroupName"]] = (
                     "reading its Elastic Beanstalk environment: %s; nothing was changed"
-                    % describe_error(e))
+                    % describe_error(e)
+                )
             return [], failures, []
         for asg in groups:
             reference = environment_reference(asg)
@@ -174,10 +200,12 @@ class DisableBeanstalkImdsv1(Remediation):
             if environment is None:
                 failures[asg["AutoScalingGroupName"]] = (
                     "Elastic Beanstalk environment %s was not found (terminated, or not "
-                    "visible to this role); nothing was changed" % reference[1])
+                    "visible to this role); nothing was changed" % reference[1]
+                )
                 continue
-            plans.setdefault(environment["EnvironmentId"], EnvironmentPlan(
-                environment)).groups.append(asg)
+            plans.setdefault(
+                environment["EnvironmentId"], EnvironmentPlan(environment)
+            ).groups.append(asg)
         ready, done = [], []
         for environment_id in sorted(plans):
             plan = plans[environment_id]
@@ -189,7 +217,9 @@ class DisableBeanstalkImdsv1(Remediation):
                     sets = configuration_sets(beanstalk, plan.environment)
                 except AWS_ERRORS as e:
                     problem = "reading environment %s's configuration: %s" % (
-                        plan.environment["EnvironmentName"], describe_error(e))
+                        plan.environment["EnvironmentName"],
+                        describe_error(e),
+                    )
             if problem:
                 failures.update({name: problem for name in plan.names})
                 continue
@@ -208,17 +238,19 @@ class DisableBeanstalkImdsv1(Remediation):
         try:
             plan.listed = environment_groups(beanstalk, environment)
         except AWS_ERRORS as e:
-            failures.update({name: "reading environment %s's resources: %s; nothing was "
-                             "changed" % (environment["EnvironmentName"], describe_error(e))
-                             for name in plan.names})
+            failures.update(
+                {
+                    name: "reading environment %s's resources: %s; nothing was "
+                    "changed" % (environment["EnvironmentName"], describe_error(e))
+                    for name in plan.names
+                }
+            )
             return False
         for asg in plan.groups:
             if asg["AutoScalingGroupName"] not in plan.listed:
-                log.warning("asg %s: %s", asg["AutoScalingGroupName"],
-                            not_listed(asg, environment))
+                log.warning("asg %s: %s", asg["AutoScalingGroupName"], not_listed(asg, environment))
                 failures[asg["AutoScalingGroupName"]] = not_listed(asg, environment)
-        plan.groups = [asg for asg in plan.groups if asg["AutoScalingGroupName"]
-                       in plan.listed]
+        plan.groups = [asg for asg in plan.groups if asg["AutoScalingGroupName"] in plan.listed]
         return bool(plan.groups)
 
     def admitted(self, ready, failures):
@@ -234,8 +266,9 @@ class DisableBeanstalkImdsv1(Remediation):
             refused_changes = refused(plan.launch_changes(), allowed)
             if refused_changes:
                 reason = "%s; or %s" % (
-                    refusal("Elastic Beanstalk environment %s" % plan.label,
-                            refused_changes), all_at_once_remedy(plan.replacement))
+                    refusal("Elastic Beanstalk environment %s" % plan.label, refused_changes),
+                    all_at_once_remedy(plan.replacement),
+                )
                 log.warning("environment %s: %s", plan.label, reason)
                 failures.update({name: reason for name in plan.names})
                 continue
@@ -243,16 +276,20 @@ class DisableBeanstalkImdsv1(Remediation):
                 try:
                     verdict = gate.check_groups(plan.listed)
                 except AWS_ERRORS as e:
-                    failures.update({name: "checking environment %s's groups for IMDSv1 "
-                                     "use: %s; nothing was changed" % (
-                                         plan.label, describe_error(e))
-                                     for name in plan.names})
+                    failures.update(
+                        {
+                            name: "checking environment %s's groups for IMDSv1 "
+                            "use: %s; nothing was changed" % (plan.label, describe_error(e))
+                            for name in plan.names
+                        }
+                    )
                     continue
                 if not verdict.passed:
                     reason = verdict.reason("environment %s" % plan.label)
                     log.info("environment %s: %s", plan.label, reason)
-                    held += [{"AutoScalingGroupName": name, "Skipped": reason}
-                             for name in plan.names]
+                    held += [
+                        {"AutoScalingGroupName": name, "Skipped": reason} for name in plan.names
+                    ]
                     continue
             admitted.append(plan)
         return admitted, held
@@ -264,20 +301,38 @@ class DisableBeanstalkImdsv1(Remediation):
         autoscaling, beanstalk = self.beanstalk_clients()
         ready, failures, done = self.read(asgs, autoscaling, beanstalk)
         ready, held = self.admitted(ready, failures)
-        changes = [{
-            "Owner": "Elastic Beanstalk environment %s" % plan.label,
-            "Change": "option %s: %s -> true (%s)" % (OPTION, shown(plan.current),
-                                                      effect(plan.replacement)),
-            "Groups": plan.names,
-            "Notes": self.notes(plan)} for plan in ready]
-        skipped = list(self.skipped) + held + [
-            {"AutoScalingGroupName": name, "Skipped": "environment %s already sets %s=true"
-             % (plan.label, OPTION)} for plan in done for name in plan.names]
+        changes = [
+            {
+                "Owner": "Elastic Beanstalk environment %s" % plan.label,
+                "Change": "option %s: %s -> true (%s)"
+                % (OPTION, shown(plan.current), effect(plan.replacement)),
+                "Groups": plan.names,
+                "Notes": self.notes(plan),
+            }
+            for plan in ready
+        ]
+        skipped = (
+            list(self.skipped)
+            + held
+            + [
+                {
+                    "AutoScalingGroupName": name,
+                    "Skipped": "environment %s already sets %s=true" % (plan.label, OPTION),
+                }
+                for plan in done
+                for name in plan.names
+            ]
+        )
         handed = {asg["AutoScalingGroupName"]: asg for asg in asgs}
-        groups = [self.group_plan(plan, asg, handed).record() for plan in ready
-                  for asg in plan.groups]
-        return {"OwnerChanges": changes, "GroupChanges": groups, "Failures": failures,
-                "Skipped": skipped}
+        groups = [
+            self.group_plan(plan, asg, handed).record() for plan in ready for asg in plan.groups
+        ]
+        return {
+            "OwnerChanges": changes,
+            "GroupChanges": groups,
+            "Failures": failures,
+            "Skipped": skipped,
+        }
 
     def group_plan(self, plan, asg, handed):
         """The contract's block for one group (model/changes.GroupChange): Beanstalk,
@@ -286,34 +341,47 @@ class DisableBeanstalkImdsv1(Remediation):
             before = "launch template %s version %s" % (
                 asg["LaunchTemplate"].get("LaunchTemplateName")
                 or asg["LaunchTemplate"].get("LaunchTemplateId"),
-                asg["LaunchTemplate"].get("Version") or "$Default")
+                asg["LaunchTemplate"].get("Version") or "$Default",
+            )
         elif asg.get("LaunchConfigurationName"):
             before = "launch configuration %s" % asg["LaunchConfigurationName"].strip()
         else:
             before = "a mixed instances policy"
-        tokens = (handed.get(asg["AutoScalingGroupName"], {}).get(LAUNCH_ANNOTATION)
-                  or {}).get("HttpTokens")
+        tokens = (handed.get(asg["AutoScalingGroupName"], {}).get(LAUNCH_ANNOTATION) or {}).get(
+            "HttpTokens"
+        )
         return GroupChange(
-            asg["AutoScalingGroupName"], before,
+            asg["AutoScalingGroupName"],
+            before,
             "the launch template Elastic Beanstalk makes for environment %s" % plan.label,
-            {"HttpTokens": tokens} if tokens else {}, {"HttpTokens": "required"},
-            plan.launch_changes(), "replaced by Elastic Beanstalk - %s"
-            % plan.replacement.line())
+            {"HttpTokens": tokens} if tokens else {},
+            {"HttpTokens": "required"},
+            plan.launch_changes(),
+            "replaced by Elastic Beanstalk - %s" % plan.replacement.line(),
+        )
 
     def notes(self, plan):
-        notes = ["each group is tagged %s=%s first, so revert-imds-remediation can put "
-                 "the option back" % (PREVIOUS_LAUNCH_TAG, encode_previous_beanstalk_option(
-                     previous_value(plan.current)))]
+        notes = [
+            "each group is tagged %s=%s first, so revert-imds-remediation can put "
+            "the option back"
+            % (PREVIOUS_LAUNCH_TAG, encode_previous_beanstalk_option(previous_value(plan.current)))
+        ]
         if plan.launch_changes():
-            notes.append("every instance is replaced at the same time: accepted by "
-                         "allow-launch-changes: [%s]" % ALL_AT_ONCE_KIND)
+            notes.append(
+                "every instance is replaced at the same time: accepted by "
+                "allow-launch-changes: [%s]" % ALL_AT_ONCE_KIND
+            )
         if plan.draft_failed:
-            notes.append("an earlier update setting %s=true failed to deploy: read the "
-                         "environment's events (often the caller lacks launch template "
-                         "permissions) before running again" % BEANSTALK_OPTION)
-        notes.append("the environment is Updating for the deployment's duration; set the "
-                     "option in its source (saved configuration, .ebextensions, "
-                     "CloudFormation or Terraform) too")
+            notes.append(
+                "an earlier update setting %s=true failed to deploy: read the "
+                "environment's events (often the caller lacks launch template "
+                "permissions) before running again" % BEANSTALK_OPTION
+            )
+        notes.append(
+            "the environment is Updating for the deployment's duration; set the "
+            "option in its source (saved configuration, .ebextensions, "
+            "CloudFormation or Terraform) too"
+        )
         return notes
 
     # -- execution ----------------------------------------------------------------------
@@ -324,17 +392,16 @@ class DisableBeanstalkImdsv1(Remediation):
         ready, held = self.admitted(ready, failures)
         results = list(self.skipped) + held
         for plan in done:
-            log.info("environment %s: %s is already true; nothing to change", plan.label,
-                     OPTION)
-            results += self.outcomes(plan, "already-applied",
-                                     "%s was already true; nothing was changed" % OPTION)
+            log.info("environment %s: %s is already true; nothing to change", plan.label, OPTION)
+            results += self.outcomes(
+                plan, "already-applied", "%s was already true; nothing was changed" % OPTION
+            )
         for plan in self.progress.each(ready, lambda plan: len(plan.groups)):
             problem = self.apply(autoscaling, beanstalk, plan)
             if problem:
                 failures.update({name: problem for name in plan.names})
                 continue
-            detail = "%s: %s -> true; %s" % (OPTION, shown(plan.current),
-                                             effect(plan.replacement))
+            detail = "%s: %s -> true; %s" % (OPTION, shown(plan.current), effect(plan.replacement))
             log.info("environment %s: %s", plan.label, detail)
             results += self.outcomes(plan, "applied", detail)
         return self.finish(results, failures)
@@ -345,22 +412,40 @@ class DisableBeanstalkImdsv1(Remediation):
         environment = plan.environment
         name = environment["EnvironmentName"]
         try:
-            messages = retry(beanstalk.validate_configuration_settings,
-                             ApplicationName=environment["ApplicationName"],
-                             EnvironmentName=name, OptionSettings=[OPTION_SETTING])["Messages"]
+            messages = retry(
+                beanstalk.validate_configuration_settings,
+                ApplicationName=environment["ApplicationName"],
+                EnvironmentName=name,
+                OptionSettings=[OPTION_SETTING],
+            )["Messages"]
         except AWS_ERRORS as e:
             return "validating %s=true for environment %s: %s; nothing was changed" % (
-                BEANSTALK_OPTION, name, describe_error(e))
+                BEANSTALK_OPTION,
+                name,
+                describe_error(e),
+            )
         errors = [m for m in messages if m.get("Severity") == "error"]
         for message in messages:
             if message.get("Severity") != "error":
-                log.warning("environment %s: %s=true: %s", plan.label, BEANSTALK_OPTION,
-                            message.get("Message"))
+                log.warning(
+                    "environment %s: %s=true: %s",
+                    plan.label,
+                    BEANSTALK_OPTION,
+                    message.get("Message"),
+                )
         if errors:
-            return ("Elastic Beanstalk refused %s=true for environment %s: %s; nothing "
-                    "was changed" % (BEANSTALK_OPTION, name, "; ".join(
-                        "%s (%s %s)" % (m.get("Message"), m.get("Namespace"),
-                                        m.get("OptionName")) for m in errors)))
+            return (
+                "Elastic Beanstalk refused %s=true for environment %s: %s; nothing "
+                "was changed"
+                % (
+                    BEANSTALK_OPTION,
+                    name,
+                    "; ".join(
+                        "%s (%s %s)" % (m.get("Message"), m.get("Namespace"), m.get("OptionName"))
+                        for m in errors
+                    ),
+                )
+            )
         # An earlier run that stopped before the update recorded the value from before
         # it: keep that record, it is the one a revert needs.
         record = encode_previous_beanstalk_option(previous_value(plan.current))
@@ -374,44 +459,64 @@ class DisableBeanstalkImdsv1(Remediation):
                 untagged[asg["AutoScalingGroupName"]] = record
         failed = self.record_previous_launches(autoscaling, untagged)
         if failed:
-            return ("recording the environment's previous %s on its groups failed (%s); "
-                    "environment %s was not changed" % (
-                        BEANSTALK_OPTION, "; ".join(problem for problem, _ in failed), name))
+            return (
+                "recording the environment's previous %s on its groups failed (%s); "
+                "environment %s was not changed"
+                % (BEANSTALK_OPTION, "; ".join(problem for problem, _ in failed), name)
+            )
         try:
-            retry(beanstalk.update_environment, EnvironmentId=environment["EnvironmentId"],
-                  OptionSettings=[OPTION_SETTING])
+            retry(
+                beanstalk.update_environment,
+                EnvironmentId=environment["EnvironmentId"],
+                OptionSettings=[OPTION_SETTING],
+            )
         except AWS_ERRORS as e:
-            return ("UpdateEnvironment %s=true for environment %s: %s; run again (a re-run "
-                    "finds the option if the update was made)" % (
-                        BEANSTALK_OPTION, name, describe_error(e)))
+            return (
+                "UpdateEnvironment %s=true for environment %s: %s; run again (a re-run "
+                "finds the option if the update was made)"
+                % (BEANSTALK_OPTION, name, describe_error(e))
+            )
         try:
             sets = configuration_sets(beanstalk, environment)
         except AWS_ERRORS as e:
-            return ("environment %s was updated, but its configuration could not be read "
-                    "back (%s); run again to confirm" % (name, describe_error(e)))
+            return (
+                "environment %s was updated, but its configuration could not be read "
+                "back (%s); run again to confirm" % (name, describe_error(e))
+            )
         # While the update deploys, the new value is in the draft ("pending").
         stored = option_value(sets.get("pending") or sets.get("deployed"))
         if not is_true(stored):
-            return ("environment %s accepted UpdateEnvironment, but its configuration "
-                    "shows %s=%s, not true; read the environment's events, then run again"
-                    % (name, BEANSTALK_OPTION, shown(stored)))
+            return (
+                "environment %s accepted UpdateEnvironment, but its configuration "
+                "shows %s=%s, not true; read the environment's events, then run again"
+                % (name, BEANSTALK_OPTION, shown(stored))
+            )
         return None
 
     def outcomes(self, plan, status, detail):
         """The OwnerFix record of each group; its Detail is what the owner's mail shows
         (templates/imds.html.j2), so it names the replacement Beanstalk makes."""
         environment = plan.environment
-        fix = {"Action": BEANSTALK_ACTION, "Status": status,
-               "EnvironmentName": environment["EnvironmentName"],
-               "EnvironmentId": environment["EnvironmentId"], "Detail": detail}
+        fix = {
+            "Action": BEANSTALK_ACTION,
+            "Status": status,
+            "EnvironmentName": environment["EnvironmentName"],
+            "EnvironmentId": environment["EnvironmentId"],
+            "Detail": detail,
+        }
         if status == "applied":
             fix["Replacement"] = plan.replacement.mode
             changes = plan.launch_changes()
             if changes:
                 fix["LaunchChanges"] = [c.record() for c in changes]
-        return [{"AutoScalingGroupName": name,
-                 "Owner": "elasticbeanstalk:%s" % environment["EnvironmentName"],
-                 "OwnerFix": dict(fix)} for name in plan.names]
+        return [
+            {
+                "AutoScalingGroupName": name,
+                "Owner": "elasticbeanstalk:%s" % environment["EnvironmentName"],
+                "OwnerFix": dict(fix),
+            }
+            for name in plan.names
+        ]
 
 
 register_owner_restore("BeanstalkOption", restore_environment)

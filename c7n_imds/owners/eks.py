@@ -1,6 +1,7 @@
 """`set-nodegroup-metadata-access`: the groups of EKS managed node groups get IMDSv2
 where EKS defines them - a new version of the node group's launch template, then
 UpdateNodegroupVersion - and `restore_nodegroup`, the way back for the revert."""
+
 import logging
 
 from botocore.exceptions import ClientError
@@ -87,23 +88,32 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
 
     schema = type_schema(
         NODEGROUP_ACTION,
-        **{"http-tokens": {"enum": ["required", "optional"]},
-           "hop-limit": HOP_LIMIT_SCHEMA,
-           "http-endpoint": HTTP_ENDPOINT_SCHEMA,
-           "verify": {"type": "boolean"},
-           "force": {"type": "boolean"},
-           "rate-budget": RATE_BUDGET_SCHEMA,
-           # Never needed while DescribeNodegroup names the versions to pin; it
-           # accepts the move to the latest ones where it does not.
-           "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
-           "imdsv1-gate": IMDSV1_GATE_SCHEMA})
+        **{
+            "http-tokens": {"enum": ["required", "optional"]},
+            "hop-limit": HOP_LIMIT_SCHEMA,
+            "http-endpoint": HTTP_ENDPOINT_SCHEMA,
+            "verify": {"type": "boolean"},
+            "force": {"type": "boolean"},
+            "rate-budget": RATE_BUDGET_SCHEMA,
+            # Never needed while DescribeNodegroup names the versions to pin; it
+            # accepts the move to the latest ones where it does not.
+            "allow-launch-changes": ALLOW_LAUNCH_CHANGES_SCHEMA,
+            "imdsv1-gate": IMDSV1_GATE_SCHEMA,
+        },
+    )
     permissions = (
-        "autoscaling:DescribeAutoScalingGroups", "autoscaling:CreateOrUpdateTags",
-        "eks:DescribeNodegroup", "eks:UpdateNodegroupVersion", "eks:DescribeUpdate",
-        "ec2:DescribeLaunchTemplateVersions", "ec2:CreateLaunchTemplateVersion",
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:CreateOrUpdateTags",
+        "eks:DescribeNodegroup",
+        "eks:UpdateNodegroupVersion",
+        "eks:DescribeUpdate",
+        "ec2:DescribeLaunchTemplateVersions",
+        "ec2:CreateLaunchTemplateVersion",
         "ec2:DeleteLaunchTemplateVersions",
         # EKS launches the new version with the caller's rights checked
-        "ec2:RunInstances", "iam:PassRole")
+        "ec2:RunInstances",
+        "iam:PassRole",
+    )
     verify_permissions = SetMetadataAccess.verify_permissions
 
     # The same merge of the requested options as set-metadata-access.
@@ -112,8 +122,10 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
     def hop_limit(self, groups, existing_metadata_options, user_data=None):
         # `auto` by default: every node group runs pods.
         return resolve_hop_limit(
-            self.data.get("hop-limit", "auto"), existing_metadata_options,
-            any(runs_containers(asg, user_data) for asg in groups))
+            self.data.get("hop-limit", "auto"),
+            existing_metadata_options,
+            any(runs_containers(asg, user_data) for asg in groups),
+        )
 
     def all_or_none(self, item):
         # Neither the default moves nor $Latest followers exist (refused): each node
@@ -124,8 +136,12 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
         """The DryRun with what EKS adds at launch (instance type, image)."""
         choice = self.__dict__.get("_eks_additions", {}).get(asg["AutoScalingGroupName"])
         if choice:
-            asg = dict(asg, MixedInstancesPolicy={"LaunchTemplate": {
-                "LaunchTemplateSpecification": spec, "Overrides": [choice]}})
+            asg = dict(
+                asg,
+                MixedInstancesPolicy={
+                    "LaunchTemplate": {"LaunchTemplateSpecification": spec, "Overrides": [choice]}
+                },
+            )
         return super().preflight(ec2, asg, spec, template_id, version, launch_template_data)
 
     def eks(self):
@@ -142,25 +158,28 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
             if key is None:
                 failures[asg["AutoScalingGroupName"]] = (
                     "tagged eks:nodegroup-name but not eks:cluster-name, so its node group "
-                    "cannot be found; nothing was changed")
+                    "cannot be found; nothing was changed"
+                )
                 continue
             changes.setdefault(key, NodegroupChange(*key)).groups.append(asg)
         specs = []
         for change in list(changes.values()):
             try:
-                change.nodegroup = retry(eks.describe_nodegroup, clusterName=change.cluster,
-                                         nodegroupName=change.name)["nodegroup"]
+                change.nodegroup = retry(
+                    eks.describe_nodegroup, clusterName=change.cluster, nodegroupName=change.name
+                )["nodegroup"]
             except AWS_ERRORS as e:
-                change.problem = "reading EKS managed node group %s: %s; nothing was " \
-                    "changed" % (change.label, describe_error(e))
+                change.problem = "reading EKS managed node group %s: %s; nothing was changed" % (
+                    change.label,
+                    describe_error(e),
+                )
                 continue
             # The tags only name a candidate (anyone may write eks:* tags): a group the
             # node group does not list must never move it.
             listed = set(change.listed_groups)
             for name in [n for n in change.group_names if n not in listed]:
                 failures[name] = not_listed(change.cluster, change.name)
-            change.groups = [a for a in change.groups
-                             if a["AutoScalingGroupName"] in listed]
+            change.groups = [a for a in change.groups if a["AutoScalingGroupName"] in listed]
             if not change.groups:
                 del changes[(change.cluster, change.name)]
                 continue
@@ -173,14 +192,20 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
         for change in changes.values():
             if change.launch_template:
                 change.source = sources.template_version(template_spec(change.launch_template))
-                copies = [sources.template_version(s) for asg in change.groups
-                          for s in template_group_specs(asg)]
+                copies = [
+                    sources.template_version(s)
+                    for asg in change.groups
+                    for s in template_group_specs(asg)
+                ]
                 copy_data = next((v.get("LaunchTemplateData") or {} for v in copies if v), {})
                 change.launch_choice = eks_additions(
-                    change.nodegroup, (change.source or {}).get("LaunchTemplateData") or {},
-                    copy_data)
-        return NodegroupSnapshot(changes=list(changes.values()), failures=failures,
-                                 launch_sources=sources)
+                    change.nodegroup,
+                    (change.source or {}).get("LaunchTemplateData") or {},
+                    copy_data,
+                )
+        return NodegroupSnapshot(
+            changes=list(changes.values()), failures=failures, launch_sources=sources
+        )
 
     def plan(self, snapshot):
         """Per node group: skipped (no launch template), already applied, failed, or a
@@ -192,19 +217,23 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
             problem = change.problem
             stack = stack_owner(change.nodegroup, change.label) if change.nodegroup else None
             if problem is None and stack:
-                plan.skipped += [{"AutoScalingGroupName": name, "Skipped": stack}
-                                 for name in change.group_names]
+                plan.skipped += [
+                    {"AutoScalingGroupName": name, "Skipped": stack} for name in change.group_names
+                ]
                 continue
             lt = change.launch_template
             if problem is None and change.nodegroup is not None and not lt:
                 reason = replacement_steps(change.cluster, change.name, change.nodegroup)
-                plan.skipped += [{"AutoScalingGroupName": name, "Skipped": reason}
-                                 for name in change.group_names]
+                plan.skipped += [
+                    {"AutoScalingGroupName": name, "Skipped": reason} for name in change.group_names
+                ]
                 continue
             if problem is None and change.source is None:
-                problem = ("launch template %s version %s of EKS managed node group %s no "
-                           "longer exists; nothing was changed" % (
-                               lt.get("id"), lt.get("version"), change.label))
+                problem = (
+                    "launch template %s version %s of EKS managed node group %s no "
+                    "longer exists; nothing was changed"
+                    % (lt.get("id"), lt.get("version"), change.label)
+                )
             if problem is None and self.compliant(change):
                 plan.already.append(change)
                 continue
@@ -212,8 +241,9 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
             if problem is None:
                 _, changes = version_pins(change.nodegroup, change.source_data)
                 if refused(changes, allowed):
-                    problem = refusal("EKS managed node group %s" % change.label,
-                                      refused(changes, allowed))
+                    problem = refusal(
+                        "EKS managed node group %s" % change.label, refused(changes, allowed)
+                    )
                 change.launch_changes = changes
             if problem:
                 plan.failures.update({name: problem for name in change.group_names})
@@ -225,14 +255,16 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
         for item in plan.work.values():
             data = item.source.get("LaunchTemplateData") or {}
             item.metadata_options = self.requested(
-                data.get("MetadataOptions"), [g.asg for g in item.groups], data.get("UserData"))
+                data.get("MetadataOptions"), [g.asg for g in item.groups], data.get("UserData")
+            )
         return plan
 
     def compliant(self, change):
         data = change.source.get("LaunchTemplateData") or {}
         existing = data.get("MetadataOptions")
-        return self.requested(existing, change.groups, data.get("UserData")) == \
-            merge_metadata_options(existing, http_tokens=PRESERVE)
+        return self.requested(
+            existing, change.groups, data.get("UserData")
+        ) == merge_metadata_options(existing, http_tokens=PRESERVE)
 
     def refuse_latest_followers(self, plan, followers):
         """A new version becomes the $Latest of every group that follows it: refused
@@ -245,8 +277,9 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
             for group in item.group_names:
                 plan.failures[group] = (
                     "launch template %s is followed as $Latest by %s; a new version would "
-                    "change what they launch. Pin them to a version number first" % (
-                        key[0], ", ".join(following)))
+                    "change what they launch. Pin them to a version number first"
+                    % (key[0], ", ".join(following))
+                )
 
     def hold_back(self, plan):
         """The gate over every group the node group has, not only those the policy
@@ -260,16 +293,19 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
             try:
                 verdict = gate.check_groups(change.listed_groups)
             except AWS_ERRORS as e:
-                reason = ("checking EKS managed node group %s's groups for IMDSv1 use: %s; "
-                          "nothing was changed" % (change.label, describe_error(e)))
+                reason = (
+                    "checking EKS managed node group %s's groups for IMDSv1 use: %s; "
+                    "nothing was changed" % (change.label, describe_error(e))
+                )
                 plan.failures.update({name: reason for name in change.group_names})
             else:
                 if verdict.passed:
                     continue
                 reason = verdict.reason("EKS managed node group %s" % change.label)
                 log.info("EKS managed node group %s: %s", change.label, reason)
-                plan.skipped += [{"AutoScalingGroupName": name, "Skipped": reason}
-                                 for name in change.group_names]
+                plan.skipped += [
+                    {"AutoScalingGroupName": name, "Skipped": reason} for name in change.group_names
+                ]
             plan.updates.remove(change)
             # another node group on the same template version still goes ahead
             item = plan.work[change.key]
@@ -287,12 +323,21 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
         for change in plan.updates:
             if change.key not in plan.work:
                 continue
-            changes.append(owner_change(change, plan.work[change.key].metadata_options,
-                                        bool(self.data.get("force", False))))
+            changes.append(
+                owner_change(
+                    change,
+                    plan.work[change.key].metadata_options,
+                    bool(self.data.get("force", False)),
+                )
+            )
         skipped = plan.skipped + [
-            {"AutoScalingGroupName": name, "Skipped": "already applied: %s" % (
-                already_detail(change))}
-            for change in plan.already for name in change.group_names]
+            {
+                "AutoScalingGroupName": name,
+                "Skipped": "already applied: %s" % (already_detail(change)),
+            }
+            for change in plan.already
+            for name in change.group_names
+        ]
         return {"OwnerChanges": changes, "Failures": plan.failures, "Skipped": skipped}
 
     # -- execution ----------------------------------------------------------------------
@@ -320,8 +365,11 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
         for change in updates:
             self.fail_together(change, failures)
         # 2. the new versions, proven
-        self._eks_additions = {asg["AutoScalingGroupName"]: change.launch_choice
-                               for change in updates for asg in change.groups}
+        self._eks_additions = {
+            asg["AutoScalingGroupName"]: change.launch_choice
+            for change in updates
+            for asg in change.groups
+        }
         made = self.make_versions(ec2, plan.work, followers, failures)
         # 3. the node groups, updated to them
         results = list(plan.skipped)
@@ -332,21 +380,38 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
             try:
                 update = self.update_nodegroup(eks, change, new["VersionNumber"])
             except AWS_ERRORS as e:
-                self.fail_together(change, failures, "updating EKS managed node group %s "
-                                   "to launch template %s version %s: %s" % (
-                                       change.label, change.key[0], new["VersionNumber"],
-                                       describe_error(e)))
+                self.fail_together(
+                    change,
+                    failures,
+                    "updating EKS managed node group %s "
+                    "to launch template %s version %s: %s"
+                    % (change.label, change.key[0], new["VersionNumber"], describe_error(e)),
+                )
                 continue
             if isinstance(update, str):
                 self.fail_together(change, failures, update)
                 continue
-            results += outcomes(change, "applied", new["VersionNumber"], update["id"], (
-                "launch template %s version %s -> %s (%s); EKS update %s is %s" % (
-                    change.key[0], change.key[1], new["VersionNumber"], change.kept,
-                    update["id"], update["status"])))
+            results += outcomes(
+                change,
+                "applied",
+                new["VersionNumber"],
+                update["id"],
+                (
+                    "launch template %s version %s -> %s (%s); EKS update %s is %s"
+                    % (
+                        change.key[0],
+                        change.key[1],
+                        new["VersionNumber"],
+                        change.kept,
+                        update["id"],
+                        update["status"],
+                    )
+                ),
+            )
         for change in plan.already:
-            results += outcomes(change, "already-applied", change.key[1], None,
-                                     already_detail(change))
+            results += outcomes(
+                change, "already-applied", change.key[1], None, already_detail(change)
+            )
         return self.finish(results, failures)
 
     @staticmethod
@@ -356,8 +421,9 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
             failures.update({name: reason for name in change.group_names})
         failed = [n for n in change.group_names if n in failures]
         for name in change.group_names if failed else ():
-            failures.setdefault(name, "not changed: group %s of the same node group "
-                                "failed" % failed[0])
+            failures.setdefault(
+                name, "not changed: group %s of the same node group failed" % failed[0]
+            )
         return bool(failed)
 
     def update_nodegroup(self, eks, change, number):
@@ -365,23 +431,52 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
         or the reason it is not what was asked."""
         template_id = change.key[0]
         pins = change.pins
-        update = retry(eks.update_nodegroup_version, clusterName=change.cluster,
-                       nodegroupName=change.name,
-                       launchTemplate={"id": template_id, "version": str(number)},
-                       force=bool(self.data.get("force", False)), **pins)["update"]
-        log.info("EKS managed node group %s: launch template %s version %s -> %s (update "
-                 "%s)", change.label, template_id, change.key[1], number, update["id"])
+        update = retry(
+            eks.update_nodegroup_version,
+            clusterName=change.cluster,
+            nodegroupName=change.name,
+            launchTemplate={"id": template_id, "version": str(number)},
+            force=bool(self.data.get("force", False)),
+            **pins,
+        )["update"]
+        log.info(
+            "EKS managed node group %s: launch template %s version %s -> %s (update %s)",
+            change.label,
+            template_id,
+            change.key[1],
+            number,
+            update["id"],
+        )
         try:
-            described = retry(eks.describe_update, name=change.cluster,
-                              nodegroupName=change.name, updateId=update["id"])["update"]
+            described = retry(
+                eks.describe_update,
+                name=change.cluster,
+                nodegroupName=change.name,
+                updateId=update["id"],
+            )["update"]
         except AWS_ERRORS as e:
-            return ("EKS accepted update %s of node group %s, but it could not be read "
-                    "back (%s); see aws eks describe-update --name %s --nodegroup-name %s "
-                    "--update-id %s" % (update["id"], change.label, describe_error(e),
-                                        change.cluster, change.name, update["id"]))
+            return (
+                "EKS accepted update %s of node group %s, but it could not be read "
+                "back (%s); see aws eks describe-update --name %s --nodegroup-name %s "
+                "--update-id %s"
+                % (
+                    update["id"],
+                    change.label,
+                    describe_error(e),
+                    change.cluster,
+                    change.name,
+                    update["id"],
+                )
+            )
         problem = update_problem(described, template_id, number, pins)
-        return ("updating EKS managed node group %s to launch template %s version %s: %s"
-                % (change.label, template_id, number, problem)) if problem else described
+        return (
+            (
+                "updating EKS managed node group %s to launch template %s version %s: %s"
+                % (change.label, template_id, number, problem)
+            )
+            if problem
+            else described
+        )
 
 
 def restore_nodegroup(session, asg, record):
@@ -391,57 +486,85 @@ def restore_nodegroup(session, asg, record):
     name = asg["AutoScalingGroupName"]
     key = nodegroup_key(asg)
     if key is None:
-        raise ValueError("asg %s has no eks:cluster-name and eks:nodegroup-name tags, so "
-                         "its node group cannot be found; revert it by hand" % name)
+        raise ValueError(
+            "asg %s has no eks:cluster-name and eks:nodegroup-name tags, so "
+            "its node group cannot be found; revert it by hand" % name
+        )
     recorded = record["NodegroupLaunchTemplate"]
     label = "%s/%s" % key
     eks, ec2 = session.client("eks"), session.client("ec2")
     try:
-        nodegroup = retry(eks.describe_nodegroup, clusterName=key[0],
-                          nodegroupName=key[1])["nodegroup"]
+        nodegroup = retry(eks.describe_nodegroup, clusterName=key[0], nodegroupName=key[1])[
+            "nodegroup"
+        ]
     except ClientError as e:
-        raise ValueError("EKS managed node group %s cannot be read (%s); revert it by "
-                         "hand" % (label, describe_error(e)))
+        raise ValueError(
+            "EKS managed node group %s cannot be read (%s); revert it by "
+            "hand" % (label, describe_error(e))
+        )
     if name not in listed_groups(nodegroup):
         # a forged eks:* tag (and record) must not move a node group back
-        raise ValueError("asg %s: %s; revert it by hand if it really is" % (
-            name, not_listed(*key)))
+        raise ValueError("asg %s: %s; revert it by hand if it really is" % (name, not_listed(*key)))
     current = nodegroup.get("launchTemplate") or {}
     if current.get("id") != recorded["id"]:
-        raise ValueError("EKS managed node group %s launches from launch template %s, not "
-                         "the recorded %s; revert it by hand" % (
-                             label, current.get("id") or "of EKS's own", recorded["id"]))
+        raise ValueError(
+            "EKS managed node group %s launches from launch template %s, not "
+            "the recorded %s; revert it by hand"
+            % (label, current.get("id") or "of EKS's own", recorded["id"])
+        )
     if str(current.get("version")) == recorded["version"]:
         return "EKS managed node group %s is already on launch template %s version %s" % (
-            label, recorded["id"], recorded["version"])
+            label,
+            recorded["id"],
+            recorded["version"],
+        )
     problem = state_problem(nodegroup, label)
     if problem:
         raise ValueError(problem.replace("nothing was changed", "not reverted"))
     try:
-        found = retry(ec2.describe_launch_template_versions, LaunchTemplateId=recorded["id"],
-                      Versions=[recorded["version"]])["LaunchTemplateVersions"]
+        found = retry(
+            ec2.describe_launch_template_versions,
+            LaunchTemplateId=recorded["id"],
+            Versions=[recorded["version"]],
+        )["LaunchTemplateVersions"]
     except ClientError as e:
         found, problem = [], describe_error(e)
     if not found:
-        raise ValueError("launch template %s version %s no longer exists%s, so EKS managed "
-                         "node group %s cannot go back to it; revert it by hand" % (
-                             recorded["id"], recorded["version"],
-                             " (%s)" % problem if problem else "", label))
+        raise ValueError(
+            "launch template %s version %s no longer exists%s, so EKS managed "
+            "node group %s cannot go back to it; revert it by hand"
+            % (recorded["id"], recorded["version"], " (%s)" % problem if problem else "", label)
+        )
     # The template version goes back; the Kubernetes version and AMI release stay what
     # they are now (EKS cannot roll those back, and must not move them forward either).
     data = found[0].get("LaunchTemplateData") or {}
     pins, unpinned = version_pins(nodegroup, data)
     if unpinned:
-        raise ValueError("EKS managed node group %s: %s; revert it by hand" % (
-            label, "; ".join(c.line() for c in unpinned)))
-    update = retry(eks.update_nodegroup_version, clusterName=key[0], nodegroupName=key[1],
-                   launchTemplate={"id": recorded["id"], "version": recorded["version"]},
-                   force=False, **pins)["update"]
-    return ("EKS managed node group %s: launch template %s version %s -> %s (%s; update "
-            "%s, %s; EKS replaces the nodes by its update strategy)" % (
-                label, recorded["id"], current.get("version"), recorded["version"],
-                pins_text(pins, is_custom_ami(nodegroup, data)), update["id"],
-                update.get("status")))
+        raise ValueError(
+            "EKS managed node group %s: %s; revert it by hand"
+            % (label, "; ".join(c.line() for c in unpinned))
+        )
+    update = retry(
+        eks.update_nodegroup_version,
+        clusterName=key[0],
+        nodegroupName=key[1],
+        launchTemplate={"id": recorded["id"], "version": recorded["version"]},
+        force=False,
+        **pins,
+    )["update"]
+    return (
+        "EKS managed node group %s: launch template %s version %s -> %s (%s; update "
+        "%s, %s; EKS replaces the nodes by its update strategy)"
+        % (
+            label,
+            recorded["id"],
+            current.get("version"),
+            recorded["version"],
+            pins_text(pins, is_custom_ami(nodegroup, data)),
+            update["id"],
+            update.get("status"),
+        )
+    )
 
 
 register_owner_restore("NodegroupLaunchTemplate", restore_nodegroup)

@@ -2,6 +2,7 @@
 their tags), its DisableIMDSv1 option and how an update replaces its instances as its
 configuration shows them, and putting a recorded value back (`disable-beanstalk-imdsv1`
 and `revert-imds-remediation`)."""
+
 import dataclasses
 import math
 
@@ -23,8 +24,7 @@ TRUE = "true"
 # The option's documented default (Beanstalk's general options reference).
 OPTION_DEFAULT = "false"
 OPTION = "%s %s" % (BEANSTALK_NAMESPACE, BEANSTALK_OPTION)
-OPTION_SETTING = {"Namespace": BEANSTALK_NAMESPACE, "OptionName": BEANSTALK_OPTION,
-                  "Value": TRUE}
+OPTION_SETTING = {"Namespace": BEANSTALK_NAMESPACE, "OptionName": BEANSTALK_OPTION, "Value": TRUE}
 
 # How an update that changes the launch settings replaces the instances (Beanstalk's
 # "Configuration changes" and general options reference). An option a configuration
@@ -53,12 +53,15 @@ def describe_environments(beanstalk, references):
     ones are not listed: IncludeDeleted is false)."""
     found = {}
     paginator = beanstalk.get_paginator("describe_environments")
-    for kind, parameter, key in (("id", "EnvironmentIds", "EnvironmentId"),
-                                 ("name", "EnvironmentNames", "EnvironmentName")):
+    for kind, parameter, key in (
+        ("id", "EnvironmentIds", "EnvironmentId"),
+        ("name", "EnvironmentNames", "EnvironmentName"),
+    ):
         wanted = sorted({value for k, value in references if k == kind})
         for batch in chunks(wanted, ENVIRONMENTS_PER_CALL):
-            pages = retry(lambda: list(paginator.paginate(
-                **{parameter: batch, "IncludeDeleted": False})))
+            pages = retry(
+                lambda: list(paginator.paginate(**{parameter: batch, "IncludeDeleted": False}))
+            )
             for page in pages:
                 for environment in page["Environments"]:
                     found[(kind, environment[key])] = environment
@@ -68,9 +71,11 @@ def describe_environments(beanstalk, references):
 def configuration_sets(beanstalk, environment):
     """{DeploymentStatus: configuration set} of a running environment: "deployed", and
     a draft "pending" (an update is deploying) or "failed" (the last one did not)."""
-    descriptions = retry(beanstalk.describe_configuration_settings,
-                         ApplicationName=environment["ApplicationName"],
-                         EnvironmentName=environment["EnvironmentName"])
+    descriptions = retry(
+        beanstalk.describe_configuration_settings,
+        ApplicationName=environment["ApplicationName"],
+        EnvironmentName=environment["EnvironmentName"],
+    )
     found = {}
     for description in descriptions["ConfigurationSettings"]:
         found.setdefault(description.get("DeploymentStatus") or "deployed", description)
@@ -82,21 +87,24 @@ def environment_groups(beanstalk, environment):
     environment's resources (DescribeEnvironmentResources): the proof that a group is
     the environment's. Its elasticbeanstalk:* tags only name a candidate - anyone with
     tag rights can write them on any group."""
-    resources = retry(beanstalk.describe_environment_resources,
-                      EnvironmentId=environment["EnvironmentId"])["EnvironmentResources"]
-    return sorted(group["Name"] for group in resources.get("AutoScalingGroups") or ()
-                  if group.get("Name"))
+    resources = retry(
+        beanstalk.describe_environment_resources, EnvironmentId=environment["EnvironmentId"]
+    )["EnvironmentResources"]
+    return sorted(
+        group["Name"] for group in resources.get("AutoScalingGroups") or () if group.get("Name")
+    )
 
 
 def not_listed(asg, environment):
     """The refusal for a group whose tags name an environment that does not list it."""
-    return ("tags name Elastic Beanstalk environment %s (%s), but Elastic Beanstalk does "
-            "not list this group among its resources; nothing changed" % (
-                environment["EnvironmentName"], environment["EnvironmentId"]))
+    return (
+        "tags name Elastic Beanstalk environment %s (%s), but Elastic Beanstalk does "
+        "not list this group among its resources; nothing changed"
+        % (environment["EnvironmentName"], environment["EnvironmentId"])
+    )
 
 
-def option_value(configuration_set, namespace=BEANSTALK_NAMESPACE,
-                 option=BEANSTALK_OPTION):
+def option_value(configuration_set, namespace=BEANSTALK_NAMESPACE, option=BEANSTALK_OPTION):
     """The value a configuration set shows for an option (DisableIMDSv1 unless named),
     or None when it has none. Matched by namespace and name alone: answers may also
     name the option's resource (ResourceName, e.g. the environment's launch
@@ -112,6 +120,7 @@ class Replacement:
     """How Beanstalk replaces an environment's instances when its launch settings
     change: ``mode`` is rolling, immutable or all-at-once, from the settings named
     (as the configuration shows them, or their defaults)."""
+
     mode: str
     environment_type: str
     rolling_enabled: str
@@ -123,24 +132,42 @@ class Replacement:
     @property
     def settings(self):
         return "EnvironmentType %s, %s RollingUpdateEnabled %s" % (
-            self.environment_type, ROLLING, self.rolling_enabled)
+            self.environment_type,
+            ROLLING,
+            self.rolling_enabled,
+        )
 
     def line(self):
         """What happens to the instances, in words for the plan, the record and mail."""
         if self.mode == ALL_AT_ONCE:
-            return ("ALL AT ONCE: every instance is terminated and replaced at the same "
-                    "time, with downtime (%s)" % self.settings)
+            return (
+                "ALL AT ONCE: every instance is terminated and replaced at the same "
+                "time, with downtime (%s)" % self.settings
+            )
         if self.mode == IMMUTABLE:
-            return ("immutable: a temporary group launches a full set of new instances "
-                    "beside the old ones, which are terminated once the new pass health "
-                    "checks (RollingUpdateType Immutable)")
-        pace = ("each batch healthy before the next" if self.rolling_type.lower()
-                == "health" else "a pause (PauseTime) between batches")
-        return ("rolling: batches of at most %d instance(s), at least %d kept in service, "
-                "%s (RollingUpdateType %s%s)" % (
-                    self.max_batch_size, self.min_in_service, pace, self.rolling_type,
-                    "; %s not set: Beanstalk's default" % " and ".join(self.defaults)
-                    if self.defaults else ""))
+            return (
+                "immutable: a temporary group launches a full set of new instances "
+                "beside the old ones, which are terminated once the new pass health "
+                "checks (RollingUpdateType Immutable)"
+            )
+        pace = (
+            "each batch healthy before the next"
+            if self.rolling_type.lower() == "health"
+            else "a pause (PauseTime) between batches"
+        )
+        return (
+            "rolling: batches of at most %d instance(s), at least %d kept in service, "
+            "%s (RollingUpdateType %s%s)"
+            % (
+                self.max_batch_size,
+                self.min_in_service,
+                pace,
+                self.rolling_type,
+                "; %s not set: Beanstalk's default" % " and ".join(self.defaults)
+                if self.defaults
+                else "",
+            )
+        )
 
 
 def _integer(value, default):
@@ -156,6 +183,7 @@ def replacement(configuration_set):
     once whenever rolling updates are not enabled (whatever RollingUpdateType says),
     and for a single-instance environment whatever its rolling settings say (one
     instance, no load balancer to keep serving)."""
+
     def shown(namespace, option, default):
         value = option_value(configuration_set, namespace, option)
         return (value.strip(), False) if value and value.strip() else (default, True)
@@ -175,22 +203,35 @@ def replacement(configuration_set):
     batch, batch_default = shown(ROLLING, "MaxBatchSize", "")
     in_service, in_service_default = shown(ROLLING, "MinInstancesInService", "")
     return Replacement(
-        ROLLING_UPDATE, environment_type, shown_enabled, rolling_type,
+        ROLLING_UPDATE,
+        environment_type,
+        shown_enabled,
+        rolling_type,
         _integer(batch, max(1, math.ceil(min_size / 3))),
         _integer(in_service, max(0, min(min_size, max_size - 1))),
-        tuple(name for name, default in (("MaxBatchSize", batch_default),
-                                         ("MinInstancesInService", in_service_default))
-              if default))
+        tuple(
+            name
+            for name, default in (
+                ("MaxBatchSize", batch_default),
+                ("MinInstancesInService", in_service_default),
+            )
+            if default
+        ),
+    )
 
 
 def all_at_once_remedy(plan_replacement):
     """The way to a replacement that is not all at once (the refusal's other way out
     besides the opt-in)."""
     if plan_replacement.environment_type == SINGLE_INSTANCE:
-        return ("a single-instance environment has no rolling updates: make it "
-                "load-balanced (%s EnvironmentType LoadBalanced)" % ENVIRONMENT)
-    return ("enable rolling updates first: set %s RollingUpdateEnabled=true with "
-            "RollingUpdateType Health or Immutable" % ROLLING)
+        return (
+            "a single-instance environment has no rolling updates: make it "
+            "load-balanced (%s EnvironmentType LoadBalanced)" % ENVIRONMENT
+        )
+    return (
+        "enable rolling updates first: set %s RollingUpdateEnabled=true with "
+        "RollingUpdateType Health or Immutable" % ROLLING
+    )
 
 
 def is_true(value):
@@ -218,7 +259,9 @@ def not_ready(environment):
     name = environment["EnvironmentName"]
     if environment.get("Status") != READY:
         return "environment %s is %s; run again when it is Ready" % (
-            name, environment.get("Status") or "not Ready")
+            name,
+            environment.get("Status") or "not Ready",
+        )
     if environment.get("AbortableOperationInProgress"):
         return "environment %s has an update in progress; run again when it is Ready" % name
     return None
@@ -249,8 +292,10 @@ def restore_environment(session, asg, record):
     reference = environment_reference(asg)
     environment = describe_environments(beanstalk, {reference}).get(reference)
     if environment is None:
-        raise ValueError("Elastic Beanstalk environment %s was not found, so its %s "
-                         "cannot be put back" % (reference[1], BEANSTALK_OPTION))
+        raise ValueError(
+            "Elastic Beanstalk environment %s was not found, so its %s "
+            "cannot be put back" % (reference[1], BEANSTALK_OPTION)
+        )
     if asg["AutoScalingGroupName"] not in environment_groups(beanstalk, environment):
         raise ValueError(not_listed(asg, environment))
     name, value = environment["EnvironmentName"], record["BeanstalkOption"]
@@ -260,23 +305,40 @@ def restore_environment(session, asg, record):
     if problem:
         pending = option_value(sets.get("pending"))
         if pending is not None and pending.strip().lower() == wanted.strip().lower():
-            return "environment %s is already updating to %s=%s" % (
-                name, BEANSTALK_OPTION, pending)
+            return "environment %s is already updating to %s=%s" % (name, BEANSTALK_OPTION, pending)
         raise ValueError(problem)
     current = option_value(sets.get("deployed"))
     if current is not None and current.strip().lower() == wanted.strip().lower():
         return "environment %s already has %s=%s; nothing to put back" % (
-            name, BEANSTALK_OPTION, current)
-    effect = ("Beanstalk replaces every instance - %s; the environment keeps launching "
-              "from a launch template (now allowing IMDSv1), it does not go back to a "
-              "launch configuration" % replacement(sets.get("deployed")).line())
+            name,
+            BEANSTALK_OPTION,
+            current,
+        )
+    effect = (
+        "Beanstalk replaces every instance - %s; the environment keeps launching "
+        "from a launch template (now allowing IMDSv1), it does not go back to a "
+        "launch configuration" % replacement(sets.get("deployed")).line()
+    )
     if value is None:
-        retry(beanstalk.update_environment, EnvironmentId=environment["EnvironmentId"],
-              OptionsToRemove=[{"Namespace": BEANSTALK_NAMESPACE,
-                                "OptionName": BEANSTALK_OPTION}])
+        retry(
+            beanstalk.update_environment,
+            EnvironmentId=environment["EnvironmentId"],
+            OptionsToRemove=[{"Namespace": BEANSTALK_NAMESPACE, "OptionName": BEANSTALK_OPTION}],
+        )
         return "environment %s: %s setting removed (it was not set before); %s" % (
-            name, BEANSTALK_OPTION, effect)
-    retry(beanstalk.update_environment, EnvironmentId=environment["EnvironmentId"],
-          OptionSettings=[dict(OPTION_SETTING, Value=value)])
+            name,
+            BEANSTALK_OPTION,
+            effect,
+        )
+    retry(
+        beanstalk.update_environment,
+        EnvironmentId=environment["EnvironmentId"],
+        OptionSettings=[dict(OPTION_SETTING, Value=value)],
+    )
     return "environment %s: %s %s -> %s; %s" % (
-        name, BEANSTALK_OPTION, shown(current), value, effect)
+        name,
+        BEANSTALK_OPTION,
+        shown(current),
+        value,
+        effect,
+    )

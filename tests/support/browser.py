@@ -1,6 +1,7 @@
 """Headless Chromium (Debian's, installed by `make test`) for the tests that judge what a
 page shows: the DOM it made after its scripts ran, and a screenshot. Every run is cut
 off from the network: no resolver, a proxy on a closed loopback port."""
+
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,16 +14,29 @@ def chromium(*jobs):
     side; the DOM it made of each page after the scripts ran (with --screenshot=FILE,
     a picture of the window too)."""
     assert Path(CHROMIUM).exists(), "no %s: `make test` installs it (Debian's chromium)" % (
-        CHROMIUM)
+        CHROMIUM
+    )
     runs = []
     for path, width, extra in jobs:
         out = path.with_suffix(".dom")
-        command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                   "--user-data-dir=%s" % path.with_suffix(".profile"),
-                   "--disable-background-networking", "--disable-component-update",
-                   "--disable-sync", "--disable-extensions", "--proxy-server=127.0.0.1:9",
-                   "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=%d,2400" % width,
-                   "--dump-dom", *extra, path.as_uri()]
+        command = [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--user-data-dir=%s" % path.with_suffix(".profile"),
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--proxy-server=127.0.0.1:9",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--window-size=%d,2400" % width,
+            "--dump-dom",
+            *extra,
+            path.as_uri(),
+        ]
         with open(out, "w") as stdout, open(path.with_suffix(".log"), "w") as stderr:
             runs.append((subprocess.Popen(command, stdout=stdout, stderr=stderr), path, out))
     doms = []
@@ -39,8 +53,21 @@ def chromium(*jobs):
     return doms
 
 
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-        "track", "wbr"}
+VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "track",
+    "wbr",
+}
 
 
 class Element:
@@ -48,8 +75,9 @@ class Element:
         self.tag, self.attrs, self.parent, self.children = tag, dict(attrs), parent, []
 
     def text(self):
-        return " ".join("".join(c if isinstance(c, str) else " %s " % c.text()
-                                for c in self.children).split())
+        return " ".join(
+            "".join(c if isinstance(c, str) else " %s " % c.text() for c in self.children).split()
+        )
 
     def iter(self):
         yield self
@@ -96,8 +124,10 @@ class Dom(HTMLParser):
 def cells(root, table_id):
     table = root.find(table_id)
     assert table is not None and table.tag == "table", table_id
-    return [[(td.text(), td.attrs.get("class", "")) for td in tr.all("td")]
-            for tr in table.all("tr")[1:]]
+    return [
+        [(td.text(), td.attrs.get("class", "")) for td in tr.all("td")]
+        for tr in table.all("tr")[1:]
+    ]
 
 
 def column(root, table_id, index):

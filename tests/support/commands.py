@@ -1,5 +1,6 @@
 """Running the real `c7n-imds` command with faults injected (tests/faults.py), and
 reading the estate back, for the reliability tests; FIGURES adds up what they survived."""
+
 import hashlib
 import os
 import re
@@ -44,9 +45,16 @@ def c7n_together(commands, endpoint, tmp_path):
     """Several read-only `c7n-imds` commands at once (their start-up dominates)."""
     script = Path(sys.executable).with_name("c7n-imds")
     env = command_env(endpoint, tmp_path)
-    processes = [subprocess.Popen([str(script)] + list(args), env=env, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for args in commands]
+    processes = [
+        subprocess.Popen(
+            [str(script)] + list(args),
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for args in commands
+    ]
     FIGURES["runs"] += len(processes)
     results = []
     for args, process in zip(commands, processes):
@@ -56,8 +64,12 @@ def c7n_together(commands, endpoint, tmp_path):
 
 
 def run_args(out, *policies, verbose=False):
-    return ["run"] + (["-v", "-v"] if verbose else []) + [
-        "-s", str(out), "--cache-period", "0"] + [str(p) for p in policies]
+    return (
+        ["run"]
+        + (["-v", "-v"] if verbose else [])
+        + ["-s", str(out), "--cache-period", "0"]
+        + [str(p) for p in policies]
+    )
 
 
 def fault_figures(log, returncode):
@@ -65,20 +77,26 @@ def fault_figures(log, returncode):
     succeeded on a later attempt, or when the run still ended well."""
     events = faults.read_log(log)
     injected = sum(e["event"] == "fault" for e in events)
-    survived = injected if returncode == 0 else sum(
-        e["count"] for e in events if e["event"] == "survived")
+    survived = (
+        injected if returncode == 0 else sum(e["count"] for e in events if e["event"] == "survived")
+    )
     return injected, survived, Counter(e["kind"] for e in events if e["event"] == "fault")
 
 
 def all_configs(autoscaling):
-    return {c["LaunchConfigurationName"]: c for c in autoscaling.get_paginator(
-        "describe_launch_configurations").paginate().build_full_result()[
-            "LaunchConfigurations"]}
+    return {
+        c["LaunchConfigurationName"]: c
+        for c in autoscaling.get_paginator("describe_launch_configurations")
+        .paginate()
+        .build_full_result()["LaunchConfigurations"]
+    }
 
 
 def all_templates(ec2):
-    return {t["LaunchTemplateId"]: t for t in ec2.describe_launch_templates(
-        MaxResults=200)["LaunchTemplates"]}
+    return {
+        t["LaunchTemplateId"]: t
+        for t in ec2.describe_launch_templates(MaxResults=200)["LaunchTemplates"]
+    }
 
 
 def tags_of(resource):
@@ -87,15 +105,20 @@ def tags_of(resource):
 
 def version(ec2, template_id, which):
     versions = ec2.describe_launch_template_versions(
-        LaunchTemplateId=template_id, Versions=[str(which)])["LaunchTemplateVersions"]
+        LaunchTemplateId=template_id, Versions=[str(which)]
+    )["LaunchTemplateVersions"]
     assert len(versions) == 1, (template_id, which)
     return versions[0]
 
 
 def derived_versions(ec2, template_id):
-    return [v for v in ec2.describe_launch_template_versions(
-        LaunchTemplateId=template_id, MaxResults=200)["LaunchTemplateVersions"]
-        if (v.get("VersionDescription") or "").startswith(DERIVED)]
+    return [
+        v
+        for v in ec2.describe_launch_template_versions(
+            LaunchTemplateId=template_id, MaxResults=200
+        )["LaunchTemplateVersions"]
+        if (v.get("VersionDescription") or "").startswith(DERIVED)
+    ]
 
 
 def check_nothing_lost(session, configs_before, origin, when):
@@ -105,13 +128,16 @@ def check_nothing_lost(session, configs_before, origin, when):
     from that group's own configuration."""
     ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
     configs = set(all_configs(autoscaling))
-    assert configs_before <= configs, (when, "launch configuration(s) deleted",
-                                       configs_before - configs)
+    assert configs_before <= configs, (
+        when,
+        "launch configuration(s) deleted",
+        configs_before - configs,
+    )
     templates = all_templates(ec2)
-    per_source = Counter(tags_of(t)[SOURCE_TAG] for t in templates.values()
-                         if SOURCE_TAG in tags_of(t))
-    assert all(n == 1 for n in per_source.values()), (when, "duplicate templates",
-                                                       per_source)
+    per_source = Counter(
+        tags_of(t)[SOURCE_TAG] for t in templates.values() if SOURCE_TAG in tags_of(t)
+    )
+    assert all(n == 1 for n in per_source.values()), (when, "duplicate templates", per_source)
     for name, group in groups_by_name(autoscaling).items():
         spec = group.get("LaunchTemplate")
         if spec:  # moto keeps the old LaunchConfigurationName beside it: template wins
@@ -143,8 +169,10 @@ def assert_converged(session, origin, left_alone, lt_groups=("lt-group",)):
         data = version(ec2, spec["LaunchTemplateId"], spec["Version"])["LaunchTemplateData"]
         assert data["MetadataOptions"]["HttpTokens"] == "required", name
         previous = tags_of(group)[PREVIOUS_TAG]
-        assert previous in ("lc:" + lc, "lc-sha256:" + hashlib.sha256(
-            lc.encode()).hexdigest()), (name, previous)
+        assert previous in ("lc:" + lc, "lc-sha256:" + hashlib.sha256(lc.encode()).hexdigest()), (
+            name,
+            previous,
+        )
     for name in lt_groups:
         spec = groups[name]["LaunchTemplate"]
         default = version(ec2, spec["LaunchTemplateId"], "$Default")
@@ -153,8 +181,11 @@ def assert_converged(session, origin, left_alone, lt_groups=("lt-group",)):
 
 
 def launch_origin(autoscaling):
-    return {n: g["LaunchConfigurationName"] for n, g in groups_by_name(autoscaling).items()
-            if g.get("LaunchConfigurationName") and not g.get("LaunchTemplate")}
+    return {
+        n: g["LaunchConfigurationName"]
+        for n, g in groups_by_name(autoscaling).items()
+        if g.get("LaunchConfigurationName") and not g.get("LaunchTemplate")
+    }
 
 
 def grow(session, ids, count=8):
@@ -163,15 +194,28 @@ def grow(session, ids, count=8):
     subnets = groups_by_name(autoscaling)["public"]["VPCZoneIdentifier"]
     for i in range(count):
         autoscaling.create_launch_configuration(
-            LaunchConfigurationName="extra-%d" % i, ImageId="ami-12c6146b",
-            InstanceType="t3.micro", SecurityGroups=[ids["app_sg"]])
+            LaunchConfigurationName="extra-%d" % i,
+            ImageId="ami-12c6146b",
+            InstanceType="t3.micro",
+            SecurityGroups=[ids["app_sg"]],
+        )
         for j in range(2):
             autoscaling.create_auto_scaling_group(
-                AutoScalingGroupName="extra-%d-%d" % (i, j), MinSize=0, MaxSize=1,
-                DesiredCapacity=0, VPCZoneIdentifier=subnets,
-                LaunchConfigurationName="extra-%d" % i)
+                AutoScalingGroupName="extra-%d-%d" % (i, j),
+                MinSize=0,
+                MaxSize=1,
+                DesiredCapacity=0,
+                VPCZoneIdentifier=subnets,
+                LaunchConfigurationName="extra-%d" % i,
+            )
     autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName="exempt", LaunchConfigurationName="extra-0", MinSize=0,
-        MaxSize=1, DesiredCapacity=0, VPCZoneIdentifier=subnets, Tags=[{
-            "Key": EXEMPT_TAG, "Value": "vendor agent needs IMDSv1",
-            "PropagateAtLaunch": False}])
+        AutoScalingGroupName="exempt",
+        LaunchConfigurationName="extra-0",
+        MinSize=0,
+        MaxSize=1,
+        DesiredCapacity=0,
+        VPCZoneIdentifier=subnets,
+        Tags=[
+            {"Key": EXEMPT_TAG, "Value": "vendor agent needs IMDSv1", "PropagateAtLaunch": False}
+        ],
+    )

@@ -13,6 +13,7 @@ the test's docstring says which call gets which. Flights are in AWS's shape
 (botocore's parsed output; tests/test_flights.py checks every file); expected values
 are written out from the documented rules, not computed by the code under test.
 """
+
 import copy
 import functools
 import json
@@ -39,11 +40,13 @@ def recording_factory(placebo_factory, name):
 
     def record(params, model, **kwargs):
         factory.api_calls.append(
-            (model.service_model.service_name, model.name, copy.deepcopy(params)))
+            (model.service_model.service_name, model.name, copy.deepcopy(params))
+        )
 
     factory.session.events.register_first("before-parameter-build.*.*", record)
     factory.called = lambda operation: [
-        params for _, name, params in factory.api_calls if name == operation]
+        params for _, name, params in factory.api_calls if name == operation
+    ]
     return factory
 
 
@@ -51,8 +54,7 @@ def assert_fields(actual, expected, what):
     """Compare the expected keys one by one, so a failure names the field."""
     for key, value in expected.items():
         assert key in actual, "%s: no %r in %r" % (what, key, actual)
-        assert actual[key] == value, "%s: %s is %r, expected %r" % (
-            what, key, actual[key], value)
+        assert actual[key] == value, "%s: %s is %r, expected %r" % (what, key, actual[key], value)
 
 
 def by_name(resources, key="AutoScalingGroupName"):
@@ -103,8 +105,7 @@ ENDPOINT_PREFIXES = {"monitoring": "cloudwatch"}
 
 @functools.lru_cache(maxsize=None)
 def service_model(service):
-    return botocore.session.get_session().get_service_model(
-        ENDPOINT_PREFIXES.get(service, service))
+    return botocore.session.get_session().get_service_model(ENDPOINT_PREFIXES.get(service, service))
 
 
 def flight_shape_errors(directory):
@@ -132,8 +133,9 @@ def flight_shape_errors(directory):
                 errors.append("%s: unexpected keys beside Error: %s" % (path.name, sorted(data)))
         elif model.output_shape is None:
             if data:
-                errors.append("%s: %s returns nothing, got %s" % (
-                    path.name, model.name, sorted(data)))
+                errors.append(
+                    "%s: %s returns nothing, got %s" % (path.name, model.name, sorted(data))
+                )
         else:
             _check_shape(model.output_shape, data, path.name, errors)
     return errors
@@ -147,14 +149,29 @@ def asg_policy(name, action, filters):
 
 
 def group_tag(group, key, value):
-    return {"Tags": [{"ResourceId": group, "ResourceType": "auto-scaling-group",
-                      "Key": key, "Value": value, "PropagateAtLaunch": False}]}
+    return {
+        "Tags": [
+            {
+                "ResourceId": group,
+                "ResourceType": "auto-scaling-group",
+                "Key": key,
+                "Value": value,
+                "PropagateAtLaunch": False,
+            }
+        ]
+    }
 
 
 def dry_run(template_id, version, **network):
-    return dict({"DryRun": True, "MinCount": 1, "MaxCount": 1,
-                 "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": version}},
-                **network)
+    return dict(
+        {
+            "DryRun": True,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": version},
+        },
+        **network,
+    )
 
 
 def call_order(factory, *operations):
@@ -162,9 +179,12 @@ def call_order(factory, *operations):
     order = []
     for _, name, params in factory.api_calls:
         if name in operations:
-            target = (params.get("AutoScalingGroupName") or params.get("LaunchTemplateId")
-                      or params.get("InstanceId")
-                      or (params.get("Tags") or [{}])[0].get("ResourceId"))
+            target = (
+                params.get("AutoScalingGroupName")
+                or params.get("LaunchTemplateId")
+                or params.get("InstanceId")
+                or (params.get("Tags") or [{}])[0].get("ResourceId")
+            )
             order.append((name, target))
     return order
 
@@ -174,9 +194,12 @@ def changes(tmp_path, policy):
     outcome's envelope: Status, Action and GroupChange, which test_outcomes covers)."""
     document = json.loads((tmp_path / policy / "imds-changes.json").read_text())
     assert document["SchemaVersion"] == 2, document
-    return {c["AutoScalingGroupName"]: {k: v for k, v in c.items()
-                                        if k not in ("Status", "Action", "GroupChange")}
-            for c in entries(document)}
+    return {
+        c["AutoScalingGroupName"]: {
+            k: v for k, v in c.items() if k not in ("Status", "Action", "GroupChange")
+        }
+        for c in entries(document)
+    }
 
 
 def derived_options(description, source_version):
@@ -184,9 +207,12 @@ def derived_options(description, source_version):
     names the source version ("c7n-imds: from version N with {json}")."""
     prefix = "c7n-imds: from version %s with " % source_version
     assert description.startswith(prefix), description
-    return json.loads(description[len(prefix):])
+    return json.loads(description[len(prefix) :])
 
 
 def set_access_policy(**options):
-    return asg_policy("asg-lt-imdsv2", dict({"type": "set-metadata-access"}, **options),
-                      [{"type": "imds", "key": "HttpTokens", "value": "optional"}])
+    return asg_policy(
+        "asg-lt-imdsv2",
+        dict({"type": "set-metadata-access"}, **options),
+        [{"type": "imds", "key": "HttpTokens", "value": "optional"}],
+    )
