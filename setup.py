@@ -39,11 +39,20 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    # Two packages: the plugin (c7n_imds, what a policy run and the Lambda archive carry)
-    # and the org report beside it (c7n_imds_report), which imports the plugin's model
-    # (escaping, outcomes) and is never imported by it.
+    # The plugin (c7n_imds: what a policy run and the Lambda archive carry) and three
+    # packages beside it, each importing the plugin and never imported by it: the org
+    # report (c7n_imds_report; the `report` extra), the moto harness with AWS's
+    # behaviour restored (c7n_imds_testing) and the demo built on it (c7n_imds_demo);
+    # those two need moto, from the `test` or `demo` extra.
     packages=find_packages(
-        include=["c7n_imds", "c7n_imds.*", "c7n_imds_report", "c7n_imds_report.*"]
+        include=[
+            "c7n_imds",
+            "c7n_imds.*",
+            "c7n_imds_report",
+            "c7n_imds_report.*",
+            "c7n_imds_testing",
+            "c7n_imds_demo",
+        ]
     ),
     package_data={"c7n_imds": ["templates/*"], "c7n_imds_report": ["schema.json", "athena/*.sql"]},
     install_requires=[

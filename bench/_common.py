@@ -1,7 +1,7 @@
 """Shared by the benchmarks in bench/ (not a benchmark itself: `make bench` skips files
 that start with an underscore, and running this file without --worker does nothing).
 
-- a moto server on 127.0.0.1 (c7n_imds.testing.moto_server, whose launch template
+- a moto server on 127.0.0.1 (c7n_imds_testing.moto_server, whose launch template
   listings page like AWS's);
 - estates seeded through moto's backend objects in this process (the server shares
   them), because seeding 5000 groups through the API alone takes minutes;
@@ -409,7 +409,7 @@ def paced_seconds():
 def run_worker(endpoint, policy, fault=None, extra_env=None, latency_ms=None):
     """Run a policy in a fresh process against the endpoint; returns its measurements.
     latency_ms: a delay added to every HTTP attempt of that process (see Latency)."""
-    from c7n_imds.testing import aws_env
+    from c7n_imds_testing import aws_env
 
     job = Path(tempfile.mkdtemp(prefix="c7n-imds-bench-job-")) / "job.json"
     job.write_text(json.dumps({"policy": policy, "fault": fault, "latency_ms": latency_ms}))

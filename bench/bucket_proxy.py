@@ -293,7 +293,7 @@ def self_check():
     from botocore.config import Config
     from botocore.exceptions import ClientError
 
-    from c7n_imds.testing import moto_server
+    from c7n_imds_testing import moto_server
 
     tiny = Bucket(1, 0.001)
     with (

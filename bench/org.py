@@ -254,7 +254,7 @@ def policy_file(directory, source, name):
 
 def run_org(endpoint, counter, accounts_file, policy_path, workers, work):
     """Run `c7n-imds org run` once; returns its measurements."""
-    from c7n_imds.testing import aws_env
+    from c7n_imds_testing import aws_env
 
     out = Path(work) / ("out-%s-j%d" % (policy_path.stem, workers))
     home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
@@ -506,7 +506,7 @@ def main(argv=None):
         )
     )
 
-    from c7n_imds.testing import moto_server
+    from c7n_imds_testing import moto_server
 
     counter = ServerCounter(options.latency_ms)
     install(counter)

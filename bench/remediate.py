@@ -204,7 +204,7 @@ def worker(job_path):
 
 
 def run_worker(endpoint, scale, budget):
-    from c7n_imds.testing import aws_env
+    from c7n_imds_testing import aws_env
 
     job = Path(tempfile.mkdtemp(prefix="c7n-imds-bench-job-")) / "job.json"
     job.write_text(json.dumps({"policies": remediation_policies(), "budget": budget}))
@@ -577,7 +577,7 @@ def main(argv=None):
     options = parser.parse_args(argv)
     budgets = [float(b) for b in options.budget.split(",") if b]
     backgrounds = [float(b) for b in options.background.split(",") if b]
-    from c7n_imds.testing import moto_server
+    from c7n_imds_testing import moto_server
 
     results = []
     started = time.perf_counter()

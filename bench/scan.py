@@ -202,7 +202,7 @@ def main(argv=None):
     options = parser.parse_args(argv)
     sizes = [int(s) for s in options.sizes.split(",") if s]
     latency_ms = options.latency_ms
-    from c7n_imds.testing import moto_server
+    from c7n_imds_testing import moto_server
 
     rows, measured = [], {}
     started = time.perf_counter()

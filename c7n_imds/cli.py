@@ -15,6 +15,7 @@ import ``c7n_imds`` first. This command does that, then hands over:
 """
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -87,7 +88,10 @@ def dispatch(argv):
         print(TEMPLATES_DIR)
         return 0
     if command == "demo":
-        from c7n_imds.demo import main as demo_main
+        # the demo is its own package, with moto from the demo extra; never in the plugin
+        if not all(importlib.util.find_spec(m) for m in ("c7n_imds_demo", "moto")):
+            sys.exit("c7n-imds demo: not installed: pip install 'c7n-imds[demo]'")
+        from c7n_imds_demo.demo import main as demo_main
 
         return demo_main(argv[1:])
     if command in ("--version", "version"):
@@ -293,7 +297,7 @@ def unreachable(options):
 
 def stock_moto(configs):
     """One line when the endpoint URL is a moto server without the AWS behaviour
-    c7n-imds relies on (c7n_imds/testing.py restores it, and answers SEMANTICS_PATH) and
+    c7n-imds relies on (c7n_imds_testing restores it, and answers SEMANTICS_PATH) and
     the policies remediate: a stock moto stores launch data AWS would refuse and lacks
     DeleteLaunchTemplateVersions, so every change would fail its read-back and its
     withdrawal would fail too. Real AWS is never asked (no endpoint URL set)."""
@@ -303,7 +307,7 @@ def stock_moto(configs):
     import urllib.error
     import urllib.request
 
-    from c7n_imds.testing import SEMANTICS_PATH
+    from c7n_imds.names import SEMANTICS_PATH
 
     def answers(path):
         try:

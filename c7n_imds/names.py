@@ -77,5 +77,9 @@ VERSION_NOT_FOUND = ("InvalidLaunchTemplateId.VersionNotFound",)
 DRY_RUN_OK = "DryRunOperation"
 REFRESH_IN_PROGRESS = "InstanceRefreshInProgress"
 
+# The path a moto server with AWS's behaviour restored (c7n_imds_testing, the demo)
+# answers; `c7n-imds run` and `plan` refuse to remediate against one that does not.
+SEMANTICS_PATH = "/c7n-imds/aws-semantics"
+
 # The instance tag Auto Scaling puts on the instances of a group.
 GROUP_NAME_TAG = "aws:autoscaling:groupName"

@@ -14,7 +14,7 @@ from c7n.policy import PolicyCollection
 from c7n.utils import reset_session_cache
 
 import c7n_imds  # noqa: F401  (registers filters and actions)
-from c7n_imds.testing import EndpointSession, aws_env, moto_server, run_c7n_imds
+from c7n_imds_testing import EndpointSession, aws_env, moto_server, run_c7n_imds
 
 PLACEBO_DIR = Path(__file__).parent / "data" / "placebo"
 REPO = Path(__file__).resolve().parent.parent

@@ -30,7 +30,7 @@ from c7n_imds.doctor import (
     trusts_lambda,
 )
 from c7n_imds.iam import load_policies, policy_permissions
-from c7n_imds.testing import aws_env, run_c7n_imds
+from c7n_imds_testing import aws_env, run_c7n_imds
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -338,7 +338,7 @@ def test_plain_custodian_does_not_know_our_actions(tmp_path, moto):
     import subprocess
     import sys
 
-    from c7n_imds.testing import aws_env
+    from c7n_imds_testing import aws_env
 
     result = subprocess.run(
         [str(Path(sys.executable).with_name("custodian")), "validate", REMEDIATE],

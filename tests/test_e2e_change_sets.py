@@ -4,7 +4,7 @@ tests/data/cfn/web.yaml (moto provisions its launch configuration and groups); i
 are then tagged as CloudFormation tags stack resources (aws:cloudformation:stack-name,
 logical-id, stack-id - moto does not add these tags). The moto server scopes change sets
 to their stack and answers GetTemplate for a change set as AWS documents
-(c7n_imds/testing_cfn.py, docs/moto-gaps.md); cfn-lint judges the proposed template."""
+(c7n_imds_testing/change_sets.py, docs/moto-gaps.md); cfn-lint judges the proposed template."""
 
 import base64
 import json
@@ -23,7 +23,7 @@ import c7n_imds
 from c7n_imds.model import cfn
 from c7n_imds.model.outcomes import entries
 from c7n_imds.names import CHANGE_SET_PREFIX
-from c7n_imds.testing import aws_env, run_c7n_imds
+from c7n_imds_testing import aws_env, run_c7n_imds
 from tests import faults
 from tests.conftest import REPO
 

@@ -14,7 +14,7 @@ from c7n.config import Config
 from c7n.loader import PolicyLoader
 from c7n.mu import PolicyLambda
 
-from c7n_imds.testing import aws_env
+from c7n_imds_testing import aws_env
 from tests.conftest import REPO
 from tests.support.estates import groups_by_name
 from tests.test_lambda import RUN_HANDLER

@@ -3,7 +3,7 @@ stopped after any of its changes is finished by the next run, and the scheduled
 remediation (policies/remediate.yml) leaves the reverted groups alone; a template
 squatted under a conversion's name is never adopted.
 
-The launcher (c7n_imds/testing.py) answers a template's CreatedBy with its creator as
+The launcher (c7n_imds_testing/__init__.py) answers a template's CreatedBy with its creator as
 GetCallerIdentity names it, as AWS does: what c7n-imds made is its own; the squatter is
 another IAM user.
 """
@@ -13,7 +13,7 @@ import urllib.request
 
 import boto3
 
-from c7n_imds.testing import EndpointSession
+from c7n_imds_testing import EndpointSession
 from tests import faults
 from tests.support.commands import (
     EXEMPT_TAG,

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
-from c7n_imds.testing import aws_env
+from c7n_imds_testing import aws_env
 from tests.conftest import REPO
 
 REMEDIATE = str(REPO / "policies" / "remediate.yml")

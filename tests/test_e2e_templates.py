@@ -1,7 +1,7 @@
 """End to end for launch-template groups: `set-metadata-access` and revert, through the
 real `c7n-imds` command against moto.
 
-The moto server stores versions as AWS does (c7n_imds.testing restores SourceVersion
+The moto server stores versions as AWS does (c7n_imds_testing restores SourceVersion
 inheritance, docs/moto-gaps.md); that every other setting survives is checked in
 test_e2e_verified.py, the version pointers and defaults here.
 """

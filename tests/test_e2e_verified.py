@@ -1,6 +1,6 @@
 """End to end: the pack remediates an estate someone else built, and every group then
 launches exactly what it launched before, plus IMDSv2 - snapshots included - judged on
-a moto server that stores template versions as AWS does (c7n_imds.testing restores
+a moto server that stores template versions as AWS does (c7n_imds_testing restores
 SourceVersion inheritance and its snapshot rule, version deletion, paging and
 attribute-based instance types). Then: every kill point between two changes converges
 on the next run.
@@ -11,7 +11,7 @@ import json
 import urllib.request
 
 from c7n_imds.model.outcomes import entries
-from c7n_imds.testing import aws_env, run_c7n_imds
+from c7n_imds_testing import aws_env, run_c7n_imds
 from tests import faults
 from tests.conftest import REPO
 

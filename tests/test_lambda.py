@@ -13,7 +13,7 @@ from c7n.loader import PolicyLoader
 from c7n.mu import PolicyLambda
 
 from c7n_imds.iam import deploy_permissions, load_policies
-from c7n_imds.testing import aws_env
+from c7n_imds_testing import aws_env
 from tests import faults
 from tests.conftest import REPO
 from tests.support.commands import c7n

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from c7n.resources import load_resources
 
-from c7n_imds.testing import aws_env
+from c7n_imds_testing import aws_env
 from tests.conftest import REPO
 
 E2E = True

@@ -73,8 +73,8 @@ def test_a_run_keeps_its_cache_private_and_its_log_unforged(moto, tmp_path):
     import os
     import stat
 
-    from c7n_imds.testing import aws_env, run_c7n_imds
     from c7n_imds_report.load import load_folder, run_log_errors
+    from c7n_imds_testing import aws_env, run_c7n_imds
     from tests.conftest import REPO
 
     endpoint, session = moto

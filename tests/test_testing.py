@@ -1,4 +1,4 @@
-"""c7n_imds.testing: the moto launcher behaves as AWS documents where the product
+"""c7n_imds_testing: the moto launcher behaves as AWS documents where the product
 depends on it (docs/moto-gaps.md). If a moto upgrade implements one of these itself,
 the matching test still holds; if the launcher broke, end-to-end tests would judge
 moto's semantics again - these fail first."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from c7n_imds.testing import aws_env
+from c7n_imds_testing import aws_env
 from tests.conftest import REPO
 
 E2E = True
@@ -31,6 +31,9 @@ SOURCES = (
     "CHANGELOG.md",
     "constraints.txt",
     "c7n_imds",
+    "c7n_imds_report",
+    "c7n_imds_testing",
+    "c7n_imds_demo",
     "policies",
 )
 PACK_FILES = sorted(
@@ -72,7 +75,7 @@ def test_bare_wheel_proposes_a_change_set_for_a_stack_owned_group(bare, moto, tm
     """The wheel alone (no moto, so no cfn-lint brought by it) runs
     policies/remediate-owners.yml from its installed pack: the CloudFormation-owned
     group's stack gets a change set."""
-    from c7n_imds.demo import STACK, seed_stack
+    from c7n_imds_demo.demo import STACK, seed_stack
 
     _, bin_dir, _ = bare
     python = str(bin_dir / "python")
@@ -111,6 +114,13 @@ def test_bare_wheel_proposes_a_change_set_for_a_stack_owned_group(bare, moto, tm
     assert [
         s["ChangeSetName"] for s in summaries if s["ChangeSetName"].startswith("c7n-imds-imdsv2-")
     ], (summaries, result.stderr)
+
+
+def test_bare_wheel_names_the_extra_the_demo_needs(bare, tmp_path):
+    """Without the demo extra (moto), `c7n-imds demo` says what to install, in one line."""
+    result = command(bare, ["demo"], tmp_path)
+    assert result.returncode == 1 and result.stdout == "", result
+    assert result.stderr == "c7n-imds demo: not installed: pip install 'c7n-imds[demo]'\n"
 
 
 def pip(python, *args):

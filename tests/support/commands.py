@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from c7n_imds.testing import aws_env, run_c7n_imds
+from c7n_imds_testing import aws_env, run_c7n_imds
 from tests import faults
 from tests.conftest import REPO
 from tests.support.estates import groups_by_name

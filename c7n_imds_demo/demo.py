@@ -24,7 +24,7 @@ import boto3
 
 from c7n_imds.model.outcomes import entries
 from c7n_imds.pack import PackMissing, pack_dir
-from c7n_imds.testing import EndpointSession, aws_env, moto_server, run_c7n_imds
+from c7n_imds_testing import EndpointSession, aws_env, moto_server, run_c7n_imds
 
 REGION = "us-east-1"
 
