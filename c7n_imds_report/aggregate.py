@@ -47,6 +47,8 @@ import datetime
 from collections import defaultdict
 
 from c7n_imds.names import LAUNCH_CONFIGURATION as LC
+from c7n_imds.names import LAUNCH_TEMPLATE as LT
+from c7n_imds.names import MIXED_INSTANCES_POLICY as MIXED
 from c7n_imds_report.controls import control_for, control_shares, control_sort_key
 from c7n_imds_report.owners import (
     OWNER_ACTION,
@@ -57,9 +59,13 @@ from c7n_imds_report.owners import (
     owner_fixes,
     owner_kind,
 )
-from c7n_imds_report.runs import resolve_accounts, scan_states, split_runs, worst
+from c7n_imds_report.runs import split_runs  # noqa: F401  (the runs of a tree)
+from c7n_imds_report.runs import scan_states, worst
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# The resource each control's AWS Config rule evaluates (Security Hub's view).
+RESOURCE_TYPES = {"AutoScaling.3": "launch-configuration", "AutoScaling.9": "auto-scaling-group",
+                  "EC2.170": "launch-template", "EC2.8": "instance"}
 COUNTED_RESOURCES = ("asg", "launch-config", "ec2")
 SETS = ("NonCompliant", "LaunchConfigurations", "Remediated", "HeldBack", "Exempt",
         "LeftToStack", "Failed", "StackOwned", "FixProposed", "FixedAtOwner")
@@ -73,53 +79,116 @@ NOT_MEASURED = dict({figure: None for figure in SETS}, NonCompliantByLaunchType=
 
 # ---- pure aggregation ------------------------------------------------------------
 
+def primary_control(controls, launch_type):
+    """The control a group's other figures (exempt, held back, stack-owned, outcomes) are
+    listed under: AutoScaling.3 for a launch configuration, EC2.170 for a template, as
+    Security Hub judges them, when the run measured it; else ``control_for``'s."""
+    if launch_type == LC and "AutoScaling.3" in controls:
+        return "AutoScaling.3"
+    if launch_type in (LT, MIXED) and "EC2.170" in controls:
+        return "EC2.170"
+    return control_for([c for c in controls if c not in ("AutoScaling.9", "EC2.8")] or
+                       controls, launch_type)
+
+
+def judged(control, controls, launch_type):
+    """Whether ``control`` judges a group of ``launch_type`` on the group view, and by
+    what: "launch" (fails when its launch allows IMDSv1) or "type" (AutoScaling.9: fails
+    when it launches from a launch configuration). EC2.8 judges instances (not here)."""
+    if control == "AutoScaling.9":
+        return "type"
+    if control == "AutoScaling.3":
+        return "launch" if launch_type == LC else None
+    if control == "EC2.170":
+        return "launch" if launch_type in (LT, MIXED) else None
+    if control == "EC2.8":
+        return None
+    return "launch" if primary_control(controls, launch_type) == control else None
+
+
 def run_cells(outputs):
-    """{(account, region, control): {figure: {group: launch type}}}, the scans, and
-    what each account and region measured at all."""
+    """{(account, region, control): {figure: {group: launch type}}}, the scans, what each
+    account and region measured at all, owners, and Security Hub's resource view.
+
+    State after the run: a group's launch (its type and HttpTokens) is the last one seen
+    - a record of a later policy, or the launch source an action's read-back proved
+    (a ``changed`` outcome) - so a group remediated in the run counts compliant, and a
+    group matched by several policies counts once per control."""
     launch_of, scans, measured = {}, {}, defaultdict(set)
     owner_of, optional = {}, set()  # {(account, region, group): owner kind or None}
-    for o in outputs:
+    final, controls_at = {}, defaultdict(set)
+    lcs, instances, inventory = {}, {}, defaultdict(set)
+    ordered = sorted(outputs, key=lambda o: o["Start"])
+    for o in ordered:
+        where = (o["Account"], o["Region"])
         for r in o["Records"]:
-            key = (o["Account"], o["Region"], r["Name"])
+            key = where + (r["Name"],)
             if r["Kind"] == "group" and r["LaunchType"]:
                 launch_of.setdefault(key, r["LaunchType"])
             if r["Kind"] == "group":
                 owner_of[key] = owner_of.get(key) or owner_kind(r.get("Stack"))
-                if r["HttpTokens"] == "optional":
-                    optional.add(key)
         for change in o["Changes"]:
-            key = (o["Account"], o["Region"], change["Group"])
+            key = where + (change["Group"],)
             if not owner_of.get(key) and owner_kind(change.get("Owner")):
                 owner_of[key] = owner_kind(change["Owner"])
+        if o["State"] != "scanned" or o["Resource"] not in COUNTED_RESOURCES:
+            continue
+        controls_at[where].update(o["Controls"])
+        if o.get("Inventory"):
+            inventory[where].add(o["Resource"])
+        for r in o["Records"]:
+            key = where + (r["Name"],)
+            if r["Kind"] == "group":
+                seen = final.setdefault(key, [None, None])
+                seen[0] = r["HttpTokens"] or seen[0]
+                seen[1] = r["LaunchType"] or seen[1]
+            elif r["Kind"] == "launch-config":
+                lcs[key] = r
+            elif r["Kind"] == "instance" and r.get("InstanceId"):
+                instances[where + (r["InstanceId"],)] = r
+        scan = o["Scan"]
+        if scan and isinstance(scan.get("Scanned"), int):
+            # the latest scan: it saw the changes of every policy before it
+            scans[where] = dict(scan, ByLaunchType={
+                t: dict(v) for t, v in (scan.get("ByLaunchType") or {}).items()
+                if isinstance(v, dict)})
+        for change in o["Changes"]:
+            if change["Outcome"] != "Remediated":
+                continue
+            key = where + (change["Group"],)
+            seen = final.setdefault(key, [None, launch_of.get(key)])
+            before, after = seen[1], change.get("LaunchTypeAfter") or seen[1]
+            seen[0], seen[1] = "required", after
+            if where in scans and before and after != before:
+                by_type = scans[where]["ByLaunchType"]  # the scan came before this change
+                for t, step in ((before, -1), (after, 1)):
+                    entry = by_type.setdefault(t, {"Groups": 0})
+                    entry["Groups"] = max(0, (entry.get("Groups") or 0) + step)
+    for key, (tokens, _) in final.items():
+        if tokens == "optional":
+            optional.add(key)
     cells = defaultdict(lambda: {figure: {} for figure in SETS})
-    # Earliest policy first: of equally large scans, the one made before any change
-    # says how the estate stood (launch types move as groups are converted).
-    for o in sorted(outputs, key=lambda o: o["Start"]):
+    for where, controls in controls_at.items():
+        for control in controls:
+            cells[where + (control,)]  # a row even when empty
+    for o in ordered:
         if o["Resource"] not in COUNTED_RESOURCES or o["State"] != "scanned":
             continue
         where = (o["Account"], o["Region"])
+        controls = sorted(controls_at[where], key=control_sort_key)
         if o["Resource"] == "launch-config":
             measured[where].add("LaunchConfigurations")
         if o.get("MeasuresUsage"):
             measured[where].add("HeldBack")
-        scan = o["Scan"]
-        if scan and isinstance(scan.get("Scanned"), int) and (
-                where not in scans or scan["Scanned"] > scans[where]["Scanned"]):
-            scans[where] = scan
-        cells[where + (control_for(o["Controls"], None),)]  # a row even when empty
         for r in o["Records"]:
-            launch_type = r["LaunchType"] or launch_of.get(where + (r["Name"],))
-            figures = cells[where + (control_for(o["Controls"], launch_type),)]
-            if r["Kind"] == "launch-config":
-                if r["HttpTokens"] == "optional":
-                    figures["LaunchConfigurations"].setdefault(r["Name"], LC)
+            if r["Kind"] != "group":
                 continue
-            if (launch_type == LC if control_for(o["Controls"], launch_type) ==
-                    "AutoScaling.9" else r["HttpTokens"] == "optional"):
-                figures["NonCompliant"].setdefault(r["Name"], launch_type)
+            key = where + (r["Name"],)
+            launch_type = final.get(key, [None, None])[1] or launch_of.get(key)
+            figures = cells[where + (primary_control(controls, launch_type),)]
             if r.get("Exempt"):
                 figures["Exempt"].setdefault(r["Name"], launch_type)
-            if r.get("Stack") and r["HttpTokens"] == "optional":
+            if r.get("Stack") and key in optional:
                 figures["StackOwned"].setdefault(r["Name"], launch_type)
             if r.get("Calls", 0) > 0:
                 figures["HeldBack"].setdefault(r["Name"], launch_type)
@@ -127,12 +196,31 @@ def run_cells(outputs):
             key = where + (change["Group"],)
             if not counted_outcome(change, key, owner_of, optional):
                 continue
-            launch_type = launch_of.get(key)
-            figures = cells[where + (control_for(o["Controls"], launch_type),)]
+            launch_type = launch_of.get(key)  # the launch the action found
+            figures = cells[where + (primary_control(controls, launch_type),)]
             figures[change["Outcome"]].setdefault(change["Group"], launch_type)
             if change["Outcome"] in ("LeftToStack", "FixProposed", "FixedAtOwner") or (
                     change["Outcome"] == "Failed" and owner_of.get(key)):
                 figures["StackOwned"].setdefault(change["Group"], launch_type)
+    for key, (tokens, launch_type) in final.items():
+        where = key[:2]
+        controls = sorted(controls_at[where], key=control_sort_key)
+        for control in controls:
+            how = judged(control, controls, launch_type)
+            if how == "type" and launch_type == LC or how == "launch" and \
+                    tokens == "optional":
+                cells[where + (control,)]["NonCompliant"].setdefault(key[2], launch_type)
+    for key, record in instances.items():  # EC2.8 on groups: one with an IMDSv1 instance
+        if record["HttpTokens"] == "optional" and record["Name"] and \
+                "EC2.8" in controls_at[key[:2]]:
+            cells[key[:2] + ("EC2.8",)]["NonCompliant"].setdefault(
+                record["Name"], launch_of.get(key[:2] + (record["Name"],)))
+    for key, record in lcs.items():
+        if record["HttpTokens"] == "optional":
+            where = key[:2]
+            control = "AutoScaling.3" if "AutoScaling.3" in controls_at[where] else \
+                primary_control(sorted(controls_at[where], key=control_sort_key), LC)
+            cells[where + (control,)]["LaunchConfigurations"].setdefault(key[2], LC)
     by_place = defaultdict(list)
     for key, figures in cells.items():
         by_place[key[:2]].append(figures)
@@ -150,7 +238,41 @@ def run_cells(outputs):
             keep(figures, "FixedAtOwner", failed)
             keep(figures, "FixProposed", failed | fixed)
             keep(figures, "LeftToStack", fixed | proposed)  # its owner acted
-    return cells, scans, measured, owner_of
+    read = defaultdict(set)
+    for o in ordered:
+        if o["State"] == "scanned":
+            read[(o["Account"], o["Region"])].add(o["Resource"])
+    return cells, scans, measured, owner_of, resource_view(
+        lcs, instances, inventory, read, controls_at)
+
+
+def resource_view(lcs, instances, inventory, read, controls_at):
+    """{(account, region, control): figures on the resource Security Hub's AWS Config
+    rule evaluates}: every launch configuration for AutoScaling.3
+    (autoscaling-launchconfig-requires-imdsv2), every instance for EC2.8
+    (ec2-imdsv2-check). In scope is known only from a policy that records every one
+    (``metadata: {inventory: true}``, policies/detect.yml); non-compliant from any policy
+    of that resource; kept launch configurations awaiting cleanup from imds-converted."""
+    found = {}
+    for control, resource, records in (("AutoScaling.3", "launch-config", lcs),
+                                       ("EC2.8", "ec2", instances)):
+        per_place = defaultdict(lambda: [0, 0, 0])
+        for key, record in records.items():
+            counts = per_place[key[:2]]
+            counts[0] += 1
+            counts[1] += record["HttpTokens"] == "optional"
+            counts[2] += bool(record.get("DeleteAfter")) and record["HttpTokens"] == "optional"
+        for where, controls in controls_at.items():
+            if control not in controls:
+                continue
+            counts = per_place.get(where, [0, 0, 0])
+            found[where + (control,)] = dict(
+                ResourceType=RESOURCE_TYPES[control],
+                Resources=counts[0] if resource in inventory[where] else None,
+                ResourcesNonCompliant=counts[1] if resource in read[where] else None,
+                AwaitingCleanup=counts[2] if resource in inventory[where] and
+                control == "AutoScaling.3" else None)
+    return found
 
 
 def counted_outcome(change, key, owner_of, optional):
@@ -204,8 +326,24 @@ def scanned(scans, where_filter):
     return sum(known) if known else None
 
 
+def in_scope(control, scan):
+    """Groups the control judges, from the latest scan (conversions after it applied):
+    AutoScaling.3 those launching from a launch configuration, EC2.170 from templates,
+    the others every group."""
+    by_type = {t: (v.get("Groups") or 0) for t, v in (scan.get("ByLaunchType") or {}).items()}
+    if not scan:
+        return None
+    if control == "AutoScaling.3":
+        return by_type.get(LC, 0)
+    if control == "EC2.170":
+        return by_type.get(LT, 0) + by_type.get(MIXED, 0)
+    return scan.get("Scanned")
+
+
 def summarize_run(outputs, expected=None):
-    cells, scans, measured, owner_of = run_cells(outputs)
+    """Rows, accounts, totals and scan states of a run's outputs (the streaming summary
+    gives it one account-region at a time)."""
+    cells, scans, measured, owner_of, resources = run_cells(outputs)
     states = scan_states(outputs, expected)
     state_of = defaultdict(list)
     for s in states:
@@ -222,11 +360,17 @@ def summarize_run(outputs, expected=None):
         scan, state = scans.get(key[:2]) or {}, worst(state_of[key[:2]])
         if state != "scanned" and not scan:
             counts = dict(counts, **NOT_MEASURED)
+        resource = resources.get(key) or dict(
+            ResourceType=RESOURCE_TYPES.get(key[2], "auto-scaling-group"), Resources=None,
+            ResourcesNonCompliant=None, AwaitingCleanup=None)
+        if resource["ResourceType"] == "auto-scaling-group" and scan:
+            resource = dict(resource, Resources=in_scope(key[2], scan),
+                            ResourcesNonCompliant=counts["NonCompliant"])
         rows.append(dict(
             Account=key[0], AccountName=names.get(key[0]), Region=key[1], Control=key[2],
-            State=state, Scanned=scan.get("Scanned"), ScannedByLaunchType={
+            State=state, Scanned=in_scope(key[2], scan), ScannedByLaunchType={
                 t: v.get("Groups") for t, v in sorted((scan.get("ByLaunchType") or {}).items())
-                if isinstance(v, dict)}, **counts))
+                if isinstance(v, dict)}, **counts, **resource))
     accounts = [dict(Account=a, AccountName=names.get(a),
                      Scanned=scanned(scans, lambda w, a=a: w[0] == a), **counts)
                 for (a,), counts in sorted(tally(cells, lambda k: k[:1], measured,
@@ -318,18 +462,18 @@ def drill_down(outputs, states):
 
 def summarize(outputs_per_folder, expected=None):
     """The summary (schema.json) from ``load_folder`` results, one list per folder;
-    ``expected``: {(account id, region): account name} from an accounts file."""
-    runs = [run for outputs in outputs_per_folder
-            for run in split_runs(resolve_accounts(outputs, expected))]
-    summaries = sorted((summarize_run(r, expected) for r in runs), key=lambda r: r["Start"])
-    latest = summaries[-1] if summaries else {"_outputs": [], "_states": scan_states(
-        [], expected)}
-    states = latest["_states"]
-    groups = drill_down(latest["_outputs"], states)
-    for run in summaries:
-        del run["_outputs"], run["_states"]
-    return {"SchemaVersion": SCHEMA_VERSION, "Runs": summaries, "Scans": states,
-            "Groups": groups, "Problems": [s for s in states if s["State"] != "scanned"]}
+    ``expected``: {(account id, region): account name} from an accounts file. Counted
+    one account-region at a time (``c7n_imds_report.stream``), as the command does."""
+    from c7n_imds_report.stream import summarize_units, unit_of
+
+    def units():
+        for tree, outputs in enumerate(outputs_per_folder):
+            by_unit = defaultdict(list)
+            for o in outputs:
+                by_unit[unit_of(o["Parts"])].append(o)
+            for unit in sorted(by_unit):
+                yield tree, by_unit[unit][0]["Folder"], by_unit[unit]
+    return summarize_units(units(), expected)
 
 
 def iso(epoch):

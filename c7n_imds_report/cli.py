@@ -5,6 +5,7 @@ could not be read, or - with an accounts file - did not happen (each is named on
 standard error and in the output); 2 for bad input.
 """
 import argparse
+import itertools
 import os
 import shutil
 import sys
@@ -12,8 +13,8 @@ import sys
 import yaml
 
 from c7n_imds.model import escape
-from c7n_imds_report.aggregate import summarize
-from c7n_imds_report.load import fetch_s3, load_folder
+from c7n_imds_report.load import fetch_s3
+from c7n_imds_report.stream import load_unit, summarize_units, walk
 
 SCAN_PROBLEMS = 3
 FORMAT_ALIASES = {"md": "markdown"}  # what people type for Markdown
@@ -47,21 +48,33 @@ def expected_places(path, regions):
     return places
 
 
-def load_tree(location, scratch):
+def tree_units(index, location, scratch):
+    """The units (one account-region's outputs each, c7n_imds_report.stream) of a tree,
+    read as the summary goes; InputError at once when the tree holds no output."""
+    root = location
     if location.startswith("s3://"):
         try:
-            folder = fetch_s3(location)
+            root = str(fetch_s3(location))
         except Exception as e:  # botocore's errors: the bucket, the credentials
             raise InputError("%s: cannot read (%s)" % (location, e)) from None
-        scratch.append(folder)
-        # the tree is named as the user named it, not by its temporary copy
-        return [dict(o, Folder=o["Folder"].replace(str(folder), location.split("?")[0], 1))
-                for o in load_folder(folder)]
-    return load_folder(location) if os.path.isdir(location) else []
+        scratch.append(root)
+    elif not os.path.isdir(location):
+        raise InputError("no custodian output (metadata.json) under %s" % location)
+    units = walk(root)
+    first = next(units, None)
+    if first is None:
+        raise InputError("no custodian output (metadata.json) under %s" % location)
+    # the tree is named as the user named it, not by a temporary copy
+    name = location.split("?")[0] if location.startswith("s3://") else location
+
+    def read():
+        for _, folders in itertools.chain([first], units):
+            yield index, name, load_unit(root, folders)
+    return read()
 
 
 def main(argv=None):
-    from c7n_imds_report.render import RENDERERS
+    from c7n_imds_report.render import RENDERERS, write
 
     parser = argparse.ArgumentParser(
         prog="c7n-imds summary", description="IMDSv2 compliance per account, region and "
@@ -87,31 +100,27 @@ def main(argv=None):
                 options.output, folder_of_output))
         expected = expected_places(options.config, options.region) if options.config \
             else None
-        outputs = []
-        for folder in options.folders:
-            loaded = load_tree(folder, scratch)
-            if not loaded:
-                raise InputError("no custodian output (metadata.json) under %s" % folder)
-            outputs.append(loaded)
+        trees = [tree_units(i, folder, scratch) for i, folder in enumerate(options.folders)]
+        if options.output:
+            try:
+                stream = open(options.output, "w", encoding="utf-8", newline="")
+            except OSError as e:
+                raise InputError("-o %s: cannot write (%s); choose a file you can write" % (
+                    options.output, e.strerror or e)) from None
+        else:
+            stream = sys.stdout
+        try:
+            summary = summarize_units(itertools.chain(*trees), expected)
+            write(summary, options.format, stream)
+        finally:
+            if stream is not sys.stdout:
+                stream.close()
     except InputError as e:
         print("c7n-imds summary: %s" % escape.controls(e), file=sys.stderr)
         return 2
     finally:
         for folder in scratch:
             shutil.rmtree(folder, ignore_errors=True)
-    summary = summarize(outputs, expected)
-    text = RENDERERS[options.format](summary)
-    if options.output:
-        try:
-            with open(options.output, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
-        except OSError as e:
-            print("c7n-imds summary: -o %s: cannot write (%s); choose a file you can "
-                  "write" % (escape.controls(options.output), e.strerror or e),
-                  file=sys.stderr)
-            return 2
-    else:
-        sys.stdout.write(text)
     for problem in summary["Problems"]:
         # one line per problem: names, folder names and reasons came from the accounts
         print("c7n-imds summary: %s" % escape.controls("%s %s%s %s%s" % (

@@ -119,6 +119,8 @@ def fix_done(group):
     fix = group.get("Fix") or {}
     return text("%s (%s)" % (fix.get("Action") or display.DASH, "applied" if fix.get(
         "Status") == "applied" else "already in place"))
+
+
 DRILL_DOWN = [
     ("non-compliant", "Non-compliant", "Their launch allows IMDSv1.", [LAUNCH, OWNER]),
     ("held-back", "Held back: instances still call IMDSv1", "Left alone until the calls "

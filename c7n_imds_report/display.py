@@ -144,6 +144,8 @@ def account_cells(run):
     regions, the state (compliant, non-compliant, or the worst of the regions not
     scanned), the non-compliant groups where scanned, and the regions not scanned;
     None where no policy judged the control in that account."""
+    if "_matrix" in run:
+        return matrix_cells(run)
     seen = [r["Control"] for r in run["Rows"]] + [c["Control"] for c in run["Controls"]]
     controls = list(CONTROLS) + sorted({c for c in seen if c not in CONTROLS})
     rows, accounts = {}, {}
@@ -165,6 +167,30 @@ def account_cells(run):
                 "compliant" if counts else None
             cells.append(dict(State=state, NonCompliant=sum(counts) if counts else None,
                               Missing=missing) if these and state else None)
+        table.append((record, cells))
+    return controls, table
+
+
+def matrix_cells(run):
+    """account_cells from the cells the summary counted as it read (stream.Run.finish):
+    the rows of an organisation are not read again."""
+    matrix = run["_matrix"]
+    seen = {c for _, c in matrix} | {c["Control"] for c in run["Controls"]}
+    controls = list(CONTROLS) + sorted(c for c in seen if c not in CONTROLS)
+    table = []
+    for record in run["Accounts"]:
+        cells = []
+        for control in controls:
+            found = matrix.get((record["Account"], control))
+            if not found:
+                cells.append(None)
+                continue
+            count, missing = found[0], sorted(found[1], key=lambda m: (
+                MISSING_ORDER.index(m[1]) if m[1] in MISSING_ORDER else 0, m[0]))
+            state = "non-compliant" if count else missing[0][1] if missing else \
+                "compliant" if count is not None else None
+            cells.append(dict(State=state, NonCompliant=count, Missing=missing)
+                         if state else None)
         table.append((record, cells))
     return controls, table
 

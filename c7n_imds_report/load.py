@@ -60,6 +60,12 @@ IN_PLACE_ACTIONS = (CONVERT_ACTION, SET_ACCESS_ACTION, COPY_ACTION)
 # with the owner's own update.
 FIX_OUTCOMES = {"proposed": "FixProposed", "applied": "FixedAtOwner",
                 "already-applied": "FixedAtOwner"}
+# A proven change's action -> the launch type it leaves the group with (others keep it).
+LAUNCH_AFTER = {CONVERT_ACTION: "launch-template", COPY_ACTION: LAUNCH_CONFIGURATION}
+# imds-converted's annotation on a kept launch configuration, and policies/cleanup.yml's
+# soak: it is deleted that many days after its replacement was created.
+REPLACED_ANNOTATION = "c7n-imds:replaced-by"
+CLEANUP_SOAK_DAYS = 14
 # imds-changes.json schema 2: an outcome's Status -> the outcome counted. Held back and
 # reverted groups are not remediated; revert is not a fix.
 STATUS_OUTCOMES = {CHANGED: "Remediated", FAILED: "Failed", SKIPPED: "Skipped",
@@ -234,6 +240,9 @@ def policy_output(meta, resources, scan, changes, parts, folder):
         "Records": [r for r in records if r["Name"]],
         "Scan": scan if isinstance(scan, dict) else None,
         # which figures this policy could know at all (else they are "not measured")
+        # a policy that records every resource of its kind (Security Hub's in scope)
+        "Inventory": (policy.get("metadata") or {}).get("inventory") is True
+        if isinstance(policy.get("metadata"), dict) else False,
         "MeasuresUsage": '"imdsv1-usage"' in filters or any(
             r.get("UsageMeasured") for r in records),
         "Changes": [] if REVERT_ACTION in actions else change_outcomes(changes, actions),
@@ -247,10 +256,14 @@ def resource_facts(resource, record):
     tags = {t.get("Key"): t.get("Value") for t in record.get("Tags") or ()
             if isinstance(t, dict)}
     if resource == "launch-config":
+        replaced = record.get(REPLACED_ANNOTATION)
+        replaced = replaced if isinstance(replaced, dict) else {}
         return {"Kind": "launch-config", "Name": record.get("LaunchConfigurationName"),
-                "LaunchType": LAUNCH_CONFIGURATION, "HttpTokens": launch.get("HttpTokens")}
+                "LaunchType": LAUNCH_CONFIGURATION, "HttpTokens": launch.get("HttpTokens"),
+                "DeleteAfter": delete_after(replaced.get("Created"))}
     if resource == "ec2":
         return {"Kind": "instance", "Name": tags.get(GROUP_NAME_TAG), "LaunchType": None,
+                "InstanceId": record.get("InstanceId"),
                 "HttpTokens": (record.get("MetadataOptions") or {}).get("HttpTokens")}
     usage, exemption = (record.get(key) if isinstance(record.get(key), dict) else {}
                         for key in (USAGE_ANNOTATION, EXEMPTION_ANNOTATION))
@@ -277,6 +290,16 @@ def resource_facts(resource, record):
             "Stack": "%s:%s" % (STACK_KINDS[stack[0]], owner) if stack else None,
             "StackGuidance": iac_guidance({"Tags": [{"Key": stack[0], "Value": stack[1]}]})
             if stack else None}
+
+
+def delete_after(created):
+    """The day policies/cleanup.yml deletes a kept launch configuration that c7n-imds
+    replaced at ``created`` (ISO 8601): its imds-converted soak, CLEANUP_SOAK_DAYS."""
+    try:
+        day = datetime.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (day + datetime.timedelta(days=CLEANUP_SOAK_DAYS)).date().isoformat()
 
 
 def change_outcomes(changes, actions=()):
@@ -311,6 +334,9 @@ def change_outcomes(changes, actions=()):
             outcome = "Remediated"
         owner = entry.get("Owner")
         outcomes.append({"Group": str(entry["AutoScalingGroupName"]), "Outcome": outcome,
+                         # the launch type the proven change left the group with
+                         "LaunchTypeAfter": LAUNCH_AFTER.get(entry.get("Action") or (
+                             actions[0] if actions else None)),
                          "Reason": text_of(reason),
                          "Action": text_of((fix or {}).get("Action")) or action or (
                              actions[0] if actions else None),

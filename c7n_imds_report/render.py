@@ -14,6 +14,7 @@ Markdown; no formula in a spreadsheet.
 """
 import csv
 import io
+import itertools
 import json
 
 from c7n_imds.model import escape
@@ -38,6 +39,7 @@ from c7n_imds_report.display import (
 )
 from c7n_imds_report.owners import OWNER_KINDS
 from c7n_imds_report.stack_owned import fix_text, owner_figure, owners_table
+from c7n_imds_report.stream import Spool
 
 GROUP_STATE_LABELS = {"non-compliant": "non-compliant", "held-back": "held back",
                       "exempt": "exempt", "stack-owned": "stack-owned",
@@ -158,12 +160,54 @@ def render_markdown(summary):
     return render_text(summary, "pipe", markdown)
 
 
+def public(value):
+    """A summary's value without the keys it keeps for the renderers (``_matrix``)."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if not k.startswith("_")}
+    return value
+
+
+def write_json(summary, out):
+    """The summary as it is (schema.json), for other tools: written as it is read, list
+    by list, so that the full lists of an organisation's summary never sit in memory
+    (their items one per line)."""
+    def value(v, indent):
+        pad = " " * indent
+        if isinstance(v, dict):
+            out.write("{")
+            for n, key in enumerate(sorted(k for k in v if not k.startswith("_"))):
+                out.write("%s\n%s  %s: " % ("," if n else "", pad, json.dumps(key)))
+                value(v[key], indent + 2)
+            out.write("\n%s}" % pad if any(not k.startswith("_") for k in v) else "}")
+        elif isinstance(v, (list, tuple, Spool)):
+            out.write("[")
+            n = -1
+            for n, item in enumerate(v):
+                out.write("%s\n%s  " % ("," if n else "", pad))
+                if isinstance(item, dict) and any(isinstance(x, Spool) for x in item.values()):
+                    value(item, indent + 2)  # a run: its rows are a spool
+                else:
+                    out.write(json.dumps(public(item), sort_keys=True))
+            out.write("\n%s]" % pad if n >= 0 else "]")
+        else:
+            out.write(json.dumps(v))
+    value(summary, 0)
+    out.write("\n")
+
+
 def render_json(summary):
-    """The summary as it is (schema.json), for other tools."""
-    return json.dumps(summary, indent=2, sort_keys=True) + "\n"
+    buffer = io.StringIO()
+    write_json(summary, buffer)
+    return buffer.getvalue()
 
 
 def render_csv(summary):
+    buffer = io.StringIO()
+    write_csv(summary, buffer)
+    return buffer.getvalue()
+
+
+def write_csv(summary, buffer):
     """The latest run's rows (and its totals as the last line, account ``(all)``), one
     column per figure; an empty cell was not measured."""
     run = summary["Runs"][-1]
@@ -173,17 +217,16 @@ def render_csv(summary):
                          "LeftToStack", "Failed", "StackOwned")] + [
         ("StackOwned:" + kind, "StackOwned:" + kind) for kind in OWNER_KINDS] + [
         (k, k) for k in ("FixProposed", "FixedAtOwner")]
-    buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["Run", "Account", "AccountName", "Region", "Control", "State",
                      "Scanned"] + [name for _, name in columns])
-    for r in run["Rows"] + [dict(run["Totals"], Account="(all)", AccountName=None,
-                                 Region="(all)", Control="(all)", State=None)]:
+    for r in itertools.chain(run["Rows"], [dict(
+            run["Totals"], Account="(all)", AccountName=None, Region="(all)",
+            Control="(all)", State=None)]):
         writer.writerow([csv_cell(v) for v in [
             run["Run"], r["Account"], r["AccountName"], r["Region"], r["Control"], r["State"],
             r.get("Scanned")] + [owner_figure(r, k.partition(":")[2]) if k.startswith(
                 "StackOwned:") else figure(r, k) for k, _ in columns]])
-    return buffer.getvalue()
 
 
 def render_html(summary):
@@ -191,6 +234,17 @@ def render_html(summary):
     so is imported only when asked for)."""
     from c7n_imds_report.dashboard import render_html as page
     return page(summary)
+
+
+def write(summary, fmt, out):
+    """The summary in ``fmt`` onto ``out``; JSON and CSV as they are read (an
+    organisation's full lists), the others as one text."""
+    if fmt == "json":
+        write_json(summary, out)
+    elif fmt == "csv":
+        write_csv(summary, out)
+    else:
+        out.write(RENDERERS[fmt](summary))
 
 
 RENDERERS = {"table": render_table, "csv": render_csv, "json": render_json,

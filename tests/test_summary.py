@@ -123,21 +123,28 @@ def row(non_compliant, by_type, configs=0, remediated=0, held=0, exempt=0, stack
                               exempt, stack, failed)))
 
 
+# State after the run: the groups remediated in run 1 (web-1, web-2, batch converted;
+# lt-group's template) count compliant, their action's read-back having proved it; the
+# converted groups launch from templates now (EC2.170's scope). Remediated, failed, held
+# back are what the run did, under the control of the launch the action found.
 EXPECTED_RUN_1 = {
-    # 7 LC groups allow IMDSv1; 6 LCs allow IMDSv1 (web-lc is shared)
-    "AutoScaling.3": row(7, {LC: 7}, configs=6, remediated=3, held=1, exempt=1, stack=1,
-                         failed=1),
-    "AutoScaling.9": row(8, {LC: 8}),  # every LC group, the compliant one too
+    # 4 LC groups still allow IMDSv1 (legacy, stacked, busy, broken) of the 5 left on
+    # LCs; 6 LCs allow IMDSv1 (web-lc is shared; kept after conversion)
+    "AutoScaling.3": row(4, {LC: 4}, configs=6, remediated=3, held=1, exempt=1, stack=1,
+                         failed=1, scanned=5),
+    "AutoScaling.9": row(5, {LC: 5}),  # every LC group, the compliant one too
     "EC2.8": row(1, {LC: 1}),  # busy's running instance
-    "EC2.170": row(1, {LT: 1}, remediated=1),
+    "EC2.170": row(0, {}, remediated=1, scanned=4),
 }
 # detect.yml does not measure IMDSv1 use: held back is "not measured", not 0
 EXPECTED_RUN_2 = {
-    "AutoScaling.3": row(4, {LC: 4}, configs=6, exempt=1, held=None),  # LCs are kept
+    "AutoScaling.3": row(4, {LC: 4}, configs=6, exempt=1, held=None, scanned=5),
     "AutoScaling.9": row(5, {LC: 5}, held=None),
     "EC2.8": row(1, {LC: 1}, held=None),
-    "EC2.170": row(0, {}, held=None),
+    "EC2.170": row(0, {}, held=None, scanned=4),
 }
+CONTROL_FIELDS = ("Control", "InScope", "NonCompliant", "CompliantShare", "Resources",
+                  "ResourcesNonCompliant", "ResourceShare")
 
 
 def test_summary_json_matches_the_seeded_estate(runs, tmp_path):
@@ -145,7 +152,7 @@ def test_summary_json_matches_the_seeded_estate(runs, tmp_path):
     # the documented, versioned schema (docs/summary.md) holds for what was written
     schema = json.loads((REPO / "c7n_imds_report" / "schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(summary)
-    assert summary["SchemaVersion"] == 1 and summary["Problems"] == []
+    assert summary["SchemaVersion"] == 2 and summary["Problems"] == []
     first, second = summary["Runs"]
     assert first["Start"] < second["Start"]
     assert first["Folders"] == [str(runs / "one")] and second["Folders"] == [str(runs / "two")]
@@ -155,11 +162,15 @@ def test_summary_json_matches_the_seeded_estate(runs, tmp_path):
         got = {r["Control"]: {k: r[k] for k in FIGURES} for r in run["Rows"]}
         assert got == expected
     assert {k: first["Totals"][k] for k in FIGURES + ("Accounts", "Regions")} == dict(
-        row(9, {LC: 8, LT: 1}, configs=6, remediated=4, held=1, exempt=1, stack=1,
+        row(5, {LC: 5}, configs=6, remediated=4, held=1, exempt=1, stack=1,
             failed=1), Accounts=1, Regions=1)
+    # the run that remediated states each control as the detect after it does
+    assert [{k: c[k] for k in CONTROL_FIELDS} for c in first["Controls"]] == \
+        [{k: c[k] for k in CONTROL_FIELDS} for c in second["Controls"]]
     assert {k: second["Totals"][k] for k in FIGURES} == row(5, {LC: 5}, configs=6, exempt=1,
                                                             held=None)
-    assert first["Rows"][0]["ScannedByLaunchType"] == {LC: 8, LT: 1}
+    # the latest scan of run 1 came after the conversions
+    assert first["Rows"][0]["ScannedByLaunchType"] == {LC: 5, LT: 4}
 
 
 class Tables(HTMLParser):
@@ -216,9 +227,9 @@ def test_summary_html_csv_markdown_table(runs, tmp_path):
     text = summary_of(folders, "html", tmp_path)
     page = Tables(text)
     trend, rows = page.by_id["t-trend"], page.by_id["t-figures"]
-    # trend: 9 non-compliant, 4 remediated, then 5 and 0
+    # trend: both runs end with 5 non-compliant (state after the run); 4 remediated, 0
     (chart,) = page.svgs
-    assert svg_points(chart) == {"NonCompliant": [9, 5], "Remediated": [4, 0]}
+    assert svg_points(chart) == {"NonCompliant": [5, 5], "Remediated": [4, 0]}
     header = trend[0]
     assert [dict(zip(header, r))["Remediated"] for r in trend[1:]] == ["4", "0"]
     by_control = {r[2]: dict(zip(rows[0], r)) for r in rows[1:]}
@@ -1040,3 +1051,47 @@ def test_bounded_reading_of_members_and_of_truncated_data():
         load.read_bounded([gzip.compress(b"[1,2,3]")[:-4]], True)
     with pytest.raises(zlib.error):
         load.read_bounded([b"not gzip"], True)
+
+
+# ---- the report is its own package; its Athena queries run on DuckDB --------------------
+
+def test_the_plugin_never_imports_the_report():
+    """No module of c7n_imds imports c7n_imds_report at module level (the CLI reaches it
+    inside `summary` only), so neither the plugin nor its Lambda archive carries it."""
+    import ast
+    for path in (REPO / "c7n_imds").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [
+                node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.startswith("c7n_imds_report") for n in names), path
+
+
+def athena_results(root):
+    """queries.sql over duckdb.sql's views of ``root``: the SQL Athena runs."""
+    duckdb = pytest.importorskip("duckdb")
+    athena = REPO / "c7n_imds_report" / "athena"
+    con = duckdb.connect()
+    for statement in (athena / "duckdb.sql").read_text().replace("{root}", str(root)).split(";"):
+        if any(not line.startswith("--") for line in statement.strip().splitlines()):
+            con.execute(statement)
+    parts = re.split(r"^-- name: (\w+)\n", (athena / "queries.sql").read_text(), flags=re.M)
+    found = {}
+    for name, sql in zip(parts[1::2], parts[2::2]):
+        sql = sql.strip().rstrip(";")
+        if name == "groups_after_run":
+            con.execute("CREATE VIEW groups_after_run AS " + sql)
+        else:
+            found[name] = con.execute(sql).fetchall()
+    return found
+
+
+def test_athena_queries_state_each_control_as_the_summary(runs, tmp_path):
+    found = athena_results(runs / "one")
+    summary = json.loads(summary_of([runs / "one"], "json", tmp_path))
+    rows = {r["Control"]: r["NonCompliant"] for r in summary["Runs"][-1]["Rows"]
+            if r["Control"] in ("AutoScaling.3", "AutoScaling.9", "EC2.170")}
+    sql = {control: n for _, _, control, n in found["controls"]}
+    assert {c: sql.get(c, 0) for c in rows} == rows == {
+        "AutoScaling.3": 4, "AutoScaling.9": 5, "EC2.170": 0}
+    assert found["launch_configurations"] == [(ACCOUNT, REGION, 6, 6)]
