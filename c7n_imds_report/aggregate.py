@@ -59,8 +59,11 @@ from c7n_imds_report.owners import (
     owner_fixes,
     owner_kind,
 )
-from c7n_imds_report.runs import split_runs  # noqa: F401  (the runs of a tree)
-from c7n_imds_report.runs import scan_states, worst
+from c7n_imds_report.runs import (
+    scan_states,
+    split_runs,  # noqa: F401  (the runs of a tree)
+    worst,
+)
 
 SCHEMA_VERSION = 2
 # The resource each control's AWS Config rule evaluates (Security Hub's view).

@@ -21,8 +21,8 @@ import boto3
 import jsonschema
 import pytest
 
-from c7n_imds_report import aggregate, cli, load
 from c7n_imds.testing import EndpointSession, aws_env, moto_server, run_c7n_imds
+from c7n_imds_report import aggregate, cli, load
 from tests.conftest import REGION, REPO
 
 DETECT = str(REPO / "policies" / "detect.yml")
