@@ -2,6 +2,7 @@
 pre-flight check, tagging, running instances and the end-of-run report."""
 
 import datetime
+import functools
 import json
 import logging
 
@@ -11,7 +12,7 @@ from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.utils import chunks
 
 from c7n_imds.actions import running_instances
-from c7n_imds.actions.options import RUNNING_INSTANCES_PERMISSIONS
+from c7n_imds.actions.options import RUNNING_INSTANCES_PERMISSIONS, RemediationOptions
 from c7n_imds.aws import AWS_ERRORS, THROTTLING_CODES, describe_error, imds_session, retry
 from c7n_imds.consumers import GATE_PERMISSIONS, Gate, group_consumer
 from c7n_imds.filters.usage import UsageFilter
@@ -26,7 +27,6 @@ from c7n_imds.model.gate import GateSettings, judge
 from c7n_imds.model.outcomes import CHANGED, FAILED, document
 from c7n_imds.model.outcomes import outcome as typed_outcome
 from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
-from c7n_imds.model.rates import DEFAULT_BUDGET
 from c7n_imds.model.safety import (
     iac_guidance,
     iac_owner,
@@ -138,13 +138,18 @@ class Remediation(BaseAction):
         each of AWS's API buckets, c7n_imds/pacing.py), with a progress line on long
         runs; the process's budget is what it was again afterwards."""
         previous = PACER.budget
-        PACER.set_budget(self.data.get("rate-budget", DEFAULT_BUDGET))
+        PACER.set_budget(self.options.rate_budget)
         self.progress = Progress(self.type, len(resources))
         self.handed = resources
         try:
             return self.remediate(resources)
         finally:
             PACER.set_budget(previous)
+
+    @functools.cached_property
+    def options(self):
+        """This action's options with their defaults (RemediationOptions), parsed once."""
+        return RemediationOptions.parse(self.data)
 
     def remediate(self, groups):
         raise NotImplementedError
@@ -161,7 +166,7 @@ class Remediation(BaseAction):
         for asg in groups:
             if self.exempt(asg):
                 continue
-            if iac_owner(asg) is None or self.data.get("iac-managed", "skip") == "remediate":
+            if iac_owner(asg) is None or self.options.iac_managed == "remediate":
                 eligible.append(asg)
                 continue
             guidance = iac_guidance(asg)
@@ -221,7 +226,7 @@ class Remediation(BaseAction):
         policy's own ``imdsv1-usage`` filter's days and missing - so a policy run by a
         Security Hub custom action is held back exactly like the schedule - else 14
         days, ``missing: zero``."""
-        option = self.data.get("imdsv1-gate") or {}
+        option = self.options.imdsv1_gate
         if option.get("enabled") is False:
             return None
         if "days" in option or "missing" in option:
@@ -246,7 +251,7 @@ class Remediation(BaseAction):
         running instances are replaced (`running-instances`): an instance refresh that
         replaces them all at once is a launch change of its own."""
         replacement, at_once = replacement_of_instances(
-            self.data.get("running-instances", "keep"), self.data.get("refresh-preferences")
+            self.options.running_instances, self.options.refresh_preferences
         )
         changes = list(launch_changes)
         if at_once:
@@ -268,7 +273,7 @@ class Remediation(BaseAction):
     def refusal(self, change):
         """Why a group's plan is refused - launch changes beyond metadata options that
         the policy did not opt in to (allow-launch-changes) - or None."""
-        beyond = refused(change.launch_changes, self.data.get("allow-launch-changes", ()))
+        beyond = refused(change.launch_changes, self.options.allow_launch_changes)
         return refusal("the change to group %s" % change.group, beyond) if beyond else None
 
     def gate(self):
@@ -314,18 +319,16 @@ class Remediation(BaseAction):
         """Only what the action's options use: ``running-instances: keep`` needs no
         permission on running instances, ``verify: false`` none for the pre-flight."""
         permissions = set(self.permissions)
-        if (self.data.get("imdsv1-gate") or {}).get("enabled", True):
+        if self.options.imdsv1_gate.get("enabled", True):
             permissions.update(self.gate_permissions)
-        if self.data.get("verify", True):
+        if self.options.verify:
             permissions.update(self.verify_permissions)
-        permissions.update(
-            RUNNING_INSTANCES_PERMISSIONS.get(self.data.get("running-instances", "keep"), ())
-        )
+        permissions.update(RUNNING_INSTANCES_PERMISSIONS.get(self.options.running_instances, ()))
         return sorted(permissions)
 
     def hop_limit(self, groups, existing_metadata_options, user_data=None):
         return resolve_hop_limit(
-            self.data.get("hop-limit", PRESERVE),
+            self.options.hop_limit,
             existing_metadata_options,
             any(runs_containers(asg, user_data) for asg in groups),
         )
@@ -336,7 +339,7 @@ class Remediation(BaseAction):
 
     def validate(self):
         """Refuse at validate time what AWS would refuse only after groups switched."""
-        preferences = self.data.get("refresh-preferences") or {}
+        preferences = self.options.refresh_preferences
         problem = running_instances.refresh_preferences_problem(preferences)
         if problem:
             raise PolicyValidationError(
@@ -359,7 +362,7 @@ class Remediation(BaseAction):
         policy it decides which override's instance type and image the check uses.
         Groups that would launch the same way share one check: RunInstances has the
         smallest of EC2's rate limits. Each verdict is logged."""
-        if not self.data.get("verify", True):
+        if not self.options.verify:
             return None
         name = asg["AutoScalingGroupName"]
         choice = launch_choice(asg, spec)
@@ -523,7 +526,7 @@ class Remediation(BaseAction):
     ):
         """Apply the `running-instances` option to groups that were switched. Runs only
         after the switch, so instances never get options their group would not give."""
-        mode = self.data.get("running-instances", "keep")
+        mode = self.options.running_instances
         if mode == "keep" or not switched:
             return
         by_name = {r["AutoScalingGroupName"]: r for r in results}
@@ -536,7 +539,7 @@ class Remediation(BaseAction):
                     outcome = running_instances.modify_in_service(
                         ec2,
                         asg,
-                        options.get("HttpTokens", self.data.get("http-tokens", "required")),
+                        options.get("HttpTokens", self.options.http_tokens),
                         options.get("HttpPutResponseHopLimit", PRESERVE),
                         options.get("HttpEndpoint", PRESERVE),
                     )
@@ -544,7 +547,7 @@ class Remediation(BaseAction):
                     outcome = running_instances.start_refresh(
                         autoscaling,
                         asg,
-                        self.data.get("refresh-preferences") or {},
+                        self.options.refresh_preferences,
                         uses_template=uses_template,
                     )
             except AWS_ERRORS as e:

@@ -269,9 +269,9 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
         data, notes = launch_template_data(
             config,
             security_group_ids,
-            http_tokens=self.data.get("http-tokens", "required"),
+            http_tokens=self.options.http_tokens,
             hop_limit=self.hop_limit(groups, config.get("MetadataOptions"), config.get("UserData")),
-            http_endpoint=self.data.get("http-endpoint", PRESERVE),
+            http_endpoint=self.options.http_endpoint,
         )
         for note in notes:
             log.warning("launch configuration %r: %s", config_name, note)
@@ -385,7 +385,7 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
             if created:
                 self.withdraw_template(ec2, template)
             return results, failures, switched
-        version = self.data.get("version", "$Default")
+        version = self.options.version
         # Where every ready group came from is recorded, in batches, before any switch;
         # a group whose tag could not be written is not switched.
         untagged = set()
@@ -427,7 +427,7 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
         return results, failures, switched
 
     def switch_group(self, autoscaling, asg, plan, template):
-        group, version = asg["AutoScalingGroupName"], self.data.get("version", "$Default")
+        group, version = asg["AutoScalingGroupName"], self.options.version
         retry(
             autoscaling.update_auto_scaling_group,
             AutoScalingGroupName=group,

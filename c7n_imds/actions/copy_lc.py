@@ -30,7 +30,7 @@ from c7n_imds.model.translate import (
     launch_configuration_copy,
 )
 from c7n_imds.model.verify import expected_configuration_copy, stored_configuration
-from c7n_imds.names import CONFIGURATION_EXISTS, LAUNCH_CONFIGURATION, PRESERVE
+from c7n_imds.names import CONFIGURATION_EXISTS, LAUNCH_CONFIGURATION
 from c7n_imds.sources import LC_NAMES_PER_CALL, LaunchSources
 
 log = logging.getLogger("custodian.c7n_imds.actions")
@@ -166,7 +166,7 @@ class CopyLaunchConfiguration(Remediation):
                             config.get("MetadataOptions"),
                             config.get("UserData"),
                         ),
-                        http_endpoint=self.data.get("http-endpoint", PRESERVE),
+                        http_endpoint=self.options.http_endpoint,
                     )
                 except TranslationError as e:
                     failures[asg["AutoScalingGroupName"]] = str(e)

@@ -1,8 +1,12 @@
 """The options the remediation actions share: their schemas (which reject typos at
 validate time) and what each costs in permissions."""
 
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
 from c7n_imds.model.changes import LAUNCH_CHANGE_KINDS
-from c7n_imds.names import PRESERVE
+from c7n_imds.model.rates import DEFAULT_BUDGET
+from c7n_imds.names import DEFAULT, PRESERVE, TOKENS_REQUIRED
 
 HOP_LIMIT_SCHEMA = {
     "oneOf": [{"enum": [PRESERVE, "auto"]}, {"type": "integer", "minimum": 1, "maximum": 64}]
@@ -52,3 +56,42 @@ IMDSV1_GATE_SCHEMA = {
         "missing": {"enum": ["zero", "exclude"]},
     },
 }
+
+
+@dataclass(frozen=True)
+class RemediationOptions:
+    """The options the remediation actions share, parsed once per action with their
+    defaults (the schemas above have already rejected what is not allowed)."""
+
+    http_tokens: str = TOKENS_REQUIRED
+    hop_limit: Any = PRESERVE
+    http_endpoint: str = PRESERVE
+    metadata_tags: str = PRESERVE
+    set_default: bool = True
+    verify: bool = True
+    running_instances: str = "keep"
+    refresh_preferences: dict = field(default_factory=dict)
+    iac_managed: str = "skip"
+    rate_budget: float = DEFAULT_BUDGET
+    allow_launch_changes: tuple = ()
+    imdsv1_gate: dict = field(default_factory=dict)
+    version: str = DEFAULT
+
+    @classmethod
+    def parse(cls, data: dict) -> "RemediationOptions":
+        values = {}
+        for option in fields(cls):
+            name = option.name.replace("_", "-")
+            if data.get(name) is not None:
+                values[option.name] = data[name]
+        values["allow_launch_changes"] = tuple(values.get("allow_launch_changes", ()))
+        return cls(**values)
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """{option name as users write it: its default}."""
+        found = {}
+        for option in fields(cls):
+            default = option.default_factory() if option.default is MISSING else option.default
+            found[option.name.replace("_", "-")] = default
+        return found

@@ -151,10 +151,10 @@ class SetMetadataAccess(VersionMaking, Remediation):
     def requested(self, existing, groups, user_data=None):
         return merge_metadata_options(
             existing,
-            http_tokens=self.data.get("http-tokens", "required"),
+            http_tokens=self.options.http_tokens,
             hop_limit=self.hop_limit(groups, existing, user_data),
-            http_endpoint=self.data.get("http-endpoint", PRESERVE),
-            instance_metadata_tags=self.data.get("metadata-tags", PRESERVE),
+            http_endpoint=self.options.http_endpoint,
+            instance_metadata_tags=self.options.metadata_tags,
         )
 
     # -- planning -----------------------------------------------------------------------
@@ -267,7 +267,7 @@ class SetMetadataAccess(VersionMaking, Remediation):
         """What `process` would create: one version per (template, source version)."""
         ec2, autoscaling = self.clients()
         return self.plan(self.read(asgs, ec2, autoscaling)).preview(
-            "Versions", set_default=self.data.get("set-default", True)
+            "Versions", set_default=self.options.set_default
         )
 
     # -- execution ----------------------------------------------------------------------
@@ -363,7 +363,7 @@ class SetMetadataAccess(VersionMaking, Remediation):
             for key, item in work.items()
             if item.source.get("DefaultVersion")
             and not item.default_outsiders
-            and self.data.get("set-default", True)
+            and self.options.set_default
         }
         if gate is None or not moving:
             return
@@ -404,11 +404,7 @@ class SetMetadataAccess(VersionMaking, Remediation):
                 pin = spec["Version"] not in ALIASES or (
                     spec["Version"] == DEFAULT and bool(item.default_outsiders)
                 )
-                if (
-                    spec["Version"] == DEFAULT
-                    and not pin
-                    and not self.data.get("set-default", True)
-                ):
+                if spec["Version"] == DEFAULT and not pin and not self.options.set_default:
                     # The default stays where it is, so this group launches as before.
                     continue
                 group_specs.setdefault(asg["AutoScalingGroupName"], (asg, []))[1].append(
@@ -431,7 +427,7 @@ class SetMetadataAccess(VersionMaking, Remediation):
         for (template_id, number), new, names in defaults:
             if (template_id, number) not in new_versions:
                 continue
-            if not self.data.get("set-default", True):
+            if not self.options.set_default:
                 log.warning(
                     "launch template %s: default version %s left as it is "
                     "(set-default: false); groups following $Default keep it",

@@ -136,7 +136,7 @@ class TemplateMaking(Trusting):
         return retry(
             ec2.describe_launch_template_versions,
             LaunchTemplateId=template_id,
-            Versions=[self.data.get("version", "$Default")],
+            Versions=[self.options.version],
         )["LaunchTemplateVersions"][0]
 
     @staticmethod

@@ -78,7 +78,7 @@ class VersionMaking:
         becomes their $Latest, or it becomes the template's default."""
         return bool(item.followed_as_latest) or bool(
             item.source.get("DefaultVersion")
-            and self.data.get("set-default", True)
+            and self.options.set_default
             and not item.default_outsiders
         )
 
