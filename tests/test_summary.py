@@ -257,7 +257,7 @@ def test_summary_html_csv_markdown_table(runs, tmp_path):
     assert "## Trend" in markdown
 
     table = summary_of(folders, "table", tmp_path)
-    assert re.search(r"^%s\s+%s\s+AutoScaling\.3\s+scanned\s+9\s+4\s+4\b" % (
+    assert re.search(r"^%s\s+%s\s+AutoScaling\.3\s+scanned\s+5\s+4\s+4\b" % (
         ACCOUNT, REGION), table, re.M)
 
 
