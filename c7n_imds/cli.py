@@ -58,6 +58,14 @@ def dispatch(argv):
         if argv[1:2] == ["run"]:
             guard_command(cache_folder=option_value(argv[2:], None, "--cache-path"))
         return org_main(argv[1:])
+    if command == "schema" and len(argv) == 2:
+        # ours: the docstring and one screen of options (docs/options.md has them all)
+        from c7n_imds import help
+
+        element = help.find(argv[1])
+        if element is not None:
+            print(help.brief(element))
+            return 0
     if command == "plan":
         guard_command(option_value(argv[1:], "-f", "--cache"))
         return plan_main(argv[1:])
@@ -101,6 +109,10 @@ def dispatch(argv):
     if command in (None, "-h", "--help"):
         # custodian's help follows; our own commands are listed first
         print(__doc__.split("\n\n", 1)[1], file=sys.stderr)
+    if command == "validate":
+        checked = validate_each(argv[1:])
+        if checked is not None:
+            return checked
     if command in ("validate", "run", "report"):
         problem = before_custodian(command, argv[1:])
         if problem:
@@ -151,6 +163,34 @@ def policy_file_problem(paths, args):
     except Mistake as mistake:
         return str(mistake), mistake.detail if verbose(args) else ""
     return None
+
+
+def validate_each(args):
+    """`c7n-imds validate FILE...`: every file checked as a whole and on its own, one
+    line per file ("valid", or its first problem; custodian's report with -v), and
+    policy names unique across the files; exit 2 when any file is invalid. None where
+    the command line is not one of files (custodian answers)."""
+    from c7n_imds.mistakes import Mistake, check_policy_files
+
+    options = custodian_options("validate", args)
+    if options is None or not getattr(options, "configs", None):
+        return None
+    invalid, names = 0, {}
+    for path in options.configs:
+        try:
+            [data] = check_policy_files([path])
+            for policy in data["policies"]:
+                if policy["name"] in names:
+                    raise Mistake(
+                        "%s: policy %s: the name is also used in %s; policy names must "
+                        "be unique" % (path, policy["name"], names[policy["name"]]))
+                names[policy["name"]] = path
+        except Mistake as mistake:
+            invalid += 1
+            say("validate", (str(mistake), mistake.detail if verbose(args) else ""))
+            continue
+        print("c7n-imds validate: %s: valid" % escape.controls(path), file=sys.stderr)
+    return 2 if invalid else 0
 
 
 def positional_files(args):

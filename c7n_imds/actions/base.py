@@ -146,10 +146,13 @@ class Remediation(BaseAction):
         finally:
             PACER.set_budget(previous)
 
+    # an action whose default differs from RemediationOptions' ({option name: value})
+    option_defaults: dict = {}
+
     @functools.cached_property
     def options(self):
         """This action's options with their defaults (RemediationOptions), parsed once."""
-        return RemediationOptions.parse(self.data)
+        return RemediationOptions.parse(self.data, self.option_defaults)
 
     def remediate(self, groups):
         raise NotImplementedError

@@ -42,63 +42,6 @@ log = logging.getLogger("custodian.c7n_imds.actions")
 class ConvertToLaunchTemplate(TemplateMaking, Remediation):
     """Move launch-configuration groups to a new launch template that requires IMDSv2.
 
-    AWS's recommended fix for Security Hub AutoScaling.3 (and AutoScaling.9). Each
-    launch configuration becomes one launch template - however many groups share it -
-    carrying every setting of the configuration (AWS's launch configuration mapping
-    reference: security group names resolved to ids, the public IP setting moved to a
-    network interface, spot price, detailed monitoring, block devices, instance profile,
-    tenancy, user data byte for byte) with ``HttpTokens: required``. Each group is then
-    switched to the template and tagged ``c7n-imds:previous-launch`` so it can be
-    reverted; the template is tagged ``c7n-imds:source`` with the configuration's name.
-
-    Before any group switches, the template AWS stored is described and compared field
-    by field with the translated configuration (docs/readback.md lists the few
-    normalisations accepted); a difference, or a ``Warning`` in AWS's answer, deletes
-    the new template again and fails its groups with the differing fields named.
-
-    The launch configuration is left in place; deleting it is a separate, later step.
-    Running instances keep their metadata options until they are replaced. The spot
-    price is carried as the template's market options to keep behaviour; AWS advises a
-    mixed instances policy for spot instead.
-
-    Template names are the configuration's name made valid, plus ``-imdsv2-`` and a
-    digest, so a re-run finds the same template: a second run creates nothing, and a
-    run interrupted after creating a template finishes the job. Anyone may create a
-    template of that name and tags, so an existing one is adopted only when a trusted
-    principal created it (its ``CreatedBy``: the identity running the policy, or one
-    of ``trusted-principals``, role or user ARNs) and it holds what this conversion
-    makes; otherwise its groups fail naming it, and it is neither used nor deleted.
-    Groups that already launch from a template are skipped. A group that fails does
-    not stop the others; the run then ends with an error naming every failed group
-    and why.
-
-    Preview what would be created, without changing anything, with
-    ``c7n-imds plan POLICY.yml`` (user data is shown only as size and SHA-256).
-
-    Options: ``hop-limit`` (``preserve``, 1-64, or ``auto``: at least 2 where the group
-    evidently runs containers - EKS/ECS/Kubernetes tags on the group or an EKS/ECS
-    bootstrap in the user data - else preserved),
-    ``http-endpoint`` (``preserve``, ``enabled``, ``disabled``), ``version`` the group
-    follows (``$Default`` or ``$Latest``), ``http-tokens`` (``required``, or
-    ``preserve`` to move off launch configurations without changing IMDS),
-    ``verify`` (default true: a ``RunInstances`` DryRun with the stored template before
-    the group is switched; a template EC2 would refuse is deleted again and leaves the
-    group untouched),
-    ``running-instances``: ``keep`` (default; they change when replaced), ``modify``
-    (ModifyInstanceMetadataOptions on InService instances, no reboot, after the
-    switch) or ``refresh`` (an instance refresh with SkipMatching true; the group's
-    instance maintenance policy decides the healthy percentages unless
-    ``refresh-preferences`` sets them - values StartInstanceRefresh would refuse, such
-    as MaxHealthyPercentage without MinHealthyPercentage or more than 100 apart, are
-    rejected at validate time), ``iac-managed``: ``skip`` (default) reports groups
-    owned by CloudFormation, Elastic Beanstalk or an EKS managed node group with what
-    to change there instead - a change behind a stack drifts or is reverted - and
-    ``remediate`` changes them anyway. ``concurrency`` (1-16, default 1): launch
-    configurations converted at a time. ``rate-budget`` (0-1, default 0.5): the share
-    of each of AWS's API rate limits (token buckets, c7n_imds/model/rates.py) the run
-    may use; every EC2 and Auto Scaling request is paced within it, the rest stays for
-    the account's own automation.
-
     :example:
 
     .. code-block:: yaml
@@ -107,16 +50,10 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
           - name: asg-lc-to-imdsv2-launch-template
             resource: asg
             filters:
-              - type: imds
-                key: LaunchType
-                value: launch-configuration
-              - type: imds
-                key: HttpTokens
-                value: optional
+            - {type: imds, key: LaunchType, value: launch-configuration}
+            - {type: imds, key: HttpTokens, value: optional}
             actions:
-              - type: convert-to-launch-template
-                hop-limit: preserve
-                version: $Default
+            - {type: convert-to-launch-template, hop-limit: preserve, version: $Default}
     """
 
     schema = type_schema(
@@ -449,12 +386,6 @@ class ConvertLaunchConfigurationGroups(ConvertToLaunchTemplate):
     """Convert every Auto Scaling group that uses these launch configurations to an
     IMDSv2 launch template.
 
-    Security Hub's AutoScaling.3 findings name the launch configuration, not the group:
-    this lets a ``hub-action`` policy (a custom action in the Security Hub console)
-    remediate from such a finding. It finds the groups that launch from the
-    configuration and converts them exactly as the ``asg`` action of the same name
-    does, with the same options.
-
     :example:
 
     .. code-block:: yaml
@@ -465,14 +396,13 @@ class ConvertLaunchConfigurationGroups(ConvertToLaunchTemplate):
             mode:
               type: hub-action
               role: arn:aws:iam::{account_id}:role/c7n-imds-lambda
-              packages: [c7n_imds]
+              packages:
+              - c7n_imds
               handler: c7n_imds.handler.run
             filters:
-              - type: imds
-                key: HttpTokens
-                value: optional
+            - {type: imds, key: HttpTokens, value: optional}
             actions:
-              - convert-to-launch-template
+            - convert-to-launch-template
     """
 
     def groups_using(self, configs):

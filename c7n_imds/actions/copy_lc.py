@@ -58,28 +58,6 @@ class CopyLaunchConfiguration(Remediation):
     """Switch launch-configuration groups to a copy of their configuration that
     requires IMDSv2 (AWS's second, deprecated procedure for AutoScaling.3).
 
-    The copy is identical in every field but the metadata options (user data byte for
-    byte), named after the original plus ``-imdsv2-`` and a digest, so a re-run finds
-    it instead of making another. The copy AWS stored is described and compared field
-    by field with the original before any group uses it (a difference fails the
-    groups and names the fields; the unused copy is kept). Each group is tagged
-    ``c7n-imds:previous-launch`` and switched; the original configuration is left in
-    place. A configuration cannot be dry-run, so there is no pre-flight.
-
-    Accounts created on or after 2024-10-01 cannot create launch configurations at
-    all. There the action fails every group with a message pointing to
-    ``convert-to-launch-template`` - the recommended path - and changes nothing.
-    Prefer ``convert-to-launch-template``: it also closes AutoScaling.9.
-
-    Options: ``hop-limit`` (``preserve``, 1-64 or ``auto``), ``http-endpoint``,
-    ``running-instances`` (``keep``, ``modify``, ``refresh``), ``refresh-preferences``,
-    ``iac-managed`` (``skip`` or ``remediate``) - as for ``convert-to-launch-template``.
-
-    ``rate-budget`` (0-1, default 0.5): the share of each of AWS's
-    API rate limits (token buckets, c7n_imds/model/rates.py) the run may use; every
-    EC2 and Auto Scaling request is paced within it, the rest stays for the
-    account's own automation.
-
     :example:
 
     .. code-block:: yaml
@@ -88,14 +66,10 @@ class CopyLaunchConfiguration(Remediation):
           - name: asg-lc-copy-imdsv2
             resource: asg
             filters:
-              - type: imds
-                key: LaunchType
-                value: launch-configuration
-              - type: imds
-                key: HttpTokens
-                value: optional
+            - {type: imds, key: LaunchType, value: launch-configuration}
+            - {type: imds, key: HttpTokens, value: optional}
             actions:
-              - type: copy-launch-configuration
+            - type: copy-launch-configuration
     """
 
     schema = type_schema(

@@ -78,8 +78,10 @@ class RemediationOptions:
     version: str = DEFAULT
 
     @classmethod
-    def parse(cls, data: dict) -> "RemediationOptions":
-        values = {}
+    def parse(cls, data: dict, defaults: dict | None = None) -> "RemediationOptions":
+        """The options in ``data``; ``defaults`` ({option name: value}) overrides the
+        class's own defaults for one action."""
+        values = {k.replace("-", "_"): v for k, v in (defaults or {}).items()}
         for option in fields(cls):
             name = option.name.replace("_", "-")
             if data.get(name) is not None:
@@ -88,10 +90,10 @@ class RemediationOptions:
         return cls(**values)
 
     @classmethod
-    def defaults(cls) -> dict:
+    def defaults(cls, overrides: dict | None = None) -> dict:
         """{option name as users write it: its default}."""
-        found = {}
+        found: dict = dict(overrides or {})
         for option in fields(cls):
             default = option.default_factory() if option.default is MISSING else option.default
-            found[option.name.replace("_", "-")] = default
+            found.setdefault(option.name.replace("_", "-"), default)
         return found

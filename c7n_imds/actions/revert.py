@@ -125,48 +125,6 @@ class ExemptBeforeDelete:
 class RevertImdsRemediation(Trusting, Remediation):
     """Put a group back on exactly what it launched from before c7n-imds changed it.
 
-    Reads the group's ``c7n-imds:previous-launch`` tag, written before every change:
-
-    - a launch configuration: the group is switched back to it;
-    - a launch template version number: the group is pinned to it again;
-    - ``$Default``: when the template's default is a version c7n-imds derived, the
-      default goes back to the version it was derived from (this affects every group
-      that follows the template's default, as the change did);
-    - ``$Latest``: a later version cannot be un-made, so the group is pinned to the
-      version c7n-imds derived its latest from, and a warning says so;
-    - a mixed instances policy: each template spec as recorded;
-    - ``eb:DisableIMDSv1[=value]``: the Elastic Beanstalk environment's option goes back
-      to the recorded value, or is removed where it was not set (Beanstalk then
-      replaces the environment's instances);
-    - ``eks:TEMPLATE:VERSION``: the EKS managed node group is updated back to that
-      version of its launch template (UpdateNodegroupVersion; EKS replaces the nodes);
-    - a group a CloudFormation stack owns (c7n-imds never changed it, it proposed a
-      change set): the change sets of c7n-imds that the stack's owner did not execute
-      are deleted; one that was executed is the owner's change, and is refused.
-
-    Tags are not proof: anyone with tag rights can write the record. It is accepted
-    only when what the group launches from now is what c7n-imds made from it, proven
-    by what EC2 records itself: a converted group's template was created
-    (``CreatedBy``) by a trusted principal and its version 1 launches what the
-    recorded configuration launched; a derived version says "from version N" of the
-    recorded version and was created by a trusted principal; a configuration copy
-    differs from the recorded one only in metadata options. Trusted are the identity
-    running the policy (a role's sessions are the role) and the role, user or root
-    ARNs listed in ``trusted-principals``. A record that is not proven, or whose
-    target no longer exists, refuses the group with the reason; nothing is changed.
-
-    Afterwards the group is tagged ``c7n-imds:exempt`` ("reverted ... on DATE"),
-    unless ``exempt: false``, so that the next scheduled remediation does not undo
-    the revert, and only then the record is removed: a run stopped at any point is
-    finished by running it again. The templates and configurations c7n-imds created
-    are kept. ``c7n-imds plan`` shows each group's target, its image, instance
-    profile and user data size and hash, and whether the record was proven.
-
-    ``rate-budget`` (0-1, default 0.5): the share of each of AWS's
-    API rate limits (token buckets, c7n_imds/model/rates.py) the run may use; every
-    EC2 and Auto Scaling request is paced within it, the rest stays for the
-    account's own automation.
-
     :example:
 
     .. code-block:: yaml
@@ -175,12 +133,11 @@ class RevertImdsRemediation(Trusting, Remediation):
           - name: asg-revert-imds
             resource: asg
             filters:
-              - "tag:c7n-imds:previous-launch": present
-              - AutoScalingGroupName: legacy-app
+            - tag:c7n-imds:previous-launch: present
+            - AutoScalingGroupName: legacy-app
             actions:
-              - type: revert-imds-remediation
-                trusted-principals:
-                  - arn:aws:iam::123456789012:role/c7n-imds-lambda
+            - type: revert-imds-remediation
+              trusted-principals: ['arn:aws:iam::123456789012:role/c7n-imds-lambda']
     """
 
     schema = type_schema(

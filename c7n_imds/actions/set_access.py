@@ -47,47 +47,6 @@ log = logging.getLogger("custodian.c7n_imds.actions")
 class SetMetadataAccess(VersionMaking, Remediation):
     """Give launch-template groups a template version with the requested IMDS options.
 
-    For every template version a group launches from - its launch template, or each
-    template of a mixed instances policy including per-override templates - that does
-    not already have the requested options, a new version is created from it with
-    ``SourceVersion``, the options merged into its existing metadata options and sent
-    whole, and its block device mappings sent again: AWS drops every inherited EBS
-    ``SnapshotId`` from a new version unless the mappings are given explicitly. Each
-    (template, version) pair is handled once, however many groups share it.
-
-    Nothing launches from the new version before it is proven: c7n-imds describes the
-    version AWS stored and compares it field by field with the source version plus the
-    requested options (docs/readback.md lists the few normalisations accepted), treats
-    a ``Warning`` in AWS's answer the same way, and then runs a ``RunInstances`` DryRun
-    with the stored version as each group would launch it - in a mixed instances
-    policy with an instance type (and image) of the template's own override, a
-    concrete type for attribute-based templates, and the template's network
-    interfaces whole (``verify``, on by default). A version that fails is deleted again
-    (so groups following ``$Latest`` never launch from it), its groups are left
-    unchanged and the run reports the differing fields.
-
-    The new version becomes the template's default when it was made from the default
-    version (AWS Config's check behind EC2.170 judges the default version), unless
-    ``set-default: false``. Groups pinned to a version number are pointed at the new
-    number; groups following ``$Default`` or ``$Latest`` launch from it without further
-    change. Groups already compliant are left alone, and a re-run changes nothing:
-    a version created by an earlier, interrupted run is found by its description,
-    verified and reused; a group following ``$Latest`` whose run stopped before the
-    default moved is found by the ``imds`` key ``RemediationPending``. Each group is
-    tagged ``c7n-imds:previous-launch`` so it can be reverted.
-
-    Options: ``http-tokens`` (default ``required``), ``hop-limit`` (``preserve``, 1-64,
-    or ``auto``: at least 2 for groups that evidently run containers), ``http-endpoint``,
-    ``metadata-tags`` (``preserve``, ``enabled``, ``disabled``), ``set-default``,
-    ``verify``, ``running-instances`` (``keep``, ``modify``, ``refresh``),
-    ``refresh-preferences`` and ``iac-managed`` (``skip`` or ``remediate``), as for
-    ``convert-to-launch-template``.
-
-    ``rate-budget`` (0-1, default 0.5): the share of each of AWS's
-    API rate limits (token buckets, c7n_imds/model/rates.py) the run may use; every
-    EC2 and Auto Scaling request is paced within it, the rest stays for the
-    account's own automation.
-
     :example:
 
     .. code-block:: yaml
@@ -96,17 +55,10 @@ class SetMetadataAccess(VersionMaking, Remediation):
           - name: asg-template-require-imdsv2
             resource: asg
             filters:
-              - type: imds
-                key: LaunchType
-                op: in
-                value: [launch-template, mixed-instances-policy]
-              - type: imds
-                key: HttpTokens
-                value: optional
+            - {type: imds, key: LaunchType, op: ne, value: launch-configuration}
+            - {type: imds, key: HttpTokens, value: optional}
             actions:
-              - type: set-metadata-access
-                http-tokens: required
-                hop-limit: preserve
+            - {type: set-metadata-access, http-tokens: required, hop-limit: preserve}
     """
 
     schema = type_schema(

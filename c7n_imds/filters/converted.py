@@ -20,15 +20,6 @@ class ConvertedLaunchConfigFilter(Filter):
     """Launch configurations that c7n-imds replaced at least ``days`` ago and that no
     Auto Scaling group uses now - the ones safe to delete.
 
-    Security Hub AutoScaling.3 keeps failing for a launch configuration that allows
-    IMDSv1 until it is deleted, even when no group uses it. A configuration counts as
-    replaced when a launch template tagged ``c7n-imds:source`` with its name (and
-    creation time) exists, or its ``copy-launch-configuration`` copy does; ``days``
-    counts from when that replacement was created, a soak period during which
-    ``revert-imds-remediation`` can still go back. Group usage is read fresh from
-    DescribeAutoScalingGroups (never custodian's cache), and AWS itself refuses to
-    delete a configuration a group still uses.
-
     :example:
 
     .. code-block:: yaml
@@ -37,13 +28,10 @@ class ConvertedLaunchConfigFilter(Filter):
           - name: delete-replaced-imdsv1-launch-configurations
             resource: launch-config
             filters:
-              - type: imds
-                key: HttpTokens
-                value: optional
-              - type: imds-converted
-                days: 14
+            - {type: imds, key: HttpTokens, value: optional}
+            - {type: imds-converted, days: 14}
             actions:
-              - delete
+            - delete
     """
 
     schema = type_schema("imds-converted", days={"type": "number", "minimum": 0})

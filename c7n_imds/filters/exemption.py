@@ -15,12 +15,6 @@ from c7n_imds.names import EXEMPT_TAG, EXEMPTION_ANNOTATION
 class ImdsExemptFilter(AnnotationValueFilter):
     """Filter groups by their IMDS remediation exemption (tag ``c7n-imds:exempt``).
 
-    The tag's value is a reason, optionally ending in ``until YYYY-MM-DD``: the group
-    is exempt until that day has passed, or for good without a date. Keys: ``Exempt``
-    (bool), ``Reason``, ``Until``, ``Expired``, ``Malformed`` and ``Error``. A malformed
-    value (empty, or a bad date) counts as exempt - nothing is changed on a guess - and
-    is reported by ``policies/detect.yml``. Annotated under ``c7n-imds:exemption``.
-
     :example:
 
     .. code-block:: yaml
@@ -29,9 +23,7 @@ class ImdsExemptFilter(AnnotationValueFilter):
           - name: asg-not-exempt
             resource: asg
             filters:
-              - type: imds-exempt
-                key: Exempt
-                value: false
+            - {type: imds-exempt, key: Exempt, value: false}
     """
 
     schema = type_schema("imds-exempt", rinherit=ValueFilter.schema)

@@ -33,43 +33,7 @@ class AsgImdsFilter(LaunchViewFilter):
     """Filter Auto Scaling groups by the instance metadata (IMDS) options their
     instances launch with.
 
-    The options come from whatever launches the group's instances: its launch
-    configuration, its launch template version (``$Default`` and ``$Latest`` resolved to
-    numbers), or, for a mixed instances policy, the weakest of its templates including
-    per-override templates. Keys:
-
-    - ``LaunchType``: ``launch-configuration``, ``launch-template`` or
-      ``mixed-instances-policy``
-    - ``LaunchName``, ``LaunchTemplateId``, ``LaunchTemplateVersion`` (resolved number)
-    - ``HttpTokens`` (``optional`` when the launch data does not set it),
-      ``HttpEndpoint``, ``HttpPutResponseHopLimit``, ``InstanceMetadataTags``
-      (null when unset)
-    - ``LaunchSourceMissing``: true when the configuration or template version no longer
-      exists (``LaunchSourceError`` says which)
-    - ``ImageId`` of the launch data
-    - ``EffectiveHttpTokens``: what instances really get - the launch data's value, else
-      the account default for the region (GetInstanceMetadataDefaults), else the AMI's
-      ``ImdsSupport`` (``v2.0`` means required), else ``optional``
-    - ``ScaleOutBlocked``: true when the account enforces IMDSv2 (HttpTokensEnforced)
-      but the group's launch resolves to ``optional``: such a group cannot launch
-      instances any more
-    - ``RemediationPending``: true when a run of ``set-metadata-access`` stopped
-      half-way for a group that follows ``$Latest``: the group already launches the
-      new version, but the run did not record it or move the template's default (which
-      Security Hub EC2.170 judges) - select these beside ``HttpTokens: optional`` so
-      the next run finishes the job. (With ``set-metadata-access`` ``set-default:
-      false`` the default stays IMDSv1 on purpose: such groups stay pending, and each
-      run verifies their version again without changing anything.)
-
-    ``EffectiveHttpTokens`` and ``ScaleOutBlocked`` cost a GetInstanceMetadataDefaults
-    and a DescribeImages call, made only by filters that use them.
-
-    The result is annotated on each group under ``c7n-imds:launch``.
-
     :example:
-
-    Groups whose instances would start with IMDSv1 allowed (Security Hub
-    AutoScaling.3 / EC2.170):
 
     .. code-block:: yaml
 
@@ -77,9 +41,7 @@ class AsgImdsFilter(LaunchViewFilter):
           - name: asg-imdsv1-allowed
             resource: asg
             filters:
-              - type: imds
-                key: HttpTokens
-                value: optional
+            - {type: imds, key: HttpTokens, value: optional}
     """
 
     schema = type_schema("imds", rinherit=ValueFilter.schema)
@@ -135,14 +97,6 @@ class AsgImdsFilter(LaunchViewFilter):
 class LaunchConfigImdsFilter(LaunchViewFilter):
     """Filter launch configurations by their instance metadata (IMDS) options.
 
-    Security Hub control AutoScaling.3 evaluates each launch configuration, used or not,
-    so an unused configuration that allows IMDSv1 keeps failing until it is deleted.
-    Keys are those of the ``asg`` filter ``imds`` (``HttpTokens`` is ``optional`` when
-    unset). Requires no API call beyond listing the configurations.
-
-    The configuration's user data is replaced by its size and SHA-256 in the resource
-    record, so it never reaches custodian's output files.
-
     :example:
 
     .. code-block:: yaml
@@ -151,9 +105,7 @@ class LaunchConfigImdsFilter(LaunchViewFilter):
           - name: launch-config-imdsv1-allowed
             resource: launch-config
             filters:
-              - type: imds
-                key: HttpTokens
-                value: optional
+            - {type: imds, key: HttpTokens, value: optional}
     """
 
     schema = type_schema("imds", rinherit=ValueFilter.schema)

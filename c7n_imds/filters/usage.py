@@ -85,25 +85,7 @@ class UsageFilter(ExplainsDrops, ValueFilter):
 class AsgImdsV1Usage(UsageFilter):
     """Filter groups by how often their instances called IMDSv1 (without a token).
 
-    Sums the CloudWatch metric ``MetadataNoToken`` (``AWS/EC2``, per ``InstanceId``)
-    over the last ``days`` (default 14) for each group's instances, fetched with
-    GetMetricData for up to 500 instances per call, and compares the total as a value
-    filter - ``value: 0`` means nobody used IMDSv1 in the window. The key is always
-    ``Total`` and may be omitted.
-
-    ``missing`` says what a group with no instances, or with instances that have no
-    data points, means - there is no evidence either way:
-
-    - ``exclude`` (default): the group never matches (held back - the safe choice);
-    - ``zero``: count a group without instances, and instances without data points, as
-      zero calls;
-    - ``include``: the group always matches.
-
-    Annotated under ``c7n-imds:imdsv1-calls`` with the total and per-instance counts.
-
     :example:
-
-    Groups whose instances made no IMDSv1 call in two weeks:
 
     .. code-block:: yaml
 
@@ -111,10 +93,7 @@ class AsgImdsV1Usage(UsageFilter):
           - name: asg-no-imdsv1-use
             resource: asg
             filters:
-              - type: imdsv1-usage
-                days: 14
-                value: 0
-                missing: exclude
+            - {type: imdsv1-usage, days: 14, value: 0, missing: exclude}
     """
 
     def instance_ids(self, asg):
@@ -125,9 +104,6 @@ class AsgImdsV1Usage(UsageFilter):
 class Ec2ImdsV1Usage(AsgImdsV1Usage):
     """Filter instances by how often they called IMDSv1 (``MetadataNoToken``).
 
-    Same options as the ``asg`` filter of this name; an instance without data points is
-    handled as ``missing`` says (default ``exclude``: never matches).
-
     :example:
 
     .. code-block:: yaml
@@ -136,10 +112,7 @@ class Ec2ImdsV1Usage(AsgImdsV1Usage):
           - name: ec2-imdsv1-callers
             resource: ec2
             filters:
-              - type: imdsv1-usage
-                days: 7
-                value: 0
-                op: gt
+            - {type: imdsv1-usage, days: 7, value: 0, op: gt}
     """
 
     def instance_ids(self, instance):

@@ -123,13 +123,6 @@ class DisableBeanstalkImdsv1(Remediation):
     """Require IMDSv2 on an Elastic Beanstalk environment's instances by setting its
     option ``aws:autoscaling:launchconfiguration`` ``DisableIMDSv1`` to ``true``.
 
-    Acts on groups the environment itself lists among its resources (their
-    ``elasticbeanstalk:*`` tags only name a candidate), once per environment, after
-    every group of the environment passed the IMDSv1 gate. Beanstalk then replaces every
-    instance as the environment's update policy says; an all-at-once replacement is
-    refused unless ``allow-launch-changes: [replace-all-at-once]``. Options, the
-    replacement and the way back: docs/aws-facts.md (Elastic Beanstalk).
-
     :example:
 
     .. code-block:: yaml
@@ -138,19 +131,12 @@ class DisableBeanstalkImdsv1(Remediation):
           - name: beanstalk-disable-imdsv1
             resource: asg
             filters:
-              - "tag:elasticbeanstalk:environment-name": present
-              - type: imds
-                key: HttpTokens
-                value: optional
-              - type: imds-exempt
-                key: Exempt
-                value: false
-              - type: imdsv1-usage
-                days: 14
-                value: 0
-                missing: zero
+            - tag:elasticbeanstalk:environment-name: present
+            - {type: imds, key: HttpTokens, value: optional}
+            - {type: imds-exempt, key: Exempt, value: false}
+            - {type: imdsv1-usage, days: 14, value: 0, missing: zero}
             actions:
-              - type: disable-beanstalk-imdsv1
+            - type: disable-beanstalk-imdsv1
     """
 
     schema = type_schema(

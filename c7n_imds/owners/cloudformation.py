@@ -168,17 +168,6 @@ class CreateStackChangeSet(Remediation):
     """Propose the fix of a CloudFormation-owned group to its stack: a change set, never
     executed, for the stack's owner to review and execute.
 
-    The stack's template (``GetTemplate``) gets ``HttpTokens: required``: a launch
-    configuration becomes a launch template (AWS's mapping reference), a launch template
-    of the stack on ``LatestVersionNumber`` is set. The change set is proven - read back,
-    its changes and SSM parameters checked - and refused, with the reason, when it would
-    change anything beyond metadata options that ``allow-launch-changes`` does not name
-    (group sizes, an image, replacing a group), when the stack policy forbids the update,
-    or when a transform makes the template uncarriable. A template too big for
-    CreateChangeSet's TemplateBody, even as compact JSON, goes through the S3 bucket
-    ``template-bucket`` names (removed once the change set is made). Options and every
-    rule: docs/mapping.md ("In a stack's template").
-
     :example:
 
     .. code-block:: yaml
@@ -187,18 +176,12 @@ class CreateStackChangeSet(Remediation):
           - name: asg-stack-propose-imdsv2
             resource: asg
             filters:
-              - "tag:aws:cloudformation:stack-name": present
-              - type: imds
-                key: HttpTokens
-                value: optional
-              - type: imdsv1-usage
-                days: 14
-                value: 0
+            - tag:aws:cloudformation:stack-name: present
+            - {type: imds, key: HttpTokens, value: optional}
+            - {type: imdsv1-usage, days: 14, value: 0}
             actions:
-              - type: create-stack-change-set
-                hop-limit: auto
-                allow-launch-changes: [group-size]
-                template-bucket: my-cfn-templates-us-east-1
+            - {type: create-stack-change-set, hop-limit: auto, allow-launch-changes: [group-size],
+              template-bucket: my-cfn-templates-us-east-1}
     """
 
     schema = type_schema(

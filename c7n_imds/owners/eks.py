@@ -76,16 +76,15 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
           - name: eks-nodegroup-require-imdsv2
             resource: asg
             filters:
-              - "tag:eks:nodegroup-name": present
-              - type: imds
-                key: HttpTokens
-                value: optional
+            - tag:eks:nodegroup-name: present
+            - {type: imds, key: HttpTokens, value: optional}
             actions:
-              - type: set-nodegroup-metadata-access
-                hop-limit: auto
-                imdsv1-gate: {days: 14, missing: exclude}
+            - type: set-nodegroup-metadata-access
+              hop-limit: auto
+              imdsv1-gate: {days: 14, missing: exclude}
     """
 
+    option_defaults = {"hop-limit": "auto"}
     schema = type_schema(
         NODEGROUP_ACTION,
         **{
@@ -122,7 +121,7 @@ class SetNodegroupMetadataAccess(VersionMaking, Remediation):
     def hop_limit(self, groups, existing_metadata_options, user_data=None):
         # `auto` by default: every node group runs pods.
         return resolve_hop_limit(
-            self.data.get("hop-limit", "auto"),
+            self.options.hop_limit,
             existing_metadata_options,
             any(runs_containers(asg, user_data) for asg in groups),
         )
