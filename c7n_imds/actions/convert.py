@@ -30,6 +30,7 @@ from c7n_imds.model.provenance import (
 )
 from c7n_imds.model.translate import TranslationError, launch_template_data, security_group_names
 from c7n_imds.names import (
+    CONVERT_ACTION,
     LAUNCH_CONFIGURATION,
     PRESERVE,
 )
@@ -38,7 +39,7 @@ from c7n_imds.sources import LaunchSources
 log = logging.getLogger("custodian.c7n_imds.actions")
 
 
-@ASG.action_registry.register("convert-to-launch-template")
+@ASG.action_registry.register(CONVERT_ACTION)
 class ConvertToLaunchTemplate(TemplateMaking, Remediation):
     """Move launch-configuration groups to a new launch template that requires IMDSv2.
 
@@ -381,7 +382,7 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
         )
 
 
-@LaunchConfig.action_registry.register("convert-to-launch-template")
+@LaunchConfig.action_registry.register(CONVERT_ACTION)
 class ConvertLaunchConfigurationGroups(ConvertToLaunchTemplate):
     """Convert every Auto Scaling group that uses these launch configurations to an
     IMDSv2 launch template.

@@ -30,7 +30,7 @@ from c7n_imds.model.translate import (
     launch_configuration_copy,
 )
 from c7n_imds.model.verify import expected_configuration_copy, stored_configuration
-from c7n_imds.names import CONFIGURATION_EXISTS, LAUNCH_CONFIGURATION
+from c7n_imds.names import CONFIGURATION_EXISTS, COPY_ACTION, LAUNCH_CONFIGURATION
 from c7n_imds.sources import LC_NAMES_PER_CALL, LaunchSources
 
 log = logging.getLogger("custodian.c7n_imds.actions")
@@ -53,7 +53,7 @@ def sent_as_described(parameters):
     return parameters
 
 
-@ASG.action_registry.register("copy-launch-configuration")
+@ASG.action_registry.register(COPY_ACTION)
 class CopyLaunchConfiguration(Remediation):
     """Switch launch-configuration groups to a copy of their configuration that
     requires IMDSv2 (AWS's second, deprecated procedure for AutoScaling.3).

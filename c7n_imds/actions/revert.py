@@ -33,6 +33,7 @@ from c7n_imds.names import (
     LAUNCH_TEMPLATE,
     MIXED_INSTANCES_POLICY,
     PREVIOUS_LAUNCH_TAG,
+    REVERT_ACTION,
 )
 
 log = logging.getLogger("custodian.c7n_imds.actions")
@@ -121,7 +122,7 @@ class ExemptBeforeDelete:
         return self._client.delete_change_set(**kwargs)
 
 
-@ASG.action_registry.register("revert-imds-remediation")
+@ASG.action_registry.register(REVERT_ACTION)
 class RevertImdsRemediation(Trusting, Remediation):
     """Put a group back on exactly what it launched from before c7n-imds changed it.
 

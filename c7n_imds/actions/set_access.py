@@ -37,13 +37,14 @@ from c7n_imds.names import (
     LAUNCH_TEMPLATE,
     PRESERVE,
     PREVIOUS_LAUNCH_TAG,
+    SET_ACCESS_ACTION,
 )
 from c7n_imds.sources import LaunchSources
 
 log = logging.getLogger("custodian.c7n_imds.actions")
 
 
-@ASG.action_registry.register("set-metadata-access")
+@ASG.action_registry.register(SET_ACCESS_ACTION)
 class SetMetadataAccess(VersionMaking, Remediation):
     """Give launch-template groups a template version with the requested IMDS options.
 

@@ -11,11 +11,11 @@ from dateutil.parser import parse as parse_date
 from c7n_imds.aws import all_groups, imds_session, retry
 from c7n_imds.model.launch_source import launch_references
 from c7n_imds.model.provenance import copy_name, source_identity
-from c7n_imds.names import LAUNCH_CONFIGURATION, SOURCE_CREATED_TAG, SOURCE_TAG
+from c7n_imds.names import CONVERTED_FILTER, LAUNCH_CONFIGURATION, SOURCE_CREATED_TAG, SOURCE_TAG
 from c7n_imds.sources import LC_NAMES_PER_CALL
 
 
-@LaunchConfig.filter_registry.register("imds-converted")
+@LaunchConfig.filter_registry.register(CONVERTED_FILTER)
 class ConvertedLaunchConfigFilter(Filter):
     """Launch configurations that c7n-imds replaced at least ``days`` ago and that no
     Auto Scaling group uses now - the ones safe to delete.

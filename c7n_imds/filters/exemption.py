@@ -8,10 +8,10 @@ from c7n.utils import type_schema
 
 from c7n_imds.filters.keys import EXEMPTION_KEYS, AnnotationValueFilter
 from c7n_imds.model.safety import parse_exemption
-from c7n_imds.names import EXEMPT_TAG, EXEMPTION_ANNOTATION
+from c7n_imds.names import EXEMPT_FILTER, EXEMPT_TAG, EXEMPTION_ANNOTATION
 
 
-@ASG.filter_registry.register("imds-exempt")
+@ASG.filter_registry.register(EXEMPT_FILTER)
 class ImdsExemptFilter(AnnotationValueFilter):
     """Filter groups by their IMDS remediation exemption (tag ``c7n-imds:exempt``).
 

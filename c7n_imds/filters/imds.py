@@ -14,7 +14,7 @@ from c7n_imds.filters.keys import (
 )
 from c7n_imds.model.launch_source import launch_configuration_view
 from c7n_imds.model.redaction import user_data_fingerprint
-from c7n_imds.names import LAUNCH_ANNOTATION
+from c7n_imds.names import IMDS_FILTER, LAUNCH_ANNOTATION
 from c7n_imds.sources import LaunchSources
 
 
@@ -28,7 +28,7 @@ class LaunchViewFilter(AnnotationValueFilter):
         return "%s (launches from %s)" % (super().why(launch), source)
 
 
-@ASG.filter_registry.register("imds")
+@ASG.filter_registry.register(IMDS_FILTER)
 class AsgImdsFilter(LaunchViewFilter):
     """Filter Auto Scaling groups by the instance metadata (IMDS) options their
     instances launch with.
@@ -93,7 +93,7 @@ class AsgImdsFilter(LaunchViewFilter):
         )
 
 
-@LaunchConfig.filter_registry.register("imds")
+@LaunchConfig.filter_registry.register(IMDS_FILTER)
 class LaunchConfigImdsFilter(LaunchViewFilter):
     """Filter launch configurations by their instance metadata (IMDS) options.
 
