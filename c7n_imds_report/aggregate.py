@@ -44,6 +44,7 @@ worst state of their account and region, and ``Problems`` lists every scan that 
 ``scanned``. Which outputs make one run, and when a missing one is "not scanned": runs.py.
 """
 import datetime
+import itertools
 from collections import defaultdict
 
 from c7n_imds.names import LAUNCH_CONFIGURATION as LC
@@ -122,51 +123,31 @@ def run_cells(outputs):
     final, controls_at = {}, defaultdict(set)
     lcs, instances, inventory = {}, {}, defaultdict(set)
     ordered = sorted(outputs, key=lambda o: o["Start"])
-    for o in ordered:
-        where = (o["Account"], o["Region"])
-        for r in o["Records"]:
-            key = where + (r["Name"],)
-            if r["Kind"] == "group" and r["LaunchType"]:
-                launch_of.setdefault(key, r["LaunchType"])
-            if r["Kind"] == "group":
-                owner_of[key] = owner_of.get(key) or owner_kind(r.get("Stack"))
-        for change in o["Changes"]:
-            key = where + (change["Group"],)
-            if not owner_of.get(key) and owner_kind(change.get("Owner")):
-                owner_of[key] = owner_kind(change["Owner"])
-        if o["State"] != "scanned" or o["Resource"] not in COUNTED_RESOURCES:
-            continue
-        controls_at[where].update(o["Controls"])
-        if o.get("Inventory"):
-            inventory[where].add(o["Resource"])
-        for r in o["Records"]:
-            key = where + (r["Name"],)
-            if r["Kind"] == "group":
-                seen = final.setdefault(key, [None, None])
-                seen[0] = r["HttpTokens"] or seen[0]
-                seen[1] = r["LaunchType"] or seen[1]
-            elif r["Kind"] == "launch-config":
-                lcs[key] = r
-            elif r["Kind"] == "instance" and r.get("InstanceId"):
-                instances[where + (r["InstanceId"],)] = r
-        scan = o["Scan"]
-        if scan and isinstance(scan.get("Scanned"), int):
-            # the latest scan: it saw the changes of every policy before it
-            scans[where] = dict(scan, ByLaunchType={
-                t: dict(v) for t, v in (scan.get("ByLaunchType") or {}).items()
-                if isinstance(v, dict)})
-        for change in o["Changes"]:
-            if change["Outcome"] != "Remediated":
+    scan_at, uncontrolled = {}, set()
+    # Outputs that started at the same instant cannot be told apart in time: their
+    # records are read first, then the changes their actions proved (read back after).
+    for _, batch in itertools.groupby(ordered, key=lambda o: o["Start"]):
+        batch = list(batch)
+        for o in batch:
+            read_records(o, launch_of, owner_of, final, lcs, instances, controls_at,
+                         inventory, uncontrolled, scans, scan_at)
+        for o in batch:
+            if o["State"] != "scanned" or o["Resource"] not in COUNTED_RESOURCES:
                 continue
-            key = where + (change["Group"],)
-            seen = final.setdefault(key, [None, launch_of.get(key)])
-            before, after = seen[1], change.get("LaunchTypeAfter") or seen[1]
-            seen[0], seen[1] = "required", after
-            if where in scans and before and after != before:
-                by_type = scans[where]["ByLaunchType"]  # the scan came before this change
-                for t, step in ((before, -1), (after, 1)):
-                    entry = by_type.setdefault(t, {"Groups": 0})
-                    entry["Groups"] = max(0, (entry.get("Groups") or 0) + step)
+            where = (o["Account"], o["Region"])
+            for change in o["Changes"]:
+                if change["Outcome"] != "Remediated":
+                    continue
+                key = where + (change["Group"],)
+                seen = final.setdefault(key, [None, launch_of.get(key)])
+                before, after = seen[1], change.get("LaunchTypeAfter") or seen[1]
+                seen[0], seen[1] = "required", after
+                if where in scans and before and after != before and \
+                        scan_at[where] <= o["Start"]:
+                    by_type = scans[where]["ByLaunchType"]  # the scan came before it
+                    for t, step in ((before, -1), (after, 1)):
+                        entry = by_type.setdefault(t, {"Groups": 0})
+                        entry["Groups"] = max(0, (entry.get("Groups") or 0) + step)
     for key, (tokens, _) in final.items():
         if tokens == "optional":
             optional.add(key)
@@ -209,7 +190,9 @@ def run_cells(outputs):
         where = key[:2]
         controls = sorted(controls_at[where], key=control_sort_key)
         for control in controls:
-            how = judged(control, controls, launch_type)
+            # "other": the groups of the policies that name no control
+            how = ("launch" if key in uncontrolled else None) if control == "other" \
+                else judged(control, controls, launch_type)
             if how == "type" and launch_type == LC or how == "launch" and \
                     tokens == "optional":
                 cells[where + (control,)]["NonCompliant"].setdefault(key[2], launch_type)
@@ -247,6 +230,52 @@ def run_cells(outputs):
             read[(o["Account"], o["Region"])].add(o["Resource"])
     return cells, scans, measured, owner_of, resource_view(
         lcs, instances, inventory, read, controls_at)
+
+
+def read_records(o, launch_of, owner_of, final, lcs, instances, controls_at, inventory,
+                 uncontrolled, scans, scan_at):
+    """What one output's records and scan say (run_cells' first pass): launch types and
+    owners from every output; the last launch seen, launch configurations, instances,
+    controls and scans from the outputs that were read. The latest scan wins (it saw
+    the changes of every policy before it); of scans that started together, the
+    largest."""
+    where = (o["Account"], o["Region"])
+    for r in o["Records"]:
+        key = where + (r["Name"],)
+        if r["Kind"] == "group" and r["LaunchType"]:
+            launch_of.setdefault(key, r["LaunchType"])
+        if r["Kind"] == "group":
+            owner_of[key] = owner_of.get(key) or owner_kind(r.get("Stack"))
+    for change in o["Changes"]:
+        key = where + (change["Group"],)
+        if not owner_of.get(key) and owner_kind(change.get("Owner")):
+            owner_of[key] = owner_kind(change["Owner"])
+    if o["State"] != "scanned" or o["Resource"] not in COUNTED_RESOURCES:
+        return
+    # a policy that names no control serves "other": its groups are judged there
+    controls_at[where].update(o["Controls"] or ["other"])
+    if o.get("Inventory"):
+        inventory[where].add(o["Resource"])
+    for r in o["Records"]:
+        key = where + (r["Name"],)
+        if r["Kind"] == "group":
+            seen = final.setdefault(key, [None, None])
+            seen[0] = r["HttpTokens"] or seen[0]
+            seen[1] = r["LaunchType"] or seen[1]
+            if not o["Controls"]:
+                uncontrolled.add(key)
+        elif r["Kind"] == "launch-config":
+            lcs[key] = r
+        elif r["Kind"] == "instance" and r.get("InstanceId"):
+            instances[where + (r["InstanceId"],)] = r
+    scan = o["Scan"]
+    if scan and isinstance(scan.get("Scanned"), int) and (
+            where not in scans or scan_at[where] < o["Start"] or
+            scan["Scanned"] >= scans[where]["Scanned"]):
+        scan_at[where] = o["Start"]
+        scans[where] = dict(scan, ByLaunchType={
+            t: dict(v) for t, v in (scan.get("ByLaunchType") or {}).items()
+            if isinstance(v, dict)})
 
 
 def resource_view(lcs, instances, inventory, read, controls_at):
@@ -343,6 +372,14 @@ def in_scope(control, scan):
     return scan.get("Scanned")
 
 
+def at_least(in_scope, non_compliant):
+    """Groups in scope: the scan's, and never fewer than those counted failing (a scan
+    that did not see a group the records name)."""
+    if in_scope is None or non_compliant is None:
+        return in_scope
+    return max(in_scope, non_compliant)
+
+
 def summarize_run(outputs, expected=None):
     """Rows, accounts, totals and scan states of a run's outputs (the streaming summary
     gives it one account-region at a time)."""
@@ -367,11 +404,13 @@ def summarize_run(outputs, expected=None):
             ResourceType=RESOURCE_TYPES.get(key[2], "auto-scaling-group"), Resources=None,
             ResourcesNonCompliant=None, AwaitingCleanup=None)
         if resource["ResourceType"] == "auto-scaling-group" and scan:
-            resource = dict(resource, Resources=in_scope(key[2], scan),
+            resource = dict(resource, Resources=at_least(in_scope(key[2], scan),
+                                                         counts["NonCompliant"]),
                             ResourcesNonCompliant=counts["NonCompliant"])
         rows.append(dict(
             Account=key[0], AccountName=names.get(key[0]), Region=key[1], Control=key[2],
-            State=state, Scanned=in_scope(key[2], scan), ScannedByLaunchType={
+            State=state, Scanned=at_least(in_scope(key[2], scan), counts["NonCompliant"]),
+            ScannedByLaunchType={
                 t: v.get("Groups") for t, v in sorted((scan.get("ByLaunchType") or {}).items())
                 if isinstance(v, dict)}, **counts, **resource))
     accounts = [dict(Account=a, AccountName=names.get(a),
@@ -401,13 +440,18 @@ def drill_down(outputs, states):
     owner, else the action that would)."""
     names = {s["Account"]: s["AccountName"] for s in states}
     facts, changes = {}, {}
+    controls = defaultdict(set)  # what each account-region measured, as run_cells has it
     for o in outputs:
-        for r in o["Records"]:
+        if o["State"] == "scanned" and o["Resource"] in COUNTED_RESOURCES:
+            controls[(o["Account"], o["Region"])].update(o["Controls"] or ["other"])
+    for o in sorted(outputs, key=lambda o: o["Start"]):
+        for r in o["Records"] if o["Resource"] in COUNTED_RESOURCES else ():
             if r["Kind"] != "group":
                 continue
             key = (o["Account"], o["Region"], r["Name"])
             seen = facts.setdefault(key, dict(r, Controls=o["Controls"], Optional=False))
-            seen["Optional"] |= r["HttpTokens"] == "optional"
+            if r["HttpTokens"]:  # the last launch seen (state after the run)
+                seen["Optional"] = r["HttpTokens"] == "optional"
             for field in ("LaunchType", "Owner", "Stack", "StackGuidance", "ExemptReason",
                           "ExemptUntil", "Days"):
                 seen[field] = seen.get(field) or r.get(field)
@@ -452,8 +496,9 @@ def drill_down(outputs, states):
         owned = state in ("stack-owned", "fix-proposed", "fixed-at-owner") or fix is not None
         groups.append(dict(
             Account=key[0], AccountName=names.get(key[0]), Region=key[1], Group=key[2],
-            Control=control_for(fact.get("Controls") or change.get("Controls") or [],
-                                launch_type),
+            Control=primary_control(sorted(controls[key[:2]], key=control_sort_key),
+                                    launch_type) if controls[key[:2]] else control_for(
+                fact.get("Controls") or change.get("Controls") or [], launch_type),
             State=state, LaunchType=launch_type,
             Calls=int(fact["Calls"]) if state == "held-back" else None,
             Days=fact.get("Days") if state == "held-back" else None,

@@ -13,6 +13,8 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -393,33 +395,40 @@ def test_aggregation_over_an_org_layout_with_two_runs(tmp_path):
     def rows(run):
         return {(r["Account"], r["Region"], r["Control"]): r for r in run["Rows"]}
     one = rows(day1)[("111111111111", "eu-west-1", "AutoScaling.3")]
-    # the largest scan wins; ok requires IMDSv2; so does ok-lc
+    # the latest scan wins (of scans that started together, the largest); ok requires
+    # IMDSv2; so does ok-lc
     assert (one["Scanned"], one["NonCompliant"], one["NonCompliantByLaunchType"],
             one["LaunchConfigurations"]) == (6, 2, {LC: 2}, 1)
     assert rows(day1)[("111111111111", "eu-west-1", "AutoScaling.9")]["NonCompliant"] == 3
 
     by = rows(day2)
     as3 = by[("222222222222", "us-east-1", "AutoScaling.3")]
-    # app-1 matched by 5 policies counts once and, remediated, is not held back; app-2
-    # and both failed; gone left to its stack; the revert and the stale changes file
-    # count for nothing
+    # state after the run: app-1, matched by 5 policies, counts once and, remediated
+    # (its read-back proved the template), is compliant and not held back; app-2 and
+    # both failed; gone left to its stack; the revert and the stale changes file count
+    # for nothing. Records of policies that started with the convert do not undo it.
     assert {k: as3[k] for k in ("NonCompliant", "Remediated", "Failed", "LeftToStack",
                                 "HeldBack", "Exempt")} == dict(
-        NonCompliant=2, Remediated=1, Failed=2, LeftToStack=1, HeldBack=0, Exempt=0)
+        NonCompliant=1, Remediated=1, Failed=2, LeftToStack=1, HeldBack=0, Exempt=0)
+    # app-1 launches from a template now: out of AutoScaling.3's scope, into EC2.170's
+    assert (as3["Scanned"], by[("222222222222", "us-east-1", "EC2.170")]["Scanned"]) == (5, 1)
     ec2_170 = by[("222222222222", "us-east-1", "EC2.170")]
     assert (ec2_170["NonCompliant"], ec2_170["HeldBack"], ec2_170["Exempt"]) == (1, 1, 1)
     assert by[("222222222222", "us-east-1", "EC2.8")]["NonCompliantByLaunchType"] == {LT: 1}
-    assert by[("222222222222", "us-east-1", "other")]["NonCompliant"] == 1
+    # the policy that names no control serves "other": its one group, app-1, was
+    # remediated in the run
+    assert by[("222222222222", "us-east-1", "other")]["NonCompliant"] == 0
     assert all(r["Control"] != "EC2.8" or r["Remediated"] == 0 for r in day2["Rows"])
 
     totals = day2["Totals"]  # 2 accounts x 2 regions, groups counted once across controls
     assert (totals["Accounts"], totals["Regions"], totals["Scanned"]) == (2, 2, 24)
+    # per place app-2 (AutoScaling.3 and .9), ok (AutoScaling.9) and svc (EC2.170)
     assert (totals["NonCompliant"], totals["NonCompliantByLaunchType"]) == (
-        16, {LC: 12, LT: 4})
+        12, {LC: 8, LT: 4})
     assert (totals["Remediated"], totals["Failed"], totals["LeftToStack"],
             totals["HeldBack"], totals["Exempt"], totals["LaunchConfigurations"]) == (
         4, 8, 4, 4, 4, 4)
-    assert [a["NonCompliant"] for a in day2["Accounts"]] == [8, 8]
+    assert [a["NonCompliant"] for a in day2["Accounts"]] == [6, 6]
     assert [r["Totals"]["Remediated"] for r in summary["Runs"]] == [0, 4]
 
 
@@ -441,7 +450,7 @@ def test_renderers_escape_names_and_carry_no_record_fields(tmp_path):
         if fmt == "markdown":
             assert "r&amp;d &lt;lab&gt;\\|x" in text  # a | in a name keeps the columns
         if fmt == "json":
-            assert json.loads(text)["Runs"][1]["Totals"]["NonCompliant"] == 16
+            assert json.loads(text)["Runs"][1]["Totals"]["NonCompliant"] == 12
 
 
 def test_controls_and_run_splitting_rules():
@@ -744,13 +753,16 @@ def test_stack_owned_groups_are_counted_by_owner_kind(tmp_path):
         EB: owned_counts(3, not_acted=1, fixed=2), EKS: owned_counts(2, not_acted=1, fixed=1)}
     # a fix proposed or rolling out is not compliance: the shares count those groups
     # as failing, and say how many of them have a fix on its way
-    controls = {c["Control"]: c for c in run["Controls"]}
+    fields = ("Control", "InScope", "NonCompliant", "CompliantShare", "FixProposed",
+              "FixedAtOwner")
+    controls = {c["Control"]: {k: c[k] for k in fields} for c in run["Controls"]}
     assert controls["AutoScaling.3"] == dict(
         Control="AutoScaling.3", InScope=14, NonCompliant=10,
         CompliantShare=round(1 - 10 / 14, 4), FixProposed=2, FixedAtOwner=2)
-    assert controls["EC2.170"] == dict(Control="EC2.170", InScope=14, NonCompliant=2,
-                                       CompliantShare=round(1 - 2 / 14, 4), FixProposed=0,
-                                       FixedAtOwner=1)
+    # EC2.170 judges the template groups only: the two node groups (the scans here count
+    # every group as a launch configuration's; in scope is never fewer than failing)
+    assert controls["EC2.170"] == dict(Control="EC2.170", InScope=2, NonCompliant=2,
+                                       CompliantShare=0.0, FixProposed=0, FixedAtOwner=1)
 
 
 def test_each_stack_owned_group_shows_its_owner_and_what_fixes_it(tmp_path):
@@ -1095,3 +1107,24 @@ def test_athena_queries_state_each_control_as_the_summary(runs, tmp_path):
     assert {c: sql.get(c, 0) for c in rows} == rows == {
         "AutoScaling.3": 4, "AutoScaling.9": 5, "EC2.170": 0}
     assert found["launch_configurations"] == [(ACCOUNT, REGION, 6, 6)]
+
+
+def test_summary_without_the_report_installed_says_so_in_one_line(tmp_path):
+    # the plugin installed without the `report` extra: c7n_imds_report cannot be imported
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text(
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'c7n_imds_report':\n"
+        "            raise ModuleNotFoundError(\"No module named 'c7n_imds_report'\")\n"
+        "sys.meta_path.insert(0, Block())\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from c7n_imds.cli import main; "
+         "sys.exit(main(['summary', %r]))" % str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == "c7n-imds summary: not installed: pip install " \
+        "'c7n-imds[report]'\n"
