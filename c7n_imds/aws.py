@@ -98,6 +98,25 @@ def note_unanswered_calls(session):
     return session
 
 
+def note_custodian_unanswered_calls():
+    """For the `run` command only: custodian's own sessions (its listing) note their
+    unanswered calls too, so that a listing that stays down ends its policy with a line
+    naming the API. Only an observer is added: their pace and retries stay custodian's.
+    SessionFactory has no hook of its own for this (its subscriber list belongs to
+    custodian's API call statistics, which replace it)."""
+    from c7n.credentials import SessionFactory
+
+    if getattr(SessionFactory.update, "notes_unanswered", False):
+        return
+    update = SessionFactory.update
+
+    def noting_update(self, session):
+        return note_unanswered_calls(update(self, session))
+
+    noting_update.notes_unanswered = True
+    SessionFactory.update = noting_update
+
+
 def _note_unanswered(event_name, exception, context=None, **kwargs):
     _unanswered.call = (
         exception,

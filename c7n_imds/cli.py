@@ -27,6 +27,7 @@ import c7n_imds  # noqa: F401  (registers our filters and actions)
 from c7n_imds.aws import (
     AWS_ERRORS,
     describe_error,
+    note_custodian_unanswered_calls,
     patient_command_retries,
     stopped_policy_line,
 )
@@ -120,6 +121,7 @@ def dispatch(argv):
     if command == "run":
         guard_command(option_value(argv[1:], "-f", "--cache"))
         patient_command_retries()
+        note_custodian_unanswered_calls()
         for name in ("custodian.commands", "custodian.output"):
             logging.getLogger(name).addFilter(OneLineAwsErrors())
     from c7n.cli import main as custodian_main
@@ -183,7 +185,8 @@ def validate_each(args):
                 if policy["name"] in names:
                     raise Mistake(
                         "%s: policy %s: the name is also used in %s; policy names must "
-                        "be unique" % (path, policy["name"], names[policy["name"]]))
+                        "be unique" % (path, policy["name"], names[policy["name"]])
+                    )
                 names[policy["name"]] = path
         except Mistake as mistake:
             invalid += 1

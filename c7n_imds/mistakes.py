@@ -10,6 +10,7 @@ said, shown with ``-v``.
 import difflib
 import logging
 import os
+import re
 import tempfile
 
 import yaml
@@ -238,12 +239,50 @@ def custodian_validate(paths):
         logger.propagate = propagate
     if captured.lines:
         detail = "\n".join(captured.lines)
-        first = next(line for line in detail.splitlines() if line.strip())
         raise Mistake(
             "%s: invalid policy: %s (-v for custodian's report)"
-            % (", ".join(paths) if len(paths) > 1 else paths[0], " ".join(first.split())[:300]),
+            % (", ".join(paths) if len(paths) > 1 else paths[0], schema_line(detail)),
             detail,
         )
+
+
+# custodian's schema report: "Error on policy:NAME resource:TYPE", the specific error,
+# then jsonschema's "On instance['option'][...]:" naming where it is
+ERROR_ON = re.compile(r"Error on policy:(\S+) resource:(\S+)")
+ON_INSTANCE = re.compile(r"On instance((?:\[[^\]]*\])+):")
+
+
+def schema_line(report):
+    """One line from custodian's validation report: the policy, the option (where
+    jsonschema names it) and the error, e.g. "policy p1 (asg): http-endpoint: 'on' is
+    not one of ['preserve', 'enabled', 'disabled']"."""
+    lines = [line.strip() for line in report.splitlines() if line.strip()]
+    head = next((ERROR_ON.search(line) for line in lines if ERROR_ON.search(line)), None)
+    if head is None:
+        return " ".join(lines[0].split())[:300] if lines else "invalid"
+    after = lines[lines.index(head.string.strip()) + 1 :]
+    message = next(
+        (line for line in after if not line.startswith(("Failed validating", "On instance", "{"))),
+        "",
+    )
+    where = next((ON_INSTANCE.search(line) for line in after if ON_INSTANCE.search(line)), None)
+    keys = [k.strip("'\"") for k in re.findall(r"\[([^\]]*)\]", where.group(1))] if where else []
+    option = ".".join(k for k in keys if not k.isdigit())
+    # what the schema allows there: the lines after "Failed validating", up to "On"
+    failed = next((i for i, line in enumerate(after) if line.startswith("Failed validating")), None)
+    allowed = []
+    for line in after[failed + 1 :] if failed is not None else ():
+        if line.startswith("On instance"):
+            break
+        allowed.append(line)
+    schema = " ".join(allowed)
+    return "policy %s (%s): %s%s%s" % (
+        head.group(1),
+        head.group(2),
+        "%s: " % option if option else "",
+        message[:300],
+        " (schema: %s)" % (schema[:300] + ("..." if len(schema) > 300 else "")) if schema else "",
+    )
 
 
 def check_regions(regions, service="ec2"):

@@ -417,7 +417,10 @@ def test_iam_policy_refuses_what_validate_refuses(tmp_path, content):
     result = run_iam_policy(path)
     assert result.returncode == 2, result.stdout
     assert result.stdout == "" and result.stderr.count("\n") == 1
-    assert str(path) in result.stderr and "invalid policy" in result.stderr
+    # the same verdict, in the same words, as `c7n-imds validate`
+    said = validate.stderr.strip().split("c7n-imds validate: ", 1)[1]
+    assert result.stderr.strip() == "c7n-imds iam-policy: " + said
+    assert str(path) in said
 
 
 def test_discover_finds_the_groups_instance_roles(moto, c7n_imds_cmd):

@@ -101,6 +101,16 @@ def bad_option_cases():
     # the actions that fix a group at its owner
     action("asg", "disable-beanstalk-imdsv1", "rate-budget", 2, "'maximum': 1")
     action("asg", "disable-beanstalk-imdsv1", "no-such-option", 1, "was unexpected")
+    action(
+        "asg",
+        "disable-beanstalk-imdsv1",
+        "allow-launch-changes",
+        ["all-at-once"],
+        "'replace-all-at-once'",
+    )
+    action("asg", "disable-beanstalk-imdsv1", "imdsv1-gate", {"missing": "maybe"}, "'zero'")
+    action("asg", "create-stack-change-set", "allow-launch-changes", ["sizes"], "'group-size'")
+    action("asg", "create-stack-change-set", "template-bucket", 7, "'string'")
     for value, allowed in HOP[1]:
         action("asg", "create-stack-change-set", HOP[0], value, allowed)
     action(
@@ -320,7 +330,14 @@ def validate_problems(validated, group):
         if text is None or text == "valid":
             problems.append("%s accepted: %s" % (name, json.dumps(block)))
             continue
-        missing = [part for part in (name, option, allowed) if part not in text]
+        # an unknown option gets our own line ("unknown option 'x'; allowed: ...")
+        # rather than jsonschema's "'x' was unexpected"
+        unknown = "unknown option '%s'" % option
+        missing = [
+            part
+            for part in (name, option, allowed)
+            if part not in text and not (part == "was unexpected" and unknown in text)
+        ]
         if missing:
             problems.append("%s: message lacks %s:\n%s" % (name, missing, text[:600]))
     return problems, checked
@@ -395,16 +412,11 @@ def test_mistyped_filter_keys_and_values_are_rejected_at_validate(validated):
 
 
 def split_validate_output(stderr):
-    """{file: 'valid' | the error text logged for it}."""
-    verdicts, current = {}, None
+    """{file: 'valid' | the line given for it}: `c7n-imds validate` answers one line
+    per file, "c7n-imds validate: FILE: valid" or "c7n-imds validate: FILE: problem"."""
+    verdicts = {}
     for line in stderr.splitlines():
-        match = re.search(r"Configuration (valid|invalid): (\S+)$", line)
+        match = re.match(r"^c7n-imds validate: (\S+?\.ya?ml): (.*)$", line)
         if match:
-            current = match.group(2)
-            verdicts[current] = "valid" if match.group(1) == "valid" else ""
-            if match.group(1) == "valid":
-                current = None
-            continue
-        if current is not None:
-            verdicts[current] += line + "\n"
+            verdicts[match.group(1)] = "valid" if match.group(2) == "valid" else line
     return verdicts
