@@ -329,7 +329,7 @@ def unreachable(options):
     """One line when the credentials cannot reach AWS at all, else None. Custodian would
     answer with a flood of tracebacks (no credentials) or minutes of retries (no route),
     once per policy and region."""
-    from c7n_imds.reach import Unreachable, caller_identity
+    from c7n_imds.access_check import Unreachable, caller_identity
 
     try:
         caller_identity(options.profile, (options.regions or [None])[0])

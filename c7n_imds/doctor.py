@@ -17,11 +17,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from c7n_imds.access_check import Unreachable, caller_identity, plain
 from c7n_imds.aws import describe_error as aws_error_text
 from c7n_imds.aws import error_code
 from c7n_imds.iam import PolicyFileError, load_policies, policy_permissions
 from c7n_imds.pack import TEMPLATES_DIR
-from c7n_imds.reach import Unreachable, caller_identity, plain
 
 DEFAULT_REGION = "us-east-1"
 # A few reads, each asked once: a broken route is a miss within seconds, not a minute.
@@ -147,7 +147,7 @@ def queue_location(queue, region):
 
 
 def describe_error(error):
-    """An AWS error for a checklist line, never a pasted HTML page (reach.plain)."""
+    """An AWS error for a checklist line, never a pasted HTML page (access_check.plain)."""
     return plain(aws_error_text(error))
 
 

@@ -121,7 +121,7 @@ def reach_accounts(org_cli, accounts, regions):
     """One line per account-region the run could not reach; [] when all answer. The
     caller's own credentials are tried first: when they cannot reach STS at all, that
     is the one line, not one per account."""
-    from c7n_imds.reach import Unreachable, caller_identity
+    from c7n_imds.access_check import Unreachable, caller_identity
 
     places = [
         (a, r)
@@ -170,7 +170,7 @@ def account_session(account, region):
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from c7n_imds.reach import PROBE_CONFIG, Unreachable
+    from c7n_imds.access_check import PROBE_CONFIG, Unreachable
 
     roles = account.get("role")
     if not roles:

@@ -1,4 +1,4 @@
-"""c7n_imds.reach and the one-line answers of `c7n-imds run` / `plan` when the way to AWS
+"""c7n_imds.access_check and the one-line answers of `c7n-imds run` / `plan` when the way to AWS
 is missing: no credentials, a closed port, an endpoint that answers as nothing AWS
 does, credentials AWS rejects. Every endpoint here is on 127.0.0.1."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from c7n_imds.reach import Unreachable, caller_identity
+from c7n_imds.access_check import Unreachable, caller_identity
 from tests.conftest import REPO
 
 COMMAND = str(Path(sys.executable).with_name("c7n-imds"))
@@ -141,7 +141,7 @@ def _keyed_session():
 
 
 def test_an_html_answer_is_named_never_pasted():
-    from c7n_imds.reach import plain
+    from c7n_imds.access_check import plain
 
     page = (
         "<!DOCTYPE html><html><head><title>Access denied\n by proxy</title></head>"
