@@ -31,7 +31,7 @@ CLOUDFORMATION_TAG = "aws:cloudformation:stack-name"
 BEANSTALK_TAG = "elasticbeanstalk:environment-name"
 EKS_NODEGROUP_TAG = "eks:nodegroup-name"
 # Beanstalk and EKS create their groups through CloudFormation or tag them like a stack,
-# so the service tags are read first (c7n_imds.model.safety.iac_owner).
+# so the service tags are read first (c7n_imds.model.ownership.iac_owner).
 OWNER_TAGS = (BEANSTALK_TAG, EKS_NODEGROUP_TAG, CLOUDFORMATION_TAG)
 CLOUDFORMATION_LOGICAL_ID_TAG = "aws:cloudformation:logical-id"
 BEANSTALK_ENVIRONMENT_ID_TAG = "elasticbeanstalk:environment-id"

@@ -30,7 +30,8 @@ from c7n_imds.model.outcomes import (
     SKIPPED,
     entries,
 )
-from c7n_imds.model.safety import iac_guidance, iac_owner, parse_exemption
+from c7n_imds.model.exemptions import parse_exemption
+from c7n_imds.model.ownership import iac_guidance, iac_owner
 from c7n_imds.names import (
     CONVERT_ACTION,
     COPY_ACTION,

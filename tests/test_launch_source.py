@@ -1,11 +1,13 @@
-"""c7n_imds.model.launch_source: the `imds` view of metadata options and which
-template is weakest."""
+"""c7n_imds.model.launch_source: the `imds` view of metadata options, which template is
+weakest, and the effective HttpTokens precedence (docs/aws-facts.md)."""
 
 import base64
 import re
 from datetime import datetime, timezone
 
-from c7n_imds.model.launch_source import metadata_view, weakness
+import pytest
+
+from c7n_imds.model.launch_source import effective_http_tokens, metadata_view, weakness
 
 TEMPLATE_NAME = re.compile(r"^[a-zA-Z0-9().\-/_]{3,128}$")
 CREATED = datetime(2021, 3, 4, 5, 6, 7, 123000, tzinfo=timezone.utc)
@@ -53,3 +55,19 @@ def test_weakness_ordering():
     assert weakness(disabled_optional) == weakness(disabled_required)
     ordered = sorted([disabled_required, required, optional], key=weakness)
     assert ordered == [optional, required, disabled_required]
+
+
+@pytest.mark.parametrize(
+    "launch, account, ami, expected",
+    [
+        ("optional", {"HttpTokens": "required"}, "v2.0", "optional"),  # launch data wins
+        ("required", {"HttpTokens": "optional"}, None, "required"),
+        (None, {"HttpTokens": "optional"}, "v2.0", "optional"),  # account beats the AMI
+        (None, {"HttpTokens": "required"}, None, "required"),
+        (None, {"HttpTokens": "no-preference"}, "v2.0", "required"),  # then the AMI
+        (None, {}, None, "optional"),
+        (None, None, "v2.0", "required"),
+    ],
+)
+def test_effective_http_tokens_precedence(launch, account, ami, expected):
+    assert effective_http_tokens(launch, account, ami) == expected

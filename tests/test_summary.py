@@ -597,7 +597,7 @@ def nodegroup_tags(cluster, nodegroup):
 
 
 def guidance(tags):
-    from c7n_imds.model.safety import iac_guidance
+    from c7n_imds.model.ownership import iac_guidance
     return iac_guidance({"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]})
 
 

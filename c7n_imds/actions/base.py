@@ -23,17 +23,13 @@ from c7n_imds.model.changes import (
     refused,
     replacement_of_instances,
 )
+from c7n_imds.model.containers import resolve_hop_limit, runs_containers
+from c7n_imds.model.exemptions import parse_exemption
 from c7n_imds.model.gate import GateSettings, judge
 from c7n_imds.model.outcomes import CHANGED, FAILED, document
 from c7n_imds.model.outcomes import outcome as typed_outcome
+from c7n_imds.model.ownership import iac_guidance, iac_owner
 from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
-from c7n_imds.model.safety import (
-    iac_guidance,
-    iac_owner,
-    parse_exemption,
-    resolve_hop_limit,
-    runs_containers,
-)
 from c7n_imds.model.verify import differences, summary
 from c7n_imds.names import (
     EXEMPT_TAG,
@@ -286,7 +282,7 @@ class Remediation(BaseAction):
 
     def owned(self, groups, owner_tag):
         """For the actions that fix a group at its owner: the groups whose owner is of
-        ``owner_tag``'s kind (c7n_imds.model.safety.iac_owner) and that are not exempt.
+        ``owner_tag``'s kind (c7n_imds.model.ownership.iac_owner) and that are not exempt.
         The others are in self.skipped, with what does fix them."""
         self.skipped = []
         owned = []

@@ -15,6 +15,7 @@ from c7n_imds.actions.options import RATE_BUDGET_SCHEMA
 from c7n_imds.actions.trust import TRUSTED_PRINCIPALS_SCHEMA, Trusting
 from c7n_imds.aws import AWS_ERRORS, describe_error, imds_session, retry
 from c7n_imds.model.launch_source import launch_references
+from c7n_imds.model.ownership import iac_owner
 from c7n_imds.model.provenance import (
     ProvenanceRefused,
     configuration_copy_problem,
@@ -25,7 +26,6 @@ from c7n_imds.model.provenance import (
 )
 from c7n_imds.model.redaction import user_data_fingerprint
 from c7n_imds.model.refusals import Refused
-from c7n_imds.model.safety import iac_owner
 from c7n_imds.names import (
     CLOUDFORMATION_TAG,
     EXEMPT_TAG,

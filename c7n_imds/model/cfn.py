@@ -45,8 +45,8 @@ from typing import NoReturn
 import yaml
 
 from c7n_imds.model.changes import LaunchChange
+from c7n_imds.model.containers import CONTAINER_USER_DATA_MARKERS
 from c7n_imds.model.refusals import Refused
-from c7n_imds.model.safety import CONTAINER_USER_DATA_MARKERS
 from c7n_imds.names import PRESERVE, TOKENS_REQUIRED
 
 LAUNCH_CONFIGURATION = "AWS::AutoScaling::LaunchConfiguration"
@@ -906,7 +906,7 @@ def _move_metadata(template: dict, lc_id: str, lt_id: str, data: dict):
     return metadata, None
 
 
-# What shows that instances run containers (c7n_imds.model.safety's markers), as text.
+# What shows that instances run containers (c7n_imds.model.containers's markers), as text.
 CONTAINER_MARKERS = tuple(m.decode("ascii") for m in CONTAINER_USER_DATA_MARKERS)
 
 

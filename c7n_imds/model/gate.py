@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from c7n_imds.model.safety import parse_exemption
+from c7n_imds.model.exemptions import parse_exemption
 
 GROUP = "auto-scaling-group"
 EC2_FLEET = "ec2-fleet"

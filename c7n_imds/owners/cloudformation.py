@@ -28,7 +28,7 @@ from c7n_imds.actions.revert import register_owner_withdraw
 from c7n_imds.aws import AWS_ERRORS, describe_error, imds_session, retry, tags_of
 from c7n_imds.model import cfn
 from c7n_imds.model.changes import LaunchChange, refusal, refused
-from c7n_imds.model.safety import runs_containers
+from c7n_imds.model.containers import runs_containers
 from c7n_imds.names import (
     CHANGE_SET_ACTION,
     CHANGE_SET_PREFIX,

@@ -28,6 +28,7 @@ from c7n_imds.aws import (
     template_followers,
 )
 from c7n_imds.model.changes import refusal, refused
+from c7n_imds.model.containers import resolve_hop_limit, runs_containers
 from c7n_imds.model.launch_source import template_group_specs
 from c7n_imds.model.nodegroups import (
     NodegroupChange,
@@ -51,7 +52,6 @@ from c7n_imds.model.nodegroups import (
 )
 from c7n_imds.model.plans import GroupSpec, VersionPlan
 from c7n_imds.model.provenance import encode_previous_nodegroup_launch
-from c7n_imds.model.safety import resolve_hop_limit, runs_containers
 from c7n_imds.model.translate import merge_metadata_options
 from c7n_imds.names import EKS_NODEGROUP_TAG, NODEGROUP_ACTION, PRESERVE, PREVIOUS_LAUNCH_TAG
 from c7n_imds.sources import LaunchSources
