@@ -6,7 +6,7 @@ from c7n.filters import ValueFilter
 from c7n.resources.asg import ASG
 from c7n.utils import type_schema
 
-from c7n_imds.filters.keys import EXEMPTION_KEYS, AnnotationValueFilter
+from c7n_imds.filters.vocabularies import EXEMPTION_KEYS, AnnotationValueFilter
 from c7n_imds.model.exemptions import parse_exemption
 from c7n_imds.names import EXEMPT_FILTER, EXEMPT_TAG, EXEMPTION_ANNOTATION
 

@@ -7,7 +7,7 @@ from c7n.resources.asg import ASG, LaunchConfig
 from c7n.utils import type_schema
 
 from c7n_imds.aws import imds_session
-from c7n_imds.filters.keys import (
+from c7n_imds.filters.vocabularies import (
     LAUNCH_CONFIGURATION_KEYS,
     LAUNCH_KEYS,
     AnnotationValueFilter,

@@ -13,7 +13,7 @@ from c7n.utils import type_schema
 
 from c7n_imds.aws import imds_session
 from c7n_imds.consumers import metadata_no_token_sums
-from c7n_imds.filters.keys import USAGE_KEYS, ExplainsDrops, check_key_and_value
+from c7n_imds.filters.vocabularies import USAGE_KEYS, ExplainsDrops, check_key_and_value
 from c7n_imds.names import USAGE_ANNOTATION, USAGE_FILTER
 
 
