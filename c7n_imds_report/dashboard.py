@@ -15,6 +15,8 @@ from collections import Counter
 
 from c7n_imds_report import display
 from c7n_imds_report.dashboard_tables import (
+    TOP,
+    TOP_ROWS,
     account_html,
     drill_down,
     esc,
@@ -280,8 +282,12 @@ def render_html(summary):
         'action left to their owner. Fix proposed, fixed at owner: still non-compliant '
         'until the change set is executed, or the owner\'s update has replaced the '
         'instances\' launch source. Launch configs: launch '
-        'configurations that allow IMDSv1; AutoScaling.3 fails them until deleted.</p>'
-        % display.DASH]
+        'configurations that allow IMDSv1; AutoScaling.3 fails them until deleted. '
+        'The page stays small at any size: a table of more than %d accounts, groups or '
+        'scans (%d rows by account, region and control) lists the worst, says so, and '
+        'names where the full list is (<code>c7n-imds summary --format csv</code> or '
+        '<code>--format json</code> of the same trees).</p>'
+        % (display.DASH, TOP, TOP_ROWS)]
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width,initial-scale=1">'
             '<title>IMDSv2 compliance, %s</title><style>%s</style></head><body>\n%s\n'

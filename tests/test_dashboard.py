@@ -246,7 +246,7 @@ def estate():
              for p in ("autoscaling-3-asg-launch-configuration-imdsv1",
                        "autoscaling-9-asg-uses-launch-configuration")
              if (a, r) != (A3, EU)] + PROBLEMS
-    return {"SchemaVersion": 1, "Runs": runs, "Scans": scans, "Groups": GROUPS,
+    return {"SchemaVersion": 2, "Runs": runs, "Scans": scans, "Groups": GROUPS,
             "Problems": PROBLEMS}
 
 
@@ -682,4 +682,45 @@ def test_table_and_json():
         LONG_ACCOUNT, A2, EU, DASH, DASH), text, re.M)
     out = render.render_json(summary)
     assert json.loads(out) == summary
-    assert out == json.dumps(summary, indent=2, sort_keys=True) + "\n"
+    # written as it is read, so that an organisation's lists never sit in memory: keys
+    # sorted, each item of a list on a line of its own
+    lines = out.splitlines()
+    assert [line for line in lines if '"Group": ' in line] == [
+        "    %s%s" % (json.dumps(g, sort_keys=True), "," if n < len(GROUPS) - 1 else "")
+        for n, g in enumerate(summary["Groups"])]
+    assert (lines[0], lines[-2], lines[-1]) == ("{", '  "SchemaVersion": 2', "}")
+
+
+def test_long_lists_are_cut_and_say_where_the_full_ones_are():
+    # an organisation: 250 accounts, 300 non-compliant groups, 500 held back, 1,000 rows
+    summary = estate()
+    latest = summary["Runs"][-1]
+    accounts = ["%012d" % (500000000000 + n) for n in range(250)]
+    NAMES.update({a: "acct-%d" % n for n, a in enumerate(accounts)})
+    try:
+        latest["Accounts"] = [dict(figures(n % 7, scanned=10), Account=a, AccountName=NAMES[a])
+                              for n, a in enumerate(accounts)]
+        latest["Rows"] = [row(a, r, c, (n * 3) % 11, scanned=20) for n, (a, r, c) in enumerate(
+            (a, r, c) for a in accounts for r in (US, EU) for c in (AS3, AS9))]
+        summary["Groups"] = [group(a, US, "g-%d" % n, AS3, "non-compliant", LC)
+                             for n, a in enumerate(accounts + accounts[:50])] + [
+            group(accounts[n % 250], EU, "busy-%d" % n, AS3, "held-back", LC, Calls=n, Days=14)
+            for n in range(500)]
+        page = dashboard.render_html(summary)
+    finally:
+        for a in accounts:
+            NAMES.pop(a)
+    top = dashboard.TOP
+    assert len(re.findall(r"<tr><td data-label=\"Account\"", page.split(
+        'id="t-non-compliant"')[1].split("</table>")[0])) == top
+    assert "Non-compliant (300)" in page
+    assert "The %d of 300 groups; the full list is in the JSON summary" % top in page
+    held = page.split('id="t-held-back"')[1].split("</table>")[0]
+    calls = [int(c) for c in re.findall(r'data-label="IMDSv1 calls" data-sort="(\d+)"', held)]
+    assert calls == list(range(499, 499 - top, -1))  # most calls first
+    assert "The %d of 500 groups with most IMDSv1 calls" % top in page
+    figures_rows = page.split('id="t-figures"')[1].split("</table>")[0].count("<tr>") - 1
+    assert figures_rows == dashboard.TOP_ROWS
+    assert "The %d of 1000 rows with most non-compliant groups" % dashboard.TOP_ROWS in page
+    assert "--format csv</code>: one line per account, region and control" in page
+    assert "The %d of 250 accounts with most non-compliant groups" % top in page

@@ -73,8 +73,10 @@ def org_run(endpoint, tmp_path, accounts, prefix, policy):
         # ?region= spares custodian's probe of the bucket's region over HTTPS
         [COMMAND, "org", "run", "-c", str(accounts), "-s", "s3://%s/%s?region=%s" % (
             BUCKET, prefix, REGION),
-         "-u", policy, "--cache-period", "0"], env=env, capture_output=True, text=True,
-        timeout=600)
+         # the org run names the account it cannot enter and runs none until it is left
+         # out (c7n_imds.org): the summary's accounts file still expects it
+         "-u", policy, "--cache-period", "0", "--not-accounts", "no-role"], env=env,
+        capture_output=True, text=True, timeout=600)
 
 
 def test_summary_from_s3_names_the_missing_and_the_corrupt(moto, tmp_path):
@@ -132,7 +134,10 @@ def test_summary_from_s3_names_the_missing_and_the_corrupt(moto, tmp_path):
     assert rows[("222222222222", "AutoScaling.3")]["State"] == "unreadable"
     assert rows[("111111111111", "AutoScaling.3")]["State"] == "scanned"
     shares = {c["Control"]: c["CompliantShare"] for c in after["Controls"]}
-    assert shares["AutoScaling.3"] == 0.75  # the unreadable account is not counted
+    # the unreadable account is not counted; AutoScaling.3 judges the groups still on
+    # launch configurations: ok and the exempt vendor (app-1, app-2 launch from a
+    # template now)
+    assert shares["AutoScaling.3"] == 0.5
     before_shares = {c["Control"]: c["CompliantShare"] for c in before["Controls"]}
     assert before_shares["AutoScaling.3"] == round(1 - 5 / 7, 4)
     assert [(g["Account"], g["Group"], g["State"], g["Reason"], g["Until"])
@@ -151,7 +156,7 @@ def test_summary_from_s3_names_the_missing_and_the_corrupt(moto, tmp_path):
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cards = {e.attrs["data-control"]: e.text() for e in root.find("headline").all("div")
              if "data-control" in e.attrs}
-    assert "75.0%" in cards["AutoScaling.3"] and "\u25B2" in cards["AutoScaling.3"]
+    assert "50.0%" in cards["AutoScaling.3"] and "\u25B2" in cards["AutoScaling.3"]
     points = {}
     for text in root.find("trend-chart").all("text"):
         if text.attrs.get("class") == "point":
