@@ -54,7 +54,7 @@ setup(
             "c7n_imds_demo",
         ]
     ),
-    package_data={"c7n_imds": ["templates/*"], "c7n_imds_report": ["schema.json", "athena/*.sql"]},
+    package_data={"c7n_imds": ["mail/*"], "c7n_imds_report": ["schema.json", "athena/*.sql"]},
     install_requires=[
         "c7n==0.9.53",
         "c7n-org==0.6.52",

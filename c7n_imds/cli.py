@@ -33,7 +33,7 @@ from c7n_imds.aws import (
 )
 from c7n_imds.log_records import escape_log_records
 from c7n_imds.model import escape
-from c7n_imds.pack import TEMPLATES_DIR
+from c7n_imds.pack import MAIL_TEMPLATES_DIR
 
 log = logging.getLogger("custodian.c7n_imds.cli")
 # Custodian's resource cache holds every listed resource - a launch configuration's user
@@ -94,7 +94,7 @@ def dispatch(argv):
 
         return iam_main(argv[1:])
     if command == "templates-dir":
-        print(TEMPLATES_DIR)
+        print(MAIL_TEMPLATES_DIR)
         return 0
     if command == "demo":
         # the demo is its own package, with moto from the demo extra; never in the plugin

@@ -21,7 +21,7 @@ from c7n_imds.access_check import Unreachable, caller_identity, plain
 from c7n_imds.aws import describe_error as aws_error_text
 from c7n_imds.aws import error_code
 from c7n_imds.iam import PolicyFileError, load_policies, policy_permissions
-from c7n_imds.pack import TEMPLATES_DIR
+from c7n_imds.pack import MAIL_TEMPLATES_DIR
 
 DEFAULT_REGION = "us-east-1"
 # A few reads, each asked once: a broken route is a miss within seconds, not a minute.
@@ -51,9 +51,9 @@ SIMULATION_CONTEXT = [
         ("iam:PassedToService", "ec2.amazonaws.com"),
     )
 ]
-# c7n-imds's templates (the pack's docs give them to c7n-mailer with -t), then the
+# c7n-imds's mail templates (the pack's docs give them to c7n-mailer with -t), then the
 # msg-templates folders c7n-mailer always searches (c7n_mailer/cli.py).
-TEMPLATE_FOLDERS = [TEMPLATES_DIR] + [
+MAIL_TEMPLATE_FOLDERS = [MAIL_TEMPLATES_DIR] + [
     os.path.abspath(os.path.join(os.path.dirname(c7n_mailer.__file__), up, "msg-templates"))
     for up in (".", "..")
 ]
@@ -61,8 +61,8 @@ TEMPLATE_FOLDERS = [TEMPLATES_DIR] + [
 
 def implied_checks(policies, account, region):
     """What the policy dicts need, each {what: [policy names]} in file order: "queues",
-    "roles" (of Lambda modes), "hub" (Security Hub's region), "templates" (c7n-mailer's)."""
-    checks = {"queues": {}, "roles": {}, "hub": {}, "templates": {}}
+    "roles" (of Lambda modes), "hub" (Security Hub's region), "mail_templates" (c7n-mailer's)."""
+    checks = {"queues": {}, "roles": {}, "hub": {}, "mail_templates": {}}
 
     def substitute(text):  # as custodian does with roles and queues at run time
         return text.replace("{account_id}", account).replace("{region}", region)
@@ -87,7 +87,7 @@ def implied_checks(policies, account, region):
             if transport.get("type") == "sqs" and transport.get("queue"):
                 need("queues", substitute(transport["queue"]), name)
             for template in filter(None, map(action.get, MAILER_TEMPLATE_KEYS)):
-                need("templates", template, name)
+                need("mail_templates", template, name)
     return checks
 
 
@@ -272,7 +272,7 @@ def hub_check(session, region, names):
     return True, "%s: enabled in %s" % (label, region)
 
 
-def template_check(template, names, folders=TEMPLATE_FOLDERS):
+def mail_template_check(template, names, folders=MAIL_TEMPLATE_FOLDERS):
     label = labelled("template %s" % template, names)
     # c7n-mailer loads NAME.j2 for a relative name (c7n_mailer.utils.get_rendered_jinja)
     wanted = template if os.path.isabs(template) else template + ".j2"
@@ -349,7 +349,7 @@ def main(argv=None, session=None):
     results += [queue_check(session, q, n, region, simulator) for q, n in checks["queues"].items()]
     results += [role_check(iam, role, names) for role, names in checks["roles"].items()]
     results += [hub_check(session, r, names) for r, names in checks["hub"].items()]
-    results += [template_check(t, names) for t, names in checks["templates"].items()]
+    results += [mail_template_check(t, names) for t, names in checks["mail_templates"].items()]
     results.append(permission_check(simulator, permissions, options.policy_files))
     print("c7n-imds doctor: account %s (%s), region %s" % (account, identity["Arn"], region))
     for ok, text in results:

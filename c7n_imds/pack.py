@@ -16,7 +16,7 @@ INSTALLED = PACKAGE_DIR / "pack"
 CHECKOUT = PACKAGE_DIR.parent / "policies"
 SUFFIXES = (".yml", ".yaml")
 # c7n-mailer's templates for our notices (`c7n-imds templates-dir`, doctor).
-TEMPLATES_DIR = str(PACKAGE_DIR / "templates")
+MAIL_TEMPLATES_DIR = str(PACKAGE_DIR / "mail")
 
 
 class PackMissing(Exception):

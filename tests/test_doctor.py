@@ -20,13 +20,13 @@ import pytest
 import yaml
 
 from c7n_imds.doctor import (
-    TEMPLATE_FOLDERS,
+    MAIL_TEMPLATE_FOLDERS,
     chunks,
     implied_checks,
+    mail_template_check,
     main,
     queue_location,
     simulation_principal,
-    template_check,
     trusts_lambda,
 )
 from c7n_imds.iam import load_policies, policy_permissions
@@ -233,7 +233,7 @@ def test_implied_checks_of_a_policy_set():
             "c7n-imds-lambda": ["hub"],
         },
         "hub": {"eu-west-1": ["autoscaling-3-asg-imdsv1-finding", "hub"]},
-        "templates": {"imds.html": ["asg-imdsv1-in-use-held-back", "second-notice"]},
+        "mail_templates": {"imds.html": ["asg-imdsv1-in-use-held-back", "second-notice"]},
     }
 
 
@@ -252,10 +252,10 @@ def test_chunks_and_queue_locations():
 
 
 def test_template_check_looks_for_the_file_c7n_mailer_loads(tmp_path):
-    ok, text = template_check("imds.html", ["p"])
-    assert ok and TEMPLATE_FOLDERS[0] in text, text
+    ok, text = mail_template_check("imds.html", ["p"])
+    assert ok and MAIL_TEMPLATE_FOLDERS[0] in text, text
     # c7n-mailer appends .j2 itself: naming the file makes it look for imds.html.j2.j2
-    ok, text = template_check("imds.html.j2", ["p"], folders=[str(tmp_path)])
+    ok, text = mail_template_check("imds.html.j2", ["p"], folders=[str(tmp_path)])
     assert not ok and "no imds.html.j2.j2 in %s" % tmp_path in text, text
 
 

@@ -303,7 +303,7 @@ def test_the_pack_policy_proposes_and_mails_the_change_set(stack_estate, c7n_imd
         logging.getLogger("test"),
         "template",
         "imds.html",
-        [str(Path(c7n_imds.__file__).parent / "templates")],
+        [str(Path(c7n_imds.__file__).parent / "mail")],
     )
     assert (
         "change set <code>%s</code> on stack <code>%s</code>" % (proposed["ChangeSetName"], STACK)

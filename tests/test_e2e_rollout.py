@@ -168,7 +168,7 @@ def test_gate_exemptions_and_mail_to_owners(moto, c7n_imds_cmd, smtp, tmp_path):
             "-c",
             str(config),
             "-t",
-            str(REPO / "c7n_imds" / "templates"),
+            str(REPO / "c7n_imds" / "mail"),
             "--run",
         ],
         env=aws_env(endpoint),

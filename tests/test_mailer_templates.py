@@ -1,4 +1,4 @@
-"""c7n_imds/templates: the shipped c7n-mailer templates render with c7n-mailer's own renderer."""
+"""c7n_imds/mail: the shipped c7n-mailer templates render with c7n-mailer's own renderer."""
 
 import json
 import logging
@@ -7,7 +7,7 @@ from c7n_mailer.utils import get_rendered_jinja
 
 from tests.conftest import REPO
 
-TEMPLATES = [str(REPO / "c7n_imds" / "templates")]
+TEMPLATES = [str(REPO / "c7n_imds" / "mail")]
 GROUP = {
     "AutoScalingGroupName": 'web "blue"',
     "Tags": [{"Key": "c7n-imds:exempt", "Value": "agent until 2027-01-31"}],

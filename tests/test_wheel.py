@@ -156,7 +156,7 @@ def test_wheel_carries_the_pack_byte_for_byte(installed):
     assert sorted(packed) == PACK_FILES
     for name, content in packed.items():
         assert content == (REPO / "policies" / name).read_bytes(), name
-    assert "c7n_imds/templates/imds.html.j2" in names
+    assert "c7n_imds/mail/imds.html.j2" in names
     assert not [n for n in names if n.startswith("tests/")]
 
 

@@ -481,7 +481,7 @@ class DisableBeanstalkImdsv1(Remediation):
 
     def outcomes(self, plan, status, detail):
         """The OwnerFix record of each group; its Detail is what the owner's mail shows
-        (templates/imds.html.j2), so it names the replacement Beanstalk makes."""
+        (mail/imds.html.j2), so it names the replacement Beanstalk makes."""
         environment = plan.environment
         fix = {
             "Action": BEANSTALK_ACTION,
