@@ -231,7 +231,7 @@ def before_custodian(command, args, remediates=True):
     if command == "report":
         local_report(output_dir)
         return None
-    problem = unreachable(options)
+    problem = check_access(options)
     if problem or not remediates:
         return problem
     return stock_moto(options.configs)
@@ -325,7 +325,7 @@ class OneLineAwsErrors(logging.Filter):
         return True
 
 
-def unreachable(options):
+def check_access(options):
     """One line when the credentials cannot reach AWS at all, else None. Custodian would
     answer with a flood of tracebacks (no credentials) or minutes of retries (no route),
     once per policy and region."""

@@ -178,7 +178,7 @@ class Simulator:
             except ERRORS as error:
                 self.why = "iam:GetRole %s failed (%s)" % (found, describe_error(error))
 
-    def denied(self, actions, resources=("*",)):
+    def find_denied(self, actions, resources=("*",)):
         """(action, decision) of each action the principal may not call."""
         found, paginator = [], self.iam.get_paginator("simulate_principal_policy")
         for chunk in chunks(sorted(actions)):
@@ -198,7 +198,7 @@ class Simulator:
         if self.arn is None:
             return True, "%s: exists; sending not checked (see iam permissions)" % label
         try:
-            denied = self.denied(["sqs:SendMessage"], [queue_arn])
+            denied = self.find_denied(["sqs:SendMessage"], [queue_arn])
         except ERRORS as error:
             return True, "%s: exists; sending not checked (%s)" % (label, describe_error(error))
         if denied:
@@ -301,7 +301,7 @@ def permission_check(simulator, permissions, paths):
     if simulator.arn is None:
         return False, "%s: could not check - %s; see `%s`" % (label, simulator.why, command)
     try:
-        denied = simulator.denied(permissions)
+        denied = simulator.find_denied(permissions)
     except ERRORS as error:
         return failed(
             label,

@@ -239,7 +239,7 @@ class DisableBeanstalkImdsv1(Remediation):
         plan.groups = [asg for asg in plan.groups if asg["AutoScalingGroupName"] in plan.listed]
         return bool(plan.groups)
 
-    def admitted(self, ready, failures):
+    def admit_plans(self, ready, failures):
         """The plans that may go ahead (describe calls only): an all-at-once replacement
         the policy did not opt in to fails the environment's groups; an environment any
         of whose groups - all it lists, not only those matched - is exempt or calls
@@ -286,7 +286,7 @@ class DisableBeanstalkImdsv1(Remediation):
         change runs only in `process`)."""
         autoscaling, beanstalk = self.beanstalk_clients()
         ready, failures, done = self.read(asgs, autoscaling, beanstalk)
-        ready, held = self.admitted(ready, failures)
+        ready, held = self.admit_plans(ready, failures)
         changes = [
             {
                 "Owner": "Elastic Beanstalk environment %s" % plan.label,
@@ -375,7 +375,7 @@ class DisableBeanstalkImdsv1(Remediation):
     def remediate(self, asgs):
         autoscaling, beanstalk = self.beanstalk_clients()
         ready, failures, done = self.read(asgs, autoscaling, beanstalk)
-        ready, held = self.admitted(ready, failures)
+        ready, held = self.admit_plans(ready, failures)
         results = list(self.skipped) + held
         for plan in done:
             log.info("environment %s: %s is already true; nothing to change", plan.label, OPTION)

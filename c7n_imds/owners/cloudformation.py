@@ -474,7 +474,7 @@ class CreateStackChangeSet(Remediation):
                 ]
                 if not proposal.groups:
                     continue
-                change_set, replacement = self.proposed(cloudformation, proposal)
+                change_set, replacement = self.propose_change_set(cloudformation, proposal)
             except Exception as e:  # one stack's failure never stops the others
                 failures.update(self.failed(stack_name, groups, e, "proposing a change set to"))
                 continue
@@ -522,7 +522,7 @@ class CreateStackChangeSet(Remediation):
                 )
         return self.finish(results, failures)
 
-    def proposed(self, cloudformation, proposal):
+    def propose_change_set(self, cloudformation, proposal):
         """The proposal's change set, created (or found again) and proven: its stored
         template is what was sent, its changes are the expected ones, and what it does
         beyond that was opted in to. A change set that fails the proof is deleted; one
@@ -560,7 +560,7 @@ class CreateStackChangeSet(Remediation):
                 raise
             log.info("stack %s: change set %s created", proposal.stack_name, proposal.name)
         try:
-            change_set = self.settled(cloudformation, proposal)
+            change_set = self.wait_for_change_set(cloudformation, proposal)
             # CloudFormation keeps its own copy of a change set's template (GetTemplate
             # with ChangeSetName): the uploaded object is not needed once it is made
             self.remove_template(s3, proposal)
@@ -639,7 +639,7 @@ class CreateStackChangeSet(Remediation):
         )
         return replacement
 
-    def settled(self, cloudformation, proposal):
+    def wait_for_change_set(self, cloudformation, proposal):
         """DescribeChangeSet once CloudFormation has finished making it."""
         try:
             cloudformation.get_waiter("change_set_create_complete").wait(
