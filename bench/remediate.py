@@ -59,10 +59,10 @@ import _common as common  # noqa: E402
 from bucket_proxy import BucketProxy  # noqa: E402
 
 from c7n_imds.model.rates import DEFAULT_BUDGET, aws_bucket, bound_seconds  # noqa: E402
+from c7n_imds.names import CONVERT_ACTION, SET_ACCESS_ACTION, SOURCE_TAG  # noqa: E402
 
 POLICY_FILE = common.REPO / "policies" / "remediate.yml"
-REMEDIATION_ACTIONS = ("convert-to-launch-template", "set-metadata-access")
-SOURCE_TAG = "c7n-imds:source"
+REMEDIATION_ACTIONS = (CONVERT_ACTION, SET_ACCESS_ACTION)
 THROTTLED = ("RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled")
 GOAL = 1.15
 

@@ -33,6 +33,7 @@ from c7n_imds.aws import (
 )
 from c7n_imds.log_records import escape_log_records
 from c7n_imds.model import escape
+from c7n_imds.names import PLAN_FILE
 from c7n_imds.pack import MAIL_TEMPLATES_DIR
 
 log = logging.getLogger("custodian.c7n_imds.cli")
@@ -453,7 +454,7 @@ def _plan_command():
                 print(format_preview(preview))
                 if policy.ctx.output and hasattr(policy.ctx.output, "write_file"):
                     policy.ctx.output.write_file(
-                        "imds-plan.json", json.dumps(preview, indent=2, default=str)
+                        PLAN_FILE, json.dumps(preview, indent=2, default=str)
                     )
 
     return plan

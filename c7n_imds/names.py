@@ -20,6 +20,12 @@ REPLACEMENT_ANNOTATION = "c7n-imds:replaced-by"
 # what an owner action did for a group (its OwnerFix record), for a notify after it
 OWNER_FIX_ANNOTATION = "c7n-imds:owner-fix"
 
+# Files c7n-imds writes beside custodian's own in a policy's output folder (the summary
+# reads them back).
+CHANGES_FILE = "imds-changes.json"  # every remediation action: one outcome per group
+PLAN_FILE = "imds-plan.json"  # `c7n-imds plan`: what a run would do
+SCAN_FILE = "imds-scan.json"  # the `imds` filter: groups seen, by launch type
+
 # Tags c7n-imds reads or writes.
 EXEMPT_TAG = "c7n-imds:exempt"  # on a group: leave it alone ("reason until YYYY-MM-DD")
 SOURCE_TAG = "c7n-imds:source"  # on a template: the configuration it was made from

@@ -23,6 +23,7 @@ from pathlib import Path
 import boto3
 
 from c7n_imds.model.outcomes import entries
+from c7n_imds.names import CHANGES_FILE, EXEMPT_TAG, USAGE_ANNOTATION
 from c7n_imds.pack import PackMissing, pack_dir
 from c7n_imds_testing import EndpointSession, aws_env, moto_server, run_c7n_imds
 
@@ -252,7 +253,7 @@ def seed(session):
         if group == "batch-spot":
             tags.append(
                 {
-                    "Key": "c7n-imds:exempt",
+                    "Key": EXEMPT_TAG,
                     "PropagateAtLaunch": False,
                     "Value": "vendor scheduler needs IMDSv1 until %s" % expiry,
                 }
@@ -492,7 +493,7 @@ FOOTNOTES = """
 def proposed(owners_out):
     """The groups whose stack got a change set, and its name."""
     why = {}
-    for changes in Path(owners_out).glob("*/imds-changes.json"):
+    for changes in Path(owners_out).glob("*/" + CHANGES_FILE):
         for outcome in entries(json.loads(changes.read_text())):
             fix = outcome.get("OwnerFix") or {}
             if fix.get("ChangeSetName"):
@@ -510,13 +511,13 @@ def reasons(remediate_out, session):
     if held.exists():
         for asg in json.loads(held.read_text()):
             why[asg["AutoScalingGroupName"]] = "held back: %s IMDSv1 calls in %s days" % (
-                asg["c7n-imds:imdsv1-calls"]["Total"],
-                asg["c7n-imds:imdsv1-calls"]["Days"],
+                asg[USAGE_ANNOTATION]["Total"],
+                asg[USAGE_ANNOTATION]["Days"],
             )
     for asg in session.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]:
         tags = {t["Key"]: t["Value"] for t in asg.get("Tags", ())}
-        if "c7n-imds:exempt" in tags:
-            why[asg["AutoScalingGroupName"]] = "exempt: " + tags["c7n-imds:exempt"]
+        if EXEMPT_TAG in tags:
+            why[asg["AutoScalingGroupName"]] = "exempt: " + tags[EXEMPT_TAG]
     return why
 
 

@@ -32,6 +32,7 @@ from c7n_imds.model.ownership import iac_guidance, iac_owner
 from c7n_imds.model.preflight import instance_requirements, launch_choice, preflight_parameters
 from c7n_imds.model.verify import differences, summary
 from c7n_imds.names import (
+    CHANGES_FILE,
     EXEMPT_TAG,
     OWNER_ACTIONS,
     OWNER_FIX_ANNOTATION,
@@ -467,8 +468,8 @@ class Remediation(BaseAction):
         return (
             "%s as stored by AWS differs from what the group launched before: %s; "
             "it is not used and the group was left unchanged - every differing field "
-            "is in imds-changes.json (docs/readback.md says what is compared)"
-            % (what, summary(found))
+            "is in %s (docs/readback.md says what is compared)"
+            % (what, summary(found), CHANGES_FILE)
         )
 
     def _dry_run(self, ec2, params, template_id, version):
@@ -587,7 +588,7 @@ class Remediation(BaseAction):
                 recorded.group_change = planned.get(recorded.group)
             outcomes.append(recorded)
         self.manager.ctx.output.write_file(
-            "imds-changes.json", json.dumps(document(outcomes), indent=2, default=str)
+            CHANGES_FILE, json.dumps(document(outcomes), indent=2, default=str)
         )
         if failures:
             raise RemediationError(self.type, failures)

@@ -58,7 +58,7 @@ class ConvertToLaunchTemplate(TemplateMaking, Remediation):
     """
 
     schema = type_schema(
-        "convert-to-launch-template",
+        CONVERT_ACTION,
         **{
             "http-tokens": {"enum": ["required", PRESERVE]},
             "hop-limit": HOP_LIMIT_SCHEMA,

@@ -73,7 +73,7 @@ class CopyLaunchConfiguration(Remediation):
     """
 
     schema = type_schema(
-        "copy-launch-configuration",
+        COPY_ACTION,
         **{
             "hop-limit": HOP_LIMIT_SCHEMA,
             "iac-managed": IAC_MANAGED_SCHEMA,

@@ -142,7 +142,7 @@ class RevertImdsRemediation(Trusting, Remediation):
     """
 
     schema = type_schema(
-        "revert-imds-remediation",
+        REVERT_ACTION,
         exempt={"type": "boolean"},
         **{"rate-budget": RATE_BUDGET_SCHEMA, "trusted-principals": TRUSTED_PRINCIPALS_SCHEMA},
     )

@@ -63,7 +63,7 @@ class SetMetadataAccess(VersionMaking, Remediation):
     """
 
     schema = type_schema(
-        "set-metadata-access",
+        SET_ACCESS_ACTION,
         **{
             "http-tokens": {"enum": ["required", "optional"]},
             "hop-limit": HOP_LIMIT_SCHEMA,

@@ -11,7 +11,13 @@ from dateutil.parser import parse as parse_date
 from c7n_imds.aws import all_groups, imds_session, retry
 from c7n_imds.model.launch_source import launch_references
 from c7n_imds.model.provenance import copy_name, source_identity
-from c7n_imds.names import CONVERTED_FILTER, LAUNCH_CONFIGURATION, SOURCE_CREATED_TAG, SOURCE_TAG
+from c7n_imds.names import (
+    CONVERTED_FILTER,
+    LAUNCH_CONFIGURATION,
+    REPLACEMENT_ANNOTATION,
+    SOURCE_CREATED_TAG,
+    SOURCE_TAG,
+)
 from c7n_imds.sources import LC_NAMES_PER_CALL
 
 
@@ -34,13 +40,13 @@ class ConvertedLaunchConfigFilter(Filter):
             - delete
     """
 
-    schema = type_schema("imds-converted", days={"type": "number", "minimum": 0})
+    schema = type_schema(CONVERTED_FILTER, days={"type": "number", "minimum": 0})
     permissions = (
         "ec2:DescribeLaunchTemplates",
         "autoscaling:DescribeAutoScalingGroups",
         "autoscaling:DescribeLaunchConfigurations",
     )
-    annotation_key = "c7n-imds:replaced-by"
+    annotation_key = REPLACEMENT_ANNOTATION
 
     def process(self, configs, event=None):
         session = imds_session(self.manager)

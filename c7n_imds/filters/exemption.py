@@ -26,7 +26,7 @@ class ImdsExemptFilter(AnnotationValueFilter):
             - {type: imds-exempt, key: Exempt, value: false}
     """
 
-    schema = type_schema("imds-exempt", rinherit=ValueFilter.schema)
+    schema = type_schema(EXEMPT_FILTER, rinherit=ValueFilter.schema)
     annotation_key = EXEMPTION_ANNOTATION
     vocabulary = EXEMPTION_KEYS
     permissions = ("autoscaling:DescribeAutoScalingGroups",)

@@ -14,7 +14,7 @@ from c7n_imds.filters.vocabularies import (
 )
 from c7n_imds.model.launch_source import launch_configuration_view
 from c7n_imds.model.redaction import user_data_fingerprint
-from c7n_imds.names import IMDS_FILTER, LAUNCH_ANNOTATION
+from c7n_imds.names import IMDS_FILTER, LAUNCH_ANNOTATION, SCAN_FILE
 from c7n_imds.sources import LaunchSources
 
 
@@ -44,7 +44,7 @@ class AsgImdsFilter(LaunchViewFilter):
             - {type: imds, key: HttpTokens, value: optional}
     """
 
-    schema = type_schema("imds", rinherit=ValueFilter.schema)
+    schema = type_schema(IMDS_FILTER, rinherit=ValueFilter.schema)
     annotation_key = LAUNCH_ANNOTATION
     vocabulary = LAUNCH_KEYS
     permissions = ("autoscaling:DescribeAutoScalingGroups",) + LaunchSources.permissions
@@ -89,7 +89,7 @@ class AsgImdsFilter(LaunchViewFilter):
             entry["Groups"] += 1
             entry["Optional"] += view["HttpTokens"] == "optional"
         self.manager.ctx.output.write_file(
-            "imds-scan.json", json.dumps({"Scanned": len(asgs), "ByLaunchType": by_type}, indent=2)
+            SCAN_FILE, json.dumps({"Scanned": len(asgs), "ByLaunchType": by_type}, indent=2)
         )
 
 
@@ -108,7 +108,7 @@ class LaunchConfigImdsFilter(LaunchViewFilter):
             - {type: imds, key: HttpTokens, value: optional}
     """
 
-    schema = type_schema("imds", rinherit=ValueFilter.schema)
+    schema = type_schema(IMDS_FILTER, rinherit=ValueFilter.schema)
     annotation_key = LAUNCH_ANNOTATION
     vocabulary = LAUNCH_CONFIGURATION_KEYS
     permissions = ("autoscaling:DescribeLaunchConfigurations",)
