@@ -23,12 +23,11 @@ from c7n_imds.model.gate import (
     judge,
 )
 from c7n_imds.model.launch_source import template_group_specs
-from c7n_imds.names import EXEMPT_TAG
+from c7n_imds.names import EXEMPT_TAG, TEMPLATE_ID_TAG
 
 METRIC_QUERIES_PER_CALL = 500  # GetMetricData's limit
 FILTER_VALUES_PER_CALL = 200  # EC2 describes: at most 200 filter values per call
 DAY = 86400
-TEMPLATE_ID_TAG = "aws:ec2launchtemplate:id"  # EC2 tags instances launched from a template
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 LIVE_FLEET_STATES = ("submitted", "active", "modifying")
 

@@ -21,6 +21,7 @@ from c7n_imds.access_check import Unreachable, caller_identity, plain
 from c7n_imds.aws import describe_error as aws_error_text
 from c7n_imds.aws import error_code
 from c7n_imds.iam import PolicyFileError, load_policies, policy_permissions
+from c7n_imds.names import PULL_MODE
 from c7n_imds.pack import MAIL_TEMPLATES_DIR
 
 DEFAULT_REGION = "us-east-1"
@@ -29,7 +30,6 @@ CLIENT_CONFIG = Config(
     connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 3}
 )
 ERRORS = (ClientError, BotoCoreError, ResponseParserError)  # the last is no BotoCoreError
-PULL_MODE = "pull"  # the one mode that runs where it is started; every other is a Lambda
 HUB_MODES = ("hub-action", "hub-finding")
 MAILER_TEMPLATE_KEYS = ("template", "slack_template")  # the keys c7n-mailer renders
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"

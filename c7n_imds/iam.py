@@ -37,6 +37,7 @@ from c7n_imds.names import (
     EXEMPT_TAG,
     NODEGROUP_ACTION,
     PREVIOUS_LAUNCH_TAG,
+    PULL_MODE,
     REVERT_ACTION,
     SET_ACCESS_ACTION,
     SOURCE_CREATED_TAG,
@@ -139,7 +140,6 @@ DEPLOY_BY_MODE = {
     "config-poll-rule": CONFIG_DEPLOY,
     "hub-action": EVENTS_DEPLOY | HUB_DEPLOY,
 }
-PULL = "pull"
 
 
 def deploy_permissions(policies):
@@ -148,7 +148,7 @@ def deploy_permissions(policies):
     permissions, roles = set(), set()
     for policy in policies:
         mode = policy.data.get("mode") or {}
-        if mode.get("type", PULL) == PULL:
+        if mode.get("type", PULL_MODE) == PULL_MODE:
             continue
         permissions |= LAMBDA_DEPLOY | DEPLOY_BY_MODE.get(mode["type"], EVENTS_DEPLOY)
         if mode.get("role"):

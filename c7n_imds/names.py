@@ -89,3 +89,8 @@ SEMANTICS_PATH = "/c7n-imds/aws-semantics"
 
 # The instance tag Auto Scaling puts on the instances of a group.
 GROUP_NAME_TAG = "aws:autoscaling:groupName"
+# ... and the one EC2 puts on instances launched from a launch template.
+TEMPLATE_ID_TAG = "aws:ec2launchtemplate:id"
+
+# Custodian's execution mode that runs where it is started; every other mode is a Lambda.
+PULL_MODE = "pull"

@@ -33,6 +33,7 @@ from c7n_imds.model.preflight import instance_requirements, launch_choice, prefl
 from c7n_imds.model.verify import differences, summary
 from c7n_imds.names import (
     CHANGES_FILE,
+    DRY_RUN_OK,
     EXEMPT_TAG,
     OWNER_ACTIONS,
     OWNER_FIX_ANNOTATION,
@@ -46,7 +47,6 @@ log = logging.getLogger("custodian.c7n_imds.actions")
 
 
 GROUP_NAMES_PER_CALL = 50
-DRY_RUN_OK = "DryRunOperation"
 TAGS_PER_CALL = 25
 SSM_IMAGE_PREFIX = "resolve:ssm:"
 
