@@ -88,7 +88,7 @@ GROUP_TAG_KEYS.update(
     }
 )
 OUR_TAG_KEYS = "c7n-imds:*"
-# Tags convert-to-launch-template gives a template it makes (c7n_imds/actions/templates.py).
+# Tags convert-to-launch-template gives a template it makes (c7n_imds/actions/launch_templates.py).
 TEMPLATE_TAG_KEYS = [SOURCE_TAG, SOURCE_CREATED_TAG]
 # Actions that make a new version of a template c7n-imds did not make, and delete that
 # version again when it fails its read-back or pre-flight (c7n_imds/actions/versions.py).

@@ -7,6 +7,7 @@ from c7n.utils import type_schema
 
 from c7n_imds import sources
 from c7n_imds.actions.base import Remediation, current_groups
+from c7n_imds.actions.launch_templates import TemplateMaking, TemplateRefused
 from c7n_imds.actions.options import (
     ALLOW_LAUNCH_CHANGES_SCHEMA,
     HOP_LIMIT_SCHEMA,
@@ -17,7 +18,6 @@ from c7n_imds.actions.options import (
     REFRESH_PREFERENCES_SCHEMA,
     RUNNING_INSTANCES_SCHEMA,
 )
-from c7n_imds.actions.templates import TemplateMaking, TemplateRefused
 from c7n_imds.actions.trust import TRUSTED_PRINCIPALS_SCHEMA
 from c7n_imds.aws import AWS_ERRORS, all_groups, describe_error, retry
 from c7n_imds.model.changes import configuration_view, data_changes, template_view
