@@ -468,7 +468,7 @@ def demo(policy_dir, out, kept):
                     print("   %-48s %d resource(s)" % (policy, count))
         after = estate_table(session)
         why = reasons(out / "remediate", session)
-        why.update(proposed(out / "owners"))
+        why.update(read_change_sets_proposed(out / "owners"))
     print()
     print(format_table(before, after, why))
     print(FOOTNOTES)
@@ -490,7 +490,7 @@ FOOTNOTES = """
   review and execute (aws cloudformation execute-change-set); c7n-imds never executes it."""
 
 
-def proposed(owners_out):
+def read_change_sets_proposed(owners_out):
     """The groups whose stack got a change set, and its name."""
     why = {}
     for changes in Path(owners_out).glob("*/" + CHANGES_FILE):
