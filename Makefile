@@ -36,10 +36,11 @@ test: test-unit test-e2e
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto -m unit tests
 
-# A real moto server and the real c7n-imds command (marker `e2e`). A test module stays
-# on one worker (its module-scoped fixtures, such as the installed wheel, are made once).
+# A real moto server and the real c7n-imds command (marker `e2e`), test by test on
+# every core; a module whose fixtures are module-scoped (the installed wheel, say) is
+# one xdist_group and stays on one worker, so they are made once.
 test-e2e: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not unit" tests
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup -m "not unit" tests
 
 bench: $(STAMP)
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

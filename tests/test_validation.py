@@ -10,6 +10,9 @@ import yaml
 from tests import faults
 from tests.support.commands import FIGURES, c7n
 
+# module-scoped fixtures: the whole module on one worker (make test-e2e: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("validation")
+
 ASG_ACTION_OPTIONS = {
     "http-endpoint": ("on", "'preserve', 'enabled', 'disabled'"),
     "running-instances": ("replace", "'keep', 'modify', 'refresh'"),

@@ -21,6 +21,9 @@ import pytest
 from c7n_imds_testing import aws_env
 from tests.conftest import REPO
 
+# module-scoped fixtures: the whole module on one worker (make test-e2e: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("wheel")
+
 E2E = True
 SOURCES = (
     "setup.py",
