@@ -43,6 +43,7 @@ state (scanned, errored, unreadable, not scanned - load.py, runs.py), rows carry
 worst state of their account and region, and ``Problems`` lists every scan that is not
 ``scanned``. Which outputs make one run, and when a missing one is "not scanned": runs.py.
 """
+
 import datetime
 import itertools
 from collections import defaultdict
@@ -68,20 +69,35 @@ from c7n_imds_report.runs import (
 
 SCHEMA_VERSION = 2
 # The resource each control's AWS Config rule evaluates (Security Hub's view).
-RESOURCE_TYPES = {"AutoScaling.3": "launch-configuration", "AutoScaling.9": "auto-scaling-group",
-                  "EC2.170": "launch-template", "EC2.8": "instance"}
+RESOURCE_TYPES = {
+    "AutoScaling.3": "launch-configuration",
+    "AutoScaling.9": "auto-scaling-group",
+    "EC2.170": "launch-template",
+    "EC2.8": "instance",
+}
 COUNTED_RESOURCES = ("asg", "launch-config", "ec2")
-SETS = ("NonCompliant", "LaunchConfigurations", "Remediated", "HeldBack", "Exempt",
-        "LeftToStack", "Failed", "StackOwned", "FixProposed", "FixedAtOwner")
+SETS = (
+    "NonCompliant",
+    "LaunchConfigurations",
+    "Remediated",
+    "HeldBack",
+    "Exempt",
+    "LeftToStack",
+    "Failed",
+    "StackOwned",
+    "FixProposed",
+    "FixedAtOwner",
+)
 # Of several outcomes for one group, the one that says most (failed wins).
-OUTCOME_RANK = ("Skipped", "LeftToStack", "FixProposed", "FixedAtOwner", "Remediated",
-                "Failed")
+OUTCOME_RANK = ("Skipped", "LeftToStack", "FixProposed", "FixedAtOwner", "Remediated", "Failed")
 # What every figure is when it was not measured (no scan of the place was read).
-NOT_MEASURED = dict({figure: None for figure in SETS}, NonCompliantByLaunchType={},
-                    StackOwnedByOwner={})
+NOT_MEASURED = dict(
+    {figure: None for figure in SETS}, NonCompliantByLaunchType={}, StackOwnedByOwner={}
+)
 
 
 # ---- pure aggregation ------------------------------------------------------------
+
 
 def primary_control(controls, launch_type):
     """The control a group's other figures (exempt, held back, stack-owned, outcomes) are
@@ -91,8 +107,9 @@ def primary_control(controls, launch_type):
         return "AutoScaling.3"
     if launch_type in (LT, MIXED) and "EC2.170" in controls:
         return "EC2.170"
-    return control_for([c for c in controls if c not in ("AutoScaling.9", "EC2.8")] or
-                       controls, launch_type)
+    return control_for(
+        [c for c in controls if c not in ("AutoScaling.9", "EC2.8")] or controls, launch_type
+    )
 
 
 def judged(control, controls, launch_type):
@@ -129,8 +146,19 @@ def run_cells(outputs):
     for _, batch in itertools.groupby(ordered, key=lambda o: o["Start"]):
         batch = list(batch)
         for o in batch:
-            read_records(o, launch_of, owner_of, final, lcs, instances, controls_at,
-                         inventory, uncontrolled, scans, scan_at)
+            read_records(
+                o,
+                launch_of,
+                owner_of,
+                final,
+                lcs,
+                instances,
+                controls_at,
+                inventory,
+                uncontrolled,
+                scans,
+                scan_at,
+            )
         for o in batch:
             if o["State"] != "scanned" or o["Resource"] not in COUNTED_RESOURCES:
                 continue
@@ -142,8 +170,7 @@ def run_cells(outputs):
                 seen = final.setdefault(key, [None, launch_of.get(key)])
                 before, after = seen[1], change.get("LaunchTypeAfter") or seen[1]
                 seen[0], seen[1] = "required", after
-                if where in scans and before and after != before and \
-                        scan_at[where] <= o["Start"]:
+                if where in scans and before and after != before and scan_at[where] <= o["Start"]:
                     by_type = scans[where]["ByLaunchType"]  # the scan came before it
                     for t, step in ((before, -1), (after, 1)):
                         entry = by_type.setdefault(t, {"Groups": 0})
@@ -184,28 +211,38 @@ def run_cells(outputs):
             figures = cells[where + (primary_control(controls, launch_type),)]
             figures[change["Outcome"]].setdefault(change["Group"], launch_type)
             if change["Outcome"] in ("LeftToStack", "FixProposed", "FixedAtOwner") or (
-                    change["Outcome"] == "Failed" and owner_of.get(key)):
+                change["Outcome"] == "Failed" and owner_of.get(key)
+            ):
                 figures["StackOwned"].setdefault(change["Group"], launch_type)
     for key, (tokens, launch_type) in final.items():
         where = key[:2]
         controls = sorted(controls_at[where], key=control_sort_key)
         for control in controls:
             # "other": the groups of the policies that name no control
-            how = ("launch" if key in uncontrolled else None) if control == "other" \
+            how = (
+                ("launch" if key in uncontrolled else None)
+                if control == "other"
                 else judged(control, controls, launch_type)
-            if how == "type" and launch_type == LC or how == "launch" and \
-                    tokens == "optional":
+            )
+            if how == "type" and launch_type == LC or how == "launch" and tokens == "optional":
                 cells[where + (control,)]["NonCompliant"].setdefault(key[2], launch_type)
     for key, record in instances.items():  # EC2.8 on groups: one with an IMDSv1 instance
-        if record["HttpTokens"] == "optional" and record["Name"] and \
-                "EC2.8" in controls_at[key[:2]]:
+        if (
+            record["HttpTokens"] == "optional"
+            and record["Name"]
+            and "EC2.8" in controls_at[key[:2]]
+        ):
             cells[key[:2] + ("EC2.8",)]["NonCompliant"].setdefault(
-                record["Name"], launch_of.get(key[:2] + (record["Name"],)))
+                record["Name"], launch_of.get(key[:2] + (record["Name"],))
+            )
     for key, record in lcs.items():
         if record["HttpTokens"] == "optional":
             where = key[:2]
-            control = "AutoScaling.3" if "AutoScaling.3" in controls_at[where] else \
-                primary_control(sorted(controls_at[where], key=control_sort_key), LC)
+            control = (
+                "AutoScaling.3"
+                if "AutoScaling.3" in controls_at[where]
+                else primary_control(sorted(controls_at[where], key=control_sort_key), LC)
+            )
             cells[where + (control,)]["LaunchConfigurations"].setdefault(key[2], LC)
     by_place = defaultdict(list)
     for key, figures in cells.items():
@@ -218,6 +255,7 @@ def run_cells(outputs):
 
         def keep(figures, figure, leave_out):
             figures[figure] = {g: t for g, t in figures[figure].items() if g not in leave_out}
+
         for figures in rows:
             keep(figures, "Remediated", failed)
             keep(figures, "HeldBack", remediated)
@@ -228,12 +266,28 @@ def run_cells(outputs):
     for o in ordered:
         if o["State"] == "scanned":
             read[(o["Account"], o["Region"])].add(o["Resource"])
-    return cells, scans, measured, owner_of, resource_view(
-        lcs, instances, inventory, read, controls_at)
+    return (
+        cells,
+        scans,
+        measured,
+        owner_of,
+        resource_view(lcs, instances, inventory, read, controls_at),
+    )
 
 
-def read_records(o, launch_of, owner_of, final, lcs, instances, controls_at, inventory,
-                 uncontrolled, scans, scan_at):
+def read_records(
+    o,
+    launch_of,
+    owner_of,
+    final,
+    lcs,
+    instances,
+    controls_at,
+    inventory,
+    uncontrolled,
+    scans,
+    scan_at,
+):
     """What one output's records and scan say (run_cells' first pass): launch types and
     owners from every output; the last launch seen, launch configurations, instances,
     controls and scans from the outputs that were read. The latest scan wins (it saw
@@ -269,13 +323,24 @@ def read_records(o, launch_of, owner_of, final, lcs, instances, controls_at, inv
         elif r["Kind"] == "instance" and r.get("InstanceId"):
             instances[where + (r["InstanceId"],)] = r
     scan = o["Scan"]
-    if scan and isinstance(scan.get("Scanned"), int) and (
-            where not in scans or scan_at[where] < o["Start"] or
-            scan["Scanned"] >= scans[where]["Scanned"]):
+    if (
+        scan
+        and isinstance(scan.get("Scanned"), int)
+        and (
+            where not in scans
+            or scan_at[where] < o["Start"]
+            or scan["Scanned"] >= scans[where]["Scanned"]
+        )
+    ):
         scan_at[where] = o["Start"]
-        scans[where] = dict(scan, ByLaunchType={
-            t: dict(v) for t, v in (scan.get("ByLaunchType") or {}).items()
-            if isinstance(v, dict)})
+        scans[where] = dict(
+            scan,
+            ByLaunchType={
+                t: dict(v)
+                for t, v in (scan.get("ByLaunchType") or {}).items()
+                if isinstance(v, dict)
+            },
+        )
 
 
 def resource_view(lcs, instances, inventory, read, controls_at):
@@ -286,8 +351,10 @@ def resource_view(lcs, instances, inventory, read, controls_at):
     (``metadata: {inventory: true}``, policies/detect.yml); non-compliant from any policy
     of that resource; kept launch configurations awaiting cleanup from imds-converted."""
     found = {}
-    for control, resource, records in (("AutoScaling.3", "launch-config", lcs),
-                                       ("EC2.8", "ec2", instances)):
+    for control, resource, records in (
+        ("AutoScaling.3", "launch-config", lcs),
+        ("EC2.8", "ec2", instances),
+    ):
         per_place = defaultdict(lambda: [0, 0, 0])
         for key, record in records.items():
             counts = per_place[key[:2]]
@@ -302,8 +369,10 @@ def resource_view(lcs, instances, inventory, read, controls_at):
                 ResourceType=RESOURCE_TYPES[control],
                 Resources=counts[0] if resource in inventory[where] else None,
                 ResourcesNonCompliant=counts[1] if resource in read[where] else None,
-                AwaitingCleanup=counts[2] if resource in inventory[where] and
-                control == "AutoScaling.3" else None)
+                AwaitingCleanup=counts[2]
+                if resource in inventory[where] and control == "AutoScaling.3"
+                else None,
+            )
     return found
 
 
@@ -316,8 +385,12 @@ def counted_outcome(change, key, owner_of, optional):
         return False
     if outcome == "LeftToStack" and key in owner_of and not owner_of[key]:
         return False  # read with its tags: no stack or service owns it
-    if outcome == "FixedAtOwner" and (change.get("Fix") or {}).get(
-            "Status") == "already-applied" and key in owner_of and key not in optional:
+    if (
+        outcome == "FixedAtOwner"
+        and (change.get("Fix") or {}).get("Status") == "already-applied"
+        and key in owner_of
+        and key not in optional
+    ):
         return False
     return True
 
@@ -333,9 +406,10 @@ def tally(cells, bucket_of, measured, owner_of=None):
         for figure, members in figures.items():
             for name, launch_type in members.items():
                 merged[figure].setdefault(key[:2] + (name,), launch_type)
-    return {bucket: count(figures, set().union(*(measured[p] for p in places[bucket])),
-                          owner_of)
-            for bucket, figures in buckets.items()}
+    return {
+        bucket: count(figures, set().union(*(measured[p] for p in places[bucket])), owner_of)
+        for bucket, figures in buckets.items()
+    }
 
 
 def count(figures, measured=frozenset(("LaunchConfigurations", "HeldBack")), owner_of=None):
@@ -389,49 +463,83 @@ def summarize_run(outputs, expected=None):
     for s in states:
         state_of[(s["Account"], s["Region"])].append(s["State"])
     names = {s["Account"]: s["AccountName"] for s in states}
-    controls = sorted({k[2] for k in cells} | {c for o in outputs for c in o["Controls"]},
-                      key=control_sort_key) or ["other"]
+    controls = sorted(
+        {k[2] for k in cells} | {c for o in outputs for c in o["Controls"]}, key=control_sort_key
+    ) or ["other"]
     for where in state_of:  # an account-region with nothing counted still has rows
         for control in controls if where not in {k[:2] for k in cells} else ():
             cells[where + (control,)]
     rows = []
-    for key, counts in sorted(tally(cells, lambda k: k, measured, owner_of).items(),
-                              key=lambda kv: (kv[0][0], kv[0][1], control_sort_key(kv[0][2]))):
+    for key, counts in sorted(
+        tally(cells, lambda k: k, measured, owner_of).items(),
+        key=lambda kv: (kv[0][0], kv[0][1], control_sort_key(kv[0][2])),
+    ):
         scan, state = scans.get(key[:2]) or {}, worst(state_of[key[:2]])
         if state != "scanned" and not scan:
             counts = dict(counts, **NOT_MEASURED)
         resource = resources.get(key) or dict(
-            ResourceType=RESOURCE_TYPES.get(key[2], "auto-scaling-group"), Resources=None,
-            ResourcesNonCompliant=None, AwaitingCleanup=None)
+            ResourceType=RESOURCE_TYPES.get(key[2], "auto-scaling-group"),
+            Resources=None,
+            ResourcesNonCompliant=None,
+            AwaitingCleanup=None,
+        )
         if resource["ResourceType"] == "auto-scaling-group" and scan:
-            resource = dict(resource, Resources=at_least(in_scope(key[2], scan),
-                                                         counts["NonCompliant"]),
-                            ResourcesNonCompliant=counts["NonCompliant"])
-        rows.append(dict(
-            Account=key[0], AccountName=names.get(key[0]), Region=key[1], Control=key[2],
-            State=state, Scanned=at_least(in_scope(key[2], scan), counts["NonCompliant"]),
-            ScannedByLaunchType={
-                t: v.get("Groups") for t, v in sorted((scan.get("ByLaunchType") or {}).items())
-                if isinstance(v, dict)}, **counts, **resource))
-    accounts = [dict(Account=a, AccountName=names.get(a),
-                     Scanned=scanned(scans, lambda w, a=a: w[0] == a), **counts)
-                for (a,), counts in sorted(tally(cells, lambda k: k[:1], measured,
-                                                 owner_of).items())]
+            resource = dict(
+                resource,
+                Resources=at_least(in_scope(key[2], scan), counts["NonCompliant"]),
+                ResourcesNonCompliant=counts["NonCompliant"],
+            )
+        rows.append(
+            dict(
+                Account=key[0],
+                AccountName=names.get(key[0]),
+                Region=key[1],
+                Control=key[2],
+                State=state,
+                Scanned=at_least(in_scope(key[2], scan), counts["NonCompliant"]),
+                ScannedByLaunchType={
+                    t: v.get("Groups")
+                    for t, v in sorted((scan.get("ByLaunchType") or {}).items())
+                    if isinstance(v, dict)
+                },
+                **counts,
+                **resource,
+            )
+        )
+    accounts = [
+        dict(
+            Account=a,
+            AccountName=names.get(a),
+            Scanned=scanned(scans, lambda w, a=a: w[0] == a),
+            **counts,
+        )
+        for (a,), counts in sorted(tally(cells, lambda k: k[:1], measured, owner_of).items())
+    ]
     for account in accounts:  # nothing of it was read: not measured, not 0
-        if not any(worst(states) == "scanned" for where, states in state_of.items()
-                   if where[0] == account["Account"]):
+        if not any(
+            worst(states) == "scanned"
+            for where, states in state_of.items()
+            if where[0] == account["Account"]
+        ):
             account.update(NOT_MEASURED)
-    totals = tally(cells, lambda k: (), measured, owner_of).get(()) or count(
-        {f: {} for f in SETS})
+    totals = tally(cells, lambda k: (), measured, owner_of).get(()) or count({f: {} for f in SETS})
     start = min((o["Start"] for o in outputs if o["Start"]), default=0)
-    return {"Run": iso(start), "Start": start,
-            "Folders": sorted({o["Folder"] for o in outputs}),
-            "Rows": rows, "Accounts": accounts,
-            "Controls": control_shares(rows, controls, owner_fixes(cells)),
-            "Totals": dict(Accounts=len({k[0] for k in cells}),
-                           Regions=len({k[1] for k in cells}),
-                           Scanned=scanned(scans, lambda w: True), **totals),
-            "_outputs": outputs, "_states": states}
+    return {
+        "Run": iso(start),
+        "Start": start,
+        "Folders": sorted({o["Folder"] for o in outputs}),
+        "Rows": rows,
+        "Accounts": accounts,
+        "Controls": control_shares(rows, controls, owner_fixes(cells)),
+        "Totals": dict(
+            Accounts=len({k[0] for k in cells}),
+            Regions=len({k[1] for k in cells}),
+            Scanned=scanned(scans, lambda w: True),
+            **totals,
+        ),
+        "_outputs": outputs,
+        "_states": states,
+    }
 
 
 def drill_down(outputs, states):
@@ -452,8 +560,15 @@ def drill_down(outputs, states):
             seen = facts.setdefault(key, dict(r, Controls=o["Controls"], Optional=False))
             if r["HttpTokens"]:  # the last launch seen (state after the run)
                 seen["Optional"] = r["HttpTokens"] == "optional"
-            for field in ("LaunchType", "Owner", "Stack", "StackGuidance", "ExemptReason",
-                          "ExemptUntil", "Days"):
+            for field in (
+                "LaunchType",
+                "Owner",
+                "Stack",
+                "StackGuidance",
+                "ExemptReason",
+                "ExemptUntil",
+                "Days",
+            ):
                 seen[field] = seen.get(field) or r.get(field)
             seen["Calls"] = max(seen.get("Calls") or 0, r.get("Calls") or 0)
             seen["Exempt"] = seen.get("Exempt") or r.get("Exempt") or r.get("ExemptByTag")
@@ -494,17 +609,29 @@ def drill_down(outputs, states):
             continue
         launch_type = fact.get("LaunchType")
         owned = state in ("stack-owned", "fix-proposed", "fixed-at-owner") or fix is not None
-        groups.append(dict(
-            Account=key[0], AccountName=names.get(key[0]), Region=key[1], Group=key[2],
-            Control=primary_control(sorted(controls[key[:2]], key=control_sort_key),
-                                    launch_type) if controls[key[:2]] else control_for(
-                fact.get("Controls") or change.get("Controls") or [], launch_type),
-            State=state, LaunchType=launch_type,
-            Calls=int(fact["Calls"]) if state == "held-back" else None,
-            Days=fact.get("Days") if state == "held-back" else None,
-            Owner=fact.get("Owner"), Reason=reason,
-            Until=fact.get("ExemptUntil") if state == "exempt" else None,
-            Stack=stack if owned else None, OwnerKind=kind if owned else None, Fix=fix))
+        groups.append(
+            dict(
+                Account=key[0],
+                AccountName=names.get(key[0]),
+                Region=key[1],
+                Group=key[2],
+                Control=primary_control(
+                    sorted(controls[key[:2]], key=control_sort_key), launch_type
+                )
+                if controls[key[:2]]
+                else control_for(fact.get("Controls") or change.get("Controls") or [], launch_type),
+                State=state,
+                LaunchType=launch_type,
+                Calls=int(fact["Calls"]) if state == "held-back" else None,
+                Days=fact.get("Days") if state == "held-back" else None,
+                Owner=fact.get("Owner"),
+                Reason=reason,
+                Until=fact.get("ExemptUntil") if state == "exempt" else None,
+                Stack=stack if owned else None,
+                OwnerKind=kind if owned else None,
+                Fix=fix,
+            )
+        )
     return groups
 
 
@@ -521,9 +648,11 @@ def summarize(outputs_per_folder, expected=None):
                 by_unit[unit_of(o["Parts"])].append(o)
             for unit in sorted(by_unit):
                 yield tree, by_unit[unit][0]["Folder"], by_unit[unit]
+
     return summarize_units(units(), expected)
 
 
 def iso(epoch):
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime(
-        "%Y-%m-%d %H:%M:%S UTC")
+        "%Y-%m-%d %H:%M:%S UTC"
+    )

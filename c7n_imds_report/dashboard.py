@@ -10,6 +10,7 @@ tag values, owners, reasons) goes through ``esc`` (``c7n_imds_report.dashboard_t
 control characters written out, then ``html.escape`` with quotes - in text and
 attributes alike: the account's owner chose it, not the reader of the page.
 """
+
 import math
 from collections import Counter
 
@@ -123,34 +124,53 @@ SCRIPT = """(function () {
 
 # ---- the headline: compliant share per control -------------------------------------
 
+
 def headline_cards(runs):
     cards = []
     for h in display.headlines(runs):
         trend = "" if not h["Points"] else "up" if h["Points"] > 0 else "down"
         cards.append(
             '<div class="card" data-control="%s"><h3>%s</h3><p class="what">%s</p>'
-            '<p class="share">%s</p><p class="of">%s</p><p class="delta %s">%s</p>%s</div>' % (
-                esc(h["Control"]), esc(h["Control"]), esc(h["Title"]), display.percent(h["Share"]),
-                esc(display.compliant_of(h)), trend, esc(display.change(h, runs)),
+            '<p class="share">%s</p><p class="of">%s</p><p class="delta %s">%s</p>%s</div>'
+            % (
+                esc(h["Control"]),
+                esc(h["Control"]),
+                esc(h["Title"]),
+                display.percent(h["Share"]),
+                esc(display.compliant_of(h)),
+                trend,
+                esc(display.change(h, runs)),
                 '<p class="pending">%s</p>' % esc(display.fixes_pending(h))
-                if display.fixes_pending(h) else ""))
+                if display.fixes_pending(h)
+                else "",
+            )
+        )
     return '<div class="cards" id="headline">%s</div>' % "".join(cards)
 
 
 def totals_strip(run):
     totals = run["Totals"]
-    items = [("NonCompliant", "non-compliant"), ("HeldBack", "held back"),
-             ("Exempt", "exempt"), ("StackOwned", "stack-owned"),
-             ("FixProposed", "fix proposed (still failing)"),
-             ("FixedAtOwner", "fixed at owner, rolling out"), ("LeftToStack", "left to stack"),
-             ("Failed", "failed"), ("Remediated", "remediated in this run"),
-             ("Scanned", "scanned")]
+    items = [
+        ("NonCompliant", "non-compliant"),
+        ("HeldBack", "held back"),
+        ("Exempt", "exempt"),
+        ("StackOwned", "stack-owned"),
+        ("FixProposed", "fix proposed (still failing)"),
+        ("FixedAtOwner", "fixed at owner, rolling out"),
+        ("LeftToStack", "left to stack"),
+        ("Failed", "failed"),
+        ("Remediated", "remediated in this run"),
+        ("Scanned", "scanned"),
+    ]
     return '<ul class="totals" id="totals">%s</ul>' % "".join(
-        '<li data-figure="%s"><strong>%s</strong> %s</li>' % (
-            k, esc(display.count(totals.get(k))), label) for k, label in items)
+        '<li data-figure="%s"><strong>%s</strong> %s</li>'
+        % (k, esc(display.count(totals.get(k))), label)
+        for k, label in items
+    )
 
 
 # ---- charts ---------------------------------------------------------------------------
+
 
 def nice_step(rough):
     magnitude = 10 ** math.floor(math.log10(rough)) if rough > 0 else 1
@@ -160,10 +180,13 @@ def nice_step(rough):
 def trend_chart(runs):
     """Non-compliant and remediated totals per run, an inline SVG line chart whose
     viewBox holds every label apart from the others, so that it scales to any width."""
-    series = (("NonCompliant", "s-nc", "non-compliant groups"),
-              ("Remediated", "s-rem", "remediated in the run"))
-    peak = max([r["Totals"][k] for r in runs for k, _, _ in series
-                if r["Totals"].get(k) is not None] + [1])
+    series = (
+        ("NonCompliant", "s-nc", "non-compliant groups"),
+        ("Remediated", "s-rem", "remediated in the run"),
+    )
+    peak = max(
+        [r["Totals"][k] for r in runs for k, _, _ in series if r["Totals"].get(k) is not None] + [1]
+    )
     step = max(1, nice_step(peak / 4))
     ceiling = step * math.ceil(peak / step)
     width, height, right, top, base, pad = 640, 330, 16, 48, 224, 64
@@ -171,47 +194,65 @@ def trend_chart(runs):
     span = (width - left - right - 2 * pad) / max(1, len(runs) - 1)  # from a run to the next
     # at most 4 run labels, each a full step from the next; the last run's always
     every = max(1, math.ceil((len(runs) - 1) / 3))
-    labelled = [i for i in range(len(runs)) if i == len(runs) - 1 or (
-        i % every == 0 and len(runs) - 1 - i >= every)]
+    labelled = [
+        i
+        for i in range(len(runs))
+        if i == len(runs) - 1 or (i % every == 0 and len(runs) - 1 - i >= every)
+    ]
 
     def x(i):
         return left + pad + span * i
 
     def y(v):
         return top + (base - top) * (1 - v / ceiling)
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" id="trend-chart" role="img" viewBox="0 '
-             '0 %d %d"><title>Non-compliant and remediated groups per run</title><text x="4" '
-             'y="22">groups</text>' % (width, height)]
-    parts += ['<line class="grid" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/><text class="tick" '
-              'x="%d" y="%.1f" text-anchor="end">%d</text>' % (
-                  left, y(v), width - right, y(v), left - 8, y(v) + 5, v)
-              for v in range(0, ceiling + 1, step)]
-    parts.append('<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>' % (
-        left, base, width - right, base))
+
+    parts = [
+        '<svg xmlns="http://www.w3.org/2000/svg" id="trend-chart" role="img" viewBox="0 '
+        '0 %d %d"><title>Non-compliant and remediated groups per run</title><text x="4" '
+        'y="22">groups</text>' % (width, height)
+    ]
+    parts += [
+        '<line class="grid" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/><text class="tick" '
+        'x="%d" y="%.1f" text-anchor="end">%d</text>'
+        % (left, y(v), width - right, y(v), left - 8, y(v) + 5, v)
+        for v in range(0, ceiling + 1, step)
+    ]
+    parts.append(
+        '<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>' % (left, base, width - right, base)
+    )
     for i in labelled:
         day, _, clock = runs[i]["Run"].partition(" ")
-        parts.append('<text class="run" x="%.1f" y="%d" text-anchor="middle"><tspan x="%.1f">'
-                     '%s</tspan><tspan x="%.1f" dy="1.2em">%s UTC</tspan></text>' % (
-                         x(i), base + 32, x(i), esc(day), x(i), esc(clock[:5])))
+        parts.append(
+            '<text class="run" x="%.1f" y="%d" text-anchor="middle"><tspan x="%.1f">'
+            '%s</tspan><tspan x="%.1f" dy="1.2em">%s UTC</tspan></text>'
+            % (x(i), base + 32, x(i), esc(day), x(i), esc(clock[:5]))
+        )
     for j, (key, cls, name) in enumerate(series):
-        points = [(i, r["Totals"][key]) for i, r in enumerate(runs)
-                  if r["Totals"].get(key) is not None]
-        parts.append('<polyline class="%s" points="%s"/>' % (
-            cls, " ".join("%.1f,%.1f" % (x(i), y(v)) for i, v in points)))
+        points = [
+            (i, r["Totals"][key]) for i, r in enumerate(runs) if r["Totals"].get(key) is not None
+        ]
+        parts.append(
+            '<polyline class="%s" points="%s"/>'
+            % (cls, " ".join("%.1f,%.1f" % (x(i), y(v)) for i, v in points))
+        )
         for i, v in points:
-            parts.append('<circle class="%s" cx="%.1f" cy="%.1f" r="4"><title>%s: %s %d'
-                         '</title></circle>' % (cls, x(i), y(v), esc(runs[i]["Run"]), name, v))
+            parts.append(
+                '<circle class="%s" cx="%.1f" cy="%.1f" r="4"><title>%s: %s %d'
+                '</title></circle>' % (cls, x(i), y(v), esc(runs[i]["Run"]), name, v)
+            )
             # values over the points where they fit between them; the remediated one
             # under its point where it would hit the other's, and none if no room there
             other = runs[i]["Totals"].get("NonCompliant")
             close = j and other is not None and abs(y(other) - y(v)) < 26
             if span >= DIGIT * len(str(peak)) + 8 and not (close and y(v) + 30 > base):
-                parts.append('<text class="point" data-series="%s" x="%.1f" y="%.1f" text-'
-                             'anchor="middle">%d</text>' % (
-                                 key, x(i), y(v) + (24 if close else -9), v))
-        parts.append('<rect class="%s" x="%d" y="%d" width="14" height="14"/><text x="%d" '
-                     'y="%d">%s</text>' % (cls, 4 + j * 300, height - 24, 24 + j * 300,
-                                           height - 12, name))
+                parts.append(
+                    '<text class="point" data-series="%s" x="%.1f" y="%.1f" text-'
+                    'anchor="middle">%d</text>' % (key, x(i), y(v) + (24 if close else -9), v)
+                )
+        parts.append(
+            '<rect class="%s" x="%d" y="%d" width="14" height="14"/><text x="%d" '
+            'y="%d">%s</text>' % (cls, 4 + j * 300, height - 24, 24 + j * 300, height - 12, name)
+        )
     return "".join(parts) + "</svg>"
 
 
@@ -229,52 +270,86 @@ def account_bars(runs):
     accounts = accounts[:CHART_ACCOUNTS]
     bars = ([("non-compliant, first run", "b-nc-first", first)] if len(runs) > 1 else []) + [
         ("non-compliant now", "b-nc", {a["Account"]: a["NonCompliant"] for a in latest}),
-        ("remediated, all runs", "b-rem", remediated)]
+        ("remediated, all runs", "b-rem", remediated),
+    ]
     top = max([v for _, _, by in bars for v in by.values() if v] + [1])
-    shown = "" if len(accounts) == len(latest) else \
-        '<p class="note">The %d of %d accounts with most non-compliant groups.</p>' % (
-            len(accounts), len(latest))
+    shown = (
+        ""
+        if len(accounts) == len(latest)
+        else '<p class="note">The %d of %d accounts with most non-compliant groups.</p>'
+        % (len(accounts), len(latest))
+    )
     return shown + '<div id="account-chart">%s</div>' % "".join(
-        '<div class="acct" data-account="%s"><div class="acct-name">%s</div>%s</div>' % (
-            esc(a["Account"]), account_html(a), "".join(
+        '<div class="acct" data-account="%s"><div class="acct-name">%s</div>%s</div>'
+        % (
+            esc(a["Account"]),
+            account_html(a),
+            "".join(
                 '<div class="bar-row" data-series="%s"><span class="bar-label">%s</span>'
                 '<span class="track"><span class="bar %s" style="width:%.1f%%"></span>'
-                '</span><span class="bar-value">%s</span></div>' % (
-                    cls, label, cls, 100 * (by.get(a["Account"]) or 0) / top,
-                    esc(display.count(by.get(a["Account"])))) for label, cls, by in bars))
-        for a in accounts)
+                '</span><span class="bar-value">%s</span></div>'
+                % (
+                    cls,
+                    label,
+                    cls,
+                    100 * (by.get(a["Account"]) or 0) / top,
+                    esc(display.count(by.get(a["Account"]))),
+                )
+                for label, cls, by in bars
+            ),
+        )
+        for a in accounts
+    )
 
 
 # ---- the page -------------------------------------------------------------------------------
+
 
 def render_html(summary):
     runs = summary["Runs"]
     latest = runs[-1]
     found = display.problems(summary)
     states = Counter(display.STATE_LABELS.get(s["State"], s["State"]) for s in found)
-    alert = '<p class="alert" id="alert">%d scan(s) did not complete in this run (%s): the ' \
-        'groups they would have read are not counted. See <a href="#scans">scans not ' \
-        'complete</a>.</p>' % (len(found), esc(", ".join(
-            "%d %s" % (n, s) for s, n in sorted(states.items())))) if found else ""
-    chart = trend_chart(runs) if len(runs) > 1 else '<p class="note">One run: the next run ' \
+    alert = (
+        '<p class="alert" id="alert">%d scan(s) did not complete in this run (%s): the '
+        'groups they would have read are not counted. See <a href="#scans">scans not '
+        'complete</a>.</p>'
+        % (len(found), esc(", ".join("%d %s" % (n, s) for s, n in sorted(states.items()))))
+        if found
+        else ""
+    )
+    chart = (
+        trend_chart(runs)
+        if len(runs) > 1
+        else '<p class="note">One run: the next run '
         'into another folder (or a dated sub-folder) gives a trend.</p>'
+    )
     body = [
         "<header><h1>IMDSv2 compliance</h1>",
         '<p class="meta">Run of %s; %d account(s), %d region(s); %d run(s) since %s. '
-        'From %s.</p>' % (esc(latest["Run"]), latest["Totals"]["Accounts"],
-                         latest["Totals"]["Regions"], len(runs), esc(runs[0]["Run"]),
-                         esc(", ".join(latest["Folders"]))), alert, "</header>",
+        'From %s.</p>'
+        % (
+            esc(latest["Run"]),
+            latest["Totals"]["Accounts"],
+            latest["Totals"]["Regions"],
+            len(runs),
+            esc(runs[0]["Run"]),
+            esc(", ".join(latest["Folders"])),
+        ),
+        alert,
+        "</header>",
         '<section id="controls"><h2>Security Hub controls: groups compliant</h2>',
-        headline_cards(runs), totals_strip(latest), "</section>",
+        headline_cards(runs),
+        totals_strip(latest),
+        "</section>",
         '<section id="accounts"><h2>Accounts by control</h2>%s</section>' % matrix(latest),
         '<section id="trend"><h2>Trend</h2>%s%s</section>' % (chart, trend_table(runs)),
         '<section id="per-account"><h2>Per account</h2>%s</section>' % account_bars(runs),
-        '<section id="owners"><h2>Stack-owned groups by owner</h2>%s</section>' %
-        owners(latest),
+        '<section id="owners"><h2>Stack-owned groups by owner</h2>%s</section>' % owners(latest),
         '<section id="groups"><h2>Groups</h2>%s</section>' % drill_down(summary),
         '<section id="scans"><h2>Scans not complete</h2>%s</section>' % problems_table(found),
-        '<section id="figures"><h2>By account, region and control</h2>%s</section>' %
-        figures_table(latest),
+        '<section id="figures"><h2>By account, region and control</h2>%s</section>'
+        % figures_table(latest),
         '<p class="note">Groups are counted once per account and region, whichever '
         'policies matched them. %s: not measured (no policy of the run could know it). '
         'Held back: instances still call IMDSv1. Stack-owned: managed by CloudFormation, '
@@ -286,10 +361,12 @@ def render_html(summary):
         'The page stays small at any size: a table of more than %d accounts, groups or '
         'scans (%d rows by account, region and control) lists the worst, says so, and '
         'names where the full list is (<code>c7n-imds summary --format csv</code> or '
-        '<code>--format json</code> of the same trees).</p>'
-        % (display.DASH, TOP, TOP_ROWS)]
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width,initial-scale=1">'
-            '<title>IMDSv2 compliance, %s</title><style>%s</style></head><body>\n%s\n'
-            '<script>%s</script>\n</body></html>\n' % (
-                esc(latest["Run"]), STYLE, "\n".join(body), SCRIPT))
+        '<code>--format json</code> of the same trees).</p>' % (display.DASH, TOP, TOP_ROWS),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        '<title>IMDSv2 compliance, %s</title><style>%s</style></head><body>\n%s\n'
+        '<script>%s</script>\n</body></html>\n'
+        % (esc(latest["Run"]), STYLE, "\n".join(body), SCRIPT)
+    )

@@ -5,6 +5,7 @@ share of each control and its change, the account x control cells, and the scans
 did not complete. ``c7n_imds_report.render`` writes them as a table, CSV, JSON or
 Markdown, ``c7n_imds_report.dashboard`` as the HTML page; each escapes them for itself.
 """
+
 import math
 
 from c7n_imds.names import LAUNCH_CONFIGURATION as LC
@@ -14,31 +15,53 @@ from c7n_imds_report.owners import UNKNOWN
 
 DASH = "\u2013"  # not measured
 # Security Hub's controls, in the README's order, with what they judge.
-CONTROLS = {"AutoScaling.3": "launch configurations should require IMDSv2",
-            "AutoScaling.9": "groups should use launch templates",
-            "EC2.170": "launch templates should require IMDSv2",
-            "EC2.8": "instances should require IMDSv2"}
-STATE_LABELS = {"scanned": "scanned", "errored": "errored", "unreadable": "unreadable",
-                "not-scanned": "not scanned"}
+CONTROLS = {
+    "AutoScaling.3": "launch configurations should require IMDSv2",
+    "AutoScaling.9": "groups should use launch templates",
+    "EC2.170": "launch templates should require IMDSv2",
+    "EC2.8": "instances should require IMDSv2",
+}
+STATE_LABELS = {
+    "scanned": "scanned",
+    "errored": "errored",
+    "unreadable": "unreadable",
+    "not-scanned": "not scanned",
+}
 # The worst first: a region that errored hides more than one that was never expected.
 MISSING_ORDER = ("errored", "unreadable", "not-scanned")
-LAUNCH_LABELS = {LC: "launch configuration", LT: "launch template",
-                 MIXED: "mixed instances policy"}
+LAUNCH_LABELS = {LC: "launch configuration", LT: "launch template", MIXED: "mixed instances policy"}
 BY_TYPE = (LC, LT, MIXED, UNKNOWN)
-FIGURES = [("NonCompliant", "Non-compliant"), (LC, "LC"), (LT, "LT"), (MIXED, "Mixed"),
-           (UNKNOWN, "Launch type unknown"), ("LaunchConfigurations", "Launch configs"),
-           ("Remediated", "Remediated"), ("HeldBack", "Held back (IMDSv1 use)"),
-           ("Exempt", "Exempt"), ("LeftToStack", "Left to stack"), ("Failed", "Failed")]
+FIGURES = [
+    ("NonCompliant", "Non-compliant"),
+    (LC, "LC"),
+    (LT, "LT"),
+    (MIXED, "Mixed"),
+    (UNKNOWN, "Launch type unknown"),
+    ("LaunchConfigurations", "Launch configs"),
+    ("Remediated", "Remediated"),
+    ("HeldBack", "Held back (IMDSv1 use)"),
+    ("Exempt", "Exempt"),
+    ("LeftToStack", "Left to stack"),
+    ("Failed", "Failed"),
+]
 # (stack-owned groups have their own table, by account and owner: stack_owned.owners_table)
-TREND_FIGURES = [("Scanned", "Scanned"), ("NonCompliant", "Non-compliant"),
-                 ("LaunchConfigurations", "Launch configs"), ("Remediated", "Remediated"),
-                 ("HeldBack", "Held back (IMDSv1 use)"), ("Exempt", "Exempt"),
-                 ("LeftToStack", "Left to stack"), ("Failed", "Failed"),
-                 ("StackOwned", "Stack-owned"), ("FixProposed", "Fix proposed"),
-                 ("FixedAtOwner", "Fixed at owner")]
+TREND_FIGURES = [
+    ("Scanned", "Scanned"),
+    ("NonCompliant", "Non-compliant"),
+    ("LaunchConfigurations", "Launch configs"),
+    ("Remediated", "Remediated"),
+    ("HeldBack", "Held back (IMDSv1 use)"),
+    ("Exempt", "Exempt"),
+    ("LeftToStack", "Left to stack"),
+    ("Failed", "Failed"),
+    ("StackOwned", "Stack-owned"),
+    ("FixProposed", "Fix proposed"),
+    ("FixedAtOwner", "Fixed at owner"),
+]
 
 
 # ---- what every format shows ------------------------------------------------------------
+
 
 def count(value):
     return DASH if value is None else value
@@ -49,8 +72,11 @@ def launch_label(launch_type):
 
 
 def display_account(record):
-    return "%s (%s)" % (record["AccountName"], record["Account"]) if record.get(
-        "AccountName") else record["Account"]
+    return (
+        "%s (%s)" % (record["AccountName"], record["Account"])
+        if record.get("AccountName")
+        else record["Account"]
+    )
 
 
 def figure_columns(run):
@@ -97,16 +123,31 @@ def headlines(runs):
         if counts.get("InScope") and counts.get("NonCompliant") is not None:
             return (counts["InScope"] - counts["NonCompliant"]) / counts["InScope"]
         return counts.get("CompliantShare")
+
     found = []
     for control in list(CONTROLS) + [c for c in latest if c not in CONTROLS]:
         now, then = latest.get(control) or {}, before.get(control) or {}
         share, previous = share_of(now), share_of(then)
-        found.append(dict(
-            Control=control, Title=CONTROLS.get(control, ""), Share=share,
-            InScope=now.get("InScope"), NonCompliant=now.get("NonCompliant"),
-            FixProposed=now.get("FixProposed"), FixedAtOwner=now.get("FixedAtOwner"),
-            Points=None if share is None or previous is None else round(
-                (share - previous) * 100, 1)))
+        headline = dict(
+            Control=control,
+            Title=CONTROLS.get(control, ""),
+            Share=share,
+            InScope=now.get("InScope"),
+            NonCompliant=now.get("NonCompliant"),
+            FixProposed=now.get("FixProposed"),
+            FixedAtOwner=now.get("FixedAtOwner"),
+            Points=None
+            if share is None or previous is None
+            else round((share - previous) * 100, 1),
+        )
+        if "Change" in now:  # the summary compared it (stream.compare_runs)
+            change = now["Change"]
+            headline.update(
+                Points=change["Points"],
+                Since=change["Since"],
+                Coverage=(change["AccountRegionsBefore"], now.get("AccountRegions")),
+            )
+        found.append(headline)
     return found
 
 
@@ -114,28 +155,60 @@ def change(headline, runs):
     """The change of a headline share, in words: what a reader sees."""
     if len(runs) < 2:
         return "%s first run" % DASH
+    if "Since" in headline:
+        if headline["Share"] is None:
+            return "%s not measured in this run" % DASH
+        if headline["Since"] is None:
+            return "%s first run that measured it" % DASH
+        before, now = headline["Coverage"]
+        if headline["Points"] is None:
+            return "%s not compared: measured in %s account-region(s), %s in the run of %s" % (
+                DASH,
+                now,
+                before,
+                headline["Since"],
+            )
+        if not headline["Points"]:
+            return "no change since %s" % headline["Since"]
+        return "%s %.1f pp since %s" % (
+            "\u25b2" if headline["Points"] > 0 else "\u25bc",
+            abs(headline["Points"]),
+            headline["Since"],
+        )
     if headline["Points"] is None:
-        return "%s not measured in %s" % (DASH, "this run" if headline["Share"] is None
-                                          else "the previous run")
+        return "%s not measured in %s" % (
+            DASH,
+            "this run" if headline["Share"] is None else "the previous run",
+        )
     if not headline["Points"]:
         return "no change since %s" % runs[-2]["Run"]
-    return "%s %.1f pp since %s" % ("\u25B2" if headline["Points"] > 0 else "\u25BC",
-                                    abs(headline["Points"]), runs[-2]["Run"])
+    return "%s %.1f pp since %s" % (
+        "\u25b2" if headline["Points"] > 0 else "\u25bc",
+        abs(headline["Points"]),
+        runs[-2]["Run"],
+    )
 
 
 def compliant_of(headline):
     if headline["InScope"] is None or headline["NonCompliant"] is None:
         return "not measured in this run"
-    return "%d of %d groups compliant" % (headline["InScope"] - headline["NonCompliant"],
-                                          headline["InScope"])
+    return "%d of %d groups compliant" % (
+        headline["InScope"] - headline["NonCompliant"],
+        headline["InScope"],
+    )
 
 
 def fixes_pending(headline):
     """The non-compliant groups of a control whose fix is on its way at their owner -
     still counted as failing - in words; "" when none."""
-    parts = [text % n for text, n in (
-        ("%d with a change set to execute", headline.get("FixProposed")),
-        ("%d rolling out at their owner", headline.get("FixedAtOwner"))) if n]
+    parts = [
+        text % n
+        for text, n in (
+            ("%d with a change set to execute", headline.get("FixProposed")),
+            ("%d rolling out at their owner", headline.get("FixedAtOwner")),
+        )
+        if n
+    ]
     return "still failing: %s" % ", ".join(parts) if parts else ""
 
 
@@ -158,15 +231,29 @@ def account_cells(run):
         cells = []
         for control in controls:
             these = rows.get((account, control))
-            counts = [r["NonCompliant"] for r in these or () if r["State"] == "scanned"
-                      and r["NonCompliant"] is not None]
-            missing = sorted(((r["Region"], r["State"]) for r in these or ()
-                              if r["State"] != "scanned"), key=lambda m: (
-                MISSING_ORDER.index(m[1]) if m[1] in MISSING_ORDER else 0, m[0]))
-            state = "non-compliant" if sum(counts) else missing[0][1] if missing else \
-                "compliant" if counts else None
-            cells.append(dict(State=state, NonCompliant=sum(counts) if counts else None,
-                              Missing=missing) if these and state else None)
+            counts = [
+                r["NonCompliant"]
+                for r in these or ()
+                if r["State"] == "scanned" and r["NonCompliant"] is not None
+            ]
+            missing = sorted(
+                ((r["Region"], r["State"]) for r in these or () if r["State"] != "scanned"),
+                key=lambda m: (MISSING_ORDER.index(m[1]) if m[1] in MISSING_ORDER else 0, m[0]),
+            )
+            state = (
+                "non-compliant"
+                if sum(counts)
+                else missing[0][1]
+                if missing
+                else "compliant"
+                if counts
+                else None
+            )
+            cells.append(
+                dict(State=state, NonCompliant=sum(counts) if counts else None, Missing=missing)
+                if these and state
+                else None
+            )
         table.append((record, cells))
     return controls, table
 
@@ -185,12 +272,23 @@ def matrix_cells(run):
             if not found:
                 cells.append(None)
                 continue
-            count, missing = found[0], sorted(found[1], key=lambda m: (
-                MISSING_ORDER.index(m[1]) if m[1] in MISSING_ORDER else 0, m[0]))
-            state = "non-compliant" if count else missing[0][1] if missing else \
-                "compliant" if count is not None else None
-            cells.append(dict(State=state, NonCompliant=count, Missing=missing)
-                         if state else None)
+            count, missing = (
+                found[0],
+                sorted(
+                    found[1],
+                    key=lambda m: (MISSING_ORDER.index(m[1]) if m[1] in MISSING_ORDER else 0, m[0]),
+                ),
+            )
+            state = (
+                "non-compliant"
+                if count
+                else missing[0][1]
+                if missing
+                else "compliant"
+                if count is not None
+                else None
+            )
+            cells.append(dict(State=state, NonCompliant=count, Missing=missing) if state else None)
         table.append((record, cells))
     return controls, table
 

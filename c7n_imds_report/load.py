@@ -9,6 +9,7 @@ its PolicyException metric, or ERROR lines in custodian-run.log that group failu
 not explain), ``unreadable`` (a file that is there but cannot be read), each with the
 reason.
 """
+
 import datetime
 import json
 import os
@@ -18,7 +19,13 @@ import zlib
 from contextlib import closing
 from pathlib import Path
 
+try:  # the `report` extra's; optional: the standard library's json otherwise
+    import orjson
+except ImportError:  # pragma: no cover - installed with the extra
+    orjson = None
+
 from c7n_imds.model.escape import controls
+from c7n_imds.model.exemptions import parse_exemption
 from c7n_imds.model.outcomes import (
     CHANGED,
     FAILED,
@@ -30,7 +37,6 @@ from c7n_imds.model.outcomes import (
     SKIPPED,
     entries,
 )
-from c7n_imds.model.exemptions import parse_exemption
 from c7n_imds.model.ownership import iac_guidance, iac_owner
 from c7n_imds.names import (
     CONVERT_ACTION,
@@ -59,8 +65,11 @@ IN_PLACE_ACTIONS = (CONVERT_ACTION, SET_ACCESS_ACTION, COPY_ACTION)
 # An owner action's OwnerFix.Status -> the outcome counted: a change set is only proposed
 # (the group fails AutoScaling.3 until its owner executes it); an applied fix rolls out
 # with the owner's own update.
-FIX_OUTCOMES = {"proposed": "FixProposed", "applied": "FixedAtOwner",
-                "already-applied": "FixedAtOwner"}
+FIX_OUTCOMES = {
+    "proposed": "FixProposed",
+    "applied": "FixedAtOwner",
+    "already-applied": "FixedAtOwner",
+}
 # A proven change's action -> the launch type it leaves the group with (others keep it).
 LAUNCH_AFTER = {CONVERT_ACTION: "launch-template", COPY_ACTION: LAUNCH_CONFIGURATION}
 # imds-converted's annotation on a kept launch configuration, and policies/cleanup.yml's
@@ -69,13 +78,28 @@ REPLACED_ANNOTATION = "c7n-imds:replaced-by"
 CLEANUP_SOAK_DAYS = 14
 # imds-changes.json schema 2: an outcome's Status -> the outcome counted. Held back and
 # reverted groups are not remediated; revert is not a fix.
-STATUS_OUTCOMES = {CHANGED: "Remediated", FAILED: "Failed", SKIPPED: "Skipped",
-                   HELD_BACK: "Skipped", LEFT_TO_OWNER: "LeftToStack",
-                   FIX_PROPOSED: "FixProposed", FIXED_AT_OWNER: "FixedAtOwner",
-                   REVERTED: "Skipped"}
+STATUS_OUTCOMES = {
+    CHANGED: "Remediated",
+    FAILED: "Failed",
+    SKIPPED: "Skipped",
+    HELD_BACK: "Skipped",
+    LEFT_TO_OWNER: "LeftToStack",
+    FIX_PROPOSED: "FixProposed",
+    FIXED_AT_OWNER: "FixedAtOwner",
+    REVERTED: "Skipped",
+}
 # Of an OwnerFix record, the fields listed (names and ids of the owner's resources).
-FIX_FIELDS = ("StackName", "ChangeSetName", "ChangeSetId", "EnvironmentName",
-              "EnvironmentId", "ClusterName", "NodegroupName", "UpdateId", "Detail")
+FIX_FIELDS = (
+    "StackName",
+    "ChangeSetName",
+    "ChangeSetId",
+    "EnvironmentName",
+    "EnvironmentId",
+    "ClusterName",
+    "NodegroupName",
+    "UpdateId",
+    "Detail",
+)
 # custodian-run.log: "TIME - LOGGER - LEVEL - MESSAGE", continuation lines after it
 LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - (\S+) - (\w+) - (.*)$")
 # The run command's one line for a remediation whose groups failed (c7n_imds.cli's
@@ -93,32 +117,65 @@ def read_json(path, missing=None):
     """The parsed file; ``missing`` when it does not exist; Unreadable when it exists
     but is not JSON."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_bytes(path)
     except FileNotFoundError:
         return missing
     except OSError as e:
-        raise Unreadable("%s: %s" % (Path(path).name, e)) from None
+        raise Unreadable("%s: %s" % (os.path.basename(path), e)) from None
     if data.startswith(NOT_READ):
-        raise Unreadable("%s: %s" % (Path(path).name, not_read_reason(data)))
+        raise Unreadable("%s: %s" % (os.path.basename(path), not_read_reason(data)))
     try:
-        return json.loads(data.decode("utf-8"))
+        return parse_json(data)
     except ValueError as e:
-        raise Unreadable("%s: %s" % (Path(path).name, e)) from None
+        raise Unreadable("%s: %s" % (os.path.basename(path), e)) from None
+
+
+def read_bytes(path, newer_than=None):
+    """A file's bytes, read with one open and as few reads as its size needs (a summary
+    reads hundreds of thousands of small files); None when ``newer_than`` (epoch
+    seconds) is given and the file was last written before it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        info = os.fstat(fd)
+        if newer_than is not None and info.st_mtime < newer_than:
+            return None
+        chunks, size = [], max(info.st_size, 0) + 1
+        while True:
+            chunk = os.read(fd, size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size = 1 << 20
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def parse_json(data):
+    """JSON bytes parsed: orjson where installed (the `report` extra: a resources.json
+    of thousands of groups parses several times faster), else the standard library;
+    the same error message either way (the standard library's, which says where)."""
+    if orjson is not None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # the standard library's message, below
+    return json.loads(data.decode("utf-8"))
 
 
 def not_read_reason(data):
     """Why fetch_s3 did not read an object (the text after NOT_READ), on one line."""
-    return controls(data[len(NOT_READ):].decode("utf-8", "replace"))
+    return controls(data[len(NOT_READ) :].decode("utf-8", "replace"))
 
 
 def fresh_json(path, start):
     """A file written by this execution (not left over from an earlier one), or None."""
     try:
-        if os.path.getmtime(path) < start - MTIME_SLACK:
+        data = read_bytes(path, start - MTIME_SLACK)
+        if data is None or data.startswith(NOT_READ):
             return None
-        return read_json(path)
-    except (OSError, Unreadable):
+        return parse_json(data)
+    except (OSError, ValueError):
         return None
 
 
@@ -137,8 +194,11 @@ def run_log_errors(text):
     for logger, level, message, rest in records:
         if level not in ("ERROR", "CRITICAL"):
             continue
-        if ": not remediated: " in message or GROUP_FAILURES.match(message) or any(
-                "RemediationError" in r for r in rest):
+        if (
+            ": not remediated: " in message
+            or GROUP_FAILURES.match(message)
+            or any("RemediationError" in r for r in rest)
+        ):
             continue
         errors.append(message.strip())
     return errors
@@ -158,29 +218,45 @@ def load_folder(root):
     return [load_output(folder, root) for folder in output_folders(root)]
 
 
-def load_output(folder, root):
-    parts = folder.relative_to(root).parts
+def load_output(folder, root, names=None):
+    """One policy output (``folder`` under ``root``); ``names``: the files the folder
+    holds, when the walk listed them (no open of a file that is not there)."""
+    folder, root = str(folder), str(root)
+    parts = (
+        tuple(os.path.relpath(folder, root).split(os.sep))
+        if not folder.startswith(root + os.sep)
+        else tuple(folder[len(root) + 1 :].split(os.sep))
+    )
+
+    def path(name):
+        return os.path.join(folder, name)
+
+    def present(name):
+        return names is None or name in names
+
     try:
-        meta = read_json(folder / "metadata.json")
-        if meta is not None and not isinstance(meta.get("policy") if isinstance(
-                meta, dict) else None, dict):
+        meta = read_json(path("metadata.json"))
+        if meta is not None and not isinstance(
+            meta.get("policy") if isinstance(meta, dict) else None, dict
+        ):
             raise Unreadable("metadata.json: not custodian's metadata")
     except Unreadable as e:
-        return unreadable_output(parts, str(root), str(e))
+        return unreadable_output(parts, root, str(e))
     if meta is None:
-        return unreadable_output(parts, str(root), "no metadata.json: the policy run did "
-                                 "not finish")
+        return unreadable_output(parts, root, "no metadata.json: the policy run did not finish")
     start = float((meta.get("execution") or {}).get("start") or 0)
     state, reason, resources = "scanned", None, []
     try:
-        resources = read_json(folder / "resources.json")
+        resources = read_json(path("resources.json")) if present("resources.json") else None
         if resources is not None and not isinstance(resources, list):
             raise Unreadable("resources.json: not a list of resources")
     except Unreadable as e:
         state, reason, resources = "unreadable", str(e), []
     errors = []
     try:
-        log_bytes = (folder / "custodian-run.log").read_bytes()
+        if not present("custodian-run.log"):
+            raise FileNotFoundError
+        log_bytes = read_bytes(path("custodian-run.log"))
     except OSError:
         log_bytes = b""
     if log_bytes.startswith(NOT_READ) and state == "scanned":
@@ -188,16 +264,26 @@ def load_output(folder, root):
         state, reason = "unreadable", "custodian-run.log: %s" % not_read_reason(log_bytes)
     else:
         errors = run_log_errors(log_bytes.decode("utf-8", errors="replace"))
-    exception = any(m.get("MetricName") == "PolicyException" for m in meta.get(
-        "metrics") or () if isinstance(m, dict))
+    exception = any(
+        m.get("MetricName") == "PolicyException"
+        for m in meta.get("metrics") or ()
+        if isinstance(m, dict)
+    )
     if state == "scanned" and (errors or (resources is None and exception)):
-        state, reason = "errored", errors[0] if errors else "the policy stopped with an " \
-            "error (see custodian-run.log)"
+        state, reason = (
+            "errored",
+            errors[0] if errors else "the policy stopped with an error (see custodian-run.log)",
+        )
     elif state == "scanned" and resources is None:
         state, reason = "unreadable", "no resources.json"
     output = policy_output(
-        meta, resources or [], fresh_json(folder / "imds-scan.json", start),
-        fresh_json(folder / "imds-changes.json", start), parts, str(root))
+        meta,
+        resources or [],
+        fresh_json(path("imds-scan.json"), start) if present("imds-scan.json") else None,
+        fresh_json(path("imds-changes.json"), start) if present("imds-changes.json") else None,
+        parts,
+        root,
+    )
     output.update(State=state, Reason=reason)
     return output
 
@@ -205,12 +291,24 @@ def load_output(folder, root):
 def unreadable_output(parts, root, reason):
     """What the folder's place in the layout tells of an output that cannot be read."""
     undated = tuple(p for p in parts if not DATED.match(p)) or ("?",)
-    account, region = (undated[-3], undated[-2]) if len(undated) >= 3 else (
-        "unknown", "unknown")
-    return {"Folder": root, "Parts": tuple(parts), "Policy": undated[-1], "Resource": "",
-            "Controls": [], "Account": account, "AccountName": account, "Region": region,
-            "Start": 0.0, "Records": [], "Scan": None, "Changes": [],
-            "State": "unreadable", "Reason": reason, "RunKey": run_key(parts)}
+    account, region = (undated[-3], undated[-2]) if len(undated) >= 3 else ("unknown", "unknown")
+    return {
+        "Folder": root,
+        "Parts": tuple(parts),
+        "Policy": undated[-1],
+        "Resource": "",
+        "Controls": [],
+        "Account": account,
+        "AccountName": account,
+        "Region": region,
+        "Start": 0.0,
+        "Records": [],
+        "Scan": None,
+        "Changes": [],
+        "State": "unreadable",
+        "Reason": reason,
+        "RunKey": run_key(parts),
+    }
 
 
 def run_key(parts):
@@ -228,14 +326,17 @@ def policy_output(meta, resources, scan, changes, parts, folder):
     policy, config = meta["policy"], meta.get("config") or {}
     resource = str(policy.get("resource") or "")
     resource = resource[4:] if resource.startswith("aws.") else resource
-    actions = [a.get("type") if isinstance(a, dict) else a
-               for a in policy.get("actions") or ()]
+    actions = [a.get("type") if isinstance(a, dict) else a for a in policy.get("actions") or ()]
     records = [resource_facts(resource, r) for r in resources if isinstance(r, dict)]
-    filters = json.dumps(policy.get("filters") or [])
+    filters = repr(policy.get("filters") or [])
     return {
-        "Folder": folder, "Parts": tuple(parts), "Policy": str(policy.get("name")),
-        "Resource": resource, "Controls": controls_of(policy),
-        "Account": str(config.get("account_id") or "unknown"), "AccountName": None,
+        "Folder": folder,
+        "Parts": tuple(parts),
+        "Policy": str(policy.get("name")),
+        "Resource": resource,
+        "Controls": controls_of(policy),
+        "Account": str(config.get("account_id") or "unknown"),
+        "AccountName": None,
         "Region": str(config.get("region") or "unknown"),
         "Start": float((meta.get("execution") or {}).get("start") or 0),
         "Records": [r for r in records if r["Name"]],
@@ -243,54 +344,82 @@ def policy_output(meta, resources, scan, changes, parts, folder):
         # which figures this policy could know at all (else they are "not measured")
         # a policy that records every resource of its kind (Security Hub's in scope)
         "Inventory": (policy.get("metadata") or {}).get("inventory") is True
-        if isinstance(policy.get("metadata"), dict) else False,
-        "MeasuresUsage": '"imdsv1-usage"' in filters or any(
-            r.get("UsageMeasured") for r in records),
+        if isinstance(policy.get("metadata"), dict)
+        else False,
+        "MeasuresUsage": "'imdsv1-usage'" in filters
+        or any(r.get("UsageMeasured") for r in records),
         "Changes": [] if REVERT_ACTION in actions else change_outcomes(changes, actions),
-        "State": "scanned", "Reason": None, "RunKey": run_key(parts)}
+        "State": "scanned",
+        "Reason": None,
+        "RunKey": run_key(parts),
+    }
 
 
 def resource_facts(resource, record):
     """The fields counted or listed, and nothing else, of one resource record."""
     launch = record.get(LAUNCH_ANNOTATION)
     launch = launch if isinstance(launch, dict) else {}
-    tags = {t.get("Key"): t.get("Value") for t in record.get("Tags") or ()
-            if isinstance(t, dict)}
+    tags = {t.get("Key"): t.get("Value") for t in record.get("Tags") or () if isinstance(t, dict)}
     if resource == "launch-config":
         replaced = record.get(REPLACED_ANNOTATION)
         replaced = replaced if isinstance(replaced, dict) else {}
-        return {"Kind": "launch-config", "Name": record.get("LaunchConfigurationName"),
-                "LaunchType": LAUNCH_CONFIGURATION, "HttpTokens": launch.get("HttpTokens"),
-                "DeleteAfter": delete_after(replaced.get("Created"))}
+        return {
+            "Kind": "launch-config",
+            "Name": record.get("LaunchConfigurationName"),
+            "LaunchType": LAUNCH_CONFIGURATION,
+            "HttpTokens": launch.get("HttpTokens"),
+            "DeleteAfter": delete_after(replaced.get("Created")),
+        }
     if resource == "ec2":
-        return {"Kind": "instance", "Name": tags.get(GROUP_NAME_TAG), "LaunchType": None,
-                "InstanceId": record.get("InstanceId"),
-                "HttpTokens": (record.get("MetadataOptions") or {}).get("HttpTokens")}
-    usage, exemption = (record.get(key) if isinstance(record.get(key), dict) else {}
-                        for key in (USAGE_ANNOTATION, EXEMPTION_ANNOTATION))
+        return {
+            "Kind": "instance",
+            "Name": tags.get(GROUP_NAME_TAG),
+            "LaunchType": None,
+            "InstanceId": record.get("InstanceId"),
+            "HttpTokens": (record.get("MetadataOptions") or {}).get("HttpTokens"),
+        }
+    usage, exemption = (
+        record.get(key) if isinstance(record.get(key), dict) else {}
+        for key in (USAGE_ANNOTATION, EXEMPTION_ANNOTATION)
+    )
     # Counted as exempt: what the imds-exempt filter said. Listed as exempt: also a
     # group whose tag says so in a policy without that filter.
-    tagged = parse_exemption(tags[EXEMPT_TAG], datetime.datetime.now(
-        datetime.timezone.utc).date()) if tags.get(EXEMPT_TAG) is not None else {}
+    tagged = parse_exemption(tags[EXEMPT_TAG], today()) if tags.get(EXEMPT_TAG) is not None else {}
     calls = usage.get("Total")
     stack = iac_owner({"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]})
     owner = stack and stack[1]
     if stack and stack[0] == EKS_NODEGROUP_TAG and tags.get(EKS_CLUSTER_TAG):
         # node group names are unique per cluster only (the owner actions' Owner)
         owner = "%s/%s" % (tags[EKS_CLUSTER_TAG], stack[1])
-    return {"Kind": "group", "Name": record.get("AutoScalingGroupName"),
-            "LaunchType": launch.get("LaunchType"), "HttpTokens": launch.get("HttpTokens"),
-            "Calls": calls if isinstance(calls, (int, float)) else 0,
-            "Days": usage.get("Days") if isinstance(usage.get("Days"), int) else None,
-            "UsageMeasured": isinstance(calls, (int, float)),
-            "Exempt": exemption.get("Exempt") is True,
-            "ExemptByTag": tagged.get("Exempt") is True,
-            "ExemptReason": exemption.get("Reason") or tagged.get("Reason"),
-            "ExemptUntil": exemption.get("Until") or tagged.get("Until"),
-            "Owner": next((tags[k] for k in OWNER_TAGS if tags.get(k)), None),
-            "Stack": "%s:%s" % (STACK_KINDS[stack[0]], owner) if stack else None,
-            "StackGuidance": iac_guidance({"Tags": [{"Key": stack[0], "Value": stack[1]}]})
-            if stack else None}
+    return {
+        "Kind": "group",
+        "Name": record.get("AutoScalingGroupName"),
+        "LaunchType": launch.get("LaunchType"),
+        "HttpTokens": launch.get("HttpTokens"),
+        "Calls": calls if isinstance(calls, (int, float)) else 0,
+        "Days": usage.get("Days") if isinstance(usage.get("Days"), int) else None,
+        "UsageMeasured": isinstance(calls, (int, float)),
+        "Exempt": exemption.get("Exempt") is True,
+        "ExemptByTag": tagged.get("Exempt") is True,
+        "ExemptReason": exemption.get("Reason") or tagged.get("Reason"),
+        "ExemptUntil": exemption.get("Until") or tagged.get("Until"),
+        "Owner": next((tags[k] for k in OWNER_TAGS if tags.get(k)), None),
+        "Stack": "%s:%s" % (STACK_KINDS[stack[0]], owner) if stack else None,
+        "StackGuidance": iac_guidance({"Tags": [{"Key": stack[0], "Value": stack[1]}]})
+        if stack
+        else None,
+    }
+
+
+def today():
+    """Today (UTC), once per process: every exemption of a summary is read on one day."""
+    global TODAY
+    if TODAY is None:
+        TODAY = datetime.datetime.now(datetime.timezone.utc).date()
+    return TODAY
+
+
+TODAY = None
 
 
 def delete_after(created):
@@ -334,15 +463,22 @@ def change_outcomes(changes, actions=()):
         else:
             outcome = "Remediated"
         owner = entry.get("Owner")
-        outcomes.append({"Group": str(entry["AutoScalingGroupName"]), "Outcome": outcome,
-                         # the launch type the proven change left the group with
-                         "LaunchTypeAfter": LAUNCH_AFTER.get(entry.get("Action") or (
-                             actions[0] if actions else None)),
-                         "Reason": text_of(reason),
-                         "Action": text_of((fix or {}).get("Action")) or action or (
-                             actions[0] if actions else None),
-                         "Owner": owner if isinstance(owner, str) and owner else None,
-                         "Fix": owner_fix(fix) if fix is not None else None})
+        outcomes.append(
+            {
+                "Group": str(entry["AutoScalingGroupName"]),
+                "Outcome": outcome,
+                # the launch type the proven change left the group with
+                "LaunchTypeAfter": LAUNCH_AFTER.get(
+                    entry.get("Action") or (actions[0] if actions else None)
+                ),
+                "Reason": text_of(reason),
+                "Action": text_of((fix or {}).get("Action"))
+                or action
+                or (actions[0] if actions else None),
+                "Owner": owner if isinstance(owner, str) and owner else None,
+                "Fix": owner_fix(fix) if fix is not None else None,
+            }
+        )
     return outcomes
 
 
@@ -356,16 +492,20 @@ def owner_fix(fix):
     found.update((k, text_of(fix[k])) for k in FIX_FIELDS if text_of(fix.get(k)))
     template = fix.get("LaunchTemplate")
     if isinstance(template, dict) and (template.get("id") or template.get("name")):
-        found["LaunchTemplate"] = {k: text_of(template[k]) for k in ("id", "name", "version")
-                                   if text_of(template.get(k))}
+        found["LaunchTemplate"] = {
+            k: text_of(template[k]) for k in ("id", "name", "version") if text_of(template.get(k))
+        }
     return found
 
 
 def controls_of(policy):
     """The Security Hub controls a policy serves: its ``metadata: {controls: [...]}``,
     else the control ids its description names, in order."""
-    declared = (policy.get("metadata") or {}).get("controls") if isinstance(
-        policy.get("metadata"), dict) else None
+    declared = (
+        (policy.get("metadata") or {}).get("controls")
+        if isinstance(policy.get("metadata"), dict)
+        else None
+    )
     if isinstance(declared, list) and declared:
         return [str(c) for c in declared]
     found = []
@@ -425,15 +565,17 @@ def fetch_s3(url, session=None):
     decompress is kept as it is, so that reading it fails and says so; one over
     MAX_OBJECT_BYTES is not read at all (NOT_READ and the reason stand in for it)."""
     import boto3
-    bucket, _, prefix = url[len("s3://"):].split("?", 1)[0].partition("/")
+
+    bucket, _, prefix = url[len("s3://") :].split("?", 1)[0].partition("/")
     prefix = prefix.strip("/")
     s3 = (session or boto3.Session()).client("s3")
     target = Path(tempfile.mkdtemp(prefix="c7n-imds-summary-"))
     pages = s3.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix + "/" if prefix else "")
+        Bucket=bucket, Prefix=prefix + "/" if prefix else ""
+    )
     for page in pages:
         for item in page.get("Contents") or ():
-            key = item["Key"][len(prefix):].lstrip("/")
+            key = item["Key"][len(prefix) :].lstrip("/")
             if not key or key.endswith("/") or ".." in key.split("/"):
                 continue
             body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"]

@@ -10,12 +10,15 @@ scanned - load.py); with an accounts file, an expected account and region that p
 nothing is "not scanned"; a policy that ran in some account-regions of a run and not in
 others is "not scanned" where it is missing.
 """
+
 import os
 from collections import defaultdict
 
 STATES = ("scanned", "not-scanned", "unreadable", "errored")  # worst last
-NOT_SCANNED = "no output for this account and region: its role could not be assumed, " \
+NOT_SCANNED = (
+    "no output for this account and region: its role could not be assumed, "
     "or it was not part of the run"
+)
 
 
 def account_name(output):
@@ -36,16 +39,20 @@ def split_runs(outputs):
     for o in outputs:
         by_date[o.get("RunKey")].append(o)
     if len(by_date) > 1 or None not in by_date:
-        return [run for key in sorted(by_date, key=lambda k: k or "")
-                for run in (by_rank(by_date[key]) if key else split_runs(by_date[key]))]
+        return [
+            run
+            for key in sorted(by_date, key=lambda k: k or "")
+            for run in (by_rank(by_date[key]) if key else split_runs(by_date[key]))
+        ]
     keys = [(o["Account"], o["Region"], o["Policy"]) for o in outputs]
     if len(set(keys)) == len(keys):
         return [outputs] if outputs else []
     by_child, runs = defaultdict(list), []
     for o in outputs:
         if len(o["Parts"]) > 1:
-            by_child[o["Parts"][0]].append(dict(
-                o, Parts=o["Parts"][1:], Folder=os.path.join(o["Folder"], o["Parts"][0])))
+            by_child[o["Parts"][0]].append(
+                dict(o, Parts=o["Parts"][1:], Folder=os.path.join(o["Folder"], o["Parts"][0]))
+            )
         else:
             by_child[None].append(o)
     for child in sorted(by_child, key=lambda c: (c is None, c or "")):
@@ -71,10 +78,17 @@ def resolve_accounts(outputs, expected):
     path (c7n-org's layout): give it the id that the accounts file, or the other
     outputs of the same account, name."""
     ids = {name: account for (account, _), name in (expected or {}).items() if name}
-    ids.update({account_name(o): o["Account"] for o in outputs
-                if o["State"] != "unreadable" and account_name(o)})
-    return [dict(o, Account=ids.get(o["Account"], o["Account"]))
-            if o["State"] == "unreadable" else o for o in outputs]
+    ids.update(
+        {
+            account_name(o): o["Account"]
+            for o in outputs
+            if o["State"] != "unreadable" and account_name(o)
+        }
+    )
+    return [
+        dict(o, Account=ids.get(o["Account"], o["Account"])) if o["State"] == "unreadable" else o
+        for o in outputs
+    ]
 
 
 def worst(states):
@@ -86,21 +100,43 @@ def scan_states(outputs, expected):
     (accounts file) or run elsewhere in the run but produced nothing."""
     names = {o["Account"]: account_name(o) for o in outputs}
     names.update({a: n for (a, _), n in (expected or {}).items() if n})
-    found = [dict(Account=o["Account"], AccountName=names.get(o["Account"]),
-                  Region=o["Region"], Policy=o["Policy"], State=o["State"],
-                  Reason=o["Reason"]) for o in outputs]
+    found = [
+        dict(
+            Account=o["Account"],
+            AccountName=names.get(o["Account"]),
+            Region=o["Region"],
+            Policy=o["Policy"],
+            State=o["State"],
+            Reason=o["Reason"],
+        )
+        for o in outputs
+    ]
     policies = sorted({o["Policy"] for o in outputs if o["State"] == "scanned"})
     places = {(o["Account"], o["Region"]) for o in outputs} | set(expected or ())
     have = {(s["Account"], s["Region"], s["Policy"]) for s in found}
     for account, region in sorted(places):
         if not any((account, region) == (s["Account"], s["Region"]) for s in found):
-            found.append(dict(Account=account, AccountName=names.get(account),
-                              Region=region, Policy=None, State="not-scanned",
-                              Reason=NOT_SCANNED))
+            found.append(
+                dict(
+                    Account=account,
+                    AccountName=names.get(account),
+                    Region=region,
+                    Policy=None,
+                    State="not-scanned",
+                    Reason=NOT_SCANNED,
+                )
+            )
             continue
         for policy in policies:
             if (account, region, policy) not in have:
-                found.append(dict(Account=account, AccountName=names.get(account),
-                                  Region=region, Policy=policy, State="not-scanned",
-                                  Reason="no output for this policy here"))
+                found.append(
+                    dict(
+                        Account=account,
+                        AccountName=names.get(account),
+                        Region=region,
+                        Policy=policy,
+                        State="not-scanned",
+                        Reason="no output for this policy here",
+                    )
+                )
     return sorted(found, key=lambda s: (s["Account"], s["Region"], s["Policy"] or ""))

@@ -1,15 +1,24 @@
 """Stack-owned groups as every format shows them: the owner kinds' names, the table of
 their groups by account and owner (``c7n_imds_report.owners.by_owner``'s counts), and
 in one line what fixes a group at its owner or what was done there."""
+
 from c7n_imds_report.display import DASH, display_account
 from c7n_imds_report.owners import OWNER_KINDS, UNKNOWN
 
-OWNER_LABELS = {"cloudformation": "CloudFormation", "elasticbeanstalk": "Elastic Beanstalk",
-                "eks-nodegroup": "EKS node group", UNKNOWN: "owner not named"}
+OWNER_LABELS = {
+    "cloudformation": "CloudFormation",
+    "elasticbeanstalk": "Elastic Beanstalk",
+    "eks-nodegroup": "EKS node group",
+    UNKNOWN: "owner not named",
+}
 # The columns of the stack-owned counts (owners.by_owner), as every format heads them.
-OWNER_COUNTS = [("Groups", "Groups"), ("NotActed", "Nobody acted"),
-                ("FixProposed", "Fix proposed"),
-                ("FixedAtOwner", "Fixed at owner, rolling out"), ("Failed", "Failed")]
+OWNER_COUNTS = [
+    ("Groups", "Groups"),
+    ("NotActed", "Nobody acted"),
+    ("FixProposed", "Fix proposed"),
+    ("FixedAtOwner", "Fixed at owner, rolling out"),
+    ("Failed", "Failed"),
+]
 
 
 def owner_label(kind):
@@ -42,8 +51,10 @@ def owner_rows(run):
 
 def owners_table(run):
     headers = ["Account", "Owner"] + [label for _, label in OWNER_COUNTS]
-    return headers, [[label, owner_label(kind)] + [counts.get(k, 0) for k, _ in OWNER_COUNTS]
-                     for label, _, kind, counts in owner_rows(run)]
+    return headers, [
+        [label, owner_label(kind)] + [counts.get(k, 0) for k, _ in OWNER_COUNTS]
+        for label, _, kind, counts in owner_rows(run)
+    ]
 
 
 def fix_text(group):
@@ -58,11 +69,15 @@ def fix_text(group):
         return "%s left it: %s" % (action, fix.get("Detail") or DASH)
     if status == "proposed":
         return "change set %s on stack %s, not executed yet: %s" % (
-            fix.get("ChangeSetName") or DASH, fix.get("StackName") or DASH,
-            fix.get("Command") or fix.get("Detail") or DASH)
+            fix.get("ChangeSetName") or DASH,
+            fix.get("StackName") or DASH,
+            fix.get("Command") or fix.get("Detail") or DASH,
+        )
     if status in ("applied", "already-applied"):
         return "%s %s; waiting for %s%s" % (
-            action, "applied" if status == "applied" else "already in place",
+            action,
+            "applied" if status == "applied" else "already in place",
             fix.get("Pending") or DASH,
-            "; follow it: %s" % fix["Command"] if fix.get("Command") else "")
+            "; follow it: %s" % fix["Command"] if fix.get("Command") else "",
+        )
     return "%s %s: %s" % (action, status, fix.get("Detail") or DASH)

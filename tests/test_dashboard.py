@@ -17,6 +17,7 @@ wide, so the phone (390 px) is an iframe of that width in a wrapper page. Chromi
 with every host name unresolvable and a proxy on a closed port of 127.0.0.1: nothing
 leaves the machine, and a page that needed the network would show it.
 """
+
 import csv
 import io
 import json
@@ -60,52 +61,90 @@ RUNS = ["2024-05-06 06:00:00 UTC", "2024-05-13 06:00:00 UTC", "2024-05-20 06:00:
 # an owner's names, typed by the account's owner, land in a command and a table
 STACK = 'orders"><script>alert(3)</script>'
 CHANGE_SET = "c7n-imds-imdsv2-cart|" + LINK
-EXECUTE = ("aws cloudformation execute-change-set --region us-east-1 --stack-name "
-           "'orders\"><script>alert(3)</script>' --change-set-name 'c7n-imds-imdsv2-cart|%s'"
-           % LINK)
+EXECUTE = (
+    "aws cloudformation execute-change-set --region us-east-1 --stack-name "
+    "'orders\"><script>alert(3)</script>' --change-set-name 'c7n-imds-imdsv2-cart|%s'" % LINK
+)
 NODEGROUP = "prod/" + ONE_WORD
 UPDATE = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
-GUIDANCE = ("managed by CloudFormation stack orders-prod-stack: set MetadataOptions "
-            "HttpTokens: required in the stack's launch template and update the stack")
+GUIDANCE = (
+    "managed by CloudFormation stack orders-prod-stack: set MetadataOptions "
+    "HttpTokens: required in the stack's launch template and update the stack"
+)
 
 
 # ---- the summary, by hand ---------------------------------------------------------------
 
-def figures(non_compliant, by_type=None, scanned=None, remediated=0, held=0, exempt=0,
-            stack=0, failed=0, configs=None):
+
+def figures(
+    non_compliant,
+    by_type=None,
+    scanned=None,
+    remediated=0,
+    held=0,
+    exempt=0,
+    stack=0,
+    failed=0,
+    configs=None,
+):
     if non_compliant is None:  # nothing measured
-        return dict(Scanned=None, NonCompliant=None, NonCompliantByLaunchType={},
-                    LaunchConfigurations=None, Remediated=None, HeldBack=None, Exempt=None,
-                    LeftToStack=None, Failed=None)
-    return dict(Scanned=scanned, NonCompliant=non_compliant,
-                NonCompliantByLaunchType=by_type or ({LC: non_compliant} if non_compliant
-                                                     else {}),
-                LaunchConfigurations=configs, Remediated=remediated, HeldBack=held,
-                Exempt=exempt, LeftToStack=stack, Failed=failed)
+        return dict(
+            Scanned=None,
+            NonCompliant=None,
+            NonCompliantByLaunchType={},
+            LaunchConfigurations=None,
+            Remediated=None,
+            HeldBack=None,
+            Exempt=None,
+            LeftToStack=None,
+            Failed=None,
+        )
+    return dict(
+        Scanned=scanned,
+        NonCompliant=non_compliant,
+        NonCompliantByLaunchType=by_type or ({LC: non_compliant} if non_compliant else {}),
+        LaunchConfigurations=configs,
+        Remediated=remediated,
+        HeldBack=held,
+        Exempt=exempt,
+        LeftToStack=stack,
+        Failed=failed,
+    )
 
 
 def row(account, region, control, non_compliant, by_type=None, state="scanned", **kw):
-    return dict(figures(non_compliant, by_type, **kw), Account=account,
-                AccountName=NAMES[account],
-                Region=region, Control=control, State=state)
+    return dict(
+        figures(non_compliant, by_type, **kw),
+        Account=account,
+        AccountName=NAMES[account],
+        Region=region,
+        Control=control,
+        State=state,
+    )
 
 
 def latest_rows():
     """The last run: A1 and A2 still have work; A2's EC2.170 scan errored in eu-west-1;
     A3's eu-west-1 was not scanned; EC2.8 only ran in A1 us-east-1 and its output cannot
     be read."""
-    rows = [row(A1, US, AS3, 0, scanned=6, configs=0), row(A1, US, AS9, 5, scanned=6),
-            row(A1, US, EC2_170, 3, {LT: 2, MIXED: 1}, scanned=6, held=1),
-            row(A1, US, EC2_8, None, state="unreadable"),
-            row(A1, EU, AS3, 0, scanned=6, exempt=1), row(A1, EU, AS9, 3, scanned=6),
-            row(A1, EU, EC2_170, 1, {LT: 1}, scanned=6),
-            row(A2, US, AS3, 3, scanned=8, held=1, stack=1),
-            row(A2, US, AS9, 4, scanned=8), row(A2, US, EC2_170, 0, scanned=8, held=1),
-            row(A2, EU, AS3, 2, {LC: 1, "unknown": 1}, scanned=5, failed=1),
-            row(A2, EU, AS9, 2, scanned=5),
-            row(A2, EU, EC2_170, None, state="errored"),
-            row(A3, US, AS3, 0, scanned=3), row(A3, US, AS9, 0, scanned=3),
-            row(A3, US, EC2_170, 0, scanned=3, exempt=1)]
+    rows = [
+        row(A1, US, AS3, 0, scanned=6, configs=0),
+        row(A1, US, AS9, 5, scanned=6),
+        row(A1, US, EC2_170, 3, {LT: 2, MIXED: 1}, scanned=6, held=1),
+        row(A1, US, EC2_8, None, state="unreadable"),
+        row(A1, EU, AS3, 0, scanned=6, exempt=1),
+        row(A1, EU, AS9, 3, scanned=6),
+        row(A1, EU, EC2_170, 1, {LT: 1}, scanned=6),
+        row(A2, US, AS3, 3, scanned=8, held=1, stack=1),
+        row(A2, US, AS9, 4, scanned=8),
+        row(A2, US, EC2_170, 0, scanned=8, held=1),
+        row(A2, EU, AS3, 2, {LC: 1, "unknown": 1}, scanned=5, failed=1),
+        row(A2, EU, AS9, 2, scanned=5),
+        row(A2, EU, EC2_170, None, state="errored"),
+        row(A3, US, AS3, 0, scanned=3),
+        row(A3, US, AS9, 0, scanned=3),
+        row(A3, US, EC2_170, 0, scanned=3, exempt=1),
+    ]
     rows += [row(A3, EU, c, None, state="not-scanned") for c in (AS3, AS9, EC2_170)]
     return rows
 
@@ -113,141 +152,308 @@ def latest_rows():
 def earlier_rows(shares):
     """An earlier run: every account and region scanned, non-compliant groups per
     account as given, on AutoScaling.3."""
-    return [row(account, region, AS3, n // 2 if region == US else n - n // 2, scanned=10)
-            for account, n in shares.items() for region in (US, EU)]
+    return [
+        row(account, region, AS3, n // 2 if region == US else n - n // 2, scanned=10)
+        for account, n in shares.items()
+        for region in (US, EU)
+    ]
 
 
 def control(name, in_scope, non_compliant):
     share = None if in_scope is None else (in_scope - non_compliant) / in_scope
-    return dict(Control=name, InScope=in_scope, NonCompliant=non_compliant,
-                CompliantShare=share)
+    return dict(Control=name, InScope=in_scope, NonCompliant=non_compliant, CompliantShare=share)
 
 
 def run(index, rows, accounts, controls, totals):
-    return dict(Run=RUNS[index], Start=1714975200.0 + index * 7 * 86400,
-                Folders=["s3://audit-bucket/imds/%s" % RUNS[index][:10]], Rows=rows,
-                Accounts=[dict(figures(n, scanned=s, remediated=r), Account=a,
-                               AccountName=NAMES[a]) for a, (n, s, r) in accounts.items()],
-                Controls=[control(*c) for c in controls],
-                Totals=dict(figures(*totals[:1], scanned=totals[1], remediated=totals[2],
-                                    held=totals[3], exempt=2, stack=1, failed=totals[4],
-                                    configs=9), Accounts=3, Regions=2))
+    return dict(
+        Run=RUNS[index],
+        Start=1714975200.0 + index * 7 * 86400,
+        Folders=["s3://audit-bucket/imds/%s" % RUNS[index][:10]],
+        Rows=rows,
+        Accounts=[
+            dict(figures(n, scanned=s, remediated=r), Account=a, AccountName=NAMES[a])
+            for a, (n, s, r) in accounts.items()
+        ],
+        Controls=[control(*c) for c in controls],
+        Totals=dict(
+            figures(
+                *totals[:1],
+                scanned=totals[1],
+                remediated=totals[2],
+                held=totals[3],
+                exempt=2,
+                stack=1,
+                failed=totals[4],
+                configs=9,
+            ),
+            Accounts=3,
+            Regions=2,
+        ),
+    )
 
 
 def group(account, region, name, control_, state, launch_type, **kw):
-    return dict(dict(Calls=None, Days=None, Owner=None, Reason=None, Until=None, Stack=None),
-                Account=account, AccountName=NAMES[account], Region=region, Group=name,
-                Control=control_, State=state, LaunchType=launch_type, **kw)
+    return dict(
+        dict(Calls=None, Days=None, Owner=None, Reason=None, Until=None, Stack=None),
+        Account=account,
+        AccountName=NAMES[account],
+        Region=region,
+        Group=name,
+        Control=control_,
+        State=state,
+        LaunchType=launch_type,
+        **kw,
+    )
 
 
 def scan(account, region, policy, state, reason):
-    return dict(Account=account, AccountName=NAMES[account], Region=region, Policy=policy,
-                State=state, Reason=reason)
+    return dict(
+        Account=account,
+        AccountName=NAMES[account],
+        Region=region,
+        Policy=policy,
+        State=state,
+        Reason=reason,
+    )
 
 
 GROUPS = [
-    group(A1, US, "checkout-api-blue", EC2_170, "non-compliant", LT,
-          Owner="team-payments@example.com"),
+    group(
+        A1, US, "checkout-api-blue", EC2_170, "non-compliant", LT, Owner="team-payments@example.com"
+    ),
     group(A1, EU, LONG_GROUP, AS9, "non-compliant", LC, Owner="data-eng"),
     group(A2, US, IMG, AS3, "non-compliant", LC, Owner=FORMULA),
     group(A2, US, "mixed-fleet", EC2_170, "non-compliant", MIXED),
     group(A2, EU, "legacy-reporting", AS3, "non-compliant", None),
     group(A1, US, ONE_WORD, AS3, "held-back", LC, Calls=1234, Days=14, Owner=PIPES),
     group(A2, US, LINK, EC2_170, "held-back", LT, Calls=7, Days=14, Owner="ml-team"),
-    group(A1, EU, "vendor-appliance", AS3, "exempt", LC, Reason="+vendor agent needs IMDSv1",
-          Until="2025-01-31", Owner="vendor-ops"),
-    group(A3, US, "lab-sandbox", EC2_170, "exempt", LT,
-          Reason="@security approved: ticket SEC-42"),
-    group(A2, US, "orders-asg", AS3, "stack-owned", LC, Stack="cloudformation:orders-prod-stack",
-          Reason=GUIDANCE, Owner="orders-team", OwnerKind="cloudformation",
-          Fix=dict(Action="create-stack-change-set", Status="not-run",
-                   Detail="not run yet: the create-stack-change-set action proposes a "
-                   "change set")),
-    group(A1, US, "eks-nodes", EC2_170, "stack-owned", LT, Stack="eks-nodegroup:prod-ng-1",
-          Reason="managed by EKS managed node group prod-ng-1: give it a launch template "
-          "version with HttpTokens required"),
-    group(A2, EU, "broken-sg-group", AS3, "failed", LC,
-          Reason="-InvalidGroup.NotFound: security group sg-0f00 does not exist"),
+    group(
+        A1,
+        EU,
+        "vendor-appliance",
+        AS3,
+        "exempt",
+        LC,
+        Reason="+vendor agent needs IMDSv1",
+        Until="2025-01-31",
+        Owner="vendor-ops",
+    ),
+    group(A3, US, "lab-sandbox", EC2_170, "exempt", LT, Reason="@security approved: ticket SEC-42"),
+    group(
+        A2,
+        US,
+        "orders-asg",
+        AS3,
+        "stack-owned",
+        LC,
+        Stack="cloudformation:orders-prod-stack",
+        Reason=GUIDANCE,
+        Owner="orders-team",
+        OwnerKind="cloudformation",
+        Fix=dict(
+            Action="create-stack-change-set",
+            Status="not-run",
+            Detail="not run yet: the create-stack-change-set action proposes a change set",
+        ),
+    ),
+    group(
+        A1,
+        US,
+        "eks-nodes",
+        EC2_170,
+        "stack-owned",
+        LT,
+        Stack="eks-nodegroup:prod-ng-1",
+        Reason="managed by EKS managed node group prod-ng-1: give it a launch template "
+        "version with HttpTokens required",
+    ),
+    group(
+        A2,
+        EU,
+        "broken-sg-group",
+        AS3,
+        "failed",
+        LC,
+        Reason="-InvalidGroup.NotFound: security group sg-0f00 does not exist",
+    ),
     # fixed at their owners: a change set to execute, a Beanstalk environment updating,
     # a node group update rolling out
-    group(A2, US, "cart-asg", AS3, "fix-proposed", LC, Stack="cloudformation:" + STACK,
-          OwnerKind="cloudformation", Owner="cart-team", Reason="change set ready",
-          Fix=dict(Action="create-stack-change-set", Status="proposed", StackName=STACK,
-                   ChangeSetName=CHANGE_SET, ChangeSetId="arn:aws:cloudformation:us-east-1:"
-                   "222222222222:changeSet/c7n-imds-imdsv2-cart/1", Detail="change set ready",
-                   Pending="the stack's owner to review and execute change set",
-                   Command=EXECUTE)),
-    group(A1, EU, "shop-web", AS3, "fixed-at-owner", LC, Stack="elasticbeanstalk:shop-prod",
-          OwnerKind="elasticbeanstalk", Reason="DisableIMDSv1=true set",
-          Fix=dict(Action="disable-beanstalk-imdsv1", Status="applied",
-                   EnvironmentName="shop-prod", EnvironmentId="e-abc123",
-                   Detail="DisableIMDSv1=true set",
-                   Pending="Elastic Beanstalk's update of environment shop-prod",
-                   Command="aws elasticbeanstalk describe-environments --region eu-west-1 "
-                   "--environment-names shop-prod")),
-    group(A1, US, "gpu-nodes", EC2_170, "fixed-at-owner", LT, Stack="eks-nodegroup:" + NODEGROUP,
-          OwnerKind="eks-nodegroup", Owner="ml-platform", Reason="update started",
-          Fix=dict(Action="set-nodegroup-metadata-access", Status="already-applied",
-                   ClusterName="prod", NodegroupName=ONE_WORD, UpdateId=UPDATE,
-                   LaunchTemplate={"id": "lt-0abc", "version": "7"}, Detail="update started",
-                   Pending="node group update %s of %s" % (UPDATE, NODEGROUP),
-                   Command="aws eks describe-update --region us-east-1 --name prod "
-                   "--nodegroup-name %s --update-id %s" % (ONE_WORD, UPDATE))),
+    group(
+        A2,
+        US,
+        "cart-asg",
+        AS3,
+        "fix-proposed",
+        LC,
+        Stack="cloudformation:" + STACK,
+        OwnerKind="cloudformation",
+        Owner="cart-team",
+        Reason="change set ready",
+        Fix=dict(
+            Action="create-stack-change-set",
+            Status="proposed",
+            StackName=STACK,
+            ChangeSetName=CHANGE_SET,
+            ChangeSetId="arn:aws:cloudformation:us-east-1:"
+            "222222222222:changeSet/c7n-imds-imdsv2-cart/1",
+            Detail="change set ready",
+            Pending="the stack's owner to review and execute change set",
+            Command=EXECUTE,
+        ),
+    ),
+    group(
+        A1,
+        EU,
+        "shop-web",
+        AS3,
+        "fixed-at-owner",
+        LC,
+        Stack="elasticbeanstalk:shop-prod",
+        OwnerKind="elasticbeanstalk",
+        Reason="DisableIMDSv1=true set",
+        Fix=dict(
+            Action="disable-beanstalk-imdsv1",
+            Status="applied",
+            EnvironmentName="shop-prod",
+            EnvironmentId="e-abc123",
+            Detail="DisableIMDSv1=true set",
+            Pending="Elastic Beanstalk's update of environment shop-prod",
+            Command="aws elasticbeanstalk describe-environments --region eu-west-1 "
+            "--environment-names shop-prod",
+        ),
+    ),
+    group(
+        A1,
+        US,
+        "gpu-nodes",
+        EC2_170,
+        "fixed-at-owner",
+        LT,
+        Stack="eks-nodegroup:" + NODEGROUP,
+        OwnerKind="eks-nodegroup",
+        Owner="ml-platform",
+        Reason="update started",
+        Fix=dict(
+            Action="set-nodegroup-metadata-access",
+            Status="already-applied",
+            ClusterName="prod",
+            NodegroupName=ONE_WORD,
+            UpdateId=UPDATE,
+            LaunchTemplate={"id": "lt-0abc", "version": "7"},
+            Detail="update started",
+            Pending="node group update %s of %s" % (UPDATE, NODEGROUP),
+            Command="aws eks describe-update --region us-east-1 --name prod "
+            "--nodegroup-name %s --update-id %s" % (ONE_WORD, UPDATE),
+        ),
+    ),
 ]
 PROBLEMS = [
-    scan(A2, EU, "ec2-170-asg-launch-template-imdsv1", "errored",
-         "UnauthorizedOperation calling DescribeLaunchTemplateVersions"),
+    scan(
+        A2,
+        EU,
+        "ec2-170-asg-launch-template-imdsv1",
+        "errored",
+        "UnauthorizedOperation calling DescribeLaunchTemplateVersions",
+    ),
     scan(A3, EU, None, "not-scanned", "in accounts.yml, but no output for this region"),
-    scan(A1, US, "ec2-8-asg-instances-imdsv1", "unreadable",
-         "resources.json: Expecting value: line 1 column 1 (char 0)")]
+    scan(
+        A1,
+        US,
+        "ec2-8-asg-instances-imdsv1",
+        "unreadable",
+        "resources.json: Expecting value: line 1 column 1 (char 0)",
+    ),
+]
 
 
 OWNER_KINDS = ("cloudformation", "elasticbeanstalk", "eks-nodegroup")
 
 
 def owners(groups=0, not_acted=0, proposed=0, fixed=0, failed=0):
-    return dict(Groups=groups, NotActed=not_acted, FixProposed=proposed, FixedAtOwner=fixed,
-                Failed=failed)
+    return dict(
+        Groups=groups, NotActed=not_acted, FixProposed=proposed, FixedAtOwner=fixed, Failed=failed
+    )
 
 
 def estate():
     """Non-compliant 36 -> 26 -> 18 as 10, then 8 groups are remediated; the last run
     only detects (0 remediated in it)."""
     runs = [
-        run(0, earlier_rows({A1: 20, A2: 10, A3: 6}),
+        run(
+            0,
+            earlier_rows({A1: 20, A2: 10, A3: 6}),
             {A1: (20, 20, 5), A2: (10, 20, 2), A3: (6, 20, 3)},
             [(AS3, 40, 20), (AS9, 40, 30), (EC2_170, 24, 6), (EC2_8, 52, 8)],
-            (36, 60, 10, 5, 0)),
-        run(1, earlier_rows({A1: 15, A2: 8, A3: 3}),
+            (36, 60, 10, 5, 0),
+        ),
+        run(
+            1,
+            earlier_rows({A1: 15, A2: 8, A3: 3}),
             {A1: (15, 20, 3), A2: (8, 20, 2), A3: (3, 20, 3)},
             [(AS3, 40, 12), (AS9, 40, 24), (EC2_170, 24, 3), (EC2_8, 50, 5)],
-            (26, 60, 8, 4, 2)),
-        run(2, latest_rows(), {A1: (12, 12, 0), A2: (6, 13, 0), A3: (0, 3, 0)},
-            [(AS3, 36, 5), (AS9, 36, 14), (EC2_170, 20, 4), (EC2_8, None, None),
-             (CUSTOM, None, None)],
-            (18, 28, 0, 2, 1))]
+            (26, 60, 8, 4, 2),
+        ),
+        run(
+            2,
+            latest_rows(),
+            {A1: (12, 12, 0), A2: (6, 13, 0), A3: (0, 3, 0)},
+            [
+                (AS3, 36, 5),
+                (AS9, 36, 14),
+                (EC2_170, 20, 4),
+                (EC2_8, None, None),
+                (CUSTOM, None, None),
+            ],
+            (18, 28, 0, 2, 1),
+        ),
+    ]
     latest = runs[-1]  # the stack-owned groups by owner (the earlier runs predate them)
-    owned = {A1: {"elasticbeanstalk": owners(1, fixed=1), "eks-nodegroup": owners(
-        2, not_acted=1, fixed=1)}, A2: {"cloudformation": owners(2, not_acted=1, proposed=1)},
-        A3: {}}
+    owned = {
+        A1: {
+            "elasticbeanstalk": owners(1, fixed=1),
+            "eks-nodegroup": owners(2, not_acted=1, fixed=1),
+        },
+        A2: {"cloudformation": owners(2, not_acted=1, proposed=1)},
+        A3: {},
+    }
     for record in latest["Accounts"]:
         by = dict({k: owners() for k in OWNER_KINDS}, **owned[record["Account"]])
-        record.update(StackOwned=sum(c["Groups"] for c in by.values()), StackOwnedByOwner=by,
-                      FixProposed=sum(c["FixProposed"] for c in by.values()),
-                      FixedAtOwner=sum(c["FixedAtOwner"] for c in by.values()))
-    latest["Totals"].update(StackOwned=5, FixProposed=1, FixedAtOwner=2, StackOwnedByOwner={
-        "cloudformation": owners(2, not_acted=1, proposed=1),
-        "elasticbeanstalk": owners(1, fixed=1), "eks-nodegroup": owners(2, not_acted=1,
-                                                                         fixed=1)})
+        record.update(
+            StackOwned=sum(c["Groups"] for c in by.values()),
+            StackOwnedByOwner=by,
+            FixProposed=sum(c["FixProposed"] for c in by.values()),
+            FixedAtOwner=sum(c["FixedAtOwner"] for c in by.values()),
+        )
+    latest["Totals"].update(
+        StackOwned=5,
+        FixProposed=1,
+        FixedAtOwner=2,
+        StackOwnedByOwner={
+            "cloudformation": owners(2, not_acted=1, proposed=1),
+            "elasticbeanstalk": owners(1, fixed=1),
+            "eks-nodegroup": owners(2, not_acted=1, fixed=1),
+        },
+    )
     for entry in latest["Controls"]:  # of the non-compliant, a fix on its way
         proposed, fixed = {AS3: (1, 1), EC2_170: (0, 1)}.get(entry["Control"], (None, None))
         entry.update(FixProposed=proposed, FixedAtOwner=fixed)
-    scans = [scan(a, r, p, "scanned", None) for a in (A1, A2, A3) for r in (US, EU)
-             for p in ("autoscaling-3-asg-launch-configuration-imdsv1",
-                       "autoscaling-9-asg-uses-launch-configuration")
-             if (a, r) != (A3, EU)] + PROBLEMS
-    return {"SchemaVersion": 2, "Runs": runs, "Scans": scans, "Groups": GROUPS,
-            "Problems": PROBLEMS}
+    scans = [
+        scan(a, r, p, "scanned", None)
+        for a in (A1, A2, A3)
+        for r in (US, EU)
+        for p in (
+            "autoscaling-3-asg-launch-configuration-imdsv1",
+            "autoscaling-9-asg-uses-launch-configuration",
+        )
+        if (a, r) != (A3, EU)
+    ] + PROBLEMS
+    return {
+        "SchemaVersion": 2,
+        "Runs": runs,
+        "Scans": scans,
+        "Groups": GROUPS,
+        "Problems": PROBLEMS,
+    }
 
 
 def test_the_hand_built_summary_is_in_the_schema():
@@ -334,8 +540,10 @@ else frame.addEventListener("load", copy);
 FRAMED = (390, 820, 1280)  # a phone, a tablet, a laptop (Chromium's window: >= 500 px)
 # A dialog (alert(1) run by an injected handler) would hold headless Chromium forever:
 # the copies opened record it on the page instead.
-DIALOG_TRAP = ("<head><script>window.alert = window.confirm = window.prompt = function (m) "
-               "{ document.documentElement.setAttribute('data-dialog', String(m)); };</script>")
+DIALOG_TRAP = (
+    "<head><script>window.alert = window.confirm = window.prompt = function (m) "
+    "{ document.documentElement.setAttribute('data-dialog', String(m)); };</script>"
+)
 
 
 @pytest.fixture(scope="module")
@@ -354,25 +562,41 @@ def pages(tmp_path_factory):
     one_run["Runs"] = one_run["Runs"][-1:]
     assert list(Draft202012Validator(SCHEMA).iter_errors(one_run)) == []
     files = {
-        "dashboard": rendered, "shown": page, "check": checked,
+        "dashboard": rendered,
+        "shown": page,
+        "check": checked,
         "phone": FRAME % (390, 2400, escape(page)),
         # --dump-dom itself needs JavaScript: the copy's policy forbids only its scripts
-        "no-script": rendered.replace("<head>", "<head><meta http-equiv=\"Content-Security-"
-                                  "Policy\" content=\"script-src 'none'\">", 1),
-        "one-run": dashboard.render_html(one_run).replace("<head>", DIALOG_TRAP, 1)}
+        "no-script": rendered.replace(
+            "<head>",
+            "<head><meta http-equiv=\"Content-Security-Policy\" content=\"script-src 'none'\">",
+            1,
+        ),
+        "one-run": dashboard.render_html(one_run).replace("<head>", DIALOG_TRAP, 1),
+    }
     # the frames are as high as a phone's screen; their scroll bars take no room
     files.update(("check-%d" % w, FRAME % (w, 844, escape(checked))) for w in FRAMED)
     for name, text in files.items():
         (folder / (name + ".html")).write_text(text, encoding="utf-8")
     framed = ("--hide-scrollbars",)
-    jobs = [("shown", 1400, ("--screenshot=%s" % (folder / "dashboard-1400.png"),)),
-            ("phone", 500, framed + ("--screenshot=%s" % (folder / "dashboard-390.png"),)),
-            ("check", 1400, ()), ("no-script", 1400, ()), ("one-run", 1400, ())] + [
-        ("check-%d" % w, max(500, w), framed) for w in FRAMED]
-    doms = dict(zip([j[0] for j in jobs], chromium(*[
-        (folder / (name + ".html"), width, extra) for name, width, extra in jobs])))
-    found = {"folder": folder, "no-script": Dom(doms["no-script"]).root,
-             "one-run": Dom(doms["one-run"]).root}
+    jobs = [
+        ("shown", 1400, ("--screenshot=%s" % (folder / "dashboard-1400.png"),)),
+        ("phone", 500, framed + ("--screenshot=%s" % (folder / "dashboard-390.png"),)),
+        ("check", 1400, ()),
+        ("no-script", 1400, ()),
+        ("one-run", 1400, ()),
+    ] + [("check-%d" % w, max(500, w), framed) for w in FRAMED]
+    doms = dict(
+        zip(
+            [j[0] for j in jobs],
+            chromium(*[(folder / (name + ".html"), width, extra) for name, width, extra in jobs]),
+        )
+    )
+    found = {
+        "folder": folder,
+        "no-script": Dom(doms["no-script"]).root,
+        "one-run": Dom(doms["one-run"]).root,
+    }
     for width, name in [(1400, "check")] + [(w, "check-%d" % w) for w in FRAMED]:
         root = Dom(doms[name]).root
         if width in FRAMED:
@@ -396,25 +620,36 @@ def test_the_page_fits_its_screen_and_loads_nothing(pages, width):
     assert (report["overflowing"], report["outside"]) == ([], [])
     assert (report["svgOutside"], report["svgOverlapping"]) == ([], [])
     assert report["resources"] == []
-    assert not [e.tag for e in root.iter() if e.tag in ("link", "img", "iframe", "object")
-                or "src" in e.attrs or not e.attrs.get("href", "#").startswith("#")]
+    assert not [
+        e.tag
+        for e in root.iter()
+        if e.tag in ("link", "img", "iframe", "object")
+        or "src" in e.attrs
+        or not e.attrs.get("href", "#").startswith("#")
+    ]
 
 
 @WIDTHS
 def test_headline_share_per_control(pages, width):
     root, _ = pages[width]
-    cards = {e.attrs["data-control"]: e for e in root.find("headline").all("div")
-             if "data-control" in e.attrs}
+    cards = {
+        e.attrs["data-control"]: e
+        for e in root.find("headline").all("div")
+        if "data-control" in e.attrs
+    }
     assert list(cards) == [AS3, AS9, EC2_170, EC2_8, CUSTOM]
 
     def shown(control):
         card = cards[control]
-        return tuple(next(p for p in card.all("p") if cls in p.attrs.get("class", "")).text()
-                     for cls in ("share", "of", "delta"))
+        return tuple(
+            next(p for p in card.all("p") if cls in p.attrs.get("class", "")).text()
+            for cls in ("share", "of", "delta")
+        )
+
     since = "since " + RUNS[1]
-    assert shown(AS3) == ("86.1%", "31 of 36 groups compliant", "\u25B2 16.1 pp " + since)
-    assert shown(AS9) == ("61.1%", "22 of 36 groups compliant", "\u25B2 21.1 pp " + since)
-    assert shown(EC2_170) == ("80.0%", "16 of 20 groups compliant", "\u25BC 7.5 pp " + since)
+    assert shown(AS3) == ("86.1%", "31 of 36 groups compliant", "\u25b2 16.1 pp " + since)
+    assert shown(AS9) == ("61.1%", "22 of 36 groups compliant", "\u25b2 21.1 pp " + since)
+    assert shown(EC2_170) == ("80.0%", "16 of 20 groups compliant", "\u25bc 7.5 pp " + since)
     assert shown(EC2_8) == (DASH, "not measured in this run", DASH + " not measured in this run")
     assert "0 of" not in cards[EC2_8].text() and "0.0%" not in cards[EC2_8].text()
     assert shown(CUSTOM) == shown(EC2_8)  # not in the previous run either
@@ -426,17 +661,33 @@ def test_accounts_by_control_coloured_by_state(pages, width):
     headers = [th.text() for th in root.find("accounts-table").all("th")]
     assert headers == ["Account", AS3, AS9, EC2_170, EC2_8, CUSTOM]
     rows = {row[0][0]: row[1:] for row in cells(root, "accounts-table")}
-    assert list(rows) == ["payments-prod " + A1, LONG_ACCOUNT + " " + A2,
-                          " ".join(DDE.split()) + " " + A3]
+    assert list(rows) == [
+        "payments-prod " + A1,
+        LONG_ACCOUNT + " " + A2,
+        " ".join(DDE.split()) + " " + A3,
+    ]
     compliant, open_ = "st-compliant", "st-non-compliant"
     assert rows["payments-prod " + A1] == [
-        ("compliant", compliant), ("8 non-compliant", open_), ("4 non-compliant", open_),
-        ("unreadable us-east-1: unreadable", "st-unreadable"), (DASH, "st-none")]
-    assert rows[LONG_ACCOUNT + " " + A2] == [
-        ("5 non-compliant", open_), ("6 non-compliant", open_),
-        ("0 non-compliant eu-west-1: errored", "st-errored")] + [(DASH, "st-none")] * 2
-    assert list(rows.values())[2] == [
-        ("0 non-compliant eu-west-1: not scanned", "st-not-scanned")] * 3 + [(DASH, "st-none")] * 2
+        ("compliant", compliant),
+        ("8 non-compliant", open_),
+        ("4 non-compliant", open_),
+        ("unreadable us-east-1: unreadable", "st-unreadable"),
+        (DASH, "st-none"),
+    ]
+    assert (
+        rows[LONG_ACCOUNT + " " + A2]
+        == [
+            ("5 non-compliant", open_),
+            ("6 non-compliant", open_),
+            ("0 non-compliant eu-west-1: errored", "st-errored"),
+        ]
+        + [(DASH, "st-none")] * 2
+    )
+    assert (
+        list(rows.values())[2]
+        == [("0 non-compliant eu-west-1: not scanned", "st-not-scanned")] * 3
+        + [(DASH, "st-none")] * 2
+    )
 
 
 @WIDTHS
@@ -459,18 +710,27 @@ def test_trend_shows_the_remediation(pages, width):
 @WIDTHS
 def test_per_account_chart_counts_what_the_runs_remediated(pages, width):
     root, _ = pages[width]
-    accounts = [e for e in root.find("account-chart").all("div")
-                if e.attrs.get("class") == "acct"]
-    shown = {a.attrs["data-account"]: {
-        bar.attrs["data-series"]: bar.all("span")[-1].text() for bar in a.all("div")
-        if bar.attrs.get("class") == "bar-row"} for a in accounts}
+    accounts = [e for e in root.find("account-chart").all("div") if e.attrs.get("class") == "acct"]
+    shown = {
+        a.attrs["data-account"]: {
+            bar.attrs["data-series"]: bar.all("span")[-1].text()
+            for bar in a.all("div")
+            if bar.attrs.get("class") == "bar-row"
+        }
+        for a in accounts
+    }
     assert list(shown) == [A1, A2, A3]  # the most to fix first
-    assert shown == {A1: {"b-nc-first": "20", "b-nc": "12", "b-rem": "8"},
-                     A2: {"b-nc-first": "10", "b-nc": "6", "b-rem": "4"},
-                     A3: {"b-nc-first": "6", "b-nc": "0", "b-rem": "6"}}
+    assert shown == {
+        A1: {"b-nc-first": "20", "b-nc": "12", "b-rem": "8"},
+        A2: {"b-nc-first": "10", "b-nc": "6", "b-rem": "4"},
+        A3: {"b-nc-first": "6", "b-nc": "0", "b-rem": "6"},
+    }
     # the full names, not cut at 24 characters
     assert [a.all("div")[1].text() for a in accounts] == [
-        "payments-prod " + A1, LONG_ACCOUNT + " " + A2, " ".join(DDE.split()) + " " + A3]
+        "payments-prod " + A1,
+        LONG_ACCOUNT + " " + A2,
+        " ".join(DDE.split()) + " " + A3,
+    ]
 
 
 @WIDTHS
@@ -480,37 +740,62 @@ def test_drill_down_lists_every_group_and_scan(pages, width):
     def table(table_id):  # in the page's order (the self-check sorted some tables)
         rows = [[text for text, _ in row] for row in cells(root, table_id)]
         return sorted(rows, key=lambda r: [g["Group"] for g in GROUPS].index(r[2]))
+
     assert [(r[2], r[4], r[5]) for r in table("t-non-compliant")] == [
         ("checkout-api-blue", "launch template", "team-payments@example.com"),
         (LONG_GROUP, "launch configuration", "data-eng"),
         (IMG, "launch configuration", FORMULA),
         ("mixed-fleet", "mixed instances policy", DASH),
-        ("legacy-reporting", "unknown", DASH)]  # only where the type truly is unknown
+        ("legacy-reporting", "unknown", DASH),
+    ]  # only where the type truly is unknown
     assert [(r[2], r[5], r[6]) for r in table("t-held-back")] == [
         (ONE_WORD, "1234 in 14 days", "ops|oncall\\nsecond line"),  # newline written out
-        (LINK, "7 in 14 days", "ml-team")]
+        (LINK, "7 in 14 days", "ml-team"),
+    ]
     assert [(r[2], r[4], r[5]) for r in table("t-exempt")] == [
         ("vendor-appliance", "+vendor agent needs IMDSv1", "2025-01-31"),
-        ("lab-sandbox", "@security approved: ticket SEC-42", "no expiry")]
+        ("lab-sandbox", "@security approved: ticket SEC-42", "no expiry"),
+    ]
     assert [(r[2], r[4], r[5], r[6]) for r in table("t-stack-owned")] == [
         ("orders-asg", "cloudformation:orders-prod-stack", GUIDANCE, "orders-team"),
-        ("eks-nodes", "eks-nodegroup:prod-ng-1", GROUPS[10]["Reason"], DASH)]
+        ("eks-nodes", "eks-nodegroup:prod-ng-1", GROUPS[10]["Reason"], DASH),
+    ]
     assert [(r[2], r[5]) for r in table("t-failed")] == [
-        ("broken-sg-group", "-InvalidGroup.NotFound: security group sg-0f00 does not exist")]
+        ("broken-sg-group", "-InvalidGroup.NotFound: security group sg-0f00 does not exist")
+    ]
     assert root.find("t-remediated").text() == "None."
     problems = [[text for text, _ in row] for row in cells(root, "t-problems")]
     assert [(r[0], r[1], r[2], r[3], r[4]) for r in problems] == [
-        (LONG_ACCOUNT + " " + A2, EU, "ec2-170-asg-launch-template-imdsv1", "errored",
-         PROBLEMS[0]["Reason"]),
+        (
+            LONG_ACCOUNT + " " + A2,
+            EU,
+            "ec2-170-asg-launch-template-imdsv1",
+            "errored",
+            PROBLEMS[0]["Reason"],
+        ),
         (" ".join(DDE.split()) + " " + A3, EU, DASH, "not scanned", PROBLEMS[1]["Reason"]),
-        ("payments-prod " + A1, US, "ec2-8-asg-instances-imdsv1", "unreadable",
-         PROBLEMS[2]["Reason"])]
-    assert root.find("alert").text().startswith("3 scan(s) did not complete in this run "
-                                                "(1 errored, 1 not scanned, 1 unreadable)")
+        (
+            "payments-prod " + A1,
+            US,
+            "ec2-8-asg-instances-imdsv1",
+            "unreadable",
+            PROBLEMS[2]["Reason"],
+        ),
+    ]
+    assert (
+        root.find("alert")
+        .text()
+        .startswith(
+            "3 scan(s) did not complete in this run (1 errored, 1 not scanned, 1 unreadable)"
+        )
+    )
     # the launch-template groups show their type; no "Unknown type" anywhere
     assert "Unknown type" not in root.text()
-    lt = next(r for r in cells(root, "t-figures") if r[2][0] == EC2_170 and r[1][0] == US
-              and r[0][0].endswith(A1))
+    lt = next(
+        r
+        for r in cells(root, "t-figures")
+        if r[2][0] == EC2_170 and r[1][0] == US and r[0][0].endswith(A1)
+    )
     headers = [th.text() for th in root.find("t-figures").all("th")]
     assert dict(zip(headers, (text for text, _ in lt)))["LT"] == "2"
 
@@ -525,46 +810,84 @@ def test_stack_owned_groups_by_owner_and_what_fixes_them(pages, width):
         [LONG_ACCOUNT + " " + A2, "CloudFormation", "2", "1", "1", "0", "0"],
         ["All accounts", "CloudFormation", "2", "1", "1", "0", "0"],
         ["All accounts", "Elastic Beanstalk", "1", "0", "0", "1", "0"],
-        ["All accounts", "EKS node group", "2", "1", "0", "1", "0"]]
+        ["All accounts", "EKS node group", "2", "1", "0", "1", "0"],
+    ]
     assert [th.text() for th in root.find("t-owners").all("th")] == [
-        "Account", "Owner", "Groups", "Nobody acted", "Fix proposed",
-        "Fixed at owner, rolling out", "Failed"]
-    totals = {li.attrs["data-figure"]: li.all("strong")[0].text()
-              for li in root.find("totals").all("li")}
-    assert (totals["StackOwned"], totals["FixProposed"], totals["FixedAtOwner"]) == (
-        "5", "1", "2")
+        "Account",
+        "Owner",
+        "Groups",
+        "Nobody acted",
+        "Fix proposed",
+        "Fixed at owner, rolling out",
+        "Failed",
+    ]
+    totals = {
+        li.attrs["data-figure"]: li.all("strong")[0].text() for li in root.find("totals").all("li")
+    }
+    assert (totals["StackOwned"], totals["FixProposed"], totals["FixedAtOwner"]) == ("5", "1", "2")
     # a fix on its way is no compliance: the share is the same, and says so
-    cards = {e.attrs["data-control"]: e for e in root.find("headline").all("div")
-             if "data-control" in e.attrs}
-    pending = {c: [p.text() for p in card.all("p") if p.attrs.get("class") == "pending"]
-               for c, card in cards.items()}
-    assert pending == {AS3: ["still failing: 1 with a change set to execute, 1 rolling out "
-                             "at their owner"], AS9: [], EC2_170: [
-        "still failing: 1 rolling out at their owner"], EC2_8: [], CUSTOM: []}
+    cards = {
+        e.attrs["data-control"]: e
+        for e in root.find("headline").all("div")
+        if "data-control" in e.attrs
+    }
+    pending = {
+        c: [p.text() for p in card.all("p") if p.attrs.get("class") == "pending"]
+        for c, card in cards.items()
+    }
+    assert pending == {
+        AS3: ["still failing: 1 with a change set to execute, 1 rolling out at their owner"],
+        AS9: [],
+        EC2_170: ["still failing: 1 rolling out at their owner"],
+        EC2_8: [],
+        CUSTOM: [],
+    }
     assert "86.1%" in cards[AS3].text()
 
     (proposed,) = [[text for text, _ in row] for row in cells(root, "t-fix-proposed")]
-    assert proposed[2:] == ["cart-asg", AS3, "cloudformation:" + STACK, CHANGE_SET, EXECUTE,
-                            "cart-team"]
+    assert proposed[2:] == [
+        "cart-asg",
+        AS3,
+        "cloudformation:" + STACK,
+        CHANGE_SET,
+        EXECUTE,
+        "cart-team",
+    ]
     (code,) = root.find("t-fix-proposed").all("code")  # the command, as text to copy
     assert code.text() == EXECUTE
-    fixed = sorted(([text for text, _ in row] for row in cells(root, "t-fixed-at-owner")),
-                   key=lambda r: r[2])
+    fixed = sorted(
+        ([text for text, _ in row] for row in cells(root, "t-fixed-at-owner")), key=lambda r: r[2]
+    )
     assert [r[2:6] for r in fixed] == [
-        ["gpu-nodes", EC2_170, "eks-nodegroup:" + NODEGROUP,
-         "set-nodegroup-metadata-access (already in place)"],
-        ["shop-web", AS3, "elasticbeanstalk:shop-prod", "disable-beanstalk-imdsv1 (applied)"]]
+        [
+            "gpu-nodes",
+            EC2_170,
+            "eks-nodegroup:" + NODEGROUP,
+            "set-nodegroup-metadata-access (already in place)",
+        ],
+        ["shop-web", AS3, "elasticbeanstalk:shop-prod", "disable-beanstalk-imdsv1 (applied)"],
+    ]
     assert fixed[0][6] == "node group update %s of %s" % (UPDATE, NODEGROUP)
-    assert fixed[1][7] == ("aws elasticbeanstalk describe-environments --region eu-west-1 "
-                           "--environment-names shop-prod")
+    assert fixed[1][7] == (
+        "aws elasticbeanstalk describe-environments --region eu-west-1 "
+        "--environment-names shop-prod"
+    )
     next_steps = {r[2][0]: r[7][0] for r in cells(root, "t-stack-owned")}
-    assert next_steps == {"orders-asg": "run create-stack-change-set (not run yet)",
-                          "eks-nodes": DASH}  # a summary without a fix: nothing invented
+    assert next_steps == {
+        "orders-asg": "run create-stack-change-set (not run yet)",
+        "eks-nodes": DASH,
+    }  # a summary without a fix: nothing invented
     headings = [h.text() for h in root.find("groups").all("h3")]
     assert headings == [
-        "Non-compliant (5)", "Held back: instances still call IMDSv1 (2)", "Exempt (2)",
-        "Owned by a stack (2)", "Fix proposed: a change set to execute (1)",
-        "Fixed at the owner, rolling out (2)", "Failed (1)", "Remediated in this run (0)"]
+        "Non-compliant (5)",
+        "Held back: instances still call IMDSv1 (2)",
+        "Exempt (2)",
+        "Owned by a stack (2)",
+        "Fix proposed: a change set to execute (1)",
+        "Fixed at the owner, rolling out (2)",
+        "Failed (1)",
+        "Remediated in this run (0)",
+    ]
 
 
 @WIDTHS
@@ -591,11 +914,9 @@ def test_tables_sort_and_filter(pages, width):
     assert filtered["img"] == {"rows": [IMG], "count": "1 of 5 rows"}
     assert filtered["nothing"]["rows"] == [] and len(filtered["all"]["rows"]) == 5
     ascending, descending = report["sorted"]["t-non-compliant"]
-    assert ascending == [IMG, "checkout-api-blue", LONG_GROUP, "legacy-reporting",
-                         "mixed-fleet"]
+    assert ascending == [IMG, "checkout-api-blue", LONG_GROUP, "legacy-reporting", "mixed-fleet"]
     assert descending == ascending[::-1]
-    assert report["sorted"]["t-held-back"] == [[LINK, ONE_WORD],
-                                               [ONE_WORD, LINK]]  # 7, then 1234
+    assert report["sorted"]["t-held-back"] == [[LINK, ONE_WORD], [ONE_WORD, LINK]]  # 7, then 1234
 
 
 def test_screenshots_are_pngs_of_the_window(pages):
@@ -610,26 +931,41 @@ def test_without_javascript_the_page_shows_everything(pages):
     assert not root.all("input") and not root.all("button")  # the script did not run
     assert len(cells(root, "t-non-compliant")) == 5 and len(cells(root, "t-problems")) == 3
     assert IMG in column(root, "t-non-compliant", 2)
-    assert [c.text() for c in root.find("headline").all("p") if "share" in c.attrs.get(
-        "class", "")] == ["86.1%", "61.1%", "80.0%", DASH, DASH]
+    assert [
+        c.text() for c in root.find("headline").all("p") if "share" in c.attrs.get("class", "")
+    ] == ["86.1%", "61.1%", "80.0%", DASH, DASH]
 
 
 def test_one_run_says_there_is_no_change_yet(pages):
     root = pages["one-run"]
-    deltas = [p.text() for p in root.find("headline").all("p")
-              if "delta" in p.attrs.get("class", "")]
+    deltas = [
+        p.text() for p in root.find("headline").all("p") if "delta" in p.attrs.get("class", "")
+    ]
     assert deltas == [DASH + " first run"] * 5
     assert root.find("trend-chart") is None and "One run" in root.find("trend").text()
     # no earlier run: the account chart shows now and what this run remediated
-    assert {b.attrs["data-series"] for b in root.find("account-chart").all("div")
-            if b.attrs.get("class") == "bar-row"} == {"b-nc", "b-rem"}
+    assert {
+        b.attrs["data-series"]
+        for b in root.find("account-chart").all("div")
+        if b.attrs.get("class") == "bar-row"
+    } == {"b-nc", "b-rem"}
 
 
 # ---- the other formats ------------------------------------------------------------------
 
-HOSTILE = [IMG, FORMULA, LINK, PIPES, DDE, "+vendor agent needs IMDSv1",
-           "@security approved: ticket SEC-42", "-InvalidGroup.NotFound", "\tx", "\rx",
-           "`code` *bold* _em_ ~strike~ \\ <https://evil>"]
+HOSTILE = [
+    IMG,
+    FORMULA,
+    LINK,
+    PIPES,
+    DDE,
+    "+vendor agent needs IMDSv1",
+    "@security approved: ticket SEC-42",
+    "-InvalidGroup.NotFound",
+    "\tx",
+    "\rx",
+    "`code` *bold* _em_ ~strike~ \\ <https://evil>",
+]
 
 
 def test_csv_cells_never_start_a_formula():
@@ -641,8 +977,7 @@ def test_csv_cells_never_start_a_formula():
     assert render.csv_cell(0) == "0" and render.csv_cell(None) == ""
     lines = list(csv.reader(io.StringIO(render.render_csv(estate()))))
     header, body = lines[0], lines[1:]
-    assert header[:7] == ["Run", "Account", "AccountName", "Region", "Control", "State",
-                          "Scanned"]
+    assert header[:7] == ["Run", "Account", "AccountName", "Region", "Control", "State", "Scanned"]
     assert {r[0] for r in body} == {RUNS[2]}  # the latest run only
     assert len(body) == len(latest_rows()) + 1 and body[-1][1] == "(all)"
     assert not [c for r in body for c in r if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
@@ -674,20 +1009,25 @@ def test_table_and_json():
     text = render.render_table(summary)
     assert "\r" not in text and "\t" not in text
     assert [line for line in text.splitlines() if ONE_WORD in line][0].count(
-        "ops|oncall\\nsecond line") == 1
-    assert re.search(r"^%s\s+86\.1%%\s+31 of 36 groups compliant\s+\u25B2 16\.1 pp" % AS3,
-                     text, re.M)
+        "ops|oncall\\nsecond line"
+    ) == 1
+    assert re.search(
+        r"^%s\s+86\.1%%\s+31 of 36 groups compliant\s+\u25B2 16\.1 pp" % AS3, text, re.M
+    )
     assert re.search(r"^payments-prod \(%s\)\s+compliant\s+8 non-compliant" % A1, text, re.M)
-    assert re.search(r"^%s \(%s\)\s+%s\s+EC2\.170\s+errored\s+%s\s+%s" % (
-        LONG_ACCOUNT, A2, EU, DASH, DASH), text, re.M)
+    assert re.search(
+        r"^%s \(%s\)\s+%s\s+EC2\.170\s+errored\s+%s\s+%s" % (LONG_ACCOUNT, A2, EU, DASH, DASH),
+        text,
+        re.M,
+    )
     out = render.render_json(summary)
     assert json.loads(out) == summary
     # written as it is read, so that an organisation's lists never sit in memory: keys
     # sorted, each item of a list on a line of its own
     lines = out.splitlines()
-    assert [line for line in lines if '"Group": ' in line] == [
-        "    %s%s" % (json.dumps(g, sort_keys=True), "," if n < len(GROUPS) - 1 else "")
-        for n, g in enumerate(summary["Groups"])]
+    groups = [line for line in lines if '"Group":' in line]
+    assert [json.loads(line.strip().rstrip(",")) for line in groups] == summary["Groups"]
+    assert all(line.startswith("    {") for line in groups)
     assert (lines[0], lines[-2], lines[-1]) == ("{", '  "SchemaVersion": 2', "}")
 
 
@@ -698,21 +1038,37 @@ def test_long_lists_are_cut_and_say_where_the_full_ones_are():
     accounts = ["%012d" % (500000000000 + n) for n in range(250)]
     NAMES.update({a: "acct-%d" % n for n, a in enumerate(accounts)})
     try:
-        latest["Accounts"] = [dict(figures(n % 7, scanned=10), Account=a, AccountName=NAMES[a])
-                              for n, a in enumerate(accounts)]
-        latest["Rows"] = [row(a, r, c, (n * 3) % 11, scanned=20) for n, (a, r, c) in enumerate(
-            (a, r, c) for a in accounts for r in (US, EU) for c in (AS3, AS9))]
-        summary["Groups"] = [group(a, US, "g-%d" % n, AS3, "non-compliant", LC)
-                             for n, a in enumerate(accounts + accounts[:50])] + [
+        latest["Accounts"] = [
+            dict(figures(n % 7, scanned=10), Account=a, AccountName=NAMES[a])
+            for n, a in enumerate(accounts)
+        ]
+        latest["Rows"] = [
+            row(a, r, c, (n * 3) % 11, scanned=20)
+            for n, (a, r, c) in enumerate(
+                (a, r, c) for a in accounts for r in (US, EU) for c in (AS3, AS9)
+            )
+        ]
+        summary["Groups"] = [
+            group(a, US, "g-%d" % n, AS3, "non-compliant", LC)
+            for n, a in enumerate(accounts + accounts[:50])
+        ] + [
             group(accounts[n % 250], EU, "busy-%d" % n, AS3, "held-back", LC, Calls=n, Days=14)
-            for n in range(500)]
+            for n in range(500)
+        ]
         page = dashboard.render_html(summary)
     finally:
         for a in accounts:
             NAMES.pop(a)
     top = dashboard.TOP
-    assert len(re.findall(r"<tr><td data-label=\"Account\"", page.split(
-        'id="t-non-compliant"')[1].split("</table>")[0])) == top
+    assert (
+        len(
+            re.findall(
+                r"<tr><td data-label=\"Account\"",
+                page.split('id="t-non-compliant"')[1].split("</table>")[0],
+            )
+        )
+        == top
+    )
     assert "Non-compliant (300)" in page
     assert "The %d of 300 groups; the full list is in the JSON summary" % top in page
     held = page.split('id="t-held-back"')[1].split("</table>")[0]
