@@ -86,9 +86,11 @@ setup(
             "c7n-left==0.3.39",  # runs policies/left over Terraform (c7n 0.9.53's)
             "parliament==1.6.4",  # lints the IAM policies iam-policy prints (docs/iam.md)
             "duckdb==2.0.0",  # the report's Athena queries, run locally (tests/test_summary.py)
+            "orjson==3.13.0",  # the report's JSON at organisation scale
         ],
-        # c7n-imds summary's own: DuckDB runs the Athena queries (athena/*.sql) locally
-        "report": ["duckdb==2.0.0"],
+        # c7n-imds summary's own: DuckDB runs the Athena queries (athena/*.sql) locally;
+        # orjson parses and writes an organisation's files several times faster
+        "report": ["duckdb==2.0.0", "orjson==3.13.0"],
         # make demo runs an embedded moto server
         "demo": ["moto[server]==5.2.5"],
     },
