@@ -13,14 +13,17 @@ bench-summary) and reused.
 
 Each size is summarised by the real command in a subprocess (`c7n-imds summary OUT
 --format F -o FILE`), once per format asked for; peak memory is the child's (VmHWM read
-by a wrapper, see PEAK). Printed: accounts, account-regions, seconds, peak MB, output MB
-per format; then, between the first two sizes, the time exponent (log t2/t1 / log n2/n1)
-and the memory ratio. With --s3 the smallest tree is also put in a bucket of a moto
-server and summarised from s3:// (the S3 path's own cost: listing, parallel gets).
+by a wrapper, see PEAK: the summary's process plus, as an upper bound, its worker
+processes' count times the largest of theirs). Printed: accounts, account-regions,
+seconds, peak MB, output MB per format; then, between consecutive sizes, the time
+exponent (log t2/t1 / log n2/n1) and the memory ratio. With --s3 the smallest tree is
+also put in a bucket of a moto server and summarised from s3:// (the S3 path's own
+cost: listing, parallel bounded gets).
 
     python bench/summary.py [--accounts 100,400,2000] [--formats json,html]
                             [--cache DIR] [--s3]
 """
+
 import argparse
 import json
 import math
@@ -38,21 +41,42 @@ if str(REPO) not in sys.path:
 
 from bench._common import progress  # noqa: E402
 
-REGIONS = ("us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1",
-           "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1",
-           "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
-           "ap-southeast-1", "ap-southeast-2", "sa-east-1")  # 17
+REGIONS = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "sa-east-1",
+)  # 17
 # Runs the summary and prints its own peak resident memory (VmHWM: this address space
 # only, not the bench's) on its last line of standard error.
-PEAK = ("import sys, runpy\n"
-        "sys.argv = ['c7n-imds', 'summary'] + sys.argv[1:]\n"
-        "from c7n_imds.cli import main\n"
-        "try:\n"
-        "    code = main()\n"
-        "finally:\n"
-        "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
-        "    print('PEAK_KB %s' % hwm.split()[1], file=sys.stderr)\n"
-        "sys.exit(code)\n")
+PEAK = (
+    "import sys, runpy\n"
+    "sys.argv = ['c7n-imds', 'summary'] + sys.argv[1:]\n"
+    "from c7n_imds.cli import main\n"
+    "try:\n"
+    "    code = main()\n"
+    "finally:\n"
+    "    import resource\n"
+    "    from c7n_imds_report import stream\n"
+    "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+    "    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "    print('PEAK_KB %d' % (int(hwm.split()[1]) + stream.workers() * workers),\n"
+    "          file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
 
 
 def template(cache):
@@ -64,17 +88,32 @@ def template(cache):
 
     from c7n_imds.testing import EndpointSession, aws_env, moto_server, run_c7n_imds
     from tests.test_summary import seed
+
     shutil.rmtree(target, ignore_errors=True)
     progress("making the template: detect + remediate against moto")
     with moto_server() as endpoint:
-        session = EndpointSession(boto3.Session(
-            region_name="us-east-1", aws_access_key_id="testing",
-            aws_secret_access_key="testing"), endpoint)
+        session = EndpointSession(
+            boto3.Session(
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            ),
+            endpoint,
+        )
         seed(session)
         env = aws_env(endpoint)
         for policies in ("detect.yml", "remediate.yml"):
-            run_c7n_imds(["run", "-s", str(target / "out"), "--cache-period", "0",
-                          str(REPO / "policies" / policies)], env)
+            run_c7n_imds(
+                [
+                    "run",
+                    "-s",
+                    str(target / "out"),
+                    "--cache-period",
+                    "0",
+                    str(REPO / "policies" / policies),
+                ],
+                env,
+            )
     (target / "done").write_text("")
     return target
 
@@ -112,12 +151,21 @@ def summarise(location, fmt, scratch, env=None):
     """(seconds, peak MB, output MB, exit code) of one `c7n-imds summary`."""
     output = scratch / ("summary.%s" % fmt)
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", PEAK, str(location), "--format", fmt,
-                             "-o", str(output)], capture_output=True, text=True,
-                            env=env or dict(os.environ))
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK, str(location), "--format", fmt, "-o", str(output)],
+        capture_output=True,
+        text=True,
+        env=env or dict(os.environ),
+    )
     seconds = time.perf_counter() - started
-    peak = next((int(line.split()[1]) / 1024.0 for line in result.stderr.splitlines()
-                 if line.startswith("PEAK_KB ")), float("nan"))
+    peak = next(
+        (
+            int(line.split()[1]) / 1024.0
+            for line in result.stderr.splitlines()
+            if line.startswith("PEAK_KB ")
+        ),
+        float("nan"),
+    )
     if result.returncode not in (0, 3):
         progress(result.stderr[-2000:])
     size = output.stat().st_size / 1e6 if output.exists() else float("nan")
@@ -131,18 +179,26 @@ def s3_figures(tree, fmt, scratch):
     import boto3
 
     from c7n_imds.testing import aws_env, moto_server
+
     with moto_server() as endpoint:
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         s3.create_bucket(Bucket="org-outputs")
         for path in tree.rglob("*"):
             if path.is_file() and path.name != "done":
                 key = "org/%s/2026/01/01/00/%s.gz" % (
-                    path.parent.relative_to(tree).as_posix(), path.name)
-                s3.put_object(Bucket="org-outputs", Key=key,
-                              Body=gzip.compress(path.read_bytes()))
-        return summarise("s3://org-outputs/org", fmt, scratch, dict(
-            os.environ, **aws_env(endpoint)))
+                    path.parent.relative_to(tree).as_posix(),
+                    path.name,
+                )
+                s3.put_object(Bucket="org-outputs", Key=key, Body=gzip.compress(path.read_bytes()))
+        return summarise(
+            "s3://org-outputs/org", fmt, scratch, dict(os.environ, **aws_env(endpoint))
+        )
 
 
 def main(argv=None):
@@ -163,21 +219,27 @@ def main(argv=None):
             tree = replicate(source, cache / ("org-%d" % accounts), accounts)
             for fmt in formats:
                 seconds, peak, size, code = summarise(tree, fmt, scratch)
-                rows.append((accounts, accounts * len(REGIONS), fmt, seconds, peak, size,
-                             code))
-                print("%6d accounts %7d account-regions  %-5s %7.1f s %7.0f MB peak  "
-                      "%7.2f MB out  exit %d" % rows[-1], flush=True)
+                rows.append((accounts, accounts * len(REGIONS), fmt, seconds, peak, size, code))
+                print(
+                    "%6d accounts %7d account-regions  %-5s %7.1f s %7.0f MB peak  "
+                    "%7.2f MB out  exit %d" % rows[-1],
+                    flush=True,
+                )
         for fmt in formats:
             mine = [r for r in rows if r[2] == fmt]
             for a, b in zip(mine, mine[1:]):
-                print("%s: %d -> %d account-regions: time exponent %.2f, memory x%.2f" % (
-                    fmt, a[1], b[1], math.log(b[3] / a[3]) / math.log(b[1] / a[1]),
-                    b[4] / a[4]))
+                print(
+                    "%s: %d -> %d account-regions: time exponent %.2f, memory x%.2f"
+                    % (fmt, a[1], b[1], math.log(b[3] / a[3]) / math.log(b[1] / a[1]), b[4] / a[4])
+                )
         if options.s3:
-            seconds, peak, size, code = s3_figures(cache / ("org-%d" % sizes[0]), formats[0],
-                                                   scratch)
-            print("s3:// %d accounts, %s: %.1f s, %.0f MB peak, exit %d" % (
-                sizes[0], formats[0], seconds, peak, code))
+            seconds, peak, size, code = s3_figures(
+                cache / ("org-%d" % sizes[0]), formats[0], scratch
+            )
+            print(
+                "s3:// %d accounts, %s: %.1f s, %.0f MB peak, exit %d"
+                % (sizes[0], formats[0], seconds, peak, code)
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -384,17 +384,32 @@ def figures_table(run):
     ) + table("t-figures", "By account, region and control", headers, rows, kind="data wide")
 
 
+def coverage(run):
+    """The controls a run measured, each with its account-regions: the totals of two
+    runs that measured different controls, or as many places, are not alike."""
+    return (
+        ", ".join(
+            "%s (%s)" % (c["Control"], c["AccountRegions"])
+            if c.get("AccountRegions") is not None
+            else c["Control"]
+            for c in run["Controls"]
+            if c.get("InScope") is not None
+        )
+        or display.DASH
+    )
+
+
 def trend_table(runs):
     return table(
         "t-trend",
         "Runs",
         ["Run", "Accounts", "Regions"]
         + [label for _, label in display.TREND_FIGURES]
-        + ["Folders"],
+        + ["Controls measured (account-regions)", "Folders"],
         [
             [text(r["Run"]), number(r["Totals"]["Accounts"]), number(r["Totals"]["Regions"])]
             + [number(r["Totals"].get(k)) for k, _ in display.TREND_FIGURES]
-            + [text(", ".join(r["Folders"]))]
+            + [text(coverage(r)), text(", ".join(r["Folders"]))]
             for r in runs
         ],
         kind="data wide",

@@ -10,11 +10,13 @@ not explain), ``unreadable`` (a file that is there but cannot be read), each wit
 reason.
 """
 
+import concurrent.futures
 import datetime
 import json
 import os
 import re
 import tempfile
+import threading
 import zlib
 from contextlib import closing
 from pathlib import Path
@@ -53,6 +55,9 @@ from c7n_imds.names import (
     USAGE_ANNOTATION,
 )
 from c7n_imds_report.owners import OWNER_ACTION, STACK_KINDS
+
+# The tags that name a group's stack or service (c7n_imds.model.ownership reads them).
+STACK_TAGS = tuple(STACK_KINDS)
 
 MTIME_SLACK = 2  # seconds; some filesystems store coarse modification times
 # Older outputs, and policies of the user's own, may name their controls only in the
@@ -229,7 +234,7 @@ def load_output(folder, root, names=None):
     )
 
     def path(name):
-        return os.path.join(folder, name)
+        return folder + os.sep + name
 
     def present(name):
         return names is None or name in names
@@ -386,7 +391,8 @@ def resource_facts(resource, record):
     # group whose tag says so in a policy without that filter.
     tagged = parse_exemption(tags[EXEMPT_TAG], today()) if tags.get(EXEMPT_TAG) is not None else {}
     calls = usage.get("Total")
-    stack = iac_owner({"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]})
+    # the owner's tags only (most groups have none: no list to build for them)
+    stack = iac_owner({"Tags": [{"Key": k, "Value": tags[k]} for k in STACK_TAGS if k in tags]})
     owner = stack and stack[1]
     if stack and stack[0] == EKS_NODEGROUP_TAG and tags.get(EKS_CLUSTER_TAG):
         # node group names are unique per cluster only (the owner actions' Owner)
@@ -521,6 +527,8 @@ def controls_of(policy):
 # it writes to S3): a gzip member of 0.5 MB can expand to 1 GB, and a summary must not
 # be made to fill the memory or the disk by whoever can write to the bucket.
 MAX_OBJECT_BYTES = 64 * 1024 * 1024
+S3_READERS = 16  # objects read from S3 at once (threads: the time is the round trip)
+S3_IN_FLIGHT = 64  # objects listed and handed to the readers, not yet read
 READ_CHUNK = 1024 * 1024
 # What fetch_s3 writes in place of an object it did not read whole: never JSON (nor a
 # log record), so each reader reports the file as unreadable, with the reason after it.
@@ -573,24 +581,43 @@ def fetch_s3(url, session=None):
     pages = s3.get_paginator("list_objects_v2").paginate(
         Bucket=bucket, Prefix=prefix + "/" if prefix else ""
     )
-    for page in pages:
-        for item in page.get("Contents") or ():
-            key = item["Key"][len(prefix) :].lstrip("/")
-            if not key or key.endswith("/") or ".." in key.split("/"):
-                continue
-            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"]
-            gzipped = key.endswith(".gz")
-            key = key[:-3] if gzipped else key
-            try:
-                with closing(body):
-                    content = read_bounded(body.iter_chunks(READ_CHUNK), False)
-                if gzipped:
-                    content = read_bounded((content,), True)
-            except TooLarge as e:
-                content = NOT_READ + ("s3://%s/%s is %s" % (bucket, item["Key"], e)).encode()
-            except (zlib.error, EOFError):
-                pass  # kept compressed, so that reading it says so
-            path = target / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
+
+    def fetch(item):
+        key = item["Key"][len(prefix) :].lstrip("/")
+        body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"]
+        gzipped = key.endswith(".gz")
+        key = key[:-3] if gzipped else key
+        try:
+            with closing(body):
+                content = read_bounded(body.iter_chunks(READ_CHUNK), False)
+            if gzipped:
+                content = read_bounded((content,), True)
+        except TooLarge as e:
+            content = NOT_READ + ("s3://%s/%s is %s" % (bucket, item["Key"], e)).encode()
+        except (zlib.error, EOFError):
+            pass  # kept compressed, so that reading it says so
+        path = target / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+    # S3_READERS gets at once, at most S3_IN_FLIGHT objects listed and not yet read: each
+    # object is small and its time the round trip; memory holds S3_READERS objects at most
+    gate = threading.Semaphore(S3_IN_FLIGHT)
+    with concurrent.futures.ThreadPoolExecutor(S3_READERS) as pool:
+        pending = []
+        for page in pages:
+            for item in page.get("Contents") or ():
+                key = item["Key"][len(prefix) :].lstrip("/")
+                if not key or key.endswith("/") or ".." in key.split("/"):
+                    continue
+                gate.acquire()
+                future = pool.submit(fetch, item)
+                future.add_done_callback(lambda _: gate.release())
+                pending.append(future)
+                if len(pending) >= 4 * S3_IN_FLIGHT:  # an error surfaces as it happens
+                    for finished in [f for f in pending if f.done()]:
+                        finished.result()
+                    pending = [f for f in pending if not f.done()]
+        for future in pending:
+            future.result()  # the first error (credentials, the bucket) is raised here
     return target
