@@ -223,6 +223,11 @@ def test_summary_from_s3_names_the_missing_and_the_corrupt(moto, tmp_path):
     # launch configurations: ok and the exempt vendor (app-1, app-2 launch from a
     # template now)
     assert shares["AutoScaling.3"] == 0.5
+    # the trend compares it with the remediation's run, which measured it in 2
+    (as3,) = [c for c in after["Controls"] if c["Control"] == "AutoScaling.3"]
+    assert as3["AccountRegions"] == 1 and as3["Change"] == dict(
+        Since=fix["Run"], Points=None, AccountRegionsBefore=2
+    )
     before_shares = {c["Control"]: c["CompliantShare"] for c in before["Controls"]}
     assert before_shares["AutoScaling.3"] == round(1 - 5 / 7, 4)
     assert [
@@ -252,7 +257,13 @@ def test_summary_from_s3_names_the_missing_and_the_corrupt(moto, tmp_path):
         for e in root.find("headline").all("div")
         if "data-control" in e.attrs
     }
-    assert "50.0%" in cards["AutoScaling.3"] and "\u25b2" in cards["AutoScaling.3"]
+    # the unreadable account: AutoScaling.3 was measured in fewer account-regions than
+    # in the run before, so the shares are not compared - the card says why, no arrow
+    assert "50.0%" in cards["AutoScaling.3"]
+    assert (
+        "not compared: measured in 1 account-region(s), 2 in the run of" in cards["AutoScaling.3"]
+    )
+    assert "\u25b2" not in cards["AutoScaling.3"] and "\u25bc" not in cards["AutoScaling.3"]
     points = {}
     for text in root.find("trend-chart").all("text"):
         if text.attrs.get("class") == "point":
