@@ -241,6 +241,11 @@ def test_summary_json_matches_the_seeded_estate(runs, tmp_path):
     )
     # the latest scan of run 1 came after the conversions
     assert first["Rows"][0]["ScannedByLaunchType"] == {LC: 5, LT: 4}
+    # Security Hub's view (detect.yml's inventory): 7 launch configurations, 6 allow
+    # IMDSv1; after the conversions web-lc and batch-lc are kept, unused, until cleanup
+    # deletes them - awaiting cleanup in the detect after the remediation
+    (as3,) = [c for c in second["Controls"] if c["Control"] == "AutoScaling.3"]
+    assert (as3["Resources"], as3["ResourcesNonCompliant"], as3["AwaitingCleanup"]) == (7, 6, 2)
 
 
 class Tables(HTMLParser):
