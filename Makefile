@@ -49,27 +49,21 @@ bench: $(STAMP)
 # rules with preview, the formatter, mypy over the pure model). .pre-commit-config.yaml
 # runs the same targets.
 LINTED := c7n_imds c7n_imds_report tests bench setup.py
-# Being moved by issue 24 (c7n_imds_report); formatted and linted with the rest once it
-# lands. Remove this line then.
-HANDED_OFF := --force-exclude $(foreach p,c7n_imds_report c7n_imds/summary tests/test_summary.py \
-	tests/test_dashboard.py tests/test_e2e_summary_s3.py tests/test_e2e_org.py \
-	bench/summary.py,--extend-exclude $(p))
-
 lint: lint-ruff lint-format lint-types
 
 lint-ruff: $(STAMP)
-	$(BIN)/ruff check $(HANDED_OFF) $(LINTED)
+	$(BIN)/ruff check $(LINTED)
 
 lint-format: $(STAMP)
-	$(BIN)/ruff format --check $(HANDED_OFF) $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 lint-types: $(STAMP)
 	$(BIN)/mypy
 
 # What `make lint` checks, fixed where ruff can.
 format: $(STAMP)
-	$(BIN)/ruff check --fix $(HANDED_OFF) $(LINTED)
-	$(BIN)/ruff format $(HANDED_OFF) $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
 
 # Every policy file of the pack, as custodian validates it (the pre-commit hook).
 validate-pack: $(STAMP)

@@ -12,7 +12,7 @@ import boto3
 import yaml
 
 from c7n_imds.model.outcomes import entries
-from c7n_imds.testing import aws_env
+from c7n_imds_testing import aws_env
 from tests.conftest import REPO
 
 ACCOUNTS = {"111111111111": "payments", "222222222222": "data", "333333333333": "web"}

@@ -16,7 +16,7 @@ import boto3
 import jsonschema
 import yaml
 
-from c7n_imds.testing import aws_env
+from c7n_imds_testing import aws_env
 from tests import faults
 from tests.conftest import REPO
 from tests.support.browser import Dom, cells, chromium

@@ -195,10 +195,6 @@ def test_every_refusal_is_one_kind():
     assert [k.__name__ for k in refusals if not issubclass(k, Refused)] == []
 
 
-# The alias c7n_imds/testing.py keeps for the modules issue 24 is moving; delete with it.
-OLD_NAME_ALIAS = "c7n_imds.testing"
-
-
 def test_the_plugin_imports_no_moto():
     """What a policy run needs, and so the Lambda archive, holds no moto and no test or
     demo harness: c7n_imds_testing and c7n_imds_demo live beside the plugin."""
@@ -206,7 +202,6 @@ def test_the_plugin_imports_no_moto():
         for imported in all_imports(path):
             root = imported.split(".")[0]
             assert root != "moto", (name, imported)
-            if name != OLD_NAME_ALIAS:
-                assert root != "c7n_imds_testing", (name, imported)
+            assert root != "c7n_imds_testing", (name, imported)
             if name != "c7n_imds.cli":  # `c7n-imds demo` dispatches to it, lazily
                 assert root != "c7n_imds_demo", (name, imported)
