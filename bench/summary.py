@@ -5,7 +5,7 @@ The estate is a real output, replicated: `c7n-imds run` of policies/detect.yml, 
 policies/remediate.yml, into one folder against a moto server seeded with the summary
 tests' estate (tests/test_summary.py's `seed`: 9 groups, shared and IMDSv2 launch
 configurations, an exempt, a stack-owned, a held-back and a broken group, a launch
-template) - 14 policy outputs of one account-region. It is copied into
+template) - 15 policy outputs of one account-region. It is copied into
 OUT/<account name>/<region>/<policy>/ for every account and region, as c7n-org lays its
 outputs out: metadata.json rewritten with the account and region, every other file a
 hard link (same bytes, no disk). Trees are kept under --cache (default /tmp/c7n-imds-
@@ -86,7 +86,7 @@ def template(cache):
         return target
     import boto3
 
-    from c7n_imds.testing import EndpointSession, aws_env, moto_server, run_c7n_imds
+    from c7n_imds_testing import EndpointSession, aws_env, moto_server, run_c7n_imds
     from tests.test_summary import seed
 
     shutil.rmtree(target, ignore_errors=True)
@@ -178,7 +178,7 @@ def s3_figures(tree, fmt, scratch):
 
     import boto3
 
-    from c7n_imds.testing import aws_env, moto_server
+    from c7n_imds_testing import aws_env, moto_server
 
     with moto_server() as endpoint:
         s3 = boto3.client(
