@@ -91,6 +91,18 @@ def resolve_accounts(outputs, expected):
     ]
 
 
+def not_scanned(account, account_name, region):
+    """The scan state of an account-region the run has no output for."""
+    return dict(
+        Account=account,
+        AccountName=account_name,
+        Region=region,
+        Policy=None,
+        State="not-scanned",
+        Reason=NOT_SCANNED,
+    )
+
+
 def worst(states):
     return max(states, key=STATES.index) if states else "not-scanned"
 
@@ -116,16 +128,7 @@ def scan_states(outputs, expected):
     have = {(s["Account"], s["Region"], s["Policy"]) for s in found}
     for account, region in sorted(places):
         if not any((account, region) == (s["Account"], s["Region"]) for s in found):
-            found.append(
-                dict(
-                    Account=account,
-                    AccountName=names.get(account),
-                    Region=region,
-                    Policy=None,
-                    State="not-scanned",
-                    Reason=NOT_SCANNED,
-                )
-            )
+            found.append(not_scanned(account, names.get(account), region))
             continue
         for policy in policies:
             if (account, region, policy) not in have:

@@ -275,7 +275,7 @@ class Run:
         is not scanned there, as is an expected account-region that wrote nothing."""
         from c7n_imds_report.aggregate import NOT_MEASURED, iso
         from c7n_imds_report.controls import control_sort_key
-        from c7n_imds_report.runs import NOT_SCANNED, worst
+        from c7n_imds_report.runs import not_scanned, worst
 
         names = dict(self.names)
         names.update({a: n for (a, _), n in (expected or {}).items() if n})
@@ -301,16 +301,7 @@ class Run:
         controls = sorted(self.controls, key=control_sort_key) or ["other"]
         absent = sorted(set(expected or ()) - set(self.places))
         for account, region in absent:
-            scans.append(
-                dict(
-                    Account=account,
-                    AccountName=names.get(account),
-                    Region=region,
-                    Policy=None,
-                    State="not-scanned",
-                    Reason=NOT_SCANNED,
-                )
-            )
+            scans.append(not_scanned(account, names.get(account), region))
         self.scans.close()
         if len(scans) <= SPILL_AFTER:
             scans.sort(key=lambda s: (s["Account"], s["Region"], s["Policy"] or ""))
